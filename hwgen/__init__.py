@@ -1,0 +1,1 @@
+"""hwgen: quantized neural networks to bit-exact iCE40/ECP5 hardware."""

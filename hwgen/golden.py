@@ -1,0 +1,71 @@
+"""The golden model: integer NumPy functions that define what the hardware must compute.
+
+NumPy only (no Amaranth), so cocotb benches can import it. Every function takes and returns
+element *values* (binary tensors as ±1), batched along axis 0, as ``int64``.
+"""
+
+from __future__ import annotations
+
+from functools import singledispatch
+
+import numpy as np
+
+from .spec import Argmax, Dense, Network
+
+__all__ = ["run_layer", "run", "predict", "accumulate", "quantize_thresholds"]
+
+
+def accumulate(layer: Dense, x: np.ndarray) -> np.ndarray:
+    """``acc[n, o] = Σ_i x[n, i]·w[o, i] + bias[o]`` in exact 64-bit integers."""
+    acc = np.asarray(x, dtype=np.int64) @ layer.weights.T
+    if layer.bias is not None:
+        acc = acc + layer.bias
+    return acc
+
+
+def quantize_thresholds(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Count of thresholds each accumulator reaches (``acc ≥ T``); 1-bit outputs become ±1."""
+    count = (acc[..., None] >= thresholds).sum(axis=-1).astype(np.int64)
+    return 2 * count - 1 if thresholds.shape[-1] == 1 else count
+
+
+@singledispatch
+def run_layer(layer: object, x: np.ndarray) -> np.ndarray:
+    """Output values of one layer for a batch of input values."""
+    raise TypeError(f"no golden function for {type(layer).__name__}")
+
+
+@run_layer.register
+def _(layer: Dense, x: np.ndarray) -> np.ndarray:
+    acc = accumulate(layer, x)
+    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+
+
+@run_layer.register
+def _(layer: Argmax, x: np.ndarray) -> np.ndarray:
+    return np.argmax(x, axis=-1).astype(np.int64)[..., None]
+
+
+def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output values for a batch of inputs ``x`` (N × input shape), by name."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.shape[1:] != network.input_type.shape:
+        raise ValueError(f"inputs have shape {x.shape[1:]} per item, the network expects "
+                         f"{network.input_type.shape}")
+    lo, hi = network.input_type.range
+    if network.input_type.binary:
+        if not np.isin(x, (-1, 1)).all():
+            raise ValueError("binary inputs must be -1 or +1")
+    elif x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"inputs must lie in {lo}..{hi} ({network.input_type.describe()})")
+    outputs = {}
+    for layer in network.layers:
+        x = run_layer(layer, x)
+        outputs[layer.name] = x
+    return outputs
+
+
+def predict(network: Network, x: np.ndarray) -> np.ndarray:
+    """The network's final output for each input (the class index when it ends in argmax)."""
+    out = run(network, x)[network.layers[-1].name]
+    return out[:, 0] if out.shape[1:] == (1,) else out

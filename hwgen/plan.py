@@ -1,0 +1,234 @@
+"""Folding, the cycle model and the per-layer table of ``hwgen check``.
+
+Cycle counts here are exact predictions of the RTL: a layer's ``cycles`` is the number of clock
+cycles it needs per inference when its input is always valid and its output always ready; the
+network's cycles per inference (its initiation interval) is the largest of its stages'; its
+``latency`` is the number of cycles from the first input beat to the output beat of a single
+inference in an empty pipeline. docs/cost-model.md gives the formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import singledispatch
+
+from .numeric import TensorType
+from .spec import Argmax, Dense, Layer, Network
+
+__all__ = ["LayerPlan", "NetworkPlan", "plan", "default_simd", "MVU_DEPTH", "format_table"]
+
+#: Cycles from a matrix-vector unit issuing its last step of an output group to that group
+#: appearing at its output (weight/buffer read, dot product, accumulate, quantize, FIFO).
+MVU_DEPTH = 5
+
+#: Largest SIMD chosen by default.
+DEFAULT_MAX_SIMD = 16
+
+
+def default_simd(in_features: int) -> int:
+    """The largest divisor of ``in_features`` not above 16."""
+    return max(d for d in range(1, min(in_features, DEFAULT_MAX_SIMD) + 1)
+               if in_features % d == 0)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer as it will be built: types, folding, lanes and costs."""
+
+    name: str
+    kind: str
+    in_type: TensorType
+    out_type: TensorType
+    weight_bits: int | None
+    pe: int | None
+    simd: int | None
+    in_lanes: int
+    out_lanes: int
+    cycles: int
+    latency: int  # cycles from the last input beat of a frame to its last output beat
+    macs: int
+    weight_memory_bits: int
+
+    @property
+    def scheme(self) -> str:
+        return "-" if self.weight_bits is None else f"W{self.weight_bits}A{self.in_type.bits}"
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "in_shape": list(self.in_type.shape),
+            "out_shape": list(self.out_type.shape),
+            "weight_bits": self.weight_bits,
+            "in_bits": self.in_type.bits,
+            "in_signed": self.in_type.signed,
+            "out_bits": self.out_type.bits,
+            "out_signed": self.out_type.signed,
+            "macs": self.macs,
+            "weight_kb": round(self.weight_memory_bits / 8 / 1024, 3),
+            "pe": self.pe,
+            "simd": self.simd,
+            "in_lanes": self.in_lanes,
+            "out_lanes": self.out_lanes,
+            "cycles": self.cycles,
+        }
+
+
+@dataclass(frozen=True)
+class ConverterPlan:
+    """A stream width converter the network inserts between two stages with different lanes."""
+
+    before: str
+    elements: int
+    in_lanes: int
+    out_lanes: int
+
+    @property
+    def cycles(self) -> int:
+        return self.elements // min(self.in_lanes, self.out_lanes)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the frame's last input beat to its last output beat."""
+        return -(-self.in_lanes // self.out_lanes)
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """The whole network as it will be built."""
+
+    name: str
+    input_type: TensorType
+    input_lanes: int
+    layers: list[LayerPlan]
+    converters: list[ConverterPlan]
+
+    @property
+    def input_cycles(self) -> int:
+        return self.input_type.size // self.input_lanes
+
+    @property
+    def cycles_per_inference(self) -> int:
+        """Initiation interval: cycles between inferences when streaming back to back."""
+        return max([self.input_cycles] + [lp.cycles for lp in self.layers]
+                   + [c.cycles for c in self.converters])
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the first input beat to the last output beat of one inference, in an
+        empty pipeline with no gaps or backpressure."""
+        return (self.input_cycles - 1 + sum(lp.latency for lp in self.layers)
+                + sum(c.latency for c in self.converters))
+
+    @property
+    def bottleneck(self) -> str:
+        worst = max(self.layers, key=lambda lp: lp.cycles)
+        return worst.name if worst.cycles == self.cycles_per_inference else "stream width"
+
+    @property
+    def macs(self) -> int:
+        return sum(lp.macs for lp in self.layers)
+
+    @property
+    def weight_memory_bits(self) -> int:
+        return sum(lp.weight_memory_bits for lp in self.layers)
+
+    def to_json(self) -> dict:
+        return {
+            "network": self.name,
+            "input": {"shape": list(self.input_type.shape), "bits": self.input_type.bits,
+                      "signed": self.input_type.signed, "lanes": self.input_lanes},
+            "layers": [lp.to_json() for lp in self.layers],
+            "totals": {
+                "macs": self.macs,
+                "weight_kb": round(self.weight_memory_bits / 8 / 1024, 3),
+                "cycles_per_inference": self.cycles_per_inference,
+                "latency_cycles": self.latency,
+                "bottleneck": self.bottleneck,
+            },
+        }
+
+
+@singledispatch
+def _layer_plan(layer: object, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    raise TypeError(f"no cost model for {type(layer).__name__}")
+
+
+@_layer_plan.register
+def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    pe = layer.pe or 1
+    simd = layer.simd or default_simd(layer.in_features)
+    fold = (layer.out_features // pe) * (layer.in_features // simd)
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
+        pe=pe, simd=simd, in_lanes=simd, out_lanes=pe, cycles=fold,
+        latency=fold + MVU_DEPTH,
+        macs=layer.out_features * layer.in_features,
+        weight_memory_bits=layer.weights.size * layer.weight_bits)
+
+
+@_layer_plan.register
+def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    beats = x.size // in_lanes
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=1, cycles=beats, latency=1,
+        macs=0, weight_memory_bits=0)
+
+
+def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:
+    if isinstance(layer, Dense):
+        return layer.simd or default_simd(layer.in_features)
+    return upstream_lanes
+
+
+def plan(network: Network) -> NetworkPlan:
+    """Resolve default foldings and compute every stage's cycles and costs."""
+    first, x0 = network.layers[0], network.input_type
+    input_lanes = network.input.lanes or _lanes_wanted(first, x0, 1)
+    if x0.shape[-1] % input_lanes:
+        input_lanes = 1
+    lanes = input_lanes
+    layers, converters = [], []
+    for layer, x, y in network.layer_io():
+        wanted = _lanes_wanted(layer, x, lanes)
+        if wanted != lanes:
+            converters.append(ConverterPlan(layer.name, x.size, lanes, wanted))
+        lp = _layer_plan(layer, x, y, wanted)
+        layers.append(lp)
+        lanes = lp.out_lanes
+    return NetworkPlan(network.name, x0, input_lanes, layers, converters)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def format_table(p: NetworkPlan) -> str:
+    """The per-layer table that ``hwgen check`` prints."""
+    head = ["layer", "kind", "in", "out", "W", "in bits", "out bits", "MACs", "weights KB",
+            "PE", "SIMD", "cycles"]
+    rows = []
+    for lp in p.layers:
+        rows.append([lp.name, lp.kind, _shape(lp.in_type.shape), _shape(lp.out_type.shape),
+                     "-" if lp.weight_bits is None else str(lp.weight_bits),
+                     lp.in_type.describe(), lp.out_type.describe(), f"{lp.macs:,}",
+                     f"{lp.weight_memory_bits / 8192:.2f}", str(lp.pe or "-"),
+                     str(lp.simd or "-"), f"{lp.cycles:,}"])
+    rows.append(["total", "", _shape(p.input_type.shape), _shape(p.layers[-1].out_type.shape),
+                 "", p.input_type.describe(), "", f"{p.macs:,}",
+                 f"{p.weight_memory_bits / 8192:.2f}", "", "", f"{p.cycles_per_inference:,}"])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    right = {4, 7, 8, 9, 10, 11}
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    lines = [f"network {p.name}: input {_shape(p.input_type.shape)} "
+             f"{p.input_type.describe()}, {p.input_lanes} lane(s) per beat", fmt(head), rule]
+    lines += [fmt(r) for r in rows[:-1]] + [rule, fmt(rows[-1])]
+    lines.append(f"cycles per inference {p.cycles_per_inference:,} "
+                 f"(bottleneck: {p.bottleneck})")
+    return "\n".join(lines)

@@ -1,0 +1,344 @@
+"""The folded matrix-vector unit of dense layers, with its output quantization."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..numeric import TensorType, dot_bounds, encode, width_for
+from ..plan import MVU_DEPTH
+from ..spec import Dense
+from .arith import popcount, sum_tree
+from .stream import lanes_signature
+
+__all__ = ["MatrixVectorUnit", "Datapath"]
+
+
+def _shape(lo: int, hi: int):
+    bits, is_signed = width_for(lo, hi)
+    return signed(bits) if is_signed else unsigned(bits)
+
+
+def _signed_shape(lo: int, hi: int):
+    bits, is_signed = width_for(lo, hi)
+    return signed(bits + (0 if is_signed else 1))
+
+
+class Datapath:
+    """How a dense layer's dot products are computed, and the integer ranges on the way.
+
+    The unit accumulates ``A`` per output channel (and, for binary weights on multi-bit
+    inputs, the input sum ``S`` shared by all channels) and reconstructs the accumulator as
+    ``acc = beta·q + offset[o]`` with ``q = A`` (or ``2A − S``):
+
+    ============  =================================  ====  =============================
+    mode          A per channel                      beta  offset[o]
+    ============  =================================  ====  =============================
+    ``xnor``      popcount(XNOR(x, w))                2    bias[o] − in_features
+    ``mask_x``    Σ x[i] over w[o, i] = +1            1    bias[o]  (q = 2A − S)
+    ``mask_w``    Σ w[o, i] over x[i] = +1            2    bias[o] − Σ_i w[o, i]
+    ``mul``       Σ x[i]·w[o, i]                      1    bias[o]
+    ============  =================================  ====  =============================
+
+    Thresholds compare ``q`` against ``ceil((T − offset) / beta)``, clipped to the reachable
+    range of ``q``, so no reconstruction is built for thresholded outputs.
+    """
+
+    def __init__(self, layer: Dense, in_type: TensorType):
+        w = layer.weights.astype(np.int64)
+        bias = layer.bias if layer.bias is not None else np.zeros(w.shape[0], np.int64)
+        xlo, xhi = in_type.range
+        if in_type.binary and layer.weight_bits == 1:
+            self.mode, self.beta = "xnor", 2
+            offset = bias - w.shape[1]
+            q_lo, q_hi = np.zeros(w.shape[0], np.int64), np.full(w.shape[0], w.shape[1])
+            a_lo, a_hi = 0, w.shape[1]
+        elif layer.weight_bits == 1:
+            self.mode, self.beta = "mask_x", 1
+            offset = bias
+            q_lo, q_hi = dot_bounds(w, xlo, xhi)
+            plus = (w > 0).sum(axis=1)
+            a_lo, a_hi = int(plus.max()) * min(0, xlo), int(plus.max()) * max(0, xhi)
+        elif in_type.binary:
+            self.mode, self.beta = "mask_w", 2
+            offset = bias - w.sum(axis=1)
+            q_lo, q_hi = np.minimum(w, 0).sum(axis=1), np.maximum(w, 0).sum(axis=1)
+            a_lo, a_hi = int(q_lo.min()), int(q_hi.max())
+        else:
+            self.mode, self.beta = "mul", 1
+            offset = bias
+            q_lo, q_hi = dot_bounds(w, xlo, xhi)
+            lo_t, hi_t = np.minimum(w * xlo, w * xhi), np.maximum(w * xlo, w * xhi)
+            a_lo = int(np.minimum(lo_t, 0).sum(axis=1).min())
+            a_hi = int(np.maximum(hi_t, 0).sum(axis=1).max())
+        self.offset = offset.astype(np.int64)
+        #: Every prefix of the accumulation stays inside this range.
+        self.acc_range = (min(0, a_lo), max(0, a_hi))
+        n = w.shape[1]
+        self.sum_range = (n * min(0, xlo), n * max(0, xhi))
+        self.q_range = (int(q_lo.min()), int(q_hi.max()))
+
+    def q_thresholds(self, thresholds: np.ndarray) -> np.ndarray:
+        """Thresholds moved into the ``q`` domain and clipped to ``q``'s reachable range."""
+        shifted = thresholds.astype(np.int64) - self.offset[:, None]
+        t = -((-shifted) // self.beta)
+        lo, hi = self.q_range
+        return np.clip(t, lo, hi + 1)
+
+
+class MatrixVectorUnit(wiring.Component):
+    """Folded matrix-vector unit computing one dense layer per input vector.
+
+    Input vectors arrive as ``in_features / simd`` beats of ``simd`` elements into one of two
+    buffers; computation on a complete buffer starts the next cycle while the other buffer
+    fills. Each of ``out_features / pe`` output groups takes ``in_features / simd`` cycles, so
+    a vector takes ``(out_features / pe)·(in_features / simd)`` cycles, and a group leaves
+    :data:`~hwgen.plan.MVU_DEPTH` cycles after its last step. ``i_stream.ready`` depends on
+    registered state only; output backpressure stalls the computation through a credit
+    counter, never combinationally.
+
+    Parameters
+    ----------
+    layer : Dense
+        Weights, bias and thresholds (values as in the spec).
+    in_type, out_type : TensorType
+        The layer's input and output tensor types.
+    pe, simd : int
+        Output channels per output beat and input elements per input beat.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
+    o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    """
+
+    def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
+                 simd: int):
+        if layer.out_features % pe:
+            raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
+        if layer.in_features % simd:
+            raise ValueError(f"simd {simd} does not divide in_features {layer.in_features}")
+        self.layer, self.in_type, self.out_type = layer, in_type, out_type
+        self.pe, self.simd = pe, simd
+        self.nf, self.sf = layer.out_features // pe, layer.in_features // simd
+        self.datapath = Datapath(layer, in_type)
+        #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
+        self.fifo_depth = math.ceil(MVU_DEPTH / self.sf) + 1
+        super().__init__({
+            "i_stream": In(lanes_signature(in_type, simd)),
+            "o_stream": Out(lanes_signature(out_type, pe)),
+        })
+
+    def _weight_words(self) -> list[int]:
+        """ROM words, address nf·SF + sf; channel pe, lane k at bit (pe·SIMD + k)·weight_bits."""
+        wb = self.layer.weight_bits
+        codes = encode(self.layer.weights, wb, True)
+        words = []
+        for nf in range(self.nf):
+            for sf in range(self.sf):
+                block = codes[nf * self.pe:(nf + 1) * self.pe,
+                              sf * self.simd:(sf + 1) * self.simd].reshape(-1)
+                word = 0
+                for k, code in enumerate(block.tolist()):
+                    word |= int(code) << (k * wb)
+                words.append(word)
+        return words
+
+    def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
+        """Per output group nf, the ``values[o, ...]`` of its channels packed ``bits`` wide."""
+        per_channel = values.reshape(self.layer.out_features, -1)
+        codes = encode(per_channel, bits, True)
+        words = []
+        for nf in range(self.nf):
+            word = 0
+            for k, code in enumerate(codes[nf * self.pe:(nf + 1) * self.pe].reshape(-1).tolist()):
+                word |= int(code) << (k * bits)
+            words.append(word)
+        return words
+
+    def elaborate(self, platform):
+        m = Module()
+        dp = self.datapath
+        nf_count, sf_count, pe, simd = self.nf, self.sf, self.pe, self.simd
+        ebits = 1 if self.in_type.binary else self.in_type.bits
+        wbits = self.layer.weight_bits
+
+        # Input double buffer: bank b holds words b·SF .. b·SF + SF − 1.
+        m.submodules.buffer = buffer = Memory(shape=unsigned(simd * ebits), depth=2 * sf_count,
+                                              init=[])
+        buf_w = buffer.write_port()
+        buf_r = buffer.read_port()
+        full = Signal(2)
+        wr_bank, rd_bank = Signal(), Signal()
+        wr_idx = Signal(range(sf_count))
+        i_fire = self.i_stream.valid & self.i_stream.ready
+        m.d.comb += [
+            self.i_stream.ready.eq(~Mux(wr_bank, full[1], full[0])),
+            buf_w.addr.eq(Mux(wr_bank, wr_idx + sf_count, wr_idx)),
+            buf_w.data.eq(self.i_stream.payload.as_value()),
+            buf_w.en.eq(i_fire),
+        ]
+        wr_done = Signal()
+        m.d.comb += wr_done.eq(i_fire & (wr_idx == sf_count - 1))
+        with m.If(i_fire):
+            m.d.sync += wr_idx.eq(Mux(wr_done, 0, wr_idx + 1))
+            with m.If(wr_done):
+                m.d.sync += wr_bank.eq(~wr_bank)
+
+        # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
+        m.submodules.weights = weights = Memory(shape=unsigned(pe * simd * wbits),
+                                                depth=nf_count * sf_count,
+                                                init=self._weight_words())
+        w_r = weights.read_port()
+        nf_i = Signal(range(nf_count))
+        sf_i = Signal(range(sf_count))
+        w_addr = Signal(range(nf_count * sf_count))
+        pending = Signal(range(self.fifo_depth + 1))
+        last_sf = sf_i == sf_count - 1
+        go = Signal()
+        m.d.comb += go.eq(Mux(rd_bank, full[1], full[0]) & (~last_sf | (pending < self.fifo_depth)))
+        rd_done = Signal()
+        m.d.comb += [
+            rd_done.eq(go & last_sf & (nf_i == nf_count - 1)),
+            buf_r.addr.eq(Mux(rd_bank, sf_i + sf_count, sf_i)),
+            w_r.addr.eq(w_addr),
+        ]
+        with m.If(go):
+            m.d.sync += [
+                sf_i.eq(Mux(last_sf, 0, sf_i + 1)),
+                w_addr.eq(Mux(rd_done, 0, w_addr + 1)),
+            ]
+            with m.If(last_sf):
+                m.d.sync += nf_i.eq(Mux(nf_i == nf_count - 1, 0, nf_i + 1))
+            with m.If(rd_done):
+                m.d.sync += rd_bank.eq(~rd_bank)
+        for bank in range(2):
+            with m.If(wr_done & (wr_bank == bank)):
+                m.d.sync += full[bank].eq(1)
+            with m.Elif(rd_done & (rd_bank == bank)):
+                m.d.sync += full[bank].eq(0)
+
+        # Stage 1: buffer and weight words arrive; dot products over SIMD lanes.
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_nf = Signal(range(nf_count))
+        m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
+                     s1_nf.eq(nf_i)]
+        x_word, w_word = buf_r.data, w_r.data
+
+        def x_lane(k):
+            v = x_word[k * ebits:(k + 1) * ebits]
+            return v.as_signed() if self.in_type.signed and not self.in_type.binary else v
+
+        def w_lane(p, k):
+            v = w_word[(p * simd + k) * wbits:(p * simd + k + 1) * wbits]
+            return v if wbits == 1 else v.as_signed()
+
+        partials = []
+        for p in range(pe):
+            if dp.mode == "xnor":
+                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
+            elif dp.mode == "mask_x":
+                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)]))
+            elif dp.mode == "mask_w":
+                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
+            else:
+                partials.append(sum_tree([x_lane(k) * w_lane(p, k) for k in range(simd)]))
+
+        # Stage 2: registered partial sums.
+        s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
+        s2_nf = Signal(range(nf_count))
+        s2_part = [Signal(partial.shape(), name=f"s2_part{p}") for p, partial in
+                   enumerate(partials)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
+                     s2_nf.eq(s1_nf)]
+        m.d.sync += [reg.eq(val) for reg, val in zip(s2_part, partials, strict=True)]
+        if dp.mode == "mask_x":
+            x_sum = sum_tree([x_lane(k) for k in range(simd)])
+            s2_sum = Signal(x_sum.shape())
+            m.d.sync += s2_sum.eq(x_sum)
+
+        # Stage 3: accumulate; the finished group's sums are held for quantization.
+        acc_shape = _shape(*dp.acc_range)
+        acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
+        res = [Signal(acc_shape, name=f"res{p}") for p in range(pe)]
+        s3_valid = Signal()
+        s3_nf = Signal(range(nf_count))
+        m.d.sync += [s3_valid.eq(s2_valid & s2_last), s3_nf.eq(s2_nf)]
+        for p in range(pe):
+            nxt = Signal(acc_shape, name=f"acc_next{p}")
+            m.d.comb += nxt.eq(Mux(s2_first, 0, acc[p]) + s2_part[p])
+            with m.If(s2_valid):
+                m.d.sync += acc[p].eq(nxt)
+                with m.If(s2_last):
+                    m.d.sync += res[p].eq(nxt)
+        if dp.mode == "mask_x":
+            sum_shape = _shape(*dp.sum_range)
+            x_acc, x_res = Signal(sum_shape), Signal(sum_shape)
+            x_nxt = Signal(sum_shape)
+            m.d.comb += x_nxt.eq(Mux(s2_first, 0, x_acc) + s2_sum)
+            with m.If(s2_valid):
+                m.d.sync += x_acc.eq(x_nxt)
+                with m.If(s2_last):
+                    m.d.sync += x_res.eq(x_nxt)
+
+        # Stage 4: q per channel, and the group's thresholds (or offsets) read from ROM.
+        q_shape = _signed_shape(dp.q_range[0], dp.q_range[1] + 1)
+        q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
+        s4_valid = Signal()
+        m.d.sync += s4_valid.eq(s3_valid)
+        for p in range(pe):
+            value = res[p] * 2 - x_res if dp.mode == "mask_x" else res[p]
+            m.d.sync += q[p].eq(value)
+
+        out_bits = self.out_type.bits
+        lanes_out = []
+        if self.layer.thresholds is not None:
+            tq = dp.q_thresholds(self.layer.thresholds)
+            count = tq.shape[1]
+            qbits = q_shape.width
+            rom = Memory(shape=unsigned(pe * count * qbits), depth=nf_count,
+                         init=self._group_words(tq, qbits))
+            m.submodules.thresholds = rom
+            t_r = rom.read_port()
+            m.d.comb += t_r.addr.eq(s3_nf)
+            for p in range(pe):
+                hits = [q[p] >= t_r.data[(p * count + t) * qbits:(p * count + t + 1) * qbits]
+                        .as_signed() for t in range(count)]
+                lanes_out.append(hits[0] if count == 1 else sum_tree(hits))
+        else:
+            off_lo, off_hi = int(dp.offset.min()), int(dp.offset.max())
+            obits = _signed_shape(off_lo, off_hi).width
+            rom = Memory(shape=unsigned(pe * obits), depth=nf_count,
+                         init=self._group_words(dp.offset, obits))
+            m.submodules.offsets = rom
+            o_r = rom.read_port()
+            m.d.comb += o_r.addr.eq(s3_nf)
+            for p in range(pe):
+                off = o_r.data[p * obits:(p + 1) * obits].as_signed()
+                lanes_out.append(q[p] * dp.beta + off)
+
+        # Output FIFO; ``pending`` counts groups issued and not yet read out.
+        m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)
+        packed = []
+        for p, value in enumerate(lanes_out):
+            lane = Signal(out_bits, name=f"out{p}")
+            m.d.comb += lane.eq(value)
+            packed.append(lane)
+        m.d.comb += [out_fifo.w_en.eq(s4_valid), out_fifo.w_data.eq(Cat(*packed))]
+        o_fire = self.o_stream.valid & self.o_stream.ready
+        m.d.comb += [
+            self.o_stream.valid.eq(out_fifo.r_rdy),
+            self.o_stream.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o_stream.ready),
+        ]
+        issued = go & last_sf
+        with m.If(issued & ~o_fire):
+            m.d.sync += pending.eq(pending + 1)
+        with m.Elif(o_fire & ~issued):
+            m.d.sync += pending.eq(pending - 1)
+        return m

@@ -1,0 +1,98 @@
+"""Stream payload layouts and the lane-count (width) converter between stages."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..numeric import TensorType
+
+__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter"]
+
+
+def element_shape(t: TensorType) -> Shape:
+    """The Amaranth shape of one stored element of ``t`` (binary: 1 bit, bit 1 meaning +1)."""
+    if t.binary:
+        return unsigned(1)
+    return signed(t.bits) if t.signed else unsigned(t.bits)
+
+
+def lanes_layout(t: TensorType, lanes: int) -> data.ArrayLayout:
+    """``lanes`` elements of ``t`` per beat; element [0] in the lowest bits."""
+    return data.ArrayLayout(element_shape(t), lanes)
+
+
+def lanes_signature(t: TensorType, lanes: int) -> stream.Signature:
+    return stream.Signature(lanes_layout(t, lanes))
+
+
+class WidthConverter(wiring.Component):
+    """Regroups a stream of ``in_lanes`` elements per beat into ``out_lanes`` per beat.
+
+    Elements keep their order. Sustains one input beat per cycle when ``in_lanes <
+    out_lanes`` and one output beat per cycle otherwise; the total element count need not be a
+    multiple of either lane count. ``i_stream.ready`` depends on registered state only.
+
+    Parameters
+    ----------
+    shape : Shape
+        Shape of one element.
+    in_lanes, out_lanes : int
+        Elements per input and per output beat.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, in_lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, out_lanes)))
+    """
+
+    def __init__(self, shape, *, in_lanes: int, out_lanes: int):
+        for name, value in (("in_lanes", in_lanes), ("out_lanes", out_lanes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.shape = Shape.cast(shape)
+        self.in_lanes, self.out_lanes = in_lanes, out_lanes
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, in_lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, out_lanes))),
+        })
+
+    @property
+    def capacity(self) -> int:
+        """Elements held; enough that neither side waits on the other at its full rate."""
+        a, b = self.in_lanes, self.out_lanes
+        return a + b - 1 + max(a, b)
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, width = self.in_lanes, self.out_lanes, self.shape.width
+        cap = self.capacity
+        buf = Signal(cap * width)
+        count = Signal(range(cap + 1))
+        i_fire = self.i_stream.valid & self.i_stream.ready
+        o_fire = self.o_stream.valid & self.o_stream.ready
+
+        m.d.comb += [
+            self.i_stream.ready.eq(count <= cap - a),
+            self.o_stream.valid.eq(count >= b),
+            self.o_stream.payload.eq(buf[:b * width]),
+        ]
+        kept = Signal(range(cap + 1))
+        shifted = Signal(cap * width)
+        m.d.comb += [
+            kept.eq(Mux(o_fire, count - b, count)),
+            shifted.eq(Mux(o_fire, buf >> (b * width), buf)),
+        ]
+        with m.If(i_fire):
+            m.d.sync += count.eq(kept + a)
+            # The input beat lands right above the elements kept: one case per fill level.
+            with m.Switch(kept):
+                for level in range(cap - a + 1):
+                    with m.Case(level):
+                        lo, hi = level * width, (level + a) * width
+                        m.d.sync += buf.eq(shifted)
+                        m.d.sync += buf[lo:hi].eq(self.i_stream.payload.as_value())
+        with m.Else():
+            m.d.sync += [buf.eq(shifted), count.eq(kept)]
+        return m

@@ -1,0 +1,122 @@
+"""Amaranth-simulator helpers for stream components: drivers, stalls, a one-call runner.
+
+These are the single home of the stream test helpers used across tests/ (the cocotb benches in
+sim/ have their own, as they run inside the HDL simulator).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from amaranth import Value
+from amaranth.sim import Simulator
+
+__all__ = ["Stalls", "Clock", "stream_put", "stream_get", "StreamRun", "run_stream"]
+
+
+class Stalls:
+    """Idle cycles inserted before each beat: none, or random with probability ``rate``."""
+
+    def __init__(self, rate: float = 0.0, seed: int = 0):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"stall rate must be in [0, 1), not {rate!r}")
+        self.rate = rate
+        self._rng = random.Random(seed)
+
+    def next(self) -> int:
+        n = 0
+        while self.rate and self._rng.random() < self.rate:
+            n += 1
+        return n
+
+
+class Clock:
+    """Counts the clock edges one testbench has awaited (its own notion of the current cycle)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.now = ctx, 0
+
+    async def idle(self, cycles: int) -> None:
+        for _ in range(cycles):
+            await self.ctx.tick()
+            self.now += 1
+
+    async def wait(self, condition, *sampled) -> tuple:
+        """Tick until ``condition`` holds at an edge; values of ``sampled`` at that edge."""
+        while True:
+            _, _, *values, done = await self.ctx.tick().sample(*sampled, condition)
+            self.now += 1
+            if done:
+                return tuple(values)
+
+
+async def stream_put(clock: Clock, stream, beats: list[int], stalls: Stalls | None = None,
+                     times: list[int] | None = None) -> None:
+    """Drive raw payload integers into ``stream``, idling ``stalls`` cycles before each beat.
+
+    The cycle of each transfer (counted by ``clock``, first edge = cycle 0) goes to ``times``.
+    """
+    stalls = stalls or Stalls()
+    payload = Value.cast(stream.payload)
+    for beat in beats:
+        await clock.idle(stalls.next())
+        clock.ctx.set(stream.valid, 1)
+        clock.ctx.set(payload, beat)
+        await clock.wait(stream.ready)
+        clock.ctx.set(stream.valid, 0)
+        if times is not None:
+            times.append(clock.now - 1)
+
+
+async def stream_get(clock: Clock, stream, count: int, stalls: Stalls | None = None,
+                     times: list[int] | None = None) -> list[int]:
+    """Take ``count`` raw payloads from ``stream``, holding ready low ``stalls`` cycles each."""
+    stalls = stalls or Stalls()
+    payload = Value.cast(stream.payload)
+    out = []
+    for _ in range(count):
+        await clock.idle(stalls.next())
+        clock.ctx.set(stream.ready, 1)
+        (value,) = await clock.wait(stream.valid, payload)
+        clock.ctx.set(stream.ready, 0)
+        out.append(value)
+        if times is not None:
+            times.append(clock.now - 1)
+    return out
+
+
+@dataclass
+class StreamRun:
+    """What :func:`run_stream` saw: output payloads and the cycle of every transfer."""
+
+    outputs: list[int]
+    in_times: list[int] = field(default_factory=list)
+    out_times: list[int] = field(default_factory=list)
+
+
+def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
+               backpressure: float = 0.0, seed: int = 0, vcd: str | None = None) -> StreamRun:
+    """Simulate ``dut`` (``i_stream`` → ``o_stream``) on ``beats``; collect ``out_count`` beats.
+
+    ``in_times`` and ``out_times`` are the cycles (first clock edge = 0) of every transfer.
+    """
+    result = StreamRun(outputs=[])
+
+    async def source(ctx):
+        await stream_put(Clock(ctx), dut.i_stream, beats, Stalls(gaps, seed), result.in_times)
+
+    async def sink(ctx):
+        result.outputs = await stream_get(Clock(ctx), dut.o_stream, out_count,
+                                          Stalls(backpressure, seed + 1), result.out_times)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return result

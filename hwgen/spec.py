@@ -1,0 +1,493 @@
+"""Networks as typed layers: the dataclasses a Python user builds, and the TOML + NPZ loader.
+
+A :class:`Network` is an :class:`Input` and a chain of layers. Constructing one validates it
+completely (shapes chain, weights in range, foldings divide) and infers every tensor's
+:class:`~hwgen.numeric.TensorType`; a problem raises :class:`SpecError` naming the file and
+field. docs/spec.md documents the TOML schema and the numeric contract.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .numeric import TensorType, dot_bounds, value_range, width_for
+
+__all__ = [
+    "SpecError",
+    "Input",
+    "Dense",
+    "Argmax",
+    "Layer",
+    "Network",
+    "LAYER_KINDS",
+    "load",
+    "save",
+]
+
+
+class SpecError(Exception):
+    """A network description that cannot be built, located by source (file) and field."""
+
+    def __init__(self, source: str, field: str, message: str):
+        self.source, self.field, self.message = source, field, message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.field}" if self.field else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Names the spec and weights sources and the field prefix of the layer being checked."""
+
+    spec: str
+    arrays: str
+    prefix: str
+
+    def spec_error(self, key: str, message: str) -> SpecError:
+        return SpecError(self.spec, f"{self.prefix}.{key}" if self.prefix else key, message)
+
+    def array_error(self, key: str, message: str) -> SpecError:
+        return SpecError(self.arrays, key, message)
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _check_int_array(a: object, key: str, where: Where, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise where.array_error(key, f"expected a NumPy integer array, got {type(a).__name__}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise where.array_error(key, f"dtype {a.dtype}, expected an integer dtype")
+    if a.shape != shape:
+        raise where.array_error(key, f"shape {a.shape}, expected {shape}")
+    return a.astype(np.int64)
+
+
+def _check_positive(value: object, key: str, where: Where) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise where.spec_error(key, f"expected a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Input:
+    """The network input: ``shape`` elements of ``bits`` bits, streamed ``lanes`` per beat.
+
+    ``bits == 1`` is a binary (±1) input; otherwise values are unsigned unless ``signed``.
+    ``lanes`` (elements per beat) must divide the last dimension; ``None`` lets the network
+    choose (the first layer's SIMD).
+    """
+
+    shape: tuple[int, ...]
+    bits: int
+    signed: bool = False
+    lanes: int | None = None
+
+    def check(self, where: Where) -> TensorType:
+        if not isinstance(self.shape, tuple) or not self.shape:
+            raise where.spec_error("shape", f"expected a list of positive integers, got "
+                                   f"{self.shape!r}")
+        for dim in self.shape:
+            _check_positive(dim, "shape", where)
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int) \
+                or not 1 <= self.bits <= 16:
+            raise where.spec_error("bits", f"expected an integer 1..16, got {self.bits!r}")
+        if self.lanes is not None:
+            _check_positive(self.lanes, "lanes", where)
+            if self.shape[-1] % self.lanes:
+                raise where.spec_error("lanes", f"{self.lanes} does not divide the last "
+                                       f"dimension {self.shape[-1]} of the input")
+        return TensorType(tuple(self.shape), self.bits, bool(self.signed))
+
+
+@dataclass(frozen=True, eq=False)
+class Dense:
+    """Fully connected layer: ``acc[o] = Σ_i x[i]·weights[o, i] + bias[o]``.
+
+    ``weights`` (out × in) holds values: ±1 when ``weight_bits == 1`` (XNOR-popcount with
+    binary inputs), otherwise signed ``weight_bits``-bit integers. With ``thresholds``
+    (out × 2**n − 1, each row ascending) the output is ``#{t : acc ≥ thresholds[o, t]}``, an
+    n-bit unsigned value (n = 1: binary, bit 1 meaning +1); without, the raw accumulator leaves
+    the layer as a signed integer (a classifier's scores). ``pe`` output channels are computed
+    in parallel from ``simd`` input elements per cycle.
+    """
+
+    kind: ClassVar[str] = "dense"
+
+    name: str
+    weights: np.ndarray
+    weight_bits: int
+    thresholds: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    pe: int | None = None
+    simd: int | None = None
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def out_bits(self) -> int | None:
+        """Output bits when thresholded, ``None`` for raw accumulator output."""
+        if self.thresholds is None:
+            return None
+        return int(self.thresholds.shape[1] + 1).bit_length() - 1
+
+    def acc_bounds(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
+        """Per output channel, the reachable accumulator range (bias included)."""
+        lo, hi = dot_bounds(self.weights, *x.range)
+        if self.bias is not None:
+            lo, hi = lo + self.bias, hi + self.bias
+        return lo, hi
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 1:
+            raise where.spec_error("kind", f"dense needs a 1-D input, got shape {x.shape}")
+        if isinstance(self.weight_bits, bool) or not isinstance(self.weight_bits, int) \
+                or not 1 <= self.weight_bits <= 16:
+            raise where.spec_error("weight_bits",
+                                   f"expected an integer 1..16, got {self.weight_bits!r}")
+        key = f"{self.name}.weights"
+        w = self.weights
+        if isinstance(w, np.ndarray) and w.ndim == 2 and w.shape[1] != x.size:
+            raise where.array_error(key, f"shape {w.shape} does not chain: the layer's input "
+                                    f"has {x.size} elements, expected ({w.shape[0]}, {x.size})")
+        if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 1:
+            shape = getattr(w, "shape", None)
+            raise where.array_error(key, f"expected a 2-D (out_features, {x.size}) integer "
+                                    f"array, got {shape if shape is not None else type(w).__name__}")
+        w = _check_int_array(w, key, where, w.shape)
+        if self.weight_bits == 1:
+            bad = ~np.isin(w, (-1, 1))
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise where.array_error(key, f"1-bit weights must be -1 or +1, found "
+                                        f"{int(w[idx])} at {idx}")
+        else:
+            lo, hi = value_range(self.weight_bits, True)
+            bad = (w < lo) | (w > hi)
+            if bad.any():
+                idx = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise where.array_error(key, f"{self.weight_bits}-bit weights must lie in "
+                                        f"{lo}..{hi}, found {int(w[idx])} at {idx}")
+        object.__setattr__(self, "weights", w)
+        out = self.out_features
+        if self.bias is not None:
+            b = _check_int_array(self.bias, f"{self.name}.bias", where, (out,))
+            if np.abs(b).max() >= 1 << 31:
+                raise where.array_error(f"{self.name}.bias", "bias values must fit in 32 bits")
+            object.__setattr__(self, "bias", b)
+        if self.pe is not None:
+            _check_positive(self.pe, "pe", where)
+            if out % self.pe:
+                raise where.spec_error("pe", f"{self.pe} does not divide out_features {out}")
+        if self.simd is not None:
+            _check_positive(self.simd, "simd", where)
+            if x.size % self.simd:
+                raise where.spec_error("simd", f"{self.simd} does not divide in_features "
+                                       f"{x.size}")
+        if self.thresholds is None:
+            lo, hi = self.acc_bounds(x)
+            bits, signed = width_for(int(lo.min()), int(hi.max()))
+            return TensorType((out,), bits, signed)
+        key = f"{self.name}.thresholds"
+        t = self.thresholds
+        if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != out:
+            raise where.array_error(key, f"expected an ({out}, 2**out_bits - 1) integer array, "
+                                    f"got shape {getattr(t, 'shape', None)}")
+        count = t.shape[1]
+        if count < 1 or count > 255 or (count + 1) & count:
+            raise where.array_error(key, f"{count} thresholds per channel, expected 2**n - 1 "
+                                    f"for an n-bit output (1, 3, 7, ... 255)")
+        t = _check_int_array(t, key, where, t.shape)
+        unsorted = np.argwhere(np.diff(t, axis=1) < 0)
+        if len(unsorted):
+            o, i = (int(v) for v in unsorted[0])
+            raise where.array_error(key, f"thresholds must ascend along each row; row {o} "
+                                    f"has {int(t[o, i])} before {int(t[o, i + 1])}")
+        object.__setattr__(self, "thresholds", t)
+        return TensorType((out,), self.out_bits, False)
+
+
+@dataclass(frozen=True, eq=False)
+class Argmax:
+    """Index of the largest score of a 1-D integer input; ties go to the lowest index."""
+
+    kind: ClassVar[str] = "argmax"
+
+    name: str = "argmax"
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 1:
+            raise where.spec_error("kind", f"argmax needs a 1-D input, got shape {x.shape}")
+        bits, _ = width_for(0, x.size - 1)
+        return TensorType((1,), bits, False)
+
+
+Layer = Dense | Argmax
+
+LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Argmax)}
+
+
+@dataclass(eq=False)
+class Network:
+    """A validated network: input, layers, and every tensor's type (``types[0]`` is the input).
+
+    ``source`` and ``arrays_source`` name where the description and the integer arrays came
+    from, for error messages; ``dataset`` optionally names an NPZ with a test split
+    (``x`` values and ``y`` labels).
+    """
+
+    name: str
+    input: Input
+    layers: list[Layer]
+    dataset: Path | None = None
+    source: str = "<python>"
+    arrays_source: str = "<python>"
+    types: list[TensorType] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpecError(self.source, "name", f"expected a lower-case identifier "
+                            f"([a-z][a-z0-9_]*), got {self.name!r}")
+        types = [self.input.check(Where(self.source, self.arrays_source, "input"))]
+        if not self.layers:
+            raise SpecError(self.source, "layers", "a network needs at least one layer")
+        seen: set[str] = set()
+        for index, layer in enumerate(self.layers):
+            where = Where(self.source, self.arrays_source, f"layers[{index}]")
+            if not isinstance(layer.name, str) or not _NAME.match(layer.name):
+                raise where.spec_error("name", f"expected a lower-case identifier "
+                                       f"([a-z][a-z0-9_]*), got {layer.name!r}")
+            if layer.name in seen:
+                raise where.spec_error("name", f"duplicate layer name {layer.name!r}")
+            seen.add(layer.name)
+            if index and isinstance(self.layers[index - 1], Argmax):
+                raise where.spec_error("kind", "no layer may follow argmax")
+            types.append(layer.output_type(types[-1], where))
+        self.types = types
+
+    @property
+    def input_type(self) -> TensorType:
+        return self.types[0]
+
+    @property
+    def output_type(self) -> TensorType:
+        return self.types[-1]
+
+    def layer_io(self) -> list[tuple[Layer, TensorType, TensorType]]:
+        """Each layer with its input and output tensor types."""
+        return [(layer, self.types[i], self.types[i + 1]) for i, layer in enumerate(self.layers)]
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML + NPZ
+
+_INPUT_KEYS = {"shape", "bits", "signed", "lanes"}
+_TOP_KEYS = {"name", "weights", "input", "layers", "dataset"}
+_DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits", "bias",
+               "pe", "simd"}
+_ARGMAX_KEYS = {"name", "kind"}
+
+
+def _check_keys(table: dict, allowed: set[str], source: str, prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            name = f"{prefix}.{key}" if prefix else key
+            raise SpecError(source, name, f"unknown field (expected one of: "
+                            f"{', '.join(sorted(allowed))})")
+
+
+def _require(table: dict, key: str, kind: type | tuple, source: str, prefix: str):
+    name = f"{prefix}.{key}" if prefix else key
+    if key not in table:
+        raise SpecError(source, name, "missing")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(
+            k.__name__ for k in kind)
+        raise SpecError(source, name, f"expected {expected}, got {value!r}")
+    return value
+
+
+def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise SpecError(source, "weights", f"weights file {str(path)!r} not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise SpecError(str(path), "", f"not a readable NPZ file ({exc})") from None
+
+
+def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
+    src = where.spec
+    _check_keys(table, _DENSE_KEYS, src, where.prefix)
+    name = table["name"]
+    out_features = _require(table, "out_features", int, src, where.prefix)
+    weight_bits = _require(table, "weight_bits", int, src, where.prefix)
+    output = table.get("output", "thresholds")
+    if output not in ("thresholds", "none"):
+        raise where.spec_error("output", f"expected \"thresholds\" or \"none\", got {output!r}")
+    has_bias = table.get("bias", False)
+    if not isinstance(has_bias, bool):
+        raise where.spec_error("bias", f"expected true or false, got {has_bias!r}")
+
+    def array(suffix: str) -> np.ndarray:
+        key = f"{name}.{suffix}"
+        if key not in arrays:
+            raise where.array_error(key, "missing from the weights file")
+        return arrays.pop(key)
+
+    weights = array("weights")
+    if isinstance(weights, np.ndarray) and weights.ndim == 2 \
+            and weights.shape[0] != out_features:
+        raise where.array_error(f"{name}.weights", f"shape {weights.shape}, expected "
+                                f"{out_features} rows (out_features)")
+    thresholds = None
+    if output == "thresholds":
+        out_bits = _require(table, "out_bits", int, src, where.prefix)
+        if not 1 <= out_bits <= 8:
+            raise where.spec_error("out_bits", f"expected an integer 1..8, got {out_bits}")
+        thresholds = array("thresholds")
+        count = (1 << out_bits) - 1
+        if isinstance(thresholds, np.ndarray) and thresholds.shape != (out_features, count):
+            raise where.array_error(f"{name}.thresholds", f"shape {thresholds.shape}, expected "
+                                    f"({out_features}, {count}) for out_bits = {out_bits}")
+    elif "out_bits" in table:
+        raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
+    return Dense(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
+                 bias=array("bias") if has_bias else None,
+                 pe=table.get("pe"), simd=table.get("simd"))
+
+
+def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
+    _check_keys(table, _ARGMAX_KEYS, where.spec, where.prefix)
+    return Argmax(name=table["name"])
+
+
+_FROM_TOML = {"dense": _dense_from_toml, "argmax": _argmax_from_toml}
+
+
+def load(path: str | Path) -> Network:
+    """Read a network from a TOML file and the NPZ of integer arrays it names."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(source, "", f"cannot read ({exc})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(source, "", f"invalid TOML: {exc}") from None
+    _check_keys(doc, _TOP_KEYS, source, "")
+    name = doc.get("name", path.stem)
+    weights_name = doc.get("weights", f"{path.stem}.npz")
+    if not isinstance(weights_name, str):
+        raise SpecError(source, "weights", f"expected a file name, got {weights_name!r}")
+    arrays_path = path.parent / weights_name
+    arrays_source = str(arrays_path)
+
+    table = _require(doc, "input", dict, source, "")
+    _check_keys(table, _INPUT_KEYS, source, "input")
+    shape = _require(table, "shape", list, source, "input")
+    inp = Input(shape=tuple(shape), bits=_require(table, "bits", int, source, "input"),
+                signed=table.get("signed", False), lanes=table.get("lanes"))
+    if not isinstance(inp.signed, bool):
+        raise SpecError(source, "input.signed", f"expected true or false, got {inp.signed!r}")
+
+    tables = _require(doc, "layers", list, source, "")
+    arrays = _load_arrays(arrays_path, source) if any(
+        isinstance(t, dict) and t.get("kind") == "dense" for t in tables) else {}
+    layers: list[Layer] = []
+    for index, layer_table in enumerate(tables):
+        prefix = f"layers[{index}]"
+        if not isinstance(layer_table, dict):
+            raise SpecError(source, prefix, "expected a table ([[layers]])")
+        kind = _require(layer_table, "kind", str, source, prefix)
+        if kind not in _FROM_TOML:
+            raise SpecError(source, f"{prefix}.kind", f"unknown layer kind {kind!r} (expected "
+                            f"one of: {', '.join(sorted(_FROM_TOML))})")
+        _require(layer_table, "name", str, source, prefix)
+        where = Where(source, arrays_source, prefix)
+        layers.append(_FROM_TOML[kind](layer_table, arrays, where))
+    if arrays:
+        raise SpecError(arrays_source, sorted(arrays)[0], "array not used by any layer")
+
+    dataset = None
+    if "dataset" in doc:
+        data_table = _require(doc, "dataset", dict, source, "")
+        _check_keys(data_table, {"test"}, source, "dataset")
+        dataset = path.parent / _require(data_table, "test", str, source, "dataset")
+    return Network(name=name, input=inp, layers=layers, dataset=dataset, source=source,
+                   arrays_source=arrays_source)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def save(network: Network, path: str | Path, *, header: str = "") -> None:
+    """Write ``network`` as ``path`` (TOML) and the NPZ beside it (``<stem>.npz``)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"name = {_toml_value(network.name)}",
+              f"weights = {_toml_value(path.stem + '.npz')}", ""]
+    inp = network.input
+    lines += ["[input]", f"shape = {_toml_value(list(inp.shape))}", f"bits = {inp.bits}"]
+    if inp.signed:
+        lines.append("signed = true")
+    if inp.lanes is not None:
+        lines.append(f"lanes = {inp.lanes}")
+    for layer in network.layers:
+        lines += ["", "[[layers]]", f"name = {_toml_value(layer.name)}",
+                  f"kind = {_toml_value(layer.kind)}"]
+        if isinstance(layer, Dense):
+            lines += [f"out_features = {layer.out_features}",
+                      f"weight_bits = {layer.weight_bits}"]
+            arrays[f"{layer.name}.weights"] = layer.weights.astype(
+                np.int8 if layer.weight_bits <= 8 else np.int16)
+            if layer.thresholds is not None:
+                lines += ['output = "thresholds"', f"out_bits = {layer.out_bits}"]
+                arrays[f"{layer.name}.thresholds"] = layer.thresholds
+            else:
+                lines.append('output = "none"')
+            if layer.bias is not None:
+                lines.append("bias = true")
+                arrays[f"{layer.name}.bias"] = layer.bias
+            for key in ("pe", "simd"):
+                if getattr(layer, key) is not None:
+                    lines.append(f"{key} = {getattr(layer, key)}")
+    if network.dataset is not None:
+        lines += ["", "[dataset]", f"test = {_toml_value(network.dataset.name)}"]
+    path.write_text("\n".join(lines) + "\n")
+    np.savez(path.with_suffix(".npz"), **arrays)
+
+
+def ceil_log2(n: int) -> int:
+    """Bits to index ``n`` items (at least 1)."""
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1

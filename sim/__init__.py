@@ -1,0 +1,1 @@
+"""cocotb benches and the runner glue (installed as the package hwgen_sim)."""
