@@ -12,7 +12,7 @@ import numpy as np
 
 from .spec import Argmax, Dense, Network
 
-__all__ = ["run_layer", "run", "predict", "accumulate", "quantize_thresholds"]
+__all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds"]
 
 
 def accumulate(layer: Dense, x: np.ndarray) -> np.ndarray:
@@ -46,9 +46,12 @@ def _(layer: Argmax, x: np.ndarray) -> np.ndarray:
     return np.argmax(x, axis=-1).astype(np.int64)[..., None]
 
 
-def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output values for a batch of inputs ``x`` (N × input shape), by name."""
-    x = np.asarray(x, dtype=np.int64)
+def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
+    """``x`` as int64 after checking its shape and value range; ValueError says what is off."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"inputs must be integers, got dtype {x.dtype}")
+    x = x.astype(np.int64)
     if x.shape[1:] != network.input_type.shape:
         raise ValueError(f"inputs have shape {x.shape[1:]} per item, the network expects "
                          f"{network.input_type.shape}")
@@ -58,6 +61,12 @@ def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
             raise ValueError("binary inputs must be -1 or +1")
     elif x.size and (x.min() < lo or x.max() > hi):
         raise ValueError(f"inputs must lie in {lo}..{hi} ({network.input_type.describe()})")
+    return x
+
+
+def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output values for a batch of inputs ``x`` (N × input shape), by name."""
+    x = check_inputs(network, x)
     outputs = {}
     for layer in network.layers:
         x = run_layer(layer, x)

@@ -1,0 +1,308 @@
+"""The ``hwgen`` command: check, generate, sim, build, flow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import golden
+from .plan import format_table, plan
+from .spec import Network, SpecError, load
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command-line input (a file that is not there, an argument out of range)."""
+
+
+def _load(path: str) -> Network:
+    return load(path)
+
+
+def _load_array(path: str, option: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{option} {path}: not a readable .npy file ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise UsageError(f"{option} {path}: expected a .npy array, got an .npz archive")
+    return arr
+
+
+def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The inputs (and labels) ``hwgen sim`` runs: --inputs, else the spec's test split, else
+    random inputs; cut to --count."""
+    labels = None
+    if args.inputs:
+        x = _load_array(args.inputs, "--inputs")
+        if args.labels:
+            labels = _load_array(args.labels, "--labels")
+        where = args.inputs
+    elif network.dataset is not None and not args.random:
+        try:
+            with np.load(network.dataset, allow_pickle=False) as data:
+                x, labels = data["x"], data["y"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise SpecError(network.source, "dataset.test",
+                            f"cannot read {str(network.dataset)!r} with arrays x and y "
+                            f"({exc})") from None
+        where = str(network.dataset)
+    else:
+        count = args.random or 16
+        lo, hi = network.input_type.range
+        rng = np.random.default_rng(args.seed)
+        if network.input_type.binary:
+            x = rng.choice([-1, 1], size=(count, *network.input_type.shape))
+        else:
+            x = rng.integers(lo, hi + 1, size=(count, *network.input_type.shape))
+        where = f"{count} random inputs (seed {args.seed})"
+    if x.ndim >= 1 and len(x) and x.size == len(x) * network.input_type.size:
+        x = x.reshape(len(x), *network.input_type.shape)
+    if labels is not None and len(labels) != len(x):
+        raise UsageError(f"--labels: {len(labels)} labels for {len(x)} inputs")
+    if args.count is not None:
+        x = x[:args.count]
+        labels = labels[:args.count] if labels is not None else None
+    try:
+        x = golden.check_inputs(network, x)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if not len(x):
+        raise UsageError(f"{where}: no inputs")
+    return x, labels, where
+
+
+def cmd_check(args) -> int:
+    network = _load(args.spec)
+    p = plan(network)
+    print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
+    return 0
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def cmd_generate(args) -> int:
+    from amaranth.back import verilog
+
+    from .rtl.network import NetworkTop
+
+    network = _load(args.spec)
+    out = Path(args.output or f"build/{network.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        top = NetworkTop(network, taps=args.taps)
+        (tmp / f"{network.name}.v").write_text(
+            verilog.convert(top, name=network.name, emit_src=False))
+        (tmp / "plan.json").write_text(json.dumps(top.plan.to_json(), indent=2) + "\n")
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote {out / (network.name + '.v')} and {out / 'plan.json'}")
+    return 0
+
+
+def run_sim(network: Network, args, log=print):
+    from hwgen_sim.runner import simulate
+
+    x, labels, where = sim_inputs(network, args)
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hwgen-sim-"))
+    log(f"simulating {len(x)} inference(s) from {where} with {args.simulator} "
+        f"(gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed})")
+    result = simulate(network, x, work, simulator=args.simulator, seed=args.seed,
+                      gaps=args.gaps, backpressure=args.backpressure, waves=args.waves)
+    bad = result.first_mismatch
+    if bad:
+        log(f"MISMATCH layer {bad['layer']}, inference {bad['frame']}, element {bad['index']}: "
+            f"expected {bad['expected']}, got {bad['got']}")
+    elif result.timed_out:
+        log("FAIL: the design stopped making progress (no output within the cycle budget)")
+    else:
+        log(f"bit-exact: every beat of every layer matched the golden model "
+            f"({len(x)} inferences)")
+    log(f"cycles per inference: measured {result.cycles_per_inference}, "
+        f"model {result.model_cycles_per_inference}; latency: measured "
+        f"{result.latency_cycles}, model {result.model_latency_cycles}"
+        + ("" if result.cycles_match else "  <-- DISAGREE"))
+    accuracy = None
+    if labels is not None and not bad:
+        accuracy = float(np.mean(result.predictions[:len(labels)] == labels))
+        log(f"accuracy: {accuracy:.4f} on {len(labels)} labelled inputs "
+            f"(RTL = golden model on every inference)")
+    log(f"work directory: {result.work_dir} ({result.seconds:.1f} s)")
+    return result, accuracy
+
+
+def cmd_sim(args) -> int:
+    network = _load(args.spec)
+    result, _ = run_sim(network, args)
+    return 0 if result.ok else 1
+
+
+def cmd_build(args) -> int:
+    from .build.synth import build
+
+    network = _load(args.spec)
+    out = Path(args.output or f"build/{network.name}-{args.board}")
+    report = build(network, args.board, out)
+    _print_report(report, out)
+    return 0
+
+
+def _print_report(report: dict, out: Path) -> None:
+    keys = ("board", "device", "lcs", "lut4", "ffs", "bram", "spram", "dsp", "fmax_mhz",
+            "cycles_per_inference", "inferences_per_second_at_fmax")
+    for key in keys:
+        if key in report:
+            print(f"  {key:32s} {report[key]}")
+    print(f"report: {out / 'report.json'}")
+
+
+def cmd_flow(args) -> int:
+    from .build.synth import build
+
+    network = _load(args.spec)
+    print(format_table(plan(network)))
+    print()
+    result, accuracy = run_sim(network, args)
+    if not result.ok:
+        print("flow stopped: simulation did not match", file=sys.stderr)
+        return 1
+    out = Path(args.output or f"build/{network.name}-{args.board}")
+    report = build(network, args.board, out)
+    report["simulation"] = {"inferences": result.frames, "bit_exact": True,
+                            "accuracy": accuracy,
+                            "cycles_per_inference": result.cycles_per_inference,
+                            "latency_cycles": result.latency_cycles}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(f"flow summary for {network.name} on {args.board}:")
+    print(f"  simulated {result.frames} inferences bit-exact"
+          + (f", accuracy {accuracy:.4f} (golden model: the same)" if accuracy is not None
+             else ""))
+    _print_report(report, out)
+    return 0
+
+
+def _add_sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", metavar="X.npy", help="input values (N × input shape); default: "
+                   "the spec's [dataset] test split, else random inputs")
+    p.add_argument("--labels", metavar="Y.npy", help="labels for --inputs (prints accuracy)")
+    p.add_argument("--count", type=_positive, metavar="N", help="simulate only the first N")
+    p.add_argument("--random", type=_positive, metavar="N",
+                   help="simulate N random inputs instead of the test split")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    p.add_argument("--seed", type=int, default=0, help="seed of gaps, backpressure, inputs")
+    p.add_argument("--gaps", type=_rate, default=0.25,
+                   help="probability of an idle input cycle (default 0.25)")
+    p.add_argument("--backpressure", type=_rate, default=0.25,
+                   help="probability of output not ready in a cycle (default 0.25)")
+    p.add_argument("--waves", action="store_true", help="record waveforms in the work dir")
+    p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from .build.boards import BOARDS
+
+    ap = argparse.ArgumentParser(
+        prog="hwgen", description="Quantized neural networks to bit-exact iCE40/ECP5 hardware.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="validate a spec and print its per-layer table",
+                       description="Validate SPEC and print each layer's shapes, bit widths, "
+                       "MACs, weight memory, folding and cycles.")
+    p.add_argument("spec", metavar="SPEC", help="network TOML file (its NPZ beside it)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("generate", help="write the network's Verilog",
+                       description="Elaborate SPEC into Verilog (module named after the "
+                       "network) and write it with plan.json.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>")
+    p.add_argument("--taps", action="store_true",
+                   help="add tap_<layer>_fire/_payload ports on every layer's output")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("sim", help="prove the RTL bit-exact against the golden model",
+                       description="Simulate SPEC's RTL in cocotb and compare every layer's "
+                       "every output with the golden model under random input gaps and "
+                       "output backpressure; compare cycles with the cost model. Exits 1 on "
+                       "any mismatch and prints the first.")
+    p.add_argument("spec", metavar="SPEC")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_sim)
+
+    boards = ", ".join(sorted(BOARDS))
+    p = sub.add_parser("build", help="synthesize a bitstream and report.json",
+                       description="Synthesize SPEC for a board with Yosys and nextpnr.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
+    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("flow", help="check, generate, sim and build in one go",
+                       description="check → generate → sim (the spec's test split) → build; "
+                       "prints a summary. Stops at the first failing step.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
+    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
+    _add_sim_options(p)
+    p.set_defaults(func=cmd_flow)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hwgen_sim.runner import SimError
+
+    from .build.boards import BoardError
+    from .build.toolchain import ToolError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, UsageError, BoardError) as exc:
+        print(f"hwgen: error: {exc}", file=sys.stderr)
+        return 2
+    except (ToolError, SimError) as exc:
+        print(f"hwgen: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

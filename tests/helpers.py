@@ -1,0 +1,70 @@
+"""Random networks and layers for tests (values chosen to exercise every threshold)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwgen import golden
+from hwgen.numeric import TensorType, value_range
+from hwgen.spec import Argmax, Dense, Input, Network
+
+
+def random_weights(rng: np.random.Generator, out: int, inp: int, bits: int) -> np.ndarray:
+    if bits == 1:
+        return rng.choice([-1, 1], size=(out, inp))
+    lo, hi = value_range(bits, True)
+    w = rng.integers(lo, hi + 1, size=(out, inp))
+    w[0, 0], w[-1, -1] = lo, hi  # the extremes always appear
+    return w
+
+
+def random_inputs(rng: np.random.Generator, t: TensorType, count: int,
+                  extremes: bool = True) -> np.ndarray:
+    lo, hi = t.range
+    if t.binary:
+        x = rng.choice([-1, 1], size=(count, *t.shape))
+    else:
+        x = rng.integers(lo, hi + 1, size=(count, *t.shape))
+    if extremes and count >= 2:
+        x[0], x[1] = lo, hi
+    return x
+
+
+def fitted_thresholds(rng: np.random.Generator, layer: Dense, x: np.ndarray,
+                      out_bits: int) -> np.ndarray:
+    """Ascending thresholds spread over the accumulators ``x`` produces, so outputs vary."""
+    acc = golden.accumulate(layer, x)
+    count = (1 << out_bits) - 1
+    qs = np.linspace(0.05, 0.95, count)
+    t = np.quantile(acc, qs, axis=0).T.round().astype(np.int64)
+    t += rng.integers(-1, 2, size=t.shape)
+    return np.sort(t, axis=1)
+
+
+def dense(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
+          weight_bits: int, out_bits: int | None, *, pe: int, simd: int,
+          bias: bool = False) -> Dense:
+    """A dense layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
+    w = random_weights(rng, out, x_type.size, weight_bits)
+    b = rng.integers(-50, 51, size=out) if bias else None
+    probe = Dense(name, w, weight_bits, bias=b)
+    t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
+    return Dense(name, w, weight_bits, thresholds=t, bias=b, pe=pe, simd=simd)
+
+
+def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int = 8,
+          argmax: bool = False, name: str = "net") -> tuple[Network, np.ndarray]:
+    """A network of dense layers described by ``specs`` (kwargs of :func:`dense`), and inputs."""
+    x_type = TensorType(input_.shape, input_.bits, input_.signed)
+    x = random_inputs(rng, x_type, count)
+    layers: list = []
+    values = x
+    for i, spec in enumerate(specs):
+        layer = dense(rng, spec.pop("name", f"fc{i}"), x_type, values, **spec)
+        layers.append(layer)
+        net = Network(name, input_, list(layers))
+        x_type = net.output_type
+        values = golden.run(net, x)[layer.name]
+    if argmax:
+        layers.append(Argmax("argmax"))
+    return Network(name, input_, layers), x
