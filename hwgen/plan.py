@@ -45,9 +45,23 @@ class LayerPlan:
     in_lanes: int
     out_lanes: int
     cycles: int
-    latency: int  # cycles from the last input beat of a frame to its last output beat
     macs: int
     weight_memory_bits: int
+
+    def out_times(self, in_times: list[int]) -> list[int]:
+        """Output beat times of one frame whose input beats arrive at ``in_times`` (output
+        always ready).
+
+        A dense layer starts once its whole input vector is in; each of its NF output beats
+        takes SF cycles, plus the pipeline depth ``MVU_DEPTH``. Argmax answers one cycle after
+        its last input beat.
+        """
+        last = in_times[-1]
+        if self.kind == "dense":
+            beats = self.out_type.size // self.out_lanes
+            sf = self.cycles // beats
+            return [last + (j + 1) * sf + MVU_DEPTH for j in range(beats)]
+        return [last + 1]
 
     @property
     def scheme(self) -> str:
@@ -87,10 +101,18 @@ class ConverterPlan:
     def cycles(self) -> int:
         return self.elements // min(self.in_lanes, self.out_lanes)
 
-    @property
-    def latency(self) -> int:
-        """Cycles from the frame's last input beat to its last output beat."""
-        return -(-self.in_lanes // self.out_lanes)
+    def out_times(self, in_times: list[int]) -> list[int]:
+        """Output beat times of one frame whose input beats arrive at ``in_times``.
+
+        An output beat leaves one cycle after the input beat holding its last element has
+        arrived, and at most one output beat leaves per cycle.
+        """
+        times, last = [], -1
+        for k in range(self.elements // self.out_lanes):
+            holder = ((k + 1) * self.out_lanes - 1) // self.in_lanes
+            last = max(in_times[holder] + 1, last + 1)
+            times.append(last)
+        return times
 
 
 @dataclass(frozen=True)
@@ -116,9 +138,14 @@ class NetworkPlan:
     @property
     def latency(self) -> int:
         """Cycles from the first input beat to the last output beat of one inference, in an
-        empty pipeline with no gaps or backpressure."""
-        return (self.input_cycles - 1 + sum(lp.latency for lp in self.layers)
-                + sum(c.latency for c in self.converters))
+        empty pipeline with no gaps or backpressure (beat times traced stage by stage)."""
+        converters = {c.before: c for c in self.converters}
+        times = list(range(self.input_cycles))
+        for lp in self.layers:
+            if lp.name in converters:
+                times = converters[lp.name].out_times(times)
+            times = lp.out_times(times)
+        return times[-1]
 
     @property
     def bottleneck(self) -> str:
@@ -162,7 +189,6 @@ def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     return LayerPlan(
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
         pe=pe, simd=simd, in_lanes=simd, out_lanes=pe, cycles=fold,
-        latency=fold + MVU_DEPTH,
         macs=layer.out_features * layer.in_features,
         weight_memory_bits=layer.weights.size * layer.weight_bits)
 
@@ -172,7 +198,7 @@ def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     beats = x.size // in_lanes
     return LayerPlan(
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=1, cycles=beats, latency=1,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=1, cycles=beats,
         macs=0, weight_memory_bits=0)
 
 
