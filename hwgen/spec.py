@@ -8,7 +8,6 @@ field. docs/spec.md documents the TOML schema and the numeric contract.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 import zipfile
@@ -167,9 +166,9 @@ class Dense:
             raise where.array_error(key, f"shape {w.shape} does not chain: the layer's input "
                                     f"has {x.size} elements, expected ({w.shape[0]}, {x.size})")
         if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 1:
-            shape = getattr(w, "shape", None)
+            got = getattr(w, "shape", None) or type(w).__name__
             raise where.array_error(key, f"expected a 2-D (out_features, {x.size}) integer "
-                                    f"array, got {shape if shape is not None else type(w).__name__}")
+                                    f"array, got {got}")
         w = _check_int_array(w, key, where, w.shape)
         if self.weight_bits == 1:
             bad = ~np.isin(w, (-1, 1))
@@ -487,7 +486,3 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
     path.write_text("\n".join(lines) + "\n")
     np.savez(path.with_suffix(".npz"), **arrays)
 
-
-def ceil_log2(n: int) -> int:
-    """Bits to index ``n`` items (at least 1)."""
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
