@@ -111,6 +111,11 @@ def _runner(simulator: str):
         bin_dir = str(verilator_dir())
         if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+        # The PyPI wheel's verilated.mk leaves the "read a precompiled header" option empty,
+        # so C++ compiles fail; make takes the fix from MAKEFLAGS as a command-line variable.
+        if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "")
+                                       + " CFG_CXXFLAGS_PCH_I=-include").strip()
     elif not shutil.which("iverilog"):
         raise ToolError("icarus: iverilog not found (install it with: apt-get install iverilog)")
     return get_runner(simulator)
