@@ -57,10 +57,12 @@ def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
                          f"{network.input_type.shape}")
     lo, hi = network.input_type.range
     if network.input_type.binary:
-        if not np.isin(x, (-1, 1)).all():
-            raise ValueError("binary inputs must be -1 or +1")
-    elif x.size and (x.min() < lo or x.max() > hi):
-        raise ValueError(f"inputs must lie in {lo}..{hi} ({network.input_type.describe()})")
+        bad, expected = ~np.isin(x, (-1, 1)), "-1 or +1 (binary)"
+    else:
+        bad, expected = (x < lo) | (x > hi), f"in {lo}..{hi} ({network.input_type.describe()})"
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"inputs must be {expected}, found {int(x[idx])} at {idx}")
     return x
 
 

@@ -1,0 +1,160 @@
+"""The ``hwgen`` command: each subcommand's output, exit codes and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hwgen_sim.runner as runner
+from hwgen import spec
+from hwgen.cli import main
+from hwgen.spec import Input
+from tests.helpers import chain
+
+
+@pytest.fixture
+def mini_spec(tmp_path) -> Path:
+    """A three-layer binary MLP with argmax, saved as TOML + NPZ, with a labelled test split."""
+    rng = np.random.default_rng(7)
+    net, x = chain(rng, Input((16,), 8, lanes=4), [
+        dict(out=8, weight_bits=1, out_bits=1, pe=2, simd=4),
+        dict(out=4, weight_bits=16, out_bits=None, pe=1, simd=8, bias=True)],
+        count=6, argmax=True, name="mini")
+    path = tmp_path / "mini.toml"
+    np.savez(tmp_path / "mini.test.npz", x=x, y=np.arange(len(x)) % 4)
+    net.dataset = tmp_path / "mini.test.npz"
+    spec.save(net, path)
+    return path
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("hwgen: error: ")
+    return err
+
+
+def test_check_prints_every_layer_and_totals(mini_spec, capsys):
+    assert main(["check", str(mini_spec)]) == 0
+    out = capsys.readouterr().out
+    for word in ("fc0", "fc1", "argmax", "total", "cycles per inference", "u8", "bin", "s"):
+        assert word in out
+
+
+def test_check_json_has_the_documented_keys(mini_spec, capsys):
+    assert main(["check", str(mini_spec), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"network", "input", "layers", "totals"}
+    assert [layer["name"] for layer in doc["layers"]] == ["fc0", "fc1", "argmax"]
+    assert doc["totals"]["cycles_per_inference"] == (8 // 2) * (16 // 4)  # fc0: NF·SF
+    assert doc["totals"]["macs"] == 16 * 8 + 8 * 4
+
+
+def test_bad_spec_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[input\n")
+    assert main(["check", str(bad)]) == 2
+    err = _error_line(capsys)
+    assert str(bad) in err and "invalid TOML" in err
+
+
+def test_missing_spec_file(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: file not found" in _error_line(capsys)
+
+
+def test_generate_writes_verilog_and_plan(mini_spec, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", str(mini_spec), "-o", str(out)]) == 0
+    verilog = (out / "mini.v").read_text()
+    assert "module mini(" in verilog and "i_stream__payload" in verilog
+    assert json.loads((out / "plan.json").read_text())["network"] == "mini"
+
+
+def test_generate_on_a_bad_spec_leaves_no_output(mini_spec, tmp_path, capsys):
+    npz = mini_spec.with_suffix(".npz")
+    arrays = dict(np.load(npz))
+    arrays["fc0.weights"][0, 0] = 0
+    np.savez(npz, **arrays)
+    out = tmp_path / "gen"
+    assert main(["generate", str(mini_spec), "-o", str(out)]) == 2
+    err = _error_line(capsys)
+    assert "mini.npz: fc0.weights: 1-bit weights must be -1 or +1, found 0 at (0, 0)" in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_unknown_board(mini_spec, tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["build", str(mini_spec), "--board", "de10-nano", "-o", str(out)]) == 2
+    err = _error_line(capsys)
+    assert "unknown board 'de10-nano'" in err and "icebreaker" in err
+    assert not out.exists()
+
+
+def test_missing_tool_names_the_variable(mini_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("YOSYS", "/nonexistent/yosys")
+    out = tmp_path / "b"
+    assert main(["build", str(mini_spec), "--board", "icebreaker", "-o", str(out)]) == 1
+    err = _error_line(capsys)
+    assert "YOSYS='/nonexistent/yosys': no such program" in err
+    assert not out.exists()
+
+
+def test_sim_inputs_file_missing(mini_spec, tmp_path, capsys):
+    assert main(["sim", str(mini_spec), "--inputs", str(tmp_path / "x.npy")]) == 2
+    assert "--inputs" in _error_line(capsys)
+
+
+def test_sim_inputs_out_of_range(mini_spec, tmp_path, capsys):
+    x = np.full((2, 16), 300)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["sim", str(mini_spec), "--inputs", str(tmp_path / "x.npy")]) == 2
+    err = _error_line(capsys)
+    assert "x.npy" in err and "300" in err
+
+
+@pytest.mark.parametrize("command", ["check", "generate", "sim", "build", "flow"])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: hwgen " + command in capsys.readouterr().out
+
+
+@pytest.mark.cocotb
+def test_sim_default_split_is_bit_exact(mini_spec, tmp_path, capsys):
+    assert main(["sim", str(mini_spec), "--work-dir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact" in out and "accuracy" in out
+
+
+@pytest.mark.cocotb
+def test_sim_mismatch_exits_1_and_names_the_first(mini_spec, tmp_path, capsys, monkeypatch):
+    from tests.sim.test_runner import _mutated
+
+    real_write = runner.write_verilog
+    monkeypatch.setattr(runner, "write_verilog",
+                        lambda network, path: real_write(_mutated(network, "fc1"), path))
+    assert main(["sim", str(mini_spec), "--random", "4", "--work-dir",
+                 str(tmp_path / "w")]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH layer fc1, inference" in out and "expected" in out and "got" in out
+
+
+def test_console_script_reports_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[input]\nshape = [4]\nbits = 8\n[[layers]]\n"
+                   "name = 'c'\nkind = 'conv9'\n")
+    script = Path(sys.executable).with_name("hwgen")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "hwgen.cli"]
+    proc = subprocess.run([*cmd, "check", str(bad)], capture_output=True, text=True,
+                          env=dict(os.environ))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"hwgen: error: {bad}: layers[0].kind: unknown layer kind "
+                                   f"'conv9' (expected one of: argmax, dense)")
