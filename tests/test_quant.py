@@ -1,0 +1,174 @@
+"""hwgen.quant against float references, and the shipped digits_bnn design's accuracy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import golden, quant, spec
+from hwgen.numeric import TensorType
+
+DESIGNS = Path(__file__).resolve().parents[1] / "designs"
+
+
+def float_step(acc, gamma, beta, mean, var, eps, scale=1.0, levels=(0.0,)):
+    """Reference: BatchNorm in float64, then the count of levels reached (sign for (0,))."""
+    y = quant.batchnorm(np.asarray(acc) * scale, gamma, beta, mean, var, eps)
+    return (y[..., None] >= np.asarray(levels)).sum(axis=-1)
+
+
+def folded_step(acc, thresholds, flip):
+    """The hardware side: flipped accumulator compared ``≥`` against the thresholds."""
+    a = np.where(flip, -acc, acc)
+    return (a[..., None] >= thresholds).sum(axis=-1)
+
+
+def check_fold(acc, lo, hi, gamma, beta, mean, var, eps, scale=1.0, levels=(0.0,)):
+    t, flip = quant.fold_batchnorm(gamma, beta, mean, var, eps, acc_range=(lo, hi),
+                                   scale=scale, levels=levels)
+    assert t.dtype == np.int64 and t.shape == (len(gamma), len(levels))
+    assert (np.diff(t, axis=1) >= 0).all()
+    np.testing.assert_array_equal(flip, np.asarray(gamma) < 0)
+    np.testing.assert_array_equal(folded_step(acc, t, flip),
+                                  float_step(acc, gamma, beta, mean, var, eps, scale, levels))
+    return t, flip
+
+
+def test_binarize_zero_is_plus_one():
+    np.testing.assert_array_equal(quant.binarize([-0.5, -0.0, 0.0, 1e-9, 3.0]),
+                                  [-1, 1, 1, 1, 1])
+
+
+def test_fold_matches_batchnorm_sign_on_every_accumulator():
+    rng = np.random.default_rng(1)
+    n, k = 64, 57  # binary dot products of length 57: acc in -57..57
+    gamma = rng.normal(0, 1, n)
+    gamma[:8] = -np.abs(gamma[:8])  # negative scales are flipped rows
+    mean, var = rng.normal(0, 6, n), rng.uniform(0, 40, n)
+    beta = rng.normal(0, 1, n)
+    acc = np.arange(-k, k + 1)[:, None].repeat(n, axis=1)
+    check_fold(acc, -k, k, gamma, beta, mean, var, 1e-5)
+
+
+def test_fold_exact_at_integer_boundaries():
+    # BatchNorm crossing zero at (mathematically) integer accumulators, where the closed form
+    # ceil(mean − beta·std/gamma) is off by one after rounding in a few percent of channels.
+    rng = np.random.default_rng(5)
+    n, eps = 2000, 1e-5
+    gamma = rng.integers(1, 20, n) / 10 * rng.choice([-1, 1], n)
+    var = rng.integers(1, 10, n) ** 2 - eps
+    beta = rng.integers(-10, 10, n) * gamma / np.sqrt(var + eps)
+    mean = rng.integers(-20, 20, n).astype(float)
+    acc = np.arange(-40, 41)[:, None].repeat(n, axis=1)
+    t, flip = check_fold(acc, -40, 40, gamma, beta, mean, var, eps)
+    s = np.where(flip, -1, 1)
+    closed = np.ceil(s * (mean - beta * np.sqrt(var + eps) / gamma))
+    assert (closed != t[:, 0]).any()  # the correction step was needed, and was made
+
+
+def test_fold_zero_variance_and_zero_gamma():
+    acc = np.arange(-20, 21)[:, None].repeat(4, axis=1)
+    gamma = np.array([2.0, -3.0, 0.0, 0.0])
+    beta = np.array([0.5, 0.5, 0.0, -1e-3])  # gamma 0: always +1 (beta ≥ 0) / always -1
+    mean = np.array([1.5, -2.0, 0.0, 0.0])
+    var = np.zeros(4)
+    t, _ = check_fold(acc, -20, 20, gamma, beta, mean, var, 1e-5)
+    assert t[2, 0] == -20 and t[3, 0] == 21  # the ends of the reachable range
+
+
+def test_fold_clips_to_the_reachable_range():
+    t, _ = check_fold(np.arange(-5, 6)[:, None].repeat(2, axis=1), -5, 5,
+                      gamma=[1.0, 1.0], beta=[0.0, 0.0], mean=[100.0, -100.0],
+                      var=[1.0, 1.0], eps=1e-5)
+    np.testing.assert_array_equal(t[:, 0], [6, -5])
+
+
+def test_fold_multibit_input_with_scale():
+    # A first layer trained on x / 255 with binary weights: acc of u8 inputs.
+    rng = np.random.default_rng(2)
+    w = quant.binarize(rng.normal(size=(32, 16)))
+    x = rng.integers(0, 256, size=(500, 16))
+    layer = spec.Dense("fc", w, 1)
+    lo, hi = layer.acc_bounds(TensorType((16,), 8, False))
+    acc = x @ w.T
+    gamma, beta = rng.normal(0, 1, 32), rng.normal(0, 0.5, 32)
+    a_f = acc / 255
+    mean, var = a_f.mean(0), a_f.var(0)
+    t, flip = check_fold(acc, lo, hi, gamma, beta, mean, var, 1e-4, scale=1 / 255)
+    # and through the golden model, with the rows flipped
+    fw, _ = quant.flip_rows(w, flip)
+    net_layer = spec.Dense("fc", fw, 1, thresholds=t)
+    net = spec.Network("n", spec.Input((16,), 8), [net_layer])
+    want = np.where(float_step(acc, gamma, beta, mean, var, 1e-4, 1 / 255) == 1, 1, -1)
+    np.testing.assert_array_equal(golden.predict(net, x), want)
+
+
+def test_fold_multibit_output_levels():
+    rng = np.random.default_rng(3)
+    n = 16
+    gamma = rng.normal(0, 1, n)
+    beta, mean, var = rng.normal(0, 1, n), rng.normal(0, 5, n), rng.uniform(0.5, 30, n)
+    acc = np.arange(-40, 41)[:, None].repeat(n, axis=1)
+    levels = np.arange(3) + 0.5  # a 2-bit quantized ReLU
+    check_fold(acc, -40, 40, gamma, beta, mean, var, 1e-5, levels=levels)
+
+
+def test_fold_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="var \\+ eps must be positive"):
+        quant.fold_batchnorm([1.0], [0.0], [0.0], [0.0], 0.0, acc_range=(-1, 1))
+    with pytest.raises(ValueError, match="levels must be a non-empty ascending"):
+        quant.fold_batchnorm([1.0], [0.0], [0.0], [1.0], 0.0, acc_range=(-1, 1),
+                             levels=(1.0, 0.0))
+
+
+def test_flip_rows():
+    w = np.array([[1, -1], [-1, -1], [1, 1]])
+    fw, fb = quant.flip_rows(w, [False, True, False], np.array([3, 4, 5]))
+    np.testing.assert_array_equal(fw, [[1, -1], [1, 1], [1, 1]])
+    np.testing.assert_array_equal(fb, [3, -4, 5])
+    assert quant.flip_rows(w, [True, True, True])[1] is None
+
+
+def test_quantize_classifier_keeps_argmax():
+    rng = np.random.default_rng(4)
+    w, b = rng.normal(0, 0.3, (10, 128)), rng.normal(0, 0.5, 10)
+    qw, qb, scale = quant.quantize_classifier(w, b, bits=16)
+    assert qw.dtype == np.int64 and np.abs(qw).max() == 32767
+    x = rng.choice([-1, 1], size=(2000, 128))
+    f = x @ w.T + b
+    q = x @ qw.T + qb
+    # integer scores are scale × float scores up to rounding (≤ 0.5 per term and bias)
+    assert np.abs(q - scale * f).max() <= 0.5 * (128 + 1)
+    top2 = np.sort(f, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) * scale > 129  # margins rounding cannot close
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(q.argmax(1)[clear], f.argmax(1)[clear])
+    # and it is a valid 16-bit classifier layer
+    layer = spec.Dense("fc", qw, 16, bias=qb)
+    spec.Network("n", spec.Input((128,), 1), [layer, spec.Argmax()])
+
+
+def test_quantize_unsigned():
+    np.testing.assert_array_equal(quant.quantize_unsigned([0, 1, 16, 17.2, -3], 8, 15),
+                                  [0, 15, 240, 255, 0])
+    np.testing.assert_array_equal(quant.quantize_unsigned([0.24, 0.26, 2], 2, 2),
+                                  [0, 1, 3])
+
+
+def test_digits_bnn_reaches_its_stated_accuracy():
+    path = DESIGNS / "digits_bnn.toml"
+    net = spec.load(path)
+    match = re.search(r"^# integer golden test accuracy: [0-9.]+ \((\d+)/(\d+)\)$",
+                      path.read_text(), re.MULTILINE)
+    assert match, "the header states the integer golden test accuracy"
+    correct, total = int(match[1]), int(match[2])
+    assert net.dataset is not None
+    with np.load(net.dataset, allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    assert len(y) == total
+    got = int((golden.predict(net, x) == y).sum())
+    assert got == correct  # the integer model is exact: the same count, not just close
+    assert correct / total >= 0.9
