@@ -73,3 +73,19 @@ def test_unknown_simulator_is_refused(tmp_path):
     net, x = _mlp(count=2)
     with pytest.raises(SimError, match="unknown simulator 'xsim'"):
         simulate(net, x, tmp_path, simulator="xsim")
+
+
+def test_reference_design_whole_test_split_matches_golden(tmp_path):
+    """The shipped digits_bnn: every one of the 450 test images, every layer, bit-exact."""
+    from pathlib import Path
+
+    from hwgen import golden, spec
+
+    net = spec.load(Path(__file__).parents[2] / "designs" / "digits_bnn.toml")
+    with np.load(net.dataset) as data:
+        x, y = data["x"], data["y"]
+    result = simulate(net, x, tmp_path, seed=11)
+    assert result.ok, result.first_mismatch
+    assert result.frames == len(x) == 450
+    assert np.array_equal(result.predictions, golden.predict(net, x))
+    assert np.mean(result.predictions == y) > 0.9
