@@ -1,0 +1,218 @@
+"""Synthesis for a board: BoardTop → Yosys → nextpnr → bitstream, and report.json.
+
+Amaranth's platform writes the build plan (RTLIL, Yosys script, pin constraints and the
+commands); hwgen runs its commands one by one through :func:`toolchain.run_tool`, so each tool
+is the user's (an environment variable) or the YoWASP default, its output goes through a pipe
+into a log, and a failure raises :class:`ToolError` with the log's tail. Everything is built in
+a temporary sibling of the output folder, which is renamed into place only when the bitstream
+and the report are complete; a failed build's folder is kept as ``<output>.failed`` for its
+logs, and an existing output folder is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth._toolchain import tool_env_var
+
+from ..plan import plan
+from ..spec import Network
+from .boards import Board, BoardError, board
+from .toolchain import ToolError, run_tool, tool_env, tool_path
+
+__all__ = ["build", "FAMILY_CELLS"]
+
+#: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
+FAMILY_CELLS = {
+    "ice40": {"lcs": "ICESTORM_LC", "bram": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM",
+              "dsp": "ICESTORM_DSP"},
+    "ecp5": {"lut4": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "bram": "DP16KD",
+             "dsp": "MULT18X18D"},
+}
+
+#: What each step must leave behind (a zero exit status alone is not trusted).
+_PRODUCTS = {
+    "yosys": ["top.json"],
+    "nextpnr-ice40": ["top.asc", "report_pnr.json"],
+    "icepack": ["top.bin"],
+    "nextpnr-ecp5": ["top.config", "report_pnr.json"],
+    "ecppack": ["top.bit"],
+}
+_BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+_NEXTPNR_REPORT = ["--report", "report_pnr.json"]
+_YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
+
+
+def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict:
+    """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
+
+    Writes the bitstream, the tools' logs and ``report.json`` into ``out_dir`` (replacing it
+    only on success) and returns the report. Raises :class:`BoardError` for an unknown board or
+    a network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
+    ``log`` (a callable taking a line) hears about each step.
+    """
+    from ..rtl.board import BoardTop, check_network
+
+    info = board(board_name)
+    try:
+        check_network(network)
+    except ValueError as exc:
+        raise BoardError(f"cannot build for {board_name}: {exc}") from None
+    out_dir = Path(out_dir)
+    start = time.monotonic()
+
+    platform = info.platform()
+    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart)
+    build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
+                                  script_after_synth=_YOSYS_STAT)
+    commands = json.loads(build_plan.files["build_top.json"])["commands"]
+    env = tool_env([tool_env_var(argv[0]) for argv in commands])
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        for name, content in build_plan.files.items():
+            (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
+        for argv in commands:
+            tool, args = argv[0], list(argv[1:])
+            if tool.startswith("nextpnr") and "--report" not in args:
+                args += _NEXTPNR_REPORT  # an AMARANTH_nextpnr_opts in the environment won
+            if log:
+                log(f"running {tool}")
+            step = time.monotonic()
+            run_tool(tool_env_var(tool), args, cwd=tmp, log=tmp / f"{tool}.log", env=env)
+            for product in _PRODUCTS.get(tool, []):
+                if not (tmp / product).is_file():
+                    raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
+                                    f"log {tmp / (tool + '.log')}:\n"
+                                    f"{_tail(tmp / (tool + '.log'))}")
+            if log:
+                log(f"  {tool} done in {time.monotonic() - step:.1f} s")
+        report = _report(network, info, tmp, env, time.monotonic() - start, top.baud)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        _replace_dir(tmp, out_dir)
+    except ToolError as exc:
+        # Keep the failed work folder (its logs) beside the output, never as the output.
+        failed = out_dir.with_name(out_dir.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        tmp.rename(failed)
+        raise ToolError(str(exc).replace(str(tmp), str(failed))) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in place."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{tmp.name}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _usage(utilization: dict, cell: str) -> dict | None:
+    entry = utilization.get(cell)
+    if entry is None:
+        return None
+    return {"used": int(entry["used"]), "available": int(entry["available"])}
+
+
+def _yosys_ffs(path: Path, family: str) -> int | None:
+    """Flip-flops counted by Yosys' ``stat -json`` after synthesis (iCE40: SB_DFF*)."""
+    try:
+        stat = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    cells = stat.get("design", {}).get("num_cells_by_type")
+    if cells is None:
+        return None
+    prefix = "SB_DFF" if family == "ice40" else "TRELLIS_FF"
+    return sum(int(n) for kind, n in cells.items() if kind.startswith(prefix))
+
+
+def _nextpnr_version(var: str, env: dict) -> str | None:
+    try:
+        proc = subprocess.run([tool_path(var, env), "--version"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env, timeout=120)
+    except (OSError, ToolError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\(Version ([^)\s]+)\)", proc.stdout)
+    return found.group(1) if found else None
+
+
+def _yosys_version(rpt: Path) -> str | None:
+    try:
+        found = re.search(r"Yosys \S+ \(git sha1 \w+", rpt.read_text(errors="replace"))
+    except OSError:
+        return None
+    return found.group(0) + ")" if found else None
+
+
+def _report(network: Network, info: Board, work: Path, env: dict, seconds: float,
+            baud: int) -> dict:
+    pnr = json.loads((work / "report_pnr.json").read_text())
+    utilization = pnr.get("utilization", {})
+    cells = FAMILY_CELLS[info.family]
+    p = plan(network)
+
+    report: dict = {
+        "board": info.name,
+        "device": info.device,
+        "package": info.package,
+        "family": info.family,
+        "network": network.name,
+        "lcs": None,
+        "lut4": None,
+    }
+    for key in ("lcs", "lut4", "ffs", "bram", "spram", "dsp"):
+        if key in cells:
+            report[key] = _usage(utilization, cells[key])
+        elif key in info.resources:
+            report[key] = {"used": 0, "available": info.resources[key]}
+    if info.family == "ice40":
+        ffs = _yosys_ffs(work / "synth_stat.json", info.family)
+        report["ffs"] = None if ffs is None else {"used": ffs,
+                                                  "available": info.resources["ffs"]}
+
+    fmax = [clock["achieved"] for clock in pnr.get("fmax", {}).values()]
+    fmax_mhz = round(min(fmax), 2) if fmax else None
+    cycles = p.cycles_per_inference
+    report.update({
+        "fmax_mhz": fmax_mhz,
+        "clock_mhz": info.clock_mhz,
+        "cycles_per_inference": cycles,
+        "latency_cycles": p.latency,
+        "inferences_per_second_at_fmax": (round(fmax_mhz * 1e6 / cycles, 1)
+                                          if fmax_mhz else None),
+        "inferences_per_second_at_clock": round(info.clock_mhz * 1e6 / cycles, 1),
+        "uart": {"baud": baud, "bytes_per_inference": p.input_type.size,
+                 "inferences_per_second": round(baud / 10 / (p.input_type.size + 1), 1)},
+        "bitstream": _BITSTREAM[info.family],
+        "warning": None,
+    })
+    if fmax_mhz is not None and fmax_mhz < info.clock_mhz:
+        report["warning"] = (f"fmax {fmax_mhz} MHz is below the board clock "
+                             f"{info.clock_mhz} MHz; the design may not work on the board")
+    nextpnr_var = tool_env_var(f"nextpnr-{info.family}")
+    report["tools"] = {
+        "yosys": _yosys_version(work / "top.rpt"),
+        "nextpnr": _nextpnr_version(nextpnr_var, env),
+    }
+    report["build_seconds"] = round(seconds, 1)
+    return report

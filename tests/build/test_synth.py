@@ -1,0 +1,112 @@
+# amaranth: UnusedElaboratable=no
+"""Synthesis for real boards (marked ``synth``) and the build folder's failure behaviour."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hwgen.build.boards import BoardError
+from hwgen.build.synth import build
+from hwgen.build.toolchain import ToolError
+from hwgen.plan import plan
+from hwgen.spec import Input
+from tests.helpers import chain
+
+
+def tiny(argmax: bool = True):
+    rng = np.random.default_rng(0)
+    net, _ = chain(rng, Input((8,), 8, lanes=4), [
+        dict(out=8, weight_bits=1, out_bits=1, pe=4, simd=8),
+        dict(out=4, weight_bits=8, out_bits=None, pe=2, simd=4)], argmax=argmax, name="tiny")
+    return net
+
+
+def _check_report(report, out, *, board, family, device, bitstream):
+    assert json.loads((out / "report.json").read_text()) == report
+    assert (report["board"], report["family"], report["device"]) == (board, family, device)
+    assert report["network"] == "tiny"
+    used_key, other = ("lcs", "lut4") if family == "ice40" else ("lut4", "lcs")
+    assert report[other] is None
+    for key in (used_key, "ffs", "bram", "spram", "dsp"):
+        assert set(report[key]) == {"used", "available"}, key
+        assert 0 <= report[key]["used"] <= report[key]["available"], key
+    assert report[used_key]["used"] > 0 and report["ffs"]["used"] > 0
+    assert report["fmax_mhz"] > 0
+    assert report["cycles_per_inference"] == plan(tiny()).cycles_per_inference
+    assert report["inferences_per_second_at_fmax"] == pytest.approx(
+        report["fmax_mhz"] * 1e6 / report["cycles_per_inference"], rel=1e-3)
+    assert report["bitstream"] == bitstream
+    assert (out / bitstream).stat().st_size > 1000
+    assert report["tools"]["yosys"].startswith("Yosys ")
+    assert report["warning"] is None or "below the board clock" in report["warning"]
+    assert not list(out.parent.glob(".*partial*"))
+
+
+@pytest.mark.synth
+def test_icebreaker(tmp_path):
+    out = tmp_path / "tiny-icebreaker"
+    out.mkdir()
+    (out / "stale").write_text("replaced on success")
+    report = build(tiny(), "icebreaker", out)
+    _check_report(report, out, board="icebreaker", family="ice40", device="iCE40UP5K",
+                  bitstream="top.bin")
+    assert report["clock_mhz"] == 12.0
+    assert report["spram"]["available"] == 4
+    assert not (out / "stale").exists()
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_ulx3s_85f(tmp_path):
+    out = tmp_path / "tiny-ulx3s"
+    report = build(tiny(), "ulx3s-85f", out)
+    _check_report(report, out, board="ulx3s-85f", family="ecp5", device="LFE5U-85F",
+                  bitstream="top.bit")
+    assert report["clock_mhz"] == 25.0
+    assert report["lut4"]["available"] > 80000
+
+
+def test_missing_tool_leaves_no_output(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOSYS", "/nonexistent")
+    out = tmp_path / "out"
+    with pytest.raises(ToolError) as exc:
+        build(tiny(), "icebreaker", out)
+    assert "YOSYS='/nonexistent': no such program" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tool_without_output_keeps_old_output(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOSYS", "true")  # exits 0 and writes nothing
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    with pytest.raises(ToolError) as exc:
+        build(tiny(), "icebreaker", out)
+    assert "yosys exited with status 0 but wrote no top.json" in str(exc.value)
+    assert str(tmp_path / "out.failed" / "yosys.log") in str(exc.value)
+    assert (out / "report.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.failed"]
+
+
+def test_failing_tool(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOSYS", "false")
+    out = tmp_path / "out"
+    with pytest.raises(ToolError) as exc:
+        build(tiny(), "icebreaker", out)
+    assert "false failed (exit 1)" in str(exc.value)
+    assert not out.exists()
+
+
+def test_refuses_network_without_argmax(tmp_path):
+    with pytest.raises(BoardError) as exc:
+        build(tiny(argmax=False), "icebreaker", tmp_path / "out")
+    assert str(exc.value) == ("cannot build for icebreaker: network 'tiny' does not end in "
+                              "argmax; the board's UART protocol sends back one class index "
+                              "per inference")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_board(tmp_path):
+    with pytest.raises(BoardError, match="unknown board 'de10'"):
+        build(tiny(), "de10", tmp_path / "out")
