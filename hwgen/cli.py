@@ -163,11 +163,19 @@ def cmd_build(args) -> int:
 
 
 def _print_report(report: dict, out: Path) -> None:
-    keys = ("board", "device", "lcs", "lut4", "ffs", "bram", "spram", "dsp", "fmax_mhz",
-            "cycles_per_inference", "inferences_per_second_at_fmax")
-    for key in keys:
-        if key in report:
-            print(f"  {key:32s} {report[key]}")
+    """The build report's headline figures, one per line, "used / available" for resources."""
+    labels = {"lcs": "logic cells", "lut4": "LUT4s", "ffs": "flip-flops", "bram": "block RAMs",
+              "spram": "SPRAMs", "dsp": "DSPs"}
+    print(f"  {'board':30s} {report['board']} ({report['device']})")
+    for key, label in labels.items():
+        value = report.get(key)
+        if value is not None:
+            print(f"  {label:30s} {value['used']} / {value['available']}")
+    print(f"  {'fmax':30s} {report['fmax_mhz']} MHz (board clock {report['clock_mhz']} MHz)")
+    print(f"  {'cycles per inference':30s} {report['cycles_per_inference']}")
+    print(f"  {'inferences/s at fmax':30s} {report['inferences_per_second_at_fmax']:,.0f}")
+    if report.get("warning"):
+        print(f"  warning: {report['warning']}")
     print(f"report: {out / 'report.json'}")
 
 
@@ -187,7 +195,9 @@ def cmd_flow(args) -> int:
                             "accuracy": accuracy,
                             "cycles_per_inference": result.cycles_per_inference,
                             "latency_cycles": result.latency_cycles}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    partial = out / "report.json.partial"
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(out / "report.json")
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"
