@@ -169,7 +169,7 @@ def _print_report(report: dict, out: Path) -> None:
     print(f"  {'board':30s} {report['board']} ({report['device']})")
     for key, label in labels.items():
         value = report.get(key)
-        if value is not None:
+        if value is not None and value['available']:
             print(f"  {label:30s} {value['used']} / {value['available']}")
     print(f"  {'fmax':30s} {report['fmax_mhz']} MHz (board clock {report['clock_mhz']} MHz)")
     print(f"  {'cycles per inference':30s} {report['cycles_per_inference']}")
