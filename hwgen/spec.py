@@ -67,6 +67,10 @@ def _check_int_array(a: object, key: str, where: Where, shape: tuple[int, ...]) 
         raise where.array_error(key, f"expected a NumPy integer array, got {type(a).__name__}")
     if not np.issubdtype(a.dtype, np.integer):
         raise where.array_error(key, f"dtype {a.dtype}, expected an integer dtype")
+    if np.issubdtype(a.dtype, np.unsignedinteger) and a.size \
+            and int(a.max()) > np.iinfo(np.int64).max:
+        raise where.array_error(key, f"value {int(a.max())} does not fit in 64-bit signed "
+                                f"integers")
     if a.shape != shape:
         raise where.array_error(key, f"shape {a.shape}, expected {shape}")
     return a.astype(np.int64)
@@ -117,7 +121,8 @@ class Dense:
     binary inputs), otherwise signed ``weight_bits``-bit integers. With ``thresholds``
     (out × 2**n − 1, each row ascending) the output is ``#{t : acc ≥ thresholds[o, t]}``, an
     n-bit unsigned value (n = 1: binary, bit 1 meaning +1); without, the raw accumulator leaves
-    the layer as a signed integer (a classifier's scores). ``pe`` output channels are computed
+    the layer as an integer of the smallest type holding every reachable value (a classifier's
+    scores). ``pe`` output channels are computed
     in parallel from ``simd`` input elements per cycle.
     """
 
@@ -187,7 +192,7 @@ class Dense:
         out = self.out_features
         if self.bias is not None:
             b = _check_int_array(self.bias, f"{self.name}.bias", where, (out,))
-            if np.abs(b).max() >= 1 << 31:
+            if ((b >= 1 << 31) | (b <= -(1 << 31))).any():
                 raise where.array_error(f"{self.name}.bias", "bias values must fit in 32 bits")
             object.__setattr__(self, "bias", b)
         if self.pe is not None:
@@ -413,6 +418,7 @@ def load(path: str | Path) -> Network:
         raise SpecError(source, "input.signed", f"expected true or false, got {inp.signed!r}")
 
     tables = _require(doc, "layers", list, source, "")
+    seen: set[str] = set()
     arrays = _load_arrays(arrays_path, source) if any(
         isinstance(t, dict) and t.get("kind") == "dense" for t in tables) else {}
     layers: list[Layer] = []
@@ -424,7 +430,10 @@ def load(path: str | Path) -> Network:
         if kind not in _FROM_TOML:
             raise SpecError(source, f"{prefix}.kind", f"unknown layer kind {kind!r} (expected "
                             f"one of: {', '.join(sorted(_FROM_TOML))})")
-        _require(layer_table, "name", str, source, prefix)
+        layer_name = _require(layer_table, "name", str, source, prefix)
+        if layer_name in seen:
+            raise SpecError(source, f"{prefix}.name", f"duplicate layer name {layer_name!r}")
+        seen.add(layer_name)
         where = Where(source, arrays_source, prefix)
         layers.append(_FROM_TOML[kind](layer_table, arrays, where))
     if arrays:

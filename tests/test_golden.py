@@ -1,0 +1,318 @@
+"""hwgen.golden against independent float64 arithmetic on values (verification ladder step 1)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwgen import golden
+from hwgen.numeric import encode
+from hwgen.spec import Argmax, Dense, Input, Network
+from tests.helpers import chain, random_inputs
+
+# --- an independent reference: float64 matrix products and plain comparisons ----------------
+
+
+def ref_dense(layer: Dense, x: np.ndarray) -> np.ndarray:
+    acc = np.asarray(x, dtype=np.float64) @ np.asarray(layer.weights, dtype=np.float64).T
+    if layer.bias is not None:
+        acc = acc + np.asarray(layer.bias, dtype=np.float64)
+    if layer.thresholds is None:
+        return acc
+    t = np.asarray(layer.thresholds, dtype=np.float64)
+    if t.shape[1] == 1:  # sign with the contract's tie rule: acc ≥ T is +1
+        return np.where(acc >= t[:, 0], 1.0, -1.0)
+    out = np.zeros(acc.shape)
+    for k in range(t.shape[1]):
+        out += acc >= t[:, k]
+    return out
+
+
+def ref_argmax(x: np.ndarray) -> np.ndarray:
+    out = []
+    for row in np.asarray(x, dtype=np.float64):
+        best = 0
+        for i, v in enumerate(row):
+            if v > row[best]:
+                best = i
+        out.append([best])
+    return np.array(out, dtype=np.float64)
+
+
+def ref_run(net: Network, x: np.ndarray) -> list[np.ndarray]:
+    outs, v = [], np.asarray(x, dtype=np.float64)
+    for layer in net.layers:
+        v = ref_dense(layer, v) if isinstance(layer, Dense) else ref_argmax(v)
+        outs.append(v)
+    return outs
+
+
+def pm1(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.choice([-1, 1], size=shape)
+
+
+def assert_same(golden_out: np.ndarray, ref_out: np.ndarray) -> None:
+    assert golden_out.dtype == np.int64
+    assert golden_out.shape == ref_out.shape
+    np.testing.assert_array_equal(golden_out.astype(np.float64), ref_out)
+
+
+# --- binary layers ---------------------------------------------------------------------------
+
+def test_binary_dense_sign_matches_float():
+    rng = np.random.default_rng(1)
+    for k, out in [(1, 1), (7, 3), (16, 8), (63, 5), (200, 17)]:
+        w = pm1(rng, out, k)
+        x = pm1(rng, 32, k)
+        t = rng.integers(-k, k + 1, size=(out, 1))
+        net = Network("b", Input((k,), 1), [Dense("fc", w, 1, thresholds=t)])
+        got = golden.run(net, x)["fc"]
+        assert_same(got, ref_dense(net.layers[0], x))
+        assert set(np.unique(got)) <= {-1, 1}
+
+
+def test_binary_threshold_tie_gives_plus_one():
+    w = np.array([[1, 1, -1, 1], [1, 1, 1, 1]])
+    x = np.array([[1, 1, 1, 1]])  # acc = [2, 4]
+    t_eq = np.array([[2], [4]])
+    t_above = np.array([[3], [5]])
+    at = Network("t", Input((4,), 1), [Dense("fc", w, 1, thresholds=t_eq)])
+    above = Network("t", Input((4,), 1), [Dense("fc", w, 1, thresholds=t_above)])
+    np.testing.assert_array_equal(golden.run(at, x)["fc"], [[1, 1]])
+    np.testing.assert_array_equal(golden.run(above, x)["fc"], [[-1, -1]])
+
+
+def test_binary_dot_is_xnor_popcount():
+    rng = np.random.default_rng(2)
+    k = 45
+    w = pm1(rng, 6, k)
+    x = pm1(rng, 20, k)
+    layer = Network("p", Input((k,), 1), [Dense("fc", w, 1)]).layers[0]
+    acc = golden.accumulate(layer, x)
+    xb, wb = encode(x, 1, False), encode(w, 1, False)
+    xnor = 1 - (xb[:, None, :] ^ wb[None, :, :])
+    np.testing.assert_array_equal(acc, 2 * xnor.sum(axis=-1).astype(np.int64) - k)
+
+
+def test_binary_raw_output_type_holds_accumulators():
+    rng = np.random.default_rng(3)
+    w = pm1(rng, 4, 31)
+    net = Network("r", Input((31,), 1), [Dense("fc", w, 1)])
+    assert net.output_type.signed and net.output_type.bits == 6  # -31..31
+    x = np.stack([w[0], -w[0]])  # reaches +31 and -31 on channel 0
+    acc = golden.run(net, x)["fc"]
+    assert acc[0, 0] == 31 and acc[1, 0] == -31
+
+
+# --- multi-bit inputs, n-bit thresholds, classifier ------------------------------------------
+
+def test_u8_input_binary_weights_matches_float():
+    rng = np.random.default_rng(4)
+    k, out = 64, 12
+    w = pm1(rng, out, k)
+    x = rng.integers(0, 256, size=(40, k))
+    x[0], x[1] = 0, 255
+    t = rng.integers(-2000, 2000, size=(out, 1))
+    t[0, 0] = int(x[5] @ w[0])  # an exact tie on one channel
+    net = Network("m", Input((k,), 8), [Dense("fc", w, 1, thresholds=t)])
+    got = golden.run(net, x)["fc"]
+    assert_same(got, ref_dense(net.layers[0], x))
+    assert got[5, 0] == 1
+
+
+def test_s8_input_4bit_weights_raw_matches_float():
+    rng = np.random.default_rng(5)
+    w = rng.integers(-8, 8, size=(9, 30))
+    x = rng.integers(-128, 128, size=(25, 30))
+    net = Network("s", Input((30,), 8, signed=True), [Dense("fc", w, 4)])
+    assert_same(golden.run(net, x)["fc"], ref_dense(net.layers[0], x))
+
+
+@pytest.mark.parametrize("out_bits", [2, 3, 4])
+def test_nbit_thresholds_count_reached(out_bits):
+    rng = np.random.default_rng(out_bits)
+    k, out = 20, 6
+    w = pm1(rng, out, k)
+    x = pm1(rng, 50, k)
+    count = (1 << out_bits) - 1
+    t = np.sort(rng.integers(-k, k + 1, size=(out, count)), axis=1)
+    t[0] = 0  # all thresholds equal: output jumps 0 → max at acc = 0
+    net = Network("n", Input((k,), 1), [Dense("fc", w, 1, thresholds=t)])
+    assert net.output_type.bits == out_bits and not net.output_type.signed
+    got = golden.run(net, x)["fc"]
+    assert_same(got, ref_dense(net.layers[0], x))
+    acc = x @ w.T
+    expected = np.array([[int((t[o] <= acc[n, o]).sum()) for o in range(out)]
+                         for n in range(len(x))])
+    np.testing.assert_array_equal(got, expected)
+    assert got.min() >= 0 and got.max() <= count
+    np.testing.assert_array_equal(got[:, 0], np.where(acc[:, 0] >= 0, count, 0))
+
+
+def test_quantize_thresholds_direct():
+    acc = np.array([[-5, 0, 3, 10]])
+    t = np.array([[-1, 0, 3]] * 4)
+    np.testing.assert_array_equal(golden.quantize_thresholds(acc, t), [[0, 2, 3, 3]])
+    np.testing.assert_array_equal(golden.quantize_thresholds(acc, t[:, :1]), [[-1, 1, 1, 1]])
+
+
+def test_16bit_classifier_with_bias_is_int64_matmul():
+    rng = np.random.default_rng(6)
+    k, out = 128, 10
+    w = rng.integers(-(1 << 15), 1 << 15, size=(out, k))
+    w[0] = -(1 << 15)
+    w[1] = (1 << 15) - 1
+    b = rng.integers(-(1 << 30), 1 << 30, size=out)
+    x = rng.integers(0, 256, size=(30, k))
+    x[0], x[1] = 255, 0
+    net = Network("c", Input((k,), 8), [Dense("fc", w, 16, bias=b)])
+    got = golden.run(net, x)["fc"]
+    expected = x.astype(np.int64) @ w.astype(np.int64).T + b.astype(np.int64)
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, 0] == -(1 << 15) * 255 * k + b[0]
+    lo, hi = net.output_type.range
+    assert net.output_type.signed and lo <= got.min() and got.max() <= hi
+
+
+def test_bias_shifts_threshold_comparison():
+    w = np.array([[1, 1, 1, 1]])
+    t = np.array([[3]])
+    x = np.array([[1, 1, 1, -1]])  # acc 2
+    no_bias = Network("a", Input((4,), 1), [Dense("fc", w, 1, thresholds=t)])
+    with_bias = Network("a", Input((4,), 1), [Dense("fc", w, 1, thresholds=t,
+                                                   bias=np.array([1]))])
+    assert golden.run(no_bias, x)["fc"][0, 0] == -1
+    assert golden.run(with_bias, x)["fc"][0, 0] == 1
+
+
+# --- argmax ----------------------------------------------------------------------------------
+
+def test_argmax_ties_go_to_lowest_index():
+    net = Network("a", Input((5,), 8, signed=True), [Argmax()])
+    x = np.array([[3, 7, 7, 1, 7],
+                  [-5, -5, -5, -5, -5],
+                  [0, 1, 2, 3, 3],
+                  [9, -1, 9, 9, 0],
+                  [-128, -127, -128, -127, -128]])
+    np.testing.assert_array_equal(golden.predict(net, x), [1, 0, 3, 0, 1])
+    np.testing.assert_array_equal(golden.run(net, x)["argmax"], [[1], [0], [3], [0], [1]])
+
+
+def test_argmax_random_against_reference():
+    rng = np.random.default_rng(9)
+    net = Network("a", Input((7,), 3), [Argmax()])
+    x = rng.integers(0, 4, size=(200, 7))  # few values: many ties
+    np.testing.assert_array_equal(golden.predict(net, x), ref_argmax(x)[:, 0])
+
+
+def test_predict_without_argmax_returns_scores():
+    rng = np.random.default_rng(10)
+    w = rng.integers(-3, 4, size=(3, 4))
+    net = Network("p", Input((4,), 2), [Dense("fc", w, 3)])
+    x = rng.integers(0, 4, size=(5, 4))
+    out = golden.predict(net, x)
+    assert out.shape == (5, 3)
+    np.testing.assert_array_equal(out, x @ w.T)
+
+
+# --- random chains ---------------------------------------------------------------------------
+
+LAYER_CHOICES = [(1, 1), (1, 2), (2, 1), (4, 3), (8, 1), (1, None), (16, None)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), depth=st.integers(2, 4),
+       in_bits=st.sampled_from([1, 2, 8]), signed=st.booleans(), argmax=st.booleans())
+def test_random_chains_match_float_reference(seed, depth, in_bits, signed, argmax):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 40))
+    specs = []
+    for i in range(depth):
+        # only the last layer may leave raw accumulators
+        choices = LAYER_CHOICES if i == depth - 1 else [c for c in LAYER_CHOICES if c[1]]
+        weight_bits, out_bits = choices[int(rng.integers(len(choices)))]
+        specs.append(dict(out=int(rng.integers(1, 24)), weight_bits=weight_bits,
+                          out_bits=out_bits, pe=1, simd=1, bias=bool(rng.integers(2))))
+    use_argmax = argmax and specs[-1]["out_bits"] != 1
+    net, x = chain(rng, Input((k,), in_bits, signed=signed), specs, count=12,
+                   argmax=use_argmax)
+    outs = golden.run(net, x)
+    assert list(outs) == [layer.name for layer in net.layers]
+    refs = ref_run(net, x)
+    for i, layer in enumerate(net.layers):
+        assert_same(outs[layer.name], refs[i])
+        # every value lies within the inferred tensor type: the width derivation holds
+        t = net.types[i + 1]
+        lo, hi = t.range
+        assert outs[layer.name].shape[1:] == t.shape
+        assert lo <= outs[layer.name].min() and outs[layer.name].max() <= hi
+        if t.binary:
+            assert set(np.unique(outs[layer.name])) <= {-1, 1}
+
+
+def test_chain_extreme_inputs_within_types():
+    # Extreme inputs reach the accumulator bounds, which must still fit the inferred widths.
+    rng = np.random.default_rng(11)
+    for in_bits, signed, weight_bits in [(8, False, 16), (8, True, 8), (16, True, 16),
+                                         (1, False, 1)]:
+        inp = Input((33,), in_bits, signed=signed)
+        w = rng.integers(-1, 1, size=(4, 33)) * 2 + 1 if weight_bits == 1 else \
+            np.full((4, 33), -(1 << (weight_bits - 1)))
+        net = Network("e", inp, [Dense("fc", w, weight_bits)])
+        xt = net.input_type
+        x = np.stack([np.full(33, xt.range[0]), np.full(33, xt.range[1])])
+        x = random_inputs(rng, xt, 4) if xt.binary else x
+        out = golden.run(net, x)["fc"]
+        lo, hi = net.output_type.range
+        assert lo <= out.min() and out.max() <= hi
+
+
+# --- input checking --------------------------------------------------------------------------
+
+def u8_net() -> Network:
+    return Network("u", Input((4,), 8), [Dense("fc", np.ones((2, 4), int), 1)])
+
+
+@pytest.mark.parametrize("x, message", [
+    ([[0, 1, 256, 3]], "inputs must be in 0..255 (u8), found 256 at (0, 2)"),
+    ([[0, 1, 2, 3], [0, -1, 2, 3]], "inputs must be in 0..255 (u8), found -1 at (1, 1)"),
+    ([[0, 1, 2]], "inputs have shape (3,) per item, the network expects (4,)"),
+    ([0, 1, 2, 3], "inputs have shape () per item, the network expects (4,)"),
+])
+def test_check_inputs_rejects_u8(x, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        golden.run(u8_net(), np.array(x))
+
+
+def test_check_inputs_rejects_floats():
+    with pytest.raises(ValueError, match="inputs must be integers, got dtype float64"):
+        golden.check_inputs(u8_net(), np.zeros((1, 4)))
+
+
+def test_check_inputs_binary_rejects_zero():
+    net = Network("b", Input((3,), 1), [Dense("fc", np.ones((2, 3), int), 1)])
+    with pytest.raises(ValueError, match=re.escape(
+            "inputs must be -1 or +1 (binary), found 0 at (0, 1)")):
+        golden.predict(net, np.array([[1, 0, -1]]))
+    # encodings (0/1 bits) are not values: 0 is rejected
+    with pytest.raises(ValueError, match="binary"):
+        golden.run(net, np.array([[1, 1, 1], [0, 1, 0]]))
+
+
+def test_check_inputs_signed_range():
+    net = Network("s", Input((2,), 4, signed=True), [Argmax()])
+    ok = golden.check_inputs(net, np.array([[-8, 7]], dtype=np.int8))
+    assert ok.dtype == np.int64
+    with pytest.raises(ValueError, match=re.escape("in -8..7 (s4), found 8 at (0, 1)")):
+        golden.check_inputs(net, np.array([[-8, 8]]))
+    with pytest.raises(ValueError, match=re.escape("found -9 at (0, 0)")):
+        golden.check_inputs(net, np.array([[-9, 0]]))
+
+
+def test_run_layer_unknown_kind():
+    with pytest.raises(TypeError, match="no golden function for str"):
+        golden.run_layer("conv", np.zeros((1, 2), int))

@@ -1,0 +1,702 @@
+"""hwgen.spec: TOML + NPZ loading, saving, and every validation error by its message."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen.spec import Argmax, Dense, Input, Network, SpecError, load, save
+
+NAME_RULE = "expected a lower-case identifier ([a-z][a-z0-9_]*)"
+
+
+def baseline() -> Network:
+    """A small network using every spec feature: binary, 8-bit and 16-bit weights, 1- and 2-bit
+    thresholds, bias, folding, input lanes, argmax and a dataset."""
+    rng = np.random.default_rng(0)
+    return Network("tiny", Input((16,), 8, lanes=4), [
+        Dense("fc1", rng.choice([-1, 1], size=(8, 16)), 1,
+              thresholds=rng.integers(-20, 20, size=(8, 1)), pe=2, simd=4),
+        Dense("fc2", rng.integers(-128, 128, size=(6, 8)), 8,
+              thresholds=np.sort(rng.integers(-50, 50, size=(6, 3)), axis=1)),
+        Dense("fc3", rng.integers(-300, 300, size=(4, 6)), 16, bias=np.arange(4) - 2),
+        Argmax(),
+    ], dataset=Path("tiny.test.npz"))
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    """A valid tiny.toml + tiny.npz written by :func:`save`."""
+    toml = tmp_path / "tiny.toml"
+    save(baseline(), toml)
+    return toml, tmp_path / "tiny.npz"
+
+
+def edit_toml(toml: Path, old: str, new: str) -> None:
+    text = toml.read_text()
+    assert text.count(old) == 1, f"{old!r} not unique in the baseline"
+    toml.write_text(text.replace(old, new))
+
+
+def edit_npz(npz: Path, **changes) -> None:
+    """Replace arrays (``fc1__weights=`` for ``fc1.weights``); ``None`` removes one."""
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files}
+    for key, value in changes.items():
+        key = key.replace("__", ".")
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
+    np.savez(npz, **arrays)
+
+
+def npz_array(npz: Path, key: str) -> np.ndarray:
+    with np.load(npz) as f:
+        return f[key].copy()
+
+
+def load_error(toml: Path) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        load(toml)
+    return info.value
+
+
+def assert_networks_equal(a: Network, b: Network) -> None:
+    assert a.name == b.name
+    assert a.types == b.types
+    assert (a.input.shape, a.input.bits, bool(a.input.signed), a.input.lanes) == \
+        (b.input.shape, b.input.bits, bool(b.input.signed), b.input.lanes)
+    assert [type(x) for x in a.layers] == [type(x) for x in b.layers]
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert la.name == lb.name
+        if isinstance(la, Dense):
+            assert (la.weight_bits, la.pe, la.simd) == (lb.weight_bits, lb.pe, lb.simd)
+            for key in ("weights", "thresholds", "bias"):
+                va, vb = getattr(la, key), getattr(lb, key)
+                assert (va is None) == (vb is None), key
+                if va is not None:
+                    assert va.dtype == vb.dtype == np.int64
+                    np.testing.assert_array_equal(va, vb)
+
+
+# --- loading and saving ----------------------------------------------------------------------
+
+def test_save_load_roundtrip(files):
+    toml, npz = files
+    net = load(toml)
+    assert_networks_equal(net, baseline())
+    assert net.source == str(toml) and net.arrays_source == str(npz)
+    assert net.dataset == toml.parent / "tiny.test.npz"
+    w3, b3 = net.layers[2].weights, net.layers[2].bias
+    lo = int((np.minimum(0, 3 * w3).sum(axis=1) + b3).min())  # fc2's output is 0..3
+    hi = int((np.maximum(0, 3 * w3).sum(axis=1) + b3).max())
+    s_bits = next(n for n in range(2, 40) if -(1 << (n - 1)) <= lo and hi < 1 << (n - 1))
+    assert [t.describe() for t in net.types] == ["u8", "bin", "u2", f"s{s_bits}", "u2"]
+    fc2 = net.layers[1]
+    assert fc2.out_bits == 2 and net.layers[0].out_bits == 1 and net.layers[2].out_bits is None
+
+
+def test_save_is_stable(files, tmp_path):
+    toml, npz = files
+    again = tmp_path / "again" / "tiny.toml"
+    again.parent.mkdir()
+    save(load(toml), again)
+    assert again.read_text() == toml.read_text()
+    with np.load(npz) as a, np.load(again.with_suffix(".npz")) as b:
+        assert sorted(a.files) == sorted(b.files) == sorted([
+            "fc1.weights", "fc1.thresholds", "fc2.weights", "fc2.thresholds", "fc3.weights",
+            "fc3.bias"])
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_save_header_and_signed_input(tmp_path):
+    net = Network("s", Input((4,), 4, signed=True), [Dense("fc", np.ones((2, 4), int), 4)])
+    save(net, tmp_path / "s.toml", header="line one\nline two")
+    text = (tmp_path / "s.toml").read_text()
+    assert text.startswith("# line one\n# line two\n")
+    loaded = load(tmp_path / "s.toml")
+    assert loaded.input_type.signed and loaded.input_type.describe() == "s4"
+    assert_networks_equal(loaded, net)
+
+
+HAND_TOML = """\
+# written by hand, not by save()
+name = "hand"
+weights = "arrays.npz"
+
+[input]
+shape = [6]
+bits = 1
+
+[[layers]]
+name = "l1"
+kind = "dense"
+out_features = 4
+weight_bits = 1
+out_bits = 1          # output = "thresholds" is the default
+simd = 3
+
+[[layers]]
+name = "l2"
+kind = "dense"
+out_features = 3
+weight_bits = 2
+output = "none"
+bias = true
+pe = 3
+
+[[layers]]
+name = "top"
+kind = "argmax"
+"""
+
+
+def test_python_network_equals_hand_written_toml(tmp_path):
+    rng = np.random.default_rng(3)
+    w1 = rng.choice([-1, 1], size=(4, 6)).astype(np.int8)
+    t1 = np.array([[0], [2], [-2], [6]], dtype=np.int16)
+    w2 = rng.integers(-2, 2, size=(3, 4)).astype(np.int32)
+    b2 = np.array([5, -5, 0], dtype=np.int16)
+    np.savez(tmp_path / "arrays.npz", **{"l1.weights": w1, "l1.thresholds": t1,
+                                        "l2.weights": w2, "l2.bias": b2})
+    (tmp_path / "hand.toml").write_text(HAND_TOML)
+    loaded = load(tmp_path / "hand.toml")
+    built = Network("hand", Input((6,), 1), [
+        Dense("l1", w1, 1, thresholds=t1, simd=3),
+        Dense("l2", w2, 2, bias=b2, pe=3),
+        Argmax("top"),
+    ])
+    assert_networks_equal(loaded, built)
+    assert loaded.dataset is None
+
+
+def test_defaults_name_and_weights_from_stem(tmp_path, files):
+    toml, npz = files
+    text = toml.read_text().replace('name = "tiny"\nweights = "tiny.npz"\n', "")
+    other = tmp_path / "sub" / "mynet.toml"
+    other.parent.mkdir()
+    other.write_text(text)
+    (other.parent / "mynet.npz").write_bytes(npz.read_bytes())
+    net = load(other)
+    assert net.name == "mynet"
+    assert net.arrays_source == str(other.parent / "mynet.npz")
+
+
+def test_argmax_only_network_needs_no_npz(tmp_path):
+    toml = tmp_path / "am.toml"
+    toml.write_text('[input]\nshape = [5]\nbits = 4\n\n[[layers]]\nname = "a"\n'
+                    'kind = "argmax"\n')
+    net = load(toml)
+    assert net.output_type.describe() == "u3"  # indices 0..4
+
+
+def test_shipped_design_loads():
+    toml = Path(__file__).resolve().parents[1] / "designs" / "digits_bnn.toml"
+    net = load(toml)
+    assert [layer.name for layer in net.layers] == ["fc1", "fc2", "fc3", "argmax"]
+    assert net.input_type.shape == (64,) and net.input.lanes == 4
+
+
+# --- every bad input, by its message ---------------------------------------------------------
+
+def test_malformed_toml(files):
+    toml, _ = files
+    edit_toml(toml, "\nbits = 8\n", "\nbits = = 8\n")
+    err = load_error(toml)
+    assert str(err).startswith(f"{toml}: invalid TOML: ")
+    assert err.source == str(toml)
+
+
+def test_missing_toml_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    err = load_error(path)
+    assert str(err) == f"{path}: file not found"
+
+
+def test_unknown_top_level_field(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "tiny"\n', 'name = "tiny"\ncolour = "red"\n')
+    assert str(load_error(toml)) == (
+        f"{toml}: colour: unknown field (expected one of: dataset, input, layers, name, "
+        "weights)")
+
+
+def test_unknown_input_field(files):
+    toml, _ = files
+    edit_toml(toml, "lanes = 4\n", "lanes = 4\nwidth = 3\n")
+    assert str(load_error(toml)) == (
+        f"{toml}: input.width: unknown field (expected one of: bits, lanes, shape, signed)")
+
+
+def test_unknown_dense_field(files):
+    toml, _ = files
+    edit_toml(toml, "out_bits = 2\n", "out_bits = 2\nstride = 1\n")
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[1].stride: unknown field (expected one of: bias, kind, name, "
+        "out_bits, out_features, output, pe, simd, weight_bits)")
+
+
+def test_unknown_layer_kind(files):
+    toml, _ = files
+    edit_toml(toml, 'kind = "argmax"', 'kind = "conv2d"')
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[3].kind: unknown layer kind 'conv2d' (expected one of: argmax, "
+        "dense)")
+
+
+def test_missing_input_table(files):
+    toml, _ = files
+    edit_toml(toml, "[input]\nshape = [16]\nbits = 8\nlanes = 4\n", "")
+    assert str(load_error(toml)) == f"{toml}: input: missing"
+
+
+def test_missing_input_bits(files):
+    toml, _ = files
+    edit_toml(toml, "\nbits = 8\n", "\n")
+    assert str(load_error(toml)) == f"{toml}: input.bits: missing"
+
+
+def test_missing_required_layer_field(files):
+    toml, _ = files
+    edit_toml(toml, "out_features = 6\n", "")
+    assert str(load_error(toml)) == f"{toml}: layers[1].out_features: missing"
+
+
+def test_wrong_field_type(files):
+    toml, _ = files
+    edit_toml(toml, "weight_bits = 8\n", 'weight_bits = "8"\n')
+    assert str(load_error(toml)) == f"{toml}: layers[1].weight_bits: expected int, got '8'"
+
+
+def test_boolean_is_not_an_int(files):
+    toml, _ = files
+    edit_toml(toml, "\nbits = 8\n", "\nbits = true\n")
+    assert str(load_error(toml)) == f"{toml}: input.bits: expected int, got True"
+
+
+def test_input_signed_must_be_bool(files):
+    toml, _ = files
+    edit_toml(toml, "lanes = 4\n", 'lanes = 4\nsigned = "yes"\n')
+    assert str(load_error(toml)) == f"{toml}: input.signed: expected true or false, got 'yes'"
+
+
+def test_input_bits_out_of_range(files):
+    toml, _ = files
+    edit_toml(toml, "\nbits = 8\n", "\nbits = 17\n")
+    assert str(load_error(toml)) == f"{toml}: input.bits: expected an integer 1..16, got 17"
+
+
+def test_output_kind_unknown(files):
+    toml, _ = files
+    edit_toml(toml, 'output = "none"', 'output = "relu"')
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[2].output: expected \"thresholds\" or \"none\", got 'relu'")
+
+
+def test_weight_bits_out_of_range(files):
+    toml, _ = files
+    edit_toml(toml, "weight_bits = 16\n", "weight_bits = 17\n")
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[2].weight_bits: expected an integer 1..16, got 17")
+
+
+def test_out_features_differs_from_weight_rows(files):
+    toml, npz = files
+    edit_toml(toml, "out_features = 8\n", "out_features = 7\n")
+    assert str(load_error(toml)) == (
+        f"{npz}: fc1.weights: shape (8, 16), expected 7 rows (out_features)")
+
+
+def test_shapes_do_not_chain(files):
+    toml, npz = files
+    edit_npz(npz, fc2__weights=np.ones((6, 9), np.int8))
+    err = load_error(toml)
+    assert str(err) == (f"{npz}: fc2.weights: shape (6, 9) does not chain: the layer's input "
+                        "has 8 elements, expected (6, 8)")
+    assert (err.source, err.field) == (str(npz), "fc2.weights")
+
+
+def test_dense_needs_1d_input(files):
+    toml, _ = files
+    edit_toml(toml, "shape = [16]\n", "shape = [4, 4]\n")
+    edit_toml(toml, "lanes = 4\n", "")
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[0].kind: dense needs a 1-D input, got shape (4, 4)")
+
+
+def test_missing_npz_file(files):
+    toml, npz = files
+    npz.unlink()
+    assert str(load_error(toml)) == f"{toml}: weights: weights file {str(npz)!r} not found"
+
+
+def test_named_npz_file_missing(files):
+    toml, _ = files
+    edit_toml(toml, 'weights = "tiny.npz"', 'weights = "other.npz"')
+    other = toml.parent / "other.npz"
+    assert str(load_error(toml)) == f"{toml}: weights: weights file {str(other)!r} not found"
+
+
+def test_unreadable_npz(files):
+    toml, npz = files
+    npz.write_bytes(b"this is not a zip file")
+    assert str(load_error(toml)).startswith(f"{npz}: not a readable NPZ file (")
+
+
+def test_npz_missing_array(files):
+    toml, npz = files
+    edit_npz(npz, fc2__thresholds=None)
+    assert str(load_error(toml)) == f"{npz}: fc2.thresholds: missing from the weights file"
+
+
+def test_npz_missing_bias(files):
+    toml, npz = files
+    edit_npz(npz, fc3__bias=None)
+    assert str(load_error(toml)) == f"{npz}: fc3.bias: missing from the weights file"
+
+
+def test_wrong_bias_shape(files):
+    toml, npz = files
+    edit_npz(npz, fc3__bias=np.zeros(5, np.int32))
+    assert str(load_error(toml)) == f"{npz}: fc3.bias: shape (5,), expected (4,)"
+
+
+def test_wrong_weights_ndim(files):
+    toml, npz = files
+    edit_npz(npz, fc1__weights=np.ones(16, np.int8))
+    assert str(load_error(toml)) == (
+        f"{npz}: fc1.weights: expected a 2-D (out_features, 16) integer array, got (16,)")
+
+
+def test_wrong_threshold_shape_for_out_bits(files):
+    toml, npz = files
+    edit_npz(npz, fc2__thresholds=np.zeros((6, 4), np.int64))
+    assert str(load_error(toml)) == (
+        f"{npz}: fc2.thresholds: shape (6, 4), expected (6, 3) for out_bits = 2")
+
+
+def test_out_bits_out_of_range(files):
+    toml, _ = files
+    edit_toml(toml, "out_bits = 2\n", "out_bits = 9\n")
+    assert str(load_error(toml)) == f"{toml}: layers[1].out_bits: expected an integer 1..8, got 9"
+
+
+def test_float_weights(files):
+    toml, npz = files
+    edit_npz(npz, fc2__weights=npz_array(npz, "fc2.weights").astype(np.float64))
+    assert str(load_error(toml)) == (
+        f"{npz}: fc2.weights: dtype float64, expected an integer dtype")
+
+
+def test_float_thresholds(files):
+    toml, npz = files
+    edit_npz(npz, fc1__thresholds=np.zeros((8, 1), np.float32))
+    assert str(load_error(toml)) == (
+        f"{npz}: fc1.thresholds: dtype float32, expected an integer dtype")
+
+
+def test_binary_weight_zero(files):
+    toml, npz = files
+    w = npz_array(npz, "fc1.weights")
+    w[3, 5] = 0
+    edit_npz(npz, fc1__weights=w)
+    assert str(load_error(toml)) == (
+        f"{npz}: fc1.weights: 1-bit weights must be -1 or +1, found 0 at (3, 5)")
+
+
+def test_16bit_weight_out_of_range(files):
+    toml, npz = files
+    w = npz_array(npz, "fc3.weights").astype(np.int32)
+    w[1, 2] = 40000
+    edit_npz(npz, fc3__weights=w)
+    assert str(load_error(toml)) == (
+        f"{npz}: fc3.weights: 16-bit weights must lie in -32768..32767, found 40000 at (1, 2)")
+
+
+@pytest.mark.parametrize("value", [128, -129])
+def test_8bit_weight_out_of_range(files, value):
+    toml, npz = files
+    w = npz_array(npz, "fc2.weights").astype(np.int16)
+    w[5, 7] = value
+    edit_npz(npz, fc2__weights=w)
+    assert str(load_error(toml)) == (
+        f"{npz}: fc2.weights: 8-bit weights must lie in -128..127, found {value} at (5, 7)")
+
+
+def test_8bit_weight_extremes_accepted(files):
+    toml, npz = files
+    w = npz_array(npz, "fc2.weights").astype(np.int16)
+    w[0, 0], w[0, 1] = -128, 127
+    edit_npz(npz, fc2__weights=w)
+    assert load(toml).layers[1].weights[0, :2].tolist() == [-128, 127]
+
+
+@pytest.mark.parametrize("row, before, after", [([5, 3, 7], 5, 3), ([-4, -4, -5], -4, -5)])
+def test_unsorted_thresholds(files, row, before, after):
+    toml, npz = files
+    t = npz_array(npz, "fc2.thresholds")
+    t[2] = row
+    edit_npz(npz, fc2__thresholds=t)
+    assert str(load_error(toml)) == (f"{npz}: fc2.thresholds: thresholds must ascend along "
+                                     f"each row; row 2 has {before} before {after}")
+
+
+def test_equal_thresholds_accepted(files):
+    toml, npz = files
+    edit_npz(npz, fc2__thresholds=np.full((6, 3), 4))
+    assert load(toml).layers[1].out_bits == 2
+
+
+def test_pe_does_not_divide(files):
+    toml, _ = files
+    edit_toml(toml, "pe = 2\n", "pe = 3\n")
+    assert str(load_error(toml)) == f"{toml}: layers[0].pe: 3 does not divide out_features 8"
+
+
+def test_simd_does_not_divide(files):
+    toml, _ = files
+    edit_toml(toml, "simd = 4\n", "simd = 5\n")
+    assert str(load_error(toml)) == f"{toml}: layers[0].simd: 5 does not divide in_features 16"
+
+
+def test_pe_not_positive(files):
+    toml, _ = files
+    edit_toml(toml, "pe = 2\n", "pe = 0\n")
+    assert str(load_error(toml)) == f"{toml}: layers[0].pe: expected a positive integer, got 0"
+
+
+def test_lanes_do_not_divide(files):
+    toml, _ = files
+    edit_toml(toml, "lanes = 4\n", "lanes = 3\n")
+    assert str(load_error(toml)) == (
+        f"{toml}: input.lanes: 3 does not divide the last dimension 16 of the input")
+
+
+def test_duplicate_layer_names(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "argmax"', 'name = "fc2"')
+    assert str(load_error(toml)) == f"{toml}: layers[3].name: duplicate layer name 'fc2'"
+
+
+def test_duplicate_dense_layer_names(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "fc2"', 'name = "fc1"')
+    assert str(load_error(toml)) == f"{toml}: layers[1].name: duplicate layer name 'fc1'"
+
+
+def test_layer_after_argmax(files):
+    toml, _ = files
+    toml.write_text(toml.read_text().replace(
+        "\n[dataset]", '\n[[layers]]\nname = "again"\nkind = "argmax"\n\n[dataset]'))
+    assert str(load_error(toml)) == f"{toml}: layers[4].kind: no layer may follow argmax"
+
+
+def test_unused_npz_array(files):
+    toml, npz = files
+    edit_npz(npz, fc9__weights=np.ones((2, 2), np.int8))
+    assert str(load_error(toml)) == f"{npz}: fc9.weights: array not used by any layer"
+
+
+def test_bias_array_without_bias_flag(files):
+    toml, npz = files
+    edit_toml(toml, "bias = true\n", "")
+    assert str(load_error(toml)) == f"{npz}: fc3.bias: array not used by any layer"
+
+
+def test_bad_network_name(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "tiny"', 'name = "Tiny-Net"')
+    assert str(load_error(toml)) == f"{toml}: name: {NAME_RULE}, got 'Tiny-Net'"
+
+
+def test_bad_layer_name(files):
+    toml, npz = files
+    edit_toml(toml, 'name = "argmax"', 'name = "2nd"')
+    assert str(load_error(toml)) == f"{toml}: layers[3].name: {NAME_RULE}, got '2nd'"
+
+
+def test_bad_dense_layer_name(files):
+    toml, npz = files
+    edit_toml(toml, 'name = "fc3"', 'name = "FC3"')
+    with np.load(npz) as f:
+        arrays = {k.replace("fc3.", "FC3."): f[k] for k in f.files}
+    np.savez(npz, **arrays)
+    assert str(load_error(toml)) == f"{toml}: layers[2].name: {NAME_RULE}, got 'FC3'"
+
+
+def test_out_bits_without_thresholds(files):
+    toml, _ = files
+    edit_toml(toml, 'output = "none"\n', 'output = "none"\nout_bits = 2\n')
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[2].out_bits: only meaningful with output = \"thresholds\"")
+
+
+def test_thresholds_need_out_bits(files):
+    toml, _ = files
+    edit_toml(toml, "out_bits = 2\n", "")
+    assert str(load_error(toml)) == f"{toml}: layers[1].out_bits: missing"
+
+
+@pytest.mark.parametrize("value", [1 << 31, -(1 << 31)])
+def test_bias_too_large(files, value):
+    toml, npz = files
+    b = np.zeros(4, np.int64)
+    b[2] = value
+    edit_npz(npz, fc3__bias=b)
+    assert str(load_error(toml)) == f"{npz}: fc3.bias: bias values must fit in 32 bits"
+
+
+def test_bias_largest_accepted(files):
+    toml, npz = files
+    edit_npz(npz, fc3__bias=np.array([(1 << 31) - 1, -(1 << 31) + 1, 0, 0]))
+    net = load(toml)
+    assert net.layers[2].bias[0] == (1 << 31) - 1
+    assert net.output_type.describe() == "u2"
+
+
+def test_layers_must_be_tables(files):
+    toml, _ = files
+    text = toml.read_text()
+    head = text[:text.index("[[layers]]")]
+    toml.write_text(head.replace('name = "tiny"', 'name = "tiny"\nlayers = [1]'))
+    assert str(load_error(toml)) == f"{toml}: layers[0]: expected a table ([[layers]])"
+
+
+def test_unknown_dataset_field(files):
+    toml, _ = files
+    edit_toml(toml, 'test = "tiny.test.npz"', 'train = "x.npz"')
+    assert str(load_error(toml)) == (
+        f"{toml}: dataset.train: unknown field (expected one of: test)")
+
+
+# --- the Python API raises the same errors ---------------------------------------------------
+
+def python_error(**changes) -> SpecError:
+    """Build the baseline with ``layer__field`` replaced; return the SpecError raised."""
+    base = baseline()
+    layers = []
+    for layer in base.layers:
+        if isinstance(layer, Dense):
+            kw = dict(name=layer.name, weights=layer.weights.copy(),
+                      weight_bits=layer.weight_bits, thresholds=layer.thresholds,
+                      bias=layer.bias, pe=layer.pe, simd=layer.simd)
+            for key, value in changes.items():
+                lname, field = key.split("__")
+                if lname == layer.name:
+                    kw[field] = value(kw[field]) if callable(value) else value
+            layers.append(Dense(**kw))
+        else:
+            layers.append(layer)
+    with pytest.raises(SpecError) as info:
+        Network("tiny", base.input, layers)
+    assert info.value.source == "<python>"
+    return info.value
+
+
+def with_item(index: tuple[int, int], value: int):
+    def change(a: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[index] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(fc1__weights=with_item((3, 5), 0)),
+     "fc1.weights: 1-bit weights must be -1 or +1, found 0 at (3, 5)"),
+    (dict(fc3__weights=with_item((1, 2), 40000)),
+     "fc3.weights: 16-bit weights must lie in -32768..32767, found 40000 at (1, 2)"),
+    (dict(fc2__weights=lambda w: w.astype(np.float64)),
+     "fc2.weights: dtype float64, expected an integer dtype"),
+    (dict(fc2__weights=np.ones((6, 9), int)),
+     "fc2.weights: shape (6, 9) does not chain: the layer's input has 8 elements, "
+     "expected (6, 8)"),
+    (dict(fc2__thresholds=np.zeros((6, 4), int)),
+     "fc2.thresholds: 4 thresholds per channel, expected 2**n - 1 for an n-bit output "
+     "(1, 3, 7, ... 255)"),
+    (dict(fc2__thresholds=np.array([[5, 3, 7]] * 6)),
+     "fc2.thresholds: thresholds must ascend along each row; row 0 has 5 before 3"),
+    (dict(fc1__pe=3), "layers[0].pe: 3 does not divide out_features 8"),
+    (dict(fc1__simd=5), "layers[0].simd: 5 does not divide in_features 16"),
+    (dict(fc3__bias=np.array([0, 0, 1 << 31, 0])),
+     "fc3.bias: bias values must fit in 32 bits"),
+    (dict(fc3__bias=np.zeros(5, int)), "fc3.bias: shape (5,), expected (4,)"),
+    (dict(fc3__bias=[0, 0, 0, 0]), "fc3.bias: expected a NumPy integer array, got list"),
+    (dict(fc2__weight_bits=0), "layers[1].weight_bits: expected an integer 1..16, got 0"),
+    (dict(fc2__thresholds=np.zeros((5, 3), int)),
+     "fc2.thresholds: expected an (6, 2**out_bits - 1) integer array, got shape (5, 3)"),
+    (dict(fc1__weights=[[1, -1]]),
+     "fc1.weights: expected a 2-D (out_features, 16) integer array, got list"),
+])
+def test_python_api_errors(changes, message):
+    assert str(python_error(**changes)) == f"<python>: {message}"
+
+
+@pytest.mark.parametrize("mutate_npz, changes", [
+    (dict(key="fc1.weights", index=(3, 5), value=0), dict(fc1__weights=with_item((3, 5), 0))),
+    (dict(key="fc3.weights", index=(1, 2), value=40000),
+     dict(fc3__weights=with_item((1, 2), 40000))),
+    (dict(key="fc2.thresholds", index=(2, 0), value=99),
+     dict(fc2__thresholds=with_item((2, 0), 99))),
+])
+def test_python_and_toml_errors_agree(files, mutate_npz, changes):
+    toml, npz = files
+    a = npz_array(npz, mutate_npz["key"]).astype(np.int32)
+    a[mutate_npz["index"]] = mutate_npz["value"]
+    edit_npz(npz, **{mutate_npz["key"].replace(".", "__"): a})
+    from_toml, from_python = load_error(toml), python_error(**changes)
+    assert (from_toml.field, from_toml.message) == (from_python.field, from_python.message)
+    assert from_toml.source == str(npz)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Network("tiny", Input((16,), 8), []),
+     "<python>: layers: a network needs at least one layer"),
+    (lambda: Network("Bad", Input((4,), 8), [Argmax()]), f"<python>: name: {NAME_RULE}, got 'Bad'"),
+    (lambda: Network("n", Input((4,), 0), [Argmax()]),
+     "<python>: input.bits: expected an integer 1..16, got 0"),
+    (lambda: Network("n", Input((4, 0), 8), [Argmax()]),
+     "<python>: input.shape: expected a positive integer, got 0"),
+    (lambda: Network("n", Input([4], 8), [Argmax()]),
+     "<python>: input.shape: expected a list of positive integers, got [4]"),
+    (lambda: Network("n", Input((4,), 8, lanes=3), [Argmax()]),
+     "<python>: input.lanes: 3 does not divide the last dimension 4 of the input"),
+    (lambda: Network("n", Input((4,), 8), [Argmax("a"), Argmax("b")]),
+     "<python>: layers[1].kind: no layer may follow argmax"),
+    (lambda: Network("n", Input((4,), 8), [Argmax("x y")]),
+     f"<python>: layers[0].name: {NAME_RULE}, got 'x y'"),
+    (lambda: Network("n", Input((2, 2), 8), [Argmax()]),
+     "<python>: layers[0].kind: argmax needs a 1-D input, got shape (2, 2)"),
+    (lambda: Network("n", Input((4,), 1), [Dense("d", np.ones((2, 4), int), 1),
+                                           Dense("d", np.ones((2, 2), int), 1)]),
+     "<python>: layers[1].name: duplicate layer name 'd'"),
+])
+def test_python_api_network_errors(build, message):
+    with pytest.raises(SpecError, match=f"^{re.escape(message)}$"):
+        build()
+
+
+def test_spec_error_fields():
+    err = SpecError("a.toml", "layers[0].pe", "bad")
+    assert (err.source, err.field, err.message) == ("a.toml", "layers[0].pe", "bad")
+    assert str(err) == "a.toml: layers[0].pe: bad"
+    assert str(SpecError("a.toml", "", "file not found")) == "a.toml: file not found"
+
+
+def test_uint64_weights_do_not_wrap():
+    w = np.ones((2, 4), dtype=np.uint64)
+    w[0, 0] = np.iinfo(np.uint64).max
+    with pytest.raises(SpecError, match="value 18446744073709551615 does not fit in 64-bit "
+                                        "signed integers"):
+        Network("n", Input((4,), 1), [Dense("fc", w, 1)])
+
+
+def test_int64_min_bias_is_a_spec_error():
+    b = np.array([np.iinfo(np.int64).min, 0])
+    with pytest.raises(SpecError, match="bias values must fit in 32 bits"):
+        Network("n", Input((4,), 1), [Dense("fc", np.ones((2, 4), int), 1, bias=b)])
