@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth import Value
+import heapq
+
+from amaranth import Cat, Const, Value
 
 __all__ = ["sum_tree", "popcount"]
 
@@ -24,7 +26,90 @@ def sum_tree(terms: list[Value]) -> Value:
     return level[0]
 
 
+# Popcount structure (see docs/results.md, "XNOR-popcount"):
+#
+# * Leaves count 7 bits (or 3, 2, 1 for the remainder) in LUT logic, as full adders: 7 bits
+#   give a 3-bit count 0..7 from 4 full adders. When the bits are an expression such as
+#   ``~(x ^ w)``, the synthesizer folds it into the first adders' LUTs (a LUT4 sees two lanes).
+# * Leaves are summed by a tree of two-operand adders, which FPGA tools map to carry chains
+#   (iCE40 SB_CARRY, ECP5 CCU2C: one LC or LUT per bit). Each adder also takes one input bit as
+#   its carry-in, written as ``(Cat(c, p) + Cat(1, q))[1:]`` = p + q + c, so two 7-leaves and
+#   one bit make 0..15 in 4 bits, two of those and one bit 0..31, and so on: every operand is
+#   full, and no carry chain has an unused top bit.
+# * Each adder's result is sliced, so Yosys' ``alumacc`` cannot merge the tree back into one
+#   ``$macc`` (which it maps to full adders in LUT logic, about 2.6 LCs per bit on iCE40).
+# * Every intermediate value is used by exactly one consumer, so the expression stays a tree
+#   (Amaranth copies a shared sub-expression for each use).
+
+_LEAF = 7
+
+
+def _full_add(x: Value, y: Value, z: Value) -> tuple[Value, Value]:
+    return x ^ y ^ z, (x & y) | (z & (x ^ y))
+
+
+def _count_leaf(xs: list[Value]) -> tuple[Value, int]:
+    """Count of up to 7 bits in LUT logic: ``(value, maximum)``."""
+    if len(xs) == 7:
+        sa, ca = _full_add(*xs[0:3])
+        sb, cb = _full_add(*xs[3:6])
+        s0, cc = _full_add(sa, sb, xs[6])
+        s1, s2 = _full_add(ca, cb, cc)
+        return Cat(s0, s1, s2), 7
+    if len(xs) == 3:
+        return Cat(*_full_add(*xs)), 3
+    if len(xs) == 2:
+        return Cat(xs[0] ^ xs[1], xs[0] & xs[1]), 2
+    if len(xs) == 1:
+        return xs[0], 1
+    raise ValueError(f"no leaf counts {len(xs)} bits")
+
+
+def _add(p: Value, q: Value, carry: Value | None, maximum: int) -> Value:
+    """``p + q (+ carry)``, sliced to the width of ``maximum``."""
+    width = maximum.bit_length()
+    if carry is None:
+        return (p + q)[:width]
+    return (Cat(carry, p) + Cat(Const(1, 1), q))[1:width + 1]
+
+
 def popcount(bits: Value) -> Value:
-    """Number of set bits of ``bits`` (unsigned, exact width)."""
+    """Number of set bits of ``bits`` (unsigned, exact width).
+
+    The result is ``len(bits).bit_length()`` bits wide and purely combinational. Its structure
+    (small full-adder leaves summed by carry-chain adders that each absorb one more bit) maps to
+    fewer logic cells than a flat sum; see the comment above for how.
+    """
     bits = Value.cast(bits)
-    return sum_tree([bits[i] for i in range(len(bits))])
+    n = len(bits)
+    if n == 0:
+        return Const(0, 1)
+    lanes = [bits[i] for i in range(n)]
+
+    # 7-bit leaves, each with one bit set aside as a carry-in for the adder tree; the rest goes
+    # into smaller leaves until the carry-ins left number one fewer than the leaves.
+    leaves: list[tuple[Value, int]] = []
+    for _ in range((n + 1) // (_LEAF + 1)):
+        leaves.append(_count_leaf([lanes.pop() for _ in range(_LEAF)]))
+    while len(lanes) > len(leaves) - 1:
+        spare = len(lanes) - (len(leaves) - 1)
+        size = 3 if spare >= 4 else 2 if spare >= 2 else 1
+        size = min(size, len(lanes))
+        leaves.append(_count_leaf([lanes.pop() for _ in range(size)]))
+    carries = lanes
+
+    # Sum the two smallest counts (and one carry-in) until one is left.
+    heap = [(maximum, order, value) for order, (value, maximum) in enumerate(leaves)]
+    heapq.heapify(heap)
+    order = len(heap)
+    while len(heap) > 1:
+        max_p, _, p = heapq.heappop(heap)
+        max_q, _, q = heapq.heappop(heap)
+        carry = carries.pop() if carries else None
+        maximum = max_p + max_q + (carry is not None)
+        heapq.heappush(heap, (maximum, order, _add(p, q, carry, maximum)))
+        order += 1
+    assert not carries
+    maximum, _, value = heap[0]
+    assert maximum == n
+    return value
