@@ -161,7 +161,7 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
     build_log = work_dir / "build.log"
     try:
         runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=work_dir / "build",
-                     always=True, waves=waves, log_file=build_log,
+                     always=True, waves=waves, log_file=build_log, timescale=("1ns", "1ps"),
                      build_args=["-Wno-fatal"] if simulator == "verilator" else [])
     except (SystemExit, Exception) as exc:  # the runner exits on build failures
         tail = build_log.read_text()[-2000:] if build_log.exists() else ""
