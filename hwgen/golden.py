@@ -10,14 +10,40 @@ from functools import singledispatch
 
 import numpy as np
 
-from .spec import Argmax, Dense, Network
+from .spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network
 
-__all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds"]
+__all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
+           "windows"]
 
 
-def accumulate(layer: Dense, x: np.ndarray) -> np.ndarray:
-    """``acc[n, o] = Σ_i x[n, i]·w[o, i] + bias[o]`` in exact 64-bit integers."""
-    acc = np.asarray(x, dtype=np.int64) @ layer.weights.T
+def windows(x: np.ndarray, kernel: int, stride: int, pads: tuple[int, int, int, int],
+            pad_value: int) -> np.ndarray:
+    """Every window of a batch of (H, W, C) tensors: (N, Ho, Wo, k·k·C), each window's
+    elements in (ky, kx, c) order, the input padded (top, left, bottom, right) with
+    ``pad_value``."""
+    top, left, bottom, right = pads
+    xp = np.pad(np.asarray(x, dtype=np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                constant_values=pad_value)
+    n, hp, wp, c = xp.shape
+    ho, wo = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
+    out = np.empty((n, ho, wo, kernel, kernel, c), dtype=np.int64)
+    for ky in range(kernel):
+        for kx in range(kernel):
+            out[:, :, :, ky, kx, :] = xp[:, ky:ky + (ho - 1) * stride + 1:stride,
+                                         kx:kx + (wo - 1) * stride + 1:stride, :]
+    return out.reshape(n, ho, wo, kernel * kernel * c)
+
+
+def accumulate(layer: Dense | Conv2d, x: np.ndarray) -> np.ndarray:
+    """``acc[..., o] = Σ_i x[..., i]·w[o, i] + bias[o]`` in exact 64-bit integers; for conv2d
+    ``x`` is (N, H, W, C) and the sum runs over each window."""
+    if isinstance(layer, Conv2d):
+        _, height, width, _ = np.asarray(x).shape
+        x = windows(x, layer.kernel, layer.stride, layer.pads(height, width), layer.pad_value)
+        w = layer.matrix
+    else:
+        w = layer.weights
+    acc = np.asarray(x, dtype=np.int64) @ w.T
     if layer.bias is not None:
         acc = acc + layer.bias
     return acc
@@ -39,6 +65,30 @@ def run_layer(layer: object, x: np.ndarray) -> np.ndarray:
 def _(layer: Dense, x: np.ndarray) -> np.ndarray:
     acc = accumulate(layer, x)
     return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+
+
+@run_layer.register
+def _(layer: Conv2d, x: np.ndarray) -> np.ndarray:
+    acc = accumulate(layer, x)
+    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+
+
+@run_layer.register
+def _(layer: MaxPool, x: np.ndarray) -> np.ndarray:
+    size, stride = layer.size, layer.stride or layer.size
+    n, h, w, c = x.shape
+    ho, wo = (h - size) // stride + 1, (w - size) // stride + 1
+    out = np.full((n, ho, wo, c), np.iinfo(np.int64).min, dtype=np.int64)
+    for ky in range(size):
+        for kx in range(size):
+            out = np.maximum(out, x[:, ky:ky + (ho - 1) * stride + 1:stride,
+                                    kx:kx + (wo - 1) * stride + 1:stride, :])
+    return out
+
+
+@run_layer.register
+def _(layer: Flatten, x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1)
 
 
 @run_layer.register

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 
 from .numeric import TensorType
-from .spec import Argmax, Dense, Layer, Network
+from .spec import Argmax, Conv2d, Dense, Flatten, Layer, MaxPool, Network
 
 __all__ = ["LayerPlan", "NetworkPlan", "plan", "default_simd", "MVU_DEPTH", "format_table"]
 
@@ -48,15 +48,19 @@ class LayerPlan:
     macs: int
     weight_memory_bits: int
 
-    def out_times(self, in_times: list[int]) -> list[int]:
+    def out_times(self, in_times: list[int]) -> list[int] | None:
         """Output beat times of one frame whose input beats arrive at ``in_times`` (output
-        always ready).
+        always ready); ``None`` where the kind has no RTL timing model yet.
 
         A dense layer starts once its whole input vector is in; each of its NF output beats
         takes SF cycles, plus the pipeline depth ``MVU_DEPTH``. Argmax answers one cycle after
-        its last input beat.
+        its last input beat. Flatten is wires.
         """
         last = in_times[-1]
+        if self.kind == "flatten":
+            return in_times
+        if self.kind in ("conv2d", "maxpool"):
+            return None
         if self.kind == "dense":
             beats = self.out_type.size // self.out_lanes
             sf = self.cycles // beats
@@ -136,15 +140,18 @@ class NetworkPlan:
                    + [c.cycles for c in self.converters])
 
     @property
-    def latency(self) -> int:
+    def latency(self) -> int | None:
         """Cycles from the first input beat to the last output beat of one inference, in an
-        empty pipeline with no gaps or backpressure (beat times traced stage by stage)."""
+        empty pipeline with no gaps or backpressure (beat times traced stage by stage);
+        ``None`` while a stage has no timing model."""
         converters = {c.before: c for c in self.converters}
         times = list(range(self.input_cycles))
         for lp in self.layers:
             if lp.name in converters:
                 times = converters[lp.name].out_times(times)
             times = lp.out_times(times)
+            if times is None:
+                return None
         return times[-1]
 
     @property
@@ -194,6 +201,27 @@ def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
 
 
 @_layer_plan.register
+def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    pe = layer.pe or 1
+    simd = layer.simd or default_simd(x.shape[-1])
+    pixels = y.size // layer.out_features
+    fold = (layer.out_features // pe) * (layer.in_features // simd)
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
+        pe=pe, simd=simd, in_lanes=simd, out_lanes=pe, cycles=pixels * fold,
+        macs=pixels * layer.out_features * layer.in_features,
+        weight_memory_bits=layer.weights.size * layer.weight_bits)
+
+
+@_layer_plan.register
+def _(layer: MaxPool | Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
+        macs=0, weight_memory_bits=0)
+
+
+@_layer_plan.register
 def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     beats = x.size // in_lanes
     return LayerPlan(
@@ -205,6 +233,10 @@ def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
 def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:
     if isinstance(layer, Dense):
         return layer.simd or default_simd(layer.in_features)
+    if isinstance(layer, Conv2d):
+        return layer.simd or default_simd(x.shape[-1])
+    if isinstance(layer, MaxPool) and x.shape[-1] % upstream_lanes:
+        return 1
     return upstream_lanes
 
 

@@ -23,8 +23,12 @@ __all__ = [
     "SpecError",
     "Input",
     "Dense",
+    "Conv2d",
+    "MaxPool",
+    "Flatten",
     "Argmax",
     "Layer",
+    "same_padding",
     "Network",
     "LAYER_KINDS",
     "load",
@@ -160,71 +164,220 @@ class Dense:
 
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         if len(x.shape) != 1:
-            raise where.spec_error("kind", f"dense needs a 1-D input, got shape {x.shape}")
-        if isinstance(self.weight_bits, bool) or not isinstance(self.weight_bits, int) \
-                or not 1 <= self.weight_bits <= 16:
-            raise where.spec_error("weight_bits",
-                                   f"expected an integer 1..16, got {self.weight_bits!r}")
-        key = f"{self.name}.weights"
+            raise where.spec_error("kind", f"dense needs a 1-D input, got shape {x.shape} "
+                                   f"(add a flatten layer)")
         w = self.weights
         if isinstance(w, np.ndarray) and w.ndim == 2 and w.shape[1] != x.size:
-            raise where.array_error(key, f"shape {w.shape} does not chain: the layer's input "
-                                    f"has {x.size} elements, expected ({w.shape[0]}, {x.size})")
+            raise where.array_error(f"{self.name}.weights", f"shape {w.shape} does not chain: "
+                                    f"the layer's input has {x.size} elements, expected "
+                                    f"({w.shape[0]}, {x.size})")
         if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 1:
             got = getattr(w, "shape", None) or type(w).__name__
-            raise where.array_error(key, f"expected a 2-D (out_features, {x.size}) integer "
-                                    f"array, got {got}")
-        w = _check_int_array(w, key, where, w.shape)
-        if self.weight_bits == 1:
-            bad = ~np.isin(w, (-1, 1))
-            if bad.any():
-                idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise where.array_error(key, f"1-bit weights must be -1 or +1, found "
-                                        f"{int(w[idx])} at {idx}")
-        else:
-            lo, hi = value_range(self.weight_bits, True)
-            bad = (w < lo) | (w > hi)
-            if bad.any():
-                idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise where.array_error(key, f"{self.weight_bits}-bit weights must lie in "
-                                        f"{lo}..{hi}, found {int(w[idx])} at {idx}")
-        object.__setattr__(self, "weights", w)
-        out = self.out_features
+            raise where.array_error(f"{self.name}.weights", f"expected a 2-D (out_features, "
+                                    f"{x.size}) integer array, got {got}")
+        out_bits, signed = _check_matrix_layer(self, w, x, where, simd_divides=x.size,
+                                               simd_what="in_features")
+        return TensorType((self.out_features,), out_bits, signed)
+
+
+def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
+                        simd_divides: int, simd_what: str) -> tuple[int, bool]:
+    """Shared checks of a layer that is a matrix-vector product per output position (dense,
+    conv2d): weight range, bias, thresholds, folding. Stores the checked int64 arrays on the
+    layer and returns the output element's (bits, signed). ``w`` is the weights array as given;
+    its first axis is the output channel."""
+    key = f"{layer.name}.weights"
+    if isinstance(layer.weight_bits, bool) or not isinstance(layer.weight_bits, int) \
+            or not 1 <= layer.weight_bits <= 16:
+        raise where.spec_error("weight_bits",
+                               f"expected an integer 1..16, got {layer.weight_bits!r}")
+    w = _check_int_array(w, key, where, w.shape)
+    if layer.weight_bits == 1:
+        bad = ~np.isin(w, (-1, 1))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise where.array_error(key, f"1-bit weights must be -1 or +1, found "
+                                    f"{int(w[idx])} at {idx}")
+    else:
+        lo, hi = value_range(layer.weight_bits, True)
+        bad = (w < lo) | (w > hi)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise where.array_error(key, f"{layer.weight_bits}-bit weights must lie in "
+                                    f"{lo}..{hi}, found {int(w[idx])} at {idx}")
+    object.__setattr__(layer, "weights", w)
+    out = int(w.shape[0])
+    if layer.bias is not None:
+        b = _check_int_array(layer.bias, f"{layer.name}.bias", where, (out,))
+        if ((b >= 1 << 31) | (b <= -(1 << 31))).any():
+            raise where.array_error(f"{layer.name}.bias", "bias values must fit in 32 bits")
+        object.__setattr__(layer, "bias", b)
+    if layer.pe is not None:
+        _check_positive(layer.pe, "pe", where)
+        if out % layer.pe:
+            raise where.spec_error("pe", f"{layer.pe} does not divide out_features {out}")
+    if layer.simd is not None:
+        _check_positive(layer.simd, "simd", where)
+        if simd_divides % layer.simd:
+            raise where.spec_error("simd", f"{layer.simd} does not divide {simd_what} "
+                                   f"{simd_divides}")
+    if layer.thresholds is None:
+        lo, hi = layer.acc_bounds(x)
+        return width_for(int(lo.min()), int(hi.max()))
+    key = f"{layer.name}.thresholds"
+    t = layer.thresholds
+    if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != out:
+        raise where.array_error(key, f"expected an ({out}, 2**out_bits - 1) integer array, "
+                                f"got shape {getattr(t, 'shape', None)}")
+    count = t.shape[1]
+    if count < 1 or count > 255 or (count + 1) & count:
+        raise where.array_error(key, f"{count} thresholds per channel, expected 2**n - 1 "
+                                f"for an n-bit output (1, 3, 7, ... 255)")
+    t = _check_int_array(t, key, where, t.shape)
+    unsorted = np.argwhere(np.diff(t, axis=1) < 0)
+    if len(unsorted):
+        o, i = (int(v) for v in unsorted[0])
+        raise where.array_error(key, f"thresholds must ascend along each row; row {o} "
+                                f"has {int(t[o, i])} before {int(t[o, i + 1])}")
+    object.__setattr__(layer, "thresholds", t)
+    return layer.out_bits, False
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of one dimension for "same": ceil(size / stride) outputs, the
+    odd pixel of padding after (the TensorFlow convention)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d:
+    """2-D convolution on a channels-last (H, W, C) tensor, one output per window position.
+
+    ``acc[y, x, o] = Σ_{ky, kx, c} xp[y·s + ky, x·s + kx, c]·weights[o, ky, kx, c] + bias[o]``
+    where ``xp`` is the input padded with ``pad_value`` (a value of the input's type: ±1 for
+    binary inputs). ``padding`` is ``"valid"`` (none) or ``"same"`` (``ceil(H / s)`` output rows,
+    see :func:`same_padding`). Weights, thresholds, bias, ``pe`` and output quantization are as
+    in :class:`Dense` with ``k·k·C`` inputs per output; ``simd`` must divide C.
+    """
+
+    kind: ClassVar[str] = "conv2d"
+
+    name: str
+    weights: np.ndarray
+    weight_bits: int
+    stride: int = 1
+    padding: str = "valid"
+    pad_value: int = 0
+    thresholds: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    pe: int | None = None
+    simd: int | None = None
+
+    @property
+    def kernel(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def in_features(self) -> int:
+        """Inputs per output value: k·k·C."""
+        return int(np.prod(self.weights.shape[1:]))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The weights as an (O, k·k·C) matrix, columns in (ky, kx, c) order."""
+        return self.weights.reshape(self.weights.shape[0], -1)
+
+    out_bits = Dense.out_bits
+
+    def acc_bounds(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = dot_bounds(self.matrix, *x.range)
         if self.bias is not None:
-            b = _check_int_array(self.bias, f"{self.name}.bias", where, (out,))
-            if ((b >= 1 << 31) | (b <= -(1 << 31))).any():
-                raise where.array_error(f"{self.name}.bias", "bias values must fit in 32 bits")
-            object.__setattr__(self, "bias", b)
-        if self.pe is not None:
-            _check_positive(self.pe, "pe", where)
-            if out % self.pe:
-                raise where.spec_error("pe", f"{self.pe} does not divide out_features {out}")
-        if self.simd is not None:
-            _check_positive(self.simd, "simd", where)
-            if x.size % self.simd:
-                raise where.spec_error("simd", f"{self.simd} does not divide in_features "
-                                       f"{x.size}")
-        if self.thresholds is None:
-            lo, hi = self.acc_bounds(x)
-            bits, signed = width_for(int(lo.min()), int(hi.max()))
-            return TensorType((out,), bits, signed)
-        key = f"{self.name}.thresholds"
-        t = self.thresholds
-        if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != out:
-            raise where.array_error(key, f"expected an ({out}, 2**out_bits - 1) integer array, "
-                                    f"got shape {getattr(t, 'shape', None)}")
-        count = t.shape[1]
-        if count < 1 or count > 255 or (count + 1) & count:
-            raise where.array_error(key, f"{count} thresholds per channel, expected 2**n - 1 "
-                                    f"for an n-bit output (1, 3, 7, ... 255)")
-        t = _check_int_array(t, key, where, t.shape)
-        unsorted = np.argwhere(np.diff(t, axis=1) < 0)
-        if len(unsorted):
-            o, i = (int(v) for v in unsorted[0])
-            raise where.array_error(key, f"thresholds must ascend along each row; row {o} "
-                                    f"has {int(t[o, i])} before {int(t[o, i + 1])}")
-        object.__setattr__(self, "thresholds", t)
-        return TensorType((out,), self.out_bits, False)
+            lo, hi = lo + self.bias, hi + self.bias
+        return lo, hi
+
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) padding for an input of ``height`` × ``width``."""
+        if self.padding == "valid":
+            return 0, 0, 0, 0
+        top, bottom = same_padding(height, self.kernel, self.stride)
+        left, right = same_padding(width, self.kernel, self.stride)
+        return top, left, bottom, right
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 3:
+            raise where.spec_error("kind", f"conv2d needs an (H, W, C) input, got shape "
+                                   f"{x.shape}")
+        h, w_, c = x.shape
+        key = f"{self.name}.weights"
+        w = self.weights
+        if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[1] != w.shape[2] \
+                or w.shape[3] != c or w.shape[0] < 1:
+            got = getattr(w, "shape", None) or type(w).__name__
+            raise where.array_error(key, f"expected an (out_channels, k, k, {c}) integer "
+                                    f"array, got {got}")
+        _check_positive(self.stride, "stride", where)
+        if self.padding not in ("valid", "same"):
+            raise where.spec_error("padding", f'expected "valid" or "same", got '
+                                   f"{self.padding!r}")
+        lo, hi = x.range
+        if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int) \
+                or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0):
+            expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
+            raise where.spec_error("pad_value", f"expected {expected}, got {self.pad_value!r}")
+        k = self.kernel
+        top, left, bottom, right = self.pads(h, w_)
+        if k > h + top + bottom or k > w_ + left + right:
+            raise where.spec_error("kind", f"kernel {k}×{k} is larger than the padded input "
+                                   f"{h + top + bottom}×{w_ + left + right}")
+        bits, signed = _check_matrix_layer(self, w, x, where, simd_divides=c,
+                                           simd_what="in_channels")
+        ho = (h + top + bottom - k) // self.stride + 1
+        wo = (w_ + left + right - k) // self.stride + 1
+        return TensorType((ho, wo, self.out_features), bits, signed)
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool:
+    """Max over ``size``×``size`` windows moved by ``stride`` (default ``size``), no padding;
+    on a binary tensor this is OR (+1 wins)."""
+
+    kind: ClassVar[str] = "maxpool"
+
+    name: str
+    size: int
+    stride: int | None = None
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 3:
+            raise where.spec_error("kind", f"maxpool needs an (H, W, C) input, got shape "
+                                   f"{x.shape}")
+        _check_positive(self.size, "size", where)
+        stride = self.stride if self.stride is not None else self.size
+        _check_positive(stride, "stride", where)
+        h, w, c = x.shape
+        if self.size > h or self.size > w:
+            raise where.spec_error("size", f"window {self.size}×{self.size} is larger than "
+                                   f"the input {h}×{w}")
+        ho, wo = (h - self.size) // stride + 1, (w - self.size) // stride + 1
+        return TensorType((ho, wo, c), x.bits, x.signed)
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """(H, W, C) → (H·W·C,) in channels-last order; the stream is unchanged."""
+
+    kind: ClassVar[str] = "flatten"
+
+    name: str = "flatten"
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        return TensorType((x.size,), x.bits, x.signed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,9 +395,10 @@ class Argmax:
         return TensorType((1,), bits, False)
 
 
-Layer = Dense | Argmax
+Layer = Dense | Conv2d | MaxPool | Flatten | Argmax
 
-LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Argmax)}
+LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool, Flatten,
+                                                         Argmax)}
 
 
 @dataclass(eq=False)
@@ -305,6 +459,7 @@ _INPUT_KEYS = {"shape", "bits", "signed", "lanes"}
 _TOP_KEYS = {"name", "weights", "input", "layers", "dataset"}
 _DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits", "bias",
                "pe", "simd"}
+_CONV_KEYS = _DENSE_KEYS | {"kernel", "stride", "padding", "pad_value"}
 _ARGMAX_KEYS = {"name", "kind"}
 
 
@@ -339,8 +494,39 @@ def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
 
 
 def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
+    _check_keys(table, _DENSE_KEYS, where.spec, where.prefix)
+    return Dense(**_matrix_fields(table, arrays, where))
+
+
+def _conv_from_toml(table: dict, arrays: dict, where: Where) -> Conv2d:
     src = where.spec
-    _check_keys(table, _DENSE_KEYS, src, where.prefix)
+    _check_keys(table, _CONV_KEYS, src, where.prefix)
+    fields = _matrix_fields(table, arrays, where)
+    kernel = _require(table, "kernel", int, src, where.prefix)
+    w = fields["weights"]
+    if isinstance(w, np.ndarray) and w.ndim == 4 and w.shape[1:3] != (kernel, kernel):
+        raise where.array_error(f"{fields['name']}.weights", f"shape {w.shape}, expected "
+                                f"(out_features, {kernel}, {kernel}, in_channels) for "
+                                f"kernel = {kernel}")
+    return Conv2d(**fields, stride=table.get("stride", 1),
+                  padding=table.get("padding", "valid"), pad_value=table.get("pad_value", 0))
+
+
+def _maxpool_from_toml(table: dict, arrays: dict, where: Where) -> MaxPool:
+    _check_keys(table, {"name", "kind", "size", "stride"}, where.spec, where.prefix)
+    return MaxPool(name=table["name"], size=_require(table, "size", int, where.spec,
+                                                     where.prefix),
+                   stride=table.get("stride"))
+
+
+def _flatten_from_toml(table: dict, arrays: dict, where: Where) -> Flatten:
+    _check_keys(table, {"name", "kind"}, where.spec, where.prefix)
+    return Flatten(name=table["name"])
+
+
+def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
+    """The fields a dense or conv2d table shares, with its arrays taken from ``arrays``."""
+    src = where.spec
     name = table["name"]
     out_features = _require(table, "out_features", int, src, where.prefix)
     weight_bits = _require(table, "weight_bits", int, src, where.prefix)
@@ -358,7 +544,7 @@ def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
         return arrays.pop(key)
 
     weights = array("weights")
-    if isinstance(weights, np.ndarray) and weights.ndim == 2 \
+    if isinstance(weights, np.ndarray) and weights.ndim >= 2 \
             and weights.shape[0] != out_features:
         raise where.array_error(f"{name}.weights", f"shape {weights.shape}, expected "
                                 f"{out_features} rows (out_features)")
@@ -374,9 +560,9 @@ def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
                                     f"({out_features}, {count}) for out_bits = {out_bits}")
     elif "out_bits" in table:
         raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
-    return Dense(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
-                 bias=array("bias") if has_bias else None,
-                 pe=table.get("pe"), simd=table.get("simd"))
+    return dict(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
+                bias=array("bias") if has_bias else None,
+                pe=table.get("pe"), simd=table.get("simd"))
 
 
 def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
@@ -384,7 +570,9 @@ def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
     return Argmax(name=table["name"])
 
 
-_FROM_TOML = {"dense": _dense_from_toml, "argmax": _argmax_from_toml}
+_FROM_TOML = {"dense": _dense_from_toml, "conv2d": _conv_from_toml,
+              "maxpool": _maxpool_from_toml, "flatten": _flatten_from_toml,
+              "argmax": _argmax_from_toml}
 
 
 def load(path: str | Path) -> Network:
@@ -420,7 +608,7 @@ def load(path: str | Path) -> Network:
     tables = _require(doc, "layers", list, source, "")
     seen: set[str] = set()
     arrays = _load_arrays(arrays_path, source) if any(
-        isinstance(t, dict) and t.get("kind") == "dense" for t in tables) else {}
+        isinstance(t, dict) and t.get("kind") in ("dense", "conv2d") for t in tables) else {}
     layers: list[Layer] = []
     for index, layer_table in enumerate(tables):
         prefix = f"layers[{index}]"
@@ -474,7 +662,15 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
     for layer in network.layers:
         lines += ["", "[[layers]]", f"name = {_toml_value(layer.name)}",
                   f"kind = {_toml_value(layer.kind)}"]
-        if isinstance(layer, Dense):
+        if isinstance(layer, Conv2d):
+            lines += [f"kernel = {layer.kernel}", f"stride = {layer.stride}",
+                      f"padding = {_toml_value(layer.padding)}",
+                      f"pad_value = {layer.pad_value}"]
+        if isinstance(layer, MaxPool):
+            lines.append(f"size = {layer.size}")
+            if layer.stride is not None:
+                lines.append(f"stride = {layer.stride}")
+        if isinstance(layer, Dense | Conv2d):
             lines += [f"out_features = {layer.out_features}",
                       f"weight_bits = {layer.weight_bits}"]
             arrays[f"{layer.name}.weights"] = layer.weights.astype(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwgen import golden
-from hwgen.numeric import encode
+from hwgen.numeric import TensorType, encode
 from hwgen.spec import Argmax, Dense, Input, Network
 from tests.helpers import chain, random_inputs
 
@@ -316,3 +316,77 @@ def test_check_inputs_signed_range():
 def test_run_layer_unknown_kind():
     with pytest.raises(TypeError, match="no golden function for str"):
         golden.run_layer("conv", np.zeros((1, 2), int))
+
+
+# --- conv2d, maxpool, flatten -------------------------------------------------------------
+
+def _conv_loops(x, w, stride, pads, pad_value):
+    """Straightforward nested-loop convolution (float64), the reference for the golden one."""
+    top, left, bottom, right = pads
+    xp = np.pad(x.astype(np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                constant_values=pad_value)
+    k = w.shape[1]
+    ho = (xp.shape[1] - k) // stride + 1
+    wo = (xp.shape[2] - k) // stride + 1
+    out = np.zeros((len(x), ho, wo, w.shape[0]))
+    for n in range(len(x)):
+        for y in range(ho):
+            for xx in range(wo):
+                patch = xp[n, y * stride:y * stride + k, xx * stride:xx * stride + k, :]
+                for o in range(w.shape[0]):
+                    out[n, y, xx, o] = float((patch * w[o]).sum())
+    return out
+
+
+@pytest.mark.parametrize("h, w, c, k, stride, padding, pad_value, bits", [
+    (5, 7, 3, 3, 1, "same", -1, 1),
+    (5, 7, 3, 3, 1, "same", 1, 1),
+    (6, 5, 2, 3, 2, "valid", 0, 8),
+    (7, 7, 4, 5, 1, "same", 3, 8),
+    (4, 6, 2, 1, 2, "valid", -1, 1),
+    (5, 5, 1, 3, 2, "same", 0, 4),
+])
+def test_conv2d_matches_nested_loops(h, w, c, k, stride, padding, pad_value, bits):
+    from hwgen.spec import Conv2d
+
+    rng = np.random.default_rng(h * 100 + w * 10 + k)
+    weights = rng.choice([-1, 1], size=(4, k, k, c)) if bits == 1 else \
+        rng.integers(-8, 8, size=(4, k, k, c))
+    t = TensorType((h, w, c), bits, False)
+    x = rng.choice([-1, 1], size=(3, h, w, c)) if bits == 1 else \
+        rng.integers(0, 2 ** bits, size=(3, h, w, c))
+    bias = rng.integers(-5, 6, size=4)
+    layer = Conv2d("c", weights, 1 if bits == 1 else 4, stride=stride, padding=padding,
+                   pad_value=pad_value, bias=bias)
+    net = Network("n", Input(t.shape, bits), [layer])
+    got = golden.run(net, x)["c"]
+    want = _conv_loops(x, weights, stride, layer.pads(h, w), pad_value) + bias
+    assert got.shape == (3, *net.output_type.shape)
+    assert np.array_equal(got, want.astype(np.int64))
+    if padding == "same":
+        assert got.shape[1:3] == (-(-h // stride), -(-w // stride))
+
+
+@pytest.mark.parametrize("size, stride", [(2, None), (3, None), (3, 2)])
+def test_maxpool_matches_loops_and_is_or_on_binary(size, stride):
+    from hwgen.spec import MaxPool
+
+    rng = np.random.default_rng(size)
+    x = rng.choice([-1, 1], size=(2, 7, 6, 3), p=[0.8, 0.2])
+    net = Network("n", Input((7, 6, 3), 1), [MaxPool("p", size, stride)])
+    got = golden.run(net, x)["p"]
+    s = stride or size
+    for n in range(2):
+        for y in range(got.shape[1]):
+            for xx in range(got.shape[2]):
+                window = x[n, y * s:y * s + size, xx * s:xx * s + size, :]
+                assert np.array_equal(got[n, y, xx], np.where((window > 0).any(axis=(0, 1)),
+                                                              1, -1))
+
+
+def test_flatten_is_channels_last_order():
+    from hwgen.spec import Flatten
+
+    x = np.arange(2 * 2 * 3 * 4).reshape(2, 2, 3, 4) % 200
+    net = Network("n", Input((2, 3, 4), 8), [Flatten()])
+    assert np.array_equal(golden.run(net, x)["flatten"], x.reshape(2, 24))

@@ -257,3 +257,16 @@ def test_shipped_design_plan():
     text = format_table(p)
     for name in ("fc1", "fc2", "fc3", "argmax", "total"):
         assert name in text
+
+
+def test_conv2d_cycles_are_pixels_times_fold():
+    from hwgen.spec import Conv2d
+
+    w = np.ones((8, 3, 3, 4), int)
+    net = Network("n", Input((5, 7, 4), 1), [Conv2d("c", w, 1, padding="same", pad_value=1,
+                                                    pe=2, simd=2)])
+    lp = plan(net).layers[0]
+    assert lp.cycles == 5 * 7 * (8 // 2) * (3 * 3 * 4 // 2)
+    assert lp.macs == 5 * 7 * 8 * 3 * 3 * 4
+    assert (lp.in_lanes, lp.out_lanes) == (2, 2)
+    assert plan(net).latency is None  # no RTL timing model for conv2d yet

@@ -243,10 +243,10 @@ def test_unknown_dense_field(files):
 
 def test_unknown_layer_kind(files):
     toml, _ = files
-    edit_toml(toml, 'kind = "argmax"', 'kind = "conv2d"')
+    edit_toml(toml, 'kind = "argmax"', 'kind = "conv3d"')
     assert str(load_error(toml)) == (
-        f"{toml}: layers[3].kind: unknown layer kind 'conv2d' (expected one of: argmax, "
-        "dense)")
+        f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: argmax, "
+        "conv2d, dense, flatten, maxpool)")
 
 
 def test_missing_input_table(files):
@@ -326,7 +326,8 @@ def test_dense_needs_1d_input(files):
     edit_toml(toml, "shape = [16]\n", "shape = [4, 4]\n")
     edit_toml(toml, "lanes = 4\n", "")
     assert str(load_error(toml)) == (
-        f"{toml}: layers[0].kind: dense needs a 1-D input, got shape (4, 4)")
+        f"{toml}: layers[0].kind: dense needs a 1-D input, got shape (4, 4) (add a flatten "
+        f"layer)")
 
 
 def test_missing_npz_file(files):
@@ -700,3 +701,80 @@ def test_int64_min_bias_is_a_spec_error():
     b = np.array([np.iinfo(np.int64).min, 0])
     with pytest.raises(SpecError, match="bias values must fit in 32 bits"):
         Network("n", Input((4,), 1), [Dense("fc", np.ones((2, 4), int), 1, bias=b)])
+
+
+# --- conv2d, maxpool, flatten -------------------------------------------------------------
+
+def _conv(**kw):
+    from hwgen.spec import Conv2d
+
+    args = dict(name="c", weights=np.ones((4, 3, 3, 2), int), weight_bits=1, pad_value=-1)
+    args.update(kw)
+    return Conv2d(**args)
+
+
+def test_conv2d_same_and_valid_shapes():
+    net = Network("n", Input((5, 7, 2), 1), [_conv(padding="same"), _conv(
+        name="d", stride=2, weights=np.ones((4, 3, 3, 4), int))])
+    assert [t.shape for t in net.types] == [(5, 7, 2), (5, 7, 4), (2, 3, 4)]
+
+
+def test_conv2d_kernel_larger_than_padded_input():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].kind: kernel 5×5 is larger than the padded input 3×7")):
+        Network("n", Input((3, 7, 2), 1), [_conv(weights=np.ones((4, 5, 5, 2), int))])
+
+
+def test_conv2d_binary_pad_value_must_be_plus_or_minus_one():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].pad_value: expected -1 or +1 (binary input), got 0")):
+        Network("n", Input((5, 5, 2), 1), [_conv(pad_value=0)])
+
+
+def test_conv2d_integer_pad_value_in_input_range():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].pad_value: expected an integer in 0..255, got -1")):
+        Network("n", Input((5, 5, 2), 8), [_conv()])
+
+
+def test_conv2d_simd_divides_channels():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].simd: 4 does not divide in_channels 2")):
+        Network("n", Input((5, 5, 2), 1), [_conv(simd=4)])
+
+
+def test_conv2d_weights_must_match_input_channels():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: c.weights: expected an (out_channels, k, k, 2) integer array, got "
+            "(4, 3, 3, 3)")):
+        Network("n", Input((5, 5, 2), 1), [_conv(weights=np.ones((4, 3, 3, 3), int))])
+
+
+def test_conv2d_padding_name():
+    with pytest.raises(SpecError, match="layers\\[0\\].padding: expected \"valid\" or \"same\""):
+        Network("n", Input((5, 5, 2), 1), [_conv(padding="full")])
+
+
+def test_maxpool_window_larger_than_input():
+    from hwgen.spec import MaxPool
+
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].size: window 3×3 is larger than the input 2×5")):
+        Network("n", Input((2, 5, 2), 1), [MaxPool("p", 3)])
+
+
+def test_conv_network_roundtrips_through_toml(tmp_path):
+    from hwgen.spec import Flatten, MaxPool
+
+    rng = np.random.default_rng(1)
+    net = Network("n", Input((6, 6, 2), 1), [
+        _conv(weights=rng.choice([-1, 1], size=(4, 3, 3, 2)), padding="same",
+              thresholds=np.zeros((4, 1), int), pe=2),
+        MaxPool("p", 3, 2), Flatten(),
+        Dense("d", rng.integers(-9, 9, size=(3, 16)), 8)])
+    save(net, tmp_path / "n.toml")
+    back = load(tmp_path / "n.toml")
+    assert [type(a) for a in back.layers] == [type(a) for a in net.layers]
+    assert back.types == net.types
+    assert np.array_equal(back.layers[0].weights, net.layers[0].weights)
+    assert (back.layers[1].size, back.layers[1].stride) == (3, 2)

@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import Argmax, Dense, Network
+from ..spec import Argmax, Dense, Network, SpecError
 from .argmax import Argmax as ArgmaxUnit
 from .mvu import MatrixVectorUnit
 from .stream import WidthConverter, element_shape, lanes_signature
@@ -53,6 +53,11 @@ class NetworkTop(wiring.Component):
         self.network = network
         self.plan: NetworkPlan = plan(network)
         self.taps = taps
+        for index, layer in enumerate(network.layers):
+            if layer_component.dispatch(type(layer)) is layer_component.dispatch(object):
+                raise SpecError(network.source, f"layers[{index}].kind",
+                                f"{layer.kind} layers run in the golden model and the cost "
+                                f"model but have no RTL yet")
         self.units = [layer_component(layer, lp)
                       for layer, lp in zip(network.layers, self.plan.layers, strict=True)]
         members = {
