@@ -1,0 +1,92 @@
+"""maxpool: a sliding window (no padding) and a per-channel running maximum."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..numeric import TensorType
+from .stream import element_shape, lanes_signature
+
+__all__ = ["MaxPoolUnit", "WindowMax"]
+
+
+class WindowMax(wiring.Component):
+    """Per-lane maximum over each group of ``positions`` window positions.
+
+    The input is a window stream in (position, chunk) order: ``positions`` positions, each
+    ``chunks`` beats of ``lanes`` elements. One output beat per chunk leaves after the last
+    position. Accepts one beat per cycle unless its 2-entry output FIFO is full;
+    ``i_stream.ready`` depends on registered state only.
+    """
+
+    def __init__(self, shape, *, lanes: int, positions: int, chunks: int):
+        self.shape, self.lanes = shape, lanes
+        self.positions, self.chunks = positions, chunks
+        super().__init__({
+            "i_stream": In(stream.Signature(data.ArrayLayout(shape, lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        layout = data.ArrayLayout(self.shape, self.lanes)
+        m.submodules.fifo = out = fifo.SyncFIFO(width=layout.size, depth=2)
+        best = [Signal(layout, name=f"best{c}") for c in range(self.chunks)]
+        position = Signal(range(self.positions))
+        chunk = Signal(range(self.chunks))
+        fire = self.i_stream.valid & self.i_stream.ready
+        merged = Signal(layout)
+        first = position == 0
+        with m.Switch(chunk):
+            for c in range(self.chunks):
+                with m.Case(c):
+                    for lane in range(self.lanes):
+                        x, b = self.i_stream.payload[lane], best[c][lane]
+                        m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))
+                    with m.If(fire):
+                        m.d.sync += best[c].eq(merged)
+        last = position == self.positions - 1
+        m.d.comb += [
+            self.i_stream.ready.eq(out.w_rdy),
+            out.w_en.eq(fire & last),
+            out.w_data.eq(merged.as_value()),
+            self.o_stream.valid.eq(out.r_rdy),
+            self.o_stream.payload.eq(out.r_data),
+            out.r_en.eq(self.o_stream.ready),
+        ]
+        with m.If(fire):
+            with m.If(chunk == self.chunks - 1):
+                m.d.sync += [chunk.eq(0), position.eq(Mux(last, 0, position + 1))]
+            with m.Else():
+                m.d.sync += chunk.eq(chunk + 1)
+        return m
+
+
+class MaxPoolUnit(wiring.Component):
+    """maxpool on an (H, W, C) stream of ``lanes`` channels per beat (binary: OR, since bit 1
+    is +1). One output pixel every ``size²·C/lanes`` window beats."""
+
+    def __init__(self, in_type: TensorType, *, size: int, stride: int, lanes: int):
+        from .window import SlidingWindow
+
+        h, w, c = in_type.shape
+        shape = element_shape(in_type)
+        self.window = SlidingWindow(shape, height=h, width=w, channels=c, kernel=size,
+                                    stride=stride, padding=(0, 0, 0, 0), pad_value=0,
+                                    simd=lanes)
+        self.reduce = WindowMax(shape, lanes=lanes, positions=size * size, chunks=c // lanes)
+        super().__init__({
+            "i_stream": In(lanes_signature(in_type, lanes)),
+            "o_stream": Out(lanes_signature(in_type, lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = self.window
+        m.submodules.reduce = self.reduce
+        wiring.connect(m, wiring.flipped(self.i_stream), self.window.i_stream)
+        wiring.connect(m, self.window.o_stream, self.reduce.i_stream)
+        wiring.connect(m, self.reduce.o_stream, wiring.flipped(self.o_stream))
+        return m
