@@ -1,4 +1,4 @@
-"""maxpool: a sliding window (no padding) and a per-channel running maximum."""
+"""maxpool pieces: the per-channel running maximum that follows a sliding window."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..numeric import TensorType
-from .stream import element_shape, lanes_signature
-
-__all__ = ["MaxPoolUnit", "WindowMax"]
+__all__ = ["WindowMax"]
 
 
 class WindowMax(wiring.Component):
@@ -61,32 +58,4 @@ class WindowMax(wiring.Component):
                 m.d.sync += [chunk.eq(0), position.eq(Mux(last, 0, position + 1))]
             with m.Else():
                 m.d.sync += chunk.eq(chunk + 1)
-        return m
-
-
-class MaxPoolUnit(wiring.Component):
-    """maxpool on an (H, W, C) stream of ``lanes`` channels per beat (binary: OR, since bit 1
-    is +1). One output pixel every ``size²·C/lanes`` window beats."""
-
-    def __init__(self, in_type: TensorType, *, size: int, stride: int, lanes: int):
-        from .window import SlidingWindow
-
-        h, w, c = in_type.shape
-        shape = element_shape(in_type)
-        self.window = SlidingWindow(shape, height=h, width=w, channels=c, kernel=size,
-                                    stride=stride, padding=(0, 0, 0, 0), pad_value=0,
-                                    simd=lanes)
-        self.reduce = WindowMax(shape, lanes=lanes, positions=size * size, chunks=c // lanes)
-        super().__init__({
-            "i_stream": In(lanes_signature(in_type, lanes)),
-            "o_stream": Out(lanes_signature(in_type, lanes)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.window = self.window
-        m.submodules.reduce = self.reduce
-        wiring.connect(m, wiring.flipped(self.i_stream), self.window.i_stream)
-        wiring.connect(m, self.window.o_stream, self.reduce.i_stream)
-        wiring.connect(m, self.reduce.o_stream, wiring.flipped(self.o_stream))
         return m
