@@ -15,7 +15,8 @@ from functools import singledispatch
 from .numeric import TensorType
 from .spec import Argmax, Conv2d, Dense, Flatten, Layer, MaxPool, Network
 
-__all__ = ["LayerPlan", "NetworkPlan", "plan", "default_simd", "MVU_DEPTH", "format_table"]
+__all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
+           "MVU_DEPTH", "format_table"]
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
 #: appearing at its output (weight/buffer read, dot product, accumulate, quantize, FIFO).
@@ -29,6 +30,80 @@ def default_simd(in_features: int) -> int:
     """The largest divisor of ``in_features`` not above 16."""
     return max(d for d in range(1, min(in_features, DEFAULT_MAX_SIMD) + 1)
                if in_features % d == 0)
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Where the windows of a ``kernel``×``kernel``, ``stride`` scan over a padded
+    ``height``×``width``×``channels`` image fall, with ``lanes`` channels per beat."""
+
+    height: int
+    width: int
+    channels: int
+    lanes: int
+    kernel: int
+    stride: int
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+
+    def __post_init__(self):
+        if self.channels % self.lanes:
+            raise ValueError(f"lanes {self.lanes} do not divide channels {self.channels}")
+        top, left, bottom, right = self.pads
+        if self.kernel > self.height + top + bottom or self.kernel > self.width + left + right:
+            raise ValueError("kernel larger than the padded image")
+
+    @property
+    def chunks(self) -> int:
+        """Beats per pixel."""
+        return self.channels // self.lanes
+
+    @property
+    def out_height(self) -> int:
+        top, _, bottom, _ = self.pads
+        return (self.height + top + bottom - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        _, left, _, right = self.pads
+        return (self.width + left + right - self.kernel) // self.stride + 1
+
+    @property
+    def in_beats(self) -> int:
+        return self.height * self.width * self.chunks
+
+    @property
+    def out_beats(self) -> int:
+        """Beats per frame: every output pixel's k·k·chunks window beats."""
+        return self.out_height * self.out_width * self.kernel ** 2 * self.chunks
+
+    @property
+    def cycles(self) -> int:
+        """Cycles per frame with input always valid and output always ready: the generator
+        takes one input beat and emits one window beat per cycle, each side on its own."""
+        return max(self.in_beats, self.out_beats)
+
+    @property
+    def rows(self) -> int:
+        """Image rows the line buffer holds: the window's rows plus the next ``stride`` rows,
+        and across a frame boundary the current frame's last rows plus the next frame's first
+        window, so neither side waits for the other in steady state."""
+        top = self.pads[0]
+        last_top = max(0, (self.out_height - 1) * self.stride - top)
+        boundary = (self.height - last_top) + min(self.height, self.kernel - top)
+        return max(self.kernel + self.stride, boundary)
+
+    @property
+    def buffer_words(self) -> int:
+        return self.rows * self.width * self.chunks
+
+
+def window_geometry(layer: Conv2d | MaxPool, x: TensorType, lanes: int) -> WindowGeometry:
+    """The windows a conv2d or maxpool layer reads from its input ``x``, ``lanes`` per beat."""
+    h, w, c = x.shape
+    if isinstance(layer, Conv2d):
+        return WindowGeometry(h, w, c, lanes, layer.kernel, layer.stride, layer.pads(h, w))
+    stride = layer.stride if layer.stride is not None else layer.size
+    return WindowGeometry(h, w, c, lanes, layer.size, stride)
 
 
 @dataclass(frozen=True)
@@ -206,15 +281,25 @@ def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     simd = layer.simd or default_simd(x.shape[-1])
     pixels = y.size // layer.out_features
     fold = (layer.out_features // pe) * (layer.in_features // simd)
+    window = window_geometry(layer, x, simd)
     return LayerPlan(
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
-        pe=pe, simd=simd, in_lanes=simd, out_lanes=pe, cycles=pixels * fold,
+        pe=pe, simd=simd, in_lanes=simd, out_lanes=pe,
+        cycles=max(pixels * fold, window.in_beats),
         macs=pixels * layer.out_features * layer.in_features,
         weight_memory_bits=layer.weights.size * layer.weight_bits)
 
 
 @_layer_plan.register
-def _(layer: MaxPool | Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+def _(layer: MaxPool, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes,
+        cycles=window_geometry(layer, x, in_lanes).cycles, macs=0, weight_memory_bits=0)
+
+
+@_layer_plan.register
+def _(layer: Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     return LayerPlan(
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
         pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,

@@ -6,7 +6,7 @@ import numpy as np
 
 from hwgen import golden
 from hwgen.numeric import TensorType, value_range
-from hwgen.spec import Argmax, Dense, Input, Network
+from hwgen.spec import Argmax, Conv2d, Dense, Flatten, Input, MaxPool, Network
 
 
 def random_weights(rng: np.random.Generator, out: int, inp: int, bits: int) -> np.ndarray:
@@ -30,10 +30,11 @@ def random_inputs(rng: np.random.Generator, t: TensorType, count: int,
     return x
 
 
-def fitted_thresholds(rng: np.random.Generator, layer: Dense, x: np.ndarray,
+def fitted_thresholds(rng: np.random.Generator, layer: Dense | Conv2d, x: np.ndarray,
                       out_bits: int) -> np.ndarray:
     """Ascending thresholds spread over the accumulators ``x`` produces, so outputs vary."""
     acc = golden.accumulate(layer, x)
+    acc = acc.reshape(-1, acc.shape[-1])
     count = (1 << out_bits) - 1
     qs = np.linspace(0.05, 0.95, count)
     t = np.quantile(acc, qs, axis=0).T.round().astype(np.int64)
@@ -52,15 +53,45 @@ def dense(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray
     return Dense(name, w, weight_bits, thresholds=t, bias=b, pe=pe, simd=simd)
 
 
+def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
+         kernel: int, weight_bits: int, out_bits: int | None, *, stride: int = 1,
+         padding: str = "valid", pad_value: int | None = None, pe: int, simd: int,
+         bias: bool = False) -> Conv2d:
+    """A conv2d layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
+    c = x_type.shape[-1]
+    w = random_weights(rng, out, kernel * kernel * c, weight_bits).reshape(out, kernel, kernel, c)
+    b = rng.integers(-50, 51, size=out) if bias else None
+    if pad_value is None:
+        pad_value = -1 if x_type.binary else 0
+    common = dict(stride=stride, padding=padding, pad_value=pad_value, bias=b)
+    probe = Conv2d(name, w, weight_bits, **common)
+    t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
+    return Conv2d(name, w, weight_bits, thresholds=t, pe=pe, simd=simd, **common)
+
+
+def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.ndarray,
+           spec: dict):
+    kind = spec.pop("kind", "dense")
+    if kind == "maxpool":
+        return MaxPool(spec.pop("name", f"pool{index}"), **spec)
+    if kind == "flatten":
+        return Flatten(spec.pop("name", f"flatten{index}"))
+    if kind == "conv2d":
+        return conv(rng, spec.pop("name", f"conv{index}"), x_type, values, **spec)
+    return dense(rng, spec.pop("name", f"fc{index}"), x_type, values, **spec)
+
+
 def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int = 8,
           argmax: bool = False, name: str = "net") -> tuple[Network, np.ndarray]:
-    """A network of dense layers described by ``specs`` (kwargs of :func:`dense`), and inputs."""
+    """A network of layers described by ``specs`` (``kind`` = "dense" (default), "conv2d",
+    "maxpool" or "flatten", the rest kwargs of :func:`dense`, :func:`conv` or the layer
+    class), and random inputs for it."""
     x_type = TensorType(input_.shape, input_.bits, input_.signed)
     x = random_inputs(rng, x_type, count)
     layers: list = []
     values = x
     for i, spec in enumerate(specs):
-        layer = dense(rng, spec.pop("name", f"fc{i}"), x_type, values, **spec)
+        layer = _layer(rng, i, x_type, values, spec)
         layers.append(layer)
         net = Network(name, input_, list(layers))
         x_type = net.output_type

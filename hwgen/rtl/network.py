@@ -9,10 +9,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import Argmax, Dense, Network, SpecError
+from ..spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network, SpecError
 from .argmax import Argmax as ArgmaxUnit
+from .conv import ConvUnit
 from .mvu import MatrixVectorUnit
-from .stream import WidthConverter, element_shape, lanes_signature
+from .pool import MaxPoolUnit
+from .stream import Passthrough, WidthConverter, element_shape, lanes_signature
 
 __all__ = ["NetworkTop", "layer_component"]
 
@@ -26,6 +28,21 @@ def layer_component(layer: object, lp: LayerPlan) -> wiring.Component:
 @layer_component.register
 def _(layer: Dense, lp: LayerPlan) -> wiring.Component:
     return MatrixVectorUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd)
+
+
+@layer_component.register
+def _(layer: Conv2d, lp: LayerPlan) -> wiring.Component:
+    return ConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd)
+
+
+@layer_component.register
+def _(layer: MaxPool, lp: LayerPlan) -> wiring.Component:
+    return MaxPoolUnit(layer, lp.in_type, lanes=lp.in_lanes)
+
+
+@layer_component.register
+def _(layer: Flatten, lp: LayerPlan) -> wiring.Component:
+    return Passthrough(lanes_signature(lp.in_type, lp.in_lanes))
 
 
 @layer_component.register

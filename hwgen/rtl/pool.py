@@ -1,4 +1,4 @@
-"""maxpool pieces: the per-channel running maximum that follows a sliding window."""
+"""maxpool: a sliding-window generator followed by a per-channel running maximum."""
 
 from __future__ import annotations
 
@@ -6,7 +6,40 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WindowMax"]
+from ..numeric import TensorType
+from ..plan import window_geometry
+from ..spec import MaxPool
+from .stream import element_shape, lanes_signature
+from .window import SlidingWindow
+
+__all__ = ["WindowMax", "MaxPoolUnit"]
+
+
+class MaxPoolUnit(wiring.Component):
+    """One maxpool layer: a :class:`SlidingWindow` into a :class:`WindowMax`.
+
+    Input and output are channels-last images, ``lanes`` elements per beat. On binary tensors
+    (bit 1 meaning +1) the maximum is an OR.
+    """
+
+    def __init__(self, layer: MaxPool, in_type: TensorType, *, lanes: int):
+        self.geometry = window_geometry(layer, in_type, lanes)
+        self.in_type, self.lanes = in_type, lanes
+        super().__init__({
+            "i_stream": In(lanes_signature(in_type, lanes)),
+            "o_stream": Out(lanes_signature(in_type, lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g, shape = self.geometry, element_shape(self.in_type)
+        m.submodules.window = window = SlidingWindow(shape, g)
+        m.submodules.reduce = reduce = WindowMax(shape, lanes=g.lanes, positions=g.kernel ** 2,
+                                                 chunks=g.chunks)
+        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
+        wiring.connect(m, window.o_stream, reduce.i_stream)
+        wiring.connect(m, reduce.o_stream, wiring.flipped(self.o_stream))
+        return m
 
 
 class WindowMax(wiring.Component):

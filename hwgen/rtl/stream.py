@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
 
-__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter"]
+__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter", "Passthrough"]
 
 
 def element_shape(t: TensorType) -> Shape:
@@ -95,4 +95,16 @@ class WidthConverter(wiring.Component):
                         m.d.sync += buf[lo:hi].eq(self.i_stream.payload.as_value())
         with m.Else():
             m.d.sync += [buf.eq(shifted), count.eq(kept)]
+        return m
+
+
+class Passthrough(wiring.Component):
+    """A stage that only renames a stream (a flatten: same beats, new tensor shape)."""
+
+    def __init__(self, signature: stream.Signature):
+        super().__init__({"i_stream": In(signature), "o_stream": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        wiring.connect(m, wiring.flipped(self.i_stream), wiring.flipped(self.o_stream))
         return m

@@ -42,3 +42,50 @@ def test_network_matches_golden_and_cost_model(name):
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
     assert ends[0] - clean.in_times[0] == p.latency
+
+
+CONV_NETWORKS = {
+    # 8-bit 5×7 RGB image, same padding, 8-bit × binary conv, OR-pool, binary conv (stride 2,
+    # valid), flatten into a binary dense layer, 16-bit classifier, argmax
+    "cnn": (Input((5, 7, 3), 8, lanes=3), [
+        dict(kind="conv2d", out=6, kernel=3, padding="same", weight_bits=1, out_bits=1, pe=2,
+             simd=3),
+        dict(kind="maxpool", size=2),
+        dict(kind="conv2d", out=5, kernel=1, weight_bits=1, out_bits=1, pe=5, simd=6),
+        dict(kind="flatten"),
+        dict(out=10, weight_bits=1, out_bits=1, pe=2, simd=5),
+        dict(out=4, weight_bits=16, out_bits=None, pe=2, simd=10, bias=True)], True),
+    # binary input, stride 2 valid 3×3, 3×3 pool stride 2 on integers, 2-bit activations
+    "strided": (Input((9, 7, 2), 1, lanes=2), [
+        dict(kind="conv2d", out=6, kernel=3, stride=2, weight_bits=1, out_bits=2, pe=3,
+             simd=1),
+        dict(kind="maxpool", size=2, stride=1),
+        dict(kind="conv2d", out=3, kernel=2, pad_value=1, padding="same", weight_bits=4,
+             out_bits=None, pe=1, simd=6, bias=True)], False),
+    # the bottleneck is the last conv, behind a 3×3 stride-2 pool fed by a fast conv
+    "late": (Input((7, 5, 3), 4, lanes=1), [
+        dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=2, out_bits=2, pe=4,
+             simd=3),
+        dict(kind="maxpool", size=3, stride=2),
+        dict(kind="conv2d", out=8, kernel=3, padding="same", pad_value=0, weight_bits=1,
+             out_bits=1, pe=1, simd=2)], False),
+}
+
+
+@pytest.mark.parametrize("name", list(CONV_NETWORKS))
+def test_conv_network_matches_golden_and_cost_model(name):
+    inp, layers, argmax = CONV_NETWORKS[name]
+    rng = np.random.default_rng(len(name))
+    net, x = chain(rng, inp, [dict(d) for d in layers], count=4, argmax=argmax)
+    top = NetworkTop(net)
+    p = top.plan
+    out_lp = p.layers[-1]
+    expected = stream_beats(golden.run(net, x)[out_lp.name], out_lp.out_type, out_lp.out_lanes)
+    got = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected),
+                     gaps=0.3, backpressure=0.3, seed=3)
+    assert got.outputs == expected
+
+    clean = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected))
+    per_frame = out_lp.out_type.size // out_lp.out_lanes
+    ends = clean.out_times[per_frame - 1::per_frame]
+    assert ends[-1] - ends[-2] == p.cycles_per_inference
