@@ -133,9 +133,11 @@ def run_sim(network: Network, args, log=print):
     else:
         log(f"bit-exact: every beat of every layer matched the golden model "
             f"({len(x)} inferences)")
+    model_latency = result.model_latency_cycles
     log(f"cycles per inference: measured {result.cycles_per_inference}, "
         f"model {result.model_cycles_per_inference}; latency: measured "
-        f"{result.latency_cycles}, model {result.model_latency_cycles}"
+        f"{result.latency_cycles}, model "
+        f"{'not modelled (sliding windows)' if model_latency is None else model_latency}"
         + ("" if result.cycles_match else "  <-- DISAGREE"))
     accuracy = None
     if labels is not None and not bad:

@@ -42,7 +42,7 @@ class SimResult:
     cycles_per_inference: int | None
     latency_cycles: int | None
     model_cycles_per_inference: int
-    model_latency_cycles: int
+    model_latency_cycles: int | None
     stress_cycles: int
     timed_out: bool
     seconds: float
@@ -55,8 +55,9 @@ class SimResult:
 
     @property
     def cycles_match(self) -> bool:
+        """Measured figures equal the model's (latency only where the model predicts it)."""
         return (self.cycles_per_inference == self.model_cycles_per_inference
-                and self.latency_cycles == self.model_latency_cycles)
+                and self.model_latency_cycles in (None, self.latency_cycles))
 
     @property
     def ok(self) -> bool:

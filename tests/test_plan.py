@@ -269,4 +269,20 @@ def test_conv2d_cycles_are_pixels_times_fold():
     assert lp.cycles == 5 * 7 * (8 // 2) * (3 * 3 * 4 // 2)
     assert lp.macs == 5 * 7 * 8 * 3 * 3 * 4
     assert (lp.in_lanes, lp.out_lanes) == (2, 2)
-    assert plan(net).latency is None  # no RTL timing model for conv2d yet
+    assert plan(net).latency is None  # sliding windows: latency is measured, not modelled
+
+
+def test_conv2d_reading_a_big_image_is_bound_by_its_input_beats():
+    from hwgen.spec import Conv2d
+
+    w = np.ones((2, 1, 1, 4), int)  # 1×1, stride 2: a quarter of the pixels, 1 step each
+    net = Network("n", Input((6, 6, 4), 1), [Conv2d("c", w, 1, stride=2, pe=2, simd=4)])
+    assert plan(net).layers[0].cycles == 6 * 6  # every input beat still takes a cycle
+
+
+def test_maxpool_cycles_count_window_beats_when_windows_overlap():
+    from hwgen.spec import MaxPool
+
+    net = Network("n", Input((7, 7, 4), 1, lanes=2), [MaxPool("p", 3, 2)])
+    lp = plan(net).layers[0]
+    assert lp.cycles == max(7 * 7 * 2, 3 * 3 * 9 * 2)

@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network, SpecError
+from ..spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network
 from .argmax import Argmax as ArgmaxUnit
 from .conv import ConvUnit
 from .mvu import MatrixVectorUnit
@@ -70,11 +70,6 @@ class NetworkTop(wiring.Component):
         self.network = network
         self.plan: NetworkPlan = plan(network)
         self.taps = taps
-        for index, layer in enumerate(network.layers):
-            if layer_component.dispatch(type(layer)) is layer_component.dispatch(object):
-                raise SpecError(network.source, f"layers[{index}].kind",
-                                f"{layer.kind} layers run in the golden model and the cost "
-                                f"model but have no RTL yet")
         self.units = [layer_component(layer, lp)
                       for layer, lp in zip(network.layers, self.plan.layers, strict=True)]
         members = {

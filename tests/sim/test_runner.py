@@ -36,6 +36,27 @@ def test_mlp_bit_exact_with_stalls_and_cycles_as_modelled(tmp_path):
     assert result.stress_cycles > len(x) * result.model_cycles_per_inference
 
 
+def test_conv_network_bit_exact_in_cocotb(tmp_path):
+    """conv2d (8-bit × binary, same padding, 5×7 image, 3 channels), maxpool, a stride-2
+    binary conv, flatten, dense, classifier and argmax, every beat of every layer checked."""
+    rng = np.random.default_rng(11)
+    net, x = chain(rng, Input((5, 7, 3), 8, lanes=3), [
+        dict(kind="conv2d", out=6, kernel=3, padding="same", weight_bits=1, out_bits=1, pe=3,
+             simd=3),
+        dict(kind="maxpool", size=2, stride=1),
+        dict(kind="conv2d", out=5, kernel=3, stride=2, weight_bits=1, out_bits=1, pe=1,
+             simd=2, padding="same", pad_value=1),
+        dict(kind="flatten"),
+        dict(out=8, weight_bits=1, out_bits=1, pe=4, simd=5),
+        dict(out=3, weight_bits=16, out_bits=None, pe=3, simd=8, bias=True)],
+        count=6, argmax=True)
+    result = simulate(net, x, tmp_path, seed=7, gaps=0.3, backpressure=0.4)
+    assert result.mismatches == []
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+    assert result.model_latency_cycles is None and result.latency_cycles > 0
+    assert result.ok
+
+
 def _mutated(net: Network, layer_name: str) -> Network:
     """``net`` with the first weight of ``layer_name`` negated (binary) or moved by one."""
     layers = []
