@@ -335,6 +335,13 @@ class Conv2d:
         if k > h + top + bottom or k > w_ + left + right:
             raise where.spec_error("kind", f"kernel {k}×{k} is larger than the padded input "
                                    f"{h + top + bottom}×{w_ + left + right}")
+        for extent, padded in (("height", h + top + bottom), ("width", w_ + left + right)):
+            if (padded - k) % self.stride:
+                raise where.spec_error(
+                    "stride", f"stride {self.stride} does not fit the padded {extent} "
+                    f"{padded} with kernel {k}: ({padded} − {k}) is not a multiple of "
+                    f"{self.stride}; its last {(padded - k) % self.stride} "
+                    f"{'rows' if extent == 'height' else 'columns'} would be ignored")
         bits, signed = _check_matrix_layer(self, w, x, where, simd_divides=c,
                                            simd_what="in_channels")
         ho = (h + top + bottom - k) // self.stride + 1

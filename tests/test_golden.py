@@ -341,9 +341,9 @@ def _conv_loops(x, w, stride, pads, pad_value):
 @pytest.mark.parametrize("h, w, c, k, stride, padding, pad_value, bits", [
     (5, 7, 3, 3, 1, "same", -1, 1),
     (5, 7, 3, 3, 1, "same", 1, 1),
-    (6, 5, 2, 3, 2, "valid", 0, 8),
+    (7, 5, 2, 3, 2, "valid", 0, 8),
     (7, 7, 4, 5, 1, "same", 3, 8),
-    (4, 6, 2, 1, 2, "valid", -1, 1),
+    (5, 7, 2, 1, 2, "valid", -1, 1),
     (5, 5, 1, 3, 2, "same", 0, 4),
 ])
 def test_conv2d_matches_nested_loops(h, w, c, k, stride, padding, pad_value, bits):

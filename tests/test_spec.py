@@ -725,6 +725,13 @@ def test_conv2d_kernel_larger_than_padded_input():
         Network("n", Input((3, 7, 2), 1), [_conv(weights=np.ones((4, 5, 5, 2), int))])
 
 
+def test_conv2d_stride_that_does_not_fit_is_refused():
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].stride: stride 2 does not fit the padded width 6 with kernel "
+            "3: (6 − 3) is not a multiple of 2; its last 1 columns would be ignored")):
+        Network("n", Input((5, 6, 2), 1), [_conv(stride=2)])
+
+
 def test_conv2d_binary_pad_value_must_be_plus_or_minus_one():
     with pytest.raises(SpecError, match=re.escape(
             "<python>: layers[0].pad_value: expected -1 or +1 (binary input), got 0")):
