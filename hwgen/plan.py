@@ -230,6 +230,15 @@ class NetworkPlan:
         return times[-1]
 
     @property
+    def latency_bound(self) -> int:
+        """An upper bound of :attr:`latency` that always exists: every stage working on the
+        frame one after the other (its cycles plus pipeline depth)."""
+        if self.latency is not None:
+            return self.latency
+        return (self.input_cycles + sum(c.cycles + 1 for c in self.converters)
+                + sum(lp.cycles + MVU_DEPTH for lp in self.layers))
+
+    @property
     def bottleneck(self) -> str:
         worst = max(self.layers, key=lambda lp: lp.cycles)
         return worst.name if worst.cycles == self.cycles_per_inference else "stream width"

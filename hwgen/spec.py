@@ -326,8 +326,9 @@ class Conv2d:
             raise where.spec_error("padding", f'expected "valid" or "same", got '
                                    f"{self.padding!r}")
         lo, hi = x.range
-        if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int) \
-                or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0):
+        padded = self.padding == "same" and any(self.pads(x.shape[0], x.shape[1]))
+        if padded and (isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int)
+                       or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0)):
             expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
             raise where.spec_error("pad_value", f"expected {expected}, got {self.pad_value!r}")
         k = self.kernel

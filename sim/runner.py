@@ -92,6 +92,7 @@ def write_case(network: Network, net_plan: NetworkPlan, x: np.ndarray, path: Pat
         "frames": len(x), "timing_frames": timing_frames,
         "cycles_per_inference": net_plan.cycles_per_inference,
         "latency_cycles": net_plan.latency,
+        "latency_bound": net_plan.latency_bound,
         "input": _tap_spec("input", net_plan.input_type, net_plan.input_lanes, x, fire=None,
                            payload="i_stream__payload"),
         "taps": taps,

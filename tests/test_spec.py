@@ -735,13 +735,13 @@ def test_conv2d_stride_that_does_not_fit_is_refused():
 def test_conv2d_binary_pad_value_must_be_plus_or_minus_one():
     with pytest.raises(SpecError, match=re.escape(
             "<python>: layers[0].pad_value: expected -1 or +1 (binary input), got 0")):
-        Network("n", Input((5, 5, 2), 1), [_conv(pad_value=0)])
+        Network("n", Input((5, 5, 2), 1), [_conv(pad_value=0, padding="same")])
 
 
 def test_conv2d_integer_pad_value_in_input_range():
     with pytest.raises(SpecError, match=re.escape(
             "<python>: layers[0].pad_value: expected an integer in 0..255, got -1")):
-        Network("n", Input((5, 5, 2), 8), [_conv()])
+        Network("n", Input((5, 5, 2), 8), [_conv(padding="same")])
 
 
 def test_conv2d_simd_divides_channels():

@@ -201,7 +201,7 @@ class BoardTop(Elaboratable):
         p = plan(network)
         # Never shorter than a result's way out: the pipeline plus two bytes on the line.
         idle_cycles = max(round(idle_s * clk_hz),
-                          4 * (p.latency + p.cycles_per_inference) + 20 * divisor)
+                          4 * (p.latency_bound + p.cycles_per_inference) + 20 * divisor)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
         self.idle_cycles = idle_cycles
 

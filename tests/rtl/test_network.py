@@ -41,7 +41,7 @@ def test_network_matches_golden_and_cost_model(name):
     per_frame = out_lp.out_type.size // out_lp.out_lanes
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
-    assert ends[0] - clean.in_times[0] == p.latency
+    assert ends[0] - clean.in_times[0] == p.latency == p.latency_bound
 
 
 CONV_NETWORKS = {
@@ -89,3 +89,4 @@ def test_conv_network_matches_golden_and_cost_model(name):
     per_frame = out_lp.out_type.size // out_lp.out_lanes
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
+    assert p.latency is None and 0 < ends[0] - clean.in_times[0] <= p.latency_bound

@@ -1,0 +1,52 @@
+"""Model builders: topology, width multipliers, folding, given weights, synthetic ranges."""
+
+import numpy as np
+
+from hwgen import golden
+from hwgen.builders import POOL, bnn_cnn
+from hwgen.spec import Conv2d, Dense, MaxPool
+
+
+def test_the_issue_example_pools_after_every_conv_and_widens_the_first_layer():
+    net = bnn_cnn(input=(32, 32, 3), channels=[64, 64, 128], first_width=2,
+                  classifier_bits=16)
+    kinds = [(layer.kind, getattr(layer, "out_features", None)) for layer in net.layers]
+    assert kinds == [("conv2d", 128), ("maxpool", None), ("conv2d", 64), ("maxpool", None),
+                     ("conv2d", 128), ("maxpool", None), ("flatten", None), ("dense", 10),
+                     ("argmax", None)]
+    assert net.types[-2].shape == (10,) and net.layers[-2].weight_bits == 16
+    assert net.types[1].shape == (32, 32, 128)  # same padding keeps the size
+    assert net.layers[0].pad_value == 0 and net.layers[2].pad_value == -1
+
+
+def test_explicit_pools_valid_padding_hidden_dense_and_width():
+    net = bnn_cnn((12, 12, 1), [8, 8, POOL, 16], dense=[32], classes=4, padding="valid",
+                  width=0.5, input_bits=4, argmax=False)
+    convs = [layer for layer in net.layers if isinstance(layer, Conv2d)]
+    assert [c.out_features for c in convs] == [8, 4, 8]
+    assert sum(isinstance(layer, MaxPool) for layer in net.layers) == 1
+    fc = [layer for layer in net.layers if isinstance(layer, Dense)]
+    assert [d.out_features for d in fc] == [16, 4]
+    assert net.output_type.shape == (4,)
+    assert net.input.bits == 4
+
+
+def test_folding_and_given_weights_are_used():
+    w = np.ones((4, 3, 3, 1), int)
+    t = np.zeros((4, 1), int)
+    net = bnn_cnn((6, 6, 1), [4], classes=2, folding={"conv1": (2, 1)},
+                  weights={"conv1": {"weights": w, "thresholds": t}})
+    conv = net.layers[0]
+    assert (conv.pe, conv.simd) == (2, 1)
+    assert np.array_equal(conv.weights, w) and np.array_equal(conv.thresholds, t)
+
+
+def test_synthetic_activations_vary_and_seed_is_reproducible():
+    a = bnn_cnn((8, 8, 3), [8, 8], classes=3, seed=4)
+    b = bnn_cnn((8, 8, 3), [8, 8], classes=3, seed=4)
+    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(a.layers, b.layers)
+               if hasattr(x, "weights"))
+    x = np.random.default_rng(0).integers(0, 256, size=(16, 8, 8, 3))
+    out = golden.run(a, x)
+    for name in ("conv1", "conv2"):
+        assert 0.2 < (out[name] > 0).mean() < 0.8
