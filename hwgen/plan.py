@@ -16,11 +16,19 @@ from .numeric import TensorType
 from .spec import Argmax, Conv2d, Dense, Flatten, Layer, MaxPool, Network
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
-           "MVU_DEPTH", "format_table"]
+           "MVU_DEPTH", "format_table", "format_memory"]
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
 #: appearing at its output (weight/buffer read, dot product, accumulate, quantize, FIFO).
 MVU_DEPTH = 5
+
+#: Bit widths the memory report compares every layer's own widths with.
+COMPARE_BITS = (16, 8, 1)
+
+
+def _kb(bits: int) -> float:
+    return round(bits / 8 / 1024, 3)
+
 
 #: Largest SIMD chosen by default.
 DEFAULT_MAX_SIMD = 16
@@ -143,6 +151,21 @@ class LayerPlan:
         return [last + 1]
 
     @property
+    def weight_count(self) -> int:
+        return self.weight_memory_bits // self.weight_bits if self.weight_bits else 0
+
+    def memory_kb(self) -> dict:
+        """Weights and output activations in KB (1024 bytes): at the layer's own bit widths
+        and, for comparison, at 16, 8 and 1 bit per value."""
+        weights, acts = self.weight_count, self.out_type.size
+        return {
+            "weights_kb": {"actual": _kb(self.weight_memory_bits),
+                           **{str(b): _kb(weights * b) for b in COMPARE_BITS}},
+            "out_activations_kb": {"actual": _kb(acts * self.out_type.bits),
+                                   **{str(b): _kb(acts * b) for b in COMPARE_BITS}},
+        }
+
+    @property
     def scheme(self) -> str:
         return "-" if self.weight_bits is None else f"W{self.weight_bits}A{self.in_type.bits}"
 
@@ -159,6 +182,7 @@ class LayerPlan:
             "out_signed": self.out_type.signed,
             "macs": self.macs,
             "weight_kb": round(self.weight_memory_bits / 8 / 1024, 3),
+            "memory": self.memory_kb(),
             "pe": self.pe,
             "simd": self.simd,
             "in_lanes": self.in_lanes,
@@ -251,6 +275,28 @@ class NetworkPlan:
     def weight_memory_bits(self) -> int:
         return sum(lp.weight_memory_bits for lp in self.layers)
 
+    def peak_working_set_bits(self, bits: int | None = None) -> int:
+        """All weights plus the largest input + output activation pair of one layer, at the
+        layers' own widths (``bits`` None) or with every value ``bits`` wide."""
+        def width(t: TensorType) -> int:
+            return t.bits if bits is None else bits
+        weights = sum(lp.weight_count * ((lp.weight_bits or 0) if bits is None else bits)
+                      for lp in self.layers)
+        pairs = [lp.in_type.size * width(lp.in_type) + lp.out_type.size * width(lp.out_type)
+                 for lp in self.layers if lp.kind != "flatten"]  # a flatten is a new view
+        return weights + max(pairs)
+
+    def memory_kb(self) -> dict:
+        """Network totals of the memory report (see docs/cost-model.md, "Memory report")."""
+        def per_width(value) -> dict:
+            return {"actual": _kb(value(None)), **{str(b): _kb(value(b)) for b in COMPARE_BITS}}
+        return {
+            "weights_kb": per_width(lambda b: sum(
+                lp.weight_count * ((lp.weight_bits or 0) if b is None else b)
+                for lp in self.layers)),
+            "peak_working_set_kb": per_width(self.peak_working_set_bits),
+        }
+
     def to_json(self) -> dict:
         return {
             "network": self.name,
@@ -260,6 +306,7 @@ class NetworkPlan:
             "totals": {
                 "macs": self.macs,
                 "weight_kb": round(self.weight_memory_bits / 8 / 1024, 3),
+                "memory": self.memory_kb(),
                 "cycles_per_inference": self.cycles_per_inference,
                 "latency_cycles": self.latency,
                 "bottleneck": self.bottleneck,
@@ -383,4 +430,31 @@ def format_table(p: NetworkPlan) -> str:
     lines += [fmt(r) for r in rows[:-1]] + [rule, fmt(rows[-1])]
     lines.append(f"cycles per inference {p.cycles_per_inference:,} "
                  f"(bottleneck: {p.bottleneck})")
+    return "\n".join(lines + [""] + format_memory(p).splitlines())
+
+
+def format_memory(p: NetworkPlan) -> str:
+    """The memory report: weights and output activations per layer in KB, at the layers' own
+    widths and at 16/8/1 bit, and the network's peak working set."""
+    head = ["layer", "MACs/ops", "W KB", "@16", "@8", "@1", "out act KB", "@16", "@8", "@1"]
+    rows = []
+    for lp in p.layers:
+        mem = lp.memory_kb()
+        w, a = mem["weights_kb"], mem["out_activations_kb"]
+        rows.append([lp.name, f"{lp.macs:,}"] + [f"{w[k]:.2f}" for k in w]
+                    + [f"{a[k]:.2f}" for k in a])
+    total = p.memory_kb()
+    w, peak = total["weights_kb"], total["peak_working_set_kb"]
+    rows.append(["total", f"{p.macs:,}"] + [f"{w[k]:.2f}" for k in w] + [""] * 4)
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
+                         for i, (c, wd) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    rule = "  ".join("-" * wd for wd in widths)
+    lines = ["memory (KB = 1024 bytes; actual widths, then every value at 16/8/1 bit)",
+             fmt(head), rule] + [fmt(r) for r in rows[:-1]] + [rule, fmt(rows[-1])]
+    lines.append(f"peak working set (weights + largest layer in + out): {peak['actual']:.2f} "
+                 f"KB (" + ", ".join(f"@{b} {peak[str(b)]:.2f}" for b in COMPARE_BITS) + ")")
     return "\n".join(lines)

@@ -44,7 +44,8 @@ def test_folding_and_given_weights_are_used():
 def test_synthetic_activations_vary_and_seed_is_reproducible():
     a = bnn_cnn((8, 8, 3), [8, 8], classes=3, seed=4)
     b = bnn_cnn((8, 8, 3), [8, 8], classes=3, seed=4)
-    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(a.layers, b.layers)
+    assert all(np.array_equal(x.weights, y.weights) for x, y in zip(a.layers, b.layers,
+                                                                     strict=True)
                if hasattr(x, "weights"))
     x = np.random.default_rng(0).integers(0, 256, size=(16, 8, 8, 3))
     out = golden.run(a, x)

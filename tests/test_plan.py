@@ -197,7 +197,7 @@ def test_weight_kb_rounds_to_three_places():
 
 LAYER_KEYS = {"name", "kind", "in_shape", "out_shape", "weight_bits", "in_bits", "in_signed",
               "out_bits", "out_signed", "macs", "weight_kb", "pe", "simd", "in_lanes",
-              "out_lanes", "cycles"}
+              "out_lanes", "cycles", "memory"}
 
 
 def test_to_json_keys_are_stable():
@@ -206,7 +206,7 @@ def test_to_json_keys_are_stable():
     assert set(j["input"]) == {"shape", "bits", "signed", "lanes"}
     assert all(set(layer) == LAYER_KEYS for layer in j["layers"])
     assert set(j["totals"]) == {"macs", "weight_kb", "cycles_per_inference", "latency_cycles",
-                                "bottleneck"}
+                                "bottleneck", "memory"}
     assert json.loads(json.dumps(j)) == j  # plain JSON types only
 
 
@@ -220,7 +220,10 @@ def test_to_json_values():
     assert fc2 == {"name": "fc2", "kind": "dense", "in_shape": [128], "out_shape": [32],
                    "weight_bits": 4, "in_bits": 1, "in_signed": False, "out_bits": 2,
                    "out_signed": False, "macs": 4096, "weight_kb": 2.0, "pe": 1, "simd": 16,
-                   "in_lanes": 16, "out_lanes": 1, "cycles": 32 * 8}
+                   "in_lanes": 16, "out_lanes": 1, "cycles": 32 * 8,
+                   "memory": {"weights_kb": {"actual": 2.0, "16": 8.0, "8": 4.0, "1": 0.5},
+                              "out_activations_kb": {"actual": 0.008, "16": 0.062,
+                                                     "8": 0.031, "1": 0.004}}}
     am = j["layers"][3]
     assert (am["kind"], am["weight_bits"], am["pe"], am["simd"], am["cycles"]) == \
         ("argmax", None, None, None, 5)
@@ -241,7 +244,8 @@ def test_format_table_lists_layers_and_totals():
         assert any(line.split()[0] == name for line in lines), name
     total = next(line for line in lines if line.startswith("total"))
     assert total.split() == ["total", "64", "1", "u8", "12,608", "3.62", "256"]
-    assert lines[-1] == "cycles per inference 256 (bottleneck: fc2)"
+    assert "cycles per inference 256 (bottleneck: fc2)" in lines
+    assert lines[-1].startswith("peak working set")
     fc1 = next(line for line in lines if line.startswith("fc1")).split()
     assert fc1 == ["fc1", "dense", "64", "128", "1", "u8", "bin", "8,192", "1.00", "16", "4",
                    "128"]
@@ -287,3 +291,29 @@ def test_maxpool_cycles_count_window_beats_when_windows_overlap():
     net = Network("n", Input((7, 7, 4), 1, lanes=2), [MaxPool("p", 3, 2)])
     lp = plan(net).layers[0]
     assert lp.cycles == max(7 * 7 * 2, 3 * 3 * 9 * 2)
+
+
+def test_memory_report_counts_weights_activations_and_peak_working_set():
+    from hwgen.spec import Conv2d, Flatten
+
+    conv = Conv2d("c", np.ones((16, 3, 3, 4), int), 1, thresholds=np.zeros((16, 1), int))
+    fc = Dense("fc", np.ones((10, 6 * 6 * 16), int), 16)
+    net = Network("n", Input((8, 8, 4), 8), [conv, Flatten("f"), fc])
+    p = plan(net)
+    mem = p.layers[0].memory_kb()
+    assert mem["weights_kb"] == {"actual": round(16 * 36 / 8192, 3),
+                                 "16": round(16 * 36 * 16 / 8192, 3),
+                                 "8": round(16 * 36 / 1024, 3), "1": round(16 * 36 / 8192, 3)}
+    # conv output 6×6×16 binary
+    assert mem["out_activations_kb"]["actual"] == round(6 * 6 * 16 / 8192, 3)
+    assert mem["out_activations_kb"]["8"] == round(6 * 6 * 16 / 1024, 3)
+    weights = 16 * 36 + 10 * 576 * 16
+    # largest pair: conv (8×8×4 u8 in, 576 bits out) vs fc (576 bits in, 10 scores out)
+    fc_out_bits = p.layers[2].out_type.bits
+    pair = max(8 * 8 * 4 * 8 + 576, 576 + 10 * fc_out_bits)
+    assert p.peak_working_set_bits() == weights + pair
+    assert p.peak_working_set_bits(8) == (16 * 36 + 5760) * 8 + max(256 + 576, 576 + 10) * 8
+    totals = p.to_json()["totals"]["memory"]
+    assert totals["peak_working_set_kb"]["actual"] == round((weights + pair) / 8192, 3)
+    text = format_table(p)
+    assert "peak working set" in text and "@16" in text

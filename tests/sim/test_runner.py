@@ -57,6 +57,41 @@ def test_conv_network_bit_exact_in_cocotb(tmp_path):
     assert result.ok
 
 
+def _small_cnn(count: int):
+    rng = np.random.default_rng(5)
+    return chain(rng, Input((7, 5, 2), 8, lanes=2), [
+        dict(kind="conv2d", out=6, kernel=3, padding="same", weight_bits=1, out_bits=1, pe=3,
+             simd=2),
+        dict(kind="maxpool", size=2),
+        dict(kind="flatten"),
+        dict(out=5, weight_bits=16, out_bits=None, pe=1, simd=4, bias=True)],
+        count=count, argmax=True)
+
+
+def test_bulk_verification_checks_every_output_inside_the_design(tmp_path):
+    net, x = _small_cnn(40)
+    result = runner.verify_bulk(net, x, tmp_path, gaps=0.3, backpressure=0.3, seed=2)
+    assert result.ok and result.errors == 0 and result.inferences == 40
+    assert result.cycles > 40 * plan_cycles(net)
+
+
+def test_bulk_verification_locates_a_wrong_weight(tmp_path, monkeypatch):
+    net, x = _small_cnn(12)
+    real_write = runner.write_verilog
+    monkeypatch.setattr(runner, "write_verilog",
+                        lambda network, path: real_write(_mutated(network, "fc3"), path))
+    result = runner.verify_bulk(net, x, tmp_path, seed=1)
+    assert not result.ok
+    assert result.first_mismatch["layer"] == "fc3"
+    assert result.first_mismatch["expected"] != result.first_mismatch["got"]
+
+
+def plan_cycles(net: Network) -> int:
+    from hwgen.plan import plan
+
+    return plan(net).cycles_per_inference
+
+
 def _mutated(net: Network, layer_name: str) -> Network:
     """``net`` with the first weight of ``layer_name`` negated (binary) or moved by one."""
     layers = []
