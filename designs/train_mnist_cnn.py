@@ -275,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     test_path = args.out / f"{NAME}.test.npz"
     np.savez_compressed(test_path, x=x_te, y=y_te)
     net = export(p, stats, Path(test_path.name))
-    header = (f"Convolutional BNN trained on MNIST by designs/train_mnist_cnn.py "
-              f"(seed {args.seed}, {args.epochs} epochs, {len(x_tr)} training images).\n"
-              f"Test accuracy: float {float_acc:.4f}; integer golden model: see docs/results.md.")
-    spec.save(net, args.out / f"{NAME}.toml", header=header)
     int_pred = golden.predict(net, x_te)
     int_acc = float(np.mean(int_pred == y_te))
     agree = float(np.mean(int_pred == float_pred))
+    header = (f"Convolutional BNN trained on MNIST by designs/train_mnist_cnn.py "
+              f"(seed {args.seed}, {args.epochs} epochs, {len(x_tr)} training images).\n"
+              f"Test accuracy (10,000 images): float {float_acc:.4f}, integer golden model "
+              f"{int_acc:.4f}.")
+    spec.save(net, args.out / f"{NAME}.toml", header=header)
     print(f"float accuracy {float_acc:.4f}, integer accuracy {int_acc:.4f} "
           f"(agreement {agree:.4f}) on {len(y_te)} test images; "
           f"{time.perf_counter() - start:.0f} s")

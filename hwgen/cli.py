@@ -122,8 +122,33 @@ def run_sim(network: Network, args, log=print):
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hwgen-sim-"))
     log(f"simulating {len(x)} inference(s) from {where} with {args.simulator} "
         f"(gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed})")
+    bulk = None
+    if args.bulk:
+        from hwgen_sim.runner import verify_bulk
+
+        if args.simulator != "verilator":
+            raise UsageError("--bulk runs on verilator only")
+        bulk = verify_bulk(network, x, work / "bulk", gaps=args.gaps,
+                           backpressure=args.backpressure, seed=args.seed)
+        rate = len(x) / bulk.seconds * 60
+        if bulk.ok:
+            log(f"bulk: every output and score of {len(x)} inferences matched the golden "
+                f"model ({bulk.cycles:,} cycles, {bulk.seconds:.1f} s including the build, "
+                f"{rate:,.0f} inferences/min)")
+        else:
+            bad = bulk.first_mismatch
+            log("bulk: FAIL: " + ("the design stopped making progress" if bad is None else
+                                  f"MISMATCH layer {bad['layer']}, inference {bad['frame']}, "
+                                  f"element {bad['index']}: expected {bad['expected']}, got "
+                                  f"{bad['got']}") + f" ({bulk.errors} bad beats)")
+        x_all = x
+        x = x[:args.bulk]
+        log(f"every-beat bench on the first {len(x)} inference(s)")
     result = simulate(network, x, work, simulator=args.simulator, seed=args.seed,
                       gaps=args.gaps, backpressure=args.backpressure, waves=args.waves)
+    if bulk is not None:
+        result.bulk = bulk
+        result.predictions = golden.predict(network, x_all)
     bad = result.first_mismatch
     if bad:
         log(f"MISMATCH layer {bad['layer']}, inference {bad['frame']}, element {bad['index']}: "
@@ -140,7 +165,7 @@ def run_sim(network: Network, args, log=print):
         f"{'not modelled (sliding windows)' if model_latency is None else model_latency}"
         + ("" if result.cycles_match else "  <-- DISAGREE"))
     accuracy = None
-    if labels is not None and not bad:
+    if labels is not None and result.ok:
         accuracy = float(np.mean(result.predictions[:len(labels)] == labels))
         log(f"accuracy: {accuracy:.4f} on {len(labels)} labelled inputs "
             f"(RTL = golden model on every inference)")
@@ -223,6 +248,11 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backpressure", type=_rate, default=0.25,
                    help="probability of output not ready in a cycle (default 0.25)")
     p.add_argument("--waves", action="store_true", help="record waveforms in the work dir")
+    p.add_argument("--bulk", type=_positive, metavar="N", nargs="?", const=8,
+                   help="for large test splits: check every inference's output and scores "
+                   "inside the simulated design (Verilator, no Python per clock edge) and run "
+                   "the every-layer, every-beat bench and the cycle check on the first N "
+                   "inputs only (default 8)")
     p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here")
 
 

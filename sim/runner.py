@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +27,29 @@ __all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "simulate", "ver
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "hwgen_top"
+BULK_TOPLEVEL = "hwgen_bulk"
 
 
 class SimError(Exception):
     """The simulation could not run (build failure, crash); not a mismatch."""
+
+
+@dataclass
+class BulkResult:
+    """Verdict of one bulk run: every output (and score) beat compared inside the design."""
+
+    inferences: int
+    errors: int
+    first_mismatch: dict | None
+    cycles: int
+    timed_out: bool
+    seconds: float
+    sim_seconds: float
+    work_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0 and not self.timed_out
 
 
 @dataclass
@@ -48,7 +67,8 @@ class SimResult:
     timed_out: bool
     seconds: float
     work_dir: Path
-    extra: dict = field(default_factory=dict)
+    #: The bulk check of every inference (``hwgen sim --bulk``), when it ran.
+    bulk: BulkResult | None = None
 
     @property
     def first_mismatch(self) -> dict | None:
@@ -62,7 +82,8 @@ class SimResult:
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.timed_out and self.cycles_match
+        return (not self.mismatches and not self.timed_out and self.cycles_match
+                and (self.bulk is None or self.bulk.ok))
 
 
 def stream_beats(values: np.ndarray, t: TensorType, lanes: int) -> list[int]:
@@ -191,26 +212,6 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
         stress_cycles=got["stress_cycles"], timed_out=got["timed_out"],
         seconds=time.monotonic() - started, work_dir=work_dir)
 
-
-BULK_TOPLEVEL = "hwgen_bulk"
-
-
-@dataclass
-class BulkResult:
-    """Verdict of one bulk run: every output (and score) beat compared inside the design."""
-
-    inferences: int
-    errors: int
-    first_mismatch: dict | None
-    cycles: int
-    timed_out: bool
-    seconds: float
-    sim_seconds: float
-    work_dir: Path
-
-    @property
-    def ok(self) -> bool:
-        return self.errors == 0 and not self.timed_out
 
 
 def _hex_file(path: Path, beats: list[int], width: int) -> None:
