@@ -10,7 +10,7 @@ from functools import singledispatch
 
 import numpy as np
 
-from .spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network
+from .spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
 
 __all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
            "windows"]
@@ -84,6 +84,11 @@ def _(layer: MaxPool, x: np.ndarray) -> np.ndarray:
             out = np.maximum(out, x[:, ky:ky + (ho - 1) * stride + 1:stride,
                                     kx:kx + (wo - 1) * stride + 1:stride, :])
     return out
+
+
+@run_layer.register
+def _(layer: GlobalSumPool, x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64).sum(axis=(1, 2))
 
 
 @run_layer.register

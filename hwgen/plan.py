@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 
 from .numeric import TensorType
-from .spec import Argmax, Conv2d, Dense, Flatten, Layer, MaxPool, Network
+from .spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Layer, MaxPool, Network
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
            "MVU_DEPTH", "format_table", "format_memory"]
@@ -137,13 +137,17 @@ class LayerPlan:
 
         A dense layer starts once its whole input vector is in; each of its NF output beats
         takes SF cycles, plus the pipeline depth ``MVU_DEPTH``. Argmax answers one cycle after
-        its last input beat. Flatten is wires.
+        its last input beat; a global sum pool's output beat c one cycle after the last
+        position's beat of chunk c. Flatten is wires.
         """
         last = in_times[-1]
         if self.kind == "flatten":
             return in_times
         if self.kind in ("conv2d", "maxpool"):
             return None
+        if self.kind == "global_sum_pool":
+            chunks = self.in_type.shape[-1] // self.in_lanes
+            return [t + 1 for t in in_times[-chunks:]]
         if self.kind == "dense":
             beats = self.out_type.size // self.out_lanes
             sf = self.cycles // beats
@@ -355,6 +359,14 @@ def _(layer: MaxPool, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
 
 
 @_layer_plan.register
+def _(layer: GlobalSumPool, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
+        macs=0, weight_memory_bits=0)
+
+
+@_layer_plan.register
 def _(layer: Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     return LayerPlan(
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
@@ -376,7 +388,7 @@ def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:
         return layer.simd or default_simd(layer.in_features)
     if isinstance(layer, Conv2d):
         return layer.simd or default_simd(x.shape[-1])
-    if isinstance(layer, MaxPool) and x.shape[-1] % upstream_lanes:
+    if isinstance(layer, MaxPool | GlobalSumPool) and x.shape[-1] % upstream_lanes:
         return 1
     return upstream_lanes
 

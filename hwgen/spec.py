@@ -25,6 +25,7 @@ __all__ = [
     "Dense",
     "Conv2d",
     "MaxPool",
+    "GlobalSumPool",
     "Flatten",
     "Argmax",
     "Layer",
@@ -377,6 +378,25 @@ class MaxPool:
 
 
 @dataclass(frozen=True, eq=False)
+class GlobalSumPool:
+    """Per-channel sum over every position of an (H, W, C) tensor → (C,) integers; binary
+    elements count as ±1. The output type is the smallest integer holding H·W·[lo, hi]."""
+
+    kind: ClassVar[str] = "global_sum_pool"
+
+    name: str = "global_sum_pool"
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 3:
+            raise where.spec_error("kind", f"global_sum_pool needs an (H, W, C) input, got "
+                                   f"shape {x.shape}")
+        positions = x.shape[0] * x.shape[1]
+        lo, hi = x.range
+        bits, signed = width_for(positions * lo, positions * hi)
+        return TensorType((x.shape[2],), bits, signed)
+
+
+@dataclass(frozen=True, eq=False)
 class Flatten:
     """(H, W, C) → (H·W·C,) in channels-last order; the stream is unchanged."""
 
@@ -403,10 +423,10 @@ class Argmax:
         return TensorType((1,), bits, False)
 
 
-Layer = Dense | Conv2d | MaxPool | Flatten | Argmax
+Layer = Dense | Conv2d | MaxPool | GlobalSumPool | Flatten | Argmax
 
-LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool, Flatten,
-                                                         Argmax)}
+LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool, GlobalSumPool,
+                                                         Flatten, Argmax)}
 
 
 @dataclass(eq=False)
@@ -532,6 +552,11 @@ def _flatten_from_toml(table: dict, arrays: dict, where: Where) -> Flatten:
     return Flatten(name=table["name"])
 
 
+def _global_sum_pool_from_toml(table: dict, arrays: dict, where: Where) -> GlobalSumPool:
+    _check_keys(table, {"name", "kind"}, where.spec, where.prefix)
+    return GlobalSumPool(name=table["name"])
+
+
 def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
     """The fields a dense or conv2d table shares, with its arrays taken from ``arrays``."""
     src = where.spec
@@ -580,6 +605,7 @@ def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
 
 _FROM_TOML = {"dense": _dense_from_toml, "conv2d": _conv_from_toml,
               "maxpool": _maxpool_from_toml, "flatten": _flatten_from_toml,
+              "global_sum_pool": _global_sum_pool_from_toml,
               "argmax": _argmax_from_toml}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from hwgen import golden
 from hwgen.numeric import TensorType, value_range
-from hwgen.spec import Argmax, Conv2d, Dense, Flatten, Input, MaxPool, Network
+from hwgen.spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Input, MaxPool, Network
 
 
 def random_weights(rng: np.random.Generator, out: int, inp: int, bits: int) -> np.ndarray:
@@ -76,6 +76,8 @@ def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.
         return MaxPool(spec.pop("name", f"pool{index}"), **spec)
     if kind == "flatten":
         return Flatten(spec.pop("name", f"flatten{index}"))
+    if kind == "global_sum_pool":
+        return GlobalSumPool(spec.pop("name", f"gsp{index}"))
     if kind == "conv2d":
         return conv(rng, spec.pop("name", f"conv{index}"), x_type, values, **spec)
     return dense(rng, spec.pop("name", f"fc{index}"), x_type, values, **spec)
@@ -84,8 +86,8 @@ def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.
 def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int = 8,
           argmax: bool = False, name: str = "net") -> tuple[Network, np.ndarray]:
     """A network of layers described by ``specs`` (``kind`` = "dense" (default), "conv2d",
-    "maxpool" or "flatten", the rest kwargs of :func:`dense`, :func:`conv` or the layer
-    class), and random inputs for it."""
+    "maxpool", "global_sum_pool" or "flatten", the rest kwargs of :func:`dense`,
+    :func:`conv` or the layer class), and random inputs for it."""
     x_type = TensorType(input_.shape, input_.bits, input_.signed)
     x = random_inputs(rng, x_type, count)
     layers: list = []

@@ -390,3 +390,11 @@ def test_flatten_is_channels_last_order():
     x = np.arange(2 * 2 * 3 * 4).reshape(2, 2, 3, 4) % 200
     net = Network("n", Input((2, 3, 4), 8), [Flatten()])
     assert np.array_equal(golden.run(net, x)["flatten"], x.reshape(2, 24))
+
+
+def test_global_sum_pool_sums_values_per_channel():
+    from hwgen.spec import GlobalSumPool
+
+    net = Network("n", Input((2, 3, 2), 1), [GlobalSumPool("g")])
+    x = np.array([[[[1, -1], [1, -1], [1, 1]], [[-1, -1], [1, -1], [1, 1]]]])
+    assert golden.run(net, x)["g"].tolist() == [[4, -2]]

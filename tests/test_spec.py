@@ -246,7 +246,7 @@ def test_unknown_layer_kind(files):
     edit_toml(toml, 'kind = "argmax"', 'kind = "conv3d"')
     assert str(load_error(toml)) == (
         f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: argmax, "
-        "conv2d, dense, flatten, maxpool)")
+        "conv2d, dense, flatten, global_sum_pool, maxpool)")
 
 
 def test_missing_input_table(files):
@@ -785,3 +785,18 @@ def test_conv_network_roundtrips_through_toml(tmp_path):
     assert back.types == net.types
     assert np.array_equal(back.layers[0].weights, net.layers[0].weights)
     assert (back.layers[1].size, back.layers[1].stride) == (3, 2)
+
+
+def test_global_sum_pool_types_and_toml(tmp_path):
+    from hwgen.spec import GlobalSumPool
+
+    net = Network("n", Input((3, 5, 4), 1), [GlobalSumPool("g")])
+    assert net.output_type.shape == (4,)
+    assert (net.output_type.bits, net.output_type.signed) == (5, True)  # −15..15
+    net = Network("n", Input((3, 5, 4), 8), [GlobalSumPool("g")])
+    assert net.output_type.range[1] >= 15 * 255 and not net.output_type.signed
+    path = tmp_path / "g.toml"
+    save(net, path)
+    assert load(path).layers[0].kind == "global_sum_pool"
+    with pytest.raises(SpecError, match="global_sum_pool needs an \\(H, W, C\\) input"):
+        Network("n", Input((12,), 1), [GlobalSumPool("g")])

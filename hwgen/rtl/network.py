@@ -9,11 +9,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import Argmax, Conv2d, Dense, Flatten, MaxPool, Network
+from ..spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
 from .argmax import Argmax as ArgmaxUnit
 from .conv import ConvUnit
 from .mvu import MatrixVectorUnit
-from .pool import MaxPoolUnit
+from .pool import MaxPoolUnit, global_sum_unit
 from .stream import Passthrough, WidthConverter, element_shape, lanes_signature
 
 __all__ = ["NetworkTop", "layer_component"]
@@ -38,6 +38,11 @@ def _(layer: Conv2d, lp: LayerPlan) -> wiring.Component:
 @layer_component.register
 def _(layer: MaxPool, lp: LayerPlan) -> wiring.Component:
     return MaxPoolUnit(layer, lp.in_type, lanes=lp.in_lanes)
+
+
+@layer_component.register
+def _(layer: GlobalSumPool, lp: LayerPlan) -> wiring.Component:
+    return global_sum_unit(lp.in_type, lp.out_type, lanes=lp.in_lanes)
 
 
 @layer_component.register

@@ -1,8 +1,9 @@
-"""maxpool: a sliding-window generator followed by a per-channel running maximum."""
+"""Pooling: maxpool (a sliding-window generator into a per-channel running maximum) and
+global sum pooling (a per-channel running sum over the whole image)."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Mux, Shape, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,58 +13,44 @@ from ..spec import MaxPool
 from .stream import element_shape, lanes_signature
 from .window import SlidingWindow
 
-__all__ = ["WindowMax", "MaxPoolUnit"]
+__all__ = ["ChannelReduce", "MaxPoolUnit", "global_sum_unit"]
 
 
-class MaxPoolUnit(wiring.Component):
-    """One maxpool layer: a :class:`SlidingWindow` into a :class:`WindowMax`.
+class ChannelReduce(wiring.Component):
+    """Per-lane maximum or sum over each group of ``positions`` positions.
 
-    Input and output are channels-last images, ``lanes`` elements per beat. On binary tensors
-    (bit 1 meaning +1) the maximum is an OR.
+    The input is a stream in (position, chunk) order: ``positions`` positions, each ``chunks``
+    beats of ``lanes`` elements. One output beat per chunk leaves one cycle after the last
+    position's beat of that chunk. With ``op = "sum"`` the elements are read as values (a
+    1-bit ``in_shape`` means binary: bit 1 is +1, bit 0 is −1) and summed into ``out_shape``;
+    with ``op = "max"`` the output shape is the input's. Accepts one beat per cycle unless its
+    2-entry output FIFO is full; ``i_stream.ready`` depends on registered state only.
     """
 
-    def __init__(self, layer: MaxPool, in_type: TensorType, *, lanes: int):
-        self.geometry = window_geometry(layer, in_type, lanes)
-        self.in_type, self.lanes = in_type, lanes
+    def __init__(self, in_shape, *, lanes: int, positions: int, chunks: int, op: str = "max",
+                 out_shape=None):
+        if op not in ("max", "sum"):
+            raise ValueError(f"op must be 'max' or 'sum', not {op!r}")
+        self.in_shape, self.op = Shape.cast(in_shape), op
+        self.out_shape = self.in_shape if op == "max" else Shape.cast(out_shape)
+        self.lanes, self.positions, self.chunks = lanes, positions, chunks
         super().__init__({
-            "i_stream": In(lanes_signature(in_type, lanes)),
-            "o_stream": Out(lanes_signature(in_type, lanes)),
+            "i_stream": In(stream.Signature(data.ArrayLayout(self.in_shape, lanes))),
+            "o_stream": Out(stream.Signature(data.ArrayLayout(self.out_shape, lanes))),
         })
+
+    def _value(self, element):
+        if self.op == "max":
+            return element
+        if self.in_shape.width == 1 and not self.in_shape.signed:
+            return Mux(element, 1, -1)  # binary ±1
+        return element
 
     def elaborate(self, platform):
         m = Module()
-        g, shape = self.geometry, element_shape(self.in_type)
-        m.submodules.window = window = SlidingWindow(shape, g)
-        m.submodules.reduce = reduce = WindowMax(shape, lanes=g.lanes, positions=g.kernel ** 2,
-                                                 chunks=g.chunks)
-        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
-        wiring.connect(m, window.o_stream, reduce.i_stream)
-        wiring.connect(m, reduce.o_stream, wiring.flipped(self.o_stream))
-        return m
-
-
-class WindowMax(wiring.Component):
-    """Per-lane maximum over each group of ``positions`` window positions.
-
-    The input is a window stream in (position, chunk) order: ``positions`` positions, each
-    ``chunks`` beats of ``lanes`` elements. One output beat per chunk leaves after the last
-    position. Accepts one beat per cycle unless its 2-entry output FIFO is full;
-    ``i_stream.ready`` depends on registered state only.
-    """
-
-    def __init__(self, shape, *, lanes: int, positions: int, chunks: int):
-        self.shape, self.lanes = shape, lanes
-        self.positions, self.chunks = positions, chunks
-        super().__init__({
-            "i_stream": In(stream.Signature(data.ArrayLayout(shape, lanes))),
-            "o_stream": Out(stream.Signature(data.ArrayLayout(shape, lanes))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        layout = data.ArrayLayout(self.shape, self.lanes)
+        layout = data.ArrayLayout(self.out_shape, self.lanes)
         m.submodules.fifo = out = fifo.SyncFIFO(width=layout.size, depth=2)
-        best = [Signal(layout, name=f"best{c}") for c in range(self.chunks)]
+        best = [Signal(layout, name=f"partial{c}") for c in range(self.chunks)]
         position = Signal(range(self.positions))
         chunk = Signal(range(self.chunks))
         fire = self.i_stream.valid & self.i_stream.ready
@@ -73,8 +60,11 @@ class WindowMax(wiring.Component):
             for c in range(self.chunks):
                 with m.Case(c):
                     for lane in range(self.lanes):
-                        x, b = self.i_stream.payload[lane], best[c][lane]
-                        m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))
+                        x, b = self._value(self.i_stream.payload[lane]), best[c][lane]
+                        if self.op == "max":
+                            m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))
+                        else:
+                            m.d.comb += merged[lane].eq(Mux(first, 0, b) + x)
                     with m.If(fire):
                         m.d.sync += best[c].eq(merged)
         last = position == self.positions - 1
@@ -92,3 +82,37 @@ class WindowMax(wiring.Component):
             with m.Else():
                 m.d.sync += chunk.eq(chunk + 1)
         return m
+
+
+class MaxPoolUnit(wiring.Component):
+    """One maxpool layer: a :class:`SlidingWindow` into a :class:`ChannelReduce`.
+
+    Input and output are channels-last images, ``lanes`` elements per beat. On binary tensors
+    (bit 1 meaning +1) the maximum is an OR.
+    """
+
+    def __init__(self, layer: MaxPool, in_type: TensorType, *, lanes: int):
+        self.geometry = window_geometry(layer, in_type, lanes)
+        self.in_type, self.lanes = in_type, lanes
+        super().__init__({
+            "i_stream": In(lanes_signature(in_type, lanes)),
+            "o_stream": Out(lanes_signature(in_type, lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        g, shape = self.geometry, element_shape(self.in_type)
+        m.submodules.window = window = SlidingWindow(shape, g)
+        m.submodules.reduce = reduce = ChannelReduce(shape, lanes=g.lanes,
+                                                     positions=g.kernel ** 2, chunks=g.chunks)
+        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
+        wiring.connect(m, window.o_stream, reduce.i_stream)
+        wiring.connect(m, reduce.o_stream, wiring.flipped(self.o_stream))
+        return m
+
+
+def global_sum_unit(in_type: TensorType, out_type: TensorType, *, lanes: int) -> ChannelReduce:
+    """The global_sum_pool layer: one :class:`ChannelReduce` sum over all H·W positions."""
+    h, w, c = in_type.shape
+    return ChannelReduce(element_shape(in_type), lanes=lanes, positions=h * w,
+                         chunks=c // lanes, op="sum", out_shape=element_shape(out_type))

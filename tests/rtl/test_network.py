@@ -17,6 +17,10 @@ NETWORKS = {
         dict(out=16, weight_bits=1, out_bits=1, pe=4, simd=6),
         dict(out=10, weight_bits=1, out_bits=2, pe=5, simd=8),
         dict(out=6, weight_bits=16, out_bits=None, pe=3, simd=2, bias=True)], True),
+    # global sum pooling of a binary 3×5×6 image (two lanes) before a 16-bit classifier
+    "gsp": (Input((3, 5, 6), 1, lanes=2), [
+        dict(kind="global_sum_pool"),
+        dict(out=4, weight_bits=16, out_bits=None, pe=2, simd=3, bias=True)], True),
     # binary input, raw scores out (no argmax), odd lanes everywhere
     "odd": (Input((15,), 1, lanes=5), [
         dict(out=9, weight_bits=1, out_bits=1, pe=3, simd=3),
@@ -62,6 +66,12 @@ CONV_NETWORKS = {
         dict(kind="maxpool", size=2, stride=1),
         dict(kind="conv2d", out=3, kernel=2, pad_value=1, padding="same", weight_bits=4,
              out_bits=None, pe=1, simd=6, bias=True)], False),
+    # a conv into global sum pooling on 4-bit activations, then the classifier
+    "conv_gsp": (Input((5, 7, 3), 8, lanes=3), [
+        dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=1, out_bits=4, pe=2,
+             simd=3),
+        dict(kind="global_sum_pool"),
+        dict(out=3, weight_bits=16, out_bits=None, pe=1, simd=4)], True),
     # the bottleneck is the last conv, behind a 3×3 stride-2 pool fed by a fast conv
     "late": (Input((7, 5, 3), 4, lanes=1), [
         dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=2, out_bits=2, pe=4,

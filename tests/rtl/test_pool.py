@@ -1,33 +1,51 @@
-"""WindowMax (and, once the window generator lands, MaxPoolUnit) against NumPy maxima."""
+# amaranth: UnusedElaboratable=no
+"""ChannelReduce (the maxpool and global-sum-pool reducer) against NumPy maxima and sums; the
+maxpool unit as a whole runs in tests/rtl/test_network.py."""
 
 import numpy as np
 import pytest
 from amaranth import signed, unsigned
 
 from hwgen.numeric import decode, encode, pack_lanes, unpack_lanes
-from hwgen.rtl.pool import WindowMax
+from hwgen.rtl.pool import ChannelReduce
 from hwgen.rtl.testbench import run_stream
 
 
+def _values(rng, bits, is_signed, shape):
+    if bits == 1:
+        return rng.choice([-1, 1], size=shape, p=[0.7, 0.3])
+    lo, hi = (-(1 << bits - 1), (1 << bits - 1) - 1) if is_signed else (0, (1 << bits) - 1)
+    return rng.integers(lo, hi + 1, size=shape)
+
+
+def _shape(bits, is_signed):
+    return unsigned(1) if bits == 1 else (signed(bits) if is_signed else unsigned(bits))
+
+
+@pytest.mark.parametrize("op", ["max", "sum"])
 @pytest.mark.parametrize("bits, is_signed, lanes, positions, chunks", [
     (1, False, 4, 4, 2),
     (8, False, 2, 9, 3),
     (6, True, 3, 4, 1),
+    (1, False, 3, 35, 1),
 ])
-def test_window_max_is_the_lanewise_maximum(bits, is_signed, lanes, positions, chunks):
-    rng = np.random.default_rng(bits)
+def test_reduce_is_the_lanewise_maximum_or_sum(op, bits, is_signed, lanes, positions, chunks):
+    rng = np.random.default_rng(bits + positions)
     groups = 5
-    if bits == 1:
-        values = rng.choice([-1, 1], size=(groups, positions, chunks, lanes), p=[0.7, 0.3])
-    else:
-        lo, hi = (-(1 << bits - 1), (1 << bits - 1) - 1) if is_signed else (0, (1 << bits) - 1)
-        values = rng.integers(lo, hi + 1, size=(groups, positions, chunks, lanes))
-    shape = unsigned(1) if bits == 1 else (signed(bits) if is_signed else unsigned(bits))
-    dut = WindowMax(shape, lanes=lanes, positions=positions, chunks=chunks)
+    values = _values(rng, bits, is_signed, (groups, positions, chunks, lanes))
+    out_bits = bits if op == "max" else 16
+    out_signed = is_signed if op == "max" else True
+    dut = ChannelReduce(_shape(bits, is_signed), lanes=lanes, positions=positions,
+                        chunks=chunks, op=op, out_shape=_shape(out_bits, out_signed))
     beats = pack_lanes(encode(values, bits, is_signed).reshape(-1, lanes), bits)
-    want = values.max(axis=1)  # (groups, chunks, lanes)
+    want = values.max(axis=1) if op == "max" else values.sum(axis=1)
     run = run_stream(dut, beats, groups * chunks, gaps=0.3, backpressure=0.4, seed=bits)
-    got = decode(unpack_lanes(run.outputs, bits, lanes), bits, is_signed)
+    got = decode(unpack_lanes(run.outputs, out_bits, lanes), out_bits, out_signed)
     assert np.array_equal(got.reshape(want.shape), want)
     clean = run_stream(dut, beats, groups * chunks)
     assert clean.in_times == list(range(len(beats)))  # one beat per cycle, never throttled
+
+
+def test_unknown_op_is_refused():
+    with pytest.raises(ValueError, match="op must be"):
+        ChannelReduce(unsigned(1), lanes=1, positions=2, chunks=1, op="min")
