@@ -10,7 +10,7 @@ from functools import singledispatch
 
 import numpy as np
 
-from .spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
+from .spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
 
 __all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
            "windows"]
@@ -123,12 +123,20 @@ def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
 
 def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every layer's output values for a batch of inputs ``x`` (N × input shape), by name."""
-    x = check_inputs(network, x)
-    outputs = {}
-    for layer in network.layers:
-        x = run_layer(layer, x)
-        outputs[layer.name] = x
-    return outputs
+    values = {INPUT: check_inputs(network, x)}
+    for layer, sources in zip(network.layers, network.sources, strict=True):
+        if isinstance(layer, Add):
+            values[layer.name] = add(layer, values[sources[0]], values[sources[1]])
+        else:
+            values[layer.name] = run_layer(layer, values[sources[0]])
+    del values[INPUT]
+    return values
+
+
+def add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The add layer: values summed (binary tensors hold ±1 already), then thresholds."""
+    acc = np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
 
 
 def predict(network: Network, x: np.ndarray) -> np.ndarray:

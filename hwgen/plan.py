@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import singledispatch
 
 from .numeric import TensorType
-from .spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Layer, MaxPool, Network
+from .spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Layer, MaxPool, Network
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
-           "MVU_DEPTH", "format_table", "format_memory"]
+           "MVU_DEPTH", "format_table", "format_memory", "stage_capacity"]
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
 #: appearing at its output (weight/buffer read, dot product, accumulate, quantize, FIFO).
@@ -203,6 +203,13 @@ class ConverterPlan:
     elements: int
     in_lanes: int
     out_lanes: int
+    port: int = 0
+
+    @property
+    def capacity(self) -> int:
+        """Elements it can hold (the RTL converter's buffer)."""
+        a, b = self.in_lanes, self.out_lanes
+        return a + b - 1 + max(a, b)
 
     @property
     def cycles(self) -> int:
@@ -231,6 +238,16 @@ class NetworkPlan:
     input_lanes: int
     layers: list[LayerPlan]
     converters: list[ConverterPlan]
+    #: Each layer's input tensor names (see :attr:`hwgen.spec.Network.sources`).
+    sources: list[tuple[str, ...]]
+    #: FIFO depth (beats) in front of input port ``port`` of layer ``before``, by
+    #: ``(before, port)``: the branch-balancing FIFOs of add layers.
+    fifos: dict[tuple[str, int], int]
+
+    @property
+    def is_chain(self) -> bool:
+        return all(src == ((self.layers[i - 1].name,) if i else (INPUT,))
+                   for i, src in enumerate(self.sources))
 
     @property
     def input_cycles(self) -> int:
@@ -246,7 +263,9 @@ class NetworkPlan:
     def latency(self) -> int | None:
         """Cycles from the first input beat to the last output beat of one inference, in an
         empty pipeline with no gaps or backpressure (beat times traced stage by stage);
-        ``None`` while a stage has no timing model."""
+        ``None`` for graphs (branches and adds) and stages with no timing model."""
+        if not self.is_chain:
+            return None
         converters = {c.before: c for c in self.converters}
         times = list(range(self.input_cycles))
         for lp in self.layers:
@@ -375,6 +394,14 @@ def _(layer: Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
 
 
 @_layer_plan.register
+def _(layer: Add, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
+        macs=0, weight_memory_bits=0)
+
+
+@_layer_plan.register
 def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
     beats = x.size // in_lanes
     return LayerPlan(
@@ -399,16 +426,80 @@ def plan(network: Network) -> NetworkPlan:
     input_lanes = network.input.lanes or _lanes_wanted(first, x0, 1)
     if x0.shape[-1] % input_lanes:
         input_lanes = 1
-    lanes = input_lanes
+    lanes_of = {INPUT: input_lanes}
     layers, converters = [], []
-    for layer, x, y in network.layer_io():
-        wanted = _lanes_wanted(layer, x, lanes)
-        if wanted != lanes:
-            converters.append(ConverterPlan(layer.name, x.size, lanes, wanted))
+    for (layer, x, y), sources in zip(network.layer_io(), network.sources, strict=True):
+        wanted = _lanes_wanted(layer, x, lanes_of[sources[0]])
+        for port, src in enumerate(sources):
+            if lanes_of[src] != wanted:
+                converters.append(ConverterPlan(layer.name, x.size, lanes_of[src], wanted,
+                                                port))
         lp = _layer_plan(layer, x, y, wanted)
         layers.append(lp)
-        lanes = lp.out_lanes
-    return NetworkPlan(network.name, x0, input_lanes, layers, converters)
+        lanes_of[layer.name] = lp.out_lanes
+    fifos = _branch_fifos(network, layers, converters)
+    return NetworkPlan(network.name, x0, input_lanes, layers, converters,
+                       list(network.sources), fifos)
+
+
+def stage_capacity(lp: LayerPlan, layer: Layer) -> int:
+    """An upper bound of the elements of its input tensor a stage holds (line buffers, input
+    vectors, output FIFO contents converted back to input elements, a few beats of slack):
+    how far it can run ahead of its output."""
+    ratio = max(1, -(-lp.in_type.size // max(1, lp.out_type.size)))
+    held = 4 * lp.in_lanes + 8 * lp.out_lanes * ratio
+    if isinstance(layer, Conv2d | MaxPool):
+        held += window_geometry(layer, lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
+    if isinstance(layer, Conv2d):
+        held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+    if isinstance(layer, Dense):
+        held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+    if isinstance(layer, GlobalSumPool | Argmax):
+        held += lp.in_type.size
+    return held
+
+
+def _branch_fifos(network: Network, layers: list[LayerPlan],
+                  converters: list[ConverterPlan]) -> dict[tuple[str, int], int]:
+    """FIFO depths in front of both inputs of every add layer.
+
+    The two inputs of an add come from one fork (a tensor read twice). Port p's FIFO must hold
+    everything the fork can send down port p while the other branch fills up before its
+    first output: the sum of the other branch's stage capacities, each converted into
+    elements of port p's tensor, in beats, plus slack. With that, neither branch can stall
+    the fork for good (docs/cost-model.md)."""
+    index = {layer.name: i for i, layer in enumerate(network.layers)}
+
+    def ancestors(tensor: str) -> set[str]:
+        seen, todo = set(), [tensor]
+        while todo:
+            t = todo.pop()
+            if t in seen or t == INPUT:
+                continue
+            seen.add(t)
+            todo.extend(network.sources[index[t]])
+        return seen
+
+    conv_capacity = {(c.before, c.port): c.capacity for c in converters}
+    fifos = {}
+    for i, layer in enumerate(network.layers):
+        if not isinstance(layer, Add):
+            continue
+        branch = [ancestors(src) for src in network.sources[i]]
+        for port, src in enumerate(network.sources[i]):
+            other = branch[1 - port] - branch[port]
+            elements = network.type_of(src).size
+            held = 0.0
+            for name in other:
+                j = index[name]
+                lp = layers[j]
+                stage = stage_capacity(lp, network.layers[j]) + sum(
+                    conv_capacity.get((name, q), 0) for q in range(2))
+                held += stage * elements / lp.in_type.size
+            held += conv_capacity.get((layer.name, 1 - port), 0)
+            lanes = layers[i].in_lanes
+            fifos[(layer.name, port)] = int(-(-held // lanes)) + 4
+    return fifos
 
 
 def _shape(shape: tuple[int, ...]) -> str:

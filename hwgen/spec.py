@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 import zipfile
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -26,12 +27,14 @@ __all__ = [
     "Conv2d",
     "MaxPool",
     "GlobalSumPool",
+    "Add",
     "Flatten",
     "Argmax",
     "Layer",
     "same_padding",
     "Network",
     "LAYER_KINDS",
+    "INPUT",
     "load",
     "save",
 ]
@@ -140,6 +143,7 @@ class Dense:
     bias: np.ndarray | None = None
     pe: int | None = None
     simd: int | None = None
+    inputs: tuple[str, ...] = ()
 
     @property
     def out_features(self) -> int:
@@ -225,11 +229,17 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
     if layer.thresholds is None:
         lo, hi = layer.acc_bounds(x)
         return width_for(int(lo.min()), int(hi.max()))
+    object.__setattr__(layer, "thresholds", _check_thresholds(layer, out, where))
+    return layer.out_bits, False
+
+
+def _check_thresholds(layer, channels: int, where: Where) -> np.ndarray:
+    """``layer.thresholds`` checked as a (channels, 2**n − 1) array ascending along rows."""
     key = f"{layer.name}.thresholds"
     t = layer.thresholds
-    if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != out:
-        raise where.array_error(key, f"expected an ({out}, 2**out_bits - 1) integer array, "
-                                f"got shape {getattr(t, 'shape', None)}")
+    if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != channels:
+        raise where.array_error(key, f"expected an ({channels}, 2**out_bits - 1) integer "
+                                f"array, got shape {getattr(t, 'shape', None)}")
     count = t.shape[1]
     if count < 1 or count > 255 or (count + 1) & count:
         raise where.array_error(key, f"{count} thresholds per channel, expected 2**n - 1 "
@@ -240,8 +250,7 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
         o, i = (int(v) for v in unsorted[0])
         raise where.array_error(key, f"thresholds must ascend along each row; row {o} "
                                 f"has {int(t[o, i])} before {int(t[o, i + 1])}")
-    object.__setattr__(layer, "thresholds", t)
-    return layer.out_bits, False
+    return t
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -275,6 +284,7 @@ class Conv2d:
     bias: np.ndarray | None = None
     pe: int | None = None
     simd: int | None = None
+    inputs: tuple[str, ...] = ()
 
     @property
     def kernel(self) -> int:
@@ -361,6 +371,7 @@ class MaxPool:
     name: str
     size: int
     stride: int | None = None
+    inputs: tuple[str, ...] = ()
 
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         if len(x.shape) != 3:
@@ -385,6 +396,7 @@ class GlobalSumPool:
     kind: ClassVar[str] = "global_sum_pool"
 
     name: str = "global_sum_pool"
+    inputs: tuple[str, ...] = ()
 
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         if len(x.shape) != 3:
@@ -403,6 +415,7 @@ class Flatten:
     kind: ClassVar[str] = "flatten"
 
     name: str = "flatten"
+    inputs: tuple[str, ...] = ()
 
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         return TensorType((x.size,), x.bits, x.signed)
@@ -415,6 +428,7 @@ class Argmax:
     kind: ClassVar[str] = "argmax"
 
     name: str = "argmax"
+    inputs: tuple[str, ...] = ()
 
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         if len(x.shape) != 1:
@@ -423,10 +437,40 @@ class Argmax:
         return TensorType((1,), bits, False)
 
 
-Layer = Dense | Conv2d | MaxPool | GlobalSumPool | Flatten | Argmax
+@dataclass(frozen=True, eq=False)
+class Add:
+    """Element-wise sum of two tensors of one shape (binary elements count as ±1), then, with
+    ``thresholds`` (C × 2**n − 1, per channel = last axis), the n-bit count of thresholds
+    reached as in :class:`Dense`; without, the raw sum as the smallest integer type holding
+    it. ``inputs`` names the two tensors (layer names or ``"input"``)."""
+
+    kind: ClassVar[str] = "add"
+
+    name: str
+    inputs: tuple[str, ...] = ()
+    thresholds: np.ndarray | None = None
+
+    out_bits = Dense.out_bits
+
+    def output_type(self, x: TensorType, where: Where, other: TensorType) -> TensorType:
+        if x.shape != other.shape:
+            raise where.spec_error("inputs", f"add needs two tensors of one shape, got "
+                                   f"{self.inputs[0]} {x.shape} and {self.inputs[1]} "
+                                   f"{other.shape}")
+        if self.thresholds is not None:
+            object.__setattr__(self, "thresholds", _check_thresholds(self, x.shape[-1], where))
+            return TensorType(x.shape, self.out_bits, False)
+        bits, signed = width_for(x.range[0] + other.range[0], x.range[1] + other.range[1])
+        return TensorType(x.shape, bits, signed)
+
+
+Layer = Dense | Conv2d | MaxPool | GlobalSumPool | Flatten | Add | Argmax
 
 LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool, GlobalSumPool,
-                                                         Flatten, Argmax)}
+                                                         Flatten, Add, Argmax)}
+
+#: The name by which layers refer to the network input in ``inputs``.
+INPUT = "input"
 
 
 @dataclass(eq=False)
@@ -445,6 +489,8 @@ class Network:
     source: str = "<python>"
     arrays_source: str = "<python>"
     types: list[TensorType] = field(init=False)
+    #: Each layer's input tensor names (layer names or ``"input"``), in port order.
+    sources: list[tuple[str, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -453,19 +499,92 @@ class Network:
         types = [self.input.check(Where(self.source, self.arrays_source, "input"))]
         if not self.layers:
             raise SpecError(self.source, "layers", "a network needs at least one layer")
-        seen: set[str] = set()
+        self.sources = self._resolve_sources()
+        by_name = {INPUT: types[0]}
+        for index, layer in enumerate(self.layers):
+            where = Where(self.source, self.arrays_source, f"layers[{index}]")
+            if isinstance(layer, Argmax) and index != len(self.layers) - 1:
+                raise where.spec_error("kind", "argmax must be the last layer")
+            x = [by_name[src] for src in self.sources[index]]
+            y = layer.output_type(x[0], where, x[1]) if isinstance(layer, Add) \
+                else layer.output_type(x[0], where)
+            types.append(y)
+            by_name[layer.name] = y
+        self.types = types
+
+    def _resolve_sources(self) -> list[tuple[str, ...]]:
+        """Each layer's input tensor names: its ``inputs``, or the previous layer (the network
+        input for the first). Refuses bad names, forward references, cycles and tensors no
+        layer reads."""
+        names: dict[str, int] = {}
         for index, layer in enumerate(self.layers):
             where = Where(self.source, self.arrays_source, f"layers[{index}]")
             if not isinstance(layer.name, str) or not _NAME.match(layer.name):
                 raise where.spec_error("name", f"expected a lower-case identifier "
                                        f"([a-z][a-z0-9_]*), got {layer.name!r}")
-            if layer.name in seen:
+            if layer.name == INPUT:
+                raise where.spec_error("name", f"{INPUT!r} names the network input; choose "
+                                       f"another layer name")
+            if layer.name in names:
                 raise where.spec_error("name", f"duplicate layer name {layer.name!r}")
-            seen.add(layer.name)
-            if index and isinstance(self.layers[index - 1], Argmax):
-                raise where.spec_error("kind", "no layer may follow argmax")
-            types.append(layer.output_type(types[-1], where))
-        self.types = types
+            names[layer.name] = index
+        sources = []
+        for index, layer in enumerate(self.layers):
+            where = Where(self.source, self.arrays_source, f"layers[{index}]")
+            wanted = 2 if isinstance(layer, Add) else 1
+            given = tuple(layer.inputs)
+            if not given:
+                if wanted == 2:
+                    raise where.spec_error("inputs", "add needs two input tensors")
+                given = (self.layers[index - 1].name if index else INPUT,)
+            if len(given) != wanted or not all(isinstance(g, str) for g in given):
+                raise where.spec_error("inputs", f"expected {wanted} tensor name(s), got "
+                                       f"{list(given)!r}")
+            for src in given:
+                if src != INPUT and src not in names:
+                    raise where.spec_error("inputs", f"unknown tensor {src!r} (expected "
+                                           f"{INPUT!r} or a layer name)")
+                if src != INPUT and names[src] >= index:
+                    cycle = self._cycle_through(index, names)
+                    if cycle:
+                        raise where.spec_error("inputs", "the graph has a cycle: "
+                                               + " → ".join(cycle))
+                    raise where.spec_error("inputs", f"{src!r} is defined later (layers"
+                                           f"[{names[src]}]); list layers in dataflow order")
+            sources.append(given)
+        read = {src for srcs in sources for src in srcs}
+        for index, layer in enumerate(self.layers[:-1]):
+            if layer.name not in read:
+                where = Where(self.source, self.arrays_source, f"layers[{index}]")
+                raise where.spec_error("name", f"the output of {layer.name!r} is read by no "
+                                       f"layer (only the last layer's output leaves the "
+                                       f"network)")
+        if INPUT not in read:
+            raise SpecError(self.source, "input", "no layer reads the network input")
+        return sources
+
+    def _cycle_through(self, start: int, names: dict[str, int]) -> list[str]:
+        """A cycle of layer names through layer ``start``, or [] when there is none."""
+        def inputs_of(i: int) -> list[int]:
+            layer = self.layers[i]
+            given = tuple(layer.inputs) or ((self.layers[i - 1].name,) if i else ())
+            return [names[g] for g in given if g in names]
+
+        path: list[int] = []
+
+        def walk(i: int) -> bool:
+            if i in path:
+                path.append(i)
+                return i == start
+            path.append(i)
+            if any(walk(j) for j in inputs_of(i)):
+                return True
+            path.pop()
+            return False
+
+        if not walk(start):
+            return []
+        return [self.layers[i].name for i in reversed(path)]
 
     @property
     def input_type(self) -> TensorType:
@@ -475,9 +594,22 @@ class Network:
     def output_type(self) -> TensorType:
         return self.types[-1]
 
+    def type_of(self, tensor: str) -> TensorType:
+        """The type of a tensor: ``"input"`` or a layer's output."""
+        if tensor == INPUT:
+            return self.types[0]
+        return self.types[1 + [layer.name for layer in self.layers].index(tensor)]
+
     def layer_io(self) -> list[tuple[Layer, TensorType, TensorType]]:
-        """Each layer with its input and output tensor types."""
-        return [(layer, self.types[i], self.types[i + 1]) for i, layer in enumerate(self.layers)]
+        """Each layer with its (first) input and its output tensor types."""
+        return [(layer, self.type_of(self.sources[i][0]), self.types[i + 1])
+                for i, layer in enumerate(self.layers)]
+
+    @property
+    def is_chain(self) -> bool:
+        """Every layer reads the previous one (no branches, no add)."""
+        return all(src == ((self.layers[i - 1].name,) if i else (INPUT,))
+                   for i, src in enumerate(self.sources))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,6 +730,31 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
                 pe=table.get("pe"), simd=table.get("simd"))
 
 
+def _add_from_toml(table: dict, arrays: dict, where: Where) -> Add:
+    _check_keys(table, {"name", "kind", "output", "out_bits"}, where.spec, where.prefix)
+    name = table["name"]
+    output = table.get("output", "none")
+    if output not in ("thresholds", "none"):
+        raise where.spec_error("output", f"expected \"thresholds\" or \"none\", got {output!r}")
+    if output == "none":
+        if "out_bits" in table:
+            raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
+        return Add(name=name)
+    out_bits = _require(table, "out_bits", int, where.spec, where.prefix)
+    if not 1 <= out_bits <= 8:
+        raise where.spec_error("out_bits", f"expected an integer 1..8, got {out_bits}")
+    key = f"{name}.thresholds"
+    if key not in arrays:
+        raise where.array_error(key, "missing from the weights file")
+    thresholds = arrays.pop(key)
+    count = (1 << out_bits) - 1
+    if isinstance(thresholds, np.ndarray) and (thresholds.ndim != 2
+                                               or thresholds.shape[1] != count):
+        raise where.array_error(key, f"shape {thresholds.shape}, expected (channels, {count}) "
+                                f"for out_bits = {out_bits}")
+    return Add(name=name, thresholds=thresholds)
+
+
 def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
     _check_keys(table, _ARGMAX_KEYS, where.spec, where.prefix)
     return Argmax(name=table["name"])
@@ -605,7 +762,7 @@ def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
 
 _FROM_TOML = {"dense": _dense_from_toml, "conv2d": _conv_from_toml,
               "maxpool": _maxpool_from_toml, "flatten": _flatten_from_toml,
-              "global_sum_pool": _global_sum_pool_from_toml,
+              "global_sum_pool": _global_sum_pool_from_toml, "add": _add_from_toml,
               "argmax": _argmax_from_toml}
 
 
@@ -657,7 +814,13 @@ def load(path: str | Path) -> Network:
             raise SpecError(source, f"{prefix}.name", f"duplicate layer name {layer_name!r}")
         seen.add(layer_name)
         where = Where(source, arrays_source, prefix)
-        layers.append(_FROM_TOML[kind](layer_table, arrays, where))
+        inputs = layer_table.get("inputs", [])
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            raise SpecError(source, f"{prefix}.inputs", f"expected a list of tensor names, "
+                            f"got {inputs!r}")
+        table = {k: v for k, v in layer_table.items() if k != "inputs"}
+        layer = _FROM_TOML[kind](table, arrays, where)
+        layers.append(dataclasses.replace(layer, inputs=tuple(inputs)) if inputs else layer)
     if arrays:
         raise SpecError(arrays_source, sorted(arrays)[0], "array not used by any layer")
 
@@ -696,6 +859,11 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
     for layer in network.layers:
         lines += ["", "[[layers]]", f"name = {_toml_value(layer.name)}",
                   f"kind = {_toml_value(layer.kind)}"]
+        if layer.inputs:
+            lines.append(f"inputs = {_toml_value(list(layer.inputs))}")
+        if isinstance(layer, Add) and layer.thresholds is not None:
+            lines += ['output = "thresholds"', f"out_bits = {layer.out_bits}"]
+            arrays[f"{layer.name}.thresholds"] = layer.thresholds
         if isinstance(layer, Conv2d):
             lines += [f"kernel = {layer.kernel}", f"stride = {layer.stride}",
                       f"padding = {_toml_value(layer.padding)}",

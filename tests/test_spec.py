@@ -245,8 +245,8 @@ def test_unknown_layer_kind(files):
     toml, _ = files
     edit_toml(toml, 'kind = "argmax"', 'kind = "conv3d"')
     assert str(load_error(toml)) == (
-        f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: argmax, "
-        "conv2d, dense, flatten, global_sum_pool, maxpool)")
+        f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: add, "
+        "argmax, conv2d, dense, flatten, global_sum_pool, maxpool)")
 
 
 def test_missing_input_table(files):
@@ -494,7 +494,7 @@ def test_layer_after_argmax(files):
     toml, _ = files
     toml.write_text(toml.read_text().replace(
         "\n[dataset]", '\n[[layers]]\nname = "again"\nkind = "argmax"\n\n[dataset]'))
-    assert str(load_error(toml)) == f"{toml}: layers[4].kind: no layer may follow argmax"
+    assert str(load_error(toml)) == f"{toml}: layers[3].kind: argmax must be the last layer"
 
 
 def test_unused_npz_array(files):
@@ -668,7 +668,7 @@ def test_python_and_toml_errors_agree(files, mutate_npz, changes):
     (lambda: Network("n", Input((4,), 8, lanes=3), [Argmax()]),
      "<python>: input.lanes: 3 does not divide the last dimension 4 of the input"),
     (lambda: Network("n", Input((4,), 8), [Argmax("a"), Argmax("b")]),
-     "<python>: layers[1].kind: no layer may follow argmax"),
+     "<python>: layers[0].kind: argmax must be the last layer"),
     (lambda: Network("n", Input((4,), 8), [Argmax("x y")]),
      f"<python>: layers[0].name: {NAME_RULE}, got 'x y'"),
     (lambda: Network("n", Input((2, 2), 8), [Argmax()]),
@@ -800,3 +800,83 @@ def test_global_sum_pool_types_and_toml(tmp_path):
     assert load(path).layers[0].kind == "global_sum_pool"
     with pytest.raises(SpecError, match="global_sum_pool needs an \\(H, W, C\\) input"):
         Network("n", Input((12,), 1), [GlobalSumPool("g")])
+
+
+# --- graphs: inputs and add ---------------------------------------------------------------
+
+def _residual(**add_kw):
+    from hwgen.spec import Add, Conv2d
+
+    conv = Conv2d("c1", np.ones((2, 3, 3, 2), int), 1, padding="same", pad_value=-1,
+                  thresholds=np.zeros((2, 1), int))
+    conv2 = Conv2d("c2", np.ones((2, 3, 3, 2), int), 1, padding="same", pad_value=-1,
+                   thresholds=np.zeros((2, 1), int))
+    add = Add("sum", **{"inputs": ("c2", "input"), **add_kw})
+    return [conv, conv2, add]
+
+
+def test_residual_graph_types_sources_and_toml_round_trip(tmp_path):
+    net = Network("n", Input((5, 7, 2), 1), _residual())
+    assert net.sources == [("input",), ("c1",), ("c2", "input")]
+    assert not net.is_chain
+    assert net.output_type.shape == (5, 7, 2) and net.output_type.signed  # −2..2
+    path = tmp_path / "r.toml"
+    save(net, path)
+    again = load(path)
+    assert again.sources == net.sources and again.layers[2].kind == "add"
+    t = np.array([[0], [1]])
+    net = Network("n", Input((5, 7, 2), 1), _residual(thresholds=t))
+    assert net.output_type.binary
+    save(net, path)
+    assert np.array_equal(load(path).layers[2].thresholds, t)
+
+
+def test_add_of_mismatched_shapes_is_refused():
+    from hwgen.spec import Add, Conv2d
+
+    conv = Conv2d("c1", np.ones((3, 3, 3, 2), int), 1, thresholds=np.zeros((3, 1), int))
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[1].inputs: add needs two tensors of one shape, got c1 (3, 5, 3) "
+            "and input (5, 7, 2)")):
+        Network("n", Input((5, 7, 2), 1), [conv, Add("sum", ("c1", "input"))])
+
+
+def test_a_cycle_in_the_graph_is_refused():
+    from dataclasses import replace
+
+    layers = _residual()
+    layers[0] = replace(layers[0], inputs=("c2",))
+    layers[2] = replace(layers[2], inputs=("c2", "c1"))
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[0].inputs: the graph has a cycle: c1 → c2 → c1")):
+        Network("n", Input((5, 7, 2), 1), layers)
+
+
+def test_a_forward_reference_without_cycle_is_refused():
+    from dataclasses import replace
+
+    layers = _residual()
+    layers[0] = replace(layers[0], inputs=("input",))
+    layers[1] = replace(layers[1], inputs=("sum",))
+    layers[2] = replace(layers[2], inputs=("c1", "input"))
+    with pytest.raises(SpecError, match="'sum' is defined later"):
+        Network("n", Input((5, 7, 2), 1), layers)
+
+
+def test_a_tensor_with_no_consumer_is_refused():
+    from dataclasses import replace
+
+    layers = _residual()
+    layers[2] = replace(layers[2], inputs=("c1", "input"))
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[1].name: the output of 'c2' is read by no layer")):
+        Network("n", Input((5, 7, 2), 1), layers)
+
+
+def test_unknown_input_tensor_and_add_arity():
+    from hwgen.spec import Add
+
+    with pytest.raises(SpecError, match="unknown tensor 'nope'"):
+        Network("n", Input((4,), 1), [Add("a", ("nope", "input"))])
+    with pytest.raises(SpecError, match="add needs two input tensors"):
+        Network("n", Input((4,), 1), [Add("a")])

@@ -1,0 +1,136 @@
+"""The convolutional reference designs on their boards, next to the device's analytical bound.
+
+For face32_bnn on the iCEBreaker (UP5K) and cnv_w1a1 on the ULX3S-85F this builds the design
+(or reads the report.json of an earlier ``hwgen build`` with ``--reuse DIR``) and records LCs or
+LUT4s, block RAMs, fmax, cycles and inferences per second, beside two bounds computed from the
+device alone:
+
+``compute``
+    every LUT of the device spent on XNOR-popcount lanes, at the measured cost of one lane
+    (``logic_per_bit`` of hwgen's popcount at SIMD 256 in bench/results/popcount_lc.json): a
+    network of M MACs needs at least M / lanes cycles. Accumulators, thresholds, window
+    generators and control are not charged, so the bound is optimistic.
+``bram``
+    every weight bit is read from block RAM once per use: at least Σ MACs·weight_bits /
+    (block RAMs × read-port bits) cycles (iCE40 SB_RAM40_4K: one 16-bit read port; ECP5
+    DP16KD: two 18-bit ports).
+
+``bound_cycles`` is the larger; ``achieved_fraction = bound_cycles / cycles_per_inference``.
+A build that fails (for example, a design that needs more block RAM than the device has) is
+recorded with the tool's message and Yosys' cell counts, not dropped.
+
+Usage::
+
+    python bench/conv_designs.py [--out bench/results/conv_designs.json]
+        [--reuse face32_bnn=DIR] [--reuse cnv_w1a1=DIR] [--only face32_bnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hwgen.build.boards import board  # noqa: E402
+from hwgen.build.synth import build  # noqa: E402
+from hwgen.build.toolchain import ToolError  # noqa: E402
+from hwgen.plan import plan  # noqa: E402
+from hwgen.spec import load  # noqa: E402
+
+DESIGNS = {"face32_bnn": "icebreaker", "cnv_w1a1": "ulx3s-85f"}
+#: Block RAM read bits per cycle, per family.
+BRAM_READ_BITS = {"ice40": 16, "ecp5": 36}
+
+
+def lane_cost(family: str) -> float:
+    """LCs (iCE40) or LUT4s (ECP5) per XNOR-popcount input bit, from the popcount bench."""
+    cases = json.loads((ROOT / "bench/results/popcount_lc.json").read_text())["cases"]
+    ours = [c for c in cases if c["family"] == family and c["variant"] == "hwgen"]
+    return max(ours, key=lambda c: c["simd"])["logic_per_bit"]
+
+
+def bounds(spec_path: Path, board_name: str) -> dict:
+    info = board(board_name)
+    p = plan(load(spec_path))
+    logic = info.resources.get("lcs") or info.resources["lut4"]
+    cost = lane_cost(info.family)
+    lanes = int(logic / cost)
+    weight_bits = sum(lp.macs * (lp.weight_bits or 0) for lp in p.layers)
+    bram_bits = info.resources["bram"] * BRAM_READ_BITS[info.family]
+    compute = -(-p.macs // lanes)
+    bram = -(-weight_bits // bram_bits)
+    return {
+        "macs": p.macs, "weight_bits_read": weight_bits,
+        "lane_cost": cost, "lanes_that_fit": lanes, "compute_bound_cycles": compute,
+        "bram_read_bits_per_cycle": bram_bits, "bram_bound_cycles": bram,
+        "bound_cycles": max(compute, bram),
+        "cycles_per_inference": p.cycles_per_inference,
+        "achieved_fraction": round(max(compute, bram) / p.cycles_per_inference, 4),
+    }
+
+
+def measure(name: str, board_name: str, reuse: Path | None, keep: Path) -> dict:
+    spec_path = ROOT / "designs" / f"{name}.toml"
+    record = {"design": name, "board": board_name, **bounds(spec_path, board_name)}
+    started = time.monotonic()
+    out = reuse or keep / f"{name}-{board_name}"
+    try:
+        report = (json.loads((reuse / "report.json").read_text()) if reuse
+                  else build(load(spec_path), board_name, out))
+    except ToolError as exc:
+        failed = out.with_name(out.name + ".failed") / "synth_stat.json"
+        cells = None
+        if failed.exists():
+            stat = json.loads(failed.read_text())
+            cells = stat.get("design", stat).get("num_cells_by_type")
+        record.update({"built": False, "error": str(exc).splitlines()[-1]
+                       if str(exc) else repr(exc), "yosys_cells": cells,
+                       "seconds": round(time.monotonic() - started, 1)})
+        return record
+    fmax = report["fmax_mhz"]
+    record.update({
+        "built": True,
+        "lcs": report.get("lcs"), "lut4": report.get("lut4"), "ffs": report.get("ffs"),
+        "bram": report.get("bram"), "fmax_mhz": fmax,
+        "inferences_per_second_at_fmax": report["inferences_per_second_at_fmax"],
+        "bound_inferences_per_second_at_fmax": (round(fmax * 1e6 / record["bound_cycles"], 1)
+                                                if fmax else None),
+        "build_seconds": report.get("build_seconds"),
+        "report": report,
+    })
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/conv_designs.json")
+    parser.add_argument("--reuse", action="append", default=[], metavar="DESIGN=DIR",
+                        help="read DIR/report.json instead of building DESIGN")
+    parser.add_argument("--only", choices=sorted(DESIGNS), action="append")
+    parser.add_argument("--keep", type=Path, default=Path("build/bench"),
+                        help="build directory (default build/bench)")
+    args = parser.parse_args(argv)
+    reuse = dict(item.split("=", 1) for item in args.reuse)
+    records = []
+    for name, board_name in DESIGNS.items():
+        if args.only and name not in args.only:
+            continue
+        record = measure(name, board_name, Path(reuse[name]) if name in reuse else None,
+                         args.keep)
+        records.append(record)
+        summary = {k: record.get(k) for k in ("design", "built", "bound_cycles",
+                                              "cycles_per_inference", "achieved_fraction")}
+        print(json.dumps(summary))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"designs": records}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
