@@ -8,10 +8,10 @@ field. docs/spec.md documents the TOML schema and the numeric contract.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 import zipfile
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
