@@ -9,12 +9,13 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
+from ..spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
+from .add import AddUnit
 from .argmax import Argmax as ArgmaxUnit
 from .conv import ConvUnit
 from .mvu import MatrixVectorUnit
 from .pool import MaxPoolUnit, global_sum_unit
-from .stream import Passthrough, WidthConverter, element_shape, lanes_signature
+from .stream import Fork, Passthrough, StreamFifo, WidthConverter, element_shape, lanes_signature
 
 __all__ = ["NetworkTop", "layer_component"]
 
@@ -60,7 +61,9 @@ class NetworkTop(wiring.Component):
 
     One frame of ``input lanes``-wide beats per inference goes in; the last layer's frame comes
     out (one beat holding the class index for networks ending in argmax). Width converters are
-    inserted where a layer's output lanes differ from the next layer's input lanes.
+    inserted where a layer's input lanes differ from its producer's output lanes. A tensor read
+    by several layers goes through a :class:`~hwgen.rtl.stream.Fork`; each input of an add
+    layer has a FIFO of the depth the plan gives (``NetworkPlan.fifos``).
 
     With ``taps``, every layer's output stream is also visible at ports ``tap_<layer>_fire``
     (a beat is transferred this cycle) and ``tap_<layer>_payload``, for simulation.
@@ -75,8 +78,14 @@ class NetworkTop(wiring.Component):
         self.network = network
         self.plan: NetworkPlan = plan(network)
         self.taps = taps
-        self.units = [layer_component(layer, lp)
-                      for layer, lp in zip(network.layers, self.plan.layers, strict=True)]
+        self.units = []
+        for layer, lp, sources in zip(network.layers, self.plan.layers, network.sources,
+                                      strict=True):
+            if isinstance(layer, Add):
+                a, b = (network.type_of(src) for src in sources)
+                self.units.append(AddUnit(layer, a, b, lp.out_type, lanes=lp.in_lanes))
+            else:
+                self.units.append(layer_component(layer, lp))
         members = {
             "i_stream": In(lanes_signature(self.plan.input_type, self.plan.input_lanes)),
             "o_stream": Out(self.units[-1].o_stream.signature),
@@ -88,20 +97,51 @@ class NetworkTop(wiring.Component):
                 members[f"tap_{lp.name}_payload"] = Out(width)
         super().__init__(members)
 
+    @staticmethod
+    def _input_ports(unit) -> list:
+        return [unit.a_stream, unit.b_stream] if isinstance(unit, AddUnit) else [unit.i_stream]
+
     def elaborate(self, platform):
         m = Module()
-        upstream = wiring.flipped(self.i_stream)
-        lanes = self.plan.input_lanes
-        for lp, unit in zip(self.plan.layers, self.units, strict=True):
-            if lp.in_lanes != lanes:
-                conv = WidthConverter(element_shape(lp.in_type), in_lanes=lanes,
-                                      out_lanes=lp.in_lanes)
-                m.submodules[f"{lp.name}_converter"] = conv
-                wiring.connect(m, upstream, conv.i_stream)
-                upstream = conv.o_stream
+        net, p = self.network, self.plan
+        readers: dict[str, int] = {}
+        for sources in net.sources:
+            for src in sources:
+                readers[src] = readers.get(src, 0) + 1
+        available: dict[str, list] = {}
+
+        def produce(tensor: str, out_stream, t, lanes: int) -> None:
+            if readers.get(tensor, 0) > 1:
+                fork = Fork(lanes_signature(t, lanes), readers[tensor])
+                m.submodules[f"{tensor}_fork"] = fork
+                wiring.connect(m, out_stream, fork.i_stream)
+                available[tensor] = [(s, lanes) for s in fork.outputs]
+            else:
+                available[tensor] = [(out_stream, lanes)]
+
+        produce(INPUT, wiring.flipped(self.i_stream), p.input_type, p.input_lanes)
+        for lp, unit, sources in zip(p.layers, self.units, p.sources, strict=True):
             m.submodules[lp.name] = unit
-            wiring.connect(m, upstream, unit.i_stream)
-            upstream, lanes = unit.o_stream, lp.out_lanes
+            for port, (src, dst) in enumerate(zip(sources, self._input_ports(unit),
+                                                  strict=True)):
+                upstream, lanes = available[src].pop(0)
+                src_type = net.type_of(src)
+                depth = p.fifos.get((lp.name, port))
+                suffix = "" if port == 0 else str(port)
+                if depth:
+                    buf = StreamFifo(lanes_signature(src_type, lanes), depth)
+                    m.submodules[f"{lp.name}_fifo{port}"] = buf
+                    wiring.connect(m, upstream, buf.i_stream)
+                    upstream = buf.o_stream
+                if lanes != lp.in_lanes:
+                    conv = WidthConverter(element_shape(src_type), in_lanes=lanes,
+                                          out_lanes=lp.in_lanes)
+                    m.submodules[f"{lp.name}_converter{suffix}"] = conv
+                    wiring.connect(m, upstream, conv.i_stream)
+                    upstream = conv.o_stream
+                wiring.connect(m, upstream, dst)
+            if lp is not p.layers[-1]:
+                produce(lp.name, unit.o_stream, lp.out_type, lp.out_lanes)
             if self.taps:
                 m.d.comb += [
                     getattr(self, f"tap_{lp.name}_fire").eq(unit.o_stream.valid
@@ -109,5 +149,5 @@ class NetworkTop(wiring.Component):
                     getattr(self, f"tap_{lp.name}_payload").eq(
                         Value.cast(unit.o_stream.payload)),
                 ]
-        wiring.connect(m, upstream, wiring.flipped(self.o_stream))
+        wiring.connect(m, self.units[-1].o_stream, wiring.flipped(self.o_stream))
         return m

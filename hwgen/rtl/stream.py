@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
 
-__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter", "Passthrough"]
+__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter", "Passthrough",
+           "Fork", "StreamFifo"]
 
 
 def element_shape(t: TensorType) -> Shape:
@@ -107,4 +108,66 @@ class Passthrough(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wiring.connect(m, wiring.flipped(self.i_stream), wiring.flipped(self.o_stream))
+        return m
+
+
+class Fork(wiring.Component):
+    """Copies every beat of one stream to ``count`` streams.
+
+    Eager: each output takes the beat as soon as it is ready, and the input beat is consumed
+    once every output has taken it. An output's ``valid`` depends on the input's ``valid``
+    and registered state only.
+    """
+
+    def __init__(self, signature: stream.Signature, count: int):
+        self.count = count
+        members = {"i_stream": In(signature)}
+        members.update({f"o{k}_stream": Out(signature) for k in range(count)})
+        super().__init__(members)
+
+    @property
+    def outputs(self) -> list:
+        return [getattr(self, f"o{k}_stream") for k in range(self.count)]
+
+    def elaborate(self, platform):
+        m = Module()
+        taken = Signal(self.count)
+        done = []
+        for k, out in enumerate(self.outputs):
+            m.d.comb += [out.valid.eq(self.i_stream.valid & ~taken[k]),
+                         out.payload.eq(self.i_stream.payload)]
+            done.append(taken[k] | out.ready)
+        all_done = Signal()
+        m.d.comb += [all_done.eq(Cat(*done).all()),
+                     self.i_stream.ready.eq(all_done)]
+        with m.If(self.i_stream.valid):
+            with m.If(all_done):
+                m.d.sync += taken.eq(0)
+            with m.Else():
+                for k, out in enumerate(self.outputs):
+                    with m.If(out.ready):
+                        m.d.sync += taken[k].eq(1)
+        return m
+
+
+class StreamFifo(wiring.Component):
+    """A first-in first-out buffer of ``depth`` beats between two streams (block RAM when
+    large); ``i_stream.ready`` and ``o_stream.valid`` come from its registered state."""
+
+    def __init__(self, signature: stream.Signature, depth: int):
+        self.depth = depth
+        super().__init__({"i_stream": In(signature), "o_stream": Out(signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(Value.cast(self.i_stream.payload))
+        m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        m.d.comb += [
+            buf.w_data.eq(self.i_stream.payload.as_value()),
+            buf.w_en.eq(self.i_stream.valid),
+            self.i_stream.ready.eq(buf.w_rdy),
+            self.o_stream.valid.eq(buf.r_rdy),
+            self.o_stream.payload.eq(buf.r_data),
+            buf.r_en.eq(self.o_stream.ready),
+        ]
         return m

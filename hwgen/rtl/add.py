@@ -1,0 +1,85 @@
+"""The add layer: two streams summed element by element, with optional per-channel thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..numeric import TensorType
+from ..spec import Add
+from .arith import sum_tree
+from .stream import lanes_signature
+
+__all__ = ["AddUnit"]
+
+
+class AddUnit(wiring.Component):
+    """Sums beat k of ``a_stream`` and beat k of ``b_stream`` lane by lane (binary elements
+    as ±1), then counts the thresholds of each element's channel (the tensor's last axis)
+    it reaches, or passes the sum on.
+
+    A beat pair is taken when both inputs are valid and the 2-entry output FIFO has room; the
+    result leaves one cycle later. ``a_stream.ready`` depends on ``b_stream.valid`` and the
+    other way round, never on the output's ready.
+    """
+
+    def __init__(self, layer: Add, a_type: TensorType, b_type: TensorType,
+                 out_type: TensorType, *, lanes: int):
+        self.layer, self.lanes = layer, lanes
+        self.a_type, self.b_type, self.out_type = a_type, b_type, out_type
+        super().__init__({
+            "a_stream": In(lanes_signature(a_type, lanes)),
+            "b_stream": In(lanes_signature(b_type, lanes)),
+            "o_stream": Out(lanes_signature(out_type, lanes)),
+        })
+
+    @staticmethod
+    def _value(element, t: TensorType):
+        return Mux(element, 1, -1) if t.binary else element
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, out_t = self.lanes, self.out_type
+        out_bits = out_t.bits
+        m.submodules.fifo = out = fifo.SyncFIFO(width=lanes * out_bits, depth=2)
+        a, b = self.a_stream, self.b_stream
+        fire = a.valid & b.valid & out.w_rdy
+        m.d.comb += [a.ready.eq(b.valid & out.w_rdy), b.ready.eq(a.valid & out.w_rdy)]
+        lo = self.a_type.range[0] + self.b_type.range[0]
+        hi = self.a_type.range[1] + self.b_type.range[1]
+        channels = out_t.shape[-1]
+        chunks = channels // lanes
+        chunk = Signal(range(chunks))
+        with m.If(fire):
+            m.d.sync += chunk.eq(Mux(chunk == chunks - 1, 0, chunk + 1))
+        results = []
+        for lane in range(lanes):
+            total = Signal(range(lo, hi + 1), name=f"sum{lane}")
+            m.d.comb += total.eq(self._value(a.payload[lane], self.a_type)
+                                 + self._value(b.payload[lane], self.b_type))
+            if self.layer.thresholds is None:
+                results.append(total)
+                continue
+            # Thresholds clipped to the reachable range keep the comparisons narrow.
+            t = np.clip(self.layer.thresholds, lo, hi + 1)
+            hits = []
+            for k in range(t.shape[1]):
+                table = Array(Const(int(t[c * lanes + lane, k]), range(lo, hi + 2))
+                              for c in range(chunks))
+                hits.append(total >= table[chunk])
+            results.append(hits[0] if len(hits) == 1 else sum_tree(hits))
+        packed = []
+        for lane, value in enumerate(results):
+            sig = Signal(out_bits, name=f"out{lane}")
+            m.d.comb += sig.eq(value)
+            packed.append(sig)
+        m.d.comb += [
+            out.w_en.eq(fire),
+            out.w_data.eq(Cat(*packed)),
+            self.o_stream.valid.eq(out.r_rdy),
+            self.o_stream.payload.eq(out.r_data),
+            out.r_en.eq(self.o_stream.ready),
+        ]
+        return m
