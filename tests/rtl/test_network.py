@@ -9,7 +9,7 @@ from hwgen.rtl.network import NetworkTop
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input
 from hwgen_sim.runner import stream_beats
-from tests.helpers import chain
+from tests.helpers import chain, residual_block
 
 NETWORKS = {
     # first layer 8-bit × binary weights, a binary layer, a 16-bit classifier, argmax
@@ -102,47 +102,9 @@ def test_conv_network_matches_golden_and_cost_model(name):
     assert p.latency is None and 0 < ends[0] - clean.in_times[0] <= p.latency_bound
 
 
-def _residual(long_fast: bool):
-    """A residual block on a binary 5×7×4 image. ``long_fast=False``: two slow 3×3 convs on
-    the long branch, the identity as shortcut (its FIFO must absorb the long branch);
-    ``True``: one fast 3×3 conv against a slow 1×1 conv shortcut (the other way round)."""
-    from dataclasses import replace
-
-    from hwgen.numeric import TensorType
-    from hwgen.spec import Add, Argmax, GlobalSumPool, Network
-    from tests.helpers import conv, dense, random_inputs
-
-    rng = np.random.default_rng(7 if long_fast else 8)
-    inp = Input((5, 7, 4), 1, lanes=2)
-    x_type = TensorType((5, 7, 4), 1)
-    x = random_inputs(rng, x_type, 5)
-    if long_fast:
-        c1 = conv(rng, "c1", x_type, x, 4, 3, 1, 1, padding="same", pe=4, simd=4)
-        short = replace(conv(rng, "sc", x_type, x, 4, 1, 1, 1, pe=1, simd=1),
-                        inputs=("input",))
-        layers = [c1, short]
-        branches = ("c1", "sc")
-    else:
-        c1 = conv(rng, "c1", x_type, x, 4, 3, 1, 1, padding="same", pe=1, simd=2)
-        c1_out = golden.run(Network("p", inp, [c1]), x)["c1"]
-        c2 = conv(rng, "c2", x_type, c1_out, 4, 3, 1, 1, padding="same", pe=1, simd=2)
-        layers = [c1, c2]
-        branches = ("c2", "input")
-    probe = Network("p", inp, layers + [Add("sum", branches)])
-    sums = golden.run(probe, x)["sum"]
-    t = np.quantile(sums.reshape(-1, 4), 0.5, axis=0).round().astype(np.int64)[:, None]
-    layers.append(Add("sum", branches, thresholds=t))
-    layers.append(GlobalSumPool("gsp"))
-    pooled = golden.run(Network("p", inp, layers), x)["gsp"]
-    layers.append(dense(rng, "fc", TensorType((4,), 6, True), pooled, 3, 16, None, pe=1,
-                        simd=2, bias=True))
-    layers.append(Argmax("argmax"))
-    return Network("res", inp, layers), x
-
-
 @pytest.mark.parametrize("long_fast", [False, True])
 def test_residual_block_matches_golden_under_stalls_of_either_branch(long_fast):
-    net, x = _residual(long_fast)
+    net, x = residual_block(long_fast)
     top = NetworkTop(net)
     p = top.plan
     assert p.fifos and all(depth > 4 for depth in p.fifos.values())
@@ -164,7 +126,7 @@ def test_an_undersized_shortcut_fifo_deadlocks():
 
     from hwgen.rtl.testbench import Clock, stream_get, stream_put
 
-    net, x = _residual(False)
+    net, x = residual_block(False)
     top = NetworkTop(net)
     for key in top.plan.fifos:
         top.plan.fifos[key] = 2

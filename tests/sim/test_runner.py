@@ -9,7 +9,7 @@ import pytest
 import hwgen_sim.runner as runner
 from hwgen.spec import Dense, Input, Network
 from hwgen_sim.runner import SimError, simulate
-from tests.helpers import chain
+from tests.helpers import chain, residual_block
 
 pytestmark = pytest.mark.cocotb
 
@@ -54,6 +54,17 @@ def test_conv_network_bit_exact_in_cocotb(tmp_path):
     assert result.mismatches == []
     assert result.cycles_per_inference == result.model_cycles_per_inference
     assert result.model_latency_cycles is None and result.latency_cycles > 0
+    assert result.ok
+
+
+@pytest.mark.parametrize("long_fast", [False, True])
+def test_residual_network_bit_exact_in_cocotb(tmp_path, long_fast):
+    """A residual block (fork, branch FIFOs, add with thresholds), global sum pooling, the
+    classifier and argmax: every beat of every layer, cycles per inference as modelled."""
+    net, x = residual_block(long_fast)
+    result = simulate(net, x, tmp_path, seed=3, gaps=0.3, backpressure=0.4)
+    assert result.mismatches == []
+    assert result.cycles_per_inference == result.model_cycles_per_inference
     assert result.ok
 
 
