@@ -224,11 +224,19 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
     """Verilog of ``hwgen_bulk``: drives ``hwgen_top`` from a ROM and checks ``streams``
     (dicts: name, valid, ready or None, payload, width, beats, hex) against ROMs."""
     gap_t, bp_t = int(gaps * 65536), int(backpressure * 65536)
+    # Only the harness ports are visible to cocotb (Verilator runs with
+    # --no-public-flat-rw, which keeps the network's internals optimizable).
+    pub = "/*verilator public_flat_rw*/"
     lines = [
-        f"module {BULK_TOPLEVEL}(input clk, input rst, output reg done, output reg timed_out,",
-        "    output reg [63:0] cycles, output reg [31:0] errors,",
-        "    output reg [31:0] first_error_stream, output reg [31:0] first_error_beat,",
-        f"    output reg [{max(s['width'] for s in streams) - 1}:0] first_error_got);",
+        f"module {BULK_TOPLEVEL}(clk, rst, done, timed_out, cycles, errors, first_error_stream,",
+        "    first_error_beat, first_error_got);",
+        "  /*verilator public_module*/",
+        f"  input clk {pub}; input rst {pub};",
+        f"  output reg done {pub}; output reg timed_out {pub};",
+        f"  output reg [63:0] cycles {pub}; output reg [31:0] errors {pub};",
+        f"  output reg [31:0] first_error_stream {pub};",
+        f"  output reg [31:0] first_error_beat {pub};",
+        f"  output reg [{max(s['width'] for s in streams) - 1}:0] first_error_got {pub};",
         f"  reg [{in_width - 1}:0] stim [0:{in_beats - 1}];",
         f'  initial $readmemh("{in_hex}", stim);',
         "  reg [31:0] lfsr;",
@@ -342,7 +350,8 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
     try:
         runner.build(sources=[source, harness], hdl_toplevel=BULK_TOPLEVEL,
                      build_dir=work_dir / "bulk_build", always=True, log_file=build_log,
-                     timescale=("1ns", "1ps"), build_args=["-Wno-fatal", "-O3"])
+                     timescale=("1ns", "1ps"),
+                     build_args=["-Wno-fatal", "-O3", "--no-public-flat-rw"])
     except (SystemExit, Exception) as exc:
         tail = build_log.read_text()[-2000:] if build_log.exists() else ""
         raise SimError(f"verilator build failed ({exc}); log {build_log}\n{tail}") from None
