@@ -22,7 +22,7 @@ recorded with the tool's message and Yosys' cell counts, not dropped.
 Usage::
 
     python bench/conv_designs.py [--out bench/results/conv_designs.json]
-        [--reuse face32_bnn=DIR] [--reuse cnv_w1a1=DIR] [--only face32_bnn]
+        [--reuse face32_bnn=PATH] [--reuse cnv_w1a1=PATH] [--only face32_bnn]
 """
 
 from __future__ import annotations
@@ -80,16 +80,20 @@ def measure(name: str, board_name: str, reuse: Path | None, keep: Path) -> dict:
     started = time.monotonic()
     out = reuse or keep / f"{name}-{board_name}"
     try:
-        report = (json.loads((reuse / "report.json").read_text()) if reuse
-                  else build(load(spec_path), board_name, out))
+        if reuse:
+            report_file = reuse if reuse.suffix == ".json" else reuse / "report.json"
+            report = json.loads(report_file.read_text())
+        else:
+            report = build(load(spec_path), board_name, out)
     except ToolError as exc:
         failed = out.with_name(out.name + ".failed") / "synth_stat.json"
         cells = None
         if failed.exists():
             stat = json.loads(failed.read_text())
             cells = stat.get("design", stat).get("num_cells_by_type")
-        record.update({"built": False, "error": str(exc).splitlines()[-1]
-                       if str(exc) else repr(exc), "yosys_cells": cells,
+        lines = str(exc).splitlines() or [repr(exc)]
+        error = next((line for line in lines if "ERROR" in line), lines[0])
+        record.update({"built": False, "error": error.strip(), "yosys_cells": cells,
                        "seconds": round(time.monotonic() - started, 1)})
         return record
     fmax = report["fmax_mhz"]
@@ -109,8 +113,9 @@ def measure(name: str, board_name: str, reuse: Path | None, keep: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/conv_designs.json")
-    parser.add_argument("--reuse", action="append", default=[], metavar="DESIGN=DIR",
-                        help="read DIR/report.json instead of building DESIGN")
+    parser.add_argument("--reuse", action="append", default=[], metavar="DESIGN=PATH",
+                        help="read PATH (a report.json, or a build directory holding one) "
+                        "instead of building DESIGN")
     parser.add_argument("--only", choices=sorted(DESIGNS), action="append")
     parser.add_argument("--keep", type=Path, default=Path("build/bench"),
                         help="build directory (default build/bench)")
