@@ -369,45 +369,30 @@ def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
         weight_memory_bits=layer.weights.size * layer.weight_bits)
 
 
+def _weightless(layer: Layer, x: TensorType, y: TensorType, in_lanes: int, *, cycles: int,
+                out_lanes: int | None = None) -> LayerPlan:
+    """The plan of a layer without weights: it keeps its input's lanes unless told."""
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
+        pe=None, simd=None, in_lanes=in_lanes, out_lanes=out_lanes or in_lanes, cycles=cycles,
+        macs=0, weight_memory_bits=0)
+
+
 @_layer_plan.register
 def _(layer: MaxPool, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
-    return LayerPlan(
-        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes,
-        cycles=window_geometry(layer, x, in_lanes).cycles, macs=0, weight_memory_bits=0)
+    return _weightless(layer, x, y, in_lanes,
+                       cycles=window_geometry(layer, x, in_lanes).cycles)
 
 
 @_layer_plan.register
-def _(layer: GlobalSumPool, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
-    return LayerPlan(
-        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
-        macs=0, weight_memory_bits=0)
-
-
-@_layer_plan.register
-def _(layer: Flatten, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
-    return LayerPlan(
-        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
-        macs=0, weight_memory_bits=0)
-
-
-@_layer_plan.register
-def _(layer: Add, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
-    return LayerPlan(
-        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=in_lanes, cycles=x.size // in_lanes,
-        macs=0, weight_memory_bits=0)
+def _(layer: GlobalSumPool | Flatten | Add, x: TensorType, y: TensorType,
+      in_lanes: int) -> LayerPlan:
+    return _weightless(layer, x, y, in_lanes, cycles=x.size // in_lanes)
 
 
 @_layer_plan.register
 def _(layer: Argmax, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
-    beats = x.size // in_lanes
-    return LayerPlan(
-        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=None,
-        pe=None, simd=None, in_lanes=in_lanes, out_lanes=1, cycles=beats,
-        macs=0, weight_memory_bits=0)
+    return _weightless(layer, x, y, in_lanes, cycles=x.size // in_lanes, out_lanes=1)
 
 
 def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:

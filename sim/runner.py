@@ -145,6 +145,16 @@ def _runner(simulator: str):
     return get_runner(simulator)
 
 
+def _prepare(work_dir: str | Path, x: np.ndarray) -> tuple[Path, np.ndarray]:
+    """The work directory (created) and the inputs as int64; refuses an empty batch."""
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    x = np.asarray(x, dtype=np.int64)
+    if len(x) == 0:
+        raise SimError("no inputs to simulate")
+    return work_dir, x
+
+
 def write_verilog(network: Network, path: Path) -> None:
     """The network top with taps on every layer's output, as Verilog module ``hwgen_top``."""
     from amaranth.back import verilog
@@ -166,11 +176,7 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
     run of the first ``timing_frames`` frames (the inputs are repeated when there are fewer).
     """
     started = time.monotonic()
-    work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    x = np.asarray(x, dtype=np.int64)
-    if len(x) == 0:
-        raise SimError("no inputs to simulate")
+    work_dir, x = _prepare(work_dir, x)
     net_plan = plan(network)
     # The timing phase needs at least two frames; stress uses the inputs as given.
     stim = x if len(x) >= 2 else np.concatenate([x, x])
@@ -307,11 +313,7 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
     no cycle figures, so :func:`simulate` on a few inputs complements it.
     """
     started = time.monotonic()
-    work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    x = np.asarray(x, dtype=np.int64)
-    if len(x) == 0:
-        raise SimError("no inputs to verify")
+    work_dir, x = _prepare(work_dir, x)
     net_plan = plan(network)
     outputs = golden.run(network, x)
     checked = net_plan.layers[-2:] if network.layers[-1].kind == "argmax" \

@@ -11,6 +11,27 @@ from hwgen.spec import Input
 from hwgen_sim.runner import stream_beats
 from tests.helpers import chain, residual_block
 
+
+def _bit_exact_and_cycle_exact(net, x, *, stalls):
+    """Run ``net`` on ``x`` with each (gaps, backpressure) in ``stalls``, comparing every
+    output beat with the golden model, then stall-free: back-to-back frames leave exactly
+    cycles_per_inference apart. Returns the plan and the measured first-frame latency."""
+    top = NetworkTop(net)
+    p = top.plan
+    out_lp = p.layers[-1]
+    expected = stream_beats(golden.run(net, x)[out_lp.name], out_lp.out_type, out_lp.out_lanes)
+    beats = stream_beats(x, p.input_type, p.input_lanes)
+    for seed, (gaps, backpressure) in enumerate(stalls):
+        got = run_stream(top, beats, len(expected), gaps=gaps, backpressure=backpressure,
+                         seed=seed)
+        assert got.outputs == expected
+    clean = run_stream(top, beats, len(expected))
+    per_frame = out_lp.out_type.size // out_lp.out_lanes
+    ends = clean.out_times[per_frame - 1::per_frame]
+    assert ends[-1] - ends[-2] == p.cycles_per_inference
+    return p, ends[0] - clean.in_times[0]
+
+
 NETWORKS = {
     # first layer 8-bit × binary weights, a binary layer, a 16-bit classifier, argmax
     "mlp": (Input((12,), 8, lanes=3), [
@@ -33,19 +54,8 @@ def test_network_matches_golden_and_cost_model(name):
     inp, layers, argmax = NETWORKS[name]
     rng = np.random.default_rng(len(name))
     net, x = chain(rng, inp, [dict(d) for d in layers], count=6, argmax=argmax)
-    top = NetworkTop(net)
-    p = top.plan
-    out_lp = p.layers[-1]
-    expected = stream_beats(golden.run(net, x)[out_lp.name], out_lp.out_type, out_lp.out_lanes)
-    got = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected),
-                     gaps=0.3, backpressure=0.3, seed=2)
-    assert got.outputs == expected
-
-    clean = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected))
-    per_frame = out_lp.out_type.size // out_lp.out_lanes
-    ends = clean.out_times[per_frame - 1::per_frame]
-    assert ends[-1] - ends[-2] == p.cycles_per_inference
-    assert ends[0] - clean.in_times[0] == p.latency == p.latency_bound
+    p, latency = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
+    assert latency == p.latency == p.latency_bound
 
 
 CONV_NETWORKS = {
@@ -87,36 +97,15 @@ def test_conv_network_matches_golden_and_cost_model(name):
     inp, layers, argmax = CONV_NETWORKS[name]
     rng = np.random.default_rng(len(name))
     net, x = chain(rng, inp, [dict(d) for d in layers], count=4, argmax=argmax)
-    top = NetworkTop(net)
-    p = top.plan
-    out_lp = p.layers[-1]
-    expected = stream_beats(golden.run(net, x)[out_lp.name], out_lp.out_type, out_lp.out_lanes)
-    got = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected),
-                     gaps=0.3, backpressure=0.3, seed=3)
-    assert got.outputs == expected
-
-    clean = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected))
-    per_frame = out_lp.out_type.size // out_lp.out_lanes
-    ends = clean.out_times[per_frame - 1::per_frame]
-    assert ends[-1] - ends[-2] == p.cycles_per_inference
-    assert p.latency is None and 0 < ends[0] - clean.in_times[0] <= p.latency_bound
+    p, latency = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
+    assert p.latency is None and 0 < latency <= p.latency_bound
 
 
 @pytest.mark.parametrize("long_fast", [False, True])
 def test_residual_block_matches_golden_under_stalls_of_either_branch(long_fast):
     net, x = residual_block(long_fast)
-    top = NetworkTop(net)
-    p = top.plan
+    p, _ = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
     assert p.fifos and all(depth > 4 for depth in p.fifos.values())
-    out_lp = p.layers[-1]
-    expected = stream_beats(golden.run(net, x)[out_lp.name], out_lp.out_type, out_lp.out_lanes)
-    for seed, (gaps, backpressure) in enumerate([(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)]):
-        got = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected),
-                         gaps=gaps, backpressure=backpressure, seed=seed)
-        assert got.outputs == expected
-    clean = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected))
-    ends = clean.out_times
-    assert ends[-1] - ends[-2] == p.cycles_per_inference
 
 
 def test_an_undersized_shortcut_fifo_deadlocks():
