@@ -135,6 +135,20 @@ def test_sim_default_split_is_bit_exact(mini_spec, tmp_path, capsys):
 
 
 @pytest.mark.cocotb
+def test_sim_bulk_checks_the_split_inside_the_simulator(mini_spec, tmp_path, capsys):
+    assert main(["sim", str(mini_spec), "--bulk", "2", "--work-dir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "bulk: every output and score of" in out
+    assert "every-beat bench on the first 2 inference(s)" in out and "accuracy" in out
+
+
+def test_sim_bulk_needs_verilator(mini_spec, tmp_path, capsys):
+    assert main(["sim", str(mini_spec), "--bulk", "--simulator", "icarus",
+                 "--work-dir", str(tmp_path / "w")]) == 2
+    assert "--bulk runs on verilator only" in capsys.readouterr().err
+
+
+@pytest.mark.cocotb
 def test_sim_mismatch_exits_1_and_names_the_first(mini_spec, tmp_path, capsys, monkeypatch):
     from tests.sim.test_runner import _mutated
 
