@@ -18,6 +18,10 @@ from .spec import Network, SpecError, load
 __all__ = ["main"]
 
 
+#: ``hwgen sim``/``flow`` check larger input sets with ``--bulk`` unless told otherwise.
+BULK_ABOVE = 500
+
+
 class UsageError(Exception):
     """Bad command-line input (a file that is not there, an argument out of range)."""
 
@@ -123,6 +127,9 @@ def run_sim(network: Network, args, log=print):
     log(f"simulating {len(x)} inference(s) from {where} with {args.simulator} "
         f"(gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed})")
     bulk = None
+    if args.bulk is None and len(x) > BULK_ABOVE and args.simulator == "verilator":
+        args.bulk = 8
+        log(f"more than {BULK_ABOVE} inputs: checking them all in bulk (--bulk)")
     if args.bulk:
         from hwgen_sim.runner import verify_bulk
 
@@ -252,7 +259,7 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    help="for large test splits: check every inference's output and scores "
                    "inside the simulated design (Verilator, no Python per clock edge) and run "
                    "the every-layer, every-beat bench and the cycle check on the first N "
-                   "inputs only (default 8)")
+                   "inputs only (default 8); on by default above 500 inputs")
     p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here")
 
 
