@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 from amaranth import signed, unsigned
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwgen.golden import windows
 from hwgen.numeric import decode, encode, pack_lanes, unpack_lanes
@@ -70,3 +72,24 @@ def test_back_to_back_frames_take_the_modelled_cycles(case):
 def test_geometry_refuses_lanes_that_do_not_divide_channels():
     with pytest.raises(ValueError, match="lanes"):
         WindowGeometry(4, 4, 6, 4, 3, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_random_geometries_match_the_golden_model(data):
+    """Any small geometry: sizes from 1, kernels 1–5, strides 1–3, any padding below k."""
+    k = data.draw(st.sampled_from([1, 2, 3, 5]), "kernel")
+    s = data.draw(st.integers(1, 3), "stride")
+    pads = tuple(data.draw(st.integers(0, k - 1), f"pad{i}") for i in range(4))
+    h = data.draw(st.integers(max(1, k - pads[0] - pads[2]), 7), "height")
+    w = data.draw(st.integers(max(1, k - pads[1] - pads[3]), 7), "width")
+    lanes = data.draw(st.integers(1, 3), "lanes")
+    c = lanes * data.draw(st.integers(1, 2), "chunks")
+    geometry = WindowGeometry(h, w, c, lanes, k, s, pads)
+    rng = np.random.default_rng(data.draw(st.integers(0, 1 << 16), "seed"))
+    x = _frames(geometry, 3, True, 2, rng)
+    dut = SlidingWindow(signed(3), geometry, pad_code=int(encode(np.array(-2), 3, True)))
+    beats = pack_lanes(encode(x, 3, True).reshape(-1, lanes), 3)
+    want = windows(x, k, s, pads, -2).reshape(-1, lanes)
+    run = run_stream(dut, beats, len(want), gaps=0.2, backpressure=0.2, seed=k)
+    assert np.array_equal(decode(unpack_lanes(run.outputs, 3, lanes), 3, True), want)
