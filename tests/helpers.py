@@ -106,32 +106,34 @@ def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int
 
 
 def residual_block(long_fast: bool) -> tuple[Network, np.ndarray]:
-    """A residual block on a binary 5×7×4 image. ``long_fast=False``: two slow 3×3 convs on
+    """A residual block on a binary 5×7×6 image. ``long_fast=False``: two slow 3×3 convs on
     the long branch, the identity as shortcut (its FIFO must absorb the long branch);
     ``True``: one fast 3×3 conv against a slow 1×1 conv shortcut (the other way round)."""
+    channels = 6
     rng = np.random.default_rng(7 if long_fast else 8)
-    inp = Input((5, 7, 4), 1, lanes=2)
-    x_type = TensorType((5, 7, 4), 1)
+    inp = Input((5, 7, channels), 1, lanes=2)
+    x_type = TensorType((5, 7, channels), 1)
     x = random_inputs(rng, x_type, 5)
     if long_fast:
-        c1 = conv(rng, "c1", x_type, x, 4, 3, 1, 1, padding="same", pe=4, simd=4)
-        short = replace(conv(rng, "sc", x_type, x, 4, 1, 1, 1, pe=1, simd=1),
+        c1 = conv(rng, "c1", x_type, x, channels, 3, 1, 1, padding="same", pe=6, simd=6)
+        short = replace(conv(rng, "sc", x_type, x, channels, 1, 1, 1, pe=1, simd=1),
                         inputs=("input",))
         layers = [c1, short]
         branches = ("c1", "sc")
     else:
-        c1 = conv(rng, "c1", x_type, x, 4, 3, 1, 1, padding="same", pe=1, simd=2)
+        c1 = conv(rng, "c1", x_type, x, channels, 3, 1, 1, padding="same", pe=1, simd=2)
         c1_out = golden.run(Network("p", inp, [c1]), x)["c1"]
-        c2 = conv(rng, "c2", x_type, c1_out, 4, 3, 1, 1, padding="same", pe=1, simd=2)
+        c2 = conv(rng, "c2", x_type, c1_out, channels, 3, 1, 1, padding="same", pe=1, simd=2)
         layers = [c1, c2]
         branches = ("c2", "input")
     probe = Network("p", inp, layers + [Add("sum", branches)])
-    sums = golden.run(probe, x)["sum"]
-    t = np.quantile(sums.reshape(-1, 4), 0.5, axis=0).round().astype(np.int64)[:, None]
+    sums = golden.run(probe, x)["sum"].reshape(-1, channels)
+    t = np.quantile(sums, 0.5, axis=0).round().astype(np.int64)[:, None]
     layers.append(Add("sum", branches, thresholds=t))
     layers.append(GlobalSumPool("gsp"))
-    pooled = golden.run(Network("p", inp, layers), x)["gsp"]
-    layers.append(dense(rng, "fc", TensorType((4,), 6, True), pooled, 3, 16, None, pe=1,
-                        simd=2, bias=True))
+    net = Network("p", inp, layers)
+    pooled = golden.run(net, x)["gsp"]
+    layers.append(dense(rng, "fc", net.output_type, pooled, 3, 16, None, pe=1, simd=2,
+                        bias=True))
     layers.append(Argmax("argmax"))
     return Network("res", inp, layers), x
