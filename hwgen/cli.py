@@ -166,10 +166,11 @@ def run_sim(network: Network, args, log=print):
         log(f"bit-exact: every beat of every layer matched the golden model "
             f"({len(x)} inferences)")
     model_latency = result.model_latency_cycles
+    if model_latency is None:
+        model_latency = "not modelled (sliding windows or branches)"
     log(f"cycles per inference: measured {result.cycles_per_inference}, "
         f"model {result.model_cycles_per_inference}; latency: measured "
-        f"{result.latency_cycles}, model "
-        f"{'not modelled (sliding windows)' if model_latency is None else model_latency}"
+        f"{result.latency_cycles}, model {model_latency}"
         + ("" if result.cycles_match else "  <-- DISAGREE"))
     accuracy = None
     if labels is not None and result.ok:
