@@ -92,6 +92,8 @@ def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict
                     raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
                                     f"log {tmp / (tool + '.log')}:\n"
                                     f"{_tail(tmp / (tool + '.log'))}")
+            if tool == "yosys":
+                _check_fit(network, info, tmp / "synth_stat.json")
             if log:
                 log(f"  {tool} done in {time.monotonic() - step:.1f} s")
         report = _report(network, info, tmp, env, time.monotonic() - start, top.baud)
@@ -106,6 +108,31 @@ def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
+
+
+#: Yosys' memory and DSP cells per family → the board resource they use up.
+_SYNTH_CELLS = {
+    "ice40": {"SB_RAM40_4K": "bram", "SB_SPRAM256KA": "spram", "SB_MAC16": "dsp"},
+    "ecp5": {"DP16KD": "bram", "MULT18X18D": "dsp"},
+}
+_RESOURCE_NAMES = {"bram": "block RAMs", "spram": "SPRAMs", "dsp": "DSPs"}
+
+
+def _check_fit(network: Network, info: Board, stat_path: Path) -> None:
+    """Stop after synthesis, with the counts, when the design needs more block RAMs (or
+    SPRAMs, DSPs) than the device has: placement could only fail later, less clearly."""
+    try:
+        stat = json.loads(stat_path.read_text())
+    except (OSError, ValueError):
+        return
+    cells = stat.get("design", {}).get("num_cells_by_type", {})
+    for cell, key in _SYNTH_CELLS[info.family].items():
+        used, available = int(cells.get(cell, 0)), info.resources.get(key, 0)
+        if used > available:
+            raise ToolError(f"{network.name} needs {used} {_RESOURCE_NAMES[key]} ({cell}) "
+                            f"after synthesis; {info.name} ({info.device}) has {available} "
+                            f"(weights and line buffers live in block RAM; see "
+                            f"hwgen check's memory report)")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

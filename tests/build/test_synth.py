@@ -110,3 +110,21 @@ def test_refuses_network_without_argmax(tmp_path):
 def test_unknown_board(tmp_path):
     with pytest.raises(BoardError, match="unknown board 'de10'"):
         build(tiny(), "de10", tmp_path / "out")
+
+
+@pytest.mark.synth
+def test_a_design_needing_more_block_ram_than_the_device_stops_after_synthesis(tmp_path):
+    rng = np.random.default_rng(1)
+    # 31 output groups × 16-bit weight words, 256 deep each: 31+ block RAMs for weights alone
+    big, _ = chain(rng, Input((4096,), 1, lanes=16), [
+        dict(out=64, weight_bits=1, out_bits=1, pe=8, simd=16),
+        dict(out=2, weight_bits=1, out_bits=None, pe=2, simd=16)], argmax=True, name="big")
+    out = tmp_path / "out"
+    with pytest.raises(ToolError) as exc:
+        build(big, "icebreaker", out)
+    message = str(exc.value)
+    assert message.startswith("big needs ")
+    assert "block RAMs (SB_RAM40_4K) after synthesis; " in message
+    assert "icebreaker (iCE40UP5K) has 30" in message
+    assert not out.exists() and (tmp_path / "out.failed" / "yosys.log").exists()
+    assert not (tmp_path / "out.failed" / "nextpnr-ice40.log").exists()
