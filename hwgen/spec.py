@@ -35,6 +35,7 @@ __all__ = [
     "Network",
     "LAYER_KINDS",
     "INPUT",
+    "WEIGHT_MEMORIES",
     "load",
     "save",
 ]
@@ -131,7 +132,9 @@ class Dense:
     n-bit unsigned value (n = 1: binary, bit 1 meaning +1); without, the raw accumulator leaves
     the layer as an integer of the smallest type holding every reachable value (a classifier's
     scores). ``pe`` output channels are computed
-    in parallel from ``simd`` input elements per cycle.
+    in parallel from ``simd`` input elements per cycle. ``weight_memory`` is where the weights
+    live: ``"rom"`` (block RAM or logic, set by the bitstream) or ``"spram"`` (the UP5K's
+    single-port RAMs, loaded after configuration; docs/protocol.md).
     """
 
     kind: ClassVar[str] = "dense"
@@ -144,6 +147,7 @@ class Dense:
     pe: int | None = None
     simd: int | None = None
     inputs: tuple[str, ...] = ()
+    weight_memory: str = "rom"
 
     @property
     def out_features(self) -> int:
@@ -217,6 +221,10 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
         if ((b >= 1 << 31) | (b <= -(1 << 31))).any():
             raise where.array_error(f"{layer.name}.bias", "bias values must fit in 32 bits")
         object.__setattr__(layer, "bias", b)
+    if layer.weight_memory not in WEIGHT_MEMORIES:
+        raise where.spec_error("weight_memory", f"expected one of "
+                               f"{', '.join(map(repr, WEIGHT_MEMORIES))}, got "
+                               f"{layer.weight_memory!r}")
     if layer.pe is not None:
         _check_positive(layer.pe, "pe", where)
         if out % layer.pe:
@@ -285,6 +293,7 @@ class Conv2d:
     pe: int | None = None
     simd: int | None = None
     inputs: tuple[str, ...] = ()
+    weight_memory: str = "rom"
 
     @property
     def kernel(self) -> int:
@@ -471,6 +480,8 @@ LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool
 
 #: The name by which layers refer to the network input in ``inputs``.
 INPUT = "input"
+#: Where a dense or conv2d layer's weights can live (``weight_memory``).
+WEIGHT_MEMORIES = ("rom", "spram")
 
 
 @dataclass(eq=False)
@@ -618,7 +629,7 @@ class Network:
 _INPUT_KEYS = {"shape", "bits", "signed", "lanes"}
 _TOP_KEYS = {"name", "weights", "input", "layers", "dataset"}
 _DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits", "bias",
-               "pe", "simd"}
+               "pe", "simd", "weight_memory"}
 _CONV_KEYS = _DENSE_KEYS | {"kernel", "stride", "padding", "pad_value"}
 _ARGMAX_KEYS = {"name", "kind"}
 
@@ -727,7 +738,8 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
         raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
     return dict(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
                 bias=array("bias") if has_bias else None,
-                pe=table.get("pe"), simd=table.get("simd"))
+                pe=table.get("pe"), simd=table.get("simd"),
+                weight_memory=table.get("weight_memory", "rom"))
 
 
 def _add_from_toml(table: dict, arrays: dict, where: Where) -> Add:
@@ -888,6 +900,8 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
             for key in ("pe", "simd"):
                 if getattr(layer, key) is not None:
                     lines.append(f"{key} = {getattr(layer, key)}")
+            if layer.weight_memory != "rom":
+                lines.append(f"weight_memory = {_toml_value(layer.weight_memory)}")
     if network.dataset is not None:
         lines += ["", "[dataset]", f"test = {_toml_value(network.dataset.name)}"]
     path.write_text("\n".join(lines) + "\n")

@@ -46,19 +46,20 @@ def fitted_thresholds(rng: np.random.Generator, layer: Dense | Conv2d, x: np.nda
 
 def dense(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
           weight_bits: int, out_bits: int | None, *, pe: int, simd: int,
-          bias: bool = False) -> Dense:
+          bias: bool = False, weight_memory: str = "rom") -> Dense:
     """A dense layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
     w = random_weights(rng, out, x_type.size, weight_bits)
     b = rng.integers(-50, 51, size=out) if bias else None
     probe = Dense(name, w, weight_bits, bias=b)
     t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
-    return Dense(name, w, weight_bits, thresholds=t, bias=b, pe=pe, simd=simd)
+    return Dense(name, w, weight_bits, thresholds=t, bias=b, pe=pe, simd=simd,
+                 weight_memory=weight_memory)
 
 
 def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
          kernel: int, weight_bits: int, out_bits: int | None, *, stride: int = 1,
          padding: str = "valid", pad_value: int | None = None, pe: int, simd: int,
-         bias: bool = False) -> Conv2d:
+         bias: bool = False, weight_memory: str = "rom") -> Conv2d:
     """A conv2d layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
     c = x_type.shape[-1]
     w = random_weights(rng, out, kernel * kernel * c, weight_bits).reshape(out, kernel, kernel, c)
@@ -68,7 +69,8 @@ def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray,
     common = dict(stride=stride, padding=padding, pad_value=pad_value, bias=b)
     probe = Conv2d(name, w, weight_bits, **common)
     t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
-    return Conv2d(name, w, weight_bits, thresholds=t, pe=pe, simd=simd, **common)
+    return Conv2d(name, w, weight_bits, thresholds=t, pe=pe, simd=simd,
+                  weight_memory=weight_memory, **common)
 
 
 def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.ndarray,

@@ -15,6 +15,7 @@ from ..plan import MVU_DEPTH
 from ..spec import Dense
 from .arith import popcount, sum_tree
 from .stream import lanes_signature
+from .weights import LOAD_PORTS, SpramWeights, spram_shape, weight_words
 
 __all__ = ["MatrixVectorUnit", "Datapath"]
 
@@ -111,6 +112,10 @@ class MatrixVectorUnit(wiring.Component):
     pe, simd : int
         Output channels per output beat and input elements per input beat.
 
+    With ``layer.weight_memory == "spram"`` the weights live in a
+    :class:`~hwgen.rtl.weights.SpramWeights` store, loaded through the ``load_*`` ports
+    (:data:`~hwgen.rtl.weights.LOAD_PORTS`) before the first input.
+
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
@@ -129,25 +134,22 @@ class MatrixVectorUnit(wiring.Component):
         self.datapath = Datapath(layer, in_type)
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
         self.fifo_depth = math.ceil(MVU_DEPTH / self.sf) + 1
-        super().__init__({
+        self.spram = layer.weight_memory == "spram"
+        members = {
             "i_stream": In(lanes_signature(in_type, simd)),
             "o_stream": Out(lanes_signature(out_type, pe)),
-        })
+        }
+        if self.spram:
+            members.update(LOAD_PORTS)
+        super().__init__(members)
 
-    def _weight_words(self) -> list[int]:
-        """ROM words, address nf·SF + sf; channel pe, lane k at bit (pe·SIMD + k)·weight_bits."""
-        wb = self.layer.weight_bits
-        codes = encode(self.layer.weights, wb, True)
-        words = []
-        for nf in range(self.nf):
-            for sf in range(self.sf):
-                block = codes[nf * self.pe:(nf + 1) * self.pe,
-                              sf * self.simd:(sf + 1) * self.simd].reshape(-1)
-                word = 0
-                for k, code in enumerate(block.tolist()):
-                    word |= int(code) << (k * wb)
-                words.append(word)
-        return words
+    @property
+    def spram_halfwords(self) -> int:
+        """Halfwords of this unit's SPRAM weight image (0 for a ROM)."""
+        if not self.spram:
+            return 0
+        columns, _ = spram_shape(self.pe * self.simd * self.layer.weight_bits, self.nf * self.sf)
+        return columns * self.nf * self.sf
 
     def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
         """Per output group nf, the ``values[o, ...]`` of its channels packed ``bits`` wide."""
@@ -191,10 +193,17 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += wr_bank.eq(~wr_bank)
 
         # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
-        m.submodules.weights = weights = Memory(shape=unsigned(pe * simd * wbits),
-                                                depth=nf_count * sf_count,
-                                                init=self._weight_words())
-        w_r = weights.read_port()
+        if self.spram:
+            m.submodules.weights = w_r = SpramWeights(pe * simd * wbits, nf_count * sf_count)
+            m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
+                         w_r.load_data.eq(self.load_data)]
+            w_r_data = w_r.r_data
+        else:
+            m.submodules.weights = weights = Memory(
+                shape=unsigned(pe * simd * wbits), depth=nf_count * sf_count,
+                init=weight_words(self.layer.weights, wbits, pe, simd))
+            w_r = weights.read_port()
+            w_r_data = w_r.data
         nf_i = Signal(range(nf_count))
         sf_i = Signal(range(sf_count))
         w_addr = Signal(range(nf_count * sf_count))
@@ -206,7 +215,7 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += [
             rd_done.eq(go & last_sf & (nf_i == nf_count - 1)),
             buf_r.addr.eq(Mux(rd_bank, sf_i + sf_count, sf_i)),
-            w_r.addr.eq(w_addr),
+            (w_r.r_addr if self.spram else w_r.addr).eq(w_addr),
         ]
         with m.If(go):
             m.d.sync += [
@@ -228,7 +237,7 @@ class MatrixVectorUnit(wiring.Component):
         s1_nf = Signal(range(nf_count))
         m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
                      s1_nf.eq(nf_i)]
-        x_word, w_word = buf_r.data, w_r.data
+        x_word, w_word = buf_r.data, w_r_data
 
         def x_lane(k):
             v = x_word[k * ebits:(k + 1) * ebits]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from amaranth import Module, Value
+from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,6 +16,7 @@ from .conv import ConvUnit
 from .mvu import MatrixVectorUnit
 from .pool import MaxPoolUnit, global_sum_unit
 from .stream import Fork, Passthrough, StreamFifo, WidthConverter, element_shape, lanes_signature
+from .weights import SPRAM_WIDTH
 
 __all__ = ["NetworkTop", "layer_component"]
 
@@ -65,6 +66,11 @@ class NetworkTop(wiring.Component):
     by several layers goes through a :class:`~hwgen.rtl.stream.Fork`; each input of an add
     layer has a FIFO of the depth the plan gives (``NetworkPlan.fifos``).
 
+    Networks with SPRAM weights (``weight_memory = "spram"``) have ports ``load_valid``,
+    ``load_data`` (16 bits) and ``load_restart``: each cycle with ``load_valid`` writes the next
+    halfword of :func:`~hwgen.rtl.weights.spram_image`, the first one when ``load_restart`` is
+    high. ``spram_halfwords`` is the image's length in halfwords.
+
     With ``taps``, every layer's output stream is also visible at ports ``tap_<layer>_fire``
     (a beat is transferred this cycle) and ``tap_<layer>_payload``, for simulation.
 
@@ -90,6 +96,16 @@ class NetworkTop(wiring.Component):
             "i_stream": In(lanes_signature(self.plan.input_type, self.plan.input_lanes)),
             "o_stream": Out(self.units[-1].o_stream.signature),
         }
+        #: (unit, first halfword) of each unit with SPRAM weights, in image order.
+        self.spram_units = []
+        self.spram_halfwords = 0
+        for unit in self.units:
+            if getattr(unit, "spram", False):
+                self.spram_units.append((unit, self.spram_halfwords))
+                self.spram_halfwords += unit.spram_halfwords
+        if self.spram_units:
+            members.update({"load_valid": In(1), "load_restart": In(1),
+                            "load_data": In(SPRAM_WIDTH)})
         if taps:
             for lp, unit in zip(self.plan.layers, self.units, strict=True):
                 width = len(Value.cast(unit.o_stream.payload))
@@ -150,4 +166,18 @@ class NetworkTop(wiring.Component):
                         Value.cast(unit.o_stream.payload)),
                 ]
         wiring.connect(m, self.units[-1].o_stream, wiring.flipped(self.o_stream))
+        if self.spram_units:
+            self._route_load(m)
         return m
+
+    def _route_load(self, m: Module) -> None:
+        """Hands each halfword of the load image to the unit whose range holds it."""
+        counter = Signal(range(self.spram_halfwords + 1))
+        index = Mux(self.load_restart, 0, counter)
+        with m.If(self.load_valid):
+            m.d.sync += counter.eq(index + 1)
+        for unit, base in self.spram_units:
+            inside = (index >= base) & (index < base + unit.spram_halfwords)
+            m.d.comb += [unit.load_valid.eq(self.load_valid & inside),
+                         unit.load_first.eq(index == base),
+                         unit.load_data.eq(self.load_data)]

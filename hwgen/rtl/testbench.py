@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from amaranth import Value
 from amaranth.sim import Simulator
 
-__all__ = ["Stalls", "Clock", "stream_put", "stream_get", "StreamRun", "run_stream"]
+__all__ = ["Stalls", "Clock", "stream_put", "stream_get", "load_weights", "StreamRun",
+           "run_stream"]
 
 
 class Stalls:
@@ -95,19 +96,40 @@ class StreamRun:
     out_times: list[int] = field(default_factory=list)
 
 
+async def load_weights(clock: Clock, dut, halfwords: list[int]) -> None:
+    """Write a SPRAM weight image into a NetworkTop's ``load_*`` ports, one halfword a cycle."""
+    for i, halfword in enumerate(halfwords):
+        clock.ctx.set(dut.load_valid, 1)
+        clock.ctx.set(dut.load_restart, i == 0)
+        clock.ctx.set(dut.load_data, halfword)
+        await clock.idle(1)
+    clock.ctx.set(dut.load_valid, 0)
+
+
 def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
-               backpressure: float = 0.0, seed: int = 0, vcd: str | None = None) -> StreamRun:
+               backpressure: float = 0.0, seed: int = 0, vcd: str | None = None,
+               load: list[int] | None = None) -> StreamRun:
     """Simulate ``dut`` (``i_stream`` → ``o_stream``) on ``beats``; collect ``out_count`` beats.
 
     ``in_times`` and ``out_times`` are the cycles (first clock edge = 0) of every transfer.
+    With ``load`` (SPRAM image halfwords), the weights are loaded first (see
+    :func:`load_weights`); the times still count from the first edge.
     """
     result = StreamRun(outputs=[])
+    loaded = [not load]
 
     async def source(ctx):
-        await stream_put(Clock(ctx), dut.i_stream, beats, Stalls(gaps, seed), result.in_times)
+        clock = Clock(ctx)
+        if load:
+            await load_weights(clock, dut, load)
+            loaded[0] = True
+        await stream_put(clock, dut.i_stream, beats, Stalls(gaps, seed), result.in_times)
 
     async def sink(ctx):
-        result.outputs = await stream_get(Clock(ctx), dut.o_stream, out_count,
+        clock = Clock(ctx)
+        while not loaded[0]:
+            await clock.idle(1)
+        result.outputs = await stream_get(clock, dut.o_stream, out_count,
                                           Stalls(backpressure, seed + 1), result.out_times)
 
     sim = Simulator(dut)

@@ -12,10 +12,11 @@ from hwgen_sim.runner import stream_beats
 from tests.helpers import chain, residual_block
 
 
-def _bit_exact_and_cycle_exact(net, x, *, stalls):
+def bit_exact_and_cycle_exact(net, x, *, stalls, load=None):
     """Run ``net`` on ``x`` with each (gaps, backpressure) in ``stalls``, comparing every
     output beat with the golden model, then stall-free: back-to-back frames leave exactly
-    cycles_per_inference apart. Returns the plan and the measured first-frame latency."""
+    cycles_per_inference apart. Returns the plan and the measured first-frame latency.
+    ``load``: SPRAM image halfwords, written before each run."""
     top = NetworkTop(net)
     p = top.plan
     out_lp = p.layers[-1]
@@ -23,9 +24,9 @@ def _bit_exact_and_cycle_exact(net, x, *, stalls):
     beats = stream_beats(x, p.input_type, p.input_lanes)
     for seed, (gaps, backpressure) in enumerate(stalls):
         got = run_stream(top, beats, len(expected), gaps=gaps, backpressure=backpressure,
-                         seed=seed)
+                         seed=seed, load=load)
         assert got.outputs == expected
-    clean = run_stream(top, beats, len(expected))
+    clean = run_stream(top, beats, len(expected), load=load)
     per_frame = out_lp.out_type.size // out_lp.out_lanes
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
@@ -54,7 +55,7 @@ def test_network_matches_golden_and_cost_model(name):
     inp, layers, argmax = NETWORKS[name]
     rng = np.random.default_rng(len(name))
     net, x = chain(rng, inp, [dict(d) for d in layers], count=6, argmax=argmax)
-    p, latency = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
+    p, latency = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
     assert latency == p.latency == p.latency_bound
 
 
@@ -97,14 +98,14 @@ def test_conv_network_matches_golden_and_cost_model(name):
     inp, layers, argmax = CONV_NETWORKS[name]
     rng = np.random.default_rng(len(name))
     net, x = chain(rng, inp, [dict(d) for d in layers], count=4, argmax=argmax)
-    p, latency = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
+    p, latency = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
     assert p.latency is None and 0 < latency <= p.latency_bound
 
 
 @pytest.mark.parametrize("long_fast", [False, True])
 def test_residual_block_matches_golden_under_stalls_of_either_branch(long_fast):
     net, x = residual_block(long_fast)
-    p, _ = _bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
+    p, _ = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
     assert p.fifos and all(depth > 4 for depth in p.fifos.values())
 
 
