@@ -238,7 +238,23 @@ def test_unknown_dense_field(files):
     edit_toml(toml, "out_bits = 2\n", "out_bits = 2\nstride = 1\n")
     assert str(load_error(toml)) == (
         f"{toml}: layers[1].stride: unknown field (expected one of: bias, kind, name, "
-        "out_bits, out_features, output, pe, simd, weight_bits)")
+        "out_bits, out_features, output, pe, simd, weight_bits, weight_memory)")
+
+
+def test_weight_memory_must_be_known(files):
+    toml, _ = files
+    edit_toml(toml, "out_bits = 2\n", "out_bits = 2\nweight_memory = \"flash\"\n")
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[1].weight_memory: expected one of 'rom', 'spram', got 'flash'")
+
+
+def test_weight_memory_round_trips(files, tmp_path):
+    toml, _ = files
+    edit_toml(toml, "out_bits = 2\n", "out_bits = 2\nweight_memory = \"spram\"\n")
+    net = load(toml)
+    assert [getattr(layer, "weight_memory", None) for layer in net.layers][1] == "spram"
+    save(net, tmp_path / "again.toml")
+    assert load(tmp_path / "again.toml").layers[1].weight_memory == "spram"
 
 
 def test_unknown_layer_kind(files):
