@@ -242,6 +242,140 @@ def cmd_flow(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    """``hwgen run``: stream inputs to a board over its UART (docs/boards.md, "Running on the
+    board"). Link failures print one line and exit 1; golden-model mismatches exit 1."""
+    import time
+
+    from . import runtime
+    from .build.boards import board as find_board
+    from .spec import Argmax
+
+    network = _load(args.spec)
+    known = find_board(args.board) if args.board else None
+    if not isinstance(network.layers[-1], Argmax):
+        raise UsageError(f"network {network.name!r} does not end in argmax; a board cannot "
+                         f"run it")
+    x, labels, where = sim_inputs(network, args)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(len(labels), -1)[:, 0]
+    frame = network.input_type.size + 8  # header, payload, CRC
+    if args.dry_run:
+        seconds = len(x) * frame * 10 / args.baud
+        print(f"would send {len(x)} INFER frame(s) of {frame} bytes from {where} to "
+              f"{args.port} at {args.baud} baud (at least {seconds:.2f} s on the line), after "
+              f"INFO and, if the board asks for them, the SPRAM weights")
+        return 0
+    scores_tensor = network.sources[-1][0]  # argmax's input: the classifier scores
+    each = args.verbose or len(x) <= 20
+    results, seconds, mismatches = [], [], []
+    bar = None
+    try:
+        with runtime.Board(args.port, baud=args.baud, timeout=args.timeout,
+                           network=network) as b:
+            info = b.check_network()
+            print(f"{args.port}: {network.name} (network 0x{info.network_id:08x}), "
+                  f"{info.clock_hz / 1e6:g} MHz, {info.baud} baud")
+            if known is not None and info.clock_hz != known.clk_hz:
+                print(f"note: the board reports a {info.clock_hz / 1e6:g} MHz clock; "
+                      f"{known.name} runs at {known.clock_mhz:g} MHz")
+            if not info.weights_loaded:
+                from .rtl.weights import spram_image
+
+                image = spram_image(network)
+                if len(image) != info.weight_bytes:
+                    raise runtime.LinkError(
+                        f"{args.port}: the board expects {info.weight_bytes} bytes of SPRAM "
+                        f"weights, {network.name}'s image has {len(image)}")
+                print(f"loading {len(image):,} bytes of SPRAM weights")
+                bar = runtime.ProgressBar(len(image))
+                b.load_weights(image, progress=bar.update)
+                bar.close()
+            bar = None if each else runtime.ProgressBar(len(x))
+            gold_classes = gold_scores = None
+            start = time.perf_counter()
+            for i, xi in enumerate(x):
+                if args.check and i % 256 == 0:  # the golden model in batches
+                    values = golden.run(network, x[i:i + 256])
+                    gold_scores = values[scores_tensor].reshape(len(x[i:i + 256]), -1)
+                    gold_classes = values[network.layers[-1].name].reshape(-1)
+                t0 = time.perf_counter()
+                r = b.infer(xi)
+                seconds.append(time.perf_counter() - t0)
+                results.append(r)
+                bad = ""
+                if args.check:
+                    want_class, want = int(gold_classes[i % 256]), gold_scores[i % 256]
+                    if r.predicted != want_class or list(r.scores) != want.tolist():
+                        mismatches.append((i, r, want_class, want.tolist()))
+                        bad = "  MISMATCH"
+                if each:
+                    label = f"  label {labels[i]}" if labels is not None else ""
+                    scores = f"  scores {list(r.scores)}" if len(r.scores) <= 16 else ""
+                    print(f"#{i}  class {r.predicted}{label}{scores}  "
+                          f"{seconds[-1] * 1e3:.2f} ms  {r.cycles_last} cycles{bad}")
+                elif bar is not None:
+                    bar.update(i + 1)
+            total = time.perf_counter() - start
+    except runtime.LinkError as exc:
+        if bar is not None:
+            bar.close()
+        after = f" (after {len(results)} inference(s))" if results else ""
+        print(f"hwgen: error: {exc}{after}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+
+    predicted = np.array([r.predicted for r in results])
+    ms = np.array(seconds) * 1e3
+    cycles = np.array([r.cycles_last for r in results])
+    accuracy = float(np.mean(predicted == labels)) if labels is not None else None
+    print(f"{len(results)} inference(s) from {where}")
+    if accuracy is not None:
+        print(f"accuracy: {accuracy:.4f} ({int(np.sum(predicted == labels))}/{len(labels)})")
+    print(f"host latency per inference: mean {ms.mean():.2f} ms, p50 {np.median(ms):.2f} ms, "
+          f"max {ms.max():.2f} ms")
+    print(f"throughput: {len(results) / total:,.1f} inferences/s")
+    print(f"board cycles from the last input byte to the class: mean {cycles.mean():,.1f} "
+          f"({cycles.mean() / info.clock_hz * 1e6:,.1f} µs at {info.clock_hz / 1e6:g} MHz)"
+          if info.clock_hz else f"board cycles (cycles_last): mean {cycles.mean():,.1f}")
+    if args.check:
+        if mismatches:
+            print(f"check: MISMATCH in {len(mismatches)} of {len(results)} inference(s); "
+                  f"the first:")
+            for i, r, want_class, want in mismatches[:5]:
+                print(f"  #{i}: board class {r.predicted} scores {list(r.scores)}; golden "
+                      f"class {want_class} scores {want}")
+        else:
+            print(f"check: every class and score matched the golden model "
+                  f"({len(results)} inferences)")
+    if args.json:
+        doc = {
+            "network": network.name, "network_id": info.network_id, "port": args.port,
+            "board": args.board, "baud": args.baud, "inputs": where, "count": len(results),
+            "accuracy": accuracy,
+            "latency_ms": {"mean": float(ms.mean()), "p50": float(np.median(ms)),
+                           "max": float(ms.max())},
+            "inferences_per_second": len(results) / total,
+            "clock_hz": info.clock_hz, "cycles_last_mean": float(cycles.mean()),
+            "cycles_first_mean": float(np.mean([r.cycles_first for r in results])),
+            "check": ({"checked": len(results), "mismatches": len(mismatches)}
+                      if args.check else None),
+            "results": [{"predicted": r.predicted, "scores": list(r.scores),
+                         "cycles_first": r.cycles_first, "cycles_last": r.cycles_last,
+                         "latency_ms": float(m)}
+                        | ({"label": int(labels[i])} if labels is not None else {})
+                        for i, (r, m) in enumerate(zip(results, ms, strict=True))],
+        }
+        out = Path(args.json)
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(json.dumps(doc, indent=2) + "\n")
+        partial.replace(out)
+        print(f"results: {out}")
+    return 1 if mismatches else 0
+
+
 def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", metavar="X.npy", help="input values (N × input shape); default: "
                    "the spec's [dataset] test split, else random inputs")
@@ -332,7 +466,50 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_sim_options(p)
     p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("run", help="run inferences on a board over its UART",
+                       description="Stream inputs to a board programmed by hwgen build (the "
+                       "framed UART protocol, docs/protocol.md): check that the board runs "
+                       "SPEC, load SPRAM weights if it asks for them, print each prediction "
+                       "(or a progress bar above 20 inputs), then accuracy, latency, "
+                       "throughput and board cycles. Exits 1 when the link fails or --check "
+                       "finds a mismatch.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--port", required=True, metavar="PORT",
+                   help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker: the second FTDI "
+                   "interface) or COM4")
+    p.add_argument("--board", metavar="BOARD", help=f"one of: {boards}; optional: only checks "
+                   "the clock the board reports")
+    p.add_argument("--baud", type=_positive, default=115200,
+                   help="the board's UART rate (default 115200, as hwgen build)")
+    p.add_argument("--inputs", metavar="X.npy", help="input values (N × input shape); "
+                   "default: the spec's [dataset] test split, else random inputs")
+    p.add_argument("--labels", metavar="Y.npy", help="labels for --inputs (prints accuracy)")
+    p.add_argument("--count", type=_positive, metavar="N", help="run only the first N")
+    p.add_argument("--random", type=_positive, metavar="N",
+                   help="run N random inputs instead of the test split")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
+    p.add_argument("--check", action="store_true", help="compare every class and score with "
+                   "the golden model; exit 1 on any mismatch")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds to wait for each "
+                   "response (default: from the frame size, baud rate and network)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print every inference, however many")
+    p.add_argument("--json", metavar="OUT", help="write the summary and every result here")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load the spec and inputs, say what would be sent, open no port")
+    p.set_defaults(func=_cmd_run)
     return ap
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,409 @@
+"""The host side of the UART protocol (docs/protocol.md): a board built by ``hwgen build``,
+driven over a serial port.
+
+::
+
+    from hwgen import runtime, spec
+
+    network = spec.load("designs/digits_bnn.toml")
+    with runtime.Board("/dev/ttyUSB1", network=network) as board:
+        board.check_network()              # the board runs this spec (else LinkError)
+        if not board.info().weights_loaded:
+            board.load_weights()           # SPRAM weights (UP5K), once per configuration
+        result = board.infer(x)            # protocol.Result: predicted, scores, cycles
+
+Every request waits for its one response until a deadline (:meth:`Board.deadline`): a silent
+board, a serial error or a malformed answer raise :class:`LinkError`, an ERROR frame raises
+:class:`BoardReplyError`; nothing blocks forever. After a timeout the board is given its idle
+time to drop any partial frame and the input is flushed, so the next request starts cleanly.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import serial
+
+from . import golden, protocol
+from .protocol import Command, ErrorCode
+from .spec import Network
+
+__all__ = ["DEFAULT_BAUD", "LinkError", "BoardReplyError", "Board", "ProgressBar",
+           "ERROR_MEANINGS"]
+
+#: The board's UART rate unless it was built with another (docs/protocol.md).
+DEFAULT_BAUD = 115200
+#: Bits per byte on the line: start bit, 8 data bits, stop bit.
+BITS_PER_BYTE = 10
+#: The board drops a partial frame after the line is idle this long (docs/protocol.md).
+BOARD_IDLE_S = 0.1
+#: Added to every default deadline: USB serial adapters batch bytes (FTDI: 16 ms) and
+#: operating systems schedule late.
+MARGIN_S = 0.25
+#: Clock assumed for the board's compute time before INFO has told the real one (slow on
+#: purpose: it only lengthens deadlines).
+SLOWEST_CLOCK_HZ = 1_000_000
+#: Longest wait inside one read call, so deadlines are kept to within this.
+POLL_S = 0.02
+
+#: What each ERROR code means, for messages.
+ERROR_MEANINGS = {
+    ErrorCode.BAD_CRC: "the request reached the board with a bad CRC: noise on the line or a "
+                       "different baud rate",
+    ErrorCode.BAD_VERSION: "the board speaks another protocol version",
+    ErrorCode.UNKNOWN_COMMAND: "the board does not know the command",
+    ErrorCode.BAD_LENGTH: "the request's length does not fit the command (INFER: the board's "
+                          "network takes another number of input bytes)",
+    ErrorCode.NOT_LOADED: "the SPRAM weights are not loaded yet (Board.load_weights; hwgen "
+                          "run loads them)",
+    ErrorCode.BAD_OFFSET: "LOAD at an offset that is neither 0 nor the board's next expected "
+                          "one, or past the end of its weight image",
+    ErrorCode.TIMEOUT: "the board timed out: the line went idle in the middle of a frame, or "
+                       "the network did not answer",
+}
+
+_ANSWERS = {Command.INFER: Command.RESULT, Command.INFO: Command.INFO_REPLY,
+            Command.LOAD: Command.LOAD_REPLY}
+# Response frame sizes: header + payload + CRC.
+_FRAME = protocol.HEADER_BYTES + protocol.CRC_BYTES
+_INFO_REPLY_BYTES = _FRAME + 30
+_LOAD_REPLY_BYTES = _FRAME + 5
+
+
+class LinkError(Exception):
+    """The board could not be reached or did not answer properly: a port that cannot be
+    opened, a serial error, no valid response before the deadline, a malformed or unexpected
+    response. The message names the port."""
+
+
+class BoardReplyError(LinkError):
+    """The board answered with an ERROR frame. ``code`` is the :class:`ErrorCode` (or the
+    raw number of an unknown one) and ``command`` the command byte of the request it
+    answers."""
+
+    def __init__(self, port: str, code: ErrorCode | int, command: int):
+        self.port, self.code, self.command = port, code, command
+        name = code.name if isinstance(code, ErrorCode) else f"code {int(code)}"
+        meaning = ERROR_MEANINGS.get(code, "an error code this host does not know")
+        super().__init__(f"{port}: the board answered {_command_name(command)} with ERROR "
+                         f"{name}: {meaning}")
+
+
+def _command_name(command: int) -> str:
+    try:
+        return Command(command).name
+    except ValueError:
+        return f"command 0x{command:02x}"
+
+
+class Board:
+    """A board running an hwgen design, on a serial port. Opens the port at construction; use
+    it as a context manager (or call :meth:`close`).
+
+    Parameters
+    ----------
+    port : str
+        The serial device (``/dev/ttyUSB1``, ``COM4``, a pseudo-terminal's path).
+    baud : int
+        The board's UART rate (default 115200; ``hwgen build --baud`` changes it).
+    timeout : float or None
+        Seconds to wait for each response. ``None`` (default) computes a deadline per request
+        from its size (:meth:`deadline`); give a number for slow links, such as a simulated
+        board that runs far slower than real time.
+    network : Network or None
+        The network the board should run. Needed by :meth:`infer`, :meth:`infer_many`,
+        :meth:`check_network` and for :meth:`load_weights` without an explicit image.
+
+    Members
+    -------
+    port, baud, timeout, network
+        As given.
+    serial : serial.Serial
+        The open port.
+    last_seconds : float
+        Host time of the last request, from the first byte written to its response decoded.
+    """
+
+    def __init__(self, port: str, *, baud: int = DEFAULT_BAUD, timeout: float | None = None,
+                 network: Network | None = None):
+        if not isinstance(baud, int) or baud < 1:
+            raise ValueError(f"baud must be a positive integer, not {baud!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.port, self.baud, self.timeout, self.network = port, baud, timeout, network
+        self.last_seconds = 0.0
+        self._info: protocol.Info | None = None
+        self._plan = None
+        self._decoder = protocol.FrameDecoder()
+        # A write only blocks when the port does not drain; allow the longest frame twice.
+        longest = protocol.HEADER_BYTES + 0xFFFF + protocol.CRC_BYTES
+        write_timeout = timeout or 2 * longest * BITS_PER_BYTE / baud + MARGIN_S
+        try:
+            self.serial = serial.Serial(port, baud, timeout=POLL_S,
+                                        write_timeout=write_timeout, exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkError(f"cannot open serial port {port}: {_reason(exc)}") from None
+        self.serial.reset_input_buffer()  # an answer to a request of an earlier program
+
+    def close(self) -> None:
+        self.serial.close()
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Requests -----------------------------------------------------------------------------
+
+    def info(self) -> protocol.Info:
+        """INFO: what the board runs, its clock and baud rate, and the weight-loading state."""
+        info = self._request(protocol.info_request(), _INFO_REPLY_BYTES)
+        self._info = info
+        return info
+
+    def check_network(self) -> protocol.Info:
+        """INFO, checked against :attr:`network`: the same network_id and input size, else a
+        LinkError naming both ids. Returns the INFO."""
+        network = self._need_network("check_network")
+        info = self.info()
+        ours = protocol.network_id(network)
+        size = network.input_type.size
+        if info.network_id != ours or info.input_bytes != size:
+            raise LinkError(
+                f"{self.port}: the board runs network 0x{info.network_id:08x} "
+                f"({info.input_bytes} input bytes, {info.classes} classes), not "
+                f"{network.name} (0x{ours:08x}, {size} input bytes); program it with a "
+                f"bitstream built from this spec")
+        return info
+
+    def load_weights(self, image: bytes | None = None, *,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> protocol.LoadReply | None:
+        """Load the SPRAM weight image (default ``hwgen.rtl.weights.spram_image(network)``)
+        with LOAD requests of :data:`~hwgen.protocol.MAX_LOAD_DATA` bytes, in order from
+        offset 0. Each reply must name the next offset, and the last must say loaded.
+        ``progress(done, total)`` is called after each reply. Returns the last reply (``None``
+        for an empty image)."""
+        if image is None:
+            from .rtl.weights import spram_image
+
+            image = spram_image(self._need_network("load_weights"))
+        image = bytes(image)
+        if len(image) % 2:
+            raise ValueError(f"a weight image has an even number of bytes, not {len(image)}")
+        reply = None
+        for offset in range(0, len(image), protocol.MAX_LOAD_DATA):
+            chunk = image[offset:offset + protocol.MAX_LOAD_DATA]
+            reply = self._request(protocol.load_request(offset, chunk), _LOAD_REPLY_BYTES)
+            if reply.weights_next != offset + len(chunk):
+                raise LinkError(f"{self.port}: LOAD of {len(chunk)} bytes at offset {offset}: "
+                                f"the board expects offset {reply.weights_next} next, not "
+                                f"{offset + len(chunk)}")
+            if progress is not None:
+                progress(offset + len(chunk), len(image))
+        if reply is not None and not reply.weights_loaded:
+            raise LinkError(f"{self.port}: the board still expects weights after all "
+                            f"{len(image)} bytes of the image (a bitstream built from another "
+                            f"spec?)")
+        return reply
+
+    def infer(self, x) -> protocol.Result:
+        """INFER one input tensor (the network's input shape, integer values in its range;
+        ValueError otherwise): the predicted class, the classifier scores and the board's
+        cycle counts."""
+        network = self._need_network("infer")
+        x = golden.check_inputs(network, np.asarray(x)[None])
+        return self._infer_checked(x[0])
+
+    def infer_many(self, xs, *, progress: bool | Callable[[int, int], None] = False
+                   ) -> Iterator[protocol.Result]:
+        """INFER each input of ``xs`` (N × input shape, all checked before the first is sent),
+        yielding the results in order. ``progress``: ``True`` for a progress bar on stderr
+        (when it is a terminal), or a function called with (done, total) after each."""
+        network = self._need_network("infer_many")
+        xs = golden.check_inputs(network, xs)
+        report = progress
+        bar = None
+        if progress is True:
+            bar = ProgressBar(len(xs))
+            report = bar.update
+        try:
+            for i, x in enumerate(xs):
+                yield self._infer_checked(x)
+                if report:
+                    report(i + 1, len(xs))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # Deadlines ----------------------------------------------------------------------------
+
+    def deadline(self, request_bytes: int, response_bytes: int, compute_cycles: int = 0
+                 ) -> float:
+        """Seconds to wait for a response: the explicit ``timeout`` if one was given, else
+        twice the request's and the response's time on the line (10 bits per byte at the
+        baud rate), plus ``compute_cycles`` at the board's clock (from INFO; 1 MHz before
+        INFO has been asked), plus 0.25 s."""
+        if self.timeout is not None:
+            return self.timeout
+        wire = (request_bytes + response_bytes) * BITS_PER_BYTE / self.baud
+        return 2 * wire + compute_cycles / self._clock_hz() + MARGIN_S
+
+    def _clock_hz(self) -> int:
+        return self._info.clock_hz if self._info and self._info.clock_hz else SLOWEST_CLOCK_HZ
+
+    def _network_cycles(self) -> int:
+        """The board's own network timeout (4 × (latency bound + cycles per inference))."""
+        if self.network is not None:
+            if self._plan is None:
+                from .plan import plan
+
+                self._plan = plan(self.network)
+            return 4 * (self._plan.latency_bound + self._plan.cycles_per_inference)
+        if self._info is not None:
+            return 8 * self._info.cycles_per_inference
+        return 0
+
+    def _idle_s(self) -> float:
+        """How long the line must stay quiet for the board to drop a partial frame (its idle
+        timeout, never shorter than the network timeout and two bytes on the line)."""
+        board = max(BOARD_IDLE_S, (self._network_cycles() / self._clock_hz()
+                                   + 20 / self.baud))
+        return 1.2 * board
+
+    # The exchange -------------------------------------------------------------------------
+
+    def _need_network(self, method: str) -> Network:
+        if self.network is None:
+            raise ValueError(f"Board.{method} needs the network: Board(port, network=...)")
+        return self.network
+
+    def _infer_checked(self, x: np.ndarray) -> protocol.Result:
+        network = self.network
+        classes = network.layer_io()[-1][1].size
+        frame = protocol.infer_request(protocol.input_bytes(x, network.input_type.binary))
+        result = self._request(frame, _FRAME + 12 + protocol.SCORE_BYTES * classes,
+                               self._network_cycles())
+        if len(result.scores) != classes or not 0 <= result.predicted < classes:
+            raise LinkError(f"{self.port}: RESULT with class {result.predicted} of "
+                            f"{len(result.scores)} scores; {network.name} has {classes} "
+                            f"classes")
+        return result
+
+    def _request(self, frame: bytes, response_bytes: int, compute_cycles: int = 0):
+        """Send one request frame and return its parsed response."""
+        command = frame[3]
+        wait = self.deadline(len(frame), response_bytes, compute_cycles)
+        start = time.monotonic()
+        try:
+            self.serial.write(frame)
+            response = self._receive(command, start + wait)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"{self.port}: serial error: {_reason(exc)} (was the board "
+                            f"unplugged?)") from None
+        if response is None:
+            self._resync()
+            raise LinkError(self._silence_message(wait))
+        self.last_seconds = time.monotonic() - start
+        if isinstance(response, protocol.ErrorReply):
+            raise BoardReplyError(self.port, response.code, response.command)
+        return response
+
+    def _receive(self, command: int, deadline: float):
+        """The response to ``command`` (or an ERROR answering it), or None at the deadline.
+        Noise and frames with a bad CRC are skipped by the decoder; a valid response to
+        another command (a late answer to an abandoned request) is skipped too."""
+        decoder = protocol.FrameDecoder()
+        self._decoder = decoder
+        while time.monotonic() < deadline:
+            data = self.serial.read(self.serial.in_waiting or 1)
+            for frame in decoder.feed(data) if data else ():
+                try:
+                    response = protocol.parse_response(frame)
+                except protocol.ProtocolError as exc:
+                    self._resync()
+                    raise LinkError(f"{self.port}: malformed response to "
+                                    f"{_command_name(command)}: {exc}") from None
+                if frame.command == _ANSWERS[command]:
+                    return response
+                if (isinstance(response, protocol.ErrorReply)
+                        and response.command in (command, 0)):
+                    return response
+        return None
+
+    def _silence_message(self, wait: float) -> str:
+        what = (f"is the board programmed with {self.network.name}" if self.network else
+                "is the board programmed with an hwgen design")
+        message = (f"no response from {self.port} within {wait:.2f} s ({what}, at "
+                   f"{self.baud} baud?)")
+        noise = self._decoder
+        if noise.bad_frames or noise.skipped_bytes:
+            message += (f"; received {noise.skipped_bytes} byte(s) that were not frames and "
+                        f"{noise.bad_frames} frame(s) with a bad CRC")
+        return message
+
+    def _resync(self) -> None:
+        """Let the board drop a partial frame (its idle time), then flush what it sent."""
+        try:
+            time.sleep(self._idle_s())
+            self.serial.reset_input_buffer()
+        except serial.SerialException:
+            pass
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message; for an OS error (pyserial's are OSErrors too) the system's
+    words for its errno, without pyserial's echo of the port name."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EBUSY):
+        return "busy (another program has it open)"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second with the
+    count, percentage and rate; silent when the stream is not a terminal (logs stay clean).
+
+    Parameters
+    ----------
+    total : int
+        The count at 100 %.
+    stream : text stream
+        Default ``sys.stderr``.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, total: int, *, stream=None):
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = self._drawn = time.monotonic()
+        self._shown = False
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if total is not None:
+            self.total = total
+        now = time.monotonic()
+        if not self.enabled or (now - self._drawn < 0.1 and done < self.total):
+            return
+        self._drawn = now
+        fill = self.WIDTH * done // max(self.total, 1)
+        rate = done / max(now - self.start, 1e-9)
+        self.stream.write(f"\r  {done}/{self.total} [{'#' * fill}{'.' * (self.WIDTH - fill)}] "
+                          f"{100 * done // max(self.total, 1):3d} %  {rate:,.1f}/s ")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False

@@ -1,0 +1,506 @@
+"""The host runtime against a scripted board on a real pseudo-terminal: every request's bytes
+on the wire are asserted, the responses are frames built with :mod:`hwgen.protocol`."""
+
+import io
+import json
+import os
+import select
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import golden, protocol, spec
+from hwgen.cli import main
+from hwgen.protocol import Command, ErrorCode
+from hwgen.runtime import Board, BoardReplyError, LinkError, ProgressBar
+
+DIGITS = Path(__file__).parent.parent / "designs" / "digits_bnn.toml"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """digits_bnn, its first test images and labels, and the golden RESULT of each."""
+    network = spec.load(DIGITS)
+    with np.load(network.dataset) as data:
+        x, y = data["x"][:4], data["y"][:4]
+    values = golden.run(network, x)
+    scores = values["fc3"]
+    results = [protocol.Result(int(np.argmax(s)), tuple(int(v) for v in s), 900 + i, 705)
+               for i, s in enumerate(scores)]
+    return network, x, y, results
+
+
+def info_for(network, **changes) -> protocol.Info:
+    fields = dict(network_id=protocol.network_id(network),
+                  input_bytes=network.input_type.size, classes=10, weight_bytes=0,
+                  weights_next=0, clock_hz=12_000_000, baud=115200, cycles_per_inference=256)
+    return protocol.Info(**(fields | changes))
+
+
+def info_reply(info: protocol.Info) -> bytes:
+    return protocol.encode_frame(Command.INFO_REPLY, protocol.info_payload(info))
+
+
+def result_reply(result: protocol.Result) -> bytes:
+    return protocol.encode_frame(Command.RESULT, protocol.result_payload(result))
+
+
+def error_reply(code: int, command: int) -> bytes:
+    return protocol.encode_frame(Command.ERROR, protocol.error_payload(
+        protocol.ErrorReply(code, command)))
+
+
+def load_reply(next_: int, loaded: bool) -> bytes:
+    return protocol.encode_frame(Command.LOAD_REPLY, protocol.load_payload(
+        protocol.LoadReply(next_, loaded)))
+
+
+def infer_frame(network, x) -> bytes:
+    return protocol.infer_request(protocol.input_bytes(x, network.input_type.binary))
+
+
+def infers(network, xs, results) -> list[tuple[bytes, bytes]]:
+    """Script steps: each input's INFER answered by its RESULT."""
+    return [(infer_frame(network, x), result_reply(r))
+            for x, r in zip(xs, results, strict=True)]
+
+
+class Peer(threading.Thread):
+    """A scripted board on a pseudo-terminal's master side. For each (request, reply) step it
+    reads exactly ``len(request)`` bytes and records them; if they are the request it writes
+    ``reply`` (``None``: stays silent; ``"hangup"``: closes the master), else it stops. After
+    the script it keeps reading, into ``extra``, until :meth:`finish`."""
+
+    def __init__(self, master: int, script):
+        super().__init__(daemon=True)
+        self.master, self.script = master, script
+        self.received: list[bytes] = []
+        self.extra = b""
+        self.closed = False
+        self._done = threading.Event()
+
+    def _read(self, count: int, until: float) -> bytes:
+        data = b""
+        while len(data) < count and time.monotonic() < until:
+            ready, _, _ = select.select([self.master], [], [], 0.01)
+            if ready:
+                try:
+                    data += os.read(self.master, count - len(data))
+                except OSError:
+                    break
+        return data
+
+    def run(self):
+        for request, reply in self.script:
+            got = self._read(len(request), time.monotonic() + 5)
+            self.received.append(got)
+            if got != request:
+                return
+            if reply == "hangup":
+                os.close(self.master)
+                self.closed = True
+                return
+            if reply:
+                os.write(self.master, reply)
+        while not self._done.is_set():
+            self.extra += self._read(1 << 16, time.monotonic() + 0.01)
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(5)
+        assert not self.is_alive()
+
+
+@contextmanager
+def scripted(script):
+    """A pseudo-terminal with a :class:`Peer` playing ``script``; yields the path a host
+    opens. On exit, asserts the host sent exactly the script's requests and nothing more."""
+    master, slave = os.openpty()
+    peer = Peer(master, script)
+    peer.start()
+    try:
+        yield os.ttyname(slave)
+        peer.finish()
+        assert peer.received == [request for request, _ in script]
+        assert peer.extra == b""
+    finally:
+        peer.finish()
+        if not peer.closed:
+            os.close(master)
+        os.close(slave)
+
+
+def test_the_info_request_on_the_wire(digits):
+    network, *_ = digits
+    info = info_for(network)
+    # magic, version 1, INFO, length 0, CRC-16/CCITT-FALSE of 01 02 00 00, little-endian
+    request = bytes.fromhex("a55a01020000") + struct.pack("<H", protocol.crc16(b"\1\2\0\0"))
+    with scripted([(request, info_reply(info))]) as port, Board(port) as board:
+        assert board.info() == info
+
+
+def test_check_network_matches(digits):
+    network, *_ = digits
+    info = info_for(network)
+    with scripted([(protocol.info_request(), info_reply(info))]) as port, \
+            Board(port, network=network) as board:
+        assert board.check_network() == info
+
+
+@pytest.mark.parametrize("change", [dict(network_id=0x12345678), dict(input_bytes=784)])
+def test_check_network_mismatch_names_both_ids(digits, change):
+    network, *_ = digits
+    info = info_for(network, **change)
+    with scripted([(protocol.info_request(), info_reply(info))]) as port, \
+            Board(port, network=network) as board:
+        with pytest.raises(LinkError) as exc:
+            board.check_network()
+    message = str(exc.value)
+    assert f"0x{info.network_id:08x}" in message
+    assert f"0x{protocol.network_id(network):08x}" in message
+    assert port in message and "digits_bnn" in message
+
+
+def test_infer_sends_the_image_and_returns_the_result(digits):
+    network, x, _, results = digits
+    request = infer_frame(network, x[0])
+    assert request[:6] == bytes.fromhex("a55a 0101 4000")  # INFER, 64 bytes
+    assert request[6:-2] == x[0].astype(np.uint8).tobytes()  # u8 pixels as they are
+    with scripted([(request, result_reply(results[0]))]) as port, \
+            Board(port, network=network) as board:
+        assert board.infer(x[0]) == results[0]
+        assert 0 < board.last_seconds < 1
+
+
+def test_infer_many_yields_in_order_with_progress(digits):
+    network, x, _, results = digits
+    script = infers(network, x, results)
+    calls = []
+    with scripted(script) as port, Board(port, network=network) as board:
+        got = list(board.infer_many(x, progress=lambda done, total: calls.append((done, total))))
+    assert got == results
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_bad_inputs_are_refused_before_anything_is_sent(digits):
+    network, x, _, _ = digits
+    with scripted([]) as port, Board(port, network=network) as board:
+        with pytest.raises(ValueError, match="the network expects"):
+            board.infer(x[0][:10])
+        with pytest.raises(ValueError, match=r"in 0\.\.255"):
+            list(board.infer_many(np.concatenate([x, np.full((1, 64), 256)])))
+
+
+def test_infer_without_a_network_is_a_clear_error(digits):
+    with scripted([]) as port, Board(port) as board:
+        with pytest.raises(ValueError, match=r"Board.infer needs the network"):
+            board.infer(digits[1][0])
+
+
+def test_load_weights_in_chunks_at_the_replied_offsets():
+    image = bytes(range(256)) * 9 + b"\x01\x02\x03\x04"  # 2,308 bytes: 1024 + 1024 + 260
+    script = []
+    for offset in (0, 1024, 2048):
+        chunk = image[offset:offset + 1024]
+        request = (bytes.fromhex("a55a0103") + struct.pack("<HI", 4 + len(chunk), offset)
+                   + chunk)
+        request += struct.pack("<H", protocol.crc16(request[2:]))
+        done = offset + len(chunk)
+        script.append((request, load_reply(done, done == len(image))))
+    calls = []
+    with scripted(script) as port, Board(port) as board:
+        reply = board.load_weights(image, progress=lambda d, t: calls.append((d, t)))
+    assert reply == protocol.LoadReply(len(image), True)
+    assert calls == [(1024, 2308), (2048, 2308), (2308, 2308)]
+
+
+def test_load_weights_bad_offset_reply(digits):
+    image = bytes(2048)
+    script = [(protocol.load_request(0, image[:1024]), load_reply(1024, False)),
+              (protocol.load_request(1024, image[1024:]), error_reply(ErrorCode.BAD_OFFSET,
+                                                                      Command.LOAD))]
+    with scripted(script) as port, Board(port) as board:
+        with pytest.raises(BoardReplyError) as exc:
+            board.load_weights(image)
+    assert exc.value.code == ErrorCode.BAD_OFFSET and exc.value.command == Command.LOAD
+    assert "answered LOAD with ERROR BAD_OFFSET" in str(exc.value)
+
+
+def test_load_weights_refuses_a_board_that_skips_ahead():
+    image = bytes(2048)
+    script = [(protocol.load_request(0, image[:1024]), load_reply(0, False))]
+    with scripted(script) as port, Board(port) as board:
+        with pytest.raises(LinkError, match="expects offset 0 next, not 1024"):
+            board.load_weights(image)
+
+
+def test_load_weights_short_image():
+    script = [(protocol.load_request(0, bytes(4)), load_reply(4, False))]
+    with scripted(script) as port, Board(port) as board:
+        with pytest.raises(LinkError, match="still expects weights after all 4 bytes"):
+            board.load_weights(bytes(4))
+
+
+def test_load_weights_defaults_to_the_spram_image(digits, monkeypatch):
+    network, *_ = digits
+    import hwgen.rtl.weights
+
+    monkeypatch.setattr(hwgen.rtl.weights, "spram_image", lambda n: b"\xaa\x55" * 3)
+    script = [(protocol.load_request(0, b"\xaa\x55" * 3), load_reply(6, True))]
+    with scripted(script) as port, Board(port, network=network) as board:
+        assert board.load_weights().weights_loaded
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_error_reply_raises_board_reply_error(digits, code):
+    network, x, _, _ = digits
+    script = [(infer_frame(network, x[0]), error_reply(code, Command.INFER))]
+    with scripted(script) as port, Board(port, network=network) as board:
+        with pytest.raises(BoardReplyError) as exc:
+            board.infer(x[0])
+    assert exc.value.code == code
+    assert f"{port}: the board answered INFER with ERROR {code.name}: " in str(exc.value)
+
+
+def test_an_unknown_error_code_is_still_reported(digits):
+    with scripted([(protocol.info_request(), error_reply(99, Command.INFO))]) as port, \
+            Board(port) as board:
+        with pytest.raises(BoardReplyError, match="ERROR code 99: an error code this host"):
+            board.info()
+
+
+def test_silence_is_a_link_error_within_the_timeout(digits):
+    network, x, _, results = digits
+    script = [(infer_frame(network, x[0]), None),  # no answer
+              (protocol.info_request(), info_reply(info_for(network)))]
+    with scripted(script) as port, Board(port, network=network, timeout=0.2) as board:
+        start = time.monotonic()
+        with pytest.raises(LinkError) as exc:
+            board.infer(x[0])
+        elapsed = time.monotonic() - start
+        # the deadline, then the board's idle time (0.1 s) to resynchronize
+        assert 0.3 < elapsed < 1.0
+        assert str(exc.value) == (f"no response from {port} within 0.20 s (is the board "
+                                  f"programmed with digits_bnn, at 115200 baud?)")
+        assert board.info() == info_for(network)  # the link works again
+
+
+def test_default_deadline_scales_with_the_frame(digits):
+    network, x, _, _ = digits
+    with scripted([(protocol.info_request(), info_reply(info_for(network)))]) as port, \
+            Board(port, network=network, baud=9600) as board:
+        small, big = board.deadline(8, 38), board.deadline(1036, 13)
+        assert big - small == pytest.approx(2 * (1036 + 13 - 8 - 38) * 10 / 9600)
+        before = board.deadline(72, 60, 4 * (705 + 256))
+        board.info()  # 12 MHz instead of the assumed 1 MHz
+        after = board.deadline(72, 60, 4 * (705 + 256))
+        assert before - after == pytest.approx(3844 / 1e6 - 3844 / 12e6)
+    with scripted([]) as port, Board(port, timeout=42.0) as board:
+        assert board.deadline(1036, 13) == 42.0
+
+
+def test_noise_before_a_valid_frame_is_skipped(digits):
+    network, *_ = digits
+    info = info_for(network)
+    noise = b"\x00\xff\xa5\x13boot\r\n\xa5"  # line noise, a lone magic byte just before
+    with scripted([(protocol.info_request(), noise + info_reply(info))]) as port, \
+            Board(port) as board:
+        assert board.info() == info
+
+
+def test_bad_crc_then_silence_is_a_link_error(digits):
+    network, *_ = digits
+    bad = bytearray(info_reply(info_for(network)))
+    bad[-1] ^= 0xFF
+    script = [(protocol.info_request(), bytes(bad))]
+    with scripted(script) as port, Board(port, timeout=0.2) as board:
+        with pytest.raises(LinkError, match=r"no response .* 1 frame\(s\) with a bad CRC"):
+            board.info()
+
+
+def test_a_late_answer_to_another_command_is_skipped(digits):
+    network, x, _, results = digits
+    stale = info_reply(info_for(network)) + error_reply(ErrorCode.BAD_CRC, Command.LOAD)
+    script = [(infer_frame(network, x[0]), stale + result_reply(results[0]))]
+    with scripted(script) as port, Board(port, network=network) as board:
+        assert board.infer(x[0]) == results[0]
+
+
+def test_a_result_of_the_wrong_size_is_a_link_error(digits):
+    network, x, _, results = digits
+    short = protocol.Result(3, results[0].scores[:4], 1, 1)
+    with scripted([(infer_frame(network, x[0]), result_reply(short))]) as port, \
+            Board(port, network=network) as board:
+        with pytest.raises(LinkError, match="RESULT with class 3 of 4 scores; digits_bnn has "
+                                            "10 classes"):
+            board.infer(x[0])
+
+
+def test_a_malformed_payload_is_a_link_error():
+    reply = protocol.encode_frame(Command.INFO_REPLY, b"\x00" * 5)
+    with scripted([(protocol.info_request(), reply)]) as port, \
+            Board(port, timeout=0.2) as board:
+        with pytest.raises(LinkError, match="malformed response to INFO: INFO_REPLY payload"):
+            board.info()
+
+
+def test_a_hangup_is_a_serial_error(digits):
+    with scripted([(protocol.info_request(), "hangup")]) as port, \
+            Board(port, timeout=0.5) as board:
+        start = time.monotonic()
+        with pytest.raises(LinkError, match=f"{port}: serial error"):
+            board.info()
+        assert time.monotonic() - start < 0.5
+
+
+def test_a_port_that_does_not_exist(tmp_path):
+    port = str(tmp_path / "ttyUSB9")
+    with pytest.raises(LinkError, match=f"cannot open serial port {port}: No such file"):
+        Board(port)
+
+
+def test_a_busy_port():
+    with scripted([]) as port, Board(port):
+        with pytest.raises(LinkError, match=f"cannot open serial port {port}: busy"):
+            Board(port)
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term, log = Terminal(), io.StringIO()
+    for stream in (term, log):
+        bar = ProgressBar(40, stream=stream)
+        for done in range(1, 41):
+            bar.update(done)
+        bar.close()
+    last = term.getvalue().rsplit("\r", 1)[1]
+    assert last.startswith("  40/40 [" + "#" * 30 + "] 100 %  ") and last.endswith("/s \n")
+    assert log.getvalue() == ""
+
+
+# hwgen run --------------------------------------------------------------------------------
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("hwgen: error: ")
+    return err
+
+
+@pytest.fixture
+def arrays(digits, tmp_path):
+    """The first three test images and labels as .npy files; the third label is wrong."""
+    _, x, y, _ = digits
+    labels = y[:3].copy()
+    labels[2] = (labels[2] + 1) % 10
+    np.save(tmp_path / "x.npy", x[:3])
+    np.save(tmp_path / "y.npy", labels)
+    return str(tmp_path / "x.npy"), str(tmp_path / "y.npy")
+
+
+def test_run_prints_accuracy_latency_and_checks_golden(digits, arrays, tmp_path, capsys):
+    network, x, _, results = digits
+    script = [(protocol.info_request(), info_reply(info_for(network)))]
+    script += infers(network, x[:3], results[:3])
+    out = tmp_path / "run.json"
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0], "--labels",
+                     arrays[1], "--check", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{port}: digits_bnn (network 0x{protocol.network_id(network):08x}), 12 MHz" in text
+    assert f"#0  class {results[0].predicted}  label {results[0].predicted}  scores " in text
+    assert "accuracy: 0.6667 (2/3)" in text
+    assert "host latency per inference: mean " in text and "inferences/s" in text
+    assert "board cycles from the last input byte to the class: mean 705.0 (58.8 µs" in text
+    assert "check: every class and score matched the golden model (3 inferences)" in text
+    doc = json.loads(out.read_text())
+    assert doc["count"] == 3 and doc["accuracy"] == pytest.approx(2 / 3)
+    assert doc["check"] == {"checked": 3, "mismatches": 0}
+    assert [r["scores"] for r in doc["results"]] == [list(r.scores) for r in results[:3]]
+
+
+def test_run_check_mismatch_exits_1(digits, arrays, capsys):
+    network, x, _, results = digits
+    wrong = protocol.Result(results[1].predicted, (results[1].scores[0] + 1,)
+                            + results[1].scores[1:], 1, 1)
+    script = [(protocol.info_request(), info_reply(info_for(network)))]
+    script += infers(network, x[:3], [results[0], wrong, results[2]])
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0],
+                     "--check"]) == 1
+    text = capsys.readouterr().out
+    assert "#1  class" in text and "MISMATCH" in text
+    assert "check: MISMATCH in 1 of 3 inference(s); the first:" in text
+    assert f"  #1: board class {wrong.predicted} scores {list(wrong.scores)}; golden" in text
+
+
+def test_run_defaults_to_the_test_split_and_loads_spram_weights(digits, monkeypatch, capsys):
+    network, x, _, results = digits
+    import hwgen.rtl.weights
+
+    monkeypatch.setattr(hwgen.rtl.weights, "spram_image", lambda n: bytes(range(8)))
+    script = [(protocol.info_request(), info_reply(info_for(network, weight_bytes=8))),
+              (protocol.load_request(0, bytes(range(8))), load_reply(8, True))]
+    script += infers(network, x[:2], results[:2])
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--count", "2", "--board",
+                     "ulx3s-85f"]) == 0
+    text = capsys.readouterr().out
+    assert "loading 8 bytes of SPRAM weights" in text
+    assert "note: the board reports a 12 MHz clock; ulx3s-85f runs at 25 MHz" in text
+    assert "accuracy: 1.0000 (2/2)" in text and "digits_bnn.test.npz" in text
+
+
+def test_run_refuses_a_board_with_another_network(digits, arrays, capsys):
+    network, *_ = digits
+    script = [(protocol.info_request(), info_reply(info_for(network, network_id=7)))]
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
+    assert "the board runs network 0x00000007" in _error_line(capsys)
+
+
+def test_run_image_size_mismatch(digits, arrays, capsys):
+    network, *_ = digits
+    script = [(protocol.info_request(), info_reply(info_for(network, weight_bytes=8)))]
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
+    assert "expects 8 bytes of SPRAM weights, digits_bnn's image has 0" in _error_line(capsys)
+
+
+def test_run_silent_board(digits, arrays, capsys):
+    network, x, *_ = digits
+    script = [(protocol.info_request(), info_reply(info_for(network))),
+              (infer_frame(network, x[0]), None)]
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0], "--timeout",
+                     "0.2"]) == 1
+    assert "no response from" in _error_line(capsys)
+
+
+def test_run_missing_inputs_file(tmp_path, capsys):
+    assert main(["run", str(DIGITS), "--port", "/dev/null", "--inputs",
+                 str(tmp_path / "none.npy")]) == 2
+    err = _error_line(capsys)
+    assert "--inputs" in err and "none.npy: file not found" in err
+
+
+def test_run_bad_port(tmp_path, arrays, capsys):
+    port = str(tmp_path / "ttyACM7")
+    assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
+    assert f"cannot open serial port {port}" in _error_line(capsys)
+
+
+def test_run_dry_run_opens_no_port(arrays, capsys):
+    assert main(["run", str(DIGITS), "--port", "/nonexistent/tty", "--inputs", arrays[0],
+                 "--dry-run"]) == 0
+    assert "would send 3 INFER frame(s) of 72 bytes" in capsys.readouterr().out
