@@ -1,31 +1,44 @@
-"""A network on a board: input tensors in over the UART, predicted classes out.
+"""A network on a board: the framed UART protocol of docs/protocol.md in front of the network.
 
-The raw protocol (docs/boards.md): the host sends one inference's input tensor as bytes, one
-byte per element in element order (channels-last, row-major: the order of the network's input
-stream). A binary input element is bit 0 of its byte (1 means +1, 0 means −1); an n-bit element
-(n ≤ 8) is the low n bits of its byte (two's complement for signed inputs); the other bits are
-ignored. After the last byte of a frame the board sends back one byte: the predicted class. A
-partial frame is dropped when the line stays idle mid-frame for ``idle_cycles`` (BoardTop: 0.1 s),
-so a host can always resynchronize by pausing.
+:class:`BoardCore` is the platform-free part (request bytes in, response bytes out), simulated
+in tests/rtl/test_board.py and, as part of the whole board top, in sim/board_bench.py;
+:class:`BoardTop` adds the UART, its pins and the LEDs. The wire format itself lives in
+:mod:`hwgen.protocol`.
 """
 
-from amaranth import Elaboratable, Module, ResetInserter, Signal, Value
+from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal, Value
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
 from ..plan import plan
+from ..protocol import (
+    CRC_BYTES,
+    HEADER_BYTES,
+    MAGIC,
+    MAX_LOAD_DATA,
+    SCORE_BYTES,
+    VERSION,
+    Command,
+    ErrorCode,
+    network_id,
+)
 from ..spec import Argmax, Network
 from .network import NetworkTop
 from .stream import lanes_signature
 from .uart import UartRx, UartTx, uart_divisor
+from .weights import spram_image
 
-__all__ = ["check_network", "BytePacker", "BoardCore", "BoardTop"]
+__all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardTop"]
+
+#: Payload bytes of the fixed-size responses (hwgen.protocol's layouts).
+RESULT_HEAD_BYTES, INFO_BYTES, LOAD_REPLY_BYTES = 12, 30, 5
 
 
 def check_network(network: Network) -> None:
-    """Raise ValueError unless ``network`` fits the raw UART protocol (see the module doc)."""
+    """Raise ValueError unless ``network`` fits the UART protocol: it ends in argmax with at
+    most 256 classes, its input elements have at most 8 bits and number at most 65535."""
     if not network.layers or not isinstance(network.layers[-1], Argmax):
         raise ValueError(f"network {network.name!r} does not end in argmax; the board's "
                          f"UART protocol sends back one class index per inference")
@@ -37,6 +50,9 @@ def check_network(network: Network) -> None:
     if bits > 8:
         raise ValueError(f"network {network.name!r} has {bits}-bit inputs; the board's UART "
                          f"protocol sends one byte per input element (at most 8 bits)")
+    if network.input_type.size > 0xFFFF:
+        raise ValueError(f"network {network.name!r} has {network.input_type.size} input "
+                         f"elements; one INFER frame carries at most 65535")
 
 
 class BytePacker(wiring.Component):
@@ -93,85 +109,318 @@ class BytePacker(wiring.Component):
         return m
 
 
-class BoardCore(wiring.Component):
-    """The platform-free part of a board top: UART byte streams ↔ network.
+def crc16_step(crc: Value, byte: Value) -> Value:
+    """CRC-16/CCITT-FALSE of ``crc`` extended by one byte (most significant bit first)."""
+    for i in range(8):
+        feedback = crc[15] ^ byte[7 - i]
+        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, 0x1021, 0)
+    return crc
 
-    Input bytes are packed into the network's input beats (:class:`BytePacker`); every class
-    index the network produces leaves as one byte and is kept in ``last_class``. With
-    ``idle_cycles``, a frame left partial for that many cycles without a new byte is dropped
-    by resetting the packer and the network (anything still inside them is lost).
+
+class BoardCore(wiring.Component):
+    """The platform-free part of a board top: the framed protocol of docs/protocol.md between
+    UART byte streams and the network.
+
+    A request is read byte by byte: INFER payload bytes stream straight into the network
+    through a :class:`BytePacker` (and the classifier scores are captured from its output as
+    they leave), LOAD data goes 16 bits at a time into the SPRAM weight stores, and after the
+    CRC the response frame is sent: RESULT, INFO_REPLY, LOAD_REPLY or ERROR. One request is
+    served at a time; bytes that arrive while a response is pending are discarded.
+
+    Timeouts keep the board answering: a frame that stops for ``idle_cycles`` is dropped with
+    an ERROR TIMEOUT (the packer and the network are reset if it was an INFER), and so is an
+    inference whose result does not come within ``result_cycles``.
 
     Parameters
     ----------
     network : Network
-        Must end in argmax with at most 256 classes, and have inputs of at most 8 bits.
-    idle_cycles : int or None
-        Idle time that drops a partial frame; ``None`` never drops one.
+        Ends in argmax with at most 256 classes, inputs of at most 8 bits (:func:`check_network`).
+    clk_hz, baud : int
+        Reported in INFO_REPLY.
+    idle_cycles, result_cycles : int
+        The two timeouts, in cycles.
 
     Members
     -------
     i_stream : In(stream.Signature(8))
-        Input tensor bytes (from the UART receiver).
+        Request bytes (from the UART receiver).
     o_stream : Out(stream.Signature(8))
-        One byte per inference, the predicted class (to the UART transmitter).
+        Response bytes (to the UART transmitter).
     last_class : Out(8)
-        The class most recently sent (0 after reset).
-    frame_dropped : Out(1)
-        Pulses when a partial frame is dropped.
+        The class of the most recent RESULT (0 after reset).
+    weights_loaded : Out(1)
+        The SPRAM weight image is complete (always 1 without SPRAM weights).
     """
 
     i_stream: In(stream.Signature(8))
     o_stream: Out(stream.Signature(8))
     last_class: Out(8)
-    frame_dropped: Out(1)
+    weights_loaded: Out(1)
 
-    def __init__(self, network: Network, *, idle_cycles: int | None = None):
+    def __init__(self, network: Network, *, clk_hz: int, baud: int, idle_cycles: int,
+                 result_cycles: int):
         check_network(network)
-        if idle_cycles is not None and (not isinstance(idle_cycles, int) or idle_cycles < 1):
-            raise ValueError(f"idle_cycles must be a positive integer or None, not "
-                             f"{idle_cycles!r}")
+        for name, value in (("idle_cycles", idle_cycles), ("result_cycles", result_cycles)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.network = network
         self.plan = plan(network)
+        self.clk_hz, self.baud = clk_hz, baud
+        self.idle_cycles, self.result_cycles = idle_cycles, result_cycles
         self.frame_bytes = self.plan.input_type.size
-        self.idle_cycles = idle_cycles
+        self.weight_bytes = len(spram_image(network))
+        self.network_id = network_id(network)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        drop = Signal()
-        packer = BytePacker(self.plan.input_type, self.plan.input_lanes)
-        top = NetworkTop(self.network)
-        m.submodules.packer = ResetInserter(drop)(packer)
-        m.submodules.network = ResetInserter(drop)(top)
-        wiring.connect(m, wiring.flipped(self.i_stream), packer.i_stream)
+        p = self.plan
+        net_reset = Signal()
+        packer = BytePacker(p.input_type, p.input_lanes)
+        top = NetworkTop(self.network, taps=True)
+        m.submodules.packer = ResetInserter(net_reset)(packer)
+        m.submodules.network = ResetInserter(net_reset)(top)
         wiring.connect(m, packer.o_stream, top.i_stream)
 
-        result = top.o_stream
-        m.d.comb += [
-            self.o_stream.valid.eq(result.valid),
-            self.o_stream.payload.eq(result.payload),
-            result.ready.eq(self.o_stream.ready),
-        ]
-        with m.If(self.o_stream.valid & self.o_stream.ready):
-            m.d.sync += self.last_class.eq(self.o_stream.payload)
+        # --- the inference: cycle counters, captured scores, class ------------------------
+        score_lp = p.layers[-2]
+        classes, lanes = score_lp.out_type.size, score_lp.out_lanes
+        sbits = score_lp.out_type.bits
+        scores = Signal(classes * sbits)  # score 0 in the lowest bits once captured
+        with m.If(getattr(top, f"tap_{score_lp.name}_fire")):
+            m.d.sync += scores.eq(Cat(scores[lanes * sbits:],
+                                      getattr(top, f"tap_{score_lp.name}_payload")))
+        beats = p.input_type.size // p.input_lanes
+        beat = Signal(range(beats))
+        in_fire = top.i_stream.valid & top.i_stream.ready
+        first_beat, last_beat = in_fire & (beat == 0), in_fire & (beat == beats - 1)
+        with m.If(in_fire):
+            m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
+        cycles_first, cycles_last = Signal(32), Signal(32)
+        m.d.sync += [cycles_first.eq(Mux(first_beat, 1, cycles_first + 1)),
+                     cycles_last.eq(Mux(last_beat, 1, cycles_last + 1))]
+        result_class, result_first, result_last = Signal(8), Signal(32), Signal(32)
+        result_ready = Signal()  # the class of the current request has come out
+        m.d.comb += top.o_stream.ready.eq(1)
+        new_result = top.o_stream.valid
+        with m.If(new_result):
+            m.d.sync += [result_class.eq(top.o_stream.payload), result_ready.eq(1),
+                         result_first.eq(cycles_first), result_last.eq(cycles_last)]
 
-        # Position in the current frame, and the idle timer that drops a partial frame.
-        position = Signal(range(self.frame_bytes))
-        with m.If(self.i_stream.valid & self.i_stream.ready):
-            with m.If(position == self.frame_bytes - 1):
-                m.d.sync += position.eq(0)
-            with m.Else():
-                m.d.sync += position.eq(position + 1)
-        if self.idle_cycles is not None:
-            idle = Signal(range(self.idle_cycles + 1))
-            with m.If((self.i_stream.valid & self.i_stream.ready) | (position == 0)):
+        # --- request fields ---------------------------------------------------------------
+        byte = self.i_stream.payload
+        take = self.i_stream.valid & self.i_stream.ready
+        version, command = Signal(8), Signal(8)
+        length, count = Signal(16), Signal(16)
+        crc, crc_low = Signal(16, init=0xFFFF), Signal(8)
+        offset = Signal(32)
+        error = Signal(8)  # the ErrorCode found so far, 0 for none
+        feed = Signal()  # this INFER's payload goes into the network
+        writing = Signal()  # this LOAD's data goes into the SPRAM stores
+        halfword_low = Signal(8)
+        weights_next = Signal(32)  # bytes of the SPRAM image loaded so far
+        m.d.comb += self.weights_loaded.eq(weights_next == self.weight_bytes)
+        idle = Signal(range(self.idle_cycles + 1))
+        waited = Signal(range(self.result_cycles + 1))
+        is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
+                                      command == Command.LOAD)
+        data_bytes = (length - 4)[:16]
+
+        # --- response fields and serializer -----------------------------------------------
+        resp_cmd, resp_len = Signal(8), Signal(16)
+        resp_code, resp_for = Signal(8), Signal(8)
+        tx_pos, tx_crc = Signal(16), Signal(16, init=0xFFFF)
+        tx_last = tx_pos == HEADER_BYTES + resp_len + CRC_BYTES - 1
+        index = (tx_pos - HEADER_BYTES)[:16]  # payload byte index
+        fields = {
+            Command.RESULT: Cat(result_class, Const(0, 8), Const(classes, 16), result_first,
+                                result_last),
+            Command.INFO_REPLY: Cat(Const(self.network_id, 32), Const(self.frame_bytes, 32),
+                                    Const(classes, 16), Const(self.weight_bytes, 32),
+                                    weights_next, Const(self.clk_hz, 32), Const(self.baud, 32),
+                                    Const(p.cycles_per_inference, 32)),
+            Command.LOAD_REPLY: Cat(weights_next, self.weights_loaded, Const(0, 7)),
+            Command.ERROR: Cat(resp_code, resp_for),
+        }
+        payload_byte = Signal(8)
+        with m.Switch(resp_cmd):
+            for cmd, value in fields.items():
+                with m.Case(cmd):
+                    m.d.comb += payload_byte.eq(value.word_select(index[:6], 8))
+        in_payload = (tx_pos >= HEADER_BYTES) & (tx_pos < HEADER_BYTES + resp_len)
+        score_part = (resp_cmd == Command.RESULT) & in_payload & (index >= RESULT_HEAD_BYTES)
+        score_word = Signal(32)  # the next score, sign-extended
+        m.d.comb += score_word.eq(scores[:sbits].as_signed())
+        out = Signal(8)
+        with m.If(tx_pos == 0):
+            m.d.comb += out.eq(MAGIC[0])
+        with m.Elif(tx_pos == 1):
+            m.d.comb += out.eq(MAGIC[1])
+        with m.Elif(tx_pos == 2):
+            m.d.comb += out.eq(VERSION)
+        with m.Elif(tx_pos == 3):
+            m.d.comb += out.eq(resp_cmd)
+        with m.Elif(tx_pos == 4):
+            m.d.comb += out.eq(resp_len[:8])
+        with m.Elif(tx_pos == 5):
+            m.d.comb += out.eq(resp_len[8:])
+        with m.Elif(tx_pos < HEADER_BYTES + resp_len):
+            m.d.comb += out.eq(Mux(score_part, score_word.word_select(index[:2], 8),
+                                   payload_byte))
+        with m.Elif(tx_last):
+            m.d.comb += out.eq(tx_crc[8:])
+        with m.Else():
+            m.d.comb += out.eq(tx_crc[:8])
+        m.d.comb += self.o_stream.payload.eq(out)
+        tx_fire = self.o_stream.valid & self.o_stream.ready
+        with m.If(tx_fire):
+            m.d.sync += tx_pos.eq(tx_pos + 1)
+            with m.If((tx_pos >= 2) & (tx_pos < HEADER_BYTES + resp_len)):
+                m.d.sync += tx_crc.eq(crc16_step(tx_crc, out))
+            with m.If(score_part & (index[:2] == 3)):
+                m.d.sync += scores.eq(scores >> sbits)
+
+        def respond(cmd, length_, code=0, for_command=0) -> list:
+            return [resp_cmd.eq(cmd), resp_len.eq(length_), resp_code.eq(code),
+                    resp_for.eq(for_command), tx_pos.eq(0), tx_crc.eq(0xFFFF)]
+
+        def mid_frame() -> None:
+            """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
+            with m.If(take):
                 m.d.sync += idle.eq(0)
             with m.Elif(idle == self.idle_cycles):
-                m.d.comb += drop.eq(1)
-                m.d.sync += [idle.eq(0), position.eq(0)]
+                m.d.sync += [idle.eq(0), *respond(Command.ERROR, 2, ErrorCode.TIMEOUT, 0)]
+                with m.If(feed):
+                    m.d.comb += net_reset.eq(1)
+                with m.If(writing):
+                    m.d.sync += weights_next.eq(0)
+                m.next = "RESPOND"
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
-        m.d.comb += self.frame_dropped.eq(drop)
+
+        # --- request receiver -------------------------------------------------------------
+        m.d.comb += self.i_stream.ready.eq(1)  # bytes outside a frame are skipped
+        with m.FSM(name="frame"):
+            with m.State("MAGIC0"):
+                m.d.sync += idle.eq(0)
+                with m.If(take & (byte == MAGIC[0])):
+                    m.next = "MAGIC1"
+            with m.State("MAGIC1"):
+                with m.If(take):
+                    with m.If(byte == MAGIC[1]):
+                        m.d.sync += crc.eq(0xFFFF)
+                        m.next = "VERSION"
+                    with m.Elif(byte != MAGIC[0]):
+                        m.next = "MAGIC0"
+            with m.State("VERSION"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += [version.eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.next = "COMMAND"
+            with m.State("COMMAND"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += [command.eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.next = "LENGTH0"
+            with m.State("LENGTH0"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.next = "LENGTH1"
+            with m.State("LENGTH1"):
+                mid_frame()
+                full = Cat(length[:8], byte)
+                bad_length = Mux(is_infer, full != self.frame_bytes,
+                                 Mux(is_info, full != 0,
+                                     (full < 6) | (full > 4 + MAX_LOAD_DATA) | full[0]))
+                with m.If(take):
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc16_step(crc, byte)),
+                                 count.eq(0), writing.eq(0), result_ready.eq(0)]
+                    with m.If(version != VERSION):
+                        m.d.sync += error.eq(ErrorCode.BAD_VERSION)
+                    with m.Elif(~(is_infer | is_info | is_load)):
+                        m.d.sync += error.eq(ErrorCode.UNKNOWN_COMMAND)
+                    with m.Elif(bad_length):
+                        m.d.sync += error.eq(ErrorCode.BAD_LENGTH)
+                    with m.Elif(is_infer & ~self.weights_loaded):
+                        m.d.sync += error.eq(ErrorCode.NOT_LOADED)
+                    with m.Else():
+                        m.d.sync += error.eq(0)
+                    m.d.sync += feed.eq((version == VERSION) & is_infer & ~bad_length
+                                        & self.weights_loaded)
+                    with m.If(full == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                mid_frame()
+                with m.If(feed):
+                    m.d.comb += [self.i_stream.ready.eq(packer.i_stream.ready),
+                                 packer.i_stream.valid.eq(self.i_stream.valid),
+                                 packer.i_stream.payload.eq(byte)]
+                with m.If(take):
+                    m.d.sync += [crc.eq(crc16_step(crc, byte)), count.eq(count + 1)]
+                    with m.If(is_load & (count < 4)):
+                        start = Cat(offset[8:], byte)
+                        m.d.sync += offset.eq(start)
+                        with m.If((count == 3) & (error == 0)):
+                            fits = (start + data_bytes) <= self.weight_bytes
+                            with m.If(((start == 0) | (start == weights_next)) & fits):
+                                m.d.sync += writing.eq(1)
+                            with m.Else():
+                                m.d.sync += error.eq(ErrorCode.BAD_OFFSET)
+                    with m.If(writing & ~count[0]):
+                        m.d.sync += halfword_low.eq(byte)
+                    if top.spram_units:
+                        m.d.comb += [
+                            top.load_valid.eq(writing & count[0]),
+                            top.load_restart.eq((count == 5) & (offset == 0)),
+                            top.load_data.eq(Cat(halfword_low, byte)),
+                        ]
+                    with m.If(count == length - 1):
+                        m.next = "CRC0"
+            with m.State("CRC0"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += crc_low.eq(byte)
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                mid_frame()
+                with m.If(take):
+                    with m.If(Cat(crc_low, byte) != crc):
+                        m.d.sync += respond(Command.ERROR, 2, ErrorCode.BAD_CRC, command)
+                        with m.If(writing):
+                            m.d.sync += weights_next.eq(0)  # the stores took bad data
+                    with m.Elif(error != 0):
+                        m.d.sync += respond(Command.ERROR, 2, error, command)
+                    with m.Elif(is_info):
+                        m.d.sync += respond(Command.INFO_REPLY, INFO_BYTES)
+                    with m.Elif(is_load):
+                        m.d.sync += [*respond(Command.LOAD_REPLY, LOAD_REPLY_BYTES),
+                                     weights_next.eq(offset + data_bytes)]
+                    with m.Else():
+                        m.d.sync += respond(Command.RESULT,
+                                            RESULT_HEAD_BYTES + SCORE_BYTES * classes)
+                    m.d.sync += waited.eq(0)
+                    with m.If(feed):
+                        m.next = "WAIT_RESULT"
+                    with m.Else():
+                        m.next = "RESPOND"
+            with m.State("WAIT_RESULT"):
+                with m.If(result_ready):
+                    m.next = "RESPOND"
+                with m.Elif(waited == self.result_cycles):
+                    m.d.comb += net_reset.eq(1)
+                    m.d.sync += respond(Command.ERROR, 2, ErrorCode.TIMEOUT, Command.INFER)
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.d.sync += waited.eq(waited + 1)
+            with m.State("RESPOND"):
+                m.d.comb += self.o_stream.valid.eq(1)
+                with m.If(tx_fire & tx_last):
+                    with m.If(resp_cmd == Command.RESULT):
+                        m.d.sync += self.last_class.eq(result_class)
+                    m.next = "MAGIC0"
         return m
 
 
@@ -180,7 +429,8 @@ class BoardTop(Elaboratable):
 
     Requests the platform's UART (``uart``, default ``("uart", 0)``) and as many ``led``
     resources as there are (up to 8), which show the bits of the last predicted class. Runs in
-    the platform's default clock domain, whose frequency is ``clk_hz``.
+    the ``sync`` domain at ``clk_hz``: the platform's default clock, or the one ``clock`` (an
+    Elaboratable that defines the ``sync`` domain, such as a PLL) makes.
 
     Parameters
     ----------
@@ -195,23 +445,24 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
-                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1):
+                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1, clock=None):
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
-        p = plan(network)
-        # Never shorter than a result's way out: the pipeline plus two bytes on the line.
-        idle_cycles = max(round(idle_s * clk_hz),
-                          4 * (p.latency_bound + p.cycles_per_inference) + 20 * divisor)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
-        self.idle_cycles = idle_cycles
+        self.clock = clock
+        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
 
     def elaborate(self, platform):
         if platform is None:
             raise TypeError("BoardTop needs a platform (simulate BoardCore instead)")
         m = Module()
+        if self.clock is not None:
+            m.submodules.clock = self.clock
         m.submodules.uart_rx = rx = UartRx(clk_hz=self.clk_hz, baud=self.baud)
         m.submodules.uart_tx = tx = UartTx(clk_hz=self.clk_hz, baud=self.baud)
-        m.submodules.core = core = BoardCore(self.network, idle_cycles=self.idle_cycles)
+        m.submodules.core = core = BoardCore(self.network, clk_hz=self.clk_hz, baud=self.baud,
+                                             idle_cycles=self.idle_cycles,
+                                             result_cycles=self.result_cycles)
         pins = platform.request(*self.uart, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
@@ -226,3 +477,13 @@ class BoardTop(Elaboratable):
             m.submodules[f"led_{i}"] = buffer = io.Buffer("o", led)
             m.d.comb += buffer.o.eq(core.last_class[i])
         return m
+
+
+def board_timeouts(network: Network, clk_hz: int, divisor: int,
+                   idle_s: float = 0.1) -> tuple[int, int]:
+    """(idle_cycles, result_cycles) of a board: a frame idle for ``idle_s`` is dropped, but
+    never sooner than two byte times; an inference has 4 × (latency bound + cycles per
+    inference) to answer."""
+    p = plan(network)
+    result_cycles = 4 * (p.latency_bound + p.cycles_per_inference)
+    return max(round(idle_s * clk_hz), 20 * divisor), result_cycles

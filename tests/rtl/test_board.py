@@ -1,16 +1,19 @@
 # amaranth: UnusedElaboratable=no
-"""BoardCore in Amaranth's simulator: raw UART bytes in, the golden model's class out."""
+"""BoardCore in Amaranth's simulator: protocol frames in, the golden model's class and scores
+out, every error frame, recovery, SPRAM weight loading."""
 
 import numpy as np
 import pytest
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from hwgen import golden
-from hwgen.rtl.board import BoardCore, BoardTop, BytePacker
+from hwgen import golden, protocol
+from hwgen.plan import plan
+from hwgen.rtl.board import BoardCore, BoardTop, BytePacker, crc16_step
 from hwgen.rtl.testbench import Clock, Stalls, stream_get, stream_put
 from hwgen.rtl.uart import UartRx, UartTx
+from hwgen.rtl.weights import spram_image
 from hwgen.spec import Input
 from tests.helpers import chain
 
@@ -36,10 +39,10 @@ def _network(name, count=6, seed=None):
 
 
 def frame_bytes(network, x, rng=None):
-    """The raw protocol's bytes for inputs ``x``; unused high bits random when ``rng``."""
+    """INFER payload bytes for one input ``x``; unused high bits random when ``rng``."""
     t = network.input_type
     out = []
-    for v in np.asarray(x).reshape(len(x), -1).ravel():
+    for v in np.asarray(x).ravel():
         v = int(v)
         if t.binary:
             code, width = (v + 1) // 2, 1
@@ -47,115 +50,228 @@ def frame_bytes(network, x, rng=None):
             code, width = v & ((1 << t.bits) - 1), t.bits
         junk = int(rng.integers(0, 256 >> width)) << width if rng is not None else 0
         out.append(code | junk)
-    return out
+    return bytes(out)
 
 
-def _run_core(core, data, count, *, gaps=0.0, backpressure=0.0, until=None):
-    got = []
+def golden_results(network, x):
+    """(class, scores) per input, from the golden model."""
+    values = golden.run(network, x)
+    scores = values[network.layers[-2].name].reshape(len(x), -1)
+    classes = golden.predict(network, x)
+    return [(int(c), tuple(int(v) for v in s)) for c, s in zip(classes, scores, strict=True)]
+
+
+def core_for(network, *, idle_cycles=2000, result_cycles=None):
+    if result_cycles is None:
+        p = plan(network)
+        result_cycles = 4 * (p.latency_bound + p.cycles_per_inference)
+    return BoardCore(network, clk_hz=1_000_000, baud=100_000, idle_cycles=idle_cycles,
+                     result_cycles=result_cycles)
+
+
+class Noise(bytes):
+    """Bytes sent to the board that it answers with nothing."""
+
+
+def serve(core, requests, responses, *, gaps=0.0, backpressure=0.0, max_cycles=200_000):
+    """Send ``requests`` to ``core`` one at a time, each after the previous one's response
+    (a :class:`Noise` item is not waited for), and decode ``responses`` response frames
+    (protocol objects) from what it sends back."""
+    decoder = protocol.FrameDecoder()
+    frames = []
 
     async def source(ctx):
-        await stream_put(Clock(ctx), core.i_stream, data, Stalls(gaps, 3))
+        clock = Clock(ctx)
+        answered = 0
+        for item in requests:
+            await stream_put(clock, core.i_stream, list(item), Stalls(gaps, 3))
+            if not isinstance(item, Noise):
+                answered += 1
+                while len(frames) < answered:
+                    await clock.idle(1)
 
     async def sink(ctx):
-        got.extend(await stream_get(Clock(ctx), core.o_stream, count, Stalls(backpressure, 4)))
+        clock = Clock(ctx)
+        stalls = Stalls(backpressure, 4)
+        while len(frames) < responses:
+            (byte,) = await stream_get(clock, core.o_stream, 1, stalls)
+            frames.extend(decoder.feed(bytes([byte])))
+        await clock.idle(50)
+
+    async def watchdog(ctx):
+        await Clock(ctx).idle(max_cycles)
+        raise AssertionError(f"{len(frames)} of {responses} responses in {max_cycles} cycles")
 
     sim = Simulator(core)
     sim.add_clock(1e-6)
-    sim.add_testbench(source)
+    sim.add_testbench(source, background=True)
     sim.add_testbench(sink)
+    sim.add_testbench(watchdog, background=True)
     sim.run()
-    return got
+    assert decoder.bad_frames == 0 and decoder.skipped_bytes == 0
+    return [protocol.parse_response(f) for f in frames]
+
+
+def test_crc_step_matches_the_protocol():
+    rng = np.random.default_rng(0)
+    data = bytes(rng.integers(0, 256, size=9).tolist())
+    crc, byte = Signal(16), Signal(8)
+    out = Signal(16)
+    m = Module()
+    m.d.comb += out.eq(crc16_step(crc, byte))
+    got = []
+
+    async def bench(ctx):
+        value = 0xFFFF
+        for b in data:
+            ctx.set(crc, value)
+            ctx.set(byte, b)
+            value = ctx.get(out)
+            got.append(value)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[-1] == protocol.crc16(data)
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
-def test_core_predicts_golden_classes(name):
-    net, x = _network(name)
-    expected = golden.predict(net, x).tolist()
-    core = BoardCore(net)
-    data = frame_bytes(net, x, np.random.default_rng(1))
-    assert _run_core(core, data, len(x), gaps=0.3, backpressure=0.3) == expected
+def test_infer_returns_golden_class_scores_and_cycles(name):
+    net, x = _network(name, count=3)
+    core = core_for(net)
+    rng = np.random.default_rng(1)
+    requests = [protocol.infer_request(frame_bytes(net, xi, rng)) for xi in x]
+    got = serve(core, requests, len(x), gaps=0.3, backpressure=0.3)
+    assert [(r.predicted, r.scores) for r in got] == golden_results(net, x)
+    p = plan(net)
+    for r in got:
+        assert 0 < r.cycles_last <= p.latency_bound <= r.cycles_first + p.latency_bound
 
 
-def test_core_last_class():
-    net, x = _network("u8")
-    core = BoardCore(net)
-    seen = []
-
-    async def source(ctx):
-        await stream_put(Clock(ctx), core.i_stream, frame_bytes(net, x[:2]))
-
-    async def sink(ctx):
-        clock = Clock(ctx)
-        for _ in range(2):
-            await stream_get(clock, core.o_stream, 1)
-            await clock.idle(1)
-            seen.append(ctx.get(core.last_class))
-
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
-    assert seen == golden.predict(net, x[:2]).tolist()
+def test_info_reply_describes_the_network():
+    net, _ = _network("u8")
+    [info] = serve(core_for(net), [protocol.info_request()], 1)
+    p = plan(net)
+    assert info == protocol.Info(network_id=protocol.network_id(net), input_bytes=12,
+                                 classes=5, weight_bytes=0, weights_next=0, clock_hz=1_000_000,
+                                 baud=100_000, cycles_per_inference=p.cycles_per_inference)
+    assert info.weights_loaded
 
 
-def test_core_drops_partial_frame_after_idle():
-    net, x = _network("u8")
-    core = BoardCore(net, idle_cycles=50)
-    dropped = []
+def _error(code, command):
+    return protocol.ErrorReply(code, command)
 
-    async def source(ctx):
-        clock = Clock(ctx)
-        await stream_put(clock, core.i_stream, frame_bytes(net, x[:1])[:7])  # partial frame
-        await clock.idle(200)
-        await stream_put(clock, core.i_stream, frame_bytes(net, x[1:3]))
 
-    async def monitor(ctx):
-        async for _, _, pulse in ctx.tick().sample(core.frame_dropped):
-            dropped.append(pulse)
+def test_bad_frames_get_error_frames_and_the_next_frame_works():
+    net, x = _network("u8", count=2)
+    good = protocol.infer_request(frame_bytes(net, x[0]))
+    bad_crc = bytearray(good)
+    bad_crc[10] ^= 0x40
+    E = protocol.ErrorCode
+    requests = [
+        Noise(b"\x00\x17\xa5\xa5"),  # noise, and a false start, before the magic
+        bytes(bad_crc),
+        protocol.encode_frame(protocol.Command.INFER, frame_bytes(net, x[0])[:-1]),
+        protocol.encode_frame(0x44, b"xyz"),
+        protocol.encode_frame(protocol.Command.INFO, b"", version=9),
+        protocol.encode_frame(protocol.Command.INFO, b"\x00"),
+        protocol.encode_frame(protocol.Command.LOAD, b"\x00" * 6),  # nothing to load
+        good[:9],  # a frame cut short: the line goes idle
+        protocol.infer_request(frame_bytes(net, x[1])),
+    ]
+    got = serve(core_for(net), requests, 8, gaps=0.2, backpressure=0.2)
+    assert got[:7] == [_error(E.BAD_CRC, 1), _error(E.BAD_LENGTH, 1),
+                       _error(E.UNKNOWN_COMMAND, 0x44), _error(E.BAD_VERSION, 2),
+                       _error(E.BAD_LENGTH, 2), _error(E.BAD_OFFSET, 3),
+                       _error(E.TIMEOUT, 0)]
+    assert (got[7].predicted, got[7].scores) == golden_results(net, x[1:])[0]
 
-    got = []
 
-    async def sink(ctx):
-        got.extend(await stream_get(Clock(ctx), core.o_stream, 2))
+def test_network_timeout_resets_and_answers():
+    net, x = _network("u8", count=2)
+    core = core_for(net, result_cycles=3)  # far too short for this network
+    got = serve(core, [protocol.infer_request(frame_bytes(net, x[0]))], 1)
+    assert got == [_error(protocol.ErrorCode.TIMEOUT, protocol.Command.INFER)]
 
-    sim = Simulator(core)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.add_process(monitor)
-    sim.run()
-    assert got == golden.predict(net, x[1:3]).tolist()
-    assert sum(dropped) == 1
+
+def test_spram_weights_load_then_infer():
+    from tests.rtl.test_weights import SPRAM_NETWORKS
+
+    inp, layers, _ = SPRAM_NETWORKS["cnn"]
+    net, x = chain(np.random.default_rng(5), inp, [dict(d) for d in layers], count=2,
+                   argmax=True)
+    image = spram_image(net)
+    size = len(image)
+    assert size > 16
+    E = protocol.ErrorCode
+    half = size // 2 // 2 * 2
+    corrupt = bytearray(protocol.load_request(0, image[:half]))
+    corrupt[12] ^= 1
+    requests = [
+        protocol.infer_request(frame_bytes(net, x[0])),     # not loaded yet
+        protocol.load_request(2, image[2:half]),            # must start at 0
+        bytes(corrupt),                                     # bad CRC: the load restarts
+        protocol.info_request(),
+        protocol.load_request(0, image[:half]),
+        protocol.load_request(half + 2, image[half + 2:]),  # a gap
+        protocol.load_request(half, image[half:]),
+        protocol.info_request(),
+        protocol.infer_request(frame_bytes(net, x[0])),
+        protocol.infer_request(frame_bytes(net, x[1])),
+    ]
+    got = serve(core_for(net), requests, len(requests), max_cycles=400_000)
+    assert got[0] == _error(E.NOT_LOADED, 1)
+    assert got[1] == _error(E.BAD_OFFSET, 3)
+    assert got[2] == _error(E.BAD_CRC, 3)
+    assert got[3].weight_bytes == size and got[3].weights_next == 0
+    assert got[4] == protocol.LoadReply(half, False)
+    assert got[5] == _error(E.BAD_OFFSET, 3)
+    assert got[6] == protocol.LoadReply(size, True)
+    assert got[7].weights_loaded
+    assert [(r.predicted, r.scores) for r in got[8:]] == golden_results(net, x)
 
 
 def test_core_over_uart_lines():
-    """Bytes sent by a UART transmitter into BoardCore's receiver, answers read back serially."""
-    net, x = _network("bin", count=3)
+    """Request bytes sent by a UART transmitter into BoardCore's receiver, the response read
+    back serially."""
+    net, x = _network("bin", count=2)
     clk, baud = 8_000_000, 1_000_000
     m = Module()
     m.submodules.host_tx = host_tx = UartTx(clk_hz=clk, baud=baud)
     m.submodules.host_rx = host_rx = UartRx(clk_hz=clk, baud=baud)
     m.submodules.rx = rx = UartRx(clk_hz=clk, baud=baud)
     m.submodules.tx = tx = UartTx(clk_hz=clk, baud=baud)
-    m.submodules.core = core = BoardCore(net, idle_cycles=1000)
+    m.submodules.core = core = BoardCore(net, clk_hz=clk, baud=baud, idle_cycles=1000,
+                                         result_cycles=10_000)
     m.d.comb += [rx.rx.eq(host_tx.tx), host_rx.rx.eq(tx.tx)]
     wiring.connect(m, rx.o_stream, core.i_stream)
     wiring.connect(m, core.o_stream, tx.i_stream)
-    got = []
+    decoder = protocol.FrameDecoder()
+    frames = []
+    last = []
 
     async def host_send(ctx):
-        await stream_put(Clock(ctx), host_tx.i_stream, frame_bytes(net, x))
+        clock = Clock(ctx)
+        for xi in x:
+            await stream_put(clock, host_tx.i_stream,
+                             list(protocol.infer_request(frame_bytes(net, xi))))
+            while len(frames) < len(last) + 1:
+                await clock.idle(1)
+            last.append(ctx.get(core.last_class))
 
     async def host_receive(ctx):
-        got.extend(await stream_get(Clock(ctx), host_rx.o_stream, len(x)))
+        clock = Clock(ctx)
+        while len(frames) < len(x):
+            (byte,) = await stream_get(clock, host_rx.o_stream, 1)
+            frames.extend(decoder.feed(bytes([byte])))
 
     sim = Simulator(m)
     sim.add_clock(1 / clk)
     sim.add_testbench(host_send)
     sim.add_testbench(host_receive)
     sim.run()
-    assert got == golden.predict(net, x).tolist()
+    got = [protocol.parse_response(f) for f in frames]
+    assert [(r.predicted, r.scores) for r in got] == golden_results(net, x)
 
 
 def test_packer_binary_and_signed_elements():
@@ -184,7 +300,7 @@ def test_refuses_network_without_argmax():
     net, _ = chain(rng, Input((4,), 8), [dict(out=3, weight_bits=2, out_bits=None, pe=1,
                                               simd=4)])
     with pytest.raises(ValueError) as exc:
-        BoardCore(net)
+        core_for(net)
     assert str(exc.value) == ("network 'net' does not end in argmax; the board's UART protocol "
                               "sends back one class index per inference")
 
@@ -203,5 +319,7 @@ def test_board_top_needs_a_platform():
     net, _ = _network("u8")
     top = BoardTop(net, clk_hz=12_000_000)
     assert top.idle_cycles == 1_200_000
+    p = plan(net)
+    assert top.result_cycles == 4 * (p.latency_bound + p.cycles_per_inference)
     with pytest.raises(TypeError):
         top.elaborate(None)
