@@ -197,6 +197,47 @@ def cmd_build(args) -> int:
     return 0
 
 
+def _cmd_flash(args) -> int:
+    """``hwgen flash``: load a bitstream (or the one ``hwgen build`` made for SPEC) onto a board
+    with openFPGALoader or iceprog (docs/boards.md, "Flashing")."""
+    import time
+
+    from .build import flash
+
+    source = Path(args.source)
+    if source.suffix.lower() == ".toml":
+        network = _load(args.source)
+        build_dir = Path(args.output or f"build/{network.name}-{args.board}")
+        flash.flashing(args.board)  # an unknown board before a missing build
+        try:
+            bitstream = flash.bitstream_from_build(build_dir, args.board, args.source)
+        except flash.FlashError as exc:
+            raise UsageError(str(exc)) from None
+    elif args.output:
+        raise UsageError(f"-o/--output names a build folder for a spec; {source} is a "
+                         f"bitstream")
+    else:
+        bitstream = source
+    try:
+        job = flash.plan(bitstream, args.board, persist=args.persist, tool=args.tool,
+                         offset=args.offset, dry_run=args.dry_run)
+    except flash.FlashError as exc:
+        raise UsageError(str(exc)) from None
+    for note in job.notes:
+        print(note, file=sys.stderr if args.dry_run else sys.stdout)
+    if args.dry_run:
+        print(job.command_line)
+        return 0
+    print(f"loading {bitstream} into {args.board}'s {job.target} with {job.tool}:")
+    print(f"  {job.command_line}", flush=True)
+    start = time.monotonic()
+    output = flash.run(job, timeout=args.timeout)
+    if args.verbose:
+        print(output, end="" if output.endswith("\n") else "\n")
+    print(f"done in {time.monotonic() - start:.1f} s")
+    return 0
+
+
 def _print_report(report: dict, out: Path) -> None:
     """The build report's headline figures, one per line, "used / available" for resources."""
     labels = {"lcs": "logic cells", "lut4": "LUT4s", "ffs": "flip-flops", "bram": "block RAMs",
@@ -457,6 +498,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     p.set_defaults(func=cmd_build)
+
+    from .build.flash import DEFAULT_TIMEOUT, parse_offset
+
+    p = sub.add_parser("flash", help="load a bitstream onto a board",
+                       description="Load a bitstream into a board's SRAM (gone at power-off) "
+                       "or, with --persist, its SPI flash, with openFPGALoader (installed "
+                       "with hwgen) or iceprog (when installed). Given a spec, flash the "
+                       "bitstream hwgen build left in the build folder; it does not build. "
+                       "No board, no libusb or no permission on the USB device: one line "
+                       "and exit 1.")
+    p.add_argument("source", metavar="SPEC_OR_BITSTREAM",
+                   help="a .bin (iCE40) or .bit (ECP5) bitstream, or a network TOML file")
+    p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
+    p.add_argument("--persist", action="store_true",
+                   help="write the SPI flash (kept at power-off) instead of loading SRAM")
+    p.add_argument("--tool", choices=["auto", "openfpgaloader", "iceprog"], default="auto",
+                   help="default: openFPGALoader, or iceprog for an iCE40 board when ICEPROG "
+                   "names one")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="build folder of a spec (default build/<network>-<board>)")
+    p.add_argument("--offset", type=parse_offset, default=0, metavar="BYTES",
+                   help="flash address to write at, with --persist (e.g. 0x100000 or 1M)")
+    p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"stop the tool after S seconds (default {DEFAULT_TIMEOUT})")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the tool's output")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the command (shell-quoted) and run nothing")
+    p.set_defaults(func=_cmd_flash)
 
     p = sub.add_parser("flow", help="check, generate, sim and build in one go",
                        description="check → generate → sim (the spec's test split) → build; "
