@@ -22,8 +22,8 @@ from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
 from hwgen.plan import NetworkPlan, plan
 from hwgen.spec import Network
 
-__all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "simulate", "verify_bulk",
-           "stream_beats"]
+__all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "BoardSession", "simulate",
+           "verify_bulk", "board_session", "stream_beats"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "hwgen_top"
@@ -388,3 +388,143 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
                       cycles=got["cycles"], timed_out=got["timed_out"],
                       seconds=time.monotonic() - started, sim_seconds=sim_seconds,
                       work_dir=work_dir)
+
+
+BOARD_TOPLEVEL = "hwgen_board_sim"
+
+
+def _board_wrapper() -> str:
+    """Verilog of ``hwgen_board_sim``: the board logic with only its ports visible to cocotb
+    (Verilator runs with --no-public-flat-rw, as for the bulk harness)."""
+    pub = "/*verilator public_flat_rw*/"
+    return "\n".join([
+        f"module {BOARD_TOPLEVEL}(clk, rst, rx, tx, last_class, weights_loaded);",
+        "  /*verilator public_module*/",
+        f"  input clk {pub}; input rst {pub}; input rx {pub};",
+        f"  output tx {pub}; output [7:0] last_class {pub}; output weights_loaded {pub};",
+        "  hwgen_board board(.clk(clk), .rst(rst), .rx(rx), .tx(tx), .last_class(last_class),",
+        "                    .weights_loaded(weights_loaded));",
+        "endmodule", ""])
+
+
+@dataclass
+class BoardSession:
+    """What a simulated board sent back (:func:`board_session`)."""
+
+    received: bytes
+    responses: list
+    timed_out: bool
+    sim_ns: float
+    seconds: float
+    client_result: object = None
+
+
+def _verilator(sources: list[Path], toplevel: str, work_dir: Path, tag: str, module: str,
+               case: Path, build_args: list[str]) -> None:
+    """Build ``sources`` with Verilator into ``work_dir/<tag>_build`` and run the cocotb bench
+    ``module`` on it with the case file; raises :class:`SimError` with the log's tail."""
+    runner = _runner("verilator")
+    build_log = work_dir / f"{tag}_build.log"
+    try:
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=work_dir / f"{tag}_build",
+                     always=True, log_file=build_log, timescale=("1ns", "1ps"),
+                     build_args=["-Wno-fatal", *build_args])
+    except (SystemExit, Exception) as exc:  # the runner exits on build failures
+        tail = build_log.read_text()[-2000:] if build_log.exists() else ""
+        raise SimError(f"verilator build failed ({exc}); log {build_log}\n{tail}") from None
+    sim_log = work_dir / f"{tag}_sim.log"
+    try:
+        runner.test(test_module=module, hdl_toplevel=toplevel,
+                    build_dir=work_dir / f"{tag}_build", test_dir=work_dir,
+                    extra_env={"HWGEN_CASE": str(case)}, log_file=sim_log,
+                    results_xml=str(work_dir / f"{tag}_results.xml"))
+    except (SystemExit, Exception) as exc:
+        raise SimError(f"verilator run failed ({exc}); log {sim_log}") from None
+
+
+def board_session(network: Network, work_dir: str | Path, *, clk_hz: int, baud: int = 115200,
+                  steps: list[tuple[bytes, bool]] | None = None, client=None,
+                  response_timeout_s: float = 1.0, wall_timeout_s: float = 600.0,
+                  idle_s: float = 0.1) -> BoardSession:
+    """Simulate the whole board logic (:class:`~hwgen.rtl.board.BoardLogic`) with a host UART
+    at the real bit timing, in one of two ways:
+
+    - ``steps``: (request bytes, answered) pairs sent in order; after an answered one the host
+      waits for the response frame (at most ``response_timeout_s`` of simulated time);
+    - ``client``: a callable taking a serial port path, run in a thread while the bench bridges
+      a pseudo-terminal at that path to the board's UART; the session ends when it returns
+      (its return value is ``client_result``; an exception it raises is re-raised).
+    """
+    import threading
+
+    from amaranth.back import verilog
+
+    from hwgen.protocol import FrameDecoder, parse_response
+    from hwgen.rtl.board import BoardLogic
+
+    if (steps is None) == (client is None):
+        raise ValueError("give exactly one of steps and client")
+    started = time.monotonic()
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    source = work_dir / "hwgen_board.v"
+    source.write_text(verilog.convert(BoardLogic(network, clk_hz=clk_hz, baud=baud,
+                                                 idle_s=idle_s),
+                                      name="hwgen_board", emit_src=False))
+    wrapper = work_dir / f"{BOARD_TOPLEVEL}.v"
+    wrapper.write_text(_board_wrapper())
+    results = work_dir / "board_results.json"
+    results.unlink(missing_ok=True)
+    pty_file, done_file = work_dir / "board_pty", work_dir / "board_done"
+    pty_file.unlink(missing_ok=True)
+    done_file.unlink(missing_ok=True)
+    # cocotb's clock needs an even period in the simulator's 1 ps steps
+    case = {"clk_ps": 2 * round(0.5e12 / clk_hz), "bit_ps": round(1e12 / baud),
+            "results": str(results), "wall_timeout_s": wall_timeout_s}
+    if steps is not None:
+        case.update(mode="script", response_timeout_ps=round(response_timeout_s * 1e12),
+                    steps=[{"send": bytes(data).hex(), "answered": answered}
+                           for data, answered in steps])
+    else:
+        case.update(mode="pty", pty_file=str(pty_file), done_file=str(done_file))
+    case_path = work_dir / "board_case.json"
+    case_path.write_text(json.dumps(case))
+
+    outcome: dict = {}
+
+    def run_client() -> None:
+        deadline = time.monotonic() + wall_timeout_s
+        try:
+            while not pty_file.exists():
+                if time.monotonic() > deadline:
+                    raise SimError("the simulated board never opened its pseudo-terminal")
+                time.sleep(0.05)
+            outcome["result"] = client(pty_file.read_text())
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+        finally:
+            done_file.write_text("done")
+
+    thread = threading.Thread(target=run_client, daemon=True) if client else None
+    if thread:
+        thread.start()
+    try:
+        _verilator([source, wrapper], BOARD_TOPLEVEL, work_dir, "board",
+                   "hwgen_sim.board_bench", case_path, ["-O3", "--no-public-flat-rw"])
+    finally:
+        if thread:
+            done_file.write_text("done")
+            thread.join(timeout=wall_timeout_s)
+    if "error" in outcome:
+        raise outcome["error"]
+    if not results.exists():
+        log = work_dir / "board_sim.log"
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise SimError(f"the board bench wrote no results; log {log}\n{tail}")
+    got = json.loads(results.read_text())
+    received = bytes.fromhex(got["received"])
+    decoder = FrameDecoder()
+    responses = [parse_response(f) for f in decoder.feed(received)]
+    return BoardSession(received=received, responses=responses, timed_out=got["timed_out"],
+                        sim_ns=got["sim_ns"], seconds=time.monotonic() - started,
+                        client_result=outcome.get("result"))

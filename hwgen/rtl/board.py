@@ -30,7 +30,8 @@ from .stream import lanes_signature
 from .uart import UartRx, UartTx, uart_divisor
 from .weights import spram_image
 
-__all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardTop"]
+__all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardLogic", "BoardTop",
+           "board_timeouts"]
 
 #: Payload bytes of the fixed-size responses (hwgen.protocol's layouts).
 RESULT_HEAD_BYTES, INFO_BYTES, LOAD_REPLY_BYTES = 12, 30, 5
@@ -194,7 +195,9 @@ class BoardCore(wiring.Component):
         beat = Signal(range(beats))
         in_fire = top.i_stream.valid & top.i_stream.ready
         first_beat, last_beat = in_fire & (beat == 0), in_fire & (beat == beats - 1)
-        with m.If(in_fire):
+        with m.If(net_reset):
+            m.d.sync += beat.eq(0)  # a dropped frame's beats are gone with it
+        with m.Elif(in_fire):
             m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
         cycles_first, cycles_last = Signal(32), Signal(32)
         m.d.sync += [cycles_first.eq(Mux(first_beat, 1, cycles_first + 1)),
@@ -424,8 +427,62 @@ class BoardCore(wiring.Component):
         return m
 
 
+class BoardLogic(wiring.Component):
+    """Everything of a board top but its pins and clock: serial line in → UART receiver →
+    :class:`BoardCore` → UART transmitter → serial line out. The simulated board
+    (sim/board_bench.py) is this component with its lines as ports.
+
+    Parameters
+    ----------
+    network : Network
+        As for :class:`BoardCore`.
+    clk_hz : int
+        The ``sync`` clock frequency.
+    baud : int
+        UART bit rate.
+    idle_s : float
+        Idle time in seconds that drops a partial frame.
+
+    Members
+    -------
+    rx : In(1)
+        The serial line from the host (idle high).
+    tx : Out(1)
+        The serial line to the host.
+    last_class : Out(8)
+    weights_loaded : Out(1)
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    last_class: Out(8)
+    weights_loaded: Out(1)
+
+    def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
+                 idle_s: float = 0.1):
+        divisor = uart_divisor(clk_hz, baud)
+        check_network(network)
+        self.network, self.clk_hz, self.baud = network, clk_hz, baud
+        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = rx = UartRx(clk_hz=self.clk_hz, baud=self.baud)
+        m.submodules.uart_tx = tx = UartTx(clk_hz=self.clk_hz, baud=self.baud)
+        m.submodules.core = core = BoardCore(self.network, clk_hz=self.clk_hz, baud=self.baud,
+                                             idle_cycles=self.idle_cycles,
+                                             result_cycles=self.result_cycles)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
+                     self.last_class.eq(core.last_class),
+                     self.weights_loaded.eq(core.weights_loaded)]
+        wiring.connect(m, rx.o_stream, core.i_stream)
+        wiring.connect(m, core.o_stream, tx.i_stream)
+        return m
+
+
 class BoardTop(Elaboratable):
-    """A network on a board: UART receiver → :class:`BoardCore` → UART transmitter.
+    """A network on a board: :class:`BoardLogic` on the board's UART pins, LEDs and clock.
 
     Requests the platform's UART (``uart``, default ``("uart", 0)``) and as many ``led``
     resources as there are (up to 8), which show the bits of the last predicted class. Runs in
@@ -446,36 +503,36 @@ class BoardTop(Elaboratable):
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
                  uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1, clock=None):
-        divisor = uart_divisor(clk_hz, baud)
-        check_network(network)
+        self.logic = BoardLogic(network, clk_hz=clk_hz, baud=baud, idle_s=idle_s)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
         self.clock = clock
-        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
+
+    @property
+    def idle_cycles(self) -> int:
+        return self.logic.idle_cycles
+
+    @property
+    def result_cycles(self) -> int:
+        return self.logic.result_cycles
 
     def elaborate(self, platform):
         if platform is None:
-            raise TypeError("BoardTop needs a platform (simulate BoardCore instead)")
+            raise TypeError("BoardTop needs a platform (simulate BoardLogic instead)")
         m = Module()
         if self.clock is not None:
             m.submodules.clock = self.clock
-        m.submodules.uart_rx = rx = UartRx(clk_hz=self.clk_hz, baud=self.baud)
-        m.submodules.uart_tx = tx = UartTx(clk_hz=self.clk_hz, baud=self.baud)
-        m.submodules.core = core = BoardCore(self.network, clk_hz=self.clk_hz, baud=self.baud,
-                                             idle_cycles=self.idle_cycles,
-                                             result_cycles=self.result_cycles)
+        m.submodules.logic = logic = self.logic
         pins = platform.request(*self.uart, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
-        m.d.comb += [rx.rx.eq(rx_buffer.i), tx_buffer.o.eq(tx.tx)]
-        wiring.connect(m, rx.o_stream, core.i_stream)
-        wiring.connect(m, core.o_stream, tx.i_stream)
+        m.d.comb += [logic.rx.eq(rx_buffer.i), tx_buffer.o.eq(logic.tx)]
         for i in range(8):
             try:
                 led = platform.request("led", i, dir="-")
             except ResourceError:
                 break
             m.submodules[f"led_{i}"] = buffer = io.Buffer("o", led)
-            m.d.comb += buffer.o.eq(core.last_class[i])
+            m.d.comb += buffer.o.eq(logic.last_class[i])
         return m
 
 

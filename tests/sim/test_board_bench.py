@@ -1,0 +1,117 @@
+"""The whole simulated board (sim/board_bench.py): UART at the real bit timing → protocol core
+→ network → UART, driven with the protocol's bytes, and by the host runtime itself through a
+pseudo-terminal bridged to the bench."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import golden, protocol
+from hwgen.plan import plan
+from hwgen.protocol import Command, ErrorCode, ErrorReply
+from hwgen.rtl.weights import spram_image
+from hwgen.runtime import Board, BoardReplyError
+from hwgen.spec import load, save
+from hwgen_sim.runner import board_session
+from tests.helpers import chain
+
+pytestmark = pytest.mark.cocotb
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "designs" / "digits_bnn.toml"
+#: The iCEBreaker's clock and the default baud rate: 104 clock cycles per bit.
+CLK_HZ, BAUD = 12_000_000, 115200
+
+
+def _golden(network, x):
+    scores = golden.run(network, x)[network.layers[-2].name].reshape(len(x), -1)
+    return [(int(c), tuple(int(v) for v in s))
+            for c, s in zip(golden.predict(network, x), scores, strict=True)]
+
+
+def _test_split(network, count):
+    with np.load(network.dataset) as data:
+        return data["x"][:count], data["y"][:count]
+
+
+def test_protocol_bytes_at_real_bit_timing(tmp_path):
+    net = load(DIGITS)
+    x, _ = _test_split(net, 3)
+    frames = [protocol.infer_request(protocol.input_bytes(xi, False)) for xi in x]
+    bad = bytearray(frames[0])
+    bad[20] ^= 0x01
+    steps = [
+        (protocol.info_request(), True),
+        (frames[0], True),
+        (b"\x13\x37\xa5", False),          # noise between frames
+        (bytes(bad), True),                # BAD_CRC, after the network ran: result dropped
+        (frames[1][:30], True),            # cut short: TIMEOUT after the idle time
+        (protocol.encode_frame(0x7F), True),
+        (frames[2], True),                 # and the board still answers
+    ]
+    session = board_session(net, tmp_path, clk_hz=CLK_HZ, baud=BAUD, steps=steps,
+                            idle_s=0.005)
+    assert not session.timed_out
+    info, first, crc, cut, unknown, last = session.responses
+    assert info.network_id == protocol.network_id(net) and info.input_bytes == 64
+    assert (info.clock_hz, info.baud, info.weights_loaded) == (CLK_HZ, BAUD, True)
+    assert [(r.predicted, r.scores) for r in (first, last)] == _golden(net, x[[0, 2]])
+    assert crc == ErrorReply(ErrorCode.BAD_CRC, Command.INFER)
+    assert cut == ErrorReply(ErrorCode.TIMEOUT, 0)
+    assert unknown == ErrorReply(ErrorCode.UNKNOWN_COMMAND, 0x7F)
+    # cycles: from the first beat (4 bytes) the network waits for the UART's other 60 bytes;
+    # after the last beat only for itself (the latency after a full-rate last beat)
+    p = plan(net)
+    byte_cycles = 10 * round(CLK_HZ / BAUD)
+    assert p.input_lanes == 4
+    assert 60 * byte_cycles <= first.cycles_first <= 61 * byte_cycles
+    assert first.cycles_last == last.cycles_last == 690
+    assert first.cycles_last <= p.latency
+
+
+def test_hwgen_run_against_the_simulated_board(tmp_path):
+    """`hwgen run --check --labels` as a user types it, its serial port a pseudo-terminal."""
+    exe = str(Path(sys.executable).parent / "hwgen")
+
+    def client(port):
+        return subprocess.run([exe, "run", str(DIGITS), "--port", port, "--count", "4",
+                               "--check", "--timeout", "120"],
+                              capture_output=True, text=True, timeout=900)
+
+    net = load(DIGITS)
+    session = board_session(net, tmp_path, clk_hz=CLK_HZ, baud=BAUD, client=client)
+    run = session.client_result
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "accuracy: 1.0000 (4/4)" in run.stdout
+    assert "check: every class and score matched the golden model (4 inferences)" in run.stdout
+    assert "690" in run.stdout  # cycles_last: the network's latency after the last byte
+
+
+def test_runtime_loads_spram_weights_then_infers(tmp_path):
+    from tests.rtl.test_weights import SPRAM_NETWORKS
+
+    inp, layers, _ = SPRAM_NETWORKS["cnn"]
+    net, x = chain(np.random.default_rng(5), inp, [dict(d) for d in layers], count=3,
+                   argmax=True, name="spram_cnn")
+    save(net, tmp_path / "spram_cnn.toml")
+    net = load(tmp_path / "spram_cnn.toml")
+    image = spram_image(net)
+
+    def client(port):
+        with Board(port, network=net, timeout=120) as board:
+            before = board.check_network()
+            with pytest.raises(BoardReplyError) as refused:
+                board.infer(x[0])
+            board.load_weights()
+            after = board.info()
+            return before, refused.value, after, [board.infer(xi) for xi in x]
+
+    session = board_session(net, tmp_path / "sim", clk_hz=CLK_HZ, baud=BAUD, client=client)
+    before, refused, after, results = session.client_result
+    assert (before.weight_bytes, before.weights_loaded) == (len(image), False)
+    assert refused.code == ErrorCode.NOT_LOADED
+    assert after.weights_loaded
+    assert [(r.predicted, r.scores) for r in results] == _golden(net, x)
