@@ -25,10 +25,13 @@ SYNTHETIC = "Synthetic weights (random ±1 from seed {seed}, thresholds mid-rang
 
 def face32_bnn(seed: int = 0):
     """The face-detection BNN: 32×32×3 u8, 3×3 convs 64, 64, 128 each followed by a 2×2
-    maxpool, then a binary-weight 2-way classifier; folded for the iCE40 UP5K."""
+    maxpool, then a binary-weight 2-way classifier; folded for the iCE40 UP5K, whose block RAM
+    (15 KB) cannot hold the 14.2 KB of weights next to the line buffers: conv2's and conv3's
+    weights (4.5 + 9 KB) go to two SPRAMs, loaded after configuration."""
     return bnn_cnn((32, 32, 3), [64, 64, 128], classes=2, classifier_bits=1,
                    folding={"conv1": (4, 3), "conv2": (1, 16), "conv3": (1, 16),
                             "classifier": (1, 16)},
+                   weight_memory={"conv2": "spram", "conv3": "spram"},
                    name="face32_bnn", seed=seed)
 
 

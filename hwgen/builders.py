@@ -49,6 +49,7 @@ def bnn_cnn(input: tuple[int, int, int] = (32, 32, 3),
             width: float = 1.0, input_bits: int = 8, classifier_bits: int = 16,
             argmax: bool = True, folding: Mapping[str, tuple[int, int]] | None = None,
             weights: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+            weight_memory: Mapping[str, str] | None = None,
             name: str = "bnn_cnn", seed: int = 0) -> Network:
     """A binarized CNN: k×k binary convolutions (the first on ``input_bits``-bit pixels),
     maxpools, flatten, binary hidden dense layers and a ``classifier_bits`` classifier.
@@ -58,10 +59,12 @@ def bnn_cnn(input: tuple[int, int, int] = (32, 32, 3),
     convolution's channels are multiplied by ``first_width`` ("wider first layer"), the other
     convolutions' and the hidden dense layers' by ``width``. Layers are named ``conv1``...,
     ``pool1``..., ``flatten``, ``fc1``... and ``classifier``. ``folding`` maps layer names to
-    ``(pe, simd)``; ``weights`` maps layer names to their ``weights``/``thresholds``/``bias``
-    arrays (spec values); layers not in it get synthetic arrays from ``seed``.
+    ``(pe, simd)`` and ``weight_memory`` to ``"rom"`` or ``"spram"``; ``weights`` maps layer
+    names to their ``weights``/``thresholds``/``bias`` arrays (spec values); layers not in it
+    get synthetic arrays from ``seed``.
     """
     folding, weights = dict(folding or {}), dict(weights or {})
+    memories = dict(weight_memory or {})
     rng = np.random.default_rng(seed)
     entries = list(channels)
     if POOL not in entries:
@@ -83,7 +86,7 @@ def bnn_cnn(input: tuple[int, int, int] = (32, 32, 3),
 
     def fold(layer_name: str) -> dict:
         pe, simd = folding.get(layer_name, (None, None))
-        return {"pe": pe, "simd": simd}
+        return {"pe": pe, "simd": simd, "weight_memory": memories.get(layer_name, "rom")}
 
     for entry in entries:
         if entry == POOL:

@@ -128,9 +128,20 @@ async def network(dut):
     dut.rst.value = 1
     dut.i_stream__valid.value = 0
     dut.o_stream__ready.value = 0
+    load = case.get("load", [])
+    if load:
+        dut.load_valid.value = 0
     for _ in range(3):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
+    # SPRAM weights: written once; the memory keeps them across the reset between phases
+    for i, halfword in enumerate(load):
+        dut.load_valid.value = 1
+        dut.load_restart.value = int(i == 0)
+        dut.load_data.value = halfword
+        await FallingEdge(dut.clk)
+    if load:
+        dut.load_valid.value = 0
 
     beats = [int(b, 16) for b in case["input"]["beats"]]
     per_in = case["input"]["frame_beats"]

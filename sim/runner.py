@@ -121,8 +121,17 @@ def write_case(network: Network, net_plan: NetworkPlan, x: np.ndarray, path: Pat
         "output": _tap_spec(last.name, last.out_type, last.out_lanes, outputs[last.name],
                             fire=None, payload="o_stream__payload"),
         "results": str(path.with_name("results.json")),
+        "load": _halfwords(network),
     }
     path.write_text(json.dumps(case))
+
+
+def _halfwords(network: Network) -> list[int]:
+    """The SPRAM weight image as the 16-bit words the network's load port takes."""
+    from hwgen.rtl.weights import spram_image
+
+    image = spram_image(network)
+    return [int.from_bytes(image[i:i + 2], "little") for i in range(0, len(image), 2)]
 
 
 def _runner(simulator: str):
@@ -226,9 +235,11 @@ def _hex_file(path: Path, beats: list[int], width: int) -> None:
 
 
 def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Path, *,
-                  gaps: float, backpressure: float, seed: int, watchdog: int) -> str:
+                  gaps: float, backpressure: float, seed: int, watchdog: int,
+                  load_words: int = 0, load_hex: Path | None = None) -> str:
     """Verilog of ``hwgen_bulk``: drives ``hwgen_top`` from a ROM and checks ``streams``
-    (dicts: name, valid, ready or None, payload, width, beats, hex) against ROMs."""
+    (dicts: name, valid, ready or None, payload, width, beats, hex) against ROMs. With
+    ``load_words``, the SPRAM weight image (``load_hex``) is written first."""
     gap_t, bp_t = int(gaps * 65536), int(backpressure * 65536)
     # Only the harness ports are visible to cocotb (Verilator runs with
     # --no-public-flat-rw, which keeps the network's internals optimizable).
@@ -253,9 +264,16 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
         "  wire [31:0] next_idx = in_idx + {31'd0, in_fire};",
         "  reg [31:0] idle;",
         "  wire out_ready = ~stall & ~done;",
+        "  reg [31:0] w_idx;",
+        f"  wire loading = w_idx < {load_words};",
     ]
     ports = [".clk(clk)", ".rst(rst)", ".i_stream__valid(in_valid)",
              ".i_stream__ready(in_ready)", ".i_stream__payload(stim[in_idx])"]
+    if load_words:
+        lines += [f"  reg [15:0] wimg [0:{load_words - 1}];",
+                  f'  initial $readmemh("{load_hex}", wimg);']
+        ports += [".load_valid(loading)", ".load_restart(w_idx == 0)",
+                  ".load_data(wimg[w_idx])"]
     for i, s in enumerate(streams):
         lines += [
             f"  reg [{s['width'] - 1}:0] exp{i} [0:{s['beats'] - 1}];",
@@ -275,13 +293,15 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
         f"      lfsr <= 32'h{(seed * 2654435761 + 0x1234567) & 0xFFFFFFFF or 1:08x};",
         "      in_idx <= 0; in_valid <= 0; done <= 0; timed_out <= 0; cycles <= 0;",
         "      errors <= 0; first_error_stream <= 0; first_error_beat <= 0;",
-        "      first_error_got <= 0; idle <= 0;",
+        "      first_error_got <= 0; idle <= 0; w_idx <= 0;",
     ] + [f"      n{i} <= 0;" for i in range(len(streams))] + [
         "    end else if (!done) begin",
         "      lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};",
         "      cycles <= cycles + 1;",
         "      in_idx <= next_idx;",
-        f"      if (!in_valid || in_fire) in_valid <= (next_idx < {in_beats}) && !gap;",
+        "      if (loading) w_idx <= w_idx + 1;",
+        f"      if (!in_valid || in_fire) in_valid <= !loading && (next_idx < {in_beats})"
+        " && !gap;",
         f"      idle <= ({' | '.join(fires)}) ? 0 : idle + 1;",
         f"      if (idle > {watchdog}) begin timed_out <= 1; done <= 1; end",
     ]
@@ -340,9 +360,13 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
     source = work_dir / f"{TOPLEVEL}.v"
     write_verilog(network, source)
     harness = work_dir / f"{BULK_TOPLEVEL}.v"
+    load = _halfwords(network)
+    load_hex = work_dir / "spram_image.hex"
+    _hex_file(load_hex, load, 16)
     harness.write_text(_bulk_harness(streams, in_width, len(in_beats), in_hex, gaps=gaps,
                                      backpressure=backpressure, seed=seed,
-                                     watchdog=4 * net_plan.latency_bound + 1000))
+                                     watchdog=4 * net_plan.latency_bound + len(load) + 1000,
+                                     load_words=len(load), load_hex=load_hex))
     case = work_dir / "bulk_case.json"
     results = work_dir / "bulk_results.json"
     results.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ logs, and an existing output folder is left as it was.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -49,6 +50,20 @@ _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
 _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
 
 
+def _check_spram(network: Network, info: Board) -> None:
+    """BoardError unless the board has the SPRAMs the network's ``weight_memory = "spram"``
+    layers need."""
+    from ..rtl.weights import spram_layers, spram_shape
+
+    layers = spram_layers(network)
+    needed = sum(math.prod(spram_shape(width, len(words))) for _, width, words in layers)
+    if needed > info.resources.get("spram", 0):
+        names = ", ".join(name for name, _, _ in layers)
+        raise BoardError(f"cannot build for {info.name}: layers {names} keep their weights in "
+                         f"SPRAM (weight_memory = \"spram\") and need {needed} SPRAM blocks; "
+                         f"{info.device} has {info.resources.get('spram', 0)}")
+
+
 def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
@@ -64,6 +79,7 @@ def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict
         check_network(network)
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
+    _check_spram(network, info)
     out_dir = Path(out_dir)
     start = time.monotonic()
 

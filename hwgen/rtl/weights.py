@@ -122,7 +122,9 @@ class SpramWeights(wiring.Component):
 
         primitive = self.primitive
         if primitive is None:
-            primitive = getattr(platform, "family", None) == "ice40"
+            from amaranth.vendor import SiliconBluePlatform  # iCE40
+
+            primitive = isinstance(platform, SiliconBluePlatform)
         wide = Signal(columns * SPRAM_WIDTH)
         m.d.comb += self.r_data.eq(wide[:self.width])
         if not primitive:

@@ -128,3 +128,16 @@ def test_a_design_needing_more_block_ram_than_the_device_stops_after_synthesis(t
     assert "icebreaker (iCE40UP5K) has 30" in message
     assert not out.exists() and (tmp_path / "out.failed" / "yosys.log").exists()
     assert not (tmp_path / "out.failed" / "nextpnr-ice40.log").exists()
+
+
+def test_spram_weights_need_a_board_with_spram(tmp_path):
+    from tests.rtl.test_weights import SPRAM_NETWORKS
+
+    inp, layers, _ = SPRAM_NETWORKS["cnn"]
+    net, _ = chain(np.random.default_rng(5), inp, [dict(d) for d in layers], argmax=True)
+    with pytest.raises(BoardError) as exc:
+        build(net, "ulx3s-85f", tmp_path / "out")
+    assert str(exc.value) == (
+        "cannot build for ulx3s-85f: layers conv1, fc3 keep their weights in SPRAM "
+        "(weight_memory = \"spram\") and need 5 SPRAM blocks; LFE5U-85F has 0")
+    assert not (tmp_path / "out").exists()

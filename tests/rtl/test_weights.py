@@ -152,3 +152,13 @@ def test_network_with_spram_weights(name):
     image = spram_image(net)
     halfwords = [int.from_bytes(image[i:i + 2], "little") for i in range(0, len(image), 2)]
     bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)], load=halfwords)
+
+
+def test_store_uses_sb_spram256ka_on_ice40_only():
+    from amaranth.back import rtlil
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    assert "SB_SPRAM256KA" in rtlil.convert(SpramWeights(16, 64), platform=ICEBreakerPlatform())
+    assert "SB_SPRAM256KA" not in rtlil.convert(SpramWeights(16, 64),
+                                                platform=ULX3S_85F_Platform())

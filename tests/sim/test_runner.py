@@ -157,3 +157,24 @@ def test_reference_design_whole_test_split_matches_golden(tmp_path):
     assert result.ok, result.first_mismatch
     assert result.frames == len(x) == 450
     assert np.mean(golden.predict(net, x) == y) > 0.9
+
+
+def _spram_cnn(count: int):
+    from tests.rtl.test_weights import SPRAM_NETWORKS
+
+    inp, layers, _ = SPRAM_NETWORKS["cnn"]
+    return chain(np.random.default_rng(5), inp, [dict(d) for d in layers], count=count,
+                 argmax=True)
+
+
+def test_spram_weights_are_loaded_before_the_every_beat_bench(tmp_path):
+    net, x = _spram_cnn(4)
+    result = simulate(net, x, tmp_path, seed=4, gaps=0.3, backpressure=0.3)
+    assert result.mismatches == [] and result.ok
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+
+
+def test_spram_weights_are_loaded_by_the_bulk_harness(tmp_path):
+    net, x = _spram_cnn(20)
+    result = runner.verify_bulk(net, x, tmp_path, gaps=0.2, backpressure=0.2, seed=3)
+    assert result.ok and result.errors == 0
