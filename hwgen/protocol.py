@@ -53,6 +53,9 @@ class Command(enum.IntEnum):
     ERROR = 0xEE
 
 
+_COMMANDS = frozenset(int(c) for c in Command)
+
+
 class ErrorCode(enum.IntEnum):
     """The code in an ERROR frame; when a frame has several faults, the lowest code is sent."""
 
@@ -94,8 +97,10 @@ class Frame:
 class FrameDecoder:
     """Finds frames in a byte stream: bytes before a :data:`MAGIC` are skipped.
 
-    :meth:`feed` returns the frames completed by the new bytes. A frame with a wrong CRC is
-    skipped (counted in ``bad_frames``) and hunting resumes after its magic.
+    :meth:`feed` returns the frames completed by the new bytes. A frame with a wrong CRC, or a
+    header with another version or an unknown command (a magic that noise made), is skipped
+    (counted in ``bad_frames``) and hunting resumes after its magic; so noise cannot make the
+    decoder wait for a long made-up length while a real frame goes by.
     """
 
     def __init__(self):
@@ -118,6 +123,10 @@ class FrameDecoder:
             if len(self.buffer) < HEADER_BYTES:
                 return frames
             version, command, length = struct.unpack_from("<BBH", self.buffer, 2)
+            if version != VERSION or command not in _COMMANDS:
+                self.bad_frames += 1
+                del self.buffer[:len(MAGIC)]
+                continue
             end = HEADER_BYTES + length + CRC_BYTES
             if len(self.buffer) < end:
                 return frames
