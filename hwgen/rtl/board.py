@@ -14,7 +14,6 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType
 from ..plan import plan
 from ..protocol import (
-    CRC_BYTES,
     HEADER_BYTES,
     MAGIC,
     MAX_LOAD_DATA,
@@ -199,16 +198,17 @@ class BoardCore(wiring.Component):
             m.d.sync += beat.eq(0)  # a dropped frame's beats are gone with it
         with m.Elif(in_fire):
             m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
-        cycles_first, cycles_last = Signal(32), Signal(32)
-        m.d.sync += [cycles_first.eq(Mux(first_beat, 1, cycles_first + 1)),
-                     cycles_last.eq(Mux(last_beat, 1, cycles_last + 1))]
-        result_class, result_first, result_last = Signal(8), Signal(32), Signal(32)
+        # both count up from their beat and stop when the class comes out
+        result_first, result_last = Signal(32), Signal(32)
+        result_class = Signal(8)
         result_ready = Signal()  # the class of the current request has come out
         m.d.comb += top.o_stream.ready.eq(1)
         new_result = top.o_stream.valid
+        counting = ~result_ready & ~new_result
+        m.d.sync += [result_first.eq(Mux(first_beat, 1, result_first + counting)),
+                     result_last.eq(Mux(last_beat, 1, result_last + counting))]
         with m.If(new_result):
-            m.d.sync += [result_class.eq(top.o_stream.payload), result_ready.eq(1),
-                         result_first.eq(cycles_first), result_last.eq(cycles_last)]
+            m.d.sync += [result_class.eq(top.o_stream.payload), result_ready.eq(1)]
 
         # --- request fields ---------------------------------------------------------------
         byte = self.i_stream.payload
@@ -221,91 +221,114 @@ class BoardCore(wiring.Component):
         feed = Signal()  # this INFER's payload goes into the network
         writing = Signal()  # this LOAD's data goes into the SPRAM stores
         halfword_low = Signal(8)
-        weights_next = Signal(32)  # bytes of the SPRAM image loaded so far
+        weights_next = Signal(range(self.weight_bytes + 1))  # bytes of the image loaded so far
         m.d.comb += self.weights_loaded.eq(weights_next == self.weight_bytes)
-        idle = Signal(range(self.idle_cycles + 1))
-        waited = Signal(range(self.result_cycles + 1))
+        # one timer: the line's idle time inside a frame, or the wait for a result
+        timer = Signal(range(max(self.idle_cycles, self.result_cycles) + 1))
         is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
                                       command == Command.LOAD)
-        data_bytes = (length - 4)[:16]
+        data_bytes = (length - 4)[:(4 + MAX_LOAD_DATA).bit_length()]
 
-        # --- response fields and serializer -----------------------------------------------
-        resp_cmd, resp_len = Signal(8), Signal(16)
-        resp_code, resp_for = Signal(8), Signal(8)
-        tx_pos, tx_crc = Signal(16), Signal(16, init=0xFFFF)
-        tx_last = tx_pos == HEADER_BYTES + resp_len + CRC_BYTES - 1
-        index = (tx_pos - HEADER_BYTES)[:16]  # payload byte index
-        fields = {
-            Command.RESULT: Cat(result_class, Const(0, 8), Const(classes, 16), result_first,
-                                result_last),
-            Command.INFO_REPLY: Cat(Const(self.network_id, 32), Const(self.frame_bytes, 32),
-                                    Const(classes, 16), Const(self.weight_bytes, 32),
-                                    weights_next, Const(self.clk_hz, 32), Const(self.baud, 32),
-                                    Const(p.cycles_per_inference, 32)),
-            Command.LOAD_REPLY: Cat(weights_next, self.weights_loaded, Const(0, 7)),
-            Command.ERROR: Cat(resp_code, resp_for),
+        # --- response serializer ----------------------------------------------------------
+        # The payload leaves through a 32-bit shift register, reloaded every 4 bytes with
+        # the next 4 payload bytes (a RESULT's scores one by one); the header comes from
+        # constants and the CRC follows the payload.
+        resp_cmd, resp_code, resp_for = Signal(8), Signal(8), Signal(8)
+        body_end = Signal(range(HEADER_BYTES + RESULT_HEAD_BYTES + SCORE_BYTES * 256 + 1))
+        tx_pos = Signal(range(HEADER_BYTES + RESULT_HEAD_BYTES + SCORE_BYTES * 256 + 2))
+        tx_last = tx_pos == body_end + 1
+        word = Signal(32)
+
+        def zext(value, bits: int) -> Value:
+            v = Value.cast(value)
+            return Cat(v, Const(0, bits - len(v)))
+
+        # each payload as its 32-bit chunks (protocol layouts, little-endian)
+        chunks = {
+            Command.RESULT: [Cat(zext(result_class, 16), Const(classes, 16)), result_first,
+                             result_last],
+            Command.INFO_REPLY: [
+                Const(self.network_id, 32), Const(self.frame_bytes, 32),
+                Cat(Const(classes, 16), Const(self.weight_bytes & 0xFFFF, 16)),
+                Cat(Const(self.weight_bytes >> 16, 16), zext(weights_next, 32)[:16]),
+                Cat(zext(weights_next, 32)[16:], Const(self.clk_hz & 0xFFFF, 16)),
+                Cat(Const(self.clk_hz >> 16, 16), Const(self.baud & 0xFFFF, 16)),
+                Cat(Const(self.baud >> 16, 16), Const(p.cycles_per_inference & 0xFFFF, 16)),
+                Const(p.cycles_per_inference >> 16, 32)],
+            Command.LOAD_REPLY: [zext(weights_next, 32), zext(self.weights_loaded, 32)],
+            Command.ERROR: [zext(Cat(resp_code, resp_for), 32)],
         }
-        payload_byte = Signal(8)
-        with m.Switch(resp_cmd):
-            for cmd, value in fields.items():
-                with m.Case(cmd):
-                    m.d.comb += payload_byte.eq(value.word_select(index[:6], 8))
-        in_payload = (tx_pos >= HEADER_BYTES) & (tx_pos < HEADER_BYTES + resp_len)
-        score_part = (resp_cmd == Command.RESULT) & in_payload & (index >= RESULT_HEAD_BYTES)
-        score_word = Signal(32)  # the next score, sign-extended
-        m.d.comb += score_word.eq(scores[:sbits].as_signed())
+        lengths = {Command.RESULT: RESULT_HEAD_BYTES + SCORE_BYTES * classes,
+                   Command.INFO_REPLY: INFO_BYTES, Command.LOAD_REPLY: LOAD_REPLY_BYTES,
+                   Command.ERROR: 2}
         out = Signal(8)
-        with m.If(tx_pos == 0):
-            m.d.comb += out.eq(MAGIC[0])
-        with m.Elif(tx_pos == 1):
-            m.d.comb += out.eq(MAGIC[1])
-        with m.Elif(tx_pos == 2):
-            m.d.comb += out.eq(VERSION)
-        with m.Elif(tx_pos == 3):
-            m.d.comb += out.eq(resp_cmd)
-        with m.Elif(tx_pos == 4):
-            m.d.comb += out.eq(resp_len[:8])
-        with m.Elif(tx_pos == 5):
-            m.d.comb += out.eq(resp_len[8:])
-        with m.Elif(tx_pos < HEADER_BYTES + resp_len):
-            m.d.comb += out.eq(Mux(score_part, score_word.word_select(index[:2], 8),
-                                   payload_byte))
+        with m.If(tx_pos < HEADER_BYTES):
+            with m.Switch(tx_pos[:3]):
+                for i, value in enumerate([*MAGIC, VERSION]):
+                    with m.Case(i):
+                        m.d.comb += out.eq(value)
+                with m.Case(3):
+                    m.d.comb += out.eq(resp_cmd)
+                with m.Case(4):
+                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
+                                           lengths[Command.RESULT] & 0xFF, body_end[:8]
+                                           - HEADER_BYTES))
+                with m.Case(5):
+                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
+                                           lengths[Command.RESULT] >> 8, 0))
+        with m.Elif(tx_pos < body_end):
+            m.d.comb += out.eq(word[:8])
         with m.Elif(tx_last):
-            m.d.comb += out.eq(tx_crc[8:])
+            m.d.comb += out.eq(crc[8:])
         with m.Else():
-            m.d.comb += out.eq(tx_crc[:8])
+            m.d.comb += out.eq(crc[:8])
         m.d.comb += self.o_stream.payload.eq(out)
+        # one CRC for both directions: requests are read and responses sent at other times
+        crc_next = Signal(16)
+        m.d.comb += crc_next.eq(crc16_step(crc, Mux(self.o_stream.valid, out, byte)))
         tx_fire = self.o_stream.valid & self.o_stream.ready
         with m.If(tx_fire):
-            m.d.sync += tx_pos.eq(tx_pos + 1)
-            with m.If((tx_pos >= 2) & (tx_pos < HEADER_BYTES + resp_len)):
-                m.d.sync += tx_crc.eq(crc16_step(tx_crc, out))
-            with m.If(score_part & (index[:2] == 3)):
-                m.d.sync += scores.eq(scores >> sbits)
+            m.d.sync += [tx_pos.eq(tx_pos + 1), word.eq(word >> 8)]
+            with m.If((tx_pos >= 2) & (tx_pos < body_end)):
+                m.d.sync += crc.eq(crc_next)
+            # the next 4 payload bytes start after this byte: positions 6, 10, 14, ...
+            with m.If((tx_pos >= HEADER_BYTES - 1) & (tx_pos[:2] == 1)):
+                with m.Switch(resp_cmd):
+                    for cmd, words in chunks.items():
+                        with m.Case(cmd):
+                            with m.Switch(tx_pos):
+                                for k, value in enumerate(words):
+                                    with m.Case(HEADER_BYTES - 1 + 4 * k):
+                                        m.d.sync += word.eq(value)
+                                if cmd == Command.RESULT:
+                                    with m.Default():  # the scores, one per 4 bytes
+                                        m.d.sync += [word.eq(scores[:sbits].as_signed()),
+                                                     scores.eq(scores >> sbits)]
 
-        def respond(cmd, length_, code=0, for_command=0) -> list:
-            return [resp_cmd.eq(cmd), resp_len.eq(length_), resp_code.eq(code),
-                    resp_for.eq(for_command), tx_pos.eq(0), tx_crc.eq(0xFFFF)]
+        def respond(cmd, code=0, for_command=0) -> list:
+            return [resp_cmd.eq(cmd), body_end.eq(HEADER_BYTES + lengths[cmd]),
+                    resp_code.eq(code), resp_for.eq(for_command), tx_pos.eq(0),
+                    crc.eq(0xFFFF)]
 
         def mid_frame() -> None:
             """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
             with m.If(take):
-                m.d.sync += idle.eq(0)
-            with m.Elif(idle == self.idle_cycles):
-                m.d.sync += [idle.eq(0), *respond(Command.ERROR, 2, ErrorCode.TIMEOUT, 0)]
+                m.d.sync += timer.eq(0)
+            with m.Elif(timer == self.idle_cycles):
+                m.d.sync += [timer.eq(0), *respond(Command.ERROR, ErrorCode.TIMEOUT, 0)]
                 with m.If(feed):
                     m.d.comb += net_reset.eq(1)
                 with m.If(writing):
                     m.d.sync += weights_next.eq(0)
                 m.next = "RESPOND"
             with m.Else():
-                m.d.sync += idle.eq(idle + 1)
+                m.d.sync += timer.eq(timer + 1)
 
         # --- request receiver -------------------------------------------------------------
         m.d.comb += self.i_stream.ready.eq(1)  # bytes outside a frame are skipped
         with m.FSM(name="frame"):
             with m.State("MAGIC0"):
-                m.d.sync += idle.eq(0)
+                m.d.sync += timer.eq(0)
                 with m.If(take & (byte == MAGIC[0])):
                     m.next = "MAGIC1"
             with m.State("MAGIC1"):
@@ -318,17 +341,17 @@ class BoardCore(wiring.Component):
             with m.State("VERSION"):
                 mid_frame()
                 with m.If(take):
-                    m.d.sync += [version.eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.d.sync += [version.eq(byte), crc.eq(crc_next)]
                     m.next = "COMMAND"
             with m.State("COMMAND"):
                 mid_frame()
                 with m.If(take):
-                    m.d.sync += [command.eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.d.sync += [command.eq(byte), crc.eq(crc_next)]
                     m.next = "LENGTH0"
             with m.State("LENGTH0"):
                 mid_frame()
                 with m.If(take):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc16_step(crc, byte))]
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
                     m.next = "LENGTH1"
             with m.State("LENGTH1"):
                 mid_frame()
@@ -337,7 +360,7 @@ class BoardCore(wiring.Component):
                                  Mux(is_info, full != 0,
                                      (full < 6) | (full > 4 + MAX_LOAD_DATA) | full[0]))
                 with m.If(take):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc16_step(crc, byte)),
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next),
                                  count.eq(0), writing.eq(0), result_ready.eq(0)]
                     with m.If(version != VERSION):
                         m.d.sync += error.eq(ErrorCode.BAD_VERSION)
@@ -362,13 +385,15 @@ class BoardCore(wiring.Component):
                                  packer.i_stream.valid.eq(self.i_stream.valid),
                                  packer.i_stream.payload.eq(byte)]
                 with m.If(take):
-                    m.d.sync += [crc.eq(crc16_step(crc, byte)), count.eq(count + 1)]
+                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
                     with m.If(is_load & (count < 4)):
-                        start = Cat(offset[8:], byte)
+                        start = Cat(offset[8:], byte)  # the offset, low byte first
                         m.d.sync += offset.eq(start)
                         with m.If((count == 3) & (error == 0)):
-                            fits = (start + data_bytes) <= self.weight_bytes
-                            with m.If(((start == 0) | (start == weights_next)) & fits):
+                            narrow = start[:len(weights_next)]
+                            fits = ((start[len(weights_next):] == 0)
+                                    & (narrow + data_bytes <= self.weight_bytes))
+                            with m.If(((narrow == 0) | (narrow == weights_next)) & fits):
                                 m.d.sync += writing.eq(1)
                             with m.Else():
                                 m.d.sync += error.eq(ErrorCode.BAD_OFFSET)
@@ -377,7 +402,7 @@ class BoardCore(wiring.Component):
                     if top.spram_units:
                         m.d.comb += [
                             top.load_valid.eq(writing & count[0]),
-                            top.load_restart.eq((count == 5) & (offset == 0)),
+                            top.load_restart.eq((count == 5) & (offset[:len(weights_next)] == 0)),
                             top.load_data.eq(Cat(halfword_low, byte)),
                         ]
                     with m.If(count == length - 1):
@@ -391,20 +416,19 @@ class BoardCore(wiring.Component):
                 mid_frame()
                 with m.If(take):
                     with m.If(Cat(crc_low, byte) != crc):
-                        m.d.sync += respond(Command.ERROR, 2, ErrorCode.BAD_CRC, command)
+                        m.d.sync += respond(Command.ERROR, ErrorCode.BAD_CRC, command)
                         with m.If(writing):
                             m.d.sync += weights_next.eq(0)  # the stores took bad data
                     with m.Elif(error != 0):
-                        m.d.sync += respond(Command.ERROR, 2, error, command)
+                        m.d.sync += respond(Command.ERROR, error, command)
                     with m.Elif(is_info):
-                        m.d.sync += respond(Command.INFO_REPLY, INFO_BYTES)
+                        m.d.sync += respond(Command.INFO_REPLY)
                     with m.Elif(is_load):
-                        m.d.sync += [*respond(Command.LOAD_REPLY, LOAD_REPLY_BYTES),
-                                     weights_next.eq(offset + data_bytes)]
+                        m.d.sync += [*respond(Command.LOAD_REPLY),
+                                     weights_next.eq(offset[:len(weights_next)] + data_bytes)]
                     with m.Else():
-                        m.d.sync += respond(Command.RESULT,
-                                            RESULT_HEAD_BYTES + SCORE_BYTES * classes)
-                    m.d.sync += waited.eq(0)
+                        m.d.sync += respond(Command.RESULT)
+                    m.d.sync += timer.eq(0)
                     with m.If(feed):
                         m.next = "WAIT_RESULT"
                     with m.Else():
@@ -412,12 +436,12 @@ class BoardCore(wiring.Component):
             with m.State("WAIT_RESULT"):
                 with m.If(result_ready):
                     m.next = "RESPOND"
-                with m.Elif(waited == self.result_cycles):
+                with m.Elif(timer == self.result_cycles):
                     m.d.comb += net_reset.eq(1)
-                    m.d.sync += respond(Command.ERROR, 2, ErrorCode.TIMEOUT, Command.INFER)
+                    m.d.sync += respond(Command.ERROR, ErrorCode.TIMEOUT, Command.INFER)
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += waited.eq(waited + 1)
+                    m.d.sync += timer.eq(timer + 1)
             with m.State("RESPOND"):
                 m.d.comb += self.o_stream.valid.eq(1)
                 with m.If(tx_fire & tx_last):
@@ -503,17 +527,11 @@ class BoardTop(Elaboratable):
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
                  uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1, clock=None):
-        self.logic = BoardLogic(network, clk_hz=clk_hz, baud=baud, idle_s=idle_s)
+        divisor = uart_divisor(clk_hz, baud)
+        check_network(network)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
-        self.clock = clock
-
-    @property
-    def idle_cycles(self) -> int:
-        return self.logic.idle_cycles
-
-    @property
-    def result_cycles(self) -> int:
-        return self.logic.result_cycles
+        self.idle_s, self.clock = idle_s, clock
+        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
 
     def elaborate(self, platform):
         if platform is None:
@@ -521,7 +539,8 @@ class BoardTop(Elaboratable):
         m = Module()
         if self.clock is not None:
             m.submodules.clock = self.clock
-        m.submodules.logic = logic = self.logic
+        m.submodules.logic = logic = BoardLogic(self.network, clk_hz=self.clk_hz, baud=self.baud,
+                                                idle_s=self.idle_s)
         pins = platform.request(*self.uart, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
