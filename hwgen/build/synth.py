@@ -64,6 +64,20 @@ def _check_spram(network: Network, info: Board) -> None:
                          f"{info.device} has {info.resources.get('spram', 0)}")
 
 
+def _uart_figures(network: Network, baud: int) -> dict:
+    """Bytes on the line per inference (INFER frame + RESULT frame, docs/protocol.md) and the
+    inferences per second the UART alone allows (10 bits per byte, request/response)."""
+    from ..protocol import CRC_BYTES, HEADER_BYTES, SCORE_BYTES
+    from ..rtl.board import RESULT_HEAD_BYTES
+
+    frame = HEADER_BYTES + CRC_BYTES
+    classes = network.layer_io()[-1][1].size
+    request = frame + network.input_type.size
+    response = frame + RESULT_HEAD_BYTES + SCORE_BYTES * classes
+    return {"baud": baud, "request_bytes": request, "response_bytes": response,
+            "inferences_per_second": round(baud / 10 / (request + response), 1)}
+
+
 def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
@@ -244,8 +258,7 @@ def _report(network: Network, info: Board, work: Path, env: dict, seconds: float
         "inferences_per_second_at_fmax": (round(fmax_mhz * 1e6 / cycles, 1)
                                           if fmax_mhz else None),
         "inferences_per_second_at_clock": round(info.clock_mhz * 1e6 / cycles, 1),
-        "uart": {"baud": baud, "bytes_per_inference": p.input_type.size,
-                 "inferences_per_second": round(baud / 10 / (p.input_type.size + 1), 1)},
+        "uart": _uart_figures(network, baud),
         "bitstream": _BITSTREAM[info.family],
         "warning": None,
     })
