@@ -192,7 +192,7 @@ def cmd_build(args) -> int:
 
     network = _load(args.spec)
     out = Path(args.output or f"build/{network.name}-{args.board}")
-    report = build(network, args.board, out)
+    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud)
     _print_report(report, out)
     return 0
 
@@ -250,9 +250,30 @@ def _print_report(report: dict, out: Path) -> None:
     print(f"  {'fmax':30s} {report['fmax_mhz']} MHz (board clock {report['clock_mhz']} MHz)")
     print(f"  {'cycles per inference':30s} {report['cycles_per_inference']}")
     print(f"  {'inferences/s at fmax':30s} {report['inferences_per_second_at_fmax']:,.0f}")
-    if report.get("warning"):
-        print(f"  warning: {report['warning']}")
+    if report.get("pll"):
+        pll = report["pll"]
+        source = f"the {pll['primitive']}" if pll["primitive"] else "the oscillator (no PLL)"
+        print(f"  {'clock':30s} {pll['achieved_mhz']} MHz from {source} "
+              f"(asked {pll['requested_mhz']}, oscillator {pll['oscillator_mhz']})")
     print(f"report: {out / 'report.json'}")
+
+
+def _positive_mhz(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a frequency in MHz above 0, got {text!r}")
+    return value
+
+
+def _add_clock_options(p) -> None:
+    p.add_argument("--clock-mhz", type=_positive_mhz, metavar="MHZ",
+                   help="run from the FPGA's PLL at the highest frequency it makes not above "
+                   "MHZ (reported in report.json); default: the board's oscillator, no PLL")
+    p.add_argument("--baud", type=int, default=115200, metavar="N",
+                   help="UART bit rate of the board top (default 115200)")
 
 
 def cmd_flow(args) -> int:
@@ -266,7 +287,7 @@ def cmd_flow(args) -> int:
         print("flow stopped: simulation did not match", file=sys.stderr)
         return 1
     out = Path(args.output or f"build/{network.name}-{args.board}")
-    report = build(network, args.board, out)
+    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud)
     report["simulation"] = {"inferences": result.frames, "bit_exact": True,
                             "accuracy": accuracy,
                             "cycles_per_inference": result.cycles_per_inference,
@@ -497,6 +518,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
+    _add_clock_options(p)
     p.set_defaults(func=cmd_build)
 
     from .build.flash import DEFAULT_TIMEOUT, parse_offset
@@ -534,6 +556,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_sim_options(p)
+    _add_clock_options(p)
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("run", help="run inferences on a board over its UART",

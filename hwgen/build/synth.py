@@ -78,13 +78,17 @@ def _uart_figures(network: Network, baud: int) -> dict:
             "inferences_per_second": round(baud / 10 / (request + response), 1)}
 
 
-def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict:
+def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float | None = None,
+          baud: int = 115200, log=None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
     Writes the bitstream, the tools' logs and ``report.json`` into ``out_dir`` (replacing it
-    only on success) and returns the report. Raises :class:`BoardError` for an unknown board or
-    a network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
-    ``log`` (a callable taking a line) hears about each step.
+    only on success) and returns the report. With ``clock_mhz`` the design runs from the PLL
+    at the highest frequency it makes not above that; without, at the board's oscillator. The
+    build fails when nextpnr's fmax is below the clock. Raises :class:`BoardError` for an
+    unknown board, a clock the PLL cannot make or a network the board top cannot serve,
+    :class:`ToolError` when a tool is missing or fails. ``log`` (a callable taking a line)
+    hears about each step.
     """
     from ..rtl.board import BoardTop, check_network
 
@@ -97,8 +101,18 @@ def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict
     out_dir = Path(out_dir)
     start = time.monotonic()
 
+    clock_hz = None if clock_mhz is None else clock_mhz * 1e6
+    try:  # checked before the board top exists (an unused Elaboratable warns)
+        from ..rtl.clock import clock_config
+        from ..rtl.uart import uart_divisor
+
+        config = None if clock_hz is None else clock_config(info.family, info.clk_hz, clock_hz)
+        uart_divisor(info.clk_hz if config is None else round(config.out_hz), baud)
+    except ValueError as exc:
+        raise BoardError(f"cannot build for {board_name}: {exc}") from None
     platform = info.platform()
-    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart)
+    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
+                   family=info.family)
     build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
                                   script_after_synth=_YOSYS_STAT)
     commands = json.loads(build_plan.files["build_top.json"])["commands"]
@@ -126,7 +140,7 @@ def build(network: Network, board_name: str, out_dir: Path, *, log=None) -> dict
                 _check_fit(network, info, tmp / "synth_stat.json")
             if log:
                 log(f"  {tool} done in {time.monotonic() - step:.1f} s")
-        report = _report(network, info, tmp, env, time.monotonic() - start, top.baud)
+        report = _report(network, info, tmp, env, time.monotonic() - start, top)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         _replace_dir(tmp, out_dir)
     except ToolError as exc:
@@ -222,7 +236,7 @@ def _yosys_version(rpt: Path) -> str | None:
 
 
 def _report(network: Network, info: Board, work: Path, env: dict, seconds: float,
-            baud: int) -> dict:
+            top) -> dict:
     pnr = json.loads((work / "report_pnr.json").read_text())
     utilization = pnr.get("utilization", {})
     cells = FAMILY_CELLS[info.family]
@@ -250,21 +264,30 @@ def _report(network: Network, info: Board, work: Path, env: dict, seconds: float
     fmax = [clock["achieved"] for clock in pnr.get("fmax", {}).values()]
     fmax_mhz = round(min(fmax), 2) if fmax else None
     cycles = p.cycles_per_inference
+    clock_mhz = round(top.clk_hz / 1e6, 4)
     report.update({
         "fmax_mhz": fmax_mhz,
-        "clock_mhz": info.clock_mhz,
+        "clock_mhz": clock_mhz,
+        "pll": None if top.clock_request_hz is None else {
+            "oscillator_mhz": info.clock_mhz,
+            "requested_mhz": round(top.clock_request_hz / 1e6, 4),
+            "achieved_mhz": clock_mhz,
+            "primitive": None if top.pll_config is None else
+            "SB_PLL40" if info.family == "ice40" else "EHXPLLL",
+            "config": None if top.pll_config is None else {
+                k: v for k, v in vars(top.pll_config).items() if isinstance(v, int | float)}},
         "cycles_per_inference": cycles,
         "latency_cycles": p.latency,
         "inferences_per_second_at_fmax": (round(fmax_mhz * 1e6 / cycles, 1)
                                           if fmax_mhz else None),
-        "inferences_per_second_at_clock": round(info.clock_mhz * 1e6 / cycles, 1),
-        "uart": _uart_figures(network, baud),
+        "inferences_per_second_at_clock": round(top.clk_hz / cycles, 1),
+        "uart": _uart_figures(network, top.baud),
         "bitstream": _BITSTREAM[info.family],
-        "warning": None,
     })
-    if fmax_mhz is not None and fmax_mhz < info.clock_mhz:
-        report["warning"] = (f"fmax {fmax_mhz} MHz is below the board clock "
-                             f"{info.clock_mhz} MHz; the design may not work on the board")
+    if fmax_mhz is not None and fmax_mhz < clock_mhz:
+        raise ToolError(f"timing: nextpnr's fmax {fmax_mhz} MHz is below the {clock_mhz} MHz "
+                        f"clock; build with a lower --clock-mhz, or fold the network further "
+                        f"(log {work / 'top.tim'})")
     nextpnr_var = tool_env_var(f"nextpnr-{info.family}")
     report["tools"] = {
         "yosys": _yosys_version(work / "top.rpt"),

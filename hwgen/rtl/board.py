@@ -6,7 +6,17 @@ in tests/rtl/test_board.py and, as part of the whole board top, in sim/board_ben
 :mod:`hwgen.protocol`.
 """
 
-from amaranth import Cat, Const, Elaboratable, Module, Mux, ResetInserter, Signal, Value
+from amaranth import (
+    Cat,
+    ClockDomain,
+    Const,
+    Elaboratable,
+    Module,
+    Mux,
+    ResetInserter,
+    Signal,
+    Value,
+)
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -510,35 +520,51 @@ class BoardTop(Elaboratable):
 
     Requests the platform's UART (``uart``, default ``("uart", 0)``) and as many ``led``
     resources as there are (up to 8), which show the bits of the last predicted class. Runs in
-    the ``sync`` domain at ``clk_hz``: the platform's default clock, or the one ``clock`` (an
-    Elaboratable that defines the ``sync`` domain, such as a PLL) makes.
+    the ``sync`` domain: the platform's default clock at ``clk_hz`` (the oscillator), or with
+    ``clock_hz`` the PLL's output closest to it from below (:class:`~hwgen.rtl.clock.PllClock`;
+    ``self.clk_hz`` is then the achieved frequency and ``self.pll_config`` the PLL's settings).
 
     Parameters
     ----------
     network : Network
         As for :class:`BoardCore`.
     clk_hz : int
-        The ``sync`` clock frequency.
+        The board's oscillator frequency.
+    clock_hz : float or None
+        A requested ``sync`` frequency; ``None`` runs at the oscillator.
+    family : str
+        ``"ice40"`` or ``"ecp5"`` (for the PLL).
     baud : int
         UART bit rate (default 115200).
     idle_s : float
         Idle time in seconds that drops a partial frame (default 0.1).
     """
 
-    def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
-                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1, clock=None):
+    def __init__(self, network: Network, *, clk_hz: int, clock_hz: float | None = None,
+                 family: str | None = None, baud: int = 115200,
+                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1):
+        from .clock import clock_config
+
+        self.family, self.oscillator_hz, self.clock_request_hz = family, clk_hz, clock_hz
+        #: The PLL's settings; None when the design runs at the oscillator.
+        self.pll_config = None if clock_hz is None else clock_config(family, clk_hz, clock_hz)
+        if self.pll_config is not None:
+            clk_hz = round(self.pll_config.out_hz)
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
-        self.idle_s, self.clock = idle_s, clock
+        self.idle_s = idle_s
         self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
 
     def elaborate(self, platform):
         if platform is None:
             raise TypeError("BoardTop needs a platform (simulate BoardLogic instead)")
         m = Module()
-        if self.clock is not None:
-            m.submodules.clock = self.clock
+        if self.pll_config is not None:
+            from .clock import PllClock
+
+            m.domains.sync = ClockDomain()  # driven by the PLL (defined here, used below)
+            m.submodules.pll = PllClock(self.family, self.oscillator_hz, self.clock_request_hz)
         m.submodules.logic = logic = BoardLogic(self.network, clk_hz=self.clk_hz, baud=self.baud,
                                                 idle_s=self.idle_s)
         pins = platform.request(*self.uart, dir="-")

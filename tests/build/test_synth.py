@@ -39,7 +39,7 @@ def _check_report(report, out, *, board, family, device, bitstream):
     assert report["bitstream"] == bitstream
     assert (out / bitstream).stat().st_size > 1000
     assert report["tools"]["yosys"].startswith("Yosys ")
-    assert report["warning"] is None or "below the board clock" in report["warning"]
+    assert report["fmax_mhz"] >= report["clock_mhz"]
     assert not list(out.parent.glob(".*partial*"))
 
 
@@ -51,7 +51,7 @@ def test_icebreaker(tmp_path):
     report = build(tiny(), "icebreaker", out)
     _check_report(report, out, board="icebreaker", family="ice40", device="iCE40UP5K",
                   bitstream="top.bin")
-    assert report["clock_mhz"] == 12.0
+    assert report["clock_mhz"] == 12.0 and report["pll"] is None
     assert report["spram"]["available"] == 4
     assert not (out / "stale").exists()
 
@@ -65,6 +65,30 @@ def test_ulx3s_85f(tmp_path):
                   bitstream="top.bit")
     assert report["clock_mhz"] == 25.0
     assert report["lut4"]["available"] > 80000
+
+
+@pytest.mark.synth
+def test_icebreaker_through_the_pll(tmp_path):
+    out = tmp_path / "pll"
+    report = build(tiny(), "icebreaker", out, clock_mhz=18)
+    assert report["pll"]["primitive"] == "SB_PLL40"
+    assert report["pll"]["requested_mhz"] == 18.0
+    assert 16 < report["clock_mhz"] == report["pll"]["achieved_mhz"] <= 18
+    assert report["fmax_mhz"] >= report["clock_mhz"]
+    assert "SB_PLL40_PAD" in (out / "top.rpt").read_text()
+
+
+@pytest.mark.synth
+def test_a_clock_above_fmax_fails_the_build(tmp_path):
+    with pytest.raises(ToolError, match="Max frequency for clock|below the"):
+        build(tiny(), "icebreaker", tmp_path / "fast", clock_mhz=250)
+    assert not (tmp_path / "fast").exists()
+
+
+def test_a_clock_the_pll_cannot_make_is_refused(tmp_path):
+    with pytest.raises(BoardError, match="cannot build for icebreaker: SB_PLL40 cannot make "
+                                         "3 MHz"):
+        build(tiny(), "icebreaker", tmp_path / "slow", clock_mhz=3)
 
 
 def test_missing_tool_leaves_no_output(tmp_path, monkeypatch):
