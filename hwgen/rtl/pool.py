@@ -3,7 +3,7 @@ global sum pooling (a per-channel running sum over the whole image)."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal
+from amaranth import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,23 +50,23 @@ class ChannelReduce(wiring.Component):
         m = Module()
         layout = data.ArrayLayout(self.out_shape, self.lanes)
         m.submodules.fifo = out = fifo.SyncFIFO(width=layout.size, depth=2)
-        best = [Signal(layout, name=f"partial{c}") for c in range(self.chunks)]
+        # The chunks' partial results in a ring: the chunk of the current beat is always at
+        # the head, and its merged value goes to the tail (no per-chunk decoding or muxing).
+        ring = Signal(self.chunks * layout.size)
+        head = layout(ring[:layout.size])
         position = Signal(range(self.positions))
         chunk = Signal(range(self.chunks))
         fire = self.i_stream.valid & self.i_stream.ready
         merged = Signal(layout)
         first = position == 0
-        with m.Switch(chunk):
-            for c in range(self.chunks):
-                with m.Case(c):
-                    for lane in range(self.lanes):
-                        x, b = self._value(self.i_stream.payload[lane]), best[c][lane]
-                        if self.op == "max":
-                            m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))
-                        else:
-                            m.d.comb += merged[lane].eq(Mux(first, 0, b) + x)
-                    with m.If(fire):
-                        m.d.sync += best[c].eq(merged)
+        for lane in range(self.lanes):
+            x, b = self._value(self.i_stream.payload[lane]), head[lane]
+            if self.op == "max":
+                m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))
+            else:
+                m.d.comb += merged[lane].eq(Mux(first, 0, b) + x)
+        with m.If(fire):
+            m.d.sync += ring.eq(Cat(ring[layout.size:], merged.as_value()))
         last = position == self.positions - 1
         m.d.comb += [
             self.i_stream.ready.eq(out.w_rdy),
