@@ -1,0 +1,90 @@
+"""The shipped reference design (designs/digits_bnn) built for every supported board.
+
+Runs ``hwgen.build.synth.build`` (the same as ``hwgen build designs/digits_bnn.toml --board B``)
+for each board of ``hwgen.build.boards.BOARDS`` and records each report.json's headline
+figures — logic (iCE40 LCs or ECP5 LUT4s), flip-flops, block RAMs, fmax, the clock, cycles and
+inferences per second, build time — or the failure's message. Writes JSON and prints the
+Markdown table that docs/boards.md carries.
+
+Usage::
+
+    python bench/board_builds.py [--out bench/results/board_builds.json] [--only B ...]
+        [--spec designs/digits_bnn.toml] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hwgen.build.boards import BOARDS  # noqa: E402
+from hwgen.build.synth import build  # noqa: E402
+from hwgen.build.toolchain import ToolError  # noqa: E402
+from hwgen.spec import load  # noqa: E402
+
+KEYS = ("lcs", "lut4", "ffs", "bram", "spram", "dsp", "fmax_mhz", "clock_mhz",
+        "cycles_per_inference", "inferences_per_second_at_fmax", "build_seconds")
+
+
+def build_all(spec: Path, names: list[str], keep: Path | None) -> list[dict]:
+    network = load(spec)
+    rows = []
+    for name in names:
+        started = time.monotonic()
+        out = (keep or Path(tempfile.mkdtemp())) / f"{network.name}-{name}"
+        print(f"building {spec.name} for {name} ...", file=sys.stderr, flush=True)
+        try:
+            report = build(network, name, out)
+            row = {"board": name, "device": report["device"], "ok": True,
+                   **{k: report.get(k) for k in KEYS}}
+        except ToolError as exc:
+            row = {"board": name, "ok": False, "error": str(exc).splitlines()[0],
+                   "build_seconds": round(time.monotonic() - started, 1)}
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| board | FPGA | logic | FF | BRAM | fmax (MHz) | clock (MHz) | inferences/s at fmax "
+             "| build (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["ok"]:
+            lines.append(f"| `{r['board']}` | | failed: {r['error']} | | | | | | "
+                         f"{r['build_seconds']} |")
+            continue
+        logic = (f"{r['lcs']['used']:,} / {r['lcs']['available']:,} LC" if r["lcs"]
+                 else f"{r['lut4']['used']:,} / {r['lut4']['available']:,} LUT4")
+        lines.append(f"| `{r['board']}` | {r['device']} | {logic} | {r['ffs']['used']:,} | "
+                     f"{r['bram']['used']} / {r['bram']['available']} | {r['fmax_mhz']} | "
+                     f"{r['clock_mhz']} | {r['inferences_per_second_at_fmax']:,.0f} | "
+                     f"{r['build_seconds']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=ROOT / "designs" / "digits_bnn.toml")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "bench" / "results" / "board_builds.json")
+    parser.add_argument("--only", nargs="+", choices=sorted(BOARDS), metavar="BOARD")
+    parser.add_argument("--keep", type=Path, help="keep the build folders under DIR")
+    args = parser.parse_args(argv)
+    rows = build_all(args.spec, args.only or list(BOARDS), args.keep)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"spec": str(args.spec.relative_to(ROOT))
+                                    if args.spec.is_relative_to(ROOT) else str(args.spec),
+                                    "command": "python bench/board_builds.py",
+                                    "builds": rows}, indent=2) + "\n")
+    print(markdown(rows))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
