@@ -85,6 +85,29 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
     return x, labels, where
 
 
+def cmd_boards(args) -> int:
+    """``hwgen boards``: the supported boards, their FPGA, resources, clock and UART."""
+    from .build.boards import BOARDS
+
+    rows = []
+    for b in BOARDS.values():
+        logic = ("lcs", "LC") if "lcs" in b.resources else ("lut4", "LUT4")
+        rows.append({"name": b.name, "family": b.family, "device": b.device,
+                     "package": b.package, "logic": f"{b.resources[logic[0]]:,} {logic[1]}",
+                     **{k: b.resources[k] for k in ("bram", "spram", "dsp")},
+                     "clock_mhz": b.clock_mhz, "uart": b.uart_pins,
+                     "description": b.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'board':22s} {'FPGA':20s} {'logic':12s} {'BRAM':>4s} {'SPRAM':>5s} {'DSP':>4s} "
+          f"{'clock':>8s}  UART")
+    for r in rows:
+        print(f"{r['name']:22s} {r['device'] + '-' + r['package']:20s} {r['logic']:12s} "
+              f"{r['bram']:4d} {r['spram']:5d} {r['dsp']:4d} {r['clock_mhz']:5g} MHz  {r['uart']}")
+    return 0
+
+
 def cmd_check(args) -> int:
     network = _load(args.spec)
     p = plan(network)
@@ -486,6 +509,12 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="hwgen", description="Quantized neural networks to bit-exact iCE40/ECP5 hardware.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("boards", help="list the supported boards",
+                       description="The boards hwgen builds for: FPGA, logic cells or LUT4s, "
+                       "block RAMs, SPRAMs, DSPs, the oscillator and where the UART is.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_boards)
 
     p = sub.add_parser("check", help="validate a spec and print its per-layer table",
                        description="Validate SPEC and print each layer's shapes, bit widths, "

@@ -147,7 +147,8 @@ def test_iceprog_refuses_an_ecp5_board(tmp_path, capsys):
 def test_unknown_board(tmp_path, capsys):
     bit = _bitstream(tmp_path, "icebreaker")
     assert main(["flash", str(bit), "--board", "tinyfpga", "--dry-run"]) == 2
-    assert "unknown board 'tinyfpga'; expected one of: icebreaker" in _error_line(capsys)
+    assert "unknown board 'tinyfpga'; expected one of: ecpix5-45f, ecpix5-85f" \
+        in _error_line(capsys)
 
 
 def test_missing_bitstream(tmp_path, capsys):
