@@ -45,12 +45,15 @@ class Board:
     uart_pins: str = ""
     description: str = ""
     extra_resources: tuple = ()
+    platform_settings: tuple = ()
     notes: list[str] = field(default_factory=list)
 
     def platform(self):
         """A fresh platform instance (Amaranth platforms can be prepared only once), with the
         board's extra resources."""
         platform = self.platform_class()
+        for attr, value in self.platform_settings:
+            setattr(platform, attr, value)
         if self.extra_resources:
             platform.add_resources(list(self.extra_resources))
         return platform
@@ -86,11 +89,13 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
     _board("icebreaker", ICEBreakerPlatform, "ice40", _UP5K, 12.0,
            "FTDI channel B (rx pin 6, tx pin 9)",
            "1BitSquared iCEBreaker: iCE40UP5K-SG48, 12 MHz oscillator, 2 user LEDs"),
-    _board("upduino-v3", UpduinoV3Platform, "ice40", _UP5K, 48.0,
+    _board("upduino-v3", UpduinoV3Platform, "ice40", _UP5K, 12.0,
            "header J6: rx pin 2, tx pin 46, to a 3.3 V USB-serial adapter (constraints/)",
-           "tinyVision UPduino v3: iCE40UP5K-SG48, runs from the 48 MHz internal oscillator "
-           "(SB_HFOSC); its FT232H only programs the flash",
-           extra_resources=(_uart("2", "46", Attrs(IO_STANDARD="SB_LVCMOS")),)),
+           "tinyVision UPduino v3: iCE40UP5K-SG48, the internal oscillator (SB_HFOSC) divided "
+           "to 12 MHz (48 MHz is above a UP5K network's fmax); its FT232H only programs the "
+           "flash",
+           extra_resources=(_uart("2", "46", Attrs(IO_STANDARD="SB_LVCMOS")),),
+           platform_settings=(("hfosc_div", 2),)),
     _board("ice40-hx8k-b-evn", ICE40HX8KBEVNPlatform, "ice40", _HX8K, 12.0,
            "FTDI channel B (rx B10, tx B12)",
            "Lattice iCE40-HX8K breakout: iCE40HX8K-CT256, 12 MHz, 8 LEDs"),

@@ -64,6 +64,19 @@ def _check_spram(network: Network, info: Board) -> None:
                          f"{info.device} has {info.resources.get('spram', 0)}")
 
 
+def _check_clock_pin(info: Board) -> None:
+    """ValueError unless the board's clock comes from a pin the PLL can take."""
+    from amaranth.build import ResourceError
+
+    platform = info.platform()
+    try:
+        platform.lookup(platform.default_clk, 0)
+    except ResourceError:
+        raise ValueError(f"its clock is the FPGA's internal oscillator "
+                         f"({platform.default_clk}), not a pin the PLL can take; build without "
+                         f"--clock-mhz") from None
+
+
 def _uart_figures(network: Network, baud: int) -> dict:
     """Bytes on the line per inference (INFER frame + RESULT frame, docs/protocol.md) and the
     inferences per second the UART alone allows (10 bits per byte, request/response)."""
@@ -107,6 +120,8 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
         from ..rtl.uart import uart_divisor
 
         config = None if clock_hz is None else clock_config(info.family, info.clk_hz, clock_hz)
+        if config is not None:
+            _check_clock_pin(info)
         uart_divisor(info.clk_hz if config is None else round(config.out_hz), baud)
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None

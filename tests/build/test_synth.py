@@ -165,3 +165,9 @@ def test_spram_weights_need_a_board_with_spram(tmp_path):
         "cannot build for ulx3s-85f: layers conv1, fc3 keep their weights in SPRAM "
         "(weight_memory = \"spram\") and need 5 SPRAM blocks; LFE5U-85F has 0")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_pll_needs_a_clock_pin(tmp_path):
+    with pytest.raises(BoardError, match="cannot build for upduino-v3: its clock is the FPGA's "
+                                         "internal oscillator \\(SB_HFOSC\\)"):
+        build(tiny(), "upduino-v3", tmp_path / "out", clock_mhz=20)
