@@ -281,18 +281,21 @@ def _print_report(report: dict, out: Path) -> None:
     print(f"report: {out / 'report.json'}")
 
 
-def _positive_mhz(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a frequency in MHz above 0, got {text!r}")
-    return value
+def _above_zero(what: str):
+    """An argparse type: a number above 0, else "expected <what> above 0, got '…'"."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected {what} above 0, got {text!r}")
+        return value
+    return parse
 
 
 def _add_clock_options(p) -> None:
-    p.add_argument("--clock-mhz", type=_positive_mhz, metavar="MHZ",
+    p.add_argument("--clock-mhz", type=_above_zero("a frequency in MHz"), metavar="MHZ",
                    help="run from the FPGA's PLL at the highest frequency it makes not above "
                    "MHZ (reported in report.json); default: the board's oscillator, no PLL")
     p.add_argument("--baud", type=int, default=115200, metavar="N",
@@ -612,8 +615,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
     p.add_argument("--check", action="store_true", help="compare every class and score with "
                    "the golden model; exit 1 on any mismatch")
-    p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds to wait for each "
-                   "response (default: from the frame size, baud rate and network)")
+    p.add_argument("--timeout", type=_above_zero("a number of seconds"), metavar="S",
+                   help="seconds to wait for each response (default: from the frame size, "
+                   "baud rate and network)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every inference, however many")
     p.add_argument("--json", metavar="OUT", help="write the summary and every result here")
@@ -623,14 +627,6 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,3 +139,12 @@ def residual_block(long_fast: bool) -> tuple[Network, np.ndarray]:
                         bias=True))
     layers.append(Argmax("argmax"))
     return Network("res", inp, layers), x
+
+
+def error_line(capsys) -> str:
+    """The one ``hwgen: error: ...`` line a failed command printed (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("hwgen: error: ")
+    return err

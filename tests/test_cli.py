@@ -13,7 +13,7 @@ import hwgen_sim.runner as runner
 from hwgen import spec
 from hwgen.cli import main
 from hwgen.spec import Input
-from tests.helpers import chain
+from tests.helpers import chain, error_line
 
 
 @pytest.fixture
@@ -31,12 +31,6 @@ def mini_spec(tmp_path) -> Path:
     return path
 
 
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("hwgen: error: ")
-    return err
 
 
 def test_check_prints_every_layer_and_totals(mini_spec, capsys):
@@ -59,13 +53,13 @@ def test_bad_spec_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("name = 'x'\n[input\n")
     assert main(["check", str(bad)]) == 2
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert str(bad) in err and "invalid TOML" in err
 
 
 def test_missing_spec_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "none.toml")]) == 2
-    assert "none.toml: file not found" in _error_line(capsys)
+    assert "none.toml: file not found" in error_line(capsys)
 
 
 def test_generate_writes_verilog_and_plan(mini_spec, tmp_path, capsys):
@@ -83,7 +77,7 @@ def test_generate_on_a_bad_spec_leaves_no_output(mini_spec, tmp_path, capsys):
     np.savez(npz, **arrays)
     out = tmp_path / "gen"
     assert main(["generate", str(mini_spec), "-o", str(out)]) == 2
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert "mini.npz: fc0.weights: 1-bit weights must be -1 or +1, found 0 at (0, 0)" in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
@@ -92,7 +86,7 @@ def test_generate_on_a_bad_spec_leaves_no_output(mini_spec, tmp_path, capsys):
 def test_unknown_board(mini_spec, tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["build", str(mini_spec), "--board", "de10-nano", "-o", str(out)]) == 2
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert "unknown board 'de10-nano'" in err and "icebreaker" in err
     assert not out.exists()
 
@@ -101,21 +95,21 @@ def test_missing_tool_names_the_variable(mini_spec, tmp_path, capsys, monkeypatc
     monkeypatch.setenv("YOSYS", "/nonexistent/yosys")
     out = tmp_path / "b"
     assert main(["build", str(mini_spec), "--board", "icebreaker", "-o", str(out)]) == 1
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert "YOSYS='/nonexistent/yosys': no such program" in err
     assert not out.exists()
 
 
 def test_sim_inputs_file_missing(mini_spec, tmp_path, capsys):
     assert main(["sim", str(mini_spec), "--inputs", str(tmp_path / "x.npy")]) == 2
-    assert "--inputs" in _error_line(capsys)
+    assert "--inputs" in error_line(capsys)
 
 
 def test_sim_inputs_out_of_range(mini_spec, tmp_path, capsys):
     x = np.full((2, 16), 300)
     np.save(tmp_path / "x.npy", x)
     assert main(["sim", str(mini_spec), "--inputs", str(tmp_path / "x.npy")]) == 2
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert "x.npy" in err and "300" in err
 
 

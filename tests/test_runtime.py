@@ -18,6 +18,7 @@ from hwgen import golden, protocol, spec
 from hwgen.cli import main
 from hwgen.protocol import Command, ErrorCode
 from hwgen.runtime import Board, BoardReplyError, LinkError, ProgressBar
+from tests.helpers import error_line
 
 DIGITS = Path(__file__).parent.parent / "designs" / "digits_bnn.toml"
 
@@ -389,12 +390,6 @@ def test_progress_bar_draws_on_a_terminal_only():
 # hwgen run --------------------------------------------------------------------------------
 
 
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("hwgen: error: ")
-    return err
 
 
 @pytest.fixture
@@ -466,7 +461,7 @@ def test_run_refuses_a_board_with_another_network(digits, arrays, capsys):
     script = [(protocol.info_request(), info_reply(info_for(network, network_id=7)))]
     with scripted(script) as port:
         assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
-    assert "the board runs network 0x00000007" in _error_line(capsys)
+    assert "the board runs network 0x00000007" in error_line(capsys)
 
 
 def test_run_image_size_mismatch(digits, arrays, capsys):
@@ -474,7 +469,7 @@ def test_run_image_size_mismatch(digits, arrays, capsys):
     script = [(protocol.info_request(), info_reply(info_for(network, weight_bytes=8)))]
     with scripted(script) as port:
         assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
-    assert "expects 8 bytes of SPRAM weights, digits_bnn's image has 0" in _error_line(capsys)
+    assert "expects 8 bytes of SPRAM weights, digits_bnn's image has 0" in error_line(capsys)
 
 
 def test_run_silent_board(digits, arrays, capsys):
@@ -484,20 +479,20 @@ def test_run_silent_board(digits, arrays, capsys):
     with scripted(script) as port:
         assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0], "--timeout",
                      "0.2"]) == 1
-    assert "no response from" in _error_line(capsys)
+    assert "no response from" in error_line(capsys)
 
 
 def test_run_missing_inputs_file(tmp_path, capsys):
     assert main(["run", str(DIGITS), "--port", "/dev/null", "--inputs",
                  str(tmp_path / "none.npy")]) == 2
-    err = _error_line(capsys)
+    err = error_line(capsys)
     assert "--inputs" in err and "none.npy: file not found" in err
 
 
 def test_run_bad_port(tmp_path, arrays, capsys):
     port = str(tmp_path / "ttyACM7")
     assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0]]) == 1
-    assert f"cannot open serial port {port}" in _error_line(capsys)
+    assert f"cannot open serial port {port}" in error_line(capsys)
 
 
 def test_run_dry_run_opens_no_port(arrays, capsys):

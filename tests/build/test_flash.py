@@ -13,6 +13,7 @@ from hwgen.build import flash
 from hwgen.build.boards import BOARDS
 from hwgen.build.toolchain import ToolError, tool_path
 from hwgen.cli import main
+from tests.helpers import error_line
 
 #: The boards the flashing issue names (the registry gains them separately).
 ISSUE_BOARDS = {"icebreaker", "upduino-v3", "ice40-hx8k-b-evn", "ulx3s-25f", "ulx3s-45f",
@@ -38,12 +39,6 @@ OPENFPGALOADER_ARGS = {
 }
 
 
-def _error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("hwgen: error: ")
-    return err
 
 
 def _bitstream(tmp_path: Path, board_name: str) -> Path:
@@ -91,7 +86,7 @@ def test_dry_run_prints_the_openfpgaloader_command(name, persist, tmp_path, caps
     args = [bit, "--board", name, *(["--persist"] if persist else [])]
     if want is None:
         assert main(["flash", *map(str, args), "--dry-run"]) == 2
-        err = _error_line(capsys)
+        err = error_line(capsys)
         assert "has no SRAM load over USB" in err and "use --persist" in err
         return
     argv = _dry_run(capsys, *args)
@@ -141,25 +136,25 @@ def test_iceprog_refuses_an_ecp5_board(tmp_path, capsys):
     bit = _bitstream(tmp_path, "ulx3s-85f")
     assert main(["flash", str(bit), "--board", "ulx3s-85f", "--tool", "iceprog",
                  "--dry-run"]) == 2
-    assert "ulx3s-85f (ECP5) needs openFPGALoader" in _error_line(capsys)
+    assert "ulx3s-85f (ECP5) needs openFPGALoader" in error_line(capsys)
 
 
 def test_unknown_board(tmp_path, capsys):
     bit = _bitstream(tmp_path, "icebreaker")
     assert main(["flash", str(bit), "--board", "tinyfpga", "--dry-run"]) == 2
     assert "unknown board 'tinyfpga'; expected one of: ecpix5-45f, ecpix5-85f" \
-        in _error_line(capsys)
+        in error_line(capsys)
 
 
 def test_missing_bitstream(tmp_path, capsys):
     assert main(["flash", str(tmp_path / "top.bin"), "--board", "icebreaker", "--dry-run"]) == 2
-    assert _error_line(capsys) == f"hwgen: error: {tmp_path / 'top.bin'}: file not found"
+    assert error_line(capsys) == f"hwgen: error: {tmp_path / 'top.bin'}: file not found"
 
 
 def test_empty_bitstream(tmp_path, capsys):
     (tmp_path / "top.bit").write_bytes(b"")
     assert main(["flash", str(tmp_path / "top.bit"), "--board", "ulx3s-85f"]) == 2
-    assert _error_line(capsys).endswith("top.bit: empty file")
+    assert error_line(capsys).endswith("top.bit: empty file")
 
 
 @pytest.mark.parametrize("name, board_name, what", [
@@ -171,13 +166,13 @@ def test_empty_bitstream(tmp_path, capsys):
 def test_wrong_extension_for_the_family(name, board_name, what, tmp_path, capsys):
     (tmp_path / name).write_bytes(b"\x00" * 16)
     assert main(["flash", str(tmp_path / name), "--board", board_name, "--dry-run"]) == 2
-    assert _error_line(capsys) == f"hwgen: error: {tmp_path / name}: {what}"
+    assert error_line(capsys) == f"hwgen: error: {tmp_path / name}: {what}"
 
 
 def test_offset_needs_persist_and_a_valid_number(tmp_path, capsys):
     bit = _bitstream(tmp_path, "ulx3s-85f")
     assert main(["flash", str(bit), "--board", "ulx3s-85f", "--offset", "1M", "--dry-run"]) == 2
-    assert "--offset is a flash address: it needs --persist" in _error_line(capsys)
+    assert "--offset is a flash address: it needs --persist" in error_line(capsys)
     with pytest.raises(SystemExit) as exc:
         main(["flash", str(bit), "--board", "ulx3s-85f", "--offset", "-4"])
     assert exc.value.code == 2
@@ -197,7 +192,7 @@ def spec() -> Path:
 def test_spec_without_a_build_says_to_build_first(spec, tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["flash", str(spec), "--board", "icebreaker", "-o", str(out), "--dry-run"]) == 2
-    assert _error_line(capsys) == (f"hwgen: error: {out} holds no build (report.json not "
+    assert error_line(capsys) == (f"hwgen: error: {out} holds no build (report.json not "
                                    f"found); run hwgen build {spec} --board icebreaker first")
 
 
@@ -210,7 +205,7 @@ def test_spec_uses_the_bitstream_of_its_build(spec, tmp_path, capsys):
     assert argv[1:] == ["-b", "ice40_generic", "-m", str(bit)]
     # a build for another board is not flashed
     assert main(["flash", str(spec), "--board", "ulx3s-85f", "-o", str(out), "--dry-run"]) == 2
-    assert "was built for 'icebreaker', not 'ulx3s-85f'" in _error_line(capsys)
+    assert "was built for 'icebreaker', not 'ulx3s-85f'" in error_line(capsys)
 
 
 def _libraries_load() -> bool:
@@ -230,7 +225,7 @@ def test_real_run_without_a_board(name, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENFPGALOADER", raising=False)
     bit = _bitstream(tmp_path, name)
     assert main(["flash", str(bit), "--board", name, "--timeout", "60"]) == 1
-    err = _error_line(capsys)
+    err = error_line(capsys)
     if not _libraries_load():
         assert err == ("hwgen: error: openFPGALoader cannot start: libusb-1.0.so.0 is missing "
                        "(libusb/libftdi from the OS); apt-get install libusb-1.0-0 libftdi1-2")
@@ -242,7 +237,7 @@ def test_real_run_without_a_board(name, tmp_path, capsys, monkeypatch):
 def test_real_run_without_iceprog(tmp_path, capsys, no_iceprog):
     bit = _bitstream(tmp_path, "icebreaker")
     assert main(["flash", str(bit), "--board", "icebreaker", "--tool", "iceprog"]) == 1
-    assert _error_line(capsys) == ("hwgen: error: iceprog not found on PATH; it has no PyPI "
+    assert error_line(capsys) == ("hwgen: error: iceprog not found on PATH; it has no PyPI "
                                    "package: install it (apt-get install fpga-icestorm) or set "
                                    "ICEPROG to it")
 
@@ -251,7 +246,7 @@ def test_openfpgaloader_variable_naming_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENFPGALOADER", "/nonexistent/openFPGALoader")
     bit = _bitstream(tmp_path, "ulx3s-85f")
     assert main(["flash", str(bit), "--board", "ulx3s-85f"]) == 1
-    assert "OPENFPGALOADER='/nonexistent/openFPGALoader': no such program" in _error_line(capsys)
+    assert "OPENFPGALOADER='/nonexistent/openFPGALoader': no such program" in error_line(capsys)
 
 
 def test_packaged_openfpgaloader_wins_over_path(tmp_path, monkeypatch):
@@ -274,7 +269,7 @@ def test_a_hanging_tool_is_stopped(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENFPGALOADER", str(stuck))
     bit = _bitstream(tmp_path, "ulx3s-85f")
     assert main(["flash", str(bit), "--board", "ulx3s-85f", "--timeout", "1"]) == 1
-    assert _error_line(capsys) == ("hwgen: error: openFPGALoader did not finish within 1 s and "
+    assert error_line(capsys) == ("hwgen: error: openFPGALoader did not finish within 1 s and "
                                    "was stopped; unplug and replug ulx3s-85f, or give --timeout "
                                    "more time")
 
@@ -362,4 +357,4 @@ def test_output_folder_is_for_a_spec_only(tmp_path, capsys):
     bit = _bitstream(tmp_path, "icebreaker")
     assert main(["flash", str(bit), "--board", "icebreaker", "-o", str(tmp_path),
                  "--dry-run"]) == 2
-    assert "-o/--output names a build folder for a spec" in _error_line(capsys)
+    assert "-o/--output names a build folder for a spec" in error_line(capsys)
