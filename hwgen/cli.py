@@ -220,7 +220,7 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _cmd_flash(args) -> int:
+def cmd_flash(args) -> int:
     """``hwgen flash``: load a bitstream (or the one ``hwgen build`` made for SPEC) onto a board
     with openFPGALoader or iceprog (docs/boards.md, "Flashing")."""
     import time
@@ -330,7 +330,7 @@ def cmd_flow(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
+def cmd_run(args) -> int:
     """``hwgen run``: stream inputs to a board over its UART (docs/boards.md, "Running on the
     board"). Link failures print one line and exit 1; golden-model mismatches exit 1."""
     import time
@@ -579,7 +579,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print the tool's output")
     p.add_argument("--dry-run", action="store_true",
                    help="print the command (shell-quoted) and run nothing")
-    p.set_defaults(func=_cmd_flash)
+    p.set_defaults(func=cmd_flash)
 
     p = sub.add_parser("flow", help="check, generate, sim and build in one go",
                        description="check → generate → sim (the spec's test split) → build; "
@@ -623,7 +623,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write the summary and every result here")
     p.add_argument("--dry-run", action="store_true",
                    help="load the spec and inputs, say what would be sent, open no port")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=cmd_run)
     return ap
 
 
