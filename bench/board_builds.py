@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwgen.build.boards import BOARDS  # noqa: E402
+from hwgen.build.boards import BOARDS, BoardError  # noqa: E402
 from hwgen.build.synth import build  # noqa: E402
 from hwgen.build.toolchain import ToolError  # noqa: E402
 from hwgen.spec import load  # noqa: E402
@@ -44,7 +44,7 @@ def build_all(spec: Path, names: list[str], keep: Path | None) -> list[dict]:
             report = build(network, name, out)
             row = {"board": name, "device": report["device"], "ok": True,
                    **{k: report.get(k) for k in KEYS}}
-        except ToolError as exc:
+        except (ToolError, BoardError) as exc:
             row = {"board": name, "ok": False, "error": str(exc).splitlines()[0],
                    "build_seconds": round(time.monotonic() - started, 1)}
         rows.append(row)

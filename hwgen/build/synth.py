@@ -46,6 +46,8 @@ _PRODUCTS = {
     "ecppack": ["top.bit"],
 }
 _BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+#: The tools of a build, by their environment variable.
+_CHAIN = {"YOSYS", "NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"}
 _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
 _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
 
@@ -130,7 +132,10 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
                    family=info.family)
     build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
                                   script_after_synth=_YOSYS_STAT)
-    commands = json.loads(build_plan.files["build_top.json"])["commands"]
+    # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
+    # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).
+    commands = [argv for argv in json.loads(build_plan.files["build_top.json"])["commands"]
+                if tool_env_var(argv[0]) in _CHAIN]
     env = tool_env([tool_env_var(argv[0]) for argv in commands])
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
