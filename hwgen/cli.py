@@ -91,20 +91,25 @@ def cmd_boards(args) -> int:
 
     rows = []
     for b in BOARDS.values():
-        logic = ("lcs", "LC") if "lcs" in b.resources else ("lut4", "LUT4")
+        pins = b.uart_pins()
         rows.append({"name": b.name, "family": b.family, "device": b.device,
-                     "package": b.package, "logic": f"{b.resources[logic[0]]:,} {logic[1]}",
-                     **{k: b.resources[k] for k in ("bram", "spram", "dsp")},
-                     "clock_mhz": b.clock_mhz, "uart": b.uart_pins,
+                     "package": b.package,
+                     **{k: b.resources.get(k) for k in ("lcs", "lut4", "ffs", "bram", "spram",
+                                                        "dsp")},
+                     "clock_mhz": b.clock_mhz,
+                     "uart": {"resource": list(b.uart), **pins, "host": b.uart_host},
                      "description": b.description})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'board':22s} {'FPGA':20s} {'logic':12s} {'BRAM':>4s} {'SPRAM':>5s} {'DSP':>4s} "
-          f"{'clock':>8s}  UART")
+    print(f"{'board':20s} {'FPGA':19s} {'logic':>11s} {'BRAM':>4s} {'SPRAM':>5s} {'DSP':>3s} "
+          f"{'clock':>7s}  UART")
     for r in rows:
-        print(f"{r['name']:22s} {r['device'] + '-' + r['package']:20s} {r['logic']:12s} "
-              f"{r['bram']:4d} {r['spram']:5d} {r['dsp']:4d} {r['clock_mhz']:5g} MHz  {r['uart']}")
+        logic = f"{r['lcs']:,} LC" if r["lcs"] else f"{r['lut4']:,} LUT4"
+        uart = r["uart"]
+        print(f"{r['name']:20s} {r['device'] + '-' + r['package']:19s} {logic:>11s} "
+              f"{r['bram']:4d} {r['spram']:5d} {r['dsp']:3d} {r['clock_mhz']:3g} MHz  "
+              f"rx {uart['rx']}, tx {uart['tx']}: {uart['host']}")
     return 0
 
 

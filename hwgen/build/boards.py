@@ -1,13 +1,16 @@
 """The boards hwgen builds for: their amaranth-boards platform, FPGA and on-chip resources.
 
-Adding a board is one entry in :data:`BOARDS`. Pins that amaranth-boards does not declare (the
-UART of the UPduino v3 and of the OrangeCrab) are the board's ``extra_resources``, added to the
-platform by :meth:`Board.platform` (constraints/README.md lists them with their sources).
+Adding a board is one entry in :data:`BOARDS`. Device, package and the UART's pins are read
+from the amaranth-boards platform; the resource counts are the Lattice datasheets' (and agree with
+the "available" counts nextpnr reports). Pins that amaranth-boards does not declare (the UART of
+the UPduino v3 and of the OrangeCrab) are the board's ``extra_resources``, kept here as data so
+that an installed hwgen has them and added to the platform by :meth:`Board.platform`;
+constraints/README.md lists them with their sources.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 from amaranth_boards.ecpix5 import ECPIX545Platform, ECPIX585Platform
@@ -31,7 +34,10 @@ class Board:
     ``resources`` counts the FPGA's primitives by hwgen's report names: ``lcs`` (iCE40 logic
     cells, each a LUT4 and a flip-flop) or ``lut4`` (ECP5 LUT4s), ``ffs``, ``bram`` (iCE40
     SB_RAM40_4K or ECP5 DP16KD), ``spram`` (UP5K SB_SPRAM256KA) and ``dsp`` (SB_MAC16 or
-    MULT18X18D).
+    MULT18X18D). ``clock_mhz`` is the oscillator (the platform's default clock), which the
+    design runs at unless ``hwgen build --clock-mhz`` asks for the PLL. ``uart`` is the
+    platform resource (name, number) with ``rx`` and ``tx`` that the board top requests;
+    ``uart_host`` says how it reaches the host.
     """
 
     name: str
@@ -41,12 +47,13 @@ class Board:
     package: str
     resources: dict[str, int]
     clock_mhz: float
+    uart_host: str
+    description: str
     uart: tuple[str, int] = ("uart", 0)
-    uart_pins: str = ""
-    description: str = ""
     extra_resources: tuple = ()
     platform_settings: tuple = ()
-    notes: list[str] = field(default_factory=list)
+    #: The clock a build runs at without --clock-mhz (through the PLL); None: the oscillator.
+    default_clock_mhz: float | None = None
 
     def platform(self):
         """A fresh platform instance (Amaranth platforms can be prepared only once), with the
@@ -62,8 +69,22 @@ class Board:
     def clk_hz(self) -> int:
         return round(self.clock_mhz * 1e6)
 
+    def uart_pins(self) -> dict[str, str]:
+        """The package pins of the UART's ``rx`` and ``tx``, read from the platform (extra
+        resources and connector pins resolved): ``{"rx": "6", "tx": "9"}`` on the iCEBreaker."""
+        platform = self.platform()
+        resource = platform.lookup(*self.uart)
+        mapping = {f"{name}_{number}:{pin}": location
+                   for (name, number), conn in platform.connectors.items()
+                   for pin, location in conn}
+        return {sub.name: " ".join(sub.ios[0].map_names(mapping, resource))
+                for sub in resource.ios
+                if isinstance(sub, Subsignal) and sub.name in ("rx", "tx")}
+
 
 def _uart(rx: str, tx: str, io_attrs: Attrs) -> Resource:
+    """A UART on header pins; ``io_attrs`` pulls them up, so that ``rx`` idles (mark) while no
+    adapter is connected."""
     return Resource("uart", 0, Subsignal("rx", Pins(rx, dir="i")),
                     Subsignal("tx", Pins(tx, dir="o")), io_attrs)
 
@@ -78,41 +99,49 @@ _ECP5 = {  # LUT4s, DP16KD, MULT18X18D by device size
 
 
 def _board(name: str, platform_class: type, family: str, resources: dict, clock_mhz: float,
-           uart_pins: str, description: str, **kw) -> Board:
+           uart_host: str, description: str, **kw) -> Board:
     return Board(name=name, platform_class=platform_class, family=family,
                  device=platform_class.device, package=platform_class.package,
-                 resources=resources, clock_mhz=clock_mhz, uart_pins=uart_pins,
+                 resources=resources, clock_mhz=clock_mhz, uart_host=uart_host,
                  description=description, **kw)
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in [
     _board("icebreaker", ICEBreakerPlatform, "ice40", _UP5K, 12.0,
-           "FTDI channel B (rx pin 6, tx pin 9)",
-           "1BitSquared iCEBreaker: iCE40UP5K-SG48, 12 MHz oscillator, 2 user LEDs"),
+           "FTDI FT2232H channel B (its second serial port)",
+           "1BitSquared iCEBreaker: iCE40UP5K-SG48, 12 MHz oscillator, 2 LEDs (+5 on the "
+           "break-off PMOD)"),
+    # UPduino v3: its FT232H's UART lines are the flash's SCK (FPGA pin 15) and MOSI (pin 14)
+    # and its DTR# output is the flash chip select (tinyvision-ai-inc/UPduino-v3.0,
+    # Board/v3.0/UPduino_v3.0.sch), so the UART goes on two plain GPIOs of the right-hand
+    # header (gpio_2, gpio_46 in the same repository's RTL/common/upduino.pdc).
     _board("upduino-v3", UpduinoV3Platform, "ice40", _UP5K, 12.0,
-           "header J6: rx pin 2, tx pin 46, to a 3.3 V USB-serial adapter (constraints/)",
-           "tinyVision UPduino v3: iCE40UP5K-SG48, the internal oscillator (SB_HFOSC) divided "
-           "to 12 MHz (48 MHz is above a UP5K network's fmax); its FT232H only programs the "
-           "flash",
-           extra_resources=(_uart("2", "46", Attrs(IO_STANDARD="SB_LVCMOS")),),
+           "a 3.3 V USB-serial adapter on the right-hand header",
+           "tinyVision UPduino v3: iCE40UP5K-SG48, its internal oscillator (SB_HFOSC) divided "
+           "to 12 MHz (48 MHz is above a UP5K network's fmax), an RGB LED",
+           extra_resources=(_uart("2", "46", Attrs(IO_STANDARD="SB_LVCMOS", PULLUP=1)),),
            platform_settings=(("hfosc_div", 2),)),
     _board("ice40-hx8k-b-evn", ICE40HX8KBEVNPlatform, "ice40", _HX8K, 12.0,
-           "FTDI channel B (rx B10, tx B12)",
-           "Lattice iCE40-HX8K breakout: iCE40HX8K-CT256, 12 MHz, 8 LEDs"),
-    *[_board(f"ulx3s-{size}f", cls, "ecp5", _ECP5[size], 25.0, "FTDI US1 port (rx M1, tx L4)",
-             f"Radiona ULX3S {size}F: LFE5U-{size}F-6BG381C, 25 MHz, 8 LEDs")
+           "FTDI FT2232H channel B (its second serial port)",
+           "Lattice iCE40-HX8K breakout: iCE40HX8K-CT256, 12 MHz oscillator, 8 LEDs"),
+    *[_board(f"ulx3s-{size}f", cls, "ecp5", _ECP5[size], 25.0,
+             "FTDI FT231X on the US1 USB port",
+             f"Radiona ULX3S {size}F: LFE5U-{size}F-6BG381C, 25 MHz oscillator, 8 LEDs")
       for size, cls in ((25, ULX3S_25F_Platform), (45, ULX3S_45F_Platform),
                         (85, ULX3S_85F_Platform))],
+    # OrangeCrab r0.2: the Feather header's serial pins, 0 = RX (N17) and 1 = TX (M18), as
+    # amaranth-boards' "io" connector and litex-boards' gsd_orangecrab feather_serial.
     *[_board(f"orangecrab-r0.2-{size}f", cls, "ecp5", _ECP5[size], 48.0,
-             "Feather header RX (N17) and TX (M18), to a 3.3 V USB-serial adapter "
-             "(constraints/)",
-             f"Good Stuff Department OrangeCrab r0.2 {size}F: LFE5U-{size}F-8MG285C, 48 MHz; "
-             f"its USB port is the FPGA's own (bootloader), so the UART is on the header",
-             extra_resources=(_uart("N17", "M18", Attrs(IO_TYPE="LVCMOS33")),))
+             "a 3.3 V USB-serial adapter on Feather header pins 0 (RX) and 1 (TX)",
+             f"Good Stuff Department OrangeCrab r0.2 {size}F: LFE5U-{size}F-8MG285C, 48 MHz "
+             f"oscillator, an RGB LED; its USB port is the FPGA's own (DFU bootloader), not a "
+             f"serial bridge",
+             extra_resources=(_uart("N17", "M18", Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP")),))
       for size, cls in ((25, OrangeCrabR0_2_25FPlatform), (85, OrangeCrabR0_2_85FPlatform))],
     *[_board(f"ecpix5-{size}f", cls, "ecp5", _ECP5[size], 100.0,
-             "FTDI channel B (rx R26, tx R24)",
-             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz, RGB LEDs")
+             "FTDI FT2232H channel B (its second serial port)",
+             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator, "
+             f"4 RGB LEDs")
       for size, cls in ((45, ECPIX545Platform), (85, ECPIX585Platform))],
 ]}
 

@@ -1,6 +1,7 @@
 """The board registry and ``hwgen boards``."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,24 @@ ISSUE_BOARDS = {"icebreaker", "upduino-v3", "ice40-hx8k-b-evn", "ulx3s-25f", "ul
                 "ulx3s-85f", "orangecrab-r0.2-25f", "orangecrab-r0.2-85f", "ecpix5-45f",
                 "ecpix5-85f"}
 
+#: The UART pins docs/boards.md and constraints/README.md give (rx, tx).
+DOCUMENTED_UART = {
+    "icebreaker": ("6", "9"), "upduino-v3": ("2", "46"), "ice40-hx8k-b-evn": ("B10", "B12"),
+    **{f"ulx3s-{s}f": ("M1", "L4") for s in (25, 45, 85)},
+    **{f"orangecrab-r0.2-{s}f": ("N17", "M18") for s in (25, 85)},
+    **{f"ecpix5-{s}f": ("R26", "R24") for s in (45, 85)},
+}
+
+#: Lattice datasheet counts by device (the "available" counts nextpnr reports agree).
+DATASHEET = {
+    "iCE40UP5K": {"lcs": 5280, "ffs": 5280, "bram": 30, "spram": 4, "dsp": 8},
+    "iCE40HX8K": {"lcs": 7680, "ffs": 7680, "bram": 32, "spram": 0, "dsp": 0},
+    **{f"{prefix}-{s}F": {"lut4": lut4, "ffs": lut4, "bram": bram, "spram": 0, "dsp": dsp}
+       for prefix in ("LFE5U", "LFE5UM5G")
+       for s, lut4, bram, dsp in ((25, 24288, 56, 28), (45, 43848, 108, 72),
+                                  (85, 83640, 208, 156))},
+}
+
 
 def test_registry():
     assert set(BOARDS) == ISSUE_BOARDS
@@ -18,41 +37,73 @@ def test_registry():
     assert isinstance(ice, Board)
     assert (ice.family, ice.device, ice.package, ice.clock_mhz) == ("ice40", "iCE40UP5K",
                                                                      "SG48", 12.0)
-    assert ice.resources == {"lcs": 5280, "ffs": 5280, "bram": 30, "spram": 4, "dsp": 8}
     ulx = board("ulx3s-85f")
     assert (ulx.family, ulx.device, ulx.package, ulx.clock_mhz) == ("ecp5", "LFE5U-85F",
                                                                     "BG381", 25.0)
-    assert ulx.resources["lut4"] == 83640 and ulx.resources["bram"] == 208
+    assert board("upduino-v3").clock_mhz == 12.0  # SB_HFOSC ÷ 4, not its 48 MHz
+    assert board("ecpix5-45f").device == "LFE5UM5G-45F"
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
-def test_entries_match_their_platform(name):
+def test_entry_matches_its_platform(name):
     info = BOARDS[name]
-    assert info.name == name
+    assert info.name == name and info.uart_host and info.description
     platform = info.platform()
     assert (platform.device, platform.package) == (info.device, info.package)
     assert platform.default_clk_frequency == info.clk_hz
-    assert info.family in ("ice40", "ecp5")
-    assert ("lcs" if info.family == "ice40" else "lut4") in info.resources
+    assert info.device.startswith({"ice40": "iCE40", "ecp5": "LFE5U"}[info.family])
+    assert info.resources == DATASHEET[info.device]
+    logic = "lcs" if info.family == "ice40" else "lut4"
+    assert all(info.resources[k] > 0 for k in (logic, "ffs", "bram"))
     uart = platform.request(*info.uart, dir="-")  # the UART resource exists, extras included
     assert hasattr(uart, "rx") and hasattr(uart, "tx")
-    assert info.uart_pins and info.description
-    size = info.device.split("-")[-1]
-    if info.family == "ecp5":
-        assert info.resources["lut4"] == {"25F": 24288, "45F": 43848, "85F": 83640}[size]
+    assert info.uart_pins() == dict(zip(("rx", "tx"), DOCUMENTED_UART[name], strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_board_top_constrains_the_uart_pins(name):
+    """The board top prepares for every board (no tools run) and its pin constraints put the
+    UART where the documentation says."""
+    from hwgen.rtl.board import BoardTop
+    from tests.build.test_synth import tiny
+
+    info = BOARDS[name]
+    top = BoardTop(tiny(), clk_hz=info.clk_hz, uart=info.uart, family=info.family)
+    files = info.platform().prepare(top, name="top").files
+    rx, tx = DOCUMENTED_UART[name]
+    if info.family == "ice40":
+        lines = {f"set_io uart_0__rx__io {rx}", f"set_io uart_0__tx__io {tx}"}
+        assert lines <= set(files["top.pcf"].splitlines())
+    else:
+        lines = {f'LOCATE COMP "uart_0__rx__io" SITE "{rx}";',
+                 f'LOCATE COMP "uart_0__tx__io" SITE "{tx}";'}
+        assert lines <= set(files["top.lpf"].splitlines())
 
 
 def test_hwgen_boards_table_and_json(capsys):
     assert main(["boards"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["board", "FPGA", "logic"]
-    assert "orangecrab-r0.2-85f    LFE5U-85F-MG285      83,640 LUT4" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["board", "FPGA", "logic", "BRAM", "SPRAM", "DSP", "clock", "UART"]
+    assert len(lines) == 1 + len(ISSUE_BOARDS)
+    row = next(line for line in lines if line.startswith("orangecrab-r0.2-85f "))
+    assert row.split()[:9] == ["orangecrab-r0.2-85f", "LFE5U-85F-MG285", "83,640", "LUT4",
+                               "208", "0", "156", "48", "MHz"]
+    assert "rx N17, tx M18: a 3.3 V USB-serial adapter" in row
+    assert "rx 6, tx 9: FTDI FT2232H channel B" in next(
+        line for line in lines if line.startswith("icebreaker "))
+
     assert main(["boards", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} == ISSUE_BOARDS
+    assert [r["name"] for r in rows] == list(BOARDS)
     ice = next(r for r in rows if r["name"] == "icebreaker")
-    assert (ice["logic"], ice["bram"], ice["spram"], ice["dsp"], ice["clock_mhz"]) == \
-        ("5,280 LC", 30, 4, 8, 12.0)
+    assert {k: ice[k] for k in ("family", "device", "package", "lcs", "lut4", "ffs", "bram",
+                                "spram", "dsp", "clock_mhz")} == {
+        "family": "ice40", "device": "iCE40UP5K", "package": "SG48", "lcs": 5280,
+        "lut4": None, "ffs": 5280, "bram": 30, "spram": 4, "dsp": 8, "clock_mhz": 12.0}
+    assert ice["uart"] == {"resource": ["uart", 0], "rx": "6", "tx": "9",
+                           "host": "FTDI FT2232H channel B (its second serial port)"}
+    ecpix = next(r for r in rows if r["name"] == "ecpix5-85f")
+    assert (ecpix["lcs"], ecpix["lut4"], ecpix["clock_mhz"]) == (None, 83640, 100.0)
 
 
 def test_unknown_board():
@@ -62,14 +113,23 @@ def test_unknown_board():
                               + ", ".join(sorted(ISSUE_BOARDS)))
 
 
+#: Boards whose default build is known to fail, and why.
+_FAILS = {
+    f"ecpix5-{s}f": "digits_bnn's fmax (96-98 MHz) is below the ECPIX-5's 100 MHz oscillator, "
+                    "which the build runs at by default"
+    for s in (45, 85)
+}
+
+
 @pytest.mark.synth
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(ISSUE_BOARDS - {"icebreaker", "ulx3s-85f"}))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(reason=_FAILS[n], strict=True)) if n in _FAILS else n
+    for n in sorted(ISSUE_BOARDS - {"icebreaker", "ulx3s-85f"})])
 def test_reference_design_builds_for_every_board(tmp_path, name):
-    """``hwgen build designs/digits_bnn.toml --board NAME`` (icebreaker and ulx3s-85f are
-    built in the default run by tests/build/test_synth.py)."""
-    from pathlib import Path
-
+    """``hwgen build designs/digits_bnn.toml --board NAME`` for the boards that
+    tests/build/test_synth.py does not build (the iCEBreaker in the default run, the ULX3S-85F
+    in the slow one)."""
     out = tmp_path / name
     root = Path(__file__).resolve().parents[2]
     assert main(["build", str(root / "designs" / "digits_bnn.toml"), "--board", name,
@@ -78,4 +138,6 @@ def test_reference_design_builds_for_every_board(tmp_path, name):
     assert report["board"] == name and (out / report["bitstream"]).stat().st_size > 1000
     logic = report["lcs"] or report["lut4"]
     assert 0 < logic["used"] <= logic["available"]
+    assert logic["available"] == BOARDS[name].resources["lcs" if report["lcs"] else "lut4"]
+    assert report["bram"]["available"] == BOARDS[name].resources["bram"]
     assert report["fmax_mhz"] >= report["clock_mhz"]
