@@ -140,8 +140,10 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
       for size, cls in ((25, OrangeCrabR0_2_25FPlatform), (85, OrangeCrabR0_2_85FPlatform))],
     *[_board(f"ecpix5-{size}f", cls, "ecp5", _ECP5[size], 100.0,
              "FTDI FT2232H channel B (its second serial port)",
-             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator, "
-             f"4 RGB LEDs")
+             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator "
+             f"(designs run at 50 MHz from the PLL unless --clock-mhz says otherwise), "
+             f"4 RGB LEDs",
+             default_clock_mhz=50.0)
       for size, cls in ((45, ECPIX545Platform), (85, ECPIX585Platform))],
 ]}
 

@@ -99,7 +99,8 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
 
     Writes the bitstream, the tools' logs and ``report.json`` into ``out_dir`` (replacing it
     only on success) and returns the report. With ``clock_mhz`` the design runs from the PLL
-    at the highest frequency it makes not above that; without, at the board's oscillator. The
+    at the highest frequency it makes not above that; without, at the board's
+    ``default_clock_mhz`` (through the PLL) or its oscillator. The
     build fails when nextpnr's fmax is below the clock. Raises :class:`BoardError` for an
     unknown board, a clock the PLL cannot make or a network the board top cannot serve,
     :class:`ToolError` when a tool is missing or fails. ``log`` (a callable taking a line)
@@ -116,6 +117,8 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
     out_dir = Path(out_dir)
     start = time.monotonic()
 
+    if clock_mhz is None:
+        clock_mhz = info.default_clock_mhz
     clock_hz = None if clock_mhz is None else clock_mhz * 1e6
     try:  # checked before the board top exists (an unused Elaboratable warns)
         from ..rtl.clock import clock_config
