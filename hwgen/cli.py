@@ -651,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (hwgen boards | head): stop quietly
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

@@ -57,6 +57,16 @@ def test_icebreaker(tmp_path):
 
 
 @pytest.mark.synth
+def test_ulx3s_25f(tmp_path):
+    """The default run's ECP5 build (the smallest ECP5 board builds fastest)."""
+    out = tmp_path / "tiny-ulx3s-25f"
+    report = build(tiny(), "ulx3s-25f", out)
+    _check_report(report, out, board="ulx3s-25f", family="ecp5", device="LFE5U-25F",
+                  bitstream="top.bit")
+    assert report["clock_mhz"] == 25.0 and report["lut4"]["available"] == 24288
+
+
+@pytest.mark.synth
 @pytest.mark.slow
 def test_ulx3s_85f(tmp_path):
     out = tmp_path / "tiny-ulx3s"
