@@ -13,7 +13,7 @@ import numpy as np
 from .spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
 
 __all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
-           "windows"]
+           "requantize", "quantize_output", "windows"]
 
 
 def windows(x: np.ndarray, kernel: int, stride: int, pads: tuple[int, int, int, int],
@@ -55,6 +55,26 @@ def quantize_thresholds(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return 2 * count - 1 if thresholds.shape[-1] == 1 else count
 
 
+def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, lo: int,
+               hi: int) -> np.ndarray:
+    """``clamp((acc·multiplier + 2**(shift − 1)) >> shift, lo, hi)`` per channel (last axis):
+    round half up, an arithmetic shift, no rounding term where ``shift`` is 0. Exact in int64
+    for every spec the loader accepts (products stay within 48 bits)."""
+    m = np.asarray(multiplier, dtype=np.int64)
+    s = np.asarray(shift, dtype=np.int64)
+    rounding = np.left_shift(np.int64(1), s) >> 1
+    return np.clip((np.asarray(acc, dtype=np.int64) * m + rounding) >> s, lo, hi)
+
+
+def quantize_output(layer: Dense | Conv2d, acc: np.ndarray) -> np.ndarray:
+    """A dense or conv2d layer's output from its accumulators: thresholds, requantize or the
+    raw accumulator."""
+    if layer.requantize is not None:
+        rq = layer.requantize
+        return requantize(acc, rq.multiplier, rq.shift, *rq.range)
+    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+
+
 @singledispatch
 def run_layer(layer: object, x: np.ndarray) -> np.ndarray:
     """Output values of one layer for a batch of input values."""
@@ -63,14 +83,12 @@ def run_layer(layer: object, x: np.ndarray) -> np.ndarray:
 
 @run_layer.register
 def _(layer: Dense, x: np.ndarray) -> np.ndarray:
-    acc = accumulate(layer, x)
-    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+    return quantize_output(layer, accumulate(layer, x))
 
 
 @run_layer.register
 def _(layer: Conv2d, x: np.ndarray) -> np.ndarray:
-    acc = accumulate(layer, x)
-    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
+    return quantize_output(layer, accumulate(layer, x))
 
 
 @run_layer.register

@@ -12,11 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import singledispatch
 
-from .numeric import TensorType
-from .spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Layer, MaxPool, Network
+from .numeric import TensorType, width_for
+from .spec import (
+    DSP_OPERAND_BITS,
+    INPUT,
+    Add,
+    Argmax,
+    Conv2d,
+    Dense,
+    Flatten,
+    GlobalSumPool,
+    Layer,
+    MaxPool,
+    Network,
+    dsp_operand_problem,
+)
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
-           "MVU_DEPTH", "format_table", "format_memory", "stage_capacity"]
+           "MVU_DEPTH", "format_table", "format_memory", "stage_capacity",
+           "dsp_packing", "packed_operand_bits", "layer_dsp_pack", "mac_kind", "lut_mac_cost"]
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
 #: appearing at its output (weight/buffer read, dot product, accumulate, quantize, FIFO).
@@ -28,6 +42,73 @@ COMPARE_BITS = (16, 8, 1)
 
 def _kb(bits: int) -> float:
     return round(bits / 8 / 1024, 3)
+
+
+def mac_kind(layer: Dense | Conv2d, x: TensorType, dsp: bool | None = None) -> str:
+    """How a dense or conv2d layer computes its dot products: ``"xnor"`` (binary × binary),
+    ``"addsub"`` (one side binary: adds and subtracts, no multiplier), ``"lut"`` or ``"dsp"``
+    (multi-bit products in logic or on DSP blocks). ``dsp`` decides ``mac = "auto"``
+    (``None``: logic)."""
+    if layer.weight_bits == 1 and x.binary:
+        return "xnor"
+    if layer.weight_bits == 1 or x.binary:
+        return "addsub"
+    if layer.mac == "auto":
+        return "dsp" if dsp else "lut"
+    return layer.mac
+
+
+def dsp_packing(x: TensorType, weight_bits: int, pe: int) -> int:
+    """Products one DSP multiplier computes per cycle: ``g`` output channels that share an
+    input element, their weights packed ``x.bits + weight_bits`` bits apart into one signed
+    operand of at most :data:`DSP_OPERAND_BITS` bits (``g`` divides ``pe``). Exact: each
+    product fits its field, and the field extraction corrects the borrow of a negative lower
+    product (docs/spec.md, "DSP packing"). The operands must fit a DSP
+    (:func:`hwgen.spec.dsp_operand_problem`)."""
+    g = 1
+    for cand in range(2, pe + 1):
+        if pe % cand == 0 and packed_operand_bits(x.bits, weight_bits, cand) \
+                <= DSP_OPERAND_BITS:
+            g = cand
+    return g
+
+
+def packed_operand_bits(x_bits: int, weight_bits: int, pack: int) -> int:
+    """Signed bits of ``pack`` weights packed ``x_bits + weight_bits`` apart: the top weight's
+    bits, plus one where the lower weights' borrows can push the sum below the top field's
+    range (every weight at its minimum)."""
+    if pack == 1:
+        return weight_bits
+    return (pack - 1) * (x_bits + weight_bits) + weight_bits + 1
+
+
+def layer_dsp_pack(layer: Dense | Conv2d, x: TensorType, pe: int) -> int:
+    """:func:`dsp_packing` of a layer on DSPs; 1 for SPRAM weights, whose image has one layout
+    whatever the mapping."""
+    return dsp_packing(x, layer.weight_bits, pe) if layer.weight_memory == "rom" else 1
+
+
+def lut_mac_cost(x_bits: int, weight_bits: int) -> int:
+    """Estimated LUT4s of one multi-bit product in logic, its share of the adder tree included
+    (:func:`hwgen.rtl.arith.dot_lut`): a table for operands of 4 bits together, else a mask LUT
+    and an adder bit per partial-product bit. docs/results.md has the measured counts."""
+    if x_bits + weight_bits <= 4:
+        return 2 * (x_bits + weight_bits)
+    return 2 * x_bits * weight_bits
+
+
+def _layer_dsps(layer: Dense | Conv2d, x: TensorType, pe: int, simd: int) -> int:
+    """DSP multipliers of a layer mapped to DSPs: the packed products, and its requantize
+    multipliers split into 16×16 pieces (an estimate: Yosys decides the split)."""
+    count = pe // layer_dsp_pack(layer, x, pe) * simd
+    if layer.requantize is not None:
+        lo, hi = layer.acc_bounds(x)
+        qbits = width_for(int(lo.min()), int(hi.max()))[0] + 1
+        mult = layer.requantize.multiplier << (layer.requantize.shift.max()
+                                               - layer.requantize.shift)
+        fbits = width_for(int(mult.min()), int(mult.max()))[0] + 1
+        count += pe * -(-qbits // DSP_OPERAND_BITS) * -(-fbits // DSP_OPERAND_BITS)
+    return count
 
 
 #: Largest SIMD chosen by default.
@@ -130,6 +211,11 @@ class LayerPlan:
     cycles: int
     macs: int
     weight_memory_bits: int
+    #: How the dot products are computed (:func:`mac_kind`); ``None`` for weightless layers.
+    mac: str | None = None
+    #: DSP multipliers used (``mac == "dsp"``), and products per multiplier.
+    dsps: int = 0
+    dsp_pack: int = 1
 
     def out_times(self, in_times: list[int]) -> list[int] | None:
         """Output beat times of one frame whose input beats arrive at ``in_times`` (output
@@ -171,6 +257,7 @@ class LayerPlan:
 
     @property
     def scheme(self) -> str:
+        """``W<weight bits>A<input bits>``, ``-`` for a layer without weights."""
         return "-" if self.weight_bits is None else f"W{self.weight_bits}A{self.in_type.bits}"
 
     def to_json(self) -> dict:
@@ -180,6 +267,10 @@ class LayerPlan:
             "in_shape": list(self.in_type.shape),
             "out_shape": list(self.out_type.shape),
             "weight_bits": self.weight_bits,
+            "scheme": self.scheme,
+            "mac": self.mac,
+            "dsps": self.dsps,
+            "dsp_pack": self.dsp_pack,
             "in_bits": self.in_type.bits,
             "in_signed": self.in_type.signed,
             "out_bits": self.out_type.bits,
@@ -295,6 +386,10 @@ class NetworkPlan:
         return sum(lp.macs for lp in self.layers)
 
     @property
+    def dsps(self) -> int:
+        return sum(lp.dsps for lp in self.layers)
+
+    @property
     def weight_memory_bits(self) -> int:
         return sum(lp.weight_memory_bits for lp in self.layers)
 
@@ -330,6 +425,7 @@ class NetworkPlan:
                 "macs": self.macs,
                 "weight_kb": round(self.weight_memory_bits / 8 / 1024, 3),
                 "memory": self.memory_kb(),
+                "dsps": self.dsps,
                 "cycles_per_inference": self.cycles_per_inference,
                 "latency_cycles": self.latency,
                 "bottleneck": self.bottleneck,
@@ -342,8 +438,19 @@ def _layer_plan(layer: object, x: TensorType, y: TensorType, in_lanes: int) -> L
     raise TypeError(f"no cost model for {type(layer).__name__}")
 
 
+def _mac_fields(layer: Dense | Conv2d, x: TensorType, pe: int, simd: int,
+                dsp: bool | None) -> dict:
+    """The ``mac``, ``dsps`` and ``dsp_pack`` of a dense or conv2d layer's plan."""
+    mac = mac_kind(layer, x, dsp)
+    if mac != "dsp":
+        return dict(mac=mac)
+    return dict(mac=mac, dsps=_layer_dsps(layer, x, pe, simd),
+                dsp_pack=layer_dsp_pack(layer, x, pe))
+
+
 @_layer_plan.register
-def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int,
+      dsp: bool | None = None) -> LayerPlan:
     pe = layer.pe or 1
     simd = layer.simd or default_simd(layer.in_features)
     fold = (layer.out_features // pe) * (layer.in_features // simd)
@@ -351,11 +458,13 @@ def _(layer: Dense, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
         name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
         pe=pe, simd=simd, in_lanes=simd, out_lanes=pe, cycles=fold,
         macs=layer.out_features * layer.in_features,
-        weight_memory_bits=layer.weights.size * layer.weight_bits)
+        weight_memory_bits=layer.weights.size * layer.weight_bits,
+        **_mac_fields(layer, x, pe, simd, dsp))
 
 
 @_layer_plan.register
-def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
+def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int,
+      dsp: bool | None = None) -> LayerPlan:
     pe = layer.pe or 1
     simd = layer.simd or default_simd(x.shape[-1])
     pixels = y.size // layer.out_features
@@ -366,7 +475,8 @@ def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int) -> LayerPlan:
         pe=pe, simd=simd, in_lanes=simd, out_lanes=pe,
         cycles=max(pixels * fold, window.in_beats),
         macs=pixels * layer.out_features * layer.in_features,
-        weight_memory_bits=layer.weights.size * layer.weight_bits)
+        weight_memory_bits=layer.weights.size * layer.weight_bits,
+        **_mac_fields(layer, x, pe, simd, dsp))
 
 
 def _weightless(layer: Layer, x: TensorType, y: TensorType, in_lanes: int, *, cycles: int,
@@ -405,8 +515,39 @@ def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:
     return upstream_lanes
 
 
-def plan(network: Network) -> NetworkPlan:
-    """Resolve default foldings and compute every stage's cycles and costs."""
+def _auto_dsp_layers(network: Network, budget: int) -> set[str]:
+    """The ``mac = "auto"`` layers to put on DSPs with ``budget`` DSP multipliers: after the
+    layers that ask for DSPs, greedily the layers that save the most LUTs per DSP."""
+    candidates, used = [], 0
+    for layer, x, _ in network.layer_io():
+        if not isinstance(layer, Dense | Conv2d) or mac_kind(layer, x, True) != "dsp":
+            continue
+        pe = layer.pe or 1
+        simd = layer.simd or default_simd(layer.in_features if isinstance(layer, Dense)
+                                          else x.shape[-1])
+        if dsp_operand_problem(x, layer.weight_bits):
+            continue
+        dsps = _layer_dsps(layer, x, pe, simd)
+        if layer.mac == "dsp":
+            used += dsps
+        else:
+            saved = lut_mac_cost(x.bits, layer.weight_bits) * pe * simd
+            candidates.append((saved / dsps, dsps, layer.name))
+    chosen = set()
+    for _, dsps, name in sorted(candidates, reverse=True):
+        if used + dsps <= budget:
+            chosen.add(name)
+            used += dsps
+    return chosen
+
+
+def plan(network: Network, dsp_budget: int | None = None) -> NetworkPlan:
+    """Resolve default foldings and compute every stage's cycles and costs.
+
+    ``dsp_budget`` is the device's DSP multiplier count: with it, ``mac = "auto"`` layers go
+    on DSPs where they fit, most LUTs saved per DSP first (:func:`_auto_dsp_layers`); without,
+    they stay in logic."""
+    on_dsp = _auto_dsp_layers(network, dsp_budget) if dsp_budget else set()
     first, x0 = network.layers[0], network.input_type
     input_lanes = network.input.lanes or _lanes_wanted(first, x0, 1)
     if x0.shape[-1] % input_lanes:
@@ -419,7 +560,10 @@ def plan(network: Network) -> NetworkPlan:
             if lanes_of[src] != wanted:
                 converters.append(ConverterPlan(layer.name, x.size, lanes_of[src], wanted,
                                                 port))
-        lp = _layer_plan(layer, x, y, wanted)
+        if isinstance(layer, Dense | Conv2d):
+            lp = _layer_plan(layer, x, y, wanted, layer.name in on_dsp)
+        else:
+            lp = _layer_plan(layer, x, y, wanted)
         layers.append(lp)
         lanes_of[layer.name] = lp.out_lanes
     fifos = _branch_fifos(network, layers, converters)
@@ -493,20 +637,23 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def format_table(p: NetworkPlan) -> str:
     """The per-layer table that ``hwgen check`` prints."""
-    head = ["layer", "kind", "in", "out", "W", "in bits", "out bits", "MACs", "weights KB",
-            "PE", "SIMD", "cycles"]
+    head = ["layer", "kind", "in", "out", "scheme", "mac", "in bits", "out bits", "MACs",
+            "weights KB", "PE", "SIMD", "cycles"]
     rows = []
     for lp in p.layers:
+        mac = lp.mac or "-"
+        if lp.mac == "dsp":
+            mac = f"dsp×{lp.dsps}" + (f" ({lp.dsp_pack}/dsp)" if lp.dsp_pack > 1 else "")
         rows.append([lp.name, lp.kind, _shape(lp.in_type.shape), _shape(lp.out_type.shape),
-                     "-" if lp.weight_bits is None else str(lp.weight_bits),
-                     lp.in_type.describe(), lp.out_type.describe(), f"{lp.macs:,}",
-                     f"{lp.weight_memory_bits / 8192:.2f}", str(lp.pe or "-"),
+                     lp.scheme, mac, lp.in_type.describe(), lp.out_type.describe(),
+                     f"{lp.macs:,}", f"{lp.weight_memory_bits / 8192:.2f}", str(lp.pe or "-"),
                      str(lp.simd or "-"), f"{lp.cycles:,}"])
     rows.append(["total", "", _shape(p.input_type.shape), _shape(p.layers[-1].out_type.shape),
-                 "", p.input_type.describe(), "", f"{p.macs:,}",
-                 f"{p.weight_memory_bits / 8192:.2f}", "", "", f"{p.cycles_per_inference:,}"])
+                 "", f"dsp×{p.dsps}" if p.dsps else "", p.input_type.describe(), "",
+                 f"{p.macs:,}", f"{p.weight_memory_bits / 8192:.2f}", "", "",
+                 f"{p.cycles_per_inference:,}"])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    right = {4, 7, 8, 9, 10, 11}
+    right = {8, 9, 10, 11, 12}
 
     def fmt(row: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)

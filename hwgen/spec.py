@@ -23,6 +23,7 @@ from .numeric import TensorType, dot_bounds, value_range, width_for
 __all__ = [
     "SpecError",
     "Input",
+    "Requantize",
     "Dense",
     "Conv2d",
     "MaxPool",
@@ -36,6 +37,10 @@ __all__ = [
     "LAYER_KINDS",
     "INPUT",
     "WEIGHT_MEMORIES",
+    "MAC_KINDS",
+    "DSP_OPERAND_BITS",
+    "dsp_operand_problem",
+    "REQUANTIZE_PRODUCT_BITS",
     "load",
     "save",
 ]
@@ -122,6 +127,40 @@ class Input:
         return TensorType(tuple(self.shape), self.bits, bool(self.signed))
 
 
+#: Signed bits that every reachable ``acc·multiplier + rounding`` of a requantize fits in.
+REQUANTIZE_PRODUCT_BITS = 48
+#: Largest requantize shift.
+MAX_SHIFT = REQUANTIZE_PRODUCT_BITS - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Requantize:
+    """Integer scale + shift output quantization, per output channel ``o``::
+
+        out[o] = clamp((acc[o]·multiplier[o] + 2**(shift[o] − 1)) >> shift[o], lo, hi)
+
+    ``>>`` is an arithmetic (floor) shift, so the rounding is half up; the rounding term is 0
+    where ``shift[o] = 0``. ``lo .. hi`` is the range of a ``bits``-bit (2..16) unsigned or
+    ``signed`` integer. ``multiplier`` (signed, |M| < 2**31) and ``shift`` (0..47) are
+    one-per-channel integer arrays; every reachable ``acc·multiplier + rounding`` must fit in
+    :data:`REQUANTIZE_PRODUCT_BITS` signed bits.
+    """
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+    bits: int
+    signed: bool = False
+
+    @property
+    def range(self) -> tuple[int, int]:
+        return value_range(self.bits, self.signed)
+
+
+def _threshold_bits(thresholds: np.ndarray | None) -> int | None:
+    """n for 2**n − 1 thresholds per channel; ``None`` without thresholds."""
+    return None if thresholds is None else int(thresholds.shape[1] + 1).bit_length() - 1
+
+
 @dataclass(frozen=True, eq=False)
 class Dense:
     """Fully connected layer: ``acc[o] = Σ_i x[i]·weights[o, i] + bias[o]``.
@@ -131,10 +170,14 @@ class Dense:
     (out × 2**n − 1, each row ascending) the output is ``#{t : acc ≥ thresholds[o, t]}``, an
     n-bit unsigned value (n = 1: binary, bit 1 meaning +1); without, the raw accumulator leaves
     the layer as an integer of the smallest type holding every reachable value (a classifier's
-    scores). ``pe`` output channels are computed
-    in parallel from ``simd`` input elements per cycle. ``weight_memory`` is where the weights
-    live: ``"rom"`` (block RAM or logic, set by the bitstream) or ``"spram"`` (the UP5K's
-    single-port RAMs, loaded after configuration; docs/protocol.md).
+    scores). With ``requantize`` instead of thresholds, the accumulator is scaled, shifted and
+    clamped to ``requantize.bits`` (see :class:`Requantize`). ``pe`` output channels are
+    computed in parallel from ``simd`` input elements per cycle. ``weight_memory`` is where the
+    weights live: ``"rom"`` (block RAM or logic, set by the bitstream) or ``"spram"`` (the
+    UP5K's single-port RAMs, loaded after configuration; docs/protocol.md). ``mac`` maps the
+    multi-bit products: ``"lut"`` (logic), ``"dsp"`` (the device's multiplier blocks) or
+    ``"auto"`` (hwgen chooses; see :func:`hwgen.plan.mac_mapping`); a layer with binary
+    weights or inputs has no products and must leave it ``"auto"``.
     """
 
     kind: ClassVar[str] = "dense"
@@ -148,6 +191,8 @@ class Dense:
     simd: int | None = None
     inputs: tuple[str, ...] = ()
     weight_memory: str = "rom"
+    requantize: Requantize | None = None
+    mac: str = "auto"
 
     @property
     def out_features(self) -> int:
@@ -159,10 +204,10 @@ class Dense:
 
     @property
     def out_bits(self) -> int | None:
-        """Output bits when thresholded, ``None`` for raw accumulator output."""
-        if self.thresholds is None:
-            return None
-        return int(self.thresholds.shape[1] + 1).bit_length() - 1
+        """Output bits when thresholded or requantized, ``None`` for raw accumulator output."""
+        if self.requantize is not None:
+            return self.requantize.bits
+        return _threshold_bits(self.thresholds)
 
     def acc_bounds(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
         """Per output channel, the reachable accumulator range (bias included)."""
@@ -234,11 +279,60 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
         if simd_divides % layer.simd:
             raise where.spec_error("simd", f"{layer.simd} does not divide {simd_what} "
                                    f"{simd_divides}")
+    if layer.mac not in MAC_KINDS:
+        raise where.spec_error("mac", f"expected one of {', '.join(map(repr, MAC_KINDS))}, "
+                               f"got {layer.mac!r}")
+    if layer.mac != "auto" and (layer.weight_bits == 1 or x.binary):
+        raise where.spec_error("mac", f"{layer.mac!r}: the layer has no multiplications "
+                               f"({'binary weights' if layer.weight_bits == 1 else 'binary inputs'}"
+                               f" take an add/subtract or XNOR path); leave mac = \"auto\"")
+    if layer.mac == "dsp" and dsp_operand_problem(x, layer.weight_bits):
+        raise where.spec_error("mac", f'"dsp": {dsp_operand_problem(x, layer.weight_bits)}')
+    if layer.requantize is not None:
+        if layer.thresholds is not None:
+            raise where.spec_error("requantize", "a layer has thresholds or requantize, not "
+                                   "both")
+        _check_requantize(layer, out, x, where)
+        return layer.requantize.bits, bool(layer.requantize.signed)
     if layer.thresholds is None:
         lo, hi = layer.acc_bounds(x)
         return width_for(int(lo.min()), int(hi.max()))
     object.__setattr__(layer, "thresholds", _check_thresholds(layer, out, where))
     return layer.out_bits, False
+
+
+def _check_requantize(layer, channels: int, x: TensorType, where: Where) -> None:
+    """``layer.requantize`` checked: bits, signedness, one multiplier and shift per channel,
+    and no reachable ``acc·multiplier + rounding`` beyond :data:`REQUANTIZE_PRODUCT_BITS`."""
+    rq = layer.requantize
+    if not isinstance(rq, Requantize):
+        raise where.spec_error("requantize", f"expected a hwgen.spec.Requantize, got "
+                               f"{type(rq).__name__}")
+    if isinstance(rq.bits, bool) or not isinstance(rq.bits, int) or not 2 <= rq.bits <= 16:
+        raise where.spec_error("out_bits", f"expected an integer 2..16 for a requantized "
+                               f"output (1-bit outputs use thresholds), got {rq.bits!r}")
+    if not isinstance(rq.signed, bool):
+        raise where.spec_error("out_signed", f"expected true or false, got {rq.signed!r}")
+    m = _check_int_array(rq.multiplier, f"{layer.name}.multiplier", where, (channels,))
+    s = _check_int_array(rq.shift, f"{layer.name}.shift", where, (channels,))
+    for key, values, lo, hi in (("multiplier", m, -(1 << 31) + 1, (1 << 31) - 1),
+                                ("shift", s, 0, MAX_SHIFT)):
+        bad = np.argwhere((values < lo) | (values > hi))
+        if len(bad):
+            o = int(bad[0][0])
+            raise where.array_error(f"{layer.name}.{key}", f"must lie in {lo}..{hi}, found "
+                                    f"{int(values[o])} at channel {o}")
+    acc_lo, acc_hi = layer.acc_bounds(x)
+    for o, (lo, hi, mo, so) in enumerate(zip(acc_lo.tolist(), acc_hi.tolist(), m.tolist(),
+                                             s.tolist(), strict=True)):
+        reach = max(abs(lo * mo), abs(hi * mo)) + (1 << so >> 1)  # Python ints: exact
+        if reach >= 1 << (REQUANTIZE_PRODUCT_BITS - 1):
+            raise where.array_error(f"{layer.name}.multiplier", f"requantize overflows at "
+                                    f"channel {o}: acc·multiplier reaches ±{reach} (acc in "
+                                    f"{lo}..{hi}, multiplier {mo}), beyond "
+                                    f"{REQUANTIZE_PRODUCT_BITS}-bit signed; use a smaller "
+                                    f"multiplier and shift")
+    object.__setattr__(layer, "requantize", Requantize(m, s, rq.bits, rq.signed))
 
 
 def _check_thresholds(layer, channels: int, where: Where) -> np.ndarray:
@@ -276,8 +370,9 @@ class Conv2d:
     ``acc[y, x, o] = Σ_{ky, kx, c} xp[y·s + ky, x·s + kx, c]·weights[o, ky, kx, c] + bias[o]``
     where ``xp`` is the input padded with ``pad_value`` (a value of the input's type: ±1 for
     binary inputs). ``padding`` is ``"valid"`` (none) or ``"same"`` (``ceil(H / s)`` output rows,
-    see :func:`same_padding`). Weights, thresholds, bias, ``pe`` and output quantization are as
-    in :class:`Dense` with ``k·k·C`` inputs per output; ``simd`` must divide C.
+    see :func:`same_padding`). Weights, bias, ``pe``, ``mac`` and output quantization
+    (thresholds, requantize or none) are as in :class:`Dense` with ``k·k·C`` inputs per output;
+    ``simd`` must divide C.
     """
 
     kind: ClassVar[str] = "conv2d"
@@ -294,6 +389,8 @@ class Conv2d:
     simd: int | None = None
     inputs: tuple[str, ...] = ()
     weight_memory: str = "rom"
+    requantize: Requantize | None = None
+    mac: str = "auto"
 
     @property
     def kernel(self) -> int:
@@ -459,7 +556,9 @@ class Add:
     inputs: tuple[str, ...] = ()
     thresholds: np.ndarray | None = None
 
-    out_bits = Dense.out_bits
+    @property
+    def out_bits(self) -> int | None:
+        return _threshold_bits(self.thresholds)
 
     def output_type(self, x: TensorType, where: Where, other: TensorType) -> TensorType:
         if x.shape != other.shape:
@@ -482,6 +581,22 @@ LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool
 INPUT = "input"
 #: Where a dense or conv2d layer's weights can live (``weight_memory``).
 WEIGHT_MEMORIES = ("rom", "spram")
+#: How a dense or conv2d layer's multi-bit products are mapped (``mac``).
+MAC_KINDS = ("auto", "lut", "dsp")
+#: Signed operand width of the DSP multipliers products are mapped to: the iCE40 SB_MAC16's
+#: 16×16. ECP5's MULT18X18D is 18×18, but hwgen packs for 16 bits on both families so that one
+#: RTL (the one simulated) serves every device.
+DSP_OPERAND_BITS = 16
+
+
+def dsp_operand_problem(x: TensorType, weight_bits: int) -> str | None:
+    """Why products of ``x`` elements and ``weight_bits``-bit weights cannot go on a DSP
+    multiplier, or ``None`` when they can."""
+    xbits = x.bits + (0 if x.signed else 1)
+    if xbits > DSP_OPERAND_BITS or weight_bits > DSP_OPERAND_BITS:
+        return (f"{x.describe()} inputs × {weight_bits}-bit weights need {xbits}×{weight_bits}"
+                f"-bit signed operands, beyond the DSP's {DSP_OPERAND_BITS}×{DSP_OPERAND_BITS}")
+    return None
 
 
 @dataclass(eq=False)
@@ -628,8 +743,8 @@ class Network:
 
 _INPUT_KEYS = {"shape", "bits", "signed", "lanes"}
 _TOP_KEYS = {"name", "weights", "input", "layers", "dataset"}
-_DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits", "bias",
-               "pe", "simd", "weight_memory"}
+_DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits",
+               "out_signed", "bias", "pe", "simd", "weight_memory", "mac"}
 _CONV_KEYS = _DENSE_KEYS | {"kernel", "stride", "padding", "pad_value"}
 _ARGMAX_KEYS = {"name", "kind"}
 
@@ -707,8 +822,9 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
     out_features = _require(table, "out_features", int, src, where.prefix)
     weight_bits = _require(table, "weight_bits", int, src, where.prefix)
     output = table.get("output", "thresholds")
-    if output not in ("thresholds", "none"):
-        raise where.spec_error("output", f"expected \"thresholds\" or \"none\", got {output!r}")
+    if output not in ("thresholds", "requantize", "none"):
+        raise where.spec_error("output", f"expected \"thresholds\", \"requantize\" or "
+                               f"\"none\", got {output!r}")
     has_bias = table.get("bias", False)
     if not isinstance(has_bias, bool):
         raise where.spec_error("bias", f"expected true or false, got {has_bias!r}")
@@ -724,8 +840,24 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
             and weights.shape[0] != out_features:
         raise where.array_error(f"{name}.weights", f"shape {weights.shape}, expected "
                                 f"{out_features} rows (out_features)")
-    thresholds = None
-    if output == "thresholds":
+    thresholds = requantize = None
+    if "out_signed" in table and output != "requantize":
+        raise where.spec_error("out_signed", "only meaningful with output = \"requantize\"")
+    if output == "requantize":
+        out_bits = _require(table, "out_bits", int, src, where.prefix)
+        if not 2 <= out_bits <= 16:
+            raise where.spec_error("out_bits", f"expected an integer 2..16 for a requantized "
+                                   f"output (1-bit outputs use thresholds), got {out_bits}")
+        out_signed = table.get("out_signed", False)
+        if not isinstance(out_signed, bool):
+            raise where.spec_error("out_signed", f"expected true or false, got {out_signed!r}")
+        multiplier, shift = array("multiplier"), array("shift")
+        for key, value in (("multiplier", multiplier), ("shift", shift)):
+            if isinstance(value, np.ndarray) and value.shape != (out_features,):
+                raise where.array_error(f"{name}.{key}", f"shape {value.shape}, expected "
+                                        f"({out_features},): one per output channel")
+        requantize = Requantize(multiplier, shift, out_bits, out_signed)
+    elif output == "thresholds":
         out_bits = _require(table, "out_bits", int, src, where.prefix)
         if not 1 <= out_bits <= 8:
             raise where.spec_error("out_bits", f"expected an integer 1..8, got {out_bits}")
@@ -737,9 +869,9 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
     elif "out_bits" in table:
         raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
     return dict(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
-                bias=array("bias") if has_bias else None,
+                requantize=requantize, bias=array("bias") if has_bias else None,
                 pe=table.get("pe"), simd=table.get("simd"),
-                weight_memory=table.get("weight_memory", "rom"))
+                weight_memory=table.get("weight_memory", "rom"), mac=table.get("mac", "auto"))
 
 
 def _add_from_toml(table: dict, arrays: dict, where: Where) -> Add:
@@ -892,6 +1024,12 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
             if layer.thresholds is not None:
                 lines += ['output = "thresholds"', f"out_bits = {layer.out_bits}"]
                 arrays[f"{layer.name}.thresholds"] = layer.thresholds
+            elif layer.requantize is not None:
+                rq = layer.requantize
+                lines += ['output = "requantize"', f"out_bits = {rq.bits}",
+                          f"out_signed = {_toml_value(rq.signed)}"]
+                arrays[f"{layer.name}.multiplier"] = rq.multiplier
+                arrays[f"{layer.name}.shift"] = rq.shift
             else:
                 lines.append('output = "none"')
             if layer.bias is not None:
@@ -902,6 +1040,8 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
                     lines.append(f"{key} = {getattr(layer, key)}")
             if layer.weight_memory != "rom":
                 lines.append(f"weight_memory = {_toml_value(layer.weight_memory)}")
+            if layer.mac != "auto":
+                lines.append(f"mac = {_toml_value(layer.mac)}")
     if network.dataset is not None:
         lines += ["", "[dataset]", f"test = {_toml_value(network.dataset.name)}"]
     path.write_text("\n".join(lines) + "\n")

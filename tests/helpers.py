@@ -8,7 +8,18 @@ import numpy as np
 
 from hwgen import golden
 from hwgen.numeric import TensorType, value_range
-from hwgen.spec import Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, Input, MaxPool, Network
+from hwgen.spec import (
+    Add,
+    Argmax,
+    Conv2d,
+    Dense,
+    Flatten,
+    GlobalSumPool,
+    Input,
+    MaxPool,
+    Network,
+    Requantize,
+)
 
 
 def random_weights(rng: np.random.Generator, out: int, inp: int, bits: int) -> np.ndarray:
@@ -44,23 +55,53 @@ def fitted_thresholds(rng: np.random.Generator, layer: Dense | Conv2d, x: np.nda
     return np.sort(t, axis=1)
 
 
+def fitted_requantize(rng: np.random.Generator, layer: Dense | Conv2d, x: np.ndarray,
+                      bits: int, signed: bool) -> Requantize:
+    """Per-channel multipliers and shifts that map the accumulators ``x`` produces a little
+    beyond the output range (so both clamps are hit); shifts differ between channels, one
+    channel has shift 0 and one a negative multiplier."""
+    acc = golden.accumulate(layer, x)
+    acc = acc.reshape(-1, acc.shape[-1])
+    lo, hi = value_range(bits, signed)
+    spread = np.maximum(np.abs(acc).max(axis=0), 1)
+    shift = rng.integers(6, 15, size=acc.shape[-1])
+    multiplier = np.maximum(1, np.rint(1.3 * hi / spread * 2.0 ** shift)).astype(np.int64)
+    if len(shift) > 1:
+        shift[1], multiplier[1] = 0, 1
+    if len(shift) > 2:
+        multiplier[2] = -multiplier[2]
+    return Requantize(multiplier, shift, bits, signed)
+
+
+def _output(rng: np.random.Generator, probe: Dense | Conv2d, x: np.ndarray,
+            out_bits: int | str | None) -> dict:
+    """Output quantization fields: ``None`` raw, an int for that many bits of thresholds,
+    ``"u4"``/``"s8"``-style for a requantize to 4 bits unsigned / 8 bits signed."""
+    if out_bits is None:
+        return {}
+    if isinstance(out_bits, str):
+        return {"requantize": fitted_requantize(rng, probe, x, int(out_bits[1:]),
+                                                out_bits[0] == "s")}
+    return {"thresholds": fitted_thresholds(rng, probe, x, out_bits)}
+
+
 def dense(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
-          weight_bits: int, out_bits: int | None, *, pe: int, simd: int,
-          bias: bool = False, weight_memory: str = "rom") -> Dense:
-    """A dense layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
+          weight_bits: int, out_bits: int | str | None, *, pe: int, simd: int,
+          bias: bool = False, weight_memory: str = "rom", mac: str = "auto") -> Dense:
+    """A dense layer with random weights; thresholds (or requantize, see :func:`_output`)
+    fitted to the inputs ``x`` it will see."""
     w = random_weights(rng, out, x_type.size, weight_bits)
     b = rng.integers(-50, 51, size=out) if bias else None
     probe = Dense(name, w, weight_bits, bias=b)
-    t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
-    return Dense(name, w, weight_bits, thresholds=t, bias=b, pe=pe, simd=simd,
-                 weight_memory=weight_memory)
+    return Dense(name, w, weight_bits, bias=b, pe=pe, simd=simd, weight_memory=weight_memory,
+                 mac=mac, **_output(rng, probe, x, out_bits))
 
 
 def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray, out: int,
-         kernel: int, weight_bits: int, out_bits: int | None, *, stride: int = 1,
+         kernel: int, weight_bits: int, out_bits: int | str | None, *, stride: int = 1,
          padding: str = "valid", pad_value: int | None = None, pe: int, simd: int,
-         bias: bool = False, weight_memory: str = "rom") -> Conv2d:
-    """A conv2d layer with random weights; thresholds fitted to the inputs ``x`` it will see."""
+         bias: bool = False, weight_memory: str = "rom", mac: str = "auto") -> Conv2d:
+    """A conv2d layer with random weights; output quantization as in :func:`dense`."""
     c = x_type.shape[-1]
     w = random_weights(rng, out, kernel * kernel * c, weight_bits).reshape(out, kernel, kernel, c)
     b = rng.integers(-50, 51, size=out) if bias else None
@@ -68,9 +109,8 @@ def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray,
         pad_value = -1 if x_type.binary else 0
     common = dict(stride=stride, padding=padding, pad_value=pad_value, bias=b)
     probe = Conv2d(name, w, weight_bits, **common)
-    t = None if out_bits is None else fitted_thresholds(rng, probe, x, out_bits)
-    return Conv2d(name, w, weight_bits, thresholds=t, pe=pe, simd=simd,
-                  weight_memory=weight_memory, **common)
+    return Conv2d(name, w, weight_bits, pe=pe, simd=simd, weight_memory=weight_memory, mac=mac,
+                  **common, **_output(rng, probe, x, out_bits))
 
 
 def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.ndarray,

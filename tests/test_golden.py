@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hwgen import golden
 from hwgen.numeric import TensorType, encode
-from hwgen.spec import Argmax, Dense, Input, Network
+from hwgen.spec import Argmax, Dense, Input, Network, Requantize
 from tests.helpers import chain, random_inputs
 
 # --- an independent reference: float64 matrix products and plain comparisons ----------------
@@ -398,3 +398,36 @@ def test_global_sum_pool_sums_values_per_channel():
     net = Network("n", Input((2, 3, 2), 1), [GlobalSumPool("g")])
     x = np.array([[[[1, -1], [1, -1], [1, 1]], [[-1, -1], [1, -1], [1, 1]]]])
     assert golden.run(net, x)["g"].tolist() == [[4, -2]]
+
+
+def test_requantize_is_round_half_up_and_saturates():
+    """Against exact rationals: floor(acc·M / 2**S + 1/2), clamped; ties round up (towards
+    +inf) for negative values too, and shift 0 has no rounding term."""
+    from fractions import Fraction
+    from math import floor
+
+    rng = np.random.default_rng(4)
+    acc = rng.integers(-5000, 5000, size=(200, 5))
+    acc[0] = [-6, -2, 6, 2, 0]  # exact halves below
+    m = np.array([1, 3, -7, 1, 1 << 20])
+    s = np.array([2, 2, 3, 0, 30])
+    for lo, hi in ((0, 15), (-128, 127), (-32768, 32767)):
+        got = golden.requantize(acc, m, s, lo, hi)
+        ref = [[min(hi, max(lo, floor(Fraction(int(a) * int(mo), 1 << int(so)) + Fraction(1, 2))))
+                for a, mo, so in zip(row, m, s, strict=True)] for row in acc]
+        assert got.tolist() == ref
+    assert golden.requantize(np.array([-6, -2, 6, 2]), np.ones(4, int), np.full(4, 2),
+                             -99, 99).tolist() == [-1, 0, 2, 1]  # -1.5 → -1, -0.5 → 0
+
+
+def test_requantized_dense_layer_uses_bias_then_requantize():
+    rng = np.random.default_rng(5)
+    w = rng.integers(-8, 8, size=(3, 10))
+    b = np.array([5, -9, 0])
+    rq = Requantize(np.array([9, -2, 1]), np.array([4, 1, 0]), 6, True)
+    net = Network("n", Input((10,), 4, True), [Dense("fc", w, 4, bias=b, requantize=rq)])
+    x = rng.integers(-8, 8, size=(50, 10))
+    acc = x @ w.T + b
+    assert np.array_equal(golden.predict(net, x),
+                          np.clip((acc * rq.multiplier + [8, 1, 0]) >> rq.shift, -32, 31))
+    assert net.output_type.bits == 6 and net.output_type.signed

@@ -197,7 +197,7 @@ def test_weight_kb_rounds_to_three_places():
 
 LAYER_KEYS = {"name", "kind", "in_shape", "out_shape", "weight_bits", "in_bits", "in_signed",
               "out_bits", "out_signed", "macs", "weight_kb", "pe", "simd", "in_lanes",
-              "out_lanes", "cycles", "memory"}
+              "out_lanes", "cycles", "memory", "scheme", "mac", "dsps", "dsp_pack"}
 
 
 def test_to_json_keys_are_stable():
@@ -206,7 +206,7 @@ def test_to_json_keys_are_stable():
     assert set(j["input"]) == {"shape", "bits", "signed", "lanes"}
     assert all(set(layer) == LAYER_KEYS for layer in j["layers"])
     assert set(j["totals"]) == {"macs", "weight_kb", "cycles_per_inference", "latency_cycles",
-                                "bottleneck", "memory"}
+                                "bottleneck", "memory", "dsps"}
     assert json.loads(json.dumps(j)) == j  # plain JSON types only
 
 
@@ -218,7 +218,8 @@ def test_to_json_values():
     assert j["input"] == {"shape": [64], "bits": 8, "signed": False, "lanes": 4}
     fc2 = j["layers"][1]
     assert fc2 == {"name": "fc2", "kind": "dense", "in_shape": [128], "out_shape": [32],
-                   "weight_bits": 4, "in_bits": 1, "in_signed": False, "out_bits": 2,
+                   "weight_bits": 4, "scheme": "W4A1", "mac": "addsub", "dsps": 0,
+                   "dsp_pack": 1, "in_bits": 1, "in_signed": False, "out_bits": 2,
                    "out_signed": False, "macs": 4096, "weight_kb": 2.0, "pe": 1, "simd": 16,
                    "in_lanes": 16, "out_lanes": 1, "cycles": 32 * 8,
                    "memory": {"weights_kb": {"actual": 2.0, "16": 8.0, "8": 4.0, "1": 0.5},
@@ -247,9 +248,41 @@ def test_format_table_lists_layers_and_totals():
     assert "cycles per inference 256 (bottleneck: fc2)" in lines
     assert lines[-1].startswith("peak working set")
     fc1 = next(line for line in lines if line.startswith("fc1")).split()
-    assert fc1 == ["fc1", "dense", "64", "128", "1", "u8", "bin", "8,192", "1.00", "16", "4",
-                   "128"]
-    assert all(len(line) <= 100 for line in lines)
+    assert fc1 == ["fc1", "dense", "64", "128", "W1A8", "addsub", "u8", "bin", "8,192", "1.00",
+                   "16", "4", "128"]
+    assert all(len(line) <= 110 for line in lines)
+
+
+def test_format_table_shows_scheme_and_mapping_per_layer():
+    """W<w>A<a> per layer, and how its products are mapped (DSP count and packing)."""
+    rng = np.random.default_rng(0)
+    net = Network("m", Input((16,), 6), [
+        Dense("a", rng.integers(-128, 128, (8, 16)), 8, pe=2, simd=4, mac="dsp",
+              thresholds=np.sort(rng.integers(-99, 99, (8, 3)), axis=1)),
+        Dense("b", rng.integers(-8, 8, (4, 8)), 4, pe=4, simd=2, mac="dsp"),
+        Dense("c", rng.integers(-32, 32, (2, 4)), 6, pe=1, simd=4),
+    ])
+    p = plan(net)
+    table = format_table(p).split("cycles per inference")[0]
+    rows = {line.split()[0]: line.split() for line in table.splitlines()
+            if line.split() and line.split()[0] in "abc"}
+    assert rows["a"][4:6] == ["W8A6", "dsp×8"]
+    assert rows["b"][4:8] == ["W4A2", "dsp×4", "(2/dsp)", "u2"]
+    assert rows["c"][4:6] == ["W6A8", "lut"]
+    assert p.dsps == 12
+
+
+def test_auto_mapping_uses_the_dsp_budget_where_it_saves_most():
+    rng = np.random.default_rng(1)
+    net = Network("m", Input((16,), 8), [
+        Dense("wide", rng.integers(-128, 128, (4, 16)), 8, pe=2, simd=4,
+              thresholds=np.sort(rng.integers(-99, 99, (4, 3)), axis=1)),
+        Dense("narrow", rng.integers(-2, 2, (4, 4)), 2, pe=2, simd=2),
+    ])
+    assert [lp.mac for lp in plan(net).layers] == ["lut", "lut"]
+    assert [lp.mac for lp in plan(net, dsp_budget=8).layers] == ["dsp", "lut"]
+    assert [lp.mac for lp in plan(net, dsp_budget=10).layers] == ["dsp", "dsp"]
+    assert [lp.mac for lp in plan(net, dsp_budget=7).layers] == ["lut", "dsp"]
 
 
 def test_shipped_design_plan():

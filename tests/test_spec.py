@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwgen.spec import Argmax, Dense, Input, Network, SpecError, load, save
+from hwgen.spec import Argmax, Dense, Input, Network, Requantize, SpecError, load, save
 
 NAME_RULE = "expected a lower-case identifier ([a-z][a-z0-9_]*)"
 
@@ -237,8 +237,8 @@ def test_unknown_dense_field(files):
     toml, _ = files
     edit_toml(toml, "out_bits = 2\n", "out_bits = 2\nstride = 1\n")
     assert str(load_error(toml)) == (
-        f"{toml}: layers[1].stride: unknown field (expected one of: bias, kind, name, "
-        "out_bits, out_features, output, pe, simd, weight_bits, weight_memory)")
+        f"{toml}: layers[1].stride: unknown field (expected one of: bias, kind, mac, name, "
+        "out_bits, out_features, out_signed, output, pe, simd, weight_bits, weight_memory)")
 
 
 def test_weight_memory_must_be_known(files):
@@ -311,7 +311,8 @@ def test_output_kind_unknown(files):
     toml, _ = files
     edit_toml(toml, 'output = "none"', 'output = "relu"')
     assert str(load_error(toml)) == (
-        f"{toml}: layers[2].output: expected \"thresholds\" or \"none\", got 'relu'")
+        f"{toml}: layers[2].output: expected \"thresholds\", \"requantize\" or \"none\", got "
+        f"'relu'")
 
 
 def test_weight_bits_out_of_range(files):
@@ -896,3 +897,101 @@ def test_unknown_input_tensor_and_add_arity():
         Network("n", Input((4,), 1), [Add("a", ("nope", "input"))])
     with pytest.raises(SpecError, match="add needs two input tensors"):
         Network("n", Input((4,), 1), [Add("a")])
+
+
+# --- requantize (scale + shift) outputs and mac mapping ----------------------------------------
+
+
+def requantized(signed: bool = False, multiplier=None, shift=None, bits: int = 4) -> Network:
+    """fc1 (u8 × W8) requantized to ``bits`` bits, then a W4 classifier."""
+    rng = np.random.default_rng(1)
+    m = np.array([3, -5, 7, 1]) if multiplier is None else multiplier
+    s = np.array([10, 12, 0, 4]) if shift is None else shift
+    return Network("rq", Input((6,), 8), [
+        Dense("fc1", rng.integers(-128, 128, size=(4, 6)), 8, bias=np.array([1, 2, 3, 4]),
+              requantize=Requantize(m, s, bits, signed), mac="lut"),
+        Dense("fc2", rng.integers(-8, 8, size=(3, 4)), 4),
+    ])
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_requantize_output_type_and_roundtrip(tmp_path, signed):
+    net = requantized(signed)
+    assert net.types[1].bits == 4 and net.types[1].signed == signed
+    save(net, tmp_path / "rq.toml")
+    text = (tmp_path / "rq.toml").read_text()
+    assert 'output = "requantize"' in text and 'mac = "lut"' in text
+    assert_networks_equal(load(tmp_path / "rq.toml"), net)
+
+
+def rq_files(tmp_path: Path) -> tuple[Path, Path]:
+    toml = tmp_path / "rq.toml"
+    save(requantized(), toml)
+    return toml, tmp_path / "rq.npz"
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("out_bits = 4", "out_bits = 1", "layers[0].out_bits: expected an integer 2..16 for a "
+     "requantized output (1-bit outputs use thresholds), got 1"),
+    ("out_bits = 4", "out_bits = 17", "layers[0].out_bits: expected an integer 2..16 for a "
+     "requantized output (1-bit outputs use thresholds), got 17"),
+    ("out_signed = false", 'out_signed = "no"', "layers[0].out_signed: expected true or "
+     "false, got 'no'"),
+    ('mac = "lut"', 'mac = "fast"', "layers[0].mac: expected one of 'auto', 'lut', 'dsp', "
+     "got 'fast'"),
+])
+def test_requantize_bad_fields(tmp_path, old, new, message):
+    toml, _ = rq_files(tmp_path)
+    edit_toml(toml, old, new)
+    assert str(load_error(toml)) == f"{toml}: {message}"
+
+
+def test_out_signed_needs_requantize(tmp_path):
+    toml, _ = rq_files(tmp_path)
+    edit_toml(toml, 'output = "none"', 'output = "none"\nout_signed = true')
+    assert str(load_error(toml)) == (f"{toml}: layers[1].out_signed: only meaningful with "
+                                     f"output = \"requantize\"")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("fc1.multiplier", np.array([1, 2, 3]), "shape (3,), expected (4,): one per output channel"),
+    ("fc1.shift", np.array([1, 2, 48, 3]), "must lie in 0..47, found 48 at channel 2"),
+    ("fc1.shift", np.array([1, -1, 4, 3]), "must lie in 0..47, found -1 at channel 1"),
+    ("fc1.multiplier", np.array([1, 2, 1 << 31, 3]),
+     "must lie in -2147483647..2147483647, found 2147483648 at channel 2"),
+    ("fc1.multiplier", np.array([1.0, 2, 3, 4]), "dtype float64, expected an integer dtype"),
+    ("fc1.shift", None, "missing from the weights file"),
+])
+def test_requantize_bad_arrays(tmp_path, key, value, message):
+    toml, npz = rq_files(tmp_path)
+    edit_npz(npz, **{key.replace(".", "__"): value})
+    assert str(load_error(toml)) == f"{npz}: {key}: {message}"
+
+
+def test_requantize_overflow_is_refused(tmp_path):
+    """acc of fc1 reaches 6·128·255 + 4 = 195,844; × 2**31−1 is beyond 48-bit signed."""
+    toml, npz = rq_files(tmp_path)
+    edit_npz(npz, fc1__multiplier=np.array([3, (1 << 31) - 1, 7, 1]))
+    message = str(load_error(toml))
+    assert message.startswith(f"{npz}: fc1.multiplier: requantize overflows at channel 1: ")
+    assert "beyond 48-bit signed; use a smaller multiplier and shift" in message
+
+
+def test_requantize_and_thresholds_are_exclusive():
+    net = requantized()
+    layer = net.layers[0]
+    with pytest.raises(SpecError, match="layers\\[0\\].requantize: a layer has thresholds or "
+                       "requantize, not both"):
+        Network("x", net.input, [Dense("fc1", layer.weights, 8, thresholds=np.zeros((4, 1)),
+                                       requantize=layer.requantize)])
+
+
+@pytest.mark.parametrize("weight_bits,input_bits,what", [(1, 8, "binary weights"),
+                                                         (4, 1, "binary inputs")])
+def test_mac_on_a_layer_without_products(weight_bits, input_bits, what):
+    w = np.ones((2, 4), dtype=np.int64)
+    with pytest.raises(SpecError) as info:
+        Network("x", Input((4,), input_bits), [Dense("fc", w, weight_bits, mac="dsp")])
+    assert str(info.value) == (f"<python>: layers[0].mac: 'dsp': the layer has no "
+                               f"multiplications ({what} take an add/subtract or XNOR path); "
+                               f"leave mac = \"auto\"")

@@ -26,15 +26,16 @@ class ConvUnit(wiring.Component):
     """
 
     def __init__(self, layer: Conv2d, in_type: TensorType, out_type: TensorType, *, pe: int,
-                 simd: int):
+                 simd: int, mac: str = "lut"):
         self.geometry = window_geometry(layer, in_type, simd)
         self.pad_code = int(encode(layer.pad_value, in_type.bits, in_type.signed))
         matrix = Dense(layer.name, layer.matrix, layer.weight_bits, thresholds=layer.thresholds,
+                       requantize=layer.requantize, mac=layer.mac,
                        bias=layer.bias, weight_memory=layer.weight_memory)
         vector_in = TensorType((layer.in_features,), in_type.bits, in_type.signed)
         vector_out = TensorType((layer.out_features,), out_type.bits, out_type.signed)
         self.in_type = in_type
-        self.mvu = MatrixVectorUnit(matrix, vector_in, vector_out, pe=pe, simd=simd)
+        self.mvu = MatrixVectorUnit(matrix, vector_in, vector_out, pe=pe, simd=simd, mac=mac)
         self.spram = self.mvu.spram
         members = {
             "i_stream": In(lanes_signature(in_type, simd)),

@@ -10,12 +10,12 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..numeric import TensorType, dot_bounds, encode, width_for
-from ..plan import MVU_DEPTH
-from ..spec import Dense
-from .arith import popcount, sum_tree
+from ..numeric import TensorType, dot_bounds, width_for
+from ..plan import MVU_DEPTH, layer_dsp_pack, packed_operand_bits
+from ..spec import Dense, Requantize
+from .arith import adder_tree, dot_lut, popcount, sum_tree
 from .stream import lanes_signature
-from .weights import LOAD_PORTS, SpramWeights, spram_shape, weight_words
+from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
 
 __all__ = ["MatrixVectorUnit", "Datapath"]
 
@@ -47,7 +47,9 @@ class Datapath:
     ============  =================================  ====  =============================
 
     Thresholds compare ``q`` against ``ceil((T − offset) / beta)``, clipped to the reachable
-    range of ``q``, so no reconstruction is built for thresholded outputs.
+    range of ``q``, so no reconstruction is built for thresholded outputs; a requantized
+    output is ``q`` times one per-channel factor plus one constant, shifted and clamped
+    (:meth:`requantize_constants`).
     """
 
     def __init__(self, layer: Dense, in_type: TensorType):
@@ -83,6 +85,21 @@ class Datapath:
         n = w.shape[1]
         self.sum_range = (n * min(0, xlo), n * max(0, xhi))
         self.q_range = (int(q_lo.min()), int(q_hi.max()))
+
+    def requantize_constants(self, rq: Requantize) -> tuple[list[int], list[int], int]:
+        """Per channel ``(factor[o], constant[o])`` and one ``shift`` such that
+        ``clamp((q·factor[o] + constant[o]) >> shift, lo, hi)`` is the layer's requantized
+        output (:class:`~hwgen.spec.Requantize`). A channel with a smaller shift ``s`` has its
+        multiplier scaled by ``2**(shift − s)``, which leaves the floor of the quotient
+        unchanged, so the hardware shifts by a constant."""
+        shift = int(rq.shift.max())
+        factors, constants = [], []
+        for m, s, off in zip(rq.multiplier.tolist(), rq.shift.tolist(), self.offset.tolist(),
+                             strict=True):
+            scaled = m << (shift - s)
+            factors.append(self.beta * scaled)
+            constants.append(off * scaled + ((1 << shift) >> 1))
+        return factors, constants, shift
 
     def q_thresholds(self, thresholds: np.ndarray) -> np.ndarray:
         """Thresholds moved into the ``q`` domain and clipped to ``q``'s reachable range."""
@@ -123,7 +140,7 @@ class MatrixVectorUnit(wiring.Component):
     """
 
     def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
-                 simd: int):
+                 simd: int, mac: str = "lut"):
         if layer.out_features % pe:
             raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
         if layer.in_features % simd:
@@ -132,6 +149,12 @@ class MatrixVectorUnit(wiring.Component):
         self.pe, self.simd = pe, simd
         self.nf, self.sf = layer.out_features // pe, layer.in_features // simd
         self.datapath = Datapath(layer, in_type)
+        #: "lut" or "dsp" for multi-bit products (ignored by the xnor and add/sub paths).
+        self.mac = mac
+        #: Output channels whose weights share one DSP operand.
+        self.dsp_pack = 1
+        if self.datapath.mode == "mul" and mac == "dsp":
+            self.dsp_pack = layer_dsp_pack(layer, in_type, pe)
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
         self.fifo_depth = math.ceil(MVU_DEPTH / self.sf) + 1
         self.spram = layer.weight_memory == "spram"
@@ -153,15 +176,41 @@ class MatrixVectorUnit(wiring.Component):
 
     def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
         """Per output group nf, the ``values[o, ...]`` of its channels packed ``bits`` wide."""
-        per_channel = values.reshape(self.layer.out_features, -1)
-        codes = encode(per_channel, bits, True)
+        per_channel = np.asarray(values).reshape(self.layer.out_features, -1)
+        mask = (1 << bits) - 1
         words = []
         for nf in range(self.nf):
             word = 0
-            for k, code in enumerate(codes[nf * self.pe:(nf + 1) * self.pe].reshape(-1).tolist()):
-                word |= int(code) << (k * bits)
+            for k, value in enumerate(per_channel[nf * self.pe:(nf + 1) * self.pe]
+                                      .reshape(-1).tolist()):
+                word |= (int(value) & mask) << (k * bits)  # Python ints: any width
             words.append(word)
         return words
+
+    def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
+        """Per output channel, the dot product of one step on DSP multipliers: one product per
+        input lane and group of :attr:`dsp_pack` channels, whose weights share the operand
+        ``Σ_t w_t·2**(t·f)`` (``f`` = input bits + weight bits). Product field ``t`` read as
+        signed, plus the sign bit of the field below it, is ``x·w_t`` exactly: every
+        ``x·w_t`` fits ``f`` signed bits and is never ``−2**(f−1)``, so adding the borrow
+        cannot wrap."""
+        pack, simd = self.dsp_pack, self.simd
+        field = self.in_type.bits + self.layer.weight_bits
+        stored = packed_operand_bits(self.in_type.bits, self.layer.weight_bits, pack)
+        terms: list[list] = [[] for _ in range(self.pe)]
+        for group in range(self.pe // pack):
+            for k in range(simd):
+                operand = w_word[(group * simd + k) * stored:(group * simd + k + 1) * stored]
+                product = x_lane(k) * operand.as_signed()
+                wire = Signal(product.shape(), name=f"dsp{group}_{k}", attrs={"keep": 1})
+                m.d.comb += wire.eq(product)
+                for t in range(pack):
+                    value = wire[t * field:] if t == pack - 1 else \
+                        wire[t * field:(t + 1) * field]
+                    terms[group * pack + t].append(value.as_signed())
+                    if t:
+                        terms[group * pack + t].append(wire[t * field - 1])
+        return [adder_tree(m, lane_terms, f"dsp_sum{p}") for p, lane_terms in enumerate(terms)]
 
     def elaborate(self, platform):
         m = Module()
@@ -199,9 +248,13 @@ class MatrixVectorUnit(wiring.Component):
                          w_r.load_data.eq(self.load_data)]
             w_r_data = w_r.r_data
         else:
+            pack, field = self.dsp_pack, self.in_type.bits + wbits
+            stored_bits = packed_operand_bits(self.in_type.bits, wbits, pack)
             m.submodules.weights = weights = Memory(
-                shape=unsigned(pe * simd * wbits), depth=nf_count * sf_count,
-                init=weight_words(self.layer.weights, wbits, pe, simd))
+                shape=unsigned(pe * simd * wbits if pack == 1 else pe // pack * simd
+                               * stored_bits), depth=nf_count * sf_count,
+                init=weight_words(pack_rows(self.layer.weights, pack, field),
+                                  stored_bits, pe // pack, simd))
             w_r = weights.read_port()
             w_r_data = w_r.data
         nf_i = Signal(range(nf_count))
@@ -248,7 +301,9 @@ class MatrixVectorUnit(wiring.Component):
             return v if wbits == 1 else v.as_signed()
 
         partials = []
-        for p in range(pe):
+        if dp.mode == "mul" and self.mac == "dsp":
+            partials = self._dsp_partials(m, x_lane, w_word)
+        for p in range(pe if not partials else 0):
             if dp.mode == "xnor":
                 partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
             elif dp.mode == "mask_x":
@@ -256,7 +311,8 @@ class MatrixVectorUnit(wiring.Component):
             elif dp.mode == "mask_w":
                 partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
             else:
-                partials.append(sum_tree([x_lane(k) * w_lane(p, k) for k in range(simd)]))
+                partials.append(dot_lut(m, [(x_lane(k), w_lane(p, k)) for k in range(simd)],
+                                        f"dot{p}"))
 
         # Stage 2: registered partial sums.
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
@@ -295,18 +351,44 @@ class MatrixVectorUnit(wiring.Component):
                 with m.If(s2_last):
                     m.d.sync += x_res.eq(x_nxt)
 
-        # Stage 4: q per channel, and the group's thresholds (or offsets) read from ROM.
+        # Stage 4: q per channel (for a requantized output, q times the channel's factor), and
+        # the group's thresholds (or offsets, or requantize constants) read from ROM.
         q_shape = _signed_shape(dp.q_range[0], dp.q_range[1] + 1)
         q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
         s4_valid = Signal()
         m.d.sync += s4_valid.eq(s3_valid)
-        for p in range(pe):
-            value = res[p] * 2 - x_res if dp.mode == "mask_x" else res[p]
-            m.d.sync += q[p].eq(value)
+        q_values = [(res[p] << 1) - x_res if dp.mode == "mask_x" else res[p] for p in range(pe)]
+        rq = self.layer.requantize
+        if rq is None:
+            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
 
         out_bits = self.out_type.bits
         lanes_out = []
-        if self.layer.thresholds is not None:
+        if rq is not None:
+            factors, constants, shift = dp.requantize_constants(rq)
+            fbits = _signed_shape(min(factors), max(factors)).width
+            cbits = _signed_shape(min(constants), max(constants)).width
+            m.submodules.factors = f_rom = Memory(shape=unsigned(pe * fbits), depth=nf_count,
+                                                  init=self._group_words(
+                                                      np.array(factors, dtype=object), fbits))
+            m.submodules.constants = c_rom = Memory(shape=unsigned(pe * cbits), depth=nf_count,
+                                                    init=self._group_words(
+                                                        np.array(constants, dtype=object), cbits))
+            f_r, c_r = f_rom.read_port(), c_rom.read_port()
+            m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(s3_nf)]
+            lo, hi = rq.range
+            for p in range(pe):
+                factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
+                product = q_values[p] * factor if self.mac == "dsp" \
+                    else dot_lut(m, [(q_values[p], factor)], f"rq{p}")
+                prod = Signal(product.shape(), name=f"prod{p}")
+                m.d.sync += prod.eq(product)
+                scaled = Signal(signed(len(prod) + 1 if cbits <= len(prod) else cbits + 1),
+                                name=f"scaled{p}")
+                m.d.comb += scaled.eq((prod + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
+                                      >> shift)
+                lanes_out.append(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled)))
+        elif self.layer.thresholds is not None:
             tq = dp.q_thresholds(self.layer.thresholds)
             count = tq.shape[1]
             qbits = q_shape.width
@@ -329,7 +411,7 @@ class MatrixVectorUnit(wiring.Component):
             m.d.comb += o_r.addr.eq(s3_nf)
             for p in range(pe):
                 off = o_r.data[p * obits:(p + 1) * obits].as_signed()
-                lanes_out.append(q[p] * dp.beta + off)
+                lanes_out.append((q[p] << (dp.beta - 1)) + off)  # beta is 1 or 2
 
         # Output FIFO; ``pending`` counts groups issued and not yet read out.
         m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)

@@ -29,12 +29,12 @@ def layer_component(layer: object, lp: LayerPlan) -> wiring.Component:
 
 @layer_component.register
 def _(layer: Dense, lp: LayerPlan) -> wiring.Component:
-    return MatrixVectorUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd)
+    return MatrixVectorUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd, mac=lp.mac)
 
 
 @layer_component.register
 def _(layer: Conv2d, lp: LayerPlan) -> wiring.Component:
-    return ConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd)
+    return ConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd, mac=lp.mac)
 
 
 @layer_component.register

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import encode
 from ..spec import Conv2d, Dense, Network
 
-__all__ = ["weight_words", "LOAD_PORTS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_shape",
+__all__ = ["weight_words", "pack_rows", "LOAD_PORTS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_shape",
            "spram_layers", "spram_image", "SpramWeights"]
 
 #: Words and bits of one SB_SPRAM256KA.
@@ -44,6 +44,15 @@ def weight_words(weights: np.ndarray, weight_bits: int, pe: int, simd: int) -> l
                 word |= int(code) << (k * weight_bits)
             words.append(word)
     return words
+
+
+def pack_rows(matrix: np.ndarray, pack: int, field: int) -> np.ndarray:
+    """Every ``pack`` consecutive rows as one: row ``r`` of the result is
+    ``Σ_t matrix[r·pack + t]·2**(t·field)``, the weights of ``pack`` output channels that one
+    DSP multiplies by the same input (:func:`hwgen.plan.dsp_packing`)."""
+    rows, cols = matrix.shape
+    grouped = np.asarray(matrix, dtype=np.int64).reshape(rows // pack, pack, cols)
+    return sum(grouped[:, t, :] << (t * field) for t in range(pack))
 
 
 def spram_shape(width: int, depth: int) -> tuple[int, int]:

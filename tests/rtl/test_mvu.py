@@ -93,3 +93,90 @@ def test_constructor_rejects_bad_folding():
         MatrixVectorUnit(layer, net.types[0], net.types[1], pe=3, simd=1)
     with pytest.raises(ValueError, match="simd 3 does not divide in_features 8"):
         MatrixVectorUnit(layer, net.types[0], net.types[1], pe=1, simd=3)
+
+
+# --- mixed precision: every W × A corner, LUT and DSP mapping, requantized outputs --------------
+
+GRID = [(w, a, signed, mac)
+        for w in (1, 2, 4, 8, 16) for a in (1, 2, 4, 8)
+        for signed in ((False,) if a == 1 else (False, True))
+        for mac in (("lut", "dsp") if w > 1 and a > 1 else ("auto",))]
+
+
+def _grid_id(case) -> str:
+    w, a, signed, mac = case
+    return f"W{w}A{a}{'s' if signed else 'u'}-{mac}"
+
+
+def _extreme_inputs(in_type: TensorType, count: int, rng) -> np.ndarray:
+    """All-max, all-min, alternating extremes, then random values."""
+    lo, hi = in_type.range
+    x = rng.integers(lo, hi + 1, size=(count, in_type.size)) if not in_type.binary \
+        else rng.choice([-1, 1], size=(count, in_type.size))
+    x[0], x[1] = hi, lo
+    x[2, ::2], x[2, 1::2] = lo, hi
+    return x
+
+
+@pytest.mark.parametrize("case", GRID, ids=[_grid_id(c) for c in GRID])
+def test_mixed_precision_corners(case):
+    """Weights at their most negative and most positive × all-max and all-min inputs; raw
+    output, so every accumulator bit is seen; gaps and backpressure."""
+    from hwgen.spec import Dense
+    wbits, abits, signed, mac = case
+    rng = np.random.default_rng(wbits * 100 + abits * 10 + signed)
+    size, out, pe, simd = 6, 4, 4 if mac == "dsp" else 2, 3
+    wlo, whi = (-1, 1) if wbits == 1 else (-(1 << (wbits - 1)), (1 << (wbits - 1)) - 1)
+    w = rng.integers(wlo, whi + 1, size=(out, size)) if wbits > 1 \
+        else rng.choice([-1, 1], size=(out, size))
+    w[0], w[1] = wlo, whi
+    net = Network("x", Input((size,), abits, signed),
+                  [Dense("fc", w, wbits, pe=pe, simd=simd, mac=mac)])
+    x = _extreme_inputs(net.input_type, 5, rng)
+    layer = net.layers[0]
+    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=pe, simd=simd,
+                            mac="dsp" if mac == "dsp" else "lut")
+    beats = stream_beats(x, net.types[0], simd)
+    expected = stream_beats(golden.run(net, x)["fc"], net.types[1], pe)
+    got = run_stream(unit, beats, len(expected), gaps=0.3, backpressure=0.3, seed=1)
+    assert got.outputs == expected
+
+
+@pytest.mark.parametrize("wbits,abits,pe,pack", [(4, 4, 4, 2), (2, 2, 4, 4), (2, 2, 6, 3),
+                                                 (8, 8, 4, 1), (3, 2, 2, 2), (16, 8, 2, 1)])
+def test_dsp_packing_factor(wbits, abits, pe, pack):
+    from hwgen.plan import dsp_packing
+    assert dsp_packing(TensorType((8,), abits), wbits, pe) == pack
+
+
+REQUANT_CASES = [
+    # id, input (bits, signed), weight bits, requantize output, mac, pe
+    ("u8-w8-u4-lut", (8, False), 8, "u4", "lut", 2),
+    ("u8-w8-s8-dsp", (8, False), 8, "s8", "dsp", 2),
+    ("s4-w4-s6-dsp-packed", (4, True), 4, "s6", "dsp", 4),
+    ("u2-w2-u2-lut", (2, False), 2, "u2", "lut", 3),
+    ("bin-w1-u3", (1, False), 1, "u3", "auto", 2),
+    ("u6-w1-s5", (6, False), 1, "s5", "auto", 2),
+    ("bin-w8-u8", (1, False), 8, "u8", "auto", 2),
+    ("u8-w16-s16-dsp", (8, False), 16, "s16", "dsp", 1),
+]
+
+
+@pytest.mark.parametrize("case", REQUANT_CASES, ids=[c[0] for c in REQUANT_CASES])
+def test_requantize_bit_exact_under_stalls(case):
+    _, (bits, signed), wbits, rq, mac, pe = case
+    rng = np.random.default_rng(len(case[0]))
+    net, x = chain(rng, Input((12,), bits, signed),
+                   [dict(out=2 * pe if pe > 1 else 3, weight_bits=wbits, out_bits=rq, pe=pe,
+                         simd=4, bias=True, mac=mac)], count=9)
+    out = golden.run(net, x)[net.layers[0].name]
+    lo, hi = net.output_type.range
+    assert (out == lo).any() and (out == hi).any()  # both clamps are exercised
+    assert ((out > lo) & (out < hi)).any()
+    layer = net.layers[0]
+    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=pe, simd=4,
+                            mac="dsp" if mac == "dsp" else "lut")
+    beats = stream_beats(x, net.types[0], 4)
+    expected = stream_beats(out, net.types[1], pe)
+    got = run_stream(unit, beats, len(expected), gaps=0.4, backpressure=0.4, seed=2)
+    assert got.outputs == expected
