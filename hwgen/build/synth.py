@@ -114,6 +114,7 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     _check_spram(network, info)
+    _check_dsp(network, info)
     out_dir = Path(out_dir)
     start = time.monotonic()
 
@@ -132,9 +133,12 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     platform = info.platform()
     top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
-                   family=info.family)
+                   family=info.family, dsp_budget=info.resources.get("dsp", 0))
+    # iCE40 synthesis maps multipliers to SB_MAC16 only when asked; hwgen's logic-mapped
+    # products have no $mul cells, so only the layers planned on DSPs get them.
+    synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
     build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
-                                  script_after_synth=_YOSYS_STAT)
+                                  script_after_synth=_YOSYS_STAT, synth_opts=synth_opts)
     # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
     # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).
     commands = [argv for argv in json.loads(build_plan.files["build_top.json"])["commands"]
@@ -183,6 +187,27 @@ _SYNTH_CELLS = {
     "ecp5": {"DP16KD": "bram", "MULT18X18D": "dsp"},
 }
 _RESOURCE_NAMES = {"bram": "block RAMs", "spram": "SPRAMs", "dsp": "DSPs"}
+
+
+def _check_dsp(network: Network, info: Board) -> None:
+    """Refuses ``mac = "dsp"`` layers on a device without
+    DSP blocks, or more DSPs than it has, before anything is built."""
+    available = info.resources.get("dsp", 0)
+    p = plan(network, available)
+    wanted = [(i, lp) for i, (layer, lp) in enumerate(zip(network.layers, p.layers,
+                                                         strict=True))
+              if getattr(layer, "mac", "auto") == "dsp"]
+    if wanted and not available:
+        i, lp = wanted[0]
+        raise BoardError(f"{network.source}: layers[{i}].mac: {lp.name} asks for \"dsp\", but "
+                         f"{info.name} ({info.device}) has no DSP blocks; use \"lut\" or "
+                         f"\"auto\"")
+    if p.dsps > available:
+        raise BoardError(f"cannot build for {info.name}: the network needs {p.dsps} DSP "
+                         f"multipliers (" + ", ".join(f"{lp.name} {lp.dsps}" for lp in p.layers
+                                                      if lp.dsps)
+                         + f"), {info.device} has {available}; map some layers with "
+                         f"mac = \"lut\" or fold them further (smaller pe/simd)")
 
 
 def _check_fit(network: Network, info: Board, stat_path: Path) -> None:
@@ -263,7 +288,7 @@ def _report(network: Network, info: Board, work: Path, env: dict, seconds: float
     pnr = json.loads((work / "report_pnr.json").read_text())
     utilization = pnr.get("utilization", {})
     cells = FAMILY_CELLS[info.family]
-    p = plan(network)
+    p = plan(network, info.resources.get("dsp", 0))
 
     report: dict = {
         "board": info.name,
@@ -299,6 +324,8 @@ def _report(network: Network, info: Board, work: Path, env: dict, seconds: float
             "SB_PLL40" if info.family == "ice40" else "EHXPLLL",
             "config": None if top.pll_config is None else {
                 k: v for k, v in vars(top.pll_config).items() if isinstance(v, int | float)}},
+        "mac": {lp.name: lp.mac for lp in p.layers if lp.mac is not None},
+        "dsp_model": p.dsps,
         "cycles_per_inference": cycles,
         "latency_cycles": p.latency,
         "inferences_per_second_at_fmax": (round(fmax_mhz * 1e6 / cycles, 1)

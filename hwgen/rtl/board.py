@@ -168,13 +168,13 @@ class BoardCore(wiring.Component):
     weights_loaded: Out(1)
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int, idle_cycles: int,
-                 result_cycles: int):
+                 result_cycles: int, dsp_budget: int | None = None):
         check_network(network)
         for name, value in (("idle_cycles", idle_cycles), ("result_cycles", result_cycles)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self.network = network
-        self.plan = plan(network)
+        self.network, self.dsp_budget = network, dsp_budget
+        self.plan = plan(network, dsp_budget)
         self.clk_hz, self.baud = clk_hz, baud
         self.idle_cycles, self.result_cycles = idle_cycles, result_cycles
         self.frame_bytes = self.plan.input_type.size
@@ -187,7 +187,7 @@ class BoardCore(wiring.Component):
         p = self.plan
         net_reset = Signal()
         packer = BytePacker(p.input_type, p.input_lanes)
-        top = NetworkTop(self.network, taps=True)
+        top = NetworkTop(self.network, taps=True, dsp_budget=self.dsp_budget)
         m.submodules.packer = ResetInserter(net_reset)(packer)
         m.submodules.network = ResetInserter(net_reset)(top)
         wiring.connect(m, packer.o_stream, top.i_stream)
@@ -493,10 +493,11 @@ class BoardLogic(wiring.Component):
     weights_loaded: Out(1)
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
-                 idle_s: float = 0.1):
+                 idle_s: float = 0.1, dsp_budget: int | None = None):
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
         self.network, self.clk_hz, self.baud = network, clk_hz, baud
+        self.dsp_budget = dsp_budget
         self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
         super().__init__()
 
@@ -506,7 +507,8 @@ class BoardLogic(wiring.Component):
         m.submodules.uart_tx = tx = UartTx(clk_hz=self.clk_hz, baud=self.baud)
         m.submodules.core = core = BoardCore(self.network, clk_hz=self.clk_hz, baud=self.baud,
                                              idle_cycles=self.idle_cycles,
-                                             result_cycles=self.result_cycles)
+                                             result_cycles=self.result_cycles,
+                                             dsp_budget=self.dsp_budget)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
                      self.last_class.eq(core.last_class),
                      self.weights_loaded.eq(core.weights_loaded)]
@@ -538,11 +540,14 @@ class BoardTop(Elaboratable):
         UART bit rate (default 115200).
     idle_s : float
         Idle time in seconds that drops a partial frame (default 0.1).
+    dsp_budget : int or None
+        The device's DSP multipliers, for ``mac = "auto"`` layers (:func:`hwgen.plan.plan`).
     """
 
     def __init__(self, network: Network, *, clk_hz: int, clock_hz: float | None = None,
                  family: str | None = None, baud: int = 115200,
-                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1):
+                 uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1,
+                 dsp_budget: int | None = None):
         from .clock import clock_config
 
         self.family, self.oscillator_hz, self.clock_request_hz = family, clk_hz, clock_hz
@@ -553,7 +558,7 @@ class BoardTop(Elaboratable):
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
-        self.idle_s = idle_s
+        self.idle_s, self.dsp_budget = idle_s, dsp_budget
         self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
 
     def elaborate(self, platform):
@@ -566,7 +571,7 @@ class BoardTop(Elaboratable):
             m.domains.sync = ClockDomain()  # driven by the PLL (defined here, used below)
             m.submodules.pll = PllClock(self.family, self.oscillator_hz, self.clock_request_hz)
         m.submodules.logic = logic = BoardLogic(self.network, clk_hz=self.clk_hz, baud=self.baud,
-                                                idle_s=self.idle_s)
+                                                idle_s=self.idle_s, dsp_budget=self.dsp_budget)
         pins = platform.request(*self.uart, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)

@@ -71,6 +71,9 @@ class NetworkTop(wiring.Component):
     halfword of :func:`~hwgen.rtl.weights.spram_image`, the first one when ``load_restart`` is
     high. ``spram_halfwords`` is the image's length in halfwords.
 
+    ``dsp_budget`` (the device's DSP multipliers) lets ``mac = "auto"`` layers use DSPs
+    (:func:`hwgen.plan.plan`).
+
     With ``taps``, every layer's output stream is also visible at ports ``tap_<layer>_fire``
     (a beat is transferred this cycle) and ``tap_<layer>_payload``, for simulation.
 
@@ -80,9 +83,9 @@ class NetworkTop(wiring.Component):
     o_stream : Out(stream.Signature(last layer's payload))
     """
 
-    def __init__(self, network: Network, *, taps: bool = False):
+    def __init__(self, network: Network, *, taps: bool = False, dsp_budget: int | None = None):
         self.network = network
-        self.plan: NetworkPlan = plan(network)
+        self.plan: NetworkPlan = plan(network, dsp_budget)
         self.taps = taps
         self.units = []
         for layer, lp, sources in zip(network.layers, self.plan.layers, network.sources,

@@ -53,6 +53,7 @@ def test_icebreaker(tmp_path):
                   bitstream="top.bin")
     assert report["clock_mhz"] == 12.0 and report["pll"] is None
     assert report["spram"]["available"] == 4
+    assert report["dsp"]["used"] == report["dsp_model"] == 0  # synthesized with -dsp
     assert not (out / "stale").exists()
 
 
@@ -181,3 +182,45 @@ def test_the_pll_needs_a_clock_pin(tmp_path):
     with pytest.raises(BoardError, match="cannot build for upduino-v3: its clock is the FPGA's "
                                          "internal oscillator \\(SB_HFOSC\\)"):
         build(tiny(), "upduino-v3", tmp_path / "out", clock_mhz=20)
+
+
+def mixed(mac: str = "dsp"):
+    """u4 input × W4 on DSPs (2 products per multiplier, 4 multipliers), then W8 × u2 in
+    logic, argmax."""
+    rng = np.random.default_rng(3)
+    net, _ = chain(rng, Input((8,), 4, lanes=2), [
+        dict(out=4, weight_bits=4, out_bits=2, pe=4, simd=2, mac=mac),
+        dict(out=3, weight_bits=8, out_bits=None, pe=1, simd=4, mac="lut")],
+        argmax=True, name="mixed")
+    return net
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("board_name,cell_count", [("icebreaker", 4), ("ulx3s-25f", 4)])
+def test_dsp_layers_use_the_planned_dsps(tmp_path, board_name, cell_count):
+    """The packed products of the "dsp" layer are the design's only DSP cells on both
+    families, as many as the plan says; the "lut" layer's products take none."""
+    report = build(mixed(), board_name, tmp_path / "out")
+    assert report["dsp_model"] == cell_count
+    assert report["dsp"]["used"] == cell_count
+    assert report["mac"] == {"fc0": "dsp", "fc1": "lut"}
+
+
+def test_dsp_layer_on_a_device_without_dsps_is_refused(tmp_path):
+    with pytest.raises(BoardError) as exc:
+        build(mixed(), "ice40-hx8k-b-evn", tmp_path / "out")
+    assert str(exc.value) == (
+        "<python>: layers[0].mac: fc0 asks for \"dsp\", but ice40-hx8k-b-evn (iCE40HX8K) has no "
+        "DSP blocks; use \"lut\" or \"auto\"")
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_dsps_than_the_device_has_is_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    net, _ = chain(rng, Input((16,), 8, lanes=8), [
+        dict(out=8, weight_bits=8, out_bits=2, pe=4, simd=8, mac="dsp")], argmax=True)
+    with pytest.raises(BoardError) as exc:
+        build(net, "icebreaker", tmp_path / "out")
+    assert str(exc.value) == (
+        "cannot build for icebreaker: the network needs 32 DSP multipliers (fc0 32), iCE40UP5K "
+        "has 8; map some layers with mac = \"lut\" or fold them further (smaller pe/simd)")
