@@ -6,7 +6,7 @@ import heapq
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 
-__all__ = ["sum_tree", "popcount", "dot_lut", "adder_tree"]
+__all__ = ["sum_tree", "popcount", "dot_lut", "dot_dsp", "adder_tree"]
 
 
 def sum_tree(terms: list[Value]) -> Value:
@@ -194,3 +194,27 @@ def dot_lut(m: Module, pairs: list[tuple[Value, Value]], name: str) -> Value:
         total = total - (adder_tree(m, terms, f"{name}_n{j}") << j)
     return total
 
+
+
+def dot_dsp(m: Module, xs: list[Value], operands: list[list[Value]], pack: int, field: int,
+            name: str) -> list[Value]:
+    """Dot products on multipliers that Yosys maps to DSP blocks, ``pack`` output channels per
+    multiplier: ``operands[g][k]`` is ``Σ_t w[g·pack + t, k]·2**(t·field)`` (signed) for
+    input ``xs[k]``; returns, per channel ``g·pack + t``, ``Σ_k xs[k]·w[g·pack + t, k]``.
+
+    Product field ``t`` read as signed, plus the sign bit of the field below it, is
+    ``x·w_t`` exactly when every ``x·w_t`` fits ``field`` signed bits and is never
+    ``−2**(field−1)`` (true for ``field`` = input bits + weight bits), so adding the borrow
+    cannot wrap. Each product drives a kept wire (one ``$mul`` cell each)."""
+    terms: list[list[Value]] = [[] for _ in range(len(operands) * pack)]
+    for g, row in enumerate(operands):
+        for k, (x, operand) in enumerate(zip(xs, row, strict=True)):
+            product = x * operand
+            wire = Signal(product.shape(), name=f"{name}{g}_{k}", attrs={"keep": 1})
+            m.d.comb += wire.eq(product)
+            for t in range(pack):
+                value = wire[t * field:] if t == pack - 1 else wire[t * field:(t + 1) * field]
+                terms[g * pack + t].append(value.as_signed())
+                if t:
+                    terms[g * pack + t].append(wire[t * field - 1])
+    return [adder_tree(m, lane, f"{name}_sum{c}") for c, lane in enumerate(terms)]

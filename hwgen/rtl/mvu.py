@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType, dot_bounds, width_for
 from ..plan import MVU_DEPTH, layer_dsp_pack, packed_operand_bits
 from ..spec import Dense, Requantize
-from .arith import adder_tree, dot_lut, popcount, sum_tree
+from .arith import dot_dsp, dot_lut, popcount, sum_tree
 from .stream import lanes_signature
 from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
 
@@ -188,29 +188,14 @@ class MatrixVectorUnit(wiring.Component):
         return words
 
     def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
-        """Per output channel, the dot product of one step on DSP multipliers: one product per
-        input lane and group of :attr:`dsp_pack` channels, whose weights share the operand
-        ``Σ_t w_t·2**(t·f)`` (``f`` = input bits + weight bits). Product field ``t`` read as
-        signed, plus the sign bit of the field below it, is ``x·w_t`` exactly: every
-        ``x·w_t`` fits ``f`` signed bits and is never ``−2**(f−1)``, so adding the borrow
-        cannot wrap."""
+        """Per output channel, the dot product of one step on packed DSP products
+        (:func:`~hwgen.rtl.arith.dot_dsp`)."""
         pack, simd = self.dsp_pack, self.simd
-        field = self.in_type.bits + self.layer.weight_bits
         stored = packed_operand_bits(self.in_type.bits, self.layer.weight_bits, pack)
-        terms: list[list] = [[] for _ in range(self.pe)]
-        for group in range(self.pe // pack):
-            for k in range(simd):
-                operand = w_word[(group * simd + k) * stored:(group * simd + k + 1) * stored]
-                product = x_lane(k) * operand.as_signed()
-                wire = Signal(product.shape(), name=f"dsp{group}_{k}", attrs={"keep": 1})
-                m.d.comb += wire.eq(product)
-                for t in range(pack):
-                    value = wire[t * field:] if t == pack - 1 else \
-                        wire[t * field:(t + 1) * field]
-                    terms[group * pack + t].append(value.as_signed())
-                    if t:
-                        terms[group * pack + t].append(wire[t * field - 1])
-        return [adder_tree(m, lane_terms, f"dsp_sum{p}") for p, lane_terms in enumerate(terms)]
+        operands = [[w_word[(g * simd + k) * stored:(g * simd + k + 1) * stored].as_signed()
+                     for k in range(simd)] for g in range(self.pe // pack)]
+        return dot_dsp(m, [x_lane(k) for k in range(simd)], operands, pack,
+                       self.in_type.bits + self.layer.weight_bits, "dsp")
 
     def elaborate(self, platform):
         m = Module()

@@ -149,3 +149,82 @@ def test_sum_tree_signed(count):
 
 def test_sum_tree_empty():
     assert _sum_rtl([], [[]]) == [0]
+
+
+# --- multi-bit dot products: in LUTs and on (packed) DSP multipliers -----------------------------
+
+
+def _operand_range(bits: int, is_signed: bool) -> range:
+    return range(-(1 << (bits - 1)), 1 << (bits - 1)) if is_signed else range(1 << bits)
+
+
+def _dot_rtl(build, shapes, vectors):
+    """Evaluate ``build(m, signals)`` (a list of outputs) for each vector of operand values."""
+    from amaranth import unsigned
+
+    sigs = [Signal(signed(b) if s else unsigned(b)) for b, s in shapes]
+    m = Module()
+    outs = build(m, sigs)
+    wires = [Signal(o.shape()) for o in outs]
+    m.d.comb += [w.eq(o) for w, o in zip(wires, outs, strict=True)]
+    results = []
+
+    async def testbench(ctx):
+        for vector in vectors:
+            for sig, value in zip(sigs, vector, strict=True):
+                ctx.set(sig, value)
+            results.append([ctx.get(w) for w in wires])
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("xbits,xsigned,wbits", [(2, False, 2), (2, True, 2), (1, False, 3),
+                                                 (3, True, 5), (4, False, 4), (8, True, 3),
+                                                 (5, False, 16)])
+def test_dot_lut_is_exact(xbits, xsigned, wbits):
+    """Exhaustive over one lane's operands (or random for wide ones), three lanes."""
+    from hwgen.rtl.arith import dot_lut
+
+    rng = random.Random(xbits * 100 + wbits)
+    xr, wr = _operand_range(xbits, xsigned), _operand_range(wbits, True)
+    lanes = 3
+    shapes = [(xbits, xsigned)] * lanes + [(wbits, True)] * lanes
+    vectors = [[min(xr)] * lanes + [min(wr)] * lanes, [max(xr)] * lanes + [min(wr)] * lanes,
+               [max(xr)] * lanes + [max(wr)] * lanes, [min(xr)] * lanes + [max(wr)] * lanes]
+    vectors += [[rng.choice(xr) for _ in range(lanes)] + [rng.choice(wr) for _ in range(lanes)]
+                for _ in range(300)]
+    got = _dot_rtl(lambda m, s: [dot_lut(m, list(zip(s[:lanes], s[lanes:], strict=True)),
+                                         "d")], shapes, vectors)
+    assert [g[0] for g in got] == [sum(a * b for a, b in zip(v[:lanes], v[lanes:],
+                                                             strict=True)) for v in vectors]
+
+
+@pytest.mark.parametrize("xbits,xsigned,wbits,pack", [(4, False, 4, 2), (2, False, 2, 4),
+                                                      (4, True, 2, 2), (3, True, 3, 2)])
+def test_dot_dsp_unpacks_every_channel(xbits, xsigned, wbits, pack):
+    """Packed products at every weight extreme (the borrow of a negative lower product) and at
+    random values."""
+    from hwgen.plan import packed_operand_bits
+    from hwgen.rtl.arith import dot_dsp
+
+    field, lanes = xbits + wbits, 2
+    stored = packed_operand_bits(xbits, wbits, pack)
+    xr, wr = _operand_range(xbits, xsigned), _operand_range(wbits, True)
+    rng = random.Random(pack * 10 + xbits)
+    cases = [([min(xr), max(xr)], [[min(wr)] * pack, [max(wr)] * pack]),
+             ([max(xr), max(xr)], [[min(wr)] * pack, [min(wr)] * pack]),
+             ([min(xr), min(xr)], [[min(wr)] * pack, [max(wr)] * pack])]
+    cases += [([rng.choice(xr) for _ in range(lanes)],
+               [[rng.choice(wr) for _ in range(pack)] for _ in range(lanes)])
+              for _ in range(200)]
+    shapes = [(xbits, xsigned)] * lanes + [(stored, True)] * lanes
+    vectors = [xs + [sum(w << (t * field) for t, w in enumerate(ws)) for ws in wss]
+               for xs, wss in cases]
+    got = _dot_rtl(lambda m, s: dot_dsp(m, s[:lanes], [s[lanes:]], pack, field, "p"),
+                   shapes, vectors)
+    expected = [[sum(xs[k] * wss[k][t] for k in range(lanes)) for t in range(pack)]
+                for xs, wss in cases]
+    assert got == expected
