@@ -57,7 +57,8 @@ class Argmax(wiring.Component):
         best_value = Signal.like(scores[0])
         best_index = Signal(range(self.in_type.size))
         index = Signal(range(self.in_type.size))
-        m.d.comb += index.eq(beat * self.lanes + beat_lane)
+        base = Signal(range(self.in_type.size))  # beat·lanes, counted (no multiplier: DSP-free)
+        m.d.comb += index.eq(base + beat_lane)
         first = beat == 0
         better = first | (beat_value > best_value)
         new_value = Mux(better, beat_value, best_value)
@@ -70,6 +71,7 @@ class Argmax(wiring.Component):
         with m.If(i_fire):
             m.d.sync += [
                 beat.eq(Mux(last, 0, beat + 1)),
+                base.eq(Mux(last, 0, base + self.lanes)),
                 best_value.eq(new_value),
                 best_index.eq(new_index),
             ]
