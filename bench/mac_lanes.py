@@ -1,8 +1,9 @@
 """LCs per multi-bit MAC lane: hwgen's LUT and DSP dot products against plain Yosys.
 
-One datapath per case: PE = 4 output channels × SIMD = 8 input lanes = 32 MAC lanes of
-W-bit signed weights × A-bit unsigned activations, ``out[p] = Σ_k x[k]·w[p, k]`` registered.
-The operands sit in shift registers loaded serially from two pins (so nothing is constant).
+One datapath per case: PE = 4 output channels × SIMD = 4 input lanes = 16 MAC lanes of
+W-bit signed weights × A-bit unsigned activations, ``r[p] = Σ_k x[k]·w[p, k]`` registered
+(and XOR-folded onto 8 output pins). The operands sit in shift registers loaded serially from
+two pins (so nothing is constant).
 Variants, synthesized by Yosys and placed by nextpnr for the iCE40 UP5K and the ECP5-85F:
 
 ``yosys``
@@ -15,9 +16,10 @@ Variants, synthesized by Yosys and placed by nextpnr for the iCE40 UP5K and the 
     :func:`hwgen.rtl.arith.dot_dsp` with the packing :func:`hwgen.plan.dsp_packing` chooses
     (what a ``mac = "dsp"`` layer builds); its weight register holds the packed operands.
 ``regs``
-    the shift registers alone (the plain layout): subtracted from every logic-only variant.
+    the shift registers, result register and fold alone (the result loaded from the operand
+    registers): subtracted from every logic-only variant.
 
-``logic = lcs − lcs(regs)`` and ``logic_per_lane = logic / 32``. iCE40 ``lcs`` counts
+``logic = lcs − lcs(regs)`` and ``logic_per_lane = logic / 16``. iCE40 ``lcs`` counts
 ICESTORM_LC, ECP5 TRELLIS_COMB; ``dsps`` counts SB_MAC16 / MULT18X18D. DSP variants report
 their LCs as placed (their register layout differs for hwgen-dsp), next to their DSPs.
 
@@ -45,7 +47,10 @@ from hwgen.numeric import TensorType
 from hwgen.plan import dsp_packing, packed_operand_bits
 from hwgen.rtl.arith import dot_dsp, dot_lut
 
-PE, SIMD = 4, 8
+PE, SIMD = 4, 4  # 16 lanes: W8A8 in plain Yosys LUTs still fits the UP5K
+#: Output pins: the registered sums are XOR-folded onto these (every variant alike), since the
+#: UP5K has too few I/Os for all of them.
+PINS = 8
 VARIANTS = ("regs", "yosys", "hwgen-lut", "yosys-dsp", "hwgen-dsp")
 DSP_CELLS = {"ice40": "SB_MAC16", "ecp5": "MULT18X18D"}
 SYNTH = {  # variant kind → Yosys synthesis command per family
@@ -66,18 +71,23 @@ def verilog_plain(w: int, a: int, *, regs_only: bool = False) -> str:
         f"    s{p} = 0;\n    for (k = 0; k < {SIMD}; k = k + 1)\n"
         f"      s{p} = s{p} + $signed({{1'b0, x[k*{a} +: {a}]}}) * "
         f"$signed(ws[({p}*{SIMD}+k)*{w} +: {w}]);" for p in range(PE))
-    if regs_only:
-        logic = (f"  always @(posedge clk) out <= {{x[{SIMD * a - 1}], "
-                 f"ws[{PE * SIMD * w - 1}]}};\n")
+    if regs_only:  # the same result register, loaded from the operand registers
+        logic = (f"  wire [{PE * SIMD * (w + a) - 1}:0] both = {{ws, x}};\n"
+                 f"  always @(posedge clk) r <= both[{PE * o - 1}:0];\n")
     else:
         sums = [f"s{p}" for p in range(PE)]
         logic = (f"  integer k;\n  reg signed [{o - 1}:0] {', '.join(sums)};\n"
                  f"  always @* begin\n{body}\n  end\n"
-                 f"  always @(posedge clk) out <= {{{', '.join(reversed(sums))}}};\n")
-    return (f"module top (input clk, input x_in, input w_in, output reg [{PE * o - 1}:0] out);\n"
+                 f"  always @(posedge clk) r <= {{{', '.join(reversed(sums))}}};\n")
+    fold = "\n".join(
+        f"  assign out[{i}] = ^{{{', '.join(f'r[{j}]' for j in range(i, PE * o, PINS))}}};"
+        for i in range(PINS))
+    return (f"module top (input clk, input x_in, input w_in, output [{PINS - 1}:0] out);\n"
             f"  reg [{SIMD * a - 1}:0] x = 0;\n  reg [{PE * SIMD * w - 1}:0] ws = 0;\n"
+            f"  reg [{PE * o - 1}:0] r = 0;\n"
             f"  always @(posedge clk) begin\n    x <= {{x[{SIMD * a - 2}:0], x_in}};\n"
-            f"    ws <= {{ws[{PE * SIMD * w - 2}:0], w_in}};\n  end\n{logic}endmodule\n")
+            f"    ws <= {{ws[{PE * SIMD * w - 2}:0], w_in}};\n  end\n{logic}{fold}\n"
+            f"endmodule\n")
 
 
 class HwgenTop(Elaboratable):
@@ -87,7 +97,7 @@ class HwgenTop(Elaboratable):
         self.w, self.a, self.dsp = w, a, dsp
         self.sync = ClockDomain("sync", reset_less=True)
         self.x_in, self.w_in = Signal(name="x_in"), Signal(name="w_in")
-        self.out = Signal(PE * out_bits(w, a), name="out")
+        self.out = Signal(PINS, name="out")
         self.pack = dsp_packing(TensorType((SIMD,), a), w, PE) if dsp else 1
 
     def elaborate(self, platform):
@@ -106,7 +116,10 @@ class HwgenTop(Elaboratable):
         else:
             sums = [dot_lut(m, list(zip(xs, lane[p], strict=True)), f"d{p}") for p in range(PE)]
         o = out_bits(w, a)
-        m.d.sync += self.out.eq(Cat(*[s[:o] for s in sums]))
+        r = Signal(PE * o)
+        m.d.sync += r.eq(Cat(*[s[:o] for s in sums]))
+        m.d.comb += self.out.eq(Cat(*[Cat(*[r[j] for j in range(i, PE * o, PINS)]).xor()
+                                      for i in range(PINS)]))
         return m
 
 

@@ -115,7 +115,15 @@ def cmd_boards(args) -> int:
 
 def cmd_check(args) -> int:
     network = _load(args.spec)
-    p = plan(network)
+    dsp_budget = None
+    if args.board:
+        from .build.boards import board
+        from .build.synth import check_dsp
+
+        info = board(args.board)
+        check_dsp(network, info)
+        dsp_budget = info.resources.get("dsp", 0)
+    p = plan(network, dsp_budget)
     print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
     return 0
 
@@ -155,6 +163,11 @@ def run_sim(network: Network, args, log=print):
     log(f"simulating {len(x)} inference(s) from {where} with {args.simulator} "
         f"(gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed})")
     bulk = None
+    if getattr(args, "netlist", None):
+        if args.bulk or len(x) > BULK_ABOVE:
+            raise UsageError(f"--netlist checks every beat of at most {BULK_ABOVE} inputs "
+                             f"(no --bulk); add --count N")
+        log(f"the design simulated is Yosys' {args.netlist} gate-level netlist")
     if args.bulk is None and len(x) > BULK_ABOVE and args.simulator == "verilator":
         args.bulk = 8
         log(f"more than {BULK_ABOVE} inputs: checking them all in bulk (--bulk)")
@@ -180,7 +193,8 @@ def run_sim(network: Network, args, log=print):
         x = x[:args.bulk]
         log(f"every-beat bench on the first {len(x)} inference(s)")
     result = simulate(network, x, work, simulator=args.simulator, seed=args.seed,
-                      gaps=args.gaps, backpressure=args.backpressure, waves=args.waves)
+                      gaps=args.gaps, backpressure=args.backpressure, waves=args.waves,
+                      netlist=getattr(args, "netlist", None))
     if bulk is not None:
         result.bulk = bulk
         result.predictions = golden.predict(network, x_all)
@@ -529,6 +543,8 @@ def parser() -> argparse.ArgumentParser:
                        "MACs, weight memory, folding and cycles.")
     p.add_argument("spec", metavar="SPEC", help="network TOML file (its NPZ beside it)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--board", metavar="BOARD", help="map mac = \"auto\" layers as a build for "
+                   "BOARD would (its DSPs) and refuse what it would refuse")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("generate", help="write the network's Verilog",
@@ -547,6 +563,9 @@ def parser() -> argparse.ArgumentParser:
                        "any mismatch and prints the first.")
     p.add_argument("spec", metavar="SPEC")
     _add_sim_options(p)
+    p.add_argument("--netlist", choices=["ice40"], help="simulate Yosys' iCE40 UP5K gate-level "
+                   "netlist (LUTs, carries, block RAMs, SB_MAC16 DSPs from Yosys' cell models; "
+                   "mac = \"auto\" layers on its 8 DSPs) instead of the RTL")
     p.set_defaults(func=cmd_sim)
 
     boards = ", ".join(sorted(BOARDS))

@@ -27,7 +27,7 @@ from ..spec import Network
 from .boards import Board, BoardError, board
 from .toolchain import ToolError, run_tool, tool_env, tool_path
 
-__all__ = ["build", "FAMILY_CELLS"]
+__all__ = ["build", "check_dsp", "FAMILY_CELLS"]
 
 #: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
 FAMILY_CELLS = {
@@ -114,7 +114,7 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     _check_spram(network, info)
-    _check_dsp(network, info)
+    check_dsp(network, info)
     out_dir = Path(out_dir)
     start = time.monotonic()
 
@@ -189,7 +189,7 @@ _SYNTH_CELLS = {
 _RESOURCE_NAMES = {"bram": "block RAMs", "spram": "SPRAMs", "dsp": "DSPs"}
 
 
-def _check_dsp(network: Network, info: Board) -> None:
+def check_dsp(network: Network, info: Board) -> None:
     """Refuses ``mac = "dsp"`` layers on a device without
     DSP blocks, or more DSPs than it has, before anything is built."""
     available = info.resources.get("dsp", 0)
