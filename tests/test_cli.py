@@ -167,3 +167,40 @@ def test_console_script_reports_without_traceback(tmp_path):
     assert proc.stderr.strip() == (f"hwgen: error: {bad}: layers[0].kind: unknown layer kind "
                                    f"'conv9' (expected one of: add, argmax, conv2d, dense, "
                                    f"flatten, global_sum_pool, maxpool)")
+
+
+@pytest.fixture
+def mixed_spec(tmp_path) -> Path:
+    """u4 input; W4 products with mac = "auto", requantized to u4; a W8 classifier that asks
+    for DSPs; argmax."""
+    rng = np.random.default_rng(8)
+    net, _ = chain(rng, Input((8,), 4, lanes=2), [
+        dict(out=4, weight_bits=4, out_bits="u4", pe=2, simd=2),
+        dict(out=3, weight_bits=8, out_bits=None, pe=1, simd=2, mac="dsp")],
+        count=4, argmax=True, name="mixed")
+    path = tmp_path / "mixed.toml"
+    spec.save(net, path)
+    return path
+
+
+def test_check_board_shows_the_builds_dsp_mapping(mixed_spec, capsys):
+    assert main(["check", str(mixed_spec), "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert [lp["mac"] for lp in plain["layers"][:2]] == ["lut", "dsp"]
+    assert main(["check", str(mixed_spec), "--json", "--board", "icebreaker"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert [lp["mac"] for lp in board["layers"][:2]] == ["dsp", "dsp"]
+    assert [lp["scheme"] for lp in board["layers"][:2]] == ["W4A4", "W8A4"]
+
+
+def test_check_board_refuses_dsp_without_dsps(mixed_spec, capsys):
+    assert main(["check", str(mixed_spec), "--board", "ice40-hx8k-b-evn"]) == 2
+    assert error_line(capsys) == (
+        f"hwgen: error: {mixed_spec}: layers[1].mac: fc1 asks for \"dsp\", but ice40-hx8k-b-evn "
+        f"(iCE40HX8K) has no DSP blocks; use \"lut\" or \"auto\"")
+
+
+def test_sim_netlist_refuses_bulk(mixed_spec, tmp_path, capsys):
+    assert main(["sim", str(mixed_spec), "--netlist", "ice40", "--bulk", "--random", "3",
+                 "--work-dir", str(tmp_path / "w")]) == 2
+    assert "--netlist checks every beat of at most 500 inputs (no --bulk)" in error_line(capsys)
