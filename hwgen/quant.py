@@ -21,14 +21,20 @@ from __future__ import annotations
 import numpy as np
 
 from .numeric import value_range
+from .spec import MAX_SHIFT, REQUANTIZE_PRODUCT_BITS, Requantize
 
 __all__ = [
     "binarize",
     "batchnorm",
+    "calibrate",
     "fold_batchnorm",
+    "fold_requantize",
     "flip_rows",
+    "quantize_activations",
     "quantize_classifier",
     "quantize_unsigned",
+    "quantize_weights",
+    "uniform_levels",
 ]
 
 
@@ -75,8 +81,9 @@ def fold_batchnorm(gamma, beta, mean, var, eps: float, *, acc_range: tuple,
         flipped accumulator: a step reached by every accumulator gets ``lo``, one reached by
         none gets ``hi + 1``. A zero ``gamma`` makes ``y = beta`` constant and is handled
         this way.
-    scale : float
-        Positive factor from integer accumulator to float pre-activation.
+    scale : float or per-channel array
+        Positive factor from integer accumulator to float pre-activation (per output
+        channel for per-channel weight steps: ``x_step · w_step[o]``).
     levels : ascending sequence of floats
         Step positions on the BatchNorm output.
 
@@ -95,10 +102,11 @@ def fold_batchnorm(gamma, beta, mean, var, eps: float, *, acc_range: tuple,
         return np.broadcast_to(np.asarray(v, np.float64), (n,)).copy()
 
     beta, mean, var = channel(beta), channel(mean), channel(var)
+    scale = channel(scale)
     levels = np.asarray(levels, np.float64).reshape(-1)
     if not levels.size or (np.diff(levels) < 0).any():
         raise ValueError(f"levels must be a non-empty ascending sequence, got {levels!r}")
-    if not scale > 0:
+    if not (scale > 0).all():
         raise ValueError(f"scale must be positive, got {scale!r}")
     if not (var + eps > 0).all():
         raise ValueError("var + eps must be positive for every channel")
@@ -113,13 +121,13 @@ def fold_batchnorm(gamma, beta, mean, var, eps: float, *, acc_range: tuple,
     flo, fhi = np.where(flip, -hi, lo), np.where(flip, -lo, hi)
 
     def y(a: np.ndarray) -> np.ndarray:  # a: (n, levels) integers of the flipped layer
-        return batchnorm(((s[:, None] * a) * scale).T, gamma, beta, mean, var, eps).T
+        return batchnorm(((s[:, None] * a) * scale[:, None]).T, gamma, beta, mean, var, eps).T
 
     std = np.sqrt(var + eps)
     with np.errstate(divide="ignore", invalid="ignore"):
         # acc ≥ mean/scale + (L − beta)·std/(gamma·scale) for gamma > 0; ≤ for gamma < 0.
         tau = (mean[:, None] + (levels[None, :] - beta[:, None]) * std[:, None]
-               / gamma[:, None]) / scale
+               / gamma[:, None]) / scale[:, None]
         t = np.ceil(s[:, None] * tau)
     t = np.where(np.isfinite(t), t, 0.0)
     t = np.clip(t, flo[:, None], fhi[:, None] + 1).astype(np.int64)
@@ -187,3 +195,121 @@ def quantize_unsigned(x: np.ndarray, bits: int, scale: float = 1.0) -> np.ndarra
     """
     hi = value_range(bits, False)[1] if bits > 1 else 1
     return np.clip(np.rint(np.asarray(x, np.float64) * scale), 0, hi).astype(np.int64)
+
+
+# Multi-bit export: per-channel weight steps, calibrated activation steps, BatchNorm folded
+# into scale + shift or into thresholds. A real value ``v`` and its integer ``q`` relate by
+# ``v ≈ q · step`` throughout.
+
+
+def quantize_weights(weights: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric quantization of a float weight tensor (axis 0 = output
+    channel; any trailing shape, e.g. conv kernels).
+
+    ``step[o] = max|weights[o]| / (2**(bits−1) − 1)`` and ``q = clip(rint(w / step), ±qmax)``,
+    so the most negative code ``−2**(bits−1)`` is never used (the range stays symmetric). A
+    channel of zeros gets step 1 and zero codes. ``bits`` is 2..16; for 1-bit weights use
+    :func:`binarize`. Returns ``(int64 codes, float64 steps)``.
+    """
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be 2..16 (1-bit weights: use binarize), got {bits!r}")
+    w = np.asarray(weights, np.float64)
+    qmax = value_range(bits, True)[1]
+    peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    step = np.where(peak > 0, peak / qmax, 1.0)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    q = np.clip(np.rint(w / step.reshape(shape)), -qmax, qmax).astype(np.int64)
+    return q, step
+
+
+def calibrate(samples: np.ndarray, bits: int, signed: bool) -> float:
+    """Min/max calibration: the activation step that maps the largest magnitude seen in
+    ``samples`` (float activations on sample data) onto the largest ``bits``-bit code.
+
+    Unsigned: ``max(samples) / (2**bits − 1)`` (values below 0 clamp to 0, as after a ReLU);
+    signed: ``max|samples| / (2**(bits−1) − 1)``. All-zero samples give step 1.
+    """
+    x = np.asarray(samples, np.float64)
+    hi = value_range(bits, signed)[1] if bits > 1 else 1
+    peak = float(np.abs(x).max(initial=0.0) if signed else x.max(initial=0.0))
+    return peak / hi if peak > 0 else 1.0
+
+
+def quantize_activations(x: np.ndarray, step: float, bits: int, signed: bool) -> np.ndarray:
+    """``clamp(floor(x / step + 1/2), lo, hi)``: round half up and saturate to ``bits``, the
+    rounding the hardware's requantize and :func:`uniform_levels` thresholds apply."""
+    lo, hi = value_range(bits, signed) if bits > 1 else (0, 1)
+    return np.clip(np.floor(np.asarray(x, np.float64) / step + 0.5), lo, hi).astype(np.int64)
+
+
+def uniform_levels(bits: int, step: float) -> np.ndarray:
+    """Levels for :func:`fold_batchnorm` that make its step function the unsigned ``bits``-bit
+    uniform quantizer of :func:`quantize_activations`: ``(k − 1/2)·step`` for k = 1 .. 2**bits
+    − 1 (``#{k : y ≥ level_k}`` = ``clamp(floor(y/step + 1/2), 0, 2**bits − 1)``)."""
+    return (np.arange(1, 2 ** bits) - 0.5) * step
+
+
+def fold_requantize(scale, out_step: float, *, bits: int, signed: bool = False,
+                    gamma=1.0, beta=0.0, mean=0.0, var=1.0, eps: float = 0.0, bias=0.0,
+                    acc_range: tuple, multiplier_bits: int = 16) -> tuple[Requantize,
+                                                                          np.ndarray]:
+    """A float layer's affine tail (bias, then inference BatchNorm) and output quantization as
+    a :class:`~hwgen.spec.Requantize` and an integer accumulator bias.
+
+    The float layer computes ``z[o] = scale[o]·acc[o] + bias[o]`` from the integer dot product
+    ``acc`` (``scale[o] = x_step · w_step[o]``), then ``y = batchnorm(z, gamma, beta, mean,
+    var, eps)`` (the default parameters are the identity: no BatchNorm) and outputs
+    ``quantize_activations(y, out_step, bits, signed)`` (an unsigned output is a ReLU). That is
+    ``y/out_step = a[o]·(acc[o] + c[o]/a[o])`` with ``a = gamma·scale/(std·out_step)``; the
+    hardware gets ``multiplier = rint(a·2**shift)`` and the integer bias ``rint(c/a)``.
+
+    ``shift`` is the largest (≤ 47) for which ``|multiplier| < 2**(multiplier_bits − 1)`` and
+    every ``(acc + bias)·multiplier`` over ``acc_range`` (lo, hi before the bias) fits the
+    48-bit product. The integer output then differs from the float one by at most one step
+    where ``|a|/2`` (the bias rounding, in output steps) plus the multiplier's relative error
+    times ``|y/out_step|`` stays below the distance to a rounding boundary; tests/test_quant.py
+    measures it. A channel with ``gamma = 0`` is constant and has no scale + shift form; it is
+    refused, as is one whose ``a`` rounds to a zero multiplier even at the largest shift.
+
+    Returns ``(requantize, int64 bias)``.
+    """
+    scale = np.atleast_1d(np.asarray(scale, np.float64))
+    n = scale.shape[0]
+
+    def channel(v) -> np.ndarray:
+        return np.broadcast_to(np.asarray(v, np.float64), (n,)).copy()
+
+    gamma, beta, mean, var, bias = map(channel, (gamma, beta, mean, var, bias))
+    if not (scale > 0).all() or not out_step > 0:
+        raise ValueError("scale and out_step must be positive")
+    if not (var + eps > 0).all():
+        raise ValueError("var + eps must be positive for every channel")
+    if (gamma == 0).any():
+        raise ValueError(f"gamma is 0 at channel {int(np.flatnonzero(gamma == 0)[0])}: a "
+                         "constant output channel has no scale + shift form")
+    if not 2 <= multiplier_bits <= 32:
+        raise ValueError(f"multiplier_bits must be 2..32, got {multiplier_bits!r}")
+    std = np.sqrt(var + eps)
+    a = gamma * scale / (std * out_step)
+    c = (gamma * (bias - mean) / std + beta) / out_step
+    int_bias = np.rint(c / a).astype(np.int64)
+    lo = np.broadcast_to(np.asarray(acc_range[0], np.int64), (n,)) + int_bias
+    hi = np.broadcast_to(np.asarray(acc_range[1], np.int64), (n,)) + int_bias
+    reach = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64) + 1
+    mlimit = float(1 << (multiplier_bits - 1))
+    plimit = float(1 << (REQUANTIZE_PRODUCT_BITS - 1))
+    shift = np.zeros(n, np.int64)
+    mult = np.zeros(n, np.int64)
+    for o in range(n):
+        for s in range(MAX_SHIFT, -1, -1):
+            m = int(np.rint(a[o] * 2.0 ** s))
+            if abs(m) < mlimit and reach[o] * abs(m) + 2.0 ** s < plimit:
+                break
+        else:  # pragma: no cover - s = 0 always fits unless |a| is huge
+            raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step is too large "
+                             f"for a {multiplier_bits}-bit multiplier")
+        if m == 0:
+            raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step rounds to a "
+                             f"zero multiplier; use a smaller out_step")
+        shift[o], mult[o] = s, m
+    return Requantize(mult, shift, bits, signed), int_bias

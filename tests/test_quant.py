@@ -172,3 +172,105 @@ def test_digits_bnn_reaches_its_stated_accuracy():
     got = int((golden.predict(net, x) == y).sum())
     assert got == correct  # the integer model is exact: the same count, not just close
     assert correct / total >= 0.9
+
+
+# Multi-bit export: weight and activation steps, requantize and uniform thresholds.
+
+
+def test_quantize_weights_per_channel():
+    rng = np.random.default_rng(11)
+    w = rng.normal(0, 1, (6, 3, 3, 4)) * np.array([1e-3, 0.1, 1, 10, 100, 0])[:, None, None,
+                                                                             None]
+    for bits in (2, 4, 8, 16):
+        q, step = quant.quantize_weights(w, bits)
+        qmax = 2 ** (bits - 1) - 1
+        assert q.dtype == np.int64 and q.shape == w.shape and step.shape == (6,)
+        assert np.abs(q).max() == qmax  # every nonzero channel reaches the full range
+        np.testing.assert_array_equal(np.abs(q.reshape(6, -1)).max(axis=1)[:5], qmax)
+        err = np.abs(q * step[:, None, None, None] - w)
+        assert (err <= step[:, None, None, None] / 2 * (1 + 1e-12)).all()
+        assert step[5] == 1 and not q[5].any()
+    with pytest.raises(ValueError, match="bits must be 2..16"):
+        quant.quantize_weights(w, 1)
+
+
+def test_calibrate_and_quantize_activations():
+    x = np.array([-3.0, 0.0, 0.5, 1.25, 2.5])
+    assert quant.calibrate(x, 4, signed=False) == 2.5 / 15
+    assert quant.calibrate(x, 4, signed=True) == 3.0 / 7
+    assert quant.calibrate(np.zeros(3), 8, signed=False) == 1.0
+    q = quant.quantize_activations(x, 2.5 / 15, 4, signed=False)
+    np.testing.assert_array_equal(q, [0, 0, 3, 8, 15])  # 7.5 rounds half up to 8
+    np.testing.assert_array_equal(quant.quantize_activations(x, 3.0 / 7, 4, signed=True),
+                                  [-7, 0, 1, 3, 6])  # 2.916… → 3, 5.83… → 6
+    np.testing.assert_array_equal(quant.quantize_activations([-0.5, 0.5, 1.5], 1.0, 3, True),
+                                  [0, 1, 2])  # half up, also below zero
+
+
+def test_uniform_levels_fold_is_the_quantizer_on_every_accumulator():
+    # BatchNorm then the unsigned n-bit quantizer, with per-channel weight steps: the folded
+    # thresholds reproduce the float path exactly on every reachable integer accumulator.
+    rng = np.random.default_rng(12)
+    n, bits = 48, 3
+    scale = 0.004 * rng.uniform(0.5, 2, n)  # x_step · w_step[o]
+    gamma = rng.normal(0, 1, n)
+    beta, mean, var = rng.normal(0, 0.5, n), rng.normal(0, 3, n), rng.uniform(0.1, 4, n)
+    out_step = 0.25
+    acc = np.arange(-2000, 2001)[:, None].repeat(n, axis=1)
+    t, flip = quant.fold_batchnorm(gamma, beta, mean, var, 1e-5, acc_range=(-2000, 2000),
+                                   scale=scale, levels=quant.uniform_levels(bits, out_step))
+    hw = (np.where(flip, -acc, acc)[..., None] >= t).sum(axis=-1)
+    y = quant.batchnorm(acc * scale, gamma, beta, mean, var, 1e-5)
+    np.testing.assert_array_equal(hw, quant.quantize_activations(y, out_step, bits, False))
+    assert len(np.unique(hw)) == 2 ** bits  # every output code occurs
+
+
+@pytest.mark.parametrize("bits, signed, mbits", [(8, False, 16), (4, True, 16), (6, False, 8)])
+def test_fold_requantize_tracks_the_float_layer(bits, signed, mbits):
+    # A W6 A8 dense layer with bias and BatchNorm, exported: the integer requantize output
+    # equals the float quantizer wherever the float value is farther from a rounding boundary
+    # than the export's error bound, and is never more than one step away.
+    rng = np.random.default_rng(bits + mbits)
+    n_in, n_out, wbits, abits = 40, 24, 6, 8
+    x_step = 0.02
+    wq, w_step = quant.quantize_weights(rng.normal(0, 0.3, (n_out, n_in)), wbits)
+    x = rng.integers(0, 2 ** abits, (3000, n_in))
+    acc = x @ wq.T
+    bias_f = rng.normal(0, 0.5, n_out)
+    gamma = rng.normal(0, 1, n_out)
+    beta, mean, var = rng.normal(0, 0.3, n_out), rng.normal(0, 1, n_out), rng.uniform(.5, 3, n_out)
+    y = quant.batchnorm(acc * (x_step * w_step) + bias_f, gamma, beta, mean, var, 1e-5)
+    out_step = quant.calibrate(y, bits, signed)
+    lo, hi = spec.Dense("d", wq, wbits).acc_bounds(TensorType((n_in,), abits))
+    rq, b = quant.fold_requantize(x_step * w_step, out_step, bits=bits, signed=signed,
+                                  gamma=gamma, beta=beta, mean=mean, var=var, eps=1e-5,
+                                  bias=bias_f, acc_range=(lo, hi), multiplier_bits=mbits)
+    assert (np.abs(rq.multiplier) < 2 ** (mbits - 1)).all()
+    layer = spec.Dense("d", wq, wbits, bias=b, requantize=rq)  # the spec accepts it
+    hw = golden.quantize_output(layer, acc + b)
+    want = quant.quantize_activations(y, out_step, bits, signed)
+    assert np.abs(hw - want).max() <= 1
+    a = gamma * x_step * w_step / (np.sqrt(var + 1e-5) * out_step)
+    bound = np.abs(a) / 2 + np.abs(acc + b) * np.abs(a - rq.multiplier / 2.0 ** rq.shift) + 1e-9
+    v = y / out_step
+    clear = np.abs(v - np.floor(v) - 0.5) > bound  # far from every k + 1/2
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(hw[clear], want[clear])
+
+
+def test_fold_requantize_negative_gamma_and_plain_layer():
+    # No BatchNorm (identity defaults), a negative gamma gives a negative multiplier.
+    rq, b = quant.fold_requantize([0.01, 0.02], 0.1, bits=8, acc_range=(-100, 100))
+    np.testing.assert_array_equal(b, [0, 0])
+    np.testing.assert_allclose(rq.multiplier / 2.0 ** rq.shift, [0.1, 0.2], rtol=2 ** -14)
+    rq, _ = quant.fold_requantize([0.01], 0.1, bits=8, gamma=-2.0, acc_range=(-100, 100))
+    assert rq.multiplier[0] < 0
+
+
+def test_fold_requantize_refuses():
+    with pytest.raises(ValueError, match="gamma is 0 at channel 1"):
+        quant.fold_requantize([1.0, 1.0], 1.0, bits=8, gamma=[1, 0], acc_range=(0, 9))
+    with pytest.raises(ValueError, match="zero multiplier"):
+        quant.fold_requantize([1e-20], 1.0, bits=8, acc_range=(0, 9))
+    with pytest.raises(ValueError, match="positive"):
+        quant.fold_requantize([1.0], 0.0, bits=8, acc_range=(0, 9))
