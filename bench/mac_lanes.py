@@ -53,6 +53,9 @@ PE, SIMD = 4, 4  # 16 lanes: W8A8 in plain Yosys LUTs still fits the UP5K
 PINS = 8
 VARIANTS = ("regs", "yosys", "hwgen-lut", "yosys-dsp", "hwgen-dsp")
 DSP_CELLS = {"ice40": "SB_MAC16", "ecp5": "MULT18X18D"}
+#: DSP blocks of the benched devices (UP5K: 8 SB_MAC16; ECP5-85F: 156 MULT18X18D). A case whose
+#: netlist needs more is reported with its Yosys cell counts and ``placed: false``.
+DEVICE_DSPS = {"ice40": 8, "ecp5": 156}
 SYNTH = {  # variant kind → Yosys synthesis command per family
     ("logic", "ice40"): "synth_ice40 -device u", ("dsp", "ice40"): "synth_ice40 -device u -dsp",
     ("logic", "ecp5"): "synth_ecp5 -nodsp", ("dsp", "ecp5"): "synth_ecp5",
@@ -139,16 +142,21 @@ def run_case(family: str, w: int, a: int, variant: str, work: Path, seed: int = 
                    f"read_verilog top.v; {synth} -top top -json top.json; "
                    f"tee -q -o stat.json stat -json"], work, work / "yosys.tee.log",
          work / "top.json")
-    _run(fam["nextpnr"], [*fam["pnr_args"], "--json", "top.json", "--report", "report.json",
-                          "--freq", "50", "--seed", str(seed), "--timing-allow-fail"],
-         work, work / "nextpnr.log", work / "report.json")
-    report = json.loads((work / "report.json").read_text())
     cells = json.loads((work / "stat.json").read_text())["modules"]["\\top"]["num_cells_by_type"]
+    dsps = int(cells.get(DSP_CELLS[family], 0))
+    placed = dsps <= DEVICE_DSPS[family]
+    report: dict = {}
+    if placed:
+        _run(fam["nextpnr"], [*fam["pnr_args"], "--json", "top.json", "--report", "report.json",
+                              "--freq", "50", "--seed", str(seed), "--timing-allow-fail"],
+             work, work / "nextpnr.log", work / "report.json")
+        report = json.loads((work / "report.json").read_text())
     clk = next((v for k, v in report.get("fmax", {}).items() if re.search(r"\bclk\b", k)), None)
     return {
         "family": family, "w": w, "a": a, "lanes": PE * SIMD, "variant": variant,
-        "lcs": report["utilization"][fam["cell"]]["used"],
-        "dsps": int(cells.get(DSP_CELLS[family], 0)),
+        "placed": placed,
+        "lcs": report["utilization"][fam["cell"]]["used"] if placed else None,
+        "dsps": dsps,
         "dsp_pack": (dsp_packing(TensorType((SIMD,), a), w, PE) if variant == "hwgen-dsp"
                      else None),
         "fmax_mhz": None if clk is None else round(clk["achieved"], 1),
@@ -162,7 +170,7 @@ def add_logic(records: list[dict]) -> None:
     regs = {(r["family"], r["w"], r["a"]): r["lcs"] for r in records if r["variant"] == "regs"}
     for r in records:
         base = regs.get((r["family"], r["w"], r["a"]))
-        if base is not None and r["variant"] != "regs":
+        if base is not None and r["variant"] != "regs" and r["lcs"] is not None:
             r["logic"] = r["lcs"] - base
             r["logic_per_lane"] = round(r["logic"] / r["lanes"], 2)
 
@@ -171,7 +179,8 @@ def table(records: list[dict]) -> str:
     lines = ["| family | W×A | variant | LCs | logic LCs | per lane | DSPs | fmax MHz |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in records:
-        lines.append(f"| {r['family']} | {r['w']}×{r['a']} | {r['variant']} | {r['lcs']} | "
+        lcs = r["lcs"] if r["placed"] else f"— (needs {r['dsps']} DSPs)"
+        lines.append(f"| {r['family']} | {r['w']}×{r['a']} | {r['variant']} | {lcs} | "
                      f"{r.get('logic', '')} | {r.get('logic_per_lane', '')} | {r['dsps']} | "
                      f"{r['fmax_mhz']} |")
     return "\n".join(lines)
@@ -201,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in args.variant:
                     rec = run_case(family, w, a, variant, root / f"{family}-{w}x{a}-{variant}")
                     records.append(rec)
-                    print(f"{family:5} W{w}A{a} {variant:9}: {rec['lcs']:5} LCs, "
+                    print(f"{family:5} W{w}A{a} {variant:9}: {rec['lcs']} LCs, "
                           f"{rec['dsps']} DSPs, fmax {rec['fmax_mhz']} MHz ({rec['seconds']} s)",
                           file=sys.stderr, flush=True)
     add_logic(records)
