@@ -1,4 +1,5 @@
-"""The folded matrix-vector unit of dense layers, with its output quantization."""
+"""The folded matrix-vector unit of dense layers, with its output quantization, and the folded
+pipeline it shares with the depthwise unit (:mod:`hwgen.rtl.depthwise`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .arith import dot_dsp, dot_lut, popcount, sum_tree
 from .stream import lanes_signature
 from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
 
-__all__ = ["MatrixVectorUnit", "Datapath"]
+__all__ = ["FoldedUnit", "MatrixVectorUnit", "Datapath"]
 
 
 def _shape(lo: int, hi: int):
@@ -31,20 +32,26 @@ def _signed_shape(lo: int, hi: int):
 
 
 class Datapath:
-    """How a dense layer's dot products are computed, and the integer ranges on the way.
+    """How a layer's dot products are computed, and the integer ranges on the way.
 
-    The unit accumulates ``A`` per output channel (and, for binary weights on multi-bit
-    inputs, the input sum ``S`` shared by all channels) and reconstructs the accumulator as
-    ``acc = beta·q + offset[o]`` with ``q = A`` (or ``2A − S``):
+    ``layer`` is a :class:`~hwgen.spec.Dense` whose row ``o`` holds output channel ``o``'s
+    weights. The unit accumulates ``A`` per output channel (and, for binary weights on
+    multi-bit inputs, the input sum ``S`` shared by all channels) and reconstructs the
+    accumulator as ``acc = beta·q + offset[o]`` with ``q = A`` (or ``2A − S``):
 
     ============  =================================  ====  =============================
     mode          A per channel                      beta  offset[o]
     ============  =================================  ====  =============================
     ``xnor``      popcount(XNOR(x, w))                2    bias[o] − in_features
     ``mask_x``    Σ x[i] over w[o, i] = +1            1    bias[o]  (q = 2A − S)
+    ``sign_x``    Σ ±x[i] (the sign of w[o, i])       1    bias[o]
     ``mask_w``    Σ w[o, i] over x[i] = +1            2    bias[o] − Σ_i w[o, i]
     ``mul``       Σ x[i]·w[o, i]                      1    bias[o]
     ============  =================================  ====  =============================
+
+    ``mask_x`` serves channels that share their input elements (``shared_input``, a dense
+    layer: one masked sum per channel and one ``S``); channels that each read their own
+    elements (depthwise) add or subtract them instead (``sign_x``).
 
     Thresholds compare ``q`` against ``ceil((T − offset) / beta)``, clipped to the reachable
     range of ``q``, so no reconstruction is built for thresholded outputs; a requantized
@@ -52,7 +59,7 @@ class Datapath:
     (:meth:`requantize_constants`).
     """
 
-    def __init__(self, layer: Dense, in_type: TensorType):
+    def __init__(self, layer: Dense, in_type: TensorType, *, shared_input: bool = True):
         w = layer.weights.astype(np.int64)
         bias = layer.bias if layer.bias is not None else np.zeros(w.shape[0], np.int64)
         xlo, xhi = in_type.range
@@ -61,7 +68,7 @@ class Datapath:
             offset = bias - w.shape[1]
             q_lo, q_hi = np.zeros(w.shape[0], np.int64), np.full(w.shape[0], w.shape[1])
             a_lo, a_hi = 0, w.shape[1]
-        elif layer.weight_bits == 1:
+        elif layer.weight_bits == 1 and shared_input:
             self.mode, self.beta = "mask_x", 1
             offset = bias
             q_lo, q_hi = dot_bounds(w, xlo, xhi)
@@ -73,7 +80,7 @@ class Datapath:
             q_lo, q_hi = np.minimum(w, 0).sum(axis=1), np.maximum(w, 0).sum(axis=1)
             a_lo, a_hi = int(q_lo.min()), int(q_hi.max())
         else:
-            self.mode, self.beta = "mul", 1
+            self.mode, self.beta = "mul" if layer.weight_bits > 1 else "sign_x", 1
             offset = bias
             q_lo, q_hi = dot_bounds(w, xlo, xhi)
             lo_t, hi_t = np.minimum(w * xlo, w * xhi), np.maximum(w * xlo, w * xhi)
@@ -109,25 +116,22 @@ class Datapath:
         return np.clip(t, lo, hi + 1)
 
 
-class MatrixVectorUnit(wiring.Component):
-    """Folded matrix-vector unit computing one dense layer per input vector.
+class FoldedUnit(wiring.Component):
+    """The folded pipeline of a layer with weights: per input vector, ``nf`` output groups of
+    ``pe`` channels, each computed in ``sf`` steps.
 
-    Input vectors arrive as ``in_features / simd`` beats of ``simd`` elements into one of two
+    An input vector arrives as ``vector_words`` beats of ``lanes`` elements into one of two
     buffers; computation on a complete buffer starts the next cycle while the other buffer
-    fills. Each of ``out_features / pe`` output groups takes ``in_features / simd`` cycles, so
-    a vector takes ``(out_features / pe)·(in_features / simd)`` cycles, and a group leaves
-    :data:`~hwgen.plan.MVU_DEPTH` cycles after its last step. ``i_stream.ready`` depends on
-    registered state only; output backpressure stalls the computation through a credit
-    counter, never combinationally.
+    fills. Each step reads one buffer word (:meth:`_read_index`) and one weight word of
+    ``pe·w_lanes`` weights and adds one partial sum per channel (:meth:`_partials`); a group's
+    sums then go through the output stage (thresholds, requantize or the raw accumulator, see
+    :class:`Datapath`) into the output FIFO. A vector takes ``nf·sf`` cycles, and a group
+    leaves :data:`~hwgen.plan.MVU_DEPTH` cycles after its last step. ``i_stream.ready``
+    depends on registered state only; output backpressure stalls the computation through a
+    credit counter, never combinationally.
 
-    Parameters
-    ----------
-    layer : Dense
-        Weights, bias and thresholds (values as in the spec).
-    in_type, out_type : TensorType
-        The layer's input and output tensor types.
-    pe, simd : int
-        Output channels per output beat and input elements per input beat.
+    Subclasses (:class:`MatrixVectorUnit`, :class:`~hwgen.rtl.depthwise.VectorVectorUnit`)
+    choose the folding and provide :meth:`_read_index` and :meth:`_partials`.
 
     With ``layer.weight_memory == "spram"`` the weights live in a
     :class:`~hwgen.rtl.weights.SpramWeights` store, loaded through the ``load_*`` ports
@@ -135,31 +139,26 @@ class MatrixVectorUnit(wiring.Component):
 
     Members
     -------
-    i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
+    i_stream : In(stream.Signature(ArrayLayout(in element, lanes)))
     o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
     """
 
     def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
-                 simd: int, mac: str = "lut"):
-        if layer.out_features % pe:
-            raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
-        if layer.in_features % simd:
-            raise ValueError(f"simd {simd} does not divide in_features {layer.in_features}")
+                 lanes: int, w_lanes: int, nf: int, sf: int, vector_words: int, mac: str,
+                 shared_input: bool, dsp_pack: int = 1):
         self.layer, self.in_type, self.out_type = layer, in_type, out_type
-        self.pe, self.simd = pe, simd
-        self.nf, self.sf = layer.out_features // pe, layer.in_features // simd
-        self.datapath = Datapath(layer, in_type)
+        self.pe, self.lanes, self.w_lanes = pe, lanes, w_lanes
+        self.nf, self.sf, self.vector_words = nf, sf, vector_words
+        self.datapath = Datapath(layer, in_type, shared_input=shared_input)
         #: "lut" or "dsp" for multi-bit products (ignored by the xnor and add/sub paths).
         self.mac = mac
         #: Output channels whose weights share one DSP operand.
-        self.dsp_pack = 1
-        if self.datapath.mode == "mul" and mac == "dsp":
-            self.dsp_pack = layer_dsp_pack(layer, in_type, pe)
+        self.dsp_pack = dsp_pack if self.datapath.mode == "mul" and mac == "dsp" else 1
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
         self.fifo_depth = math.ceil(MVU_DEPTH / self.sf) + 1
         self.spram = layer.weight_memory == "spram"
         members = {
-            "i_stream": In(lanes_signature(in_type, simd)),
+            "i_stream": In(lanes_signature(in_type, lanes)),
             "o_stream": Out(lanes_signature(out_type, pe)),
         }
         if self.spram:
@@ -171,7 +170,8 @@ class MatrixVectorUnit(wiring.Component):
         """Halfwords of this unit's SPRAM weight image (0 for a ROM)."""
         if not self.spram:
             return 0
-        columns, _ = spram_shape(self.pe * self.simd * self.layer.weight_bits, self.nf * self.sf)
+        columns, _ = spram_shape(self.pe * self.w_lanes * self.layer.weight_bits,
+                                 self.nf * self.sf)
         return columns * self.nf * self.sf
 
     def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
@@ -187,40 +187,42 @@ class MatrixVectorUnit(wiring.Component):
             words.append(word)
         return words
 
-    def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
-        """Per output channel, the dot product of one step on packed DSP products
-        (:func:`~hwgen.rtl.arith.dot_dsp`)."""
-        pack, simd = self.dsp_pack, self.simd
-        stored = packed_operand_bits(self.in_type.bits, self.layer.weight_bits, pack)
-        operands = [[w_word[(g * simd + k) * stored:(g * simd + k + 1) * stored].as_signed()
-                     for k in range(simd)] for g in range(self.pe // pack)]
-        return dot_dsp(m, [x_lane(k) for k in range(simd)], operands, pack,
-                       self.in_type.bits + self.layer.weight_bits, "dsp")
+    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
+        """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads; ``go``
+        advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
+        raise NotImplementedError
+
+    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
+        """Per output channel of the group, the partial sum ``A`` of one step (see
+        :class:`Datapath`) from the buffer word (``x_lane(k)``: element ``k``) and the weight
+        word (``w_lane(p, k)``: channel ``p``'s weight ``k``)."""
+        raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
         dp = self.datapath
-        nf_count, sf_count, pe, simd = self.nf, self.sf, self.pe, self.simd
+        nf_count, sf_count, pe = self.nf, self.sf, self.pe
+        lanes, w_lanes, words = self.lanes, self.w_lanes, self.vector_words
         ebits = 1 if self.in_type.binary else self.in_type.bits
         wbits = self.layer.weight_bits
 
-        # Input double buffer: bank b holds words b·SF .. b·SF + SF − 1.
-        m.submodules.buffer = buffer = Memory(shape=unsigned(simd * ebits), depth=2 * sf_count,
+        # Input double buffer: bank b holds words b·V .. b·V + V − 1 (V = vector_words).
+        m.submodules.buffer = buffer = Memory(shape=unsigned(lanes * ebits), depth=2 * words,
                                               init=[])
         buf_w = buffer.write_port()
         buf_r = buffer.read_port()
         full = Signal(2)
         wr_bank, rd_bank = Signal(), Signal()
-        wr_idx = Signal(range(sf_count))
+        wr_idx = Signal(range(words))
         i_fire = self.i_stream.valid & self.i_stream.ready
         m.d.comb += [
             self.i_stream.ready.eq(~Mux(wr_bank, full[1], full[0])),
-            buf_w.addr.eq(Mux(wr_bank, wr_idx + sf_count, wr_idx)),
+            buf_w.addr.eq(Mux(wr_bank, wr_idx + words, wr_idx)),
             buf_w.data.eq(self.i_stream.payload.as_value()),
             buf_w.en.eq(i_fire),
         ]
         wr_done = Signal()
-        m.d.comb += wr_done.eq(i_fire & (wr_idx == sf_count - 1))
+        m.d.comb += wr_done.eq(i_fire & (wr_idx == words - 1))
         with m.If(i_fire):
             m.d.sync += wr_idx.eq(Mux(wr_done, 0, wr_idx + 1))
             with m.If(wr_done):
@@ -228,7 +230,7 @@ class MatrixVectorUnit(wiring.Component):
 
         # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
         if self.spram:
-            m.submodules.weights = w_r = SpramWeights(pe * simd * wbits, nf_count * sf_count)
+            m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
             m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
                          w_r.load_data.eq(self.load_data)]
             w_r_data = w_r.r_data
@@ -236,10 +238,10 @@ class MatrixVectorUnit(wiring.Component):
             pack, field = self.dsp_pack, self.in_type.bits + wbits
             stored_bits = packed_operand_bits(self.in_type.bits, wbits, pack)
             m.submodules.weights = weights = Memory(
-                shape=unsigned(pe * simd * wbits if pack == 1 else pe // pack * simd
+                shape=unsigned(pe * w_lanes * wbits if pack == 1 else pe // pack * w_lanes
                                * stored_bits), depth=nf_count * sf_count,
                 init=weight_words(pack_rows(self.layer.weights, pack, field),
-                                  stored_bits, pe // pack, simd))
+                                  stored_bits, pe // pack, w_lanes))
             w_r = weights.read_port()
             w_r_data = w_r.data
         nf_i = Signal(range(nf_count))
@@ -250,9 +252,10 @@ class MatrixVectorUnit(wiring.Component):
         go = Signal()
         m.d.comb += go.eq(Mux(rd_bank, full[1], full[0]) & (~last_sf | (pending < self.fifo_depth)))
         rd_done = Signal()
+        m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
+        rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
         m.d.comb += [
-            rd_done.eq(go & last_sf & (nf_i == nf_count - 1)),
-            buf_r.addr.eq(Mux(rd_bank, sf_i + sf_count, sf_i)),
+            buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
             (w_r.r_addr if self.spram else w_r.addr).eq(w_addr),
         ]
         with m.If(go):
@@ -270,7 +273,7 @@ class MatrixVectorUnit(wiring.Component):
             with m.Elif(rd_done & (rd_bank == bank)):
                 m.d.sync += full[bank].eq(0)
 
-        # Stage 1: buffer and weight words arrive; dot products over SIMD lanes.
+        # Stage 1: buffer and weight words arrive; one partial sum per channel.
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
         s1_nf = Signal(range(nf_count))
         m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
@@ -282,22 +285,10 @@ class MatrixVectorUnit(wiring.Component):
             return v.as_signed() if self.in_type.signed and not self.in_type.binary else v
 
         def w_lane(p, k):
-            v = w_word[(p * simd + k) * wbits:(p * simd + k + 1) * wbits]
+            v = w_word[(p * w_lanes + k) * wbits:(p * w_lanes + k + 1) * wbits]
             return v if wbits == 1 else v.as_signed()
 
-        partials = []
-        if dp.mode == "mul" and self.mac == "dsp":
-            partials = self._dsp_partials(m, x_lane, w_word)
-        for p in range(pe if not partials else 0):
-            if dp.mode == "xnor":
-                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
-            elif dp.mode == "mask_x":
-                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)]))
-            elif dp.mode == "mask_w":
-                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
-            else:
-                partials.append(dot_lut(m, [(x_lane(k), w_lane(p, k)) for k in range(simd)],
-                                        f"dot{p}"))
+        partials = self._partials(m, x_word, x_lane, w_word, w_lane)
 
         # Stage 2: registered partial sums.
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
@@ -308,7 +299,7 @@ class MatrixVectorUnit(wiring.Component):
                      s2_nf.eq(s1_nf)]
         m.d.sync += [reg.eq(val) for reg, val in zip(s2_part, partials, strict=True)]
         if dp.mode == "mask_x":
-            x_sum = sum_tree([x_lane(k) for k in range(simd)])
+            x_sum = sum_tree([x_lane(k) for k in range(lanes)])
             s2_sum = Signal(x_sum.shape())
             m.d.sync += s2_sum.eq(x_sum)
 
@@ -418,3 +409,74 @@ class MatrixVectorUnit(wiring.Component):
         with m.Elif(o_fire & ~issued):
             m.d.sync += pending.eq(pending - 1)
         return m
+
+
+class MatrixVectorUnit(FoldedUnit):
+    """Folded matrix-vector unit computing one dense layer per input vector.
+
+    Input vectors arrive as ``in_features / simd`` beats of ``simd`` elements; each of
+    ``out_features / pe`` output groups takes ``in_features / simd`` steps, each step the
+    dot products of one input word with ``pe`` rows of ``simd`` weights, so a vector takes
+    ``(out_features / pe)·(in_features / simd)`` cycles (timing, backpressure and SPRAM
+    weights as in :class:`FoldedUnit`).
+
+    Parameters
+    ----------
+    layer : Dense
+        Weights, bias and thresholds (values as in the spec).
+    in_type, out_type : TensorType
+        The layer's input and output tensor types.
+    pe, simd : int
+        Output channels per output beat and input elements per input beat.
+    mac : str
+        ``"dsp"`` maps multi-bit products to DSP multipliers (packed,
+        :func:`~hwgen.plan.dsp_packing`); anything else keeps them in logic.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
+    o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    """
+
+    def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
+                 simd: int, mac: str = "lut"):
+        if layer.out_features % pe:
+            raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
+        if layer.in_features % simd:
+            raise ValueError(f"simd {simd} does not divide in_features {layer.in_features}")
+        self.simd = simd
+        sf = layer.in_features // simd
+        super().__init__(layer, in_type, out_type, pe=pe, lanes=simd, w_lanes=simd,
+                         nf=layer.out_features // pe, sf=sf, vector_words=sf, mac=mac,
+                         shared_input=True,
+                         dsp_pack=layer_dsp_pack(layer, in_type, pe) if mac == "dsp" else 1)
+
+    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
+        return sf_i
+
+    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
+        dp, pe, simd = self.datapath, self.pe, self.simd
+        if dp.mode == "mul" and self.mac == "dsp":
+            return self._dsp_partials(m, x_lane, w_word)
+        partials = []
+        for p in range(pe):
+            if dp.mode == "xnor":
+                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
+            elif dp.mode == "mask_x":
+                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)]))
+            elif dp.mode == "mask_w":
+                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
+            else:
+                partials.append(dot_lut(m, [(x_lane(k), w_lane(p, k)) for k in range(simd)],
+                                        f"dot{p}"))
+        return partials
+
+    def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
+        """Per output channel, the dot product of one step on packed DSP products
+        (:func:`~hwgen.rtl.arith.dot_dsp`)."""
+        pack, simd = self.dsp_pack, self.simd
+        stored = packed_operand_bits(self.in_type.bits, self.layer.weight_bits, pack)
+        operands = [[w_word[(g * simd + k) * stored:(g * simd + k + 1) * stored].as_signed()
+                     for k in range(simd)] for g in range(self.pe // pack)]
+        return dot_dsp(m, [x_lane(k) for k in range(simd)], operands, pack,
+                       self.in_type.bits + self.layer.weight_bits, "dsp")
