@@ -10,7 +10,18 @@ from functools import singledispatch
 
 import numpy as np
 
-from .spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
+from .spec import (
+    INPUT,
+    Add,
+    Argmax,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalSumPool,
+    MaxPool,
+    Network,
+)
 
 __all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
            "requantize", "quantize_output", "windows"]
@@ -34,16 +45,21 @@ def windows(x: np.ndarray, kernel: int, stride: int, pads: tuple[int, int, int, 
     return out.reshape(n, ho, wo, kernel * kernel * c)
 
 
-def accumulate(layer: Dense | Conv2d, x: np.ndarray) -> np.ndarray:
+def accumulate(layer: Dense | Conv2d | DepthwiseConv2d, x: np.ndarray) -> np.ndarray:
     """``acc[..., o] = Σ_i x[..., i]·w[o, i] + bias[o]`` in exact 64-bit integers; for conv2d
-    ``x`` is (N, H, W, C) and the sum runs over each window."""
-    if isinstance(layer, Conv2d):
+    ``x`` is (N, H, W, C) and the sum runs over each window. For depthwise_conv2d
+    ``acc[..., c] = Σ_{ky,kx} window[..., ky, kx, c]·w[c, ky, kx] + bias[c]``: each channel's
+    window with its own filter."""
+    if isinstance(layer, Conv2d | DepthwiseConv2d):
         _, height, width, _ = np.asarray(x).shape
         x = windows(x, layer.kernel, layer.stride, layer.pads(height, width), layer.pad_value)
-        w = layer.matrix
+    if isinstance(layer, DepthwiseConv2d):
+        n, ho, wo, _ = x.shape
+        per_channel = x.reshape(n, ho, wo, layer.kernel ** 2, layer.channels)
+        acc = np.einsum("nyxjc,cj->nyxc", per_channel, layer.matrix.astype(np.int64))
     else:
-        w = layer.weights
-    acc = np.asarray(x, dtype=np.int64) @ w.T
+        w = layer.matrix if isinstance(layer, Conv2d) else layer.weights
+        acc = np.asarray(x, dtype=np.int64) @ w.T
     if layer.bias is not None:
         acc = acc + layer.bias
     return acc
@@ -66,9 +82,9 @@ def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, lo: i
     return np.clip((np.asarray(acc, dtype=np.int64) * m + rounding) >> s, lo, hi)
 
 
-def quantize_output(layer: Dense | Conv2d, acc: np.ndarray) -> np.ndarray:
-    """A dense or conv2d layer's output from its accumulators: thresholds, requantize or the
-    raw accumulator."""
+def quantize_output(layer: Dense | Conv2d | DepthwiseConv2d, acc: np.ndarray) -> np.ndarray:
+    """A dense, conv2d or depthwise_conv2d layer's output from its accumulators (channels on
+    the last axis): thresholds, requantize or the raw accumulator."""
     if layer.requantize is not None:
         rq = layer.requantize
         return requantize(acc, rq.multiplier, rq.shift, *rq.range)
@@ -88,6 +104,11 @@ def _(layer: Dense, x: np.ndarray) -> np.ndarray:
 
 @run_layer.register
 def _(layer: Conv2d, x: np.ndarray) -> np.ndarray:
+    return quantize_output(layer, accumulate(layer, x))
+
+
+@run_layer.register
+def _(layer: DepthwiseConv2d, x: np.ndarray) -> np.ndarray:
     return quantize_output(layer, accumulate(layer, x))
 
 

@@ -20,6 +20,7 @@ from .spec import (
     Argmax,
     Conv2d,
     Dense,
+    DepthwiseConv2d,
     Flatten,
     GlobalSumPool,
     Layer,
@@ -44,8 +45,12 @@ def _kb(bits: int) -> float:
     return round(bits / 8 / 1024, 3)
 
 
-def mac_kind(layer: Dense | Conv2d, x: TensorType, dsp: bool | None = None) -> str:
-    """How a dense or conv2d layer computes its dot products: ``"xnor"`` (binary × binary),
+#: The layer kinds with weights (a dot product per output channel and position).
+WeightLayer = Dense | Conv2d | DepthwiseConv2d
+
+
+def mac_kind(layer: WeightLayer, x: TensorType, dsp: bool | None = None) -> str:
+    """How a layer with weights computes its dot products: ``"xnor"`` (binary × binary),
     ``"addsub"`` (one side binary: adds and subtracts, no multiplier), ``"lut"`` or ``"dsp"``
     (multi-bit products in logic or on DSP blocks). ``dsp`` decides ``mac = "auto"``
     (``None``: logic)."""
@@ -82,10 +87,13 @@ def packed_operand_bits(x_bits: int, weight_bits: int, pack: int) -> int:
     return (pack - 1) * (x_bits + weight_bits) + weight_bits + 1
 
 
-def layer_dsp_pack(layer: Dense | Conv2d, x: TensorType, pe: int) -> int:
+def layer_dsp_pack(layer: WeightLayer, x: TensorType, pe: int) -> int:
     """:func:`dsp_packing` of a layer on DSPs; 1 for SPRAM weights, whose image has one layout
-    whatever the mapping."""
-    return dsp_packing(x, layer.weight_bits, pe) if layer.weight_memory == "rom" else 1
+    whatever the mapping, and for depthwise_conv2d, whose channels never share an input
+    element."""
+    if layer.weight_memory != "rom" or isinstance(layer, DepthwiseConv2d):
+        return 1
+    return dsp_packing(x, layer.weight_bits, pe)
 
 
 def lut_mac_cost(x_bits: int, weight_bits: int) -> int:
@@ -97,7 +105,7 @@ def lut_mac_cost(x_bits: int, weight_bits: int) -> int:
     return 2 * x_bits * weight_bits
 
 
-def _layer_dsps(layer: Dense | Conv2d, x: TensorType, pe: int, simd: int) -> int:
+def _layer_dsps(layer: WeightLayer, x: TensorType, pe: int, simd: int) -> int:
     """DSP multipliers of a layer mapped to DSPs: the packed products, and its requantize
     multipliers split into 16×16 pieces (an estimate: Yosys decides the split)."""
     count = pe // layer_dsp_pack(layer, x, pe) * simd
@@ -186,10 +194,12 @@ class WindowGeometry:
         return self.rows * self.width * self.chunks
 
 
-def window_geometry(layer: Conv2d | MaxPool, x: TensorType, lanes: int) -> WindowGeometry:
-    """The windows a conv2d or maxpool layer reads from its input ``x``, ``lanes`` per beat."""
+def window_geometry(layer: Conv2d | DepthwiseConv2d | MaxPool, x: TensorType,
+                    lanes: int) -> WindowGeometry:
+    """The windows a conv2d, depthwise_conv2d or maxpool layer reads from its input ``x``,
+    ``lanes`` per beat."""
     h, w, c = x.shape
-    if isinstance(layer, Conv2d):
+    if isinstance(layer, Conv2d | DepthwiseConv2d):
         return WindowGeometry(h, w, c, lanes, layer.kernel, layer.stride, layer.pads(h, w))
     stride = layer.stride if layer.stride is not None else layer.size
     return WindowGeometry(h, w, c, lanes, layer.size, stride)
@@ -229,7 +239,7 @@ class LayerPlan:
         last = in_times[-1]
         if self.kind == "flatten":
             return in_times
-        if self.kind in ("conv2d", "maxpool"):
+        if self.kind in ("conv2d", "depthwise_conv2d", "maxpool"):
             return None
         if self.kind == "global_sum_pool":
             chunks = self.in_type.shape[-1] // self.in_lanes
@@ -438,9 +448,9 @@ def _layer_plan(layer: object, x: TensorType, y: TensorType, in_lanes: int) -> L
     raise TypeError(f"no cost model for {type(layer).__name__}")
 
 
-def _mac_fields(layer: Dense | Conv2d, x: TensorType, pe: int, simd: int,
+def _mac_fields(layer: WeightLayer, x: TensorType, pe: int, simd: int,
                 dsp: bool | None) -> dict:
-    """The ``mac``, ``dsps`` and ``dsp_pack`` of a dense or conv2d layer's plan."""
+    """The ``mac``, ``dsps`` and ``dsp_pack`` of a layer with weights."""
     mac = mac_kind(layer, x, dsp)
     if mac != "dsp":
         return dict(mac=mac)
@@ -479,6 +489,22 @@ def _(layer: Conv2d, x: TensorType, y: TensorType, in_lanes: int,
         **_mac_fields(layer, x, pe, simd, dsp))
 
 
+@_layer_plan.register
+def _(layer: DepthwiseConv2d, x: TensorType, y: TensorType, in_lanes: int,
+      dsp: bool | None = None) -> LayerPlan:
+    pe = layer.pe or 1
+    pixels = y.size // layer.channels
+    fold = (layer.channels // pe) * layer.in_features  # NF · k·k, one kernel position a cycle
+    window = window_geometry(layer, x, pe)
+    return LayerPlan(
+        name=layer.name, kind=layer.kind, in_type=x, out_type=y, weight_bits=layer.weight_bits,
+        pe=pe, simd=1, in_lanes=pe, out_lanes=pe,
+        cycles=max(pixels * fold, window.in_beats),
+        macs=pixels * layer.channels * layer.in_features,
+        weight_memory_bits=layer.weights.size * layer.weight_bits,
+        **_mac_fields(layer, x, pe, 1, dsp))
+
+
 def _weightless(layer: Layer, x: TensorType, y: TensorType, in_lanes: int, *, cycles: int,
                 out_lanes: int | None = None) -> LayerPlan:
     """The plan of a layer without weights: it keeps its input's lanes unless told."""
@@ -510,6 +536,8 @@ def _lanes_wanted(layer: Layer, x: TensorType, upstream_lanes: int) -> int:
         return layer.simd or default_simd(layer.in_features)
     if isinstance(layer, Conv2d):
         return layer.simd or default_simd(x.shape[-1])
+    if isinstance(layer, DepthwiseConv2d):
+        return layer.pe or 1
     if isinstance(layer, MaxPool | GlobalSumPool) and x.shape[-1] % upstream_lanes:
         return 1
     return upstream_lanes
@@ -520,11 +548,14 @@ def _auto_dsp_layers(network: Network, budget: int) -> set[str]:
     layers that ask for DSPs, greedily the layers that save the most LUTs per DSP."""
     candidates, used = [], 0
     for layer, x, _ in network.layer_io():
-        if not isinstance(layer, Dense | Conv2d) or mac_kind(layer, x, True) != "dsp":
+        if not isinstance(layer, WeightLayer) or mac_kind(layer, x, True) != "dsp":
             continue
         pe = layer.pe or 1
-        simd = layer.simd or default_simd(layer.in_features if isinstance(layer, Dense)
-                                          else x.shape[-1])
+        if isinstance(layer, DepthwiseConv2d):
+            simd = 1
+        else:
+            simd = layer.simd or default_simd(layer.in_features if isinstance(layer, Dense)
+                                              else x.shape[-1])
         if dsp_operand_problem(x, layer.weight_bits):
             continue
         dsps = _layer_dsps(layer, x, pe, simd)
@@ -560,7 +591,7 @@ def plan(network: Network, dsp_budget: int | None = None) -> NetworkPlan:
             if lanes_of[src] != wanted:
                 converters.append(ConverterPlan(layer.name, x.size, lanes_of[src], wanted,
                                                 port))
-        if isinstance(layer, Dense | Conv2d):
+        if isinstance(layer, WeightLayer):
             lp = _layer_plan(layer, x, y, wanted, layer.name in on_dsp)
         else:
             lp = _layer_plan(layer, x, y, wanted)
@@ -577,10 +608,12 @@ def stage_capacity(lp: LayerPlan, layer: Layer) -> int:
     how far it can run ahead of its output."""
     ratio = max(1, -(-lp.in_type.size // max(1, lp.out_type.size)))
     held = 4 * lp.in_lanes + 8 * lp.out_lanes * ratio
-    if isinstance(layer, Conv2d | MaxPool):
+    if isinstance(layer, Conv2d | DepthwiseConv2d | MaxPool):
         held += window_geometry(layer, lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
     if isinstance(layer, Conv2d):
         held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+    if isinstance(layer, DepthwiseConv2d):  # two buffered windows of k·k·C elements
+        held += 2 * layer.in_features * layer.channels + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
     if isinstance(layer, Dense):
         held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
     if isinstance(layer, GlobalSumPool | Argmax):

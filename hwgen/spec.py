@@ -12,6 +12,7 @@ import dataclasses
 import re
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -26,6 +27,7 @@ __all__ = [
     "Requantize",
     "Dense",
     "Conv2d",
+    "DepthwiseConv2d",
     "MaxPool",
     "GlobalSumPool",
     "Add",
@@ -235,11 +237,13 @@ class Dense:
 
 
 def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
-                        simd_divides: int, simd_what: str) -> tuple[int, bool]:
-    """Shared checks of a layer that is a matrix-vector product per output position (dense,
-    conv2d): weight range, bias, thresholds, folding. Stores the checked int64 arrays on the
-    layer and returns the output element's (bits, signed). ``w`` is the weights array as given;
-    its first axis is the output channel."""
+                        simd_divides: int = 0, simd_what: str = "",
+                        pe_what: str = "out_features") -> tuple[int, bool]:
+    """Shared checks of a layer with weights per output channel (dense, conv2d,
+    depthwise_conv2d): weight range, bias, thresholds, folding. Stores the checked int64 arrays
+    on the layer and returns the output element's (bits, signed). ``w`` is the weights array as
+    given; its first axis is the output channel. ``pe_what`` names the output channels in the
+    message when ``pe`` does not divide them; a layer without ``simd`` skips that check."""
     key = f"{layer.name}.weights"
     if isinstance(layer.weight_bits, bool) or not isinstance(layer.weight_bits, int) \
             or not 1 <= layer.weight_bits <= 16:
@@ -273,8 +277,8 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
     if layer.pe is not None:
         _check_positive(layer.pe, "pe", where)
         if out % layer.pe:
-            raise where.spec_error("pe", f"{layer.pe} does not divide out_features {out}")
-    if layer.simd is not None:
+            raise where.spec_error("pe", f"{layer.pe} does not divide {pe_what} {out}")
+    if getattr(layer, "simd", None) is not None:
         _check_positive(layer.simd, "simd", where)
         if simd_divides % layer.simd:
             raise where.spec_error("simd", f"{layer.simd} does not divide {simd_what} "
@@ -363,8 +367,51 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+class _Window:
+    """What the sliding-window layers (conv2d, depthwise_conv2d) share: padding geometry and the
+    checks of stride, padding and pad value against the input."""
+
+    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) padding for an input of ``height`` × ``width``."""
+        if self.padding == "valid":
+            return 0, 0, 0, 0
+        top, bottom = same_padding(height, self.kernel, self.stride)
+        left, right = same_padding(width, self.kernel, self.stride)
+        return top, left, bottom, right
+
+    def _check_window(self, x: TensorType, where: Where) -> tuple[int, int]:
+        """Stride, padding, pad value, kernel size and stride fit checked against the
+        (H, W, C) input ``x`` (the kernel comes from weights already checked); returns the
+        output's (height, width)."""
+        h, w_, _ = x.shape
+        _check_positive(self.stride, "stride", where)
+        if self.padding not in ("valid", "same"):
+            raise where.spec_error("padding", f'expected "valid" or "same", got '
+                                   f"{self.padding!r}")
+        lo, hi = x.range
+        padded = self.padding == "same" and any(self.pads(h, w_))
+        if padded and (isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int)
+                       or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0)):
+            expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
+            raise where.spec_error("pad_value", f"expected {expected}, got {self.pad_value!r}")
+        k = self.kernel
+        top, left, bottom, right = self.pads(h, w_)
+        if k > h + top + bottom or k > w_ + left + right:
+            raise where.spec_error("kind", f"kernel {k}×{k} is larger than the padded input "
+                                   f"{h + top + bottom}×{w_ + left + right}")
+        for extent, padded in (("height", h + top + bottom), ("width", w_ + left + right)):
+            if (padded - k) % self.stride:
+                raise where.spec_error(
+                    "stride", f"stride {self.stride} does not fit the padded {extent} "
+                    f"{padded} with kernel {k}: ({padded} − {k}) is not a multiple of "
+                    f"{self.stride}; its last {(padded - k) % self.stride} "
+                    f"{'rows' if extent == 'height' else 'columns'} would be ignored")
+        return ((h + top + bottom - k) // self.stride + 1,
+                (w_ + left + right - k) // self.stride + 1)
+
+
 @dataclass(frozen=True, eq=False)
-class Conv2d:
+class Conv2d(_Window):
     """2-D convolution on a channels-last (H, W, C) tensor, one output per window position.
 
     ``acc[y, x, o] = Σ_{ky, kx, c} xp[y·s + ky, x·s + kx, c]·weights[o, ky, kx, c] + bias[o]``
@@ -418,19 +465,11 @@ class Conv2d:
             lo, hi = lo + self.bias, hi + self.bias
         return lo, hi
 
-    def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """(top, left, bottom, right) padding for an input of ``height`` × ``width``."""
-        if self.padding == "valid":
-            return 0, 0, 0, 0
-        top, bottom = same_padding(height, self.kernel, self.stride)
-        left, right = same_padding(width, self.kernel, self.stride)
-        return top, left, bottom, right
-
     def output_type(self, x: TensorType, where: Where) -> TensorType:
         if len(x.shape) != 3:
             raise where.spec_error("kind", f"conv2d needs an (H, W, C) input, got shape "
                                    f"{x.shape}")
-        h, w_, c = x.shape
+        c = x.shape[2]
         key = f"{self.name}.weights"
         w = self.weights
         if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[1] != w.shape[2] \
@@ -438,33 +477,83 @@ class Conv2d:
             got = getattr(w, "shape", None) or type(w).__name__
             raise where.array_error(key, f"expected an (out_channels, k, k, {c}) integer "
                                     f"array, got {got}")
-        _check_positive(self.stride, "stride", where)
-        if self.padding not in ("valid", "same"):
-            raise where.spec_error("padding", f'expected "valid" or "same", got '
-                                   f"{self.padding!r}")
-        lo, hi = x.range
-        padded = self.padding == "same" and any(self.pads(x.shape[0], x.shape[1]))
-        if padded and (isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int)
-                       or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0)):
-            expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
-            raise where.spec_error("pad_value", f"expected {expected}, got {self.pad_value!r}")
-        k = self.kernel
-        top, left, bottom, right = self.pads(h, w_)
-        if k > h + top + bottom or k > w_ + left + right:
-            raise where.spec_error("kind", f"kernel {k}×{k} is larger than the padded input "
-                                   f"{h + top + bottom}×{w_ + left + right}")
-        for extent, padded in (("height", h + top + bottom), ("width", w_ + left + right)):
-            if (padded - k) % self.stride:
-                raise where.spec_error(
-                    "stride", f"stride {self.stride} does not fit the padded {extent} "
-                    f"{padded} with kernel {k}: ({padded} − {k}) is not a multiple of "
-                    f"{self.stride}; its last {(padded - k) % self.stride} "
-                    f"{'rows' if extent == 'height' else 'columns'} would be ignored")
+        ho, wo = self._check_window(x, where)
         bits, signed = _check_matrix_layer(self, w, x, where, simd_divides=c,
                                            simd_what="in_channels")
-        ho = (h + top + bottom - k) // self.stride + 1
-        wo = (w_ + left + right - k) // self.stride + 1
         return TensorType((ho, wo, self.out_features), bits, signed)
+
+
+@dataclass(frozen=True, eq=False)
+class DepthwiseConv2d(_Window):
+    """Depthwise 2-D convolution on a channels-last (H, W, C) tensor: one k×k filter per
+    channel, C channels out.
+
+    ``acc[y, x, c] = Σ_{ky, kx} xp[y·s + ky, x·s + kx, c]·weights[c, ky, kx] + bias[c]``
+    with ``xp`` the input padded as in :class:`Conv2d` (``padding``, ``pad_value``, ``stride``
+    alike). ``weights`` is (C, k, k); weight bits, bias, ``mac``, ``weight_memory`` and the
+    output (thresholds, requantize or the raw accumulator) are as in :class:`Dense`, per
+    channel, with ``k·k`` inputs per output. ``pe`` channels are computed in parallel (it must
+    divide C), one kernel position per cycle: the layer has no ``simd``. Binary weights on
+    binary inputs take the XNOR-popcount path.
+    """
+
+    kind: ClassVar[str] = "depthwise_conv2d"
+
+    name: str
+    weights: np.ndarray
+    weight_bits: int
+    stride: int = 1
+    padding: str = "valid"
+    pad_value: int = 0
+    thresholds: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    pe: int | None = None
+    inputs: tuple[str, ...] = ()
+    weight_memory: str = "rom"
+    requantize: Requantize | None = None
+    mac: str = "auto"
+
+    @property
+    def kernel(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def out_features(self) -> int:
+        """Output channels: the input's channels."""
+        return self.channels
+
+    @property
+    def in_features(self) -> int:
+        """Inputs per output value: k·k."""
+        return int(np.prod(self.weights.shape[1:]))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The filters as a (C, k·k) matrix, columns in (ky, kx) order."""
+        return self.weights.reshape(self.weights.shape[0], -1)
+
+    out_bits = Dense.out_bits
+
+    acc_bounds = Conv2d.acc_bounds
+
+    def output_type(self, x: TensorType, where: Where) -> TensorType:
+        if len(x.shape) != 3:
+            raise where.spec_error("kind", f"depthwise_conv2d needs an (H, W, C) input, got "
+                                   f"shape {x.shape}")
+        c = x.shape[2]
+        w = self.weights
+        if not isinstance(w, np.ndarray) or w.ndim != 3 or w.shape[1] != w.shape[2] \
+                or w.shape[0] != c or w.shape[1] < 1:
+            got = getattr(w, "shape", None) or type(w).__name__
+            raise where.array_error(f"{self.name}.weights", f"expected a ({c}, k, k) integer "
+                                    f"array (one k×k filter per input channel), got {got}")
+        ho, wo = self._check_window(x, where)
+        bits, signed = _check_matrix_layer(self, w, x, where, pe_what="channels")
+        return TensorType((ho, wo, c), bits, signed)
 
 
 @dataclass(frozen=True, eq=False)
@@ -572,16 +661,16 @@ class Add:
         return TensorType(x.shape, bits, signed)
 
 
-Layer = Dense | Conv2d | MaxPool | GlobalSumPool | Flatten | Add | Argmax
+Layer = Dense | Conv2d | DepthwiseConv2d | MaxPool | GlobalSumPool | Flatten | Add | Argmax
 
-LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, MaxPool, GlobalSumPool,
-                                                         Flatten, Add, Argmax)}
+LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, DepthwiseConv2d, MaxPool,
+                                                         GlobalSumPool, Flatten, Add, Argmax)}
 
 #: The name by which layers refer to the network input in ``inputs``.
 INPUT = "input"
-#: Where a dense or conv2d layer's weights can live (``weight_memory``).
+#: Where a dense, conv2d or depthwise_conv2d layer's weights can live (``weight_memory``).
 WEIGHT_MEMORIES = ("rom", "spram")
-#: How a dense or conv2d layer's multi-bit products are mapped (``mac``).
+#: How a dense, conv2d or depthwise_conv2d layer's multi-bit products are mapped (``mac``).
 MAC_KINDS = ("auto", "lut", "dsp")
 #: Signed operand width of the DSP multipliers products are mapped to: the iCE40 SB_MAC16's
 #: 16×16. ECP5's MULT18X18D is 18×18, but hwgen packs for 16 bits on both families so that one
@@ -746,6 +835,7 @@ _TOP_KEYS = {"name", "weights", "input", "layers", "dataset"}
 _DENSE_KEYS = {"name", "kind", "out_features", "weight_bits", "output", "out_bits",
                "out_signed", "bias", "pe", "simd", "weight_memory", "mac"}
 _CONV_KEYS = _DENSE_KEYS | {"kernel", "stride", "padding", "pad_value"}
+_DEPTHWISE_KEYS = _CONV_KEYS - {"out_features", "simd"}
 _ARGMAX_KEYS = {"name", "kind"}
 
 
@@ -817,9 +907,35 @@ def _global_sum_pool_from_toml(table: dict, arrays: dict, where: Where) -> Globa
 
 def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
     """The fields a dense or conv2d table shares, with its arrays taken from ``arrays``."""
+    name = table["name"]
+    out_features = _require(table, "out_features", int, where.spec, where.prefix)
+
+    def rows(weights: np.ndarray) -> int:
+        if isinstance(weights, np.ndarray) and weights.ndim >= 2 \
+                and weights.shape[0] != out_features:
+            raise where.array_error(f"{name}.weights", f"shape {weights.shape}, expected "
+                                    f"{out_features} rows (out_features)")
+        return out_features
+
+    return dict(_channel_fields(table, arrays, where, rows), simd=table.get("simd"))
+
+
+def _array(arrays: dict, where: Where, name: str, suffix: str) -> np.ndarray:
+    """``<name>.<suffix>`` taken out of ``arrays`` (so that unused arrays can be reported)."""
+    key = f"{name}.{suffix}"
+    if key not in arrays:
+        raise where.array_error(key, "missing from the weights file")
+    return arrays.pop(key)
+
+
+def _channel_fields(table: dict, arrays: dict, where: Where,
+                    channels_of: Callable[[np.ndarray], int]) -> dict:
+    """The fields of a layer with weights per output channel (dense, conv2d,
+    depthwise_conv2d): weight bits, weights, output quantization and its arrays, bias, pe,
+    weight memory and mac. ``channels_of`` checks the weights array against the table and
+    returns the layer's output channel count."""
     src = where.spec
     name = table["name"]
-    out_features = _require(table, "out_features", int, src, where.prefix)
     weight_bits = _require(table, "weight_bits", int, src, where.prefix)
     output = table.get("output", "thresholds")
     if output not in ("thresholds", "requantize", "none"):
@@ -830,16 +946,10 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
         raise where.spec_error("bias", f"expected true or false, got {has_bias!r}")
 
     def array(suffix: str) -> np.ndarray:
-        key = f"{name}.{suffix}"
-        if key not in arrays:
-            raise where.array_error(key, "missing from the weights file")
-        return arrays.pop(key)
+        return _array(arrays, where, name, suffix)
 
     weights = array("weights")
-    if isinstance(weights, np.ndarray) and weights.ndim >= 2 \
-            and weights.shape[0] != out_features:
-        raise where.array_error(f"{name}.weights", f"shape {weights.shape}, expected "
-                                f"{out_features} rows (out_features)")
+    channels = channels_of(weights)
     thresholds = requantize = None
     if "out_signed" in table and output != "requantize":
         raise where.spec_error("out_signed", "only meaningful with output = \"requantize\"")
@@ -853,9 +963,9 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
             raise where.spec_error("out_signed", f"expected true or false, got {out_signed!r}")
         multiplier, shift = array("multiplier"), array("shift")
         for key, value in (("multiplier", multiplier), ("shift", shift)):
-            if isinstance(value, np.ndarray) and value.shape != (out_features,):
+            if isinstance(value, np.ndarray) and value.shape != (channels,):
                 raise where.array_error(f"{name}.{key}", f"shape {value.shape}, expected "
-                                        f"({out_features},): one per output channel")
+                                        f"({channels},): one per output channel")
         requantize = Requantize(multiplier, shift, out_bits, out_signed)
     elif output == "thresholds":
         out_bits = _require(table, "out_bits", int, src, where.prefix)
@@ -863,15 +973,31 @@ def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
             raise where.spec_error("out_bits", f"expected an integer 1..8, got {out_bits}")
         thresholds = array("thresholds")
         count = (1 << out_bits) - 1
-        if isinstance(thresholds, np.ndarray) and thresholds.shape != (out_features, count):
+        if isinstance(thresholds, np.ndarray) and thresholds.shape != (channels, count):
             raise where.array_error(f"{name}.thresholds", f"shape {thresholds.shape}, expected "
-                                    f"({out_features}, {count}) for out_bits = {out_bits}")
+                                    f"({channels}, {count}) for out_bits = {out_bits}")
     elif "out_bits" in table:
         raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
     return dict(name=name, weights=weights, weight_bits=weight_bits, thresholds=thresholds,
                 requantize=requantize, bias=array("bias") if has_bias else None,
-                pe=table.get("pe"), simd=table.get("simd"),
-                weight_memory=table.get("weight_memory", "rom"), mac=table.get("mac", "auto"))
+                pe=table.get("pe"), weight_memory=table.get("weight_memory", "rom"),
+                mac=table.get("mac", "auto"))
+
+
+def _depthwise_from_toml(table: dict, arrays: dict, where: Where) -> DepthwiseConv2d:
+    src = where.spec
+    _check_keys(table, _DEPTHWISE_KEYS, src, where.prefix)
+    kernel = _require(table, "kernel", int, src, where.prefix)
+
+    def filters(w: np.ndarray) -> int:
+        if isinstance(w, np.ndarray) and (w.ndim != 3 or w.shape[1:] != (kernel, kernel)):
+            raise where.array_error(f"{table['name']}.weights", f"shape {w.shape}, expected "
+                                    f"(channels, {kernel}, {kernel}) for kernel = {kernel}")
+        return int(w.shape[0]) if isinstance(w, np.ndarray) else 0
+
+    return DepthwiseConv2d(**_channel_fields(table, arrays, where, filters),
+                           stride=table.get("stride", 1), padding=table.get("padding", "valid"),
+                           pad_value=table.get("pad_value", 0))
 
 
 def _add_from_toml(table: dict, arrays: dict, where: Where) -> Add:
@@ -905,9 +1031,13 @@ def _argmax_from_toml(table: dict, arrays: dict, where: Where) -> Argmax:
 
 
 _FROM_TOML = {"dense": _dense_from_toml, "conv2d": _conv_from_toml,
-              "maxpool": _maxpool_from_toml, "flatten": _flatten_from_toml,
-              "global_sum_pool": _global_sum_pool_from_toml, "add": _add_from_toml,
-              "argmax": _argmax_from_toml}
+              "depthwise_conv2d": _depthwise_from_toml, "maxpool": _maxpool_from_toml,
+              "flatten": _flatten_from_toml, "global_sum_pool": _global_sum_pool_from_toml,
+              "add": _add_from_toml, "argmax": _argmax_from_toml}
+
+
+#: Layer kinds whose tables may name arrays of the NPZ.
+_KINDS_WITH_ARRAYS = ("dense", "conv2d", "depthwise_conv2d", "add")
 
 
 def load(path: str | Path) -> Network:
@@ -943,7 +1073,7 @@ def load(path: str | Path) -> Network:
     tables = _require(doc, "layers", list, source, "")
     seen: set[str] = set()
     arrays = _load_arrays(arrays_path, source) if any(
-        isinstance(t, dict) and t.get("kind") in ("dense", "conv2d") for t in tables) else {}
+        isinstance(t, dict) and t.get("kind") in _KINDS_WITH_ARRAYS for t in tables) else {}
     layers: list[Layer] = []
     for index, layer_table in enumerate(tables):
         prefix = f"layers[{index}]"
@@ -1008,7 +1138,7 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
         if isinstance(layer, Add) and layer.thresholds is not None:
             lines += ['output = "thresholds"', f"out_bits = {layer.out_bits}"]
             arrays[f"{layer.name}.thresholds"] = layer.thresholds
-        if isinstance(layer, Conv2d):
+        if isinstance(layer, Conv2d | DepthwiseConv2d):
             lines += [f"kernel = {layer.kernel}", f"stride = {layer.stride}",
                       f"padding = {_toml_value(layer.padding)}",
                       f"pad_value = {layer.pad_value}"]
@@ -1016,9 +1146,10 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
             lines.append(f"size = {layer.size}")
             if layer.stride is not None:
                 lines.append(f"stride = {layer.stride}")
-        if isinstance(layer, Dense | Conv2d):
-            lines += [f"out_features = {layer.out_features}",
-                      f"weight_bits = {layer.weight_bits}"]
+        if isinstance(layer, Dense | Conv2d | DepthwiseConv2d):
+            if not isinstance(layer, DepthwiseConv2d):
+                lines.append(f"out_features = {layer.out_features}")
+            lines.append(f"weight_bits = {layer.weight_bits}")
             arrays[f"{layer.name}.weights"] = layer.weights.astype(
                 np.int8 if layer.weight_bits <= 8 else np.int16)
             if layer.thresholds is not None:
@@ -1036,7 +1167,7 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
                 lines.append("bias = true")
                 arrays[f"{layer.name}.bias"] = layer.bias
             for key in ("pe", "simd"):
-                if getattr(layer, key) is not None:
+                if getattr(layer, key, None) is not None:
                     lines.append(f"{key} = {getattr(layer, key)}")
             if layer.weight_memory != "rom":
                 lines.append(f"weight_memory = {_toml_value(layer.weight_memory)}")

@@ -166,7 +166,7 @@ def test_console_script_reports_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"hwgen: error: {bad}: layers[0].kind: unknown layer kind "
                                    f"'conv9' (expected one of: add, argmax, conv2d, dense, "
-                                   f"flatten, global_sum_pool, maxpool)")
+                                   f"depthwise_conv2d, flatten, global_sum_pool, maxpool)")
 
 
 @pytest.fixture

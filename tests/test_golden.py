@@ -367,6 +367,100 @@ def test_conv2d_matches_nested_loops(h, w, c, k, stride, padding, pad_value, bit
         assert got.shape[1:3] == (-(-h // stride), -(-w // stride))
 
 
+# --- depthwise_conv2d ------------------------------------------------------------------------
+
+def _depthwise_loops(x, w, stride, pads, pad_value, bias):
+    """Nested loops over Python integers: acc[n, y, x, c] = Σ xp[...]·w[c, ky, kx] + bias[c]."""
+    top, left, bottom, right = pads
+    n_, h, wd, c_ = x.shape
+    k = w.shape[1]
+
+    def xp(n, y, xx, c):
+        y, xx = y - top, xx - left
+        return int(x[n, y, xx, c]) if 0 <= y < h and 0 <= xx < wd else pad_value
+
+    ho = (h + top + bottom - k) // stride + 1
+    wo = (wd + left + right - k) // stride + 1
+    return [[[[sum(xp(n, y * stride + ky, xx * stride + kx, c) * int(w[c, ky, kx])
+                   for ky in range(k) for kx in range(k)) + int(bias[c])
+               for c in range(c_)] for xx in range(wo)] for y in range(ho)] for n in range(n_)]
+
+
+@pytest.mark.parametrize("h, w, c, k, stride, padding, pad_value, bits, signed, wbits", [
+    (5, 7, 3, 3, 1, "same", -1, 1, False, 1),    # binary × binary (XNOR path)
+    (5, 7, 3, 3, 1, "same", 1, 1, False, 8),     # binary input, 8-bit filters
+    (7, 5, 2, 3, 2, "valid", 0, 8, False, 1),    # u8 × ±1
+    (7, 7, 4, 5, 1, "same", 3, 8, False, 16),    # 16-bit filters, nonzero pad
+    (6, 6, 4, 2, 2, "valid", 0, 4, True, 4),     # even kernel
+    (5, 5, 1, 3, 2, "same", -8, 4, True, 3),     # one channel, negative pad value
+    (4, 6, 5, 1, 1, "valid", 0, 16, True, 16),   # 1×1: a per-channel scale, s16 × W16
+])
+def test_depthwise_matches_nested_loops(h, w, c, k, stride, padding, pad_value, bits, signed,
+                                        wbits):
+    from hwgen.spec import DepthwiseConv2d
+
+    rng = np.random.default_rng(h * 100 + w * 10 + k + wbits)
+    t = TensorType((h, w, c), bits, signed)
+    lo, hi = (-1, 1) if wbits == 1 else (-(1 << (wbits - 1)), (1 << (wbits - 1)) - 1)
+    weights = rng.choice([lo, hi], size=(c, k, k)) if wbits == 1 else \
+        rng.integers(lo, hi + 1, size=(c, k, k))
+    weights[0] = lo  # one filter at the most negative weight
+    x = random_inputs(rng, t, 3)
+    bias = rng.integers(-(1 << 30), 1 << 30, size=c)
+    layer = DepthwiseConv2d("dw", weights, wbits, stride=stride, padding=padding,
+                            pad_value=pad_value, bias=bias)
+    net = Network("n", Input(t.shape, bits, signed), [layer])
+    got = golden.run(net, x)["dw"]
+    assert got.dtype == np.int64 and got.shape == (3, *net.output_type.shape)
+    assert got.tolist() == _depthwise_loops(x, weights, stride, layer.pads(h, w), pad_value,
+                                            bias)
+    lo_acc, hi_acc = net.output_type.range  # the raw output type holds every value seen
+    assert lo_acc <= got.min() and got.max() <= hi_acc
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(1, 4), st.integers(1, 3),
+       st.integers(1, 2), st.sampled_from(["valid", "same"]), st.integers(0, 2**31 - 1))
+def test_depthwise_is_conv2d_with_block_diagonal_filters(h, w, c, k, stride, padding, seed):
+    """Channel c of a depthwise layer is a conv2d whose filter o is zero except at c = o."""
+    from hwgen.spec import Conv2d, DepthwiseConv2d, SpecError
+
+    rng = np.random.default_rng(seed)
+    filters = rng.integers(-8, 8, size=(c, k, k))
+    full = np.zeros((c, k, k, c), dtype=np.int64)
+    for o in range(c):
+        full[o, :, :, o] = filters[o]
+    common = dict(stride=stride, padding=padding, pad_value=5)
+    inp = Input((h, w, c), 4, True)
+    try:
+        dw = Network("n", inp, [DepthwiseConv2d("a", filters, 4, **common)])
+    except SpecError:  # the kernel or stride does not fit this input: conv2d refuses it too
+        with pytest.raises(SpecError):
+            Network("n", inp, [Conv2d("a", full, 4, **common)])
+        return
+    conv = Network("n", inp, [Conv2d("a", full, 4, **common)])
+    x = random_inputs(rng, dw.input_type, 2)
+    assert np.array_equal(golden.run(dw, x)["a"], golden.run(conv, x)["a"])
+    assert dw.output_type == conv.output_type
+
+
+def test_depthwise_output_quantization_is_per_channel():
+    from hwgen.spec import DepthwiseConv2d
+
+    rng = np.random.default_rng(9)
+    w = rng.integers(-4, 4, size=(3, 3, 3))
+    rq = Requantize(np.array([5, -3, 1]), np.array([3, 1, 0]), 4, True)
+    t = np.array([[-20], [0], [20]])
+    x = rng.integers(0, 16, size=(4, 5, 5, 3))
+    acc = np.array(_depthwise_loops(x, w, 1, (1, 1, 1, 1), 2, np.zeros(3, int)))
+    for out, want in ((dict(requantize=rq),
+                       np.clip((acc * rq.multiplier + [4, 1, 0]) >> rq.shift, -8, 7)),
+                      (dict(thresholds=t), np.where(acc >= t[:, 0], 1, -1))):
+        layer = DepthwiseConv2d("dw", w, 3, padding="same", pad_value=2, **out)
+        net = Network("n", Input((5, 5, 3), 4), [layer])
+        assert np.array_equal(golden.run(net, x)["dw"], want)
+
+
 @pytest.mark.parametrize("size, stride", [(2, None), (3, None), (3, 2)])
 def test_maxpool_matches_loops_and_is_or_on_binary(size, stride):
     from hwgen.spec import MaxPool

@@ -350,3 +350,84 @@ def test_memory_report_counts_weights_activations_and_peak_working_set():
     assert totals["peak_working_set_kb"]["actual"] == round((weights + pair) / 8192, 3)
     text = format_table(p)
     assert "peak working set" in text and "@16" in text
+
+
+# --- depthwise_conv2d ------------------------------------------------------------------------
+
+def _dw(weights, weight_bits=8, **kw):
+    from hwgen.spec import DepthwiseConv2d
+
+    return DepthwiseConv2d("dw", weights, weight_bits, **kw)
+
+
+@pytest.mark.parametrize("h, w, c, k, stride, padding, pe", [
+    (5, 7, 4, 3, 1, "same", 1),    # pixels · C · k·k
+    (5, 7, 4, 3, 1, "same", 4),    # pe = C: pixels · k·k
+    (7, 7, 6, 3, 2, "valid", 3),   # strided: 3 · 3 pixels
+    (5, 5, 4, 1, 2, "valid", 2),   # 1×1 stride 2: bound by the input beats
+    (6, 6, 2, 2, 2, "valid", 1),   # 2×2 stride 2: windows and input beats equal
+])
+def test_depthwise_cycles_are_pixels_times_channel_groups_times_kernel(h, w, c, k, stride,
+                                                                       padding, pe):
+    net = Network("n", Input((h, w, c), 8),
+                  [_dw(np.ones((c, k, k), int), stride=stride, padding=padding, pe=pe)])
+    lp = plan(net).layers[0]
+    ho, wo, _ = net.output_type.shape
+    assert lp.cycles == max(ho * wo * (c // pe) * k * k, h * w * c // pe)
+    assert (lp.pe, lp.simd, lp.in_lanes, lp.out_lanes) == (pe, 1, pe, pe)
+    assert lp.macs == ho * wo * c * k * k
+    assert lp.weight_memory_bits == c * k * k * 8
+    assert lp.kind == "depthwise_conv2d" and lp.scheme == "W8A8" and lp.mac == "lut"
+    assert plan(net).latency is None
+
+
+def test_depthwise_default_pe_is_one_and_sets_the_input_lanes():
+    net = Network("n", Input((5, 5, 6), 8), [_dw(np.ones((6, 3, 3), int))])
+    p = plan(net)
+    assert (p.layers[0].pe, p.input_lanes) == (1, 1)
+    assert p.layers[0].cycles == 3 * 3 * 6 * 9
+
+
+def test_depthwise_mac_kinds_and_dsps():
+    """Channels share no input, so every product has its own DSP (no packing): pe of them,
+    plus the requantizer's multipliers."""
+    from hwgen.spec import Requantize
+
+    filters = np.full((4, 3, 3), -2)
+    cases = [
+        (Input((5, 5, 4), 1), _dw(np.ones((4, 3, 3), int), 1, pad_value=1), "xnor", 0),
+        (Input((5, 5, 4), 8), _dw(np.ones((4, 3, 3), int), 1), "addsub", 0),
+        (Input((5, 5, 4), 1), _dw(filters, 2, pad_value=1), "addsub", 0),
+        (Input((5, 5, 4), 2), _dw(filters, 2, pe=4, mac="dsp"), "dsp", 4),
+        (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp"), "dsp", 2),
+        (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp",
+                                  requantize=Requantize(np.full(4, 3), np.full(4, 2), 8)),
+         "dsp", 2 + 2),
+    ]
+    for inp, layer, mac, dsps in cases:
+        lp = plan(Network("n", inp, [layer])).layers[0]
+        assert (lp.mac, lp.dsps, lp.dsp_pack) == (mac, dsps, 1), (inp, layer.weight_bits)
+
+
+def test_depthwise_auto_mapping_takes_dsps_from_the_budget():
+    net = Network("n", Input((5, 5, 4), 8), [_dw(np.full((4, 3, 3), 3), 8, pe=4)])
+    assert plan(net).layers[0].mac == "lut"
+    assert (plan(net, dsp_budget=4).layers[0].mac, plan(net, dsp_budget=4).dsps) == ("dsp", 4)
+    assert plan(net, dsp_budget=3).layers[0].mac == "lut"  # all four or none
+
+
+def test_separable_block_plan_and_table():
+    """depthwise 3×3 → pointwise 1×1 conv2d: lanes follow each layer's pe/simd, the table row
+    names the kind, scheme and folding."""
+    from hwgen.spec import Conv2d
+
+    net = Network("n", Input((6, 6, 4), 8, lanes=2), [
+        _dw(np.ones((4, 3, 3), int), 8, padding="same", pe=2),
+        Conv2d("pw", np.ones((8, 1, 1, 4), int), 4, pe=4, simd=4)])
+    p = plan(net)
+    assert [(c.before, c.in_lanes, c.out_lanes) for c in p.converters] == [("pw", 2, 4)]
+    assert [lp.cycles for lp in p.layers] == [36 * 2 * 9, 36 * 2 * 1]
+    assert p.cycles_per_inference == 648 and p.bottleneck == "dw"
+    row = next(line for line in format_table(p).splitlines() if line.startswith("dw "))
+    assert row.split() == ["dw", "depthwise_conv2d", "6×6×4", "6×6×4", "W8A8", "lut", "u8",
+                           "u12", "1,296", "0.04", "2", "1", "648"]  # 0..9·255

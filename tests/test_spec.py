@@ -262,7 +262,7 @@ def test_unknown_layer_kind(files):
     edit_toml(toml, 'kind = "argmax"', 'kind = "conv3d"')
     assert str(load_error(toml)) == (
         f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: add, "
-        "argmax, conv2d, dense, flatten, global_sum_pool, maxpool)")
+        "argmax, conv2d, dense, depthwise_conv2d, flatten, global_sum_pool, maxpool)")
 
 
 def test_missing_input_table(files):
@@ -817,6 +817,184 @@ def test_global_sum_pool_types_and_toml(tmp_path):
     assert load(path).layers[0].kind == "global_sum_pool"
     with pytest.raises(SpecError, match="global_sum_pool needs an \\(H, W, C\\) input"):
         Network("n", Input((12,), 1), [GlobalSumPool("g")])
+
+
+# --- depthwise_conv2d ----------------------------------------------------------------------
+
+def _depthwise(**kw):
+    from hwgen.spec import DepthwiseConv2d
+
+    args = dict(name="dw", weights=np.ones((4, 3, 3), int), weight_bits=8)
+    args.update(kw)
+    return DepthwiseConv2d(**args)
+
+
+def _depthwise_error(inp: Input, **kw) -> str:
+    with pytest.raises(SpecError) as info:
+        Network("n", inp, [_depthwise(**kw)])
+    return str(info.value)
+
+
+def test_depthwise_shapes_types_and_sizes():
+    net = Network("n", Input((5, 7, 4), 8), [
+        _depthwise(padding="same", weights=np.full((4, 3, 3), -128), bias=np.arange(4)),
+        _depthwise(name="dw2", stride=2, weights=np.ones((4, 3, 3), int), weight_bits=2)])
+    assert [t.shape for t in net.types] == [(5, 7, 4), (5, 7, 4), (2, 3, 4)]
+    dw = net.layers[0]
+    assert (dw.kernel, dw.channels, dw.out_features, dw.in_features) == (3, 4, 4, 9)
+    assert dw.matrix.shape == (4, 9)
+    # raw output: 9 · 255 · −128 + 3 = −293,757 needs 20 bits signed
+    assert (net.types[1].bits, net.types[1].signed) == (20, True)
+    lo, hi = dw.acc_bounds(net.types[0])
+    assert lo.tolist() == [-293760 + c for c in range(4)] and hi.tolist() == [0, 1, 2, 3]
+
+
+def test_depthwise_outputs_thresholds_and_requantize():
+    from hwgen.spec import Requantize
+
+    rq = Requantize(np.array([3, 1, -2, 5]), np.array([4, 0, 2, 1]), 8, True)
+    net = Network("n", Input((4, 4, 4), 4, True), [
+        _depthwise(name="a", thresholds=np.zeros((4, 3), int), padding="same", pe=2),
+        _depthwise(name="b", requantize=rq, pe=4, weight_bits=3)])
+    assert [(t.bits, t.signed) for t in net.types[1:]] == [(2, False), (8, True)]
+
+
+@pytest.mark.parametrize("inp, kw, message", [
+    (Input((5, 5, 4), 8), dict(weights=np.ones((4, 3, 3, 4), int)),
+     "dw.weights: expected a (4, k, k) integer array (one k×k filter per input channel), got "
+     "(4, 3, 3, 4)"),
+    (Input((5, 5, 4), 8), dict(weights=np.ones((3, 3, 3), int)),
+     "dw.weights: expected a (4, k, k) integer array (one k×k filter per input channel), got "
+     "(3, 3, 3)"),
+    (Input((5, 5, 4), 8), dict(weights=np.ones((4, 3, 2), int)),
+     "dw.weights: expected a (4, k, k) integer array (one k×k filter per input channel), got "
+     "(4, 3, 2)"),
+    (Input((5, 5, 4), 8), dict(weights=[[[1]]]),
+     "dw.weights: expected a (4, k, k) integer array (one k×k filter per input channel), got "
+     "list"),
+    (Input((25,), 8), {}, "layers[0].kind: depthwise_conv2d needs an (H, W, C) input, got "
+     "shape (25,)"),
+    (Input((5, 5, 4), 8), dict(pe=3), "layers[0].pe: 3 does not divide channels 4"),
+    (Input((5, 5, 4), 8), dict(pe=0), "layers[0].pe: expected a positive integer, got 0"),
+    (Input((5, 5, 4), 8), dict(weight_bits=0),
+     "layers[0].weight_bits: expected an integer 1..16, got 0"),
+    (Input((5, 5, 4), 8), dict(weight_bits=17),
+     "layers[0].weight_bits: expected an integer 1..16, got 17"),
+    (Input((5, 5, 4), 8), dict(weights=np.full((4, 3, 3), 8), weight_bits=4),
+     "dw.weights: 4-bit weights must lie in -8..7, found 8 at (0, 0, 0)"),
+    (Input((5, 5, 4), 8), dict(weights=np.zeros((4, 3, 3), int), weight_bits=1),
+     "dw.weights: 1-bit weights must be -1 or +1, found 0 at (0, 0, 0)"),
+    (Input((5, 5, 4), 8), dict(padding="same", pad_value=256),
+     "layers[0].pad_value: expected an integer in 0..255, got 256"),
+    (Input((5, 5, 4), 1), dict(padding="same", weight_bits=1),
+     "layers[0].pad_value: expected -1 or +1 (binary input), got 0"),
+    (Input((5, 6, 4), 8), dict(stride=2),
+     "layers[0].stride: stride 2 does not fit the padded width 6 with kernel 3: (6 − 3) is "
+     "not a multiple of 2; its last 1 columns would be ignored"),
+    (Input((2, 5, 4), 8), {}, "layers[0].kind: kernel 3×3 is larger than the padded input "
+     "2×5"),
+    (Input((5, 5, 4), 8), dict(padding="full"),
+     "layers[0].padding: expected \"valid\" or \"same\", got 'full'"),
+    (Input((5, 5, 4), 1), dict(weights=np.ones((4, 3, 3), int), weight_bits=1, mac="lut"),
+     "layers[0].mac: 'lut': the layer has no multiplications (binary weights take an "
+     "add/subtract or XNOR path); leave mac = \"auto\""),
+    (Input((5, 5, 4), 16), dict(mac="dsp"),
+     'layers[0].mac: "dsp": u16 inputs × 8-bit weights need 17×8-bit signed operands, beyond '
+     "the DSP's 16×16"),
+    (Input((5, 5, 4), 8), dict(thresholds=np.zeros((3, 1), int)),
+     "dw.thresholds: expected an (4, 2**out_bits - 1) integer array, got shape (3, 1)"),
+    (Input((5, 5, 4), 8), dict(bias=np.zeros(3, int)), "dw.bias: shape (3,), expected (4,)"),
+    (Input((5, 5, 4), 8), dict(weight_memory="flash"),
+     "layers[0].weight_memory: expected one of 'rom', 'spram', got 'flash'"),
+])
+def test_depthwise_refusals(inp, kw, message):
+    assert _depthwise_error(inp, **kw) == f"<python>: {message}"
+
+
+def test_depthwise_requantize_must_not_overflow():
+    from hwgen.spec import Requantize
+
+    rq = Requantize(np.full(4, (1 << 31) - 1), np.zeros(4, int), 8)
+    message = _depthwise_error(Input((5, 5, 4), 8), requantize=rq,
+                               weights=np.full((4, 3, 3), -128))
+    reach = 9 * 255 * 128 * ((1 << 31) - 1)  # the k·k window of one channel, not k·k·C
+    assert message == (f"<python>: dw.multiplier: requantize overflows at channel 0: "
+                       f"acc·multiplier reaches ±{reach} (acc in -293760..0, multiplier "
+                       f"2147483647), beyond 48-bit signed; use a smaller multiplier and shift")
+
+
+def _separable(rng) -> Network:
+    """u8 image → depthwise 3×3 (requantized to s8, no ReLU) → pointwise 1×1 conv2d → raw."""
+    from hwgen.spec import Conv2d, Requantize
+
+    return Network("sep", Input((6, 6, 4), 8, lanes=2), [
+        _depthwise(weights=rng.integers(-128, 128, size=(4, 3, 3)), padding="same", pe=2,
+                   bias=rng.integers(-9, 9, size=4), mac="dsp",
+                   requantize=Requantize(rng.integers(1, 99, size=4), np.full(4, 9), 8, True)),
+        _depthwise(name="dw1", weights=rng.choice([-1, 1], size=(4, 1, 1)), weight_bits=1,
+                   thresholds=np.sort(rng.integers(-9, 9, size=(4, 3)), axis=1),
+                   weight_memory="spram"),
+        Conv2d("pw", rng.integers(-8, 8, size=(5, 1, 1, 4)), 4, pe=5, simd=4)])
+
+
+def test_depthwise_network_round_trips_through_toml(tmp_path):
+    net = _separable(np.random.default_rng(2))
+    save(net, tmp_path / "sep.toml")
+    text = (tmp_path / "sep.toml").read_text()
+    block = text.split("[[layers]]")[1]
+    assert 'kind = "depthwise_conv2d"' in block and "out_features" not in block \
+        and "simd" not in block
+    back = load(tmp_path / "sep.toml")
+    assert [type(a) for a in back.layers] == [type(a) for a in net.layers]
+    assert back.types == net.types
+    for a, b in zip(net.layers[:2], back.layers[:2], strict=True):
+        assert (a.kernel, a.stride, a.padding, a.pad_value, a.weight_bits, a.pe, a.mac,
+                a.weight_memory) == (b.kernel, b.stride, b.padding, b.pad_value, b.weight_bits,
+                                     b.pe, b.mac, b.weight_memory)
+        np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(back.layers[0].bias, net.layers[0].bias)
+    np.testing.assert_array_equal(back.layers[0].requantize.multiplier,
+                                  net.layers[0].requantize.multiplier)
+    np.testing.assert_array_equal(back.layers[1].thresholds, net.layers[1].thresholds)
+
+
+@pytest.fixture
+def separable_files(tmp_path: Path) -> tuple[Path, Path]:
+    toml = tmp_path / "sep.toml"
+    save(_separable(np.random.default_rng(2)), toml)
+    return toml, tmp_path / "sep.npz"
+
+
+def test_depthwise_toml_refuses_simd_and_out_features(separable_files):
+    toml, _ = separable_files
+    edit_toml(toml, 'name = "dw1"', 'name = "dw1"\nsimd = 2')
+    assert str(load_error(toml)) == (
+        f"{toml}: layers[1].simd: unknown field (expected one of: bias, kernel, kind, mac, "
+        f"name, out_bits, out_signed, output, pad_value, padding, pe, stride, weight_bits, "
+        f"weight_memory)")
+
+
+def test_depthwise_toml_weights_must_match_kernel(separable_files):
+    toml, npz = separable_files
+    edit_npz(npz, dw__weights=np.ones((4, 5, 5), np.int8))
+    assert str(load_error(toml)) == (
+        f"{npz}: dw.weights: shape (4, 5, 5), expected (channels, 3, 3) for kernel = 3")
+
+
+def test_depthwise_toml_thresholds_one_row_per_channel(separable_files):
+    toml, npz = separable_files
+    edit_npz(npz, dw1__thresholds=np.zeros((5, 3), int))
+    assert str(load_error(toml)) == (
+        f"{npz}: dw1.thresholds: shape (5, 3), expected (4, 3) for out_bits = 2")
+
+
+def test_depthwise_toml_filters_must_match_input_channels(separable_files):
+    toml, npz = separable_files
+    edit_npz(npz, dw__weights=np.ones((3, 3, 3), np.int8), dw__bias=np.zeros(3, int),
+             dw__multiplier=np.ones(3, int), dw__shift=np.ones(3, int))
+    assert str(load_error(toml)) == (
+        f"{npz}: dw.weights: expected a (4, k, k) integer array (one k×k filter per input "
+        f"channel), got (3, 3, 3)")
 
 
 # --- graphs: inputs and add ---------------------------------------------------------------
