@@ -27,6 +27,7 @@ from .spec import (
     MaxPool,
     Network,
     dsp_operand_problem,
+    unpacked_dsp_problem,
 )
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
@@ -552,6 +553,8 @@ def _auto_dsp_layers(network: Network, budget: int) -> set[str]:
             continue
         pe = layer.pe or 1
         if isinstance(layer, DepthwiseConv2d):
+            if unpacked_dsp_problem(x, layer.weight_bits):
+                continue  # Yosys would keep its narrow products in logic
             simd = 1
         else:
             simd = layer.simd or default_simd(layer.in_features if isinstance(layer, Dense)

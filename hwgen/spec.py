@@ -41,7 +41,9 @@ __all__ = [
     "WEIGHT_MEMORIES",
     "MAC_KINDS",
     "DSP_OPERAND_BITS",
+    "DSP_MIN_PRODUCT_BITS",
     "dsp_operand_problem",
+    "unpacked_dsp_problem",
     "REQUANTIZE_PRODUCT_BITS",
     "load",
     "save",
@@ -553,6 +555,10 @@ class DepthwiseConv2d(_Window):
                                     f"array (one k×k filter per input channel), got {got}")
         ho, wo = self._check_window(x, where)
         bits, signed = _check_matrix_layer(self, w, x, where, pe_what="channels")
+        if self.mac == "dsp" and unpacked_dsp_problem(x, self.weight_bits):
+            raise where.spec_error("mac", f'"dsp": {unpacked_dsp_problem(x, self.weight_bits)} '
+                                   f"(a depthwise layer's channels share no input, so its "
+                                   f'products are never packed); use "lut"')
         return TensorType((ho, wo, c), bits, signed)
 
 
@@ -676,6 +682,25 @@ MAC_KINDS = ("auto", "lut", "dsp")
 #: 16×16. ECP5's MULT18X18D is 18×18, but hwgen packs for 16 bits on both families so that one
 #: RTL (the one simulated) serves every device.
 DSP_OPERAND_BITS = 16
+
+
+#: Fewest result bits of a product Yosys puts on a DSP block: ``synth_ice40 -dsp`` maps a
+#: multiplication to an SB_MAC16 only from 11 result bits on and keeps narrower ones in logic.
+#: hwgen holds both families to it (as to :data:`DSP_OPERAND_BITS`), so that a layer's DSP
+#: count is one number.
+DSP_MIN_PRODUCT_BITS = 11
+
+
+def unpacked_dsp_problem(x: TensorType, weight_bits: int) -> str | None:
+    """Why single (unpacked) products of ``x`` elements and ``weight_bits``-bit weights would
+    not become DSP multipliers, or ``None`` when they would: as signed operands they must make
+    at least :data:`DSP_MIN_PRODUCT_BITS` result bits."""
+    product = x.bits + (0 if x.signed else 1) + weight_bits
+    if product < DSP_MIN_PRODUCT_BITS:
+        return (f"{x.describe()} inputs × {weight_bits}-bit weights make {product}-bit "
+                f"products, and Yosys keeps products narrower than {DSP_MIN_PRODUCT_BITS} "
+                f"bits in logic on iCE40")
+    return None
 
 
 def dsp_operand_problem(x: TensorType, weight_bits: int) -> str | None:

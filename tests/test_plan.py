@@ -398,7 +398,7 @@ def test_depthwise_mac_kinds_and_dsps():
         (Input((5, 5, 4), 1), _dw(np.ones((4, 3, 3), int), 1, pad_value=1), "xnor", 0),
         (Input((5, 5, 4), 8), _dw(np.ones((4, 3, 3), int), 1), "addsub", 0),
         (Input((5, 5, 4), 1), _dw(filters, 2, pad_value=1), "addsub", 0),
-        (Input((5, 5, 4), 2), _dw(filters, 2, pe=4, mac="dsp"), "dsp", 4),
+        (Input((5, 5, 4), 8), _dw(filters, 2, pe=4, mac="dsp"), "dsp", 4),   # 11-bit products
         (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp"), "dsp", 2),
         (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp",
                                   requantize=Requantize(np.full(4, 3), np.full(4, 2), 8)),
@@ -414,6 +414,9 @@ def test_depthwise_auto_mapping_takes_dsps_from_the_budget():
     assert plan(net).layers[0].mac == "lut"
     assert (plan(net, dsp_budget=4).layers[0].mac, plan(net, dsp_budget=4).dsps) == ("dsp", 4)
     assert plan(net, dsp_budget=3).layers[0].mac == "lut"  # all four or none
+    # u4 × W4 makes 9-bit products, which Yosys keeps in logic on iCE40: never on DSPs
+    narrow = Network("n", Input((5, 5, 4), 4), [_dw(np.full((4, 3, 3), 3), 4, pe=4)])
+    assert plan(narrow, dsp_budget=8).layers[0].mac == "lut"
 
 
 def test_separable_block_plan_and_table():

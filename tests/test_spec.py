@@ -901,6 +901,10 @@ def test_depthwise_outputs_thresholds_and_requantize():
     (Input((5, 5, 4), 16), dict(mac="dsp"),
      'layers[0].mac: "dsp": u16 inputs × 8-bit weights need 17×8-bit signed operands, beyond '
      "the DSP's 16×16"),
+    (Input((5, 5, 4), 4), dict(mac="dsp", weight_bits=4),
+     'layers[0].mac: "dsp": u4 inputs × 4-bit weights make 9-bit products, and Yosys keeps '
+     "products narrower than 11 bits in logic on iCE40 (a depthwise layer's channels share no "
+     'input, so its products are never packed); use "lut"'),
     (Input((5, 5, 4), 8), dict(thresholds=np.zeros((3, 1), int)),
      "dw.thresholds: expected an (4, 2**out_bits - 1) integer array, got shape (3, 1)"),
     (Input((5, 5, 4), 8), dict(bias=np.zeros(3, int)), "dw.bias: shape (3,), expected (4,)"),
