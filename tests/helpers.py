@@ -13,6 +13,7 @@ from hwgen.spec import (
     Argmax,
     Conv2d,
     Dense,
+    DepthwiseConv2d,
     Flatten,
     GlobalSumPool,
     Input,
@@ -43,7 +44,10 @@ def random_inputs(rng: np.random.Generator, t: TensorType, count: int,
     return x
 
 
-def fitted_thresholds(rng: np.random.Generator, layer: Dense | Conv2d, x: np.ndarray,
+WeightLayer = Dense | Conv2d | DepthwiseConv2d
+
+
+def fitted_thresholds(rng: np.random.Generator, layer: WeightLayer, x: np.ndarray,
                       out_bits: int) -> np.ndarray:
     """Ascending thresholds spread over the accumulators ``x`` produces, so outputs vary."""
     acc = golden.accumulate(layer, x)
@@ -55,7 +59,7 @@ def fitted_thresholds(rng: np.random.Generator, layer: Dense | Conv2d, x: np.nda
     return np.sort(t, axis=1)
 
 
-def fitted_requantize(rng: np.random.Generator, layer: Dense | Conv2d, x: np.ndarray,
+def fitted_requantize(rng: np.random.Generator, layer: WeightLayer, x: np.ndarray,
                       bits: int, signed: bool) -> Requantize:
     """Per-channel multipliers and shifts that map the accumulators ``x`` produces a little
     beyond the output range (so both clamps are hit); shifts differ between channels, one
@@ -73,7 +77,7 @@ def fitted_requantize(rng: np.random.Generator, layer: Dense | Conv2d, x: np.nda
     return Requantize(multiplier, shift, bits, signed)
 
 
-def _output(rng: np.random.Generator, probe: Dense | Conv2d, x: np.ndarray,
+def _output(rng: np.random.Generator, probe: WeightLayer, x: np.ndarray,
             out_bits: int | str | None) -> dict:
     """Output quantization fields: ``None`` raw, an int for that many bits of thresholds,
     ``"u4"``/``"s8"``-style for a requantize to 4 bits unsigned / 8 bits signed."""
@@ -113,6 +117,28 @@ def conv(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray,
                   **common, **_output(rng, probe, x, out_bits))
 
 
+def depthwise(rng: np.random.Generator, name: str, x_type: TensorType, x: np.ndarray,
+              kernel: int, weight_bits: int, out_bits: int | str | None, *, stride: int = 1,
+              padding: str = "valid", pad_value: int | None = None, pe: int,
+              bias: bool = False, weight_memory: str = "rom",
+              mac: str = "auto") -> DepthwiseConv2d:
+    """A depthwise_conv2d layer with random filters (every filter holds the most negative and
+    the most positive weight); output quantization as in :func:`dense`."""
+    c = x_type.shape[-1]
+    w = random_weights(rng, c, kernel * kernel, weight_bits)
+    if weight_bits > 1 and kernel > 1:
+        lo, hi = value_range(weight_bits, True)
+        w[:, 0], w[:, -1] = lo, hi
+    w = w.reshape(c, kernel, kernel)
+    b = rng.integers(-50, 51, size=c) if bias else None
+    if pad_value is None:
+        pad_value = -1 if x_type.binary else 0
+    common = dict(stride=stride, padding=padding, pad_value=pad_value, bias=b)
+    probe = DepthwiseConv2d(name, w, weight_bits, **common)
+    return DepthwiseConv2d(name, w, weight_bits, pe=pe, weight_memory=weight_memory, mac=mac,
+                           **common, **_output(rng, probe, x, out_bits))
+
+
 def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.ndarray,
            spec: dict):
     kind = spec.pop("kind", "dense")
@@ -124,14 +150,17 @@ def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.
         return GlobalSumPool(spec.pop("name", f"gsp{index}"))
     if kind == "conv2d":
         return conv(rng, spec.pop("name", f"conv{index}"), x_type, values, **spec)
+    if kind == "depthwise_conv2d":
+        return depthwise(rng, spec.pop("name", f"dw{index}"), x_type, values, **spec)
     return dense(rng, spec.pop("name", f"fc{index}"), x_type, values, **spec)
 
 
 def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int = 8,
           argmax: bool = False, name: str = "net") -> tuple[Network, np.ndarray]:
     """A network of layers described by ``specs`` (``kind`` = "dense" (default), "conv2d",
-    "maxpool", "global_sum_pool" or "flatten", the rest kwargs of :func:`dense`,
-    :func:`conv` or the layer class), and random inputs for it."""
+    "depthwise_conv2d", "maxpool", "global_sum_pool" or "flatten", the rest kwargs of
+    :func:`dense`, :func:`conv`, :func:`depthwise` or the layer class), and random inputs for
+    it."""
     x_type = TensorType(input_.shape, input_.bits, input_.signed)
     x = random_inputs(rng, x_type, count)
     layers: list = []

@@ -204,3 +204,25 @@ def test_sim_netlist_refuses_bulk(mixed_spec, tmp_path, capsys):
     assert main(["sim", str(mixed_spec), "--netlist", "ice40", "--bulk", "--random", "3",
                  "--work-dir", str(tmp_path / "w")]) == 2
     assert "--netlist checks every beat of at most 500 inputs (no --bulk)" in error_line(capsys)
+
+
+def test_check_a_separable_block_from_toml(tmp_path, capsys):
+    """depthwise_conv2d from TOML: its row in the table and JSON, and the board's DSP mapping
+    of its "auto" products (pe multipliers, unpacked)."""
+    rng = np.random.default_rng(9)
+    net, _ = chain(rng, Input((6, 6, 4), 8, lanes=2), [
+        dict(kind="depthwise_conv2d", kernel=3, padding="same", weight_bits=8, out_bits="s8",
+             pe=2),
+        dict(kind="conv2d", out=8, kernel=1, weight_bits=4, out_bits=2, pe=4, simd=4)],
+        count=3, name="sep")
+    path = tmp_path / "sep.toml"
+    spec.save(net, path)
+    assert main(["check", str(path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("dw0 "))
+    assert row.split()[:7] == ["dw0", "depthwise_conv2d", "6×6×4", "6×6×4", "W8A8", "lut", "u8"]
+    assert main(["check", str(path), "--json", "--board", "icebreaker"]) == 0
+    dw = json.loads(capsys.readouterr().out)["layers"][0]
+    assert (dw["kind"], dw["mac"], dw["dsp_pack"], dw["pe"], dw["simd"]) == \
+        ("depthwise_conv2d", "dsp", 1, 2, 1)
+    assert dw["cycles"] == 36 * 2 * 9 and dw["macs"] == 36 * 4 * 9

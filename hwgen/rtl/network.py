@@ -9,10 +9,22 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import INPUT, Add, Argmax, Conv2d, Dense, Flatten, GlobalSumPool, MaxPool, Network
+from ..spec import (
+    INPUT,
+    Add,
+    Argmax,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalSumPool,
+    MaxPool,
+    Network,
+)
 from .add import AddUnit
 from .argmax import Argmax as ArgmaxUnit
 from .conv import ConvUnit
+from .depthwise import DepthwiseConvUnit
 from .mvu import MatrixVectorUnit
 from .pool import MaxPoolUnit, global_sum_unit
 from .stream import Fork, Passthrough, StreamFifo, WidthConverter, element_shape, lanes_signature
@@ -35,6 +47,11 @@ def _(layer: Dense, lp: LayerPlan) -> wiring.Component:
 @layer_component.register
 def _(layer: Conv2d, lp: LayerPlan) -> wiring.Component:
     return ConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd, mac=lp.mac)
+
+
+@layer_component.register
+def _(layer: DepthwiseConv2d, lp: LayerPlan) -> wiring.Component:
+    return DepthwiseConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, mac=lp.mac)
 
 
 @layer_component.register

@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import encode
-from ..spec import Conv2d, Dense, Network
+from ..spec import Conv2d, Dense, DepthwiseConv2d, Network
 
 __all__ = ["weight_words", "pack_rows", "LOAD_PORTS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_shape",
            "spram_layers", "spram_image", "SpramWeights"]
@@ -68,8 +68,10 @@ def spram_layers(network: Network) -> list[tuple[str, int, list[int]]]:
 
     result = []
     for layer, lp in zip(network.layers, plan(network).layers, strict=True):
-        if isinstance(layer, Dense | Conv2d) and layer.weight_memory == "spram":
-            matrix = layer.matrix if isinstance(layer, Conv2d) else layer.weights
+        if isinstance(layer, Dense | Conv2d | DepthwiseConv2d) \
+                and layer.weight_memory == "spram":
+            # one row per output channel; depthwise: one filter per channel, SIMD 1
+            matrix = layer.weights if isinstance(layer, Dense) else layer.matrix
             result.append((layer.name, lp.pe * lp.simd * layer.weight_bits,
                            weight_words(matrix, layer.weight_bits, lp.pe, lp.simd)))
     return result

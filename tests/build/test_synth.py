@@ -206,6 +206,25 @@ def test_dsp_layers_use_the_planned_dsps(tmp_path, board_name, cell_count):
     assert report["mac"] == {"fc0": "dsp", "fc1": "lut"}
 
 
+@pytest.mark.synth
+@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s-25f"])
+def test_depthwise_products_on_dsps_are_the_planned_cells(tmp_path, board_name):
+    """A separable block whose depthwise layer asks for DSPs: one unpacked multiplier per
+    channel in parallel (pe = 4), nothing else on DSPs, on both families."""
+    rng = np.random.default_rng(6)
+    net, _ = chain(rng, Input((5, 5, 4), 8, lanes=4), [
+        dict(kind="depthwise_conv2d", kernel=3, padding="same", weight_bits=4, out_bits=2,
+             pe=4, mac="dsp"),  # u8 × W4: 13-bit products, one SB_MAC16 each
+        dict(kind="conv2d", out=4, kernel=1, weight_bits=2, out_bits=2, pe=4, simd=4,
+             mac="lut"),
+        dict(kind="flatten"),
+        dict(out=3, weight_bits=8, out_bits=None, pe=1, simd=4, mac="lut")],
+        argmax=True, name="separable")
+    report = build(net, board_name, tmp_path / "out")
+    assert report["mac"] == {"dw0": "dsp", "conv1": "lut", "fc3": "lut"}
+    assert report["dsp_model"] == report["dsp"]["used"] == 4
+
+
 def test_dsp_layer_on_a_device_without_dsps_is_refused(tmp_path):
     with pytest.raises(BoardError) as exc:
         build(mixed(), "ice40-hx8k-b-evn", tmp_path / "out")

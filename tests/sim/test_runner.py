@@ -57,6 +57,24 @@ def test_conv_network_bit_exact_in_cocotb(tmp_path):
     assert result.ok
 
 
+def test_separable_block_bit_exact_in_cocotb(tmp_path):
+    """A MobileNet-style separable block in its quantization-friendly form: depthwise 3×3 on
+    DSPs requantized to s8 with nothing in between, pointwise 1×1 conv2d, global sum pooling,
+    the classifier and argmax; every beat of every layer, cycles per inference as modelled."""
+    rng = np.random.default_rng(13)
+    net, x = chain(rng, Input((6, 6, 4), 8, lanes=2), [
+        dict(kind="depthwise_conv2d", kernel=3, padding="same", weight_bits=8, out_bits="s8",
+             pe=2, bias=True, mac="dsp"),
+        dict(kind="conv2d", out=8, kernel=1, weight_bits=4, out_bits=2, pe=4, simd=4),
+        dict(kind="global_sum_pool"),
+        dict(out=5, weight_bits=16, out_bits=None, pe=1, simd=8, bias=True)],
+        count=6, argmax=True)
+    result = simulate(net, x, tmp_path, seed=9, gaps=0.3, backpressure=0.4)
+    assert result.mismatches == []
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+    assert result.ok
+
+
 @pytest.mark.parametrize("long_fast", [False, True])
 def test_residual_network_bit_exact_in_cocotb(tmp_path, long_fast):
     """A residual block (fork, branch FIFOs, add with thresholds), global sum pooling, the
