@@ -251,8 +251,8 @@ def uniform_levels(bits: int, step: float) -> np.ndarray:
 
 def fold_requantize(scale, out_step: float, *, bits: int, signed: bool = False,
                     gamma=1.0, beta=0.0, mean=0.0, var=1.0, eps: float = 0.0, bias=0.0,
-                    acc_range: tuple, multiplier_bits: int = 16) -> tuple[Requantize,
-                                                                          np.ndarray]:
+                    acc_range: tuple, multiplier_bits: int = 16,
+                    common_shift: bool = False) -> tuple[Requantize, np.ndarray]:
     """A float layer's affine tail (bias, then inference BatchNorm) and output quantization as
     a :class:`~hwgen.spec.Requantize` and an integer accumulator bias.
 
@@ -268,7 +268,14 @@ def fold_requantize(scale, out_step: float, *, bits: int, signed: bool = False,
     48-bit product. The integer output then differs from the float one by at most one step
     where ``|a|/2`` (the bias rounding, in output steps) plus the multiplier's relative error
     times ``|y/out_step|`` stays below the distance to a rounding boundary; tests/test_quant.py
-    measures it. A channel with ``gamma = 0`` is constant and has no scale + shift form; it is
+    measures it.
+
+    ``common_shift`` gives every channel the same shift (the largest all of them allow), so
+    channels with a smaller ``|a|`` get fewer multiplier bits. The hardware aligns per-channel
+    shifts to the largest one by widening the multipliers (docs/cost-model.md), so a common
+    shift keeps its products exactly ``multiplier_bits`` wide: the cheaper choice in logic.
+
+    A channel with ``gamma = 0`` is constant and has no scale + shift form; it is
     refused, as is one whose ``a`` rounds to a zero multiplier even at the largest shift.
 
     Returns ``(requantize, int64 bias)``.
@@ -298,18 +305,24 @@ def fold_requantize(scale, out_step: float, *, bits: int, signed: bool = False,
     reach = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64) + 1
     mlimit = float(1 << (multiplier_bits - 1))
     plimit = float(1 << (REQUANTIZE_PRODUCT_BITS - 1))
-    shift = np.zeros(n, np.int64)
-    mult = np.zeros(n, np.int64)
-    for o in range(n):
-        for s in range(MAX_SHIFT, -1, -1):
-            m = int(np.rint(a[o] * 2.0 ** s))
-            if abs(m) < mlimit and reach[o] * abs(m) + 2.0 ** s < plimit:
-                break
-        else:  # pragma: no cover - s = 0 always fits unless |a| is huge
-            raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step is too large "
-                             f"for a {multiplier_bits}-bit multiplier")
-        if m == 0:
-            raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step rounds to a "
-                             f"zero multiplier; use a smaller out_step")
-        shift[o], mult[o] = s, m
+
+    def fits(o: int, s: int) -> bool:
+        m = abs(int(np.rint(a[o] * 2.0 ** s)))
+        return m < mlimit and reach[o] * m + 2.0 ** s < plimit
+
+    shift = np.array([next((s for s in range(MAX_SHIFT, -1, -1) if fits(o, s)), -1)
+                      for o in range(n)], np.int64)
+    if (shift < 0).any():  # pragma: no cover - s = 0 always fits unless |a| is huge
+        o = int(np.flatnonzero(shift < 0)[0])
+        raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step is too large for "
+                         f"a {multiplier_bits}-bit multiplier")
+    if common_shift:
+        shift[:] = shift.min()
+    mult = np.rint(a * 2.0 ** shift).astype(np.int64)
+    if (mult == 0).any():
+        o = int(np.flatnonzero(mult == 0)[0])
+        raise ValueError(f"channel {o}: scale {a[o]!r} per accumulator step rounds to a zero "
+                         f"multiplier{' at the common shift' if common_shift else ''}; use a "
+                         f"smaller out_step" + ("" if not common_shift else
+                                                " or per-channel shifts"))
     return Requantize(mult, shift, bits, signed), int_bias

@@ -225,8 +225,10 @@ def test_uniform_levels_fold_is_the_quantizer_on_every_accumulator():
     assert len(np.unique(hw)) == 2 ** bits  # every output code occurs
 
 
-@pytest.mark.parametrize("bits, signed, mbits", [(8, False, 16), (4, True, 16), (6, False, 8)])
-def test_fold_requantize_tracks_the_float_layer(bits, signed, mbits):
+@pytest.mark.parametrize("bits, signed, mbits, common",
+                         [(8, False, 16, False), (4, True, 16, False), (6, False, 8, False),
+                          (6, False, 12, True)])
+def test_fold_requantize_tracks_the_float_layer(bits, signed, mbits, common):
     # A W6 A8 dense layer with bias and BatchNorm, exported: the integer requantize output
     # equals the float quantizer wherever the float value is farther from a rounding boundary
     # than the export's error bound, and is never more than one step away.
@@ -244,8 +246,10 @@ def test_fold_requantize_tracks_the_float_layer(bits, signed, mbits):
     lo, hi = spec.Dense("d", wq, wbits).acc_bounds(TensorType((n_in,), abits))
     rq, b = quant.fold_requantize(x_step * w_step, out_step, bits=bits, signed=signed,
                                   gamma=gamma, beta=beta, mean=mean, var=var, eps=1e-5,
-                                  bias=bias_f, acc_range=(lo, hi), multiplier_bits=mbits)
+                                  bias=bias_f, acc_range=(lo, hi), multiplier_bits=mbits,
+                                  common_shift=common)
     assert (np.abs(rq.multiplier) < 2 ** (mbits - 1)).all()
+    assert (len(set(rq.shift.tolist())) == 1) == common
     layer = spec.Dense("d", wq, wbits, bias=b, requantize=rq)  # the spec accepts it
     hw = golden.quantize_output(layer, acc + b)
     want = quant.quantize_activations(y, out_step, bits, signed)
@@ -274,3 +278,5 @@ def test_fold_requantize_refuses():
         quant.fold_requantize([1e-20], 1.0, bits=8, acc_range=(0, 9))
     with pytest.raises(ValueError, match="positive"):
         quant.fold_requantize([1.0], 0.0, bits=8, acc_range=(0, 9))
+    with pytest.raises(ValueError, match="channel 1: .* zero multiplier at the common shift"):
+        quant.fold_requantize([1.0, 1e-9], 1.0, bits=8, acc_range=(0, 9), common_shift=True)
