@@ -27,7 +27,10 @@ from .spec import (
     MaxPool,
     Network,
     dsp_operand_problem,
-    unpacked_dsp_problem,
+    dsp_packing,
+    dsp_product_problem,
+    layer_dsp_pack,
+    packed_operand_bits,
 )
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
@@ -62,39 +65,6 @@ def mac_kind(layer: WeightLayer, x: TensorType, dsp: bool | None = None) -> str:
     if layer.mac == "auto":
         return "dsp" if dsp else "lut"
     return layer.mac
-
-
-def dsp_packing(x: TensorType, weight_bits: int, pe: int) -> int:
-    """Products one DSP multiplier computes per cycle: ``g`` output channels that share an
-    input element, their weights packed ``x.bits + weight_bits`` bits apart into one signed
-    operand of at most :data:`DSP_OPERAND_BITS` bits (``g`` divides ``pe``). Exact: each
-    product fits its field, and the field extraction corrects the borrow of a negative lower
-    product (docs/spec.md, "DSP packing"). The operands must fit a DSP
-    (:func:`hwgen.spec.dsp_operand_problem`)."""
-    g = 1
-    for cand in range(2, pe + 1):
-        if pe % cand == 0 and packed_operand_bits(x.bits, weight_bits, cand) \
-                <= DSP_OPERAND_BITS:
-            g = cand
-    return g
-
-
-def packed_operand_bits(x_bits: int, weight_bits: int, pack: int) -> int:
-    """Signed bits of ``pack`` weights packed ``x_bits + weight_bits`` apart: the top weight's
-    bits, plus one where the lower weights' borrows can push the sum below the top field's
-    range (every weight at its minimum)."""
-    if pack == 1:
-        return weight_bits
-    return (pack - 1) * (x_bits + weight_bits) + weight_bits + 1
-
-
-def layer_dsp_pack(layer: WeightLayer, x: TensorType, pe: int) -> int:
-    """:func:`dsp_packing` of a layer on DSPs; 1 for SPRAM weights, whose image has one layout
-    whatever the mapping, and for depthwise_conv2d, whose channels never share an input
-    element."""
-    if layer.weight_memory != "rom" or isinstance(layer, DepthwiseConv2d):
-        return 1
-    return dsp_packing(x, layer.weight_bits, pe)
 
 
 def lut_mac_cost(x_bits: int, weight_bits: int) -> int:
@@ -552,9 +522,9 @@ def _auto_dsp_layers(network: Network, budget: int) -> set[str]:
         if not isinstance(layer, WeightLayer) or mac_kind(layer, x, True) != "dsp":
             continue
         pe = layer.pe or 1
+        if dsp_product_problem(layer, x, pe):
+            continue  # Yosys would keep its narrow products in logic
         if isinstance(layer, DepthwiseConv2d):
-            if unpacked_dsp_problem(x, layer.weight_bits):
-                continue  # Yosys would keep its narrow products in logic
             simd = 1
         else:
             simd = layer.simd or default_simd(layer.in_features if isinstance(layer, Dense)

@@ -43,7 +43,10 @@ __all__ = [
     "DSP_OPERAND_BITS",
     "DSP_MIN_PRODUCT_BITS",
     "dsp_operand_problem",
-    "unpacked_dsp_problem",
+    "dsp_product_problem",
+    "dsp_packing",
+    "packed_operand_bits",
+    "layer_dsp_pack",
     "REQUANTIZE_PRODUCT_BITS",
     "load",
     "save",
@@ -294,6 +297,9 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
                                f" take an add/subtract or XNOR path); leave mac = \"auto\"")
     if layer.mac == "dsp" and dsp_operand_problem(x, layer.weight_bits):
         raise where.spec_error("mac", f'"dsp": {dsp_operand_problem(x, layer.weight_bits)}')
+    if layer.mac == "dsp" and dsp_product_problem(layer, x, layer.pe or 1):
+        raise where.spec_error("mac", f'"dsp": {dsp_product_problem(layer, x, layer.pe or 1)}'
+                               f'; use "lut"')
     if layer.requantize is not None:
         if layer.thresholds is not None:
             raise where.spec_error("requantize", "a layer has thresholds or requantize, not "
@@ -555,10 +561,6 @@ class DepthwiseConv2d(_Window):
                                     f"array (one k×k filter per input channel), got {got}")
         ho, wo = self._check_window(x, where)
         bits, signed = _check_matrix_layer(self, w, x, where, pe_what="channels")
-        if self.mac == "dsp" and unpacked_dsp_problem(x, self.weight_bits):
-            raise where.spec_error("mac", f'"dsp": {unpacked_dsp_problem(x, self.weight_bits)} '
-                                   f"(a depthwise layer's channels share no input, so its "
-                                   f'products are never packed); use "lut"')
         return TensorType((ho, wo, c), bits, signed)
 
 
@@ -691,15 +693,19 @@ DSP_OPERAND_BITS = 16
 DSP_MIN_PRODUCT_BITS = 11
 
 
-def unpacked_dsp_problem(x: TensorType, weight_bits: int) -> str | None:
-    """Why single (unpacked) products of ``x`` elements and ``weight_bits``-bit weights would
-    not become DSP multipliers, or ``None`` when they would: as signed operands they must make
-    at least :data:`DSP_MIN_PRODUCT_BITS` result bits."""
-    product = x.bits + (0 if x.signed else 1) + weight_bits
+def dsp_product_problem(layer: Dense | Conv2d | DepthwiseConv2d, x: TensorType,
+                        pe: int) -> str | None:
+    """Why the products of ``layer`` on DSPs (packed as :func:`layer_dsp_pack` packs them for
+    ``pe``) would not become DSP multipliers, or ``None`` when they would: as signed operands
+    they must make at least :data:`DSP_MIN_PRODUCT_BITS` result bits."""
+    pack = layer_dsp_pack(layer, x, pe)
+    product = (packed_operand_bits(x.bits, layer.weight_bits, pack) + x.bits
+               + (0 if x.signed else 1))
     if product < DSP_MIN_PRODUCT_BITS:
-        return (f"{x.describe()} inputs × {weight_bits}-bit weights make {product}-bit "
-                f"products, and Yosys keeps products narrower than {DSP_MIN_PRODUCT_BITS} "
-                f"bits in logic on iCE40")
+        what = "products" if pack == 1 else f"packed products ({pack} per multiplier)"
+        return (f"{x.describe()} inputs × {layer.weight_bits}-bit weights make {product}-bit "
+                f"{what}, and Yosys keeps products narrower than {DSP_MIN_PRODUCT_BITS} bits "
+                f"in logic on iCE40")
     return None
 
 
@@ -711,6 +717,39 @@ def dsp_operand_problem(x: TensorType, weight_bits: int) -> str | None:
         return (f"{x.describe()} inputs × {weight_bits}-bit weights need {xbits}×{weight_bits}"
                 f"-bit signed operands, beyond the DSP's {DSP_OPERAND_BITS}×{DSP_OPERAND_BITS}")
     return None
+
+
+def dsp_packing(x: TensorType, weight_bits: int, pe: int) -> int:
+    """Products one DSP multiplier computes per cycle: ``g`` output channels that share an
+    input element, their weights packed ``x.bits + weight_bits`` bits apart into one signed
+    operand of at most :data:`DSP_OPERAND_BITS` bits (``g`` divides ``pe``). Exact: each
+    product fits its field, and the field extraction corrects the borrow of a negative lower
+    product (docs/spec.md, "DSP packing"). The operands must fit a DSP
+    (:func:`dsp_operand_problem`)."""
+    g = 1
+    for cand in range(2, pe + 1):
+        if pe % cand == 0 and packed_operand_bits(x.bits, weight_bits, cand) \
+                <= DSP_OPERAND_BITS:
+            g = cand
+    return g
+
+
+def packed_operand_bits(x_bits: int, weight_bits: int, pack: int) -> int:
+    """Signed bits of ``pack`` weights packed ``x_bits + weight_bits`` apart: the top weight's
+    bits, plus one where the lower weights' borrows can push the sum below the top field's
+    range (every weight at its minimum)."""
+    if pack == 1:
+        return weight_bits
+    return (pack - 1) * (x_bits + weight_bits) + weight_bits + 1
+
+
+def layer_dsp_pack(layer: Dense | Conv2d | DepthwiseConv2d, x: TensorType, pe: int) -> int:
+    """:func:`dsp_packing` of a layer on DSPs; 1 for SPRAM weights, whose image has one layout
+    whatever the mapping, and for depthwise_conv2d, whose channels never share an input
+    element."""
+    if layer.weight_memory != "rom" or isinstance(layer, DepthwiseConv2d):
+        return 1
+    return dsp_packing(x, layer.weight_bits, pe)
 
 
 @dataclass(eq=False)

@@ -277,7 +277,7 @@ def test_auto_mapping_uses_the_dsp_budget_where_it_saves_most():
     net = Network("m", Input((16,), 8), [
         Dense("wide", rng.integers(-128, 128, (4, 16)), 8, pe=2, simd=4,
               thresholds=np.sort(rng.integers(-99, 99, (4, 3)), axis=1)),
-        Dense("narrow", rng.integers(-2, 2, (4, 4)), 2, pe=2, simd=2),
+        Dense("narrow", rng.integers(-2, 2, (4, 4)), 2, pe=4, simd=2),  # 4 per DSP
     ])
     assert [lp.mac for lp in plan(net).layers] == ["lut", "lut"]
     assert [lp.mac for lp in plan(net, dsp_budget=8).layers] == ["dsp", "lut"]

@@ -903,8 +903,7 @@ def test_depthwise_outputs_thresholds_and_requantize():
      "the DSP's 16×16"),
     (Input((5, 5, 4), 4), dict(mac="dsp", weight_bits=4),
      'layers[0].mac: "dsp": u4 inputs × 4-bit weights make 9-bit products, and Yosys keeps '
-     "products narrower than 11 bits in logic on iCE40 (a depthwise layer's channels share no "
-     'input, so its products are never packed); use "lut"'),
+     'products narrower than 11 bits in logic on iCE40; use "lut"'),
     (Input((5, 5, 4), 8), dict(thresholds=np.zeros((3, 1), int)),
      "dw.thresholds: expected an (4, 2**out_bits - 1) integer array, got shape (3, 1)"),
     (Input((5, 5, 4), 8), dict(bias=np.zeros(3, int)), "dw.bias: shape (3,), expected (4,)"),
@@ -1177,3 +1176,17 @@ def test_mac_on_a_layer_without_products(weight_bits, input_bits, what):
     assert str(info.value) == (f"<python>: layers[0].mac: 'dsp': the layer has no "
                                f"multiplications ({what} take an add/subtract or XNOR path); "
                                f"leave mac = \"auto\"")
+
+
+@pytest.mark.parametrize("pe, message", [
+    (2, "u2 inputs × 2-bit weights make 10-bit packed products (2 per multiplier)"),
+    (1, "u2 inputs × 2-bit weights make 5-bit products"),
+])
+def test_dsp_refused_where_yosys_keeps_the_products_in_logic(pe, message):
+    w = np.ones((4, 4), dtype=np.int64)
+    with pytest.raises(SpecError) as info:
+        Network("x", Input((4,), 2), [Dense("fc", w, 2, pe=pe, mac="dsp")])
+    assert str(info.value) == (f'<python>: layers[0].mac: "dsp": {message}, and Yosys keeps '
+                               f'products narrower than 11 bits in logic on iCE40; use "lut"')
+    # four weights per multiplier make 18-bit products: accepted
+    Network("x", Input((4,), 2), [Dense("fc", w, 2, pe=4, mac="dsp")])
