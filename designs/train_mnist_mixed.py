@@ -16,7 +16,6 @@ check`` shows them as ``W<w>A<a>``::
     pool1 2×2 max                                                        → 13×13×8 u6
     conv2 3×3, 16 channels, valid    W4, BatchNorm + ReLU → u4 by thresholds
     pool2 2×2 max (the 11th row and column are dropped)                  → 5×5×16 u4
-    conv3 1×1 (pointwise), 16        W6, BatchNorm + ReLU → u4 by scale + shift
     flatten → fc1 400 → 32           W4, BatchNorm + ReLU → u6 by scale + shift
     classifier 32 → 10               W8 and bias → argmax
 
@@ -53,6 +52,9 @@ NAME = "mnist_mixed"
 EPS = 1e-4
 #: The pixel step: the float model sees x/255, the hardware the u8 pixel.
 PIXEL_STEP = 1 / 255
+#: Requantize multipliers: 12-bit signed with one shift per layer keeps their error far below
+#: an output step for these ≤ 6-bit outputs and their products narrow (docs/quantization.md).
+MULTIPLIER_BITS = 12
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,17 @@ class Block:
     pool: bool = False   # a 2×2 maxpool follows
     pe: int = 1
     simd: int = 1
+    mac: str = "auto"
 
 
+#: Folding for the iCE40 UP5K (5,280 LCs, 8 DSPs): one or two PEs per layer, since every PE
+#: has its own output stage (a multiplier or 15 comparators); conv1 is the bottleneck at
+#: 676 pixels · 9 taps · 8/2 channel groups = 24,336 cycles.
 BLOCKS = (
     Block("conv1", 3, 8, 8, 6, "requantize", pool=True, pe=2, simd=1),
-    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=2, simd=8),
-    Block("conv3", 1, 16, 6, 4, "requantize", pe=2, simd=4),
-    Block("fc1", 0, 32, 4, 6, "requantize", pe=2, simd=8),
-    Block("classifier", 0, 10, 8, 0, "raw", pe=2, simd=4),
+    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=2, simd=4, mac="lut"),
+    Block("fc1", 0, 32, 4, 6, "requantize", pe=1, simd=8),
+    Block("classifier", 0, 10, 8, 0, "raw", pe=1, simd=2),
 )
 
 
@@ -207,7 +212,8 @@ def export(p: dict, stats: dict, probe: dict, dataset: Path) -> spec.Network:
         fields: dict = {}
         if b.output == "requantize":
             fields["requantize"], fields["bias"] = quant.fold_requantize(
-                x_step * w_step, out_step, bits=b.out_bits, acc_range=acc_range, **bn)
+                x_step * w_step, out_step, bits=b.out_bits, acc_range=acc_range,
+                multiplier_bits=MULTIPLIER_BITS, common_shift=True, **bn)
         else:
             fields["thresholds"], flip = quant.fold_batchnorm(
                 **bn, acc_range=acc_range, scale=x_step * w_step,
@@ -216,7 +222,7 @@ def export(p: dict, stats: dict, probe: dict, dataset: Path) -> spec.Network:
         if b.kernel:
             c_in = x_type.shape[2]
             layer = spec.Conv2d(b.name, wq.reshape(b.out, b.kernel, b.kernel, c_in),
-                                b.weight_bits, pe=b.pe, simd=b.simd, **fields)
+                                b.weight_bits, pe=b.pe, simd=b.simd, mac=b.mac, **fields)
             layers.append(layer)
             h, w_, _ = x_type.shape
             shape = (h - b.kernel + 1, w_ - b.kernel + 1, b.out)
@@ -227,7 +233,8 @@ def export(p: dict, stats: dict, probe: dict, dataset: Path) -> spec.Network:
         else:
             if len(x_type.shape) == 3:
                 layers.append(spec.Flatten("flatten"))
-            layers.append(spec.Dense(b.name, wq, b.weight_bits, pe=b.pe, simd=b.simd, **fields))
+            layers.append(spec.Dense(b.name, wq, b.weight_bits, pe=b.pe, simd=b.simd, mac=b.mac,
+                                     **fields))
             x_type = TensorType((b.out,), b.out_bits, False)
         x_step = out_step
     layers.append(spec.Argmax("argmax"))
