@@ -174,6 +174,25 @@ def test_digits_bnn_reaches_its_stated_accuracy():
     assert correct / total >= 0.9
 
 
+def test_mnist_mixed_reaches_its_stated_accuracy():
+    """The shipped mixed-precision design: the integer accuracy its header states, on the
+    whole test split, and a mix of weight widths and both requantization forms."""
+    path = DESIGNS / "mnist_mixed.toml"
+    net = spec.load(path)
+    match = re.search(r"float (0\.\d+), integer golden model (0\.\d+)\.$", path.read_text(),
+                      re.MULTILINE)
+    assert match, "the header states the float and integer test accuracy"
+    with np.load(net.dataset, allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    assert len(y) == 10000
+    assert f"{np.mean(golden.predict(net, x) == y):.4f}" == match[2]
+    assert float(match[2]) >= 0.97
+    weighted = [la for la in net.layers if la.kind in ("conv2d", "dense")]
+    assert len({la.weight_bits for la in weighted}) > 1
+    assert any(la.requantize is not None for la in weighted)
+    assert any(la.thresholds is not None and la.thresholds.shape[1] > 1 for la in weighted)
+
+
 # Multi-bit export: weight and activation steps, requantize and uniform thresholds.
 
 
