@@ -78,7 +78,7 @@ class Block:
 #: 676 pixels · 9 taps · 8/2 channel groups = 24,336 cycles.
 BLOCKS = (
     Block("conv1", 3, 8, 8, 6, "requantize", pool=True, pe=2, simd=1),
-    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=2, simd=4, mac="lut"),
+    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=1, simd=8, mac="lut"),
     Block("fc1", 0, 32, 4, 6, "requantize", pe=1, simd=8),
     Block("classifier", 0, 10, 8, 0, "raw", pe=1, simd=2),
 )
