@@ -2,7 +2,7 @@
 
 Pure NumPy, reproducible from ``--seed``; a few minutes on two cores::
 
-    python designs/train_mnist_mixed.py --mnist ../shared/data/mnist.npz [--epochs 3] [--out designs]
+    python designs/train_mnist_mixed.py --mnist ../shared/data/mnist.npz [--epochs 3]
 
 writes ``mnist_mixed.toml`` + ``mnist_mixed.npz`` and ``mnist_mixed.test.npz`` (the 10,000-image
 test split) and prints the float and integer accuracies. ``--mnist`` takes any NPZ in
