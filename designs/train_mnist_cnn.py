@@ -220,6 +220,36 @@ def export(p: dict, stats: dict, dataset: Path) -> spec.Network:
     return spec.Network(NAME, net_input, layers, dataset=dataset)
 
 
+def train(p: dict, forward, backward, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+          *, epochs: int, batch: int, lr: float, after_step=None) -> None:
+    """Train ``p`` in place: softmax cross-entropy, Adam with a cosine learning rate from
+    ``lr`` to 0, shuffled batches of ``batch``. ``forward(p, xb)`` returns (scores, cache),
+    ``backward(p, cache, d loss/d scores)`` the gradients; ``after_step(p)`` runs after every
+    update. Prints the mean loss per epoch."""
+    start = time.perf_counter()
+    opt = Adam(p, lr)
+    steps, step = epochs * (len(x) // batch), 0
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(0, len(order) - batch + 1, batch):
+            idx = order[i:i + batch]
+            scores, cache = forward(p, x[idx])
+            s = scores - scores.max(1, keepdims=True)
+            prob = np.exp(s)
+            prob /= prob.sum(1, keepdims=True)
+            yb = y[idx]
+            losses.append(-np.log(prob[np.arange(len(yb)), yb] + 1e-12).mean())
+            prob[np.arange(len(yb)), yb] -= 1
+            grads = backward(p, cache, (prob / len(yb)).astype(np.float32))
+            opt.step(p, grads, lr * 0.5 * (1 + np.cos(np.pi * step / steps)))
+            if after_step is not None:
+                after_step(p)
+            step += 1
+        print(f"epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", required=True, help="NPZ in mnist.npz's layout")
@@ -238,29 +268,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     p = init_params(rng)
-    opt = Adam(p, args.lr)
-    steps = args.epochs * (len(x_tr) // args.batch)
-    step = 0
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x_tr))
-        losses = []
-        for i in range(0, len(order) - args.batch + 1, args.batch):
-            idx = order[i:i + args.batch]
-            scores, cache = forward(p, xf_tr[idx], train=True)
-            s = scores - scores.max(1, keepdims=True)
-            prob = np.exp(s)
-            prob /= prob.sum(1, keepdims=True)
-            y = y_tr[idx]
-            losses.append(-np.log(prob[np.arange(len(y)), y] + 1e-12).mean())
-            prob[np.arange(len(y)), y] -= 1
-            grads = backward(p, cache, (prob / len(y)).astype(np.float32))
-            lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-            opt.step(p, grads, lr)
-            for k in ("w1", "w2", "w3"):
-                np.clip(p[k], -1, 1, out=p[k])
-            step += 1
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+    def clip_latent(params: dict) -> None:  # latent binary weights stay in −1..1
+        for k in ("w1", "w2", "w3"):
+            np.clip(params[k], -1, 1, out=params[k])
+
+    train(p, lambda params, x: forward(params, x, train=True), backward, xf_tr, y_tr, rng,
+          epochs=args.epochs, batch=args.batch, lr=args.lr, after_step=clip_latent)
 
     # Population statistics over 10,000 training images, in inference mode layer by layer.
     sample = xf_tr[:10000]

@@ -42,8 +42,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from train_digits_bnn import Adam, bn_backward, bn_train  # noqa: E402
-from train_mnist_cnn import load_mnist, pool2, unpool2  # noqa: E402
+from train_digits_bnn import bn_backward, bn_train  # noqa: E402
+from train_mnist_cnn import load_mnist, pool2, train, unpool2  # noqa: E402
 
 from hwgen import golden, quant, spec  # noqa: E402
 from hwgen.numeric import TensorType  # noqa: E402
@@ -265,27 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     p = init_params(rng)
-    opt = Adam(p, args.lr)
-    steps = args.epochs * (len(x_tr) // args.batch)
-    step = 0
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x_tr))
-        losses = []
-        for i in range(0, len(order) - args.batch + 1, args.batch):
-            idx = order[i:i + args.batch]
-            scores, cache, _ = forward(p, xf_tr[idx])
-            s = scores - scores.max(1, keepdims=True)
-            prob = np.exp(s)
-            prob /= prob.sum(1, keepdims=True)
-            y = y_tr[idx]
-            losses.append(-np.log(prob[np.arange(len(y)), y] + 1e-12).mean())
-            prob[np.arange(len(y)), y] -= 1
-            grads = backward(p, cache, (prob / len(y)).astype(np.float32))
-            lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-            opt.step(p, grads, lr)
-            step += 1
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    train(p, lambda params, x: forward(params, x)[:2], backward, xf_tr, y_tr, rng,
+          epochs=args.epochs, batch=args.batch, lr=args.lr)
 
     # Population statistics, then calibration, on 10,000 training images (inference mode).
     sample = xf_tr[:10000]

@@ -34,8 +34,7 @@ def test_default_simd_known(n, simd):
 def test_default_simd_is_largest_divisor_up_to_16():
     for n in range(1, 300):
         s = default_simd(n)
-        assert 1 <= s <= 16 and n % s == 0
-        assert all(n % d for d in range(s + 1, min(n, 16) + 1)), n
+        assert s == max(d for d in range(1, 17) if n % d == 0), n
 
 
 def test_default_folding_pe1_and_default_simd():
