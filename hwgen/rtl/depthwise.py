@@ -4,17 +4,12 @@ filter per channel."""
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from ..numeric import TensorType, encode
-from ..plan import window_geometry
+from ..numeric import TensorType
 from ..spec import Dense, DepthwiseConv2d
 from .arith import dot_dsp, dot_lut
+from .conv import WindowedUnit
 from .mvu import FoldedUnit
-from .stream import element_shape, lanes_signature
-from .weights import LOAD_PORTS
-from .window import SlidingWindow
 
 __all__ = ["VectorVectorUnit", "DepthwiseConvUnit"]
 
@@ -89,7 +84,7 @@ class VectorVectorUnit(FoldedUnit):
         return partials
 
 
-class DepthwiseConvUnit(wiring.Component):
+class DepthwiseConvUnit(WindowedUnit):
     """One depthwise_conv2d layer: every window of the image through a
     :class:`VectorVectorUnit`.
 
@@ -98,34 +93,9 @@ class DepthwiseConvUnit(wiring.Component):
     window beats and computation steps match one for one.
     """
 
+    unit_name = "vvu"
+
     def __init__(self, layer: DepthwiseConv2d, in_type: TensorType, out_type: TensorType, *,
                  pe: int, mac: str = "lut"):
-        self.geometry = window_geometry(layer, in_type, pe)
-        self.pad_code = int(encode(layer.pad_value, in_type.bits, in_type.signed))
-        self.in_type = in_type
         self.vvu = VectorVectorUnit(layer, in_type, out_type, pe=pe, mac=mac)
-        self.spram = self.vvu.spram
-        members = {
-            "i_stream": In(lanes_signature(in_type, pe)),
-            "o_stream": Out(lanes_signature(out_type, pe)),
-        }
-        if self.spram:
-            members.update(LOAD_PORTS)
-        super().__init__(members)
-
-    @property
-    def spram_halfwords(self) -> int:
-        return self.vvu.spram_halfwords
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.window = window = SlidingWindow(element_shape(self.in_type), self.geometry,
-                                                     pad_code=self.pad_code)
-        m.submodules.vvu = self.vvu
-        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
-        wiring.connect(m, window.o_stream, self.vvu.i_stream)
-        wiring.connect(m, self.vvu.o_stream, wiring.flipped(self.o_stream))
-        if self.spram:
-            for port in LOAD_PORTS:
-                m.d.comb += getattr(self.vvu, port).eq(getattr(self, port))
-        return m
+        super().__init__(layer, in_type, out_type, self.vvu, lanes=pe, out_lanes=pe)
