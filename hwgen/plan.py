@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import singledispatch
 
+import numpy as np
+
 from .numeric import TensorType, width_for
 from .spec import (
     DSP_OPERAND_BITS,
@@ -34,7 +36,8 @@ from .spec import (
 )
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
-           "MVU_DEPTH", "format_table", "format_memory", "stage_capacity",
+           "MVU_DEPTH", "folded_depth", "requantize_factors", "output_steps", "format_table",
+           "format_memory", "stage_capacity",
            "dsp_packing", "packed_operand_bits", "layer_dsp_pack", "mac_kind", "lut_mac_cost"]
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
@@ -76,16 +79,51 @@ def lut_mac_cost(x_bits: int, weight_bits: int) -> int:
     return 2 * x_bits * weight_bits
 
 
-def _layer_dsps(layer: WeightLayer, x: TensorType, pe: int, simd: int) -> int:
-    """DSP multipliers of a layer mapped to DSPs: the packed products, and its requantize
-    multipliers split into 16×16 pieces (an estimate: Yosys decides the split)."""
-    count = pe // layer_dsp_pack(layer, x, pe) * simd
+def requantize_factors(layer: WeightLayer, x: TensorType) -> np.ndarray:
+    """Per output channel, the factor a folded unit multiplies its accumulator term ``q`` by
+    (:class:`hwgen.rtl.mvu.Datapath`): the multiplier scaled to the largest shift, times 2
+    for binary inputs (whose ``q`` counts matches, ``acc = 2q + offset``)."""
+    rq = layer.requantize
+    beta = 2 if x.binary else 1
+    return beta * (rq.multiplier.astype(object) << (int(rq.shift.max()) - rq.shift))
+
+
+def _signed_bits(values) -> int:
+    """Two's-complement bits that hold every integer of ``values``."""
+    bits, is_signed = width_for(int(min(values)), int(max(values)))
+    return bits + (0 if is_signed else 1)
+
+
+def output_steps(layer: WeightLayer, x: TensorType, sf: int) -> int:
+    """Cycles per output group of a folded unit's serial output stage, or 0 for the parallel
+    one. A group's sums wait SF cycles for the next group's, so when the work fits in SF
+    cycles one small circuit per lane does it step by step: a requantize multiplication
+    shift-and-add over the factor's bits, or multi-bit thresholds (n ≥ 2 bits, 2**n − 1
+    thresholds) by binary search, n compares. The serial stage adds ``steps − 1`` cycles of
+    latency and no cycles per inference."""
     if layer.requantize is not None:
+        steps = _signed_bits(requantize_factors(layer, x).tolist())
+    elif layer.thresholds is not None and layer.thresholds.shape[1] > 1:
+        steps = layer.out_bits
+    else:
+        return 0
+    return steps if steps <= sf else 0
+
+
+def folded_depth(output_steps: int) -> int:
+    """Cycles from a folded unit's last step of an output group to the group at its output:
+    :data:`MVU_DEPTH`, plus ``steps − 1`` with a serial output stage (:func:`output_steps`)."""
+    return MVU_DEPTH + max(output_steps - 1, 0)
+
+
+def _layer_dsps(layer: WeightLayer, x: TensorType, pe: int, simd: int) -> int:
+    """DSP multipliers of a layer mapped to DSPs: the packed products, and its parallel
+    requantize multipliers split into 16×16 pieces (an estimate: Yosys decides the split)."""
+    count = pe // layer_dsp_pack(layer, x, pe) * simd
+    if layer.requantize is not None and not output_steps(layer, x, layer.in_features // simd):
         lo, hi = layer.acc_bounds(x)
         qbits = width_for(int(lo.min()), int(hi.max()))[0] + 1
-        mult = layer.requantize.multiplier << (layer.requantize.shift.max()
-                                               - layer.requantize.shift)
-        fbits = width_for(int(mult.min()), int(mult.max()))[0] + 1
+        fbits = _signed_bits(requantize_factors(layer, x).tolist())
         count += pe * -(-qbits // DSP_OPERAND_BITS) * -(-fbits // DSP_OPERAND_BITS)
     return count
 
@@ -197,13 +235,20 @@ class LayerPlan:
     #: DSP multipliers used (``mac == "dsp"``), and products per multiplier.
     dsps: int = 0
     dsp_pack: int = 1
+    #: Cycles per output group of a serial output stage (:func:`output_steps`), 0 if parallel.
+    output_steps: int = 0
+
+    @property
+    def depth(self) -> int:
+        """Pipeline depth of a folded unit (:func:`folded_depth`)."""
+        return folded_depth(self.output_steps)
 
     def out_times(self, in_times: list[int]) -> list[int] | None:
         """Output beat times of one frame whose input beats arrive at ``in_times`` (output
         always ready); ``None`` where the kind has no RTL timing model yet.
 
         A dense layer starts once its whole input vector is in; each of its NF output beats
-        takes SF cycles, plus the pipeline depth ``MVU_DEPTH``. Argmax answers one cycle after
+        takes SF cycles, plus the pipeline depth (:attr:`depth`). Argmax answers one cycle after
         its last input beat; a global sum pool's output beat c one cycle after the last
         position's beat of chunk c. Flatten is wires.
         """
@@ -218,7 +263,7 @@ class LayerPlan:
         if self.kind == "dense":
             beats = self.out_type.size // self.out_lanes
             sf = self.cycles // beats
-            return [last + (j + 1) * sf + MVU_DEPTH for j in range(beats)]
+            return [last + (j + 1) * sf + self.depth for j in range(beats)]
         return [last + 1]
 
     @property
@@ -264,6 +309,7 @@ class LayerPlan:
             "in_lanes": self.in_lanes,
             "out_lanes": self.out_lanes,
             "cycles": self.cycles,
+            "output_steps": self.output_steps,
         }
 
 
@@ -355,7 +401,7 @@ class NetworkPlan:
         if self.latency is not None:
             return self.latency
         return (self.input_cycles + sum(c.cycles + 1 for c in self.converters)
-                + sum(lp.cycles + MVU_DEPTH for lp in self.layers))
+                + sum(lp.cycles + lp.depth for lp in self.layers))
 
     @property
     def bottleneck(self) -> str:
@@ -421,12 +467,14 @@ def _layer_plan(layer: object, x: TensorType, y: TensorType, in_lanes: int) -> L
 
 def _mac_fields(layer: WeightLayer, x: TensorType, pe: int, simd: int,
                 dsp: bool | None) -> dict:
-    """The ``mac``, ``dsps`` and ``dsp_pack`` of a layer with weights."""
+    """The ``mac``, ``dsps``, ``dsp_pack`` and ``output_steps`` of a layer with weights
+    (SF = in_features / SIMD steps per output group)."""
     mac = mac_kind(layer, x, dsp)
+    steps = output_steps(layer, x, layer.in_features // simd)
     if mac != "dsp":
-        return dict(mac=mac)
+        return dict(mac=mac, output_steps=steps)
     return dict(mac=mac, dsps=_layer_dsps(layer, x, pe, simd),
-                dsp_pack=layer_dsp_pack(layer, x, pe))
+                dsp_pack=layer_dsp_pack(layer, x, pe), output_steps=steps)
 
 
 @_layer_plan.register
@@ -584,11 +632,11 @@ def stage_capacity(lp: LayerPlan, layer: Layer) -> int:
     if isinstance(layer, Conv2d | DepthwiseConv2d | MaxPool):
         held += window_geometry(layer, lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
     if isinstance(layer, Conv2d):
-        held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+        held += 2 * layer.in_features + (lp.depth + 4) * (lp.pe or 1) * ratio
     if isinstance(layer, DepthwiseConv2d):  # two buffered windows of k·k·C elements
-        held += 2 * layer.in_features * layer.channels + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+        held += 2 * layer.in_features * layer.channels + (lp.depth + 4) * (lp.pe or 1) * ratio
     if isinstance(layer, Dense):
-        held += 2 * layer.in_features + (MVU_DEPTH + 4) * (lp.pe or 1) * ratio
+        held += 2 * layer.in_features + (lp.depth + 4) * (lp.pe or 1) * ratio
     if isinstance(layer, GlobalSumPool | Argmax):
         held += lp.in_type.size
     return held

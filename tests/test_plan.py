@@ -196,7 +196,7 @@ def test_weight_kb_rounds_to_three_places():
 
 LAYER_KEYS = {"name", "kind", "in_shape", "out_shape", "weight_bits", "in_bits", "in_signed",
               "out_bits", "out_signed", "macs", "weight_kb", "pe", "simd", "in_lanes",
-              "out_lanes", "cycles", "memory", "scheme", "mac", "dsps", "dsp_pack"}
+              "out_lanes", "cycles", "memory", "scheme", "mac", "dsps", "dsp_pack", "output_steps"}
 
 
 def test_to_json_keys_are_stable():
@@ -218,7 +218,8 @@ def test_to_json_values():
     fc2 = j["layers"][1]
     assert fc2 == {"name": "fc2", "kind": "dense", "in_shape": [128], "out_shape": [32],
                    "weight_bits": 4, "scheme": "W4A1", "mac": "addsub", "dsps": 0,
-                   "dsp_pack": 1, "in_bits": 1, "in_signed": False, "out_bits": 2,
+                   "dsp_pack": 1, "output_steps": 2, "in_bits": 1, "in_signed": False,
+                   "out_bits": 2,
                    "out_signed": False, "macs": 4096, "weight_kb": 2.0, "pe": 1, "simd": 16,
                    "in_lanes": 16, "out_lanes": 1, "cycles": 32 * 8,
                    "memory": {"weights_kb": {"actual": 2.0, "16": 8.0, "8": 4.0, "1": 0.5},
@@ -400,8 +401,12 @@ def test_depthwise_mac_kinds_and_dsps():
         (Input((5, 5, 4), 8), _dw(filters, 2, pe=4, mac="dsp"), "dsp", 4),   # 11-bit products
         (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp"), "dsp", 2),
         (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp",
-                                  requantize=Requantize(np.full(4, 3), np.full(4, 2), 8)),
+                                  requantize=Requantize(np.full(4, 4097), np.full(4, 14), 8)),
          "dsp", 2 + 2),
+        # a 3-bit factor fits the 9 steps of a group: shift-and-add in logic, no DSP
+        (Input((5, 5, 4), 8), _dw(filters, 8, pe=2, mac="dsp",
+                                  requantize=Requantize(np.full(4, 3), np.full(4, 2), 8)),
+         "dsp", 2),
     ]
     for inp, layer, mac, dsps in cases:
         lp = plan(Network("n", inp, [layer])).layers[0]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType, dot_bounds, width_for
-from ..plan import MVU_DEPTH, layer_dsp_pack, packed_operand_bits
+from ..plan import folded_depth, layer_dsp_pack, output_steps, packed_operand_bits
 from ..spec import Dense, Requantize
 from .arith import dot_dsp, dot_lut, popcount, sum_tree
 from .stream import lanes_signature
@@ -125,8 +125,11 @@ class FoldedUnit(wiring.Component):
     fills. Each step reads one buffer word (:meth:`_read_index`) and one weight word of
     ``pe·w_lanes`` weights and adds one partial sum per channel (:meth:`_partials`); a group's
     sums then go through the output stage (thresholds, requantize or the raw accumulator, see
-    :class:`Datapath`) into the output FIFO. A vector takes ``nf·sf`` cycles, and a group
-    leaves :data:`~hwgen.plan.MVU_DEPTH` cycles after its last step. ``i_stream.ready``
+    :class:`Datapath`) into the output FIFO. The output stage is parallel, or serial when
+    its work fits in the ``sf`` cycles between groups (:func:`~hwgen.plan.output_steps`): one
+    shift-and-add multiplier per lane for requantize, one comparator per lane doing a binary
+    search of the thresholds. A vector takes ``nf·sf`` cycles, and a group leaves
+    :attr:`depth` cycles after its last step. ``i_stream.ready``
     depends on registered state only; output backpressure stalls the computation through a
     credit counter, never combinationally.
 
@@ -154,8 +157,13 @@ class FoldedUnit(wiring.Component):
         self.mac = mac
         #: Output channels whose weights share one DSP operand.
         self.dsp_pack = dsp_pack if self.datapath.mode == "mul" and mac == "dsp" else 1
+        #: Cycles per group of the serial output stage, 0 for the parallel one
+        #: (:func:`~hwgen.plan.output_steps`).
+        self.output_steps = output_steps(layer, in_type, sf)
+        #: Cycles from a group's last step to the group at the output.
+        self.depth = folded_depth(self.output_steps)
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
-        self.fifo_depth = math.ceil(MVU_DEPTH / self.sf) + 1
+        self.fifo_depth = math.ceil(self.depth / self.sf) + 1
         self.spram = layer.weight_memory == "spram"
         members = {
             "i_stream": In(lanes_signature(in_type, lanes)),
@@ -327,17 +335,23 @@ class FoldedUnit(wiring.Component):
                 with m.If(s2_last):
                     m.d.sync += x_res.eq(x_nxt)
 
-        # Stage 4: q per channel (for a requantized output, q times the channel's factor), and
-        # the group's thresholds (or offsets, or requantize constants) read from ROM.
+        # Stage 4: the output stage. The group's sums sit in ``res`` from the cycle
+        # ``s3_valid`` marks until the next group's last step, at least ``sf`` cycles; a
+        # parallel stage writes the FIFO on ``s4_valid``, a serial one on ``out_done``.
         q_shape = _signed_shape(dp.q_range[0], dp.q_range[1] + 1)
-        q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
+        q_values = [(res[p] << 1) - x_res if dp.mode == "mask_x" else res[p] for p in range(pe)]
         s4_valid = Signal()
         m.d.sync += s4_valid.eq(s3_valid)
-        q_values = [(res[p] << 1) - x_res if dp.mode == "mask_x" else res[p] for p in range(pe)]
-        rq = self.layer.requantize
-        if rq is None:
-            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
+        steps = self.output_steps
+        out_valid = s4_valid
+        if steps:
+            step, active, out_valid = self._serial_control(m, s3_valid, steps)
+            out_nf = Signal(range(nf_count))  # the group in the serial stage
+            with m.If(s3_valid):
+                m.d.sync += out_nf.eq(s3_nf)
+            group_nf = Mux(s3_valid, s3_nf, out_nf)
 
+        rq = self.layer.requantize
         out_bits = self.out_type.bits
         lanes_out = []
         if rq is not None:
@@ -351,20 +365,31 @@ class FoldedUnit(wiring.Component):
                                                     init=self._group_words(
                                                         np.array(constants, dtype=object), cbits))
             f_r, c_r = f_rom.read_port(), c_rom.read_port()
-            m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(s3_nf)]
+            m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(out_nf if steps else s3_nf)]
             lo, hi = rq.range
             for p in range(pe):
                 factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
-                product = q_values[p] * factor if self.mac == "dsp" \
-                    else dot_lut(m, [(q_values[p], factor)], f"rq{p}")
-                prod = Signal(product.shape(), name=f"prod{p}")
-                m.d.sync += prod.eq(product)
-                scaled = Signal(signed(len(prod) + 1 if cbits <= len(prod) else cbits + 1),
-                                name=f"scaled{p}")
-                m.d.comb += scaled.eq((prod + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
+                if steps:
+                    assert steps == fbits, "hwgen.plan.output_steps counts the factor's bits"
+                    product = self._serial_product(m, s3_valid, active, step, q_values[p],
+                                                   factor, p)
+                else:
+                    value = q_values[p] * factor if self.mac == "dsp" \
+                        else dot_lut(m, [(q_values[p], factor)], f"rq{p}")
+                    product = Signal(value.shape(), name=f"prod{p}")
+                    m.d.sync += product.eq(value)
+                scaled = Signal(signed(max(len(product), cbits) + 1), name=f"scaled{p}")
+                m.d.comb += scaled.eq((product + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
                                       >> shift)
                 lanes_out.append(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled)))
+        elif self.layer.thresholds is not None and steps:
+            tq = dp.q_thresholds(self.layer.thresholds)
+            for p in range(pe):
+                lanes_out.append(self._threshold_search(m, s3_valid, active, step, q_values[p],
+                                                        tq[p::pe], s2_nf, group_nf, p))
         elif self.layer.thresholds is not None:
+            q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
+            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
             tq = dp.q_thresholds(self.layer.thresholds)
             count = tq.shape[1]
             qbits = q_shape.width
@@ -378,6 +403,8 @@ class FoldedUnit(wiring.Component):
                         .as_signed() for t in range(count)]
                 lanes_out.append(hits[0] if count == 1 else sum_tree(hits))
         else:
+            q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
+            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
             off_lo, off_hi = int(dp.offset.min()), int(dp.offset.max())
             obits = _signed_shape(off_lo, off_hi).width
             rom = Memory(shape=unsigned(pe * obits), depth=nf_count,
@@ -396,7 +423,7 @@ class FoldedUnit(wiring.Component):
             lane = Signal(out_bits, name=f"out{p}")
             m.d.comb += lane.eq(value)
             packed.append(lane)
-        m.d.comb += [out_fifo.w_en.eq(s4_valid), out_fifo.w_data.eq(Cat(*packed))]
+        m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*packed))]
         o_fire = self.o_stream.valid & self.o_stream.ready
         m.d.comb += [
             self.o_stream.valid.eq(out_fifo.r_rdy),
@@ -410,6 +437,63 @@ class FoldedUnit(wiring.Component):
             m.d.sync += pending.eq(pending - 1)
         return m
 
+
+    def _serial_control(self, m: Module, start, steps: int):
+        """The step counter of a serial output stage: ``(step, active, done)``. ``step`` is
+        the step (0 .. steps − 1) computed this cycle, step 0 in the cycle ``start`` is high;
+        ``active`` is high while a step is computed, ``done`` the cycle after the last."""
+        count = Signal(range(steps), name="out_step")
+        busy, done = Signal(name="out_busy"), Signal(name="out_done")
+        step = Mux(start, 0, count)
+        active = start | busy
+        last = step == steps - 1
+        m.d.sync += done.eq(active & last)
+        with m.If(active):
+            m.d.sync += [count.eq(Mux(last, 0, step + 1)), busy.eq(~last)]
+        return step, active, done
+
+    def _serial_product(self, m: Module, start, active, step, q, factor, p: int) -> Value:
+        """``q·factor`` by shift-and-add, one factor bit per step from the lowest, the sign
+        bit's weight subtracted: a register ``hi:lo`` starts as ``0:factor``; each step adds
+        ``±q`` to ``hi`` if ``lo``'s low bit is set and shifts the pair right by one. Valid
+        the cycle after the last step; ``q`` must hold still until then."""
+        q = Value.cast(q)
+        fbits = len(factor)
+        hi = Signal(signed(len(q) + 1), name=f"rq_hi{p}")  # |hi| ≤ |q| after every step
+        lo = Signal(fbits, name=f"rq_lo{p}")
+        src_hi, src_lo = Mux(start, 0, hi), Mux(start, factor.as_unsigned(), lo)
+        total = src_hi + Mux(src_lo[0], Mux(step == fbits - 1, -q, q), 0)
+        with m.If(active):
+            m.d.sync += [hi.eq(total >> 1), lo.eq(Cat(src_lo[1:fbits], total[0]))]
+        return Cat(lo, hi).as_signed()
+
+    def _threshold_search(self, m: Module, start, active, step, q, thresholds: np.ndarray,
+                          first_nf, group_nf, p: int) -> Value:
+        """How many of its group's thresholds ``q`` reaches, by binary search: one compare a
+        step, highest result bit first. ``thresholds[g]`` holds group ``g``'s 2**n − 1
+        ascending thresholds of this lane, in a ROM at ``g·2**n + i``; the read for step 0
+        is addressed with ``first_nf`` the cycle before ``start``, each later one from the
+        compare before it. Valid the cycle after the last step; ``q`` must hold still."""
+        n = self.out_type.bits
+        count = thresholds.shape[1]
+        tbits = _signed_shape(int(thresholds.min()), int(thresholds.max())).width
+        table = np.zeros((self.nf, 1 << n), dtype=np.int64)
+        table[:, :count] = thresholds
+        rom = Memory(shape=unsigned(tbits), depth=self.nf << n,
+                     init=[int(v) & ((1 << tbits) - 1) for v in table.reshape(-1).tolist()])
+        m.submodules[f"thresholds{p}"] = rom
+        t_r = rom.read_port()
+        found = Signal(n, name=f"th_count{p}")
+        bit = Const(1 << (n - 1), n) >> step  # the result bit this step decides
+        reached = Mux(Value.cast(q) >= t_r.data.as_signed(), bit, 0)
+        found_next = Mux(start, 0, found) | reached
+        with m.If(active):
+            m.d.sync += found.eq(found_next)
+        # step k reads index found + 2**(n−1−k) − 1: the lowest threshold the bit needs
+        next_index = (found_next | ((bit >> 1) - 1))[:n]
+        m.d.comb += t_r.addr.eq(Mux(active & (step != n - 1), Cat(next_index, group_nf),
+                                    Cat(Const((1 << (n - 1)) - 1, n), first_nf)))
+        return found
 
 class MatrixVectorUnit(FoldedUnit):
     """Folded matrix-vector unit computing one dense layer per input vector.

@@ -182,3 +182,75 @@ def test_requantize_bit_exact_under_stalls(case):
     expected = stream_beats(out, net.types[1], pe)
     got = run_stream(unit, beats, len(expected), gaps=0.4, backpressure=0.4, seed=2)
     assert got.outputs == expected
+
+
+# --- serial output stages: requantize by shift-and-add, thresholds by binary search ----------
+
+SERIAL_CASES = [
+    # id, input (size, bits, signed), weight bits, output, pe, simd
+    ("rq-u8-w8-u4", (96, 8, False), 8, "u4", 2, 2),
+    ("rq-s4-w4-s6", (64, 4, True), 4, "s6", 1, 1),
+    ("rq-bin-w1-u3-xnor", (128, 1, False), 1, "u3", 2, 2),
+    ("rq-u6-w1-s5-maskx", (96, 6, False), 1, "s5", 3, 2),
+    ("rq-bin-w8-u8-maskw", (64, 1, False), 8, "u8", 1, 1),
+    ("th-u4-w4-4bit-steps-eq-sf", (16, 4, False), 4, 4, 2, 4),
+    ("th-s8-w8-3bit", (40, 8, True), 8, 3, 1, 4),
+    ("th-bin-w1-2bit", (32, 1, False), 1, 2, 4, 16),
+]
+
+
+@pytest.mark.parametrize("case", SERIAL_CASES, ids=[c[0] for c in SERIAL_CASES])
+def test_serial_output_stage_bit_exact(case):
+    """Layers whose output work fits in SF steps get the serial stage (negative multipliers,
+    shifts that differ per channel, both clamps, every datapath mode); gaps and
+    backpressure."""
+    _, (size, bits, signed), wbits, output, pe, simd = case
+    rng = np.random.default_rng(len(case[0]) * 7 + size)
+    net, x = chain(rng, Input((size,), bits, signed),
+                   [dict(out=3 * pe, weight_bits=wbits, out_bits=output, pe=pe, simd=simd,
+                         bias=True)], count=9)
+    layer = net.layers[0]
+    unit, got, expected = run_unit(net, x, gaps=0.4, backpressure=0.4, seed=5)
+    assert unit.output_steps == (output if isinstance(output, int) else unit.output_steps) > 0
+    if layer.requantize is not None:
+        out = golden.run(net, x)[layer.name]
+        lo, hi = net.output_type.range
+        assert (out == lo).any() and (out == hi).any()
+    assert got.outputs == expected
+
+
+def test_serial_output_stage_latency():
+    """The serial stage adds steps − 1 cycles of latency and no cycles per vector."""
+    rng = np.random.default_rng(11)
+    net, x = chain(rng, Input((48,), 8), [dict(out=4, weight_bits=8, out_bits="s8", pe=1,
+                                                simd=2, bias=True)], count=5)
+    unit, got, expected = run_unit(net, x)
+    assert got.outputs == expected
+    assert unit.output_steps > 2 and unit.depth == MVU_DEPTH + unit.output_steps - 1
+    fold = unit.nf * unit.sf
+    ends = got.out_times[unit.nf - 1::unit.nf]
+    assert [b - a for a, b in zip(ends[1:], ends[2:], strict=False)] == [fold] * (len(ends) - 2)
+    assert ends[0] - got.in_times[unit.sf - 1] == fold + unit.depth
+
+
+def test_serial_thresholds_at_their_extremes():
+    """Repeated thresholds, thresholds beyond the reachable accumulator (clipped) and inputs
+    that land exactly on thresholds: the binary search counts as the golden model does."""
+    from hwgen.spec import Dense
+    rng = np.random.default_rng(3)
+    w = rng.integers(-8, 8, size=(4, 8))
+    w[0] = -8
+    x = _extreme_inputs(TensorType((8,), 4), 12, rng)
+    acc = x @ w.T
+    rows = []
+    for o in range(4):
+        t = np.sort(rng.choice(acc[:, o], size=15))
+        rows.append(t)
+    rows[1][:5] = -10**6           # never reached from below: always counted
+    rows[2][-4:] = 10**6           # never reached
+    rows[3][:] = acc[0, 3]         # one value, fifteen times
+    net = Network("t", Input((8,), 4), [Dense("fc", w, 4, thresholds=np.array(rows),
+                                               pe=2, simd=2)])
+    unit, got, expected = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=4)
+    assert unit.output_steps == 4
+    assert got.outputs == expected
