@@ -31,6 +31,20 @@ def _signed_shape(lo: int, hi: int):
     return signed(bits + (0 if is_signed else 1))
 
 
+def _saturate(value: Value, bits: int, is_signed: bool) -> Value:
+    """``value`` (signed) clamped to the ``bits``-bit unsigned or signed range, by testing the
+    bits above the range (an OR of a few LUTs, not two full-width comparators)."""
+    value = Value.cast(value)
+    sign = value[-1]
+    if is_signed:
+        upper = value[bits - 1:]
+        fits = ~upper.any() | upper.all()
+        limit = Mux(sign, 1 << (bits - 1), (1 << (bits - 1)) - 1)
+        return Mux(fits, value[:bits], limit)
+    above = value[bits:-1].any() if len(value) > bits + 1 else Const(0, 1)
+    return Mux(sign, 0, Mux(above, (1 << bits) - 1, value[:bits]))
+
+
 class Datapath:
     """How a layer's dot products are computed, and the integer ranges on the way.
 
@@ -366,7 +380,6 @@ class FoldedUnit(wiring.Component):
                                                         np.array(constants, dtype=object), cbits))
             f_r, c_r = f_rom.read_port(), c_rom.read_port()
             m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(out_nf if steps else s3_nf)]
-            lo, hi = rq.range
             for p in range(pe):
                 factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
                 if steps:
@@ -381,7 +394,7 @@ class FoldedUnit(wiring.Component):
                 scaled = Signal(signed(max(len(product), cbits) + 1), name=f"scaled{p}")
                 m.d.comb += scaled.eq((product + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
                                       >> shift)
-                lanes_out.append(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled)))
+                lanes_out.append(_saturate(scaled, out_bits, rq.signed))
         elif self.layer.thresholds is not None and steps:
             tq = dp.q_thresholds(self.layer.thresholds)
             for p in range(pe):

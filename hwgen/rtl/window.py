@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -107,15 +107,19 @@ class SlidingWindow(wiring.Component):
         advance = Signal()
         m.d.comb += advance.eq((rows_in >= need) & (~out_valid | self.o_stream.ready))
 
+        # Only a padded side can put a window position outside the image (the geometry's
+        # output size keeps every window inside the padded image), so only those are tested.
         iy, ix = row_top + ky, col_left + kx
-        pad = (iy < 0) | (iy >= g.height) | (ix < 0) | (ix >= g.width)
+        outside = [test for amount, test in zip(g.pads, (iy < 0, ix < 0, iy >= g.height,
+                                                          ix >= g.width), strict=True) if amount]
+        pad = Cat(*outside).any() if outside else Const(0, 1)
         m.d.comb += [rd.addr.eq(ky_addr + col_addr[:len(rd.addr)]), rd.en.eq(advance)]
         pad_word = 0
         for lane in range(g.lanes):
             pad_word |= (self.pad_code & ((1 << ebits) - 1)) << (lane * ebits)
         m.d.comb += [
             self.o_stream.valid.eq(out_valid),
-            self.o_stream.payload.eq(Mux(out_pad, pad_word, rd.data)),
+            self.o_stream.payload.eq(Mux(out_pad, pad_word, rd.data) if outside else rd.data),
         ]
         with m.If(advance):
             m.d.sync += [out_valid.eq(1), out_pad.eq(pad)]
