@@ -73,13 +73,13 @@ class Block:
     mac: str = "auto"
 
 
-#: Folding for the iCE40 UP5K (5,280 LCs, 8 DSPs): one or two PEs per layer, since every PE
-#: has its own output stage (a multiplier or 15 comparators); conv1 is the bottleneck at
-#: 676 pixels · 9 taps · 8/2 channel groups = 24,336 cycles.
+#: Folding for the iCE40 UP5K (5,280 LCs, 30 block RAMs, 8 DSPs): one or two PEs per layer
+#: (every PE has its own output stage) and SIMD 4 in conv2 and fc1 (SIMD 8 needs 5,509 LCs);
+#: conv2 is the bottleneck at 121 pixels · 16 channels · 72/4 steps = 34,848 cycles.
 BLOCKS = (
     Block("conv1", 3, 8, 8, 6, "requantize", pool=True, pe=2, simd=1),
-    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=1, simd=8, mac="lut"),
-    Block("fc1", 0, 32, 4, 6, "requantize", pe=1, simd=8),
+    Block("conv2", 3, 16, 4, 4, "thresholds", pool=True, pe=1, simd=4, mac="lut"),
+    Block("fc1", 0, 32, 4, 6, "requantize", pe=1, simd=4),
     Block("classifier", 0, 10, 8, 0, "raw", pe=1, simd=2),
 )
 
