@@ -48,20 +48,23 @@ sits beside an SB_LUT4 that is counted). For place and route the
 design is wrapped so that its many ports do not need pins: every input bit comes from one
 serial-in shift register and every output bit is captured into a parallel-load shift register
 (``wrapper_ffs`` flip-flops, included in the placed figures); a design whose Yosys LUT count
-exceeds the device is not placed there (``placed: false``). nextpnr: fixed seed, ``--freq``
-constraint, ``--timing-allow-fail``.
+exceeds the device is not placed there (``placed: false``), and one whose packed logic cells
+(LUTs and flip-flops that share no cell) exceed it fails in nextpnr, recorded the same way
+with nextpnr's count. nextpnr: fixed seed, ``--freq`` constraint, ``--timing-allow-fail``.
 
 Usage::
 
     python bench/generators.py [--out bench/results/generators.json] [--variant int8 int4]
         [--family ice40 ecp5] [--design nngen hwgen-folded hwgen-unrolled da4ml]
         [--seed 0] [--nngen-par 1] [--nngen-ram-bits 256] [--da4ml-cutoff 5] [--freq 50]
-        [--no-place] [--no-sim] [--sim-unrolled] [--jobs 2] [--keep DIR]
+        [--no-place] [--no-sim] [--sim-unrolled] [--jobs 2] [--keep DIR] [--merge]
 
 ``--jobs`` syntheses and placements run side by side. With ``--keep DIR`` the build folders
 stay, and a later run with the same ``--keep`` reuses every netlist (and placement) whose
 sources and Yosys script are byte-identical (the record says ``reused``); a tool that fails
-leaves an ``error`` in its record and the other cases go on.
+leaves an ``error`` in its record and the other cases go on. With ``--merge`` the run redoes
+only the cases it selects (``--variant``, ``--design``, ``--family``) and keeps the others'
+records from ``--out``; the goals are recomputed from all of them.
 
 NNgen and da4ml come with the ``bench`` extra: ``pip install -e ".[bench]"``; NNgen's cycle
 count needs Icarus Verilog (``apt-get install iverilog``).
@@ -614,7 +617,15 @@ def run_case(variant: str, info: dict, name: str, design: dict, family: str, arg
         try:
             rec.update(place(family, design, work, args.freq, reuse=rec["reused"]))
         except RuntimeError as exc:
-            rec["error"] = str(exc).strip().splitlines()[-1]
+            # nextpnr's own figure when the packed design does not fit, else its error.
+            lines = str(exc).strip().splitlines()
+            over = re.search(rf"{fam['cell']}:\s*(\d+)/\s*(\d+)", str(exc))
+            if over and int(over[1]) > int(over[2]):
+                rec["not_placed"] = (f"{int(over[1]):,} {fam['cell']} after packing; the "
+                                     f"{fam['device']} has {int(over[2]):,}")
+            else:
+                rec["error"] = next((line for line in reversed(lines)
+                                     if line.startswith("ERROR")), lines[-1])
     print(f"[{variant}] {name:14} {family:5}: {rec['lut4']} LUT4, {rec['ffs']} FF, "
           f"{rec['bram']} BRAM, {rec['dsp']} DSP, fmax {rec.get('fmax_mhz')} MHz",
           file=sys.stderr, flush=True)
@@ -717,22 +728,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2,
                         help="syntheses and place-and-route runs in parallel")
     parser.add_argument("--keep", type=Path, help="keep the build folders here")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the records in --out of the cases this run does not redo")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     order = {name: i for i, name in enumerate(DESIGNS)}
     records: list[dict] = []
+    kept, merged = [], []
+    if args.merge and args.out.exists():
+        old = json.loads(args.out.read_text())
+        redone = {(v, d, f) for v in args.variant for d in args.design for f in args.family}
+        kept = [r for r in old["cases"] if (r["variant"], r["design"], r["family"]) not in redone]
+        merged = [*old.get("merged", []), old["command"]]
+
+    def all_cases() -> list[dict]:
+        return sorted(kept + records, key=lambda r: (list(VARIANTS).index(r["variant"]),
+                                                     order[r["design"]],
+                                                     list(FAMILIES).index(r["family"])))
 
     def write(done: bool) -> None:
-        records.sort(key=lambda r: (list(VARIANTS).index(r["variant"]), order[r["design"]],
-                                    list(FAMILIES).index(r["family"])))
+        cases = all_cases()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "network": f"{IN} → {HIDDEN} → {OUT} MLP, seed {args.seed}",
             "command": "python bench/generators.py " + " ".join(argv or sys.argv[1:]),
+            # Earlier runs whose other cases this file keeps (--merge).
+            **({"merged": merged} if merged else {}),
             "complete": done, "versions": _versions(),
             "seconds": round(time.monotonic() - started, 1),
-            "cases": records, "goals": goals(records)}, indent=2, default=str) + "\n")
+            "cases": cases, "goals": goals(cases)}, indent=2, default=str) + "\n")
 
     try:
         with tempfile.TemporaryDirectory(prefix="generators-") as tmp:
@@ -753,8 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generators: {exc}", file=sys.stderr)
         return 2
     write(True)
-    goal_rows = goals(records)
-    print(table(records))
+    cases = all_cases()
+    goal_rows = goals(cases)
+    print(table(cases))
     if goal_rows:
         print()
         print(goal_table(goal_rows))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 
-__all__ = ["sum_tree", "popcount", "dot_lut", "dot_dsp", "adder_tree"]
+__all__ = ["sum_tree", "popcount", "dot_lut", "dot_dsp", "adder_tree", "csd_digits",
+           "dot_const"]
 
 
 def sum_tree(terms: list[Value]) -> Value:
@@ -218,3 +220,117 @@ def dot_dsp(m: Module, xs: list[Value], operands: list[list[Value]], pack: int, 
                 if t:
                     terms[g * pack + t].append(wire[t * field - 1])
     return [adder_tree(m, lane, f"{name}_sum{c}") for c, lane in enumerate(terms)]
+
+
+# Constant-weight dot products (docs/results.md, "hwgen next to NNgen and da4ml"):
+#
+# * In a fully unrolled unit (NF = SF = 1) every weight is used in one place only, so it is a
+#   constant of the datapath, and a product is a sum of shifted copies of the input, one per
+#   non-zero digit of the weight in canonical signed-digit form (CSD: digits −1, 0, +1, no two
+#   adjacent non-zero; on average a third of the digits are non-zero, against half of the bits
+#   in two's complement). No multiplier, no weight memory.
+# * Rows share work: a two-term sub-expression x_a ± x_b·2^d that occurs in several rows (at
+#   any shift and sign) is computed once, the most frequent first, until none occurs twice
+#   (greedy pairwise common-subexpression elimination). Shared terms can be paired again, so
+#   longer common sums grow out of pairs.
+# * Each row is then a sum of shifted, signed terms: a balanced tree of kept adders for the
+#   positive and one for the negative terms, and one subtraction. Each adder works at the
+#   smaller shift of its operands, so no kept wire has constant low bits (``synth_ecp5``
+#   rejects a carry cell with an output tied to a constant).
+
+
+def csd_digits(value: int) -> list[tuple[int, int]]:
+    """Canonical signed digits of ``value``: ``(position, digit)`` pairs, lowest position
+    first, ``digit`` ±1, with ``value = Σ digit·2**position`` and no two positions adjacent
+    (the fewest non-zero digits of any signed-digit form). ``0`` has none."""
+    digits, position = [], 0
+    while value:
+        if value & 1:
+            digit = 2 - (value & 3)  # +1 when value ≡ 1 (mod 4), −1 when value ≡ 3
+            digits.append((position, digit))
+            value -= digit
+        value >>= 1
+        position += 1
+    return digits
+
+
+def _common_pairs(rows: list[list[tuple[int, int, int]]], first: int):
+    """Greedy pairwise common-subexpression elimination on rows of terms ``(variable, shift,
+    sign)`` (a row's value is ``Σ sign·v·2**shift``). Returns the new variables as ``(t, a, b,
+    d, s)`` meaning ``v_t = v_a + s·v_b·2**d``, numbered from ``first`` in the order they must
+    be built, and the rows rewritten in them (same values). Deterministic: ties go to the
+    pair seen first."""
+    rows = [list(row) for row in rows]
+    shared, t = [], first
+
+    def pairs(row):
+        # (key, i, j): terms i and j of the row, i the lower (shift, variable).
+        for i, (va, pa, sa) in enumerate(row):
+            for j, (vb, pb, sb) in enumerate(row):
+                if (pa, va) < (pb, vb):
+                    yield (va, vb, pb - pa, sa * sb), i, j
+
+    while True:
+        counts: Counter = Counter()
+        for row in rows:
+            counts.update({key for key, _, _ in pairs(row)})
+        if not counts:
+            return shared, rows
+        key, count = counts.most_common(1)[0]
+        if count < 2:
+            return shared, rows
+        shared.append((t, *key))
+        for r, row in enumerate(rows):
+            match = next(((i, j) for k, i, j in pairs(row) if k == key), None)
+            if match is not None:
+                i, j = match
+                _, shift, sign = row[i]
+                rows[r] = [term for n, term in enumerate(row) if n not in match]
+                rows[r].append((t, shift, sign))
+        t += 1
+
+
+def _shifted_sum(m: Module, terms: list[tuple[Value, int]], name: str) -> tuple[Value, int]:
+    """``Σ v·2**shift`` over ``terms`` (``(v, shift)``) as a balanced tree of kept adders
+    named ``<name>_s<level>_<i>``, each adding at the smaller shift of its operands. Returns
+    ``(value, shift)``, meaning ``value·2**shift``; ``(0, 0)`` for no terms."""
+    level = sorted(terms, key=lambda term: term[1])
+    depth = 0
+    while len(level) > 1:
+        sums = []
+        for i in range(0, len(level) - 1, 2):
+            (a, pa), (b, pb) = level[i], level[i + 1]
+            low = min(pa, pb)
+            total = (a << (pa - low)) + (b << (pb - low))
+            wire = Signal(total.shape(), name=f"{name}_s{depth}_{i // 2}", attrs={"keep": 1})
+            m.d.comb += wire.eq(total)
+            sums.append((wire, low))
+        if len(level) % 2:
+            sums.append(level[-1])
+        level, depth = sums, depth + 1
+    return level[0] if level else (Value.cast(0), 0)
+
+
+def dot_const(m: Module, xs: list[Value], weights: list[list[int]], name: str) -> list[Value]:
+    """Per row ``o`` of the constant integer matrix ``weights``, ``Σ_k xs[k]·weights[o][k]``,
+    exact (signed), in adders only: no ``$mul`` cell, no weight memory. The structure (CSD
+    digits, shared two-term sub-expressions, one adder tree per sign) is described in the
+    comment above; every adder drives a kept wire named ``<name>_…``. Purely combinational.
+    """
+    rows = [[(k, position, digit) for k, w in enumerate(row) for position, digit
+             in csd_digits(int(w))] for row in weights]
+    shared, rows = _common_pairs(rows, len(xs))
+    var = {k: Value.cast(x) for k, x in enumerate(xs)}
+    for t, a, b, d, s in shared:
+        total = var[a] + (var[b] << d) if s > 0 else var[a] - (var[b] << d)
+        wire = Signal(total.shape(), name=f"{name}_t{t}", attrs={"keep": 1})
+        m.d.comb += wire.eq(total)
+        var[t] = wire
+    out = []
+    for o, row in enumerate(rows):
+        plus, p_shift = _shifted_sum(m, [(var[v], p) for v, p, sign in row if sign > 0],
+                                     f"{name}_{o}p")
+        minus, m_shift = _shifted_sum(m, [(var[v], p) for v, p, sign in row if sign < 0],
+                                      f"{name}_{o}n")
+        out.append((plus << p_shift) - (minus << m_shift))
+    return out

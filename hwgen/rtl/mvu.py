@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, EnableInserter, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType, dot_bounds, width_for
 from ..plan import folded_depth, layer_dsp_pack, output_steps, packed_operand_bits
 from ..spec import Dense, Requantize
-from .arith import dot_dsp, dot_lut, popcount, sum_tree
+from .arith import dot_const, dot_dsp, dot_lut, popcount, sum_tree
 from .stream import lanes_signature
 from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
 
@@ -147,6 +147,14 @@ class FoldedUnit(wiring.Component):
     depends on registered state only; output backpressure stalls the computation through a
     credit counter, never combinationally.
 
+    Fully unrolled (``nf = sf = 1``, the weights in ROM and a parallel output stage:
+    :attr:`unrolled`), a vector is one beat and the weights are constants of the datapath (no
+    weight memory). The beat waits in
+    an input register, the pipeline freezes in place while its last stage waits for room in a
+    two-entry output buffer, and there is no double buffer, credit counter or output FIFO.
+    The timing is the folded one (a vector per cycle, the same latency), and
+    ``i_stream.ready`` still depends on registered state only.
+
     Subclasses (:class:`MatrixVectorUnit`, :class:`~hwgen.rtl.depthwise.VectorVectorUnit`)
     choose the folding and provide :meth:`_read_index` and :meth:`_partials`.
 
@@ -179,6 +187,8 @@ class FoldedUnit(wiring.Component):
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
         self.fifo_depth = math.ceil(self.depth / self.sf) + 1
         self.spram = layer.weight_memory == "spram"
+        #: One step per vector and constant weights: the unrolled pipeline (see above).
+        self.unrolled = nf == sf == 1 and not self.spram and not self.output_steps
         members = {
             "i_stream": In(lanes_signature(in_type, lanes)),
             "o_stream": Out(lanes_signature(out_type, pe)),
@@ -209,6 +219,17 @@ class FoldedUnit(wiring.Component):
             words.append(word)
         return words
 
+    def _weight_words(self) -> tuple[list[int], int]:
+        """The weight words of the ``nf·sf`` steps (packed for DSPs with ``dsp_pack`` > 1),
+        and their width."""
+        wbits, pack = self.layer.weight_bits, self.dsp_pack
+        stored_bits = packed_operand_bits(self.in_type.bits, wbits, pack)
+        words = weight_words(pack_rows(self.layer.weights, pack, self.in_type.bits + wbits),
+                             stored_bits, self.pe // pack, self.w_lanes)
+        width = (self.pe * self.w_lanes * wbits if pack == 1
+                 else self.pe // pack * self.w_lanes * stored_bits)
+        return words, width
+
     def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads; ``go``
         advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
@@ -228,79 +249,95 @@ class FoldedUnit(wiring.Component):
         ebits = 1 if self.in_type.binary else self.in_type.bits
         wbits = self.layer.weight_bits
 
-        # Input double buffer: bank b holds words b·V .. b·V + V − 1 (V = vector_words).
-        m.submodules.buffer = buffer = Memory(shape=unsigned(lanes * ebits), depth=2 * words,
-                                              init=[])
-        buf_w = buffer.write_port()
-        buf_r = buffer.read_port()
-        full = Signal(2)
-        wr_bank, rd_bank = Signal(), Signal()
-        wr_idx = Signal(range(words))
-        i_fire = self.i_stream.valid & self.i_stream.ready
-        m.d.comb += [
-            self.i_stream.ready.eq(~Mux(wr_bank, full[1], full[0])),
-            buf_w.addr.eq(Mux(wr_bank, wr_idx + words, wr_idx)),
-            buf_w.data.eq(self.i_stream.payload.as_value()),
-            buf_w.en.eq(i_fire),
-        ]
-        wr_done = Signal()
-        m.d.comb += wr_done.eq(i_fire & (wr_idx == words - 1))
-        with m.If(i_fire):
-            m.d.sync += wr_idx.eq(Mux(wr_done, 0, wr_idx + 1))
-            with m.If(wr_done):
-                m.d.sync += wr_bank.eq(~wr_bank)
+        if self.unrolled:
+            # The pipeline ``m`` (stages 1–4) advances while ``advance`` is high and freezes in
+            # place otherwise; ``top`` holds the input register and the output buffer.
+            top = Module()
+            advance = Signal()
+            x, x_valid = Signal(lanes * ebits), Signal()
+            top.d.comb += self.i_stream.ready.eq(~x_valid | advance)
+            with top.If(self.i_stream.ready):
+                top.d.sync += [x.eq(self.i_stream.payload.as_value()),
+                               x_valid.eq(self.i_stream.valid)]
 
-        # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
-        if self.spram:
-            m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
-            m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
-                         w_r.load_data.eq(self.load_data)]
-            w_r_data = w_r.r_data
+            # Stage 1: the vector leaves the input register; the weight word is a constant.
+            s1_valid, s1_first, s1_last = Signal(), Const(1), Const(1)
+            s1_nf = Signal(range(nf_count))
+            x_word = Signal(lanes * ebits)
+            m.d.sync += [s1_valid.eq(x_valid), x_word.eq(x)]
+            (word,), width = self._weight_words()
+            w_word = Const(word, width)
         else:
-            pack, field = self.dsp_pack, self.in_type.bits + wbits
-            stored_bits = packed_operand_bits(self.in_type.bits, wbits, pack)
-            m.submodules.weights = weights = Memory(
-                shape=unsigned(pe * w_lanes * wbits if pack == 1 else pe // pack * w_lanes
-                               * stored_bits), depth=nf_count * sf_count,
-                init=weight_words(pack_rows(self.layer.weights, pack, field),
-                                  stored_bits, pe // pack, w_lanes))
-            w_r = weights.read_port()
-            w_r_data = w_r.data
-        nf_i = Signal(range(nf_count))
-        sf_i = Signal(range(sf_count))
-        w_addr = Signal(range(nf_count * sf_count))
-        pending = Signal(range(self.fifo_depth + 1))
-        last_sf = sf_i == sf_count - 1
-        go = Signal()
-        m.d.comb += go.eq(Mux(rd_bank, full[1], full[0]) & (~last_sf | (pending < self.fifo_depth)))
-        rd_done = Signal()
-        m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
-        rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
-        m.d.comb += [
-            buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
-            (w_r.r_addr if self.spram else w_r.addr).eq(w_addr),
-        ]
-        with m.If(go):
-            m.d.sync += [
-                sf_i.eq(Mux(last_sf, 0, sf_i + 1)),
-                w_addr.eq(Mux(rd_done, 0, w_addr + 1)),
+            # Input double buffer: bank b holds words b·V .. b·V + V − 1 (V = vector_words).
+            m.submodules.buffer = buffer = Memory(shape=unsigned(lanes * ebits), depth=2 * words,
+                                                  init=[])
+            buf_w = buffer.write_port()
+            buf_r = buffer.read_port()
+            full = Signal(2)
+            wr_bank, rd_bank = Signal(), Signal()
+            wr_idx = Signal(range(words))
+            i_fire = self.i_stream.valid & self.i_stream.ready
+            m.d.comb += [
+                self.i_stream.ready.eq(~Mux(wr_bank, full[1], full[0])),
+                buf_w.addr.eq(Mux(wr_bank, wr_idx + words, wr_idx)),
+                buf_w.data.eq(self.i_stream.payload.as_value()),
+                buf_w.en.eq(i_fire),
             ]
-            with m.If(last_sf):
-                m.d.sync += nf_i.eq(Mux(nf_i == nf_count - 1, 0, nf_i + 1))
-            with m.If(rd_done):
-                m.d.sync += rd_bank.eq(~rd_bank)
-        for bank in range(2):
-            with m.If(wr_done & (wr_bank == bank)):
-                m.d.sync += full[bank].eq(1)
-            with m.Elif(rd_done & (rd_bank == bank)):
-                m.d.sync += full[bank].eq(0)
+            wr_done = Signal()
+            m.d.comb += wr_done.eq(i_fire & (wr_idx == words - 1))
+            with m.If(i_fire):
+                m.d.sync += wr_idx.eq(Mux(wr_done, 0, wr_idx + 1))
+                with m.If(wr_done):
+                    m.d.sync += wr_bank.eq(~wr_bank)
 
-        # Stage 1: buffer and weight words arrive; one partial sum per channel.
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_nf = Signal(range(nf_count))
-        m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
-                     s1_nf.eq(nf_i)]
-        x_word, w_word = buf_r.data, w_r_data
+            # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
+            if self.spram:
+                m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
+                m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
+                             w_r.load_data.eq(self.load_data)]
+                w_r_data = w_r.r_data
+            else:
+                init, width = self._weight_words()
+                m.submodules.weights = weights = Memory(shape=unsigned(width),
+                                                        depth=nf_count * sf_count, init=init)
+                w_r = weights.read_port()
+                w_r_data = w_r.data
+            nf_i = Signal(range(nf_count))
+            sf_i = Signal(range(sf_count))
+            w_addr = Signal(range(nf_count * sf_count))
+            pending = Signal(range(self.fifo_depth + 1))
+            last_sf = sf_i == sf_count - 1
+            go = Signal()
+            m.d.comb += go.eq(Mux(rd_bank, full[1], full[0])
+                              & (~last_sf | (pending < self.fifo_depth)))
+            rd_done = Signal()
+            m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
+            rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
+            m.d.comb += [
+                buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
+                (w_r.r_addr if self.spram else w_r.addr).eq(w_addr),
+            ]
+            with m.If(go):
+                m.d.sync += [
+                    sf_i.eq(Mux(last_sf, 0, sf_i + 1)),
+                    w_addr.eq(Mux(rd_done, 0, w_addr + 1)),
+                ]
+                with m.If(last_sf):
+                    m.d.sync += nf_i.eq(Mux(nf_i == nf_count - 1, 0, nf_i + 1))
+                with m.If(rd_done):
+                    m.d.sync += rd_bank.eq(~rd_bank)
+            for bank in range(2):
+                with m.If(wr_done & (wr_bank == bank)):
+                    m.d.sync += full[bank].eq(1)
+                with m.Elif(rd_done & (rd_bank == bank)):
+                    m.d.sync += full[bank].eq(0)
+
+            # Stage 1: buffer and weight words arrive; one partial sum per channel.
+            s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+            s1_nf = Signal(range(nf_count))
+            m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
+                         s1_nf.eq(nf_i)]
+            x_word, w_word = buf_r.data, w_r_data
 
         def x_lane(k):
             v = x_word[k * ebits:(k + 1) * ebits]
@@ -325,29 +362,30 @@ class FoldedUnit(wiring.Component):
             s2_sum = Signal(x_sum.shape())
             m.d.sync += s2_sum.eq(x_sum)
 
-        # Stage 3: accumulate; the finished group's sums are held for quantization.
+        # Stage 3: accumulate (with one step per group, a step's sum is the group's); the
+        # finished group's sums are held for quantization.
+        def accumulate(part, shape, name: str):
+            if sf_count == 1:
+                return part
+            acc, nxt = Signal(shape, name=f"acc{name}"), Signal(shape, name=f"acc_next{name}")
+            m.d.comb += nxt.eq(Mux(s2_first, 0, acc) + part)
+            with m.If(s2_valid):
+                m.d.sync += acc.eq(nxt)
+            return nxt
+
         acc_shape = _shape(*dp.acc_range)
-        acc = [Signal(acc_shape, name=f"acc{p}") for p in range(pe)]
         res = [Signal(acc_shape, name=f"res{p}") for p in range(pe)]
         s3_valid = Signal()
         s3_nf = Signal(range(nf_count))
         m.d.sync += [s3_valid.eq(s2_valid & s2_last), s3_nf.eq(s2_nf)]
-        for p in range(pe):
-            nxt = Signal(acc_shape, name=f"acc_next{p}")
-            m.d.comb += nxt.eq(Mux(s2_first, 0, acc[p]) + s2_part[p])
-            with m.If(s2_valid):
-                m.d.sync += acc[p].eq(nxt)
-                with m.If(s2_last):
-                    m.d.sync += res[p].eq(nxt)
+        sums = [accumulate(s2_part[p], acc_shape, str(p)) for p in range(pe)]
+        with m.If(s2_valid & s2_last):
+            m.d.sync += [reg.eq(value) for reg, value in zip(res, sums, strict=True)]
         if dp.mode == "mask_x":
-            sum_shape = _shape(*dp.sum_range)
-            x_acc, x_res = Signal(sum_shape), Signal(sum_shape)
-            x_nxt = Signal(sum_shape)
-            m.d.comb += x_nxt.eq(Mux(s2_first, 0, x_acc) + s2_sum)
-            with m.If(s2_valid):
-                m.d.sync += x_acc.eq(x_nxt)
-                with m.If(s2_last):
-                    m.d.sync += x_res.eq(x_nxt)
+            x_res = Signal(_shape(*dp.sum_range))
+            x_sum_group = accumulate(s2_sum, x_res.shape(), "_x")
+            with m.If(s2_valid & s2_last):
+                m.d.sync += x_res.eq(x_sum_group)
 
         # Stage 4: the output stage. The group's sums sit in ``res`` from the cycle
         # ``s3_valid`` marks until the next group's last step, at least ``sf`` cycles; a
@@ -429,13 +467,18 @@ class FoldedUnit(wiring.Component):
                 off = o_r.data[p * obits:(p + 1) * obits].as_signed()
                 lanes_out.append((q[p] << (dp.beta - 1)) + off)  # beta is 1 or 2
 
-        # Output FIFO; ``pending`` counts groups issued and not yet read out.
-        m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)
         packed = []
         for p, value in enumerate(lanes_out):
             lane = Signal(out_bits, name=f"out{p}")
             m.d.comb += lane.eq(value)
             packed.append(lane)
+        if self.unrolled:
+            self._output_buffer(top, Cat(*packed), out_valid, advance)
+            top.submodules.pipeline = EnableInserter(advance)(m)
+            return top
+
+        # Output FIFO; ``pending`` counts groups issued and not yet read out.
+        m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)
         m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*packed))]
         o_fire = self.o_stream.valid & self.o_stream.ready
         m.d.comb += [
@@ -450,6 +493,26 @@ class FoldedUnit(wiring.Component):
             m.d.sync += pending.eq(pending - 1)
         return m
 
+    def _output_buffer(self, m: Module, data, valid, advance) -> None:
+        """The unrolled unit's output: ``data`` leaves its pipeline's last stage when that
+        stage is ``valid`` and the pipeline advances, into a head register (``o_stream``) or,
+        while the head waits for ``o_stream.ready``, a second register. ``advance`` drops only
+        while that second register is full and another beat waits; it reads registers only,
+        so ``o_stream.ready`` reaches no further than these two registers."""
+        head, spare = Signal(len(data), name="out_head"), Signal(len(data), name="out_spare")
+        head_valid, spare_valid = Signal(name="out_head_valid"), Signal(name="out_spare_valid")
+        push = valid & ~spare_valid
+        m.d.comb += [
+            advance.eq(~(valid & spare_valid)),
+            self.o_stream.valid.eq(head_valid),
+            self.o_stream.payload.eq(head),
+        ]
+        with m.If(~head_valid | self.o_stream.ready):
+            m.d.sync += [head.eq(Mux(spare_valid, spare, data)),
+                         head_valid.eq(spare_valid | push),
+                         spare_valid.eq(0)]
+        with m.Elif(push):
+            m.d.sync += [spare.eq(data), spare_valid.eq(1)]
 
     def _serial_control(self, m: Module, start, steps: int):
         """The step counter of a serial output stage: ``(step, active, done)``. ``step`` is
@@ -555,6 +618,10 @@ class MatrixVectorUnit(FoldedUnit):
         dp, pe, simd = self.datapath, self.pe, self.simd
         if dp.mode == "mul" and self.mac == "dsp":
             return self._dsp_partials(m, x_lane, w_word)
+        if dp.mode == "mul" and self.unrolled:
+            # Constant weights: shift-and-add with shared terms instead of products.
+            return dot_const(m, [x_lane(k) for k in range(simd)],
+                             self.layer.weights.tolist(), "cmvm")
         partials = []
         for p in range(pe):
             if dp.mode == "xnor":

@@ -1,4 +1,5 @@
-"""popcount and sum_tree are exact (Amaranth simulator), at every width that matters."""
+"""popcount, sum_tree and the dot products are exact (Amaranth simulator), at every width that
+matters; canonical signed digits and the shared sub-expressions keep every value."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 import pytest
 from amaranth import Module, Signal, signed
 from amaranth.sim import Simulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwgen.rtl.arith import popcount, sum_tree
 
@@ -228,3 +231,105 @@ def test_dot_dsp_unpacks_every_channel(xbits, xsigned, wbits, pack):
     expected = [[sum(xs[k] * wss[k][t] for k in range(lanes)) for t in range(pack)]
                 for xs, wss in cases]
     assert got == expected
+
+
+# --- constant-weight dot products: canonical signed digits, shared sub-expressions --------------
+
+
+@given(st.integers(-(1 << 40), 1 << 40))
+@settings(max_examples=500, deadline=None)
+def test_csd_digits_are_canonical(value):
+    from hwgen.rtl.arith import csd_digits
+
+    digits = csd_digits(value)
+    assert sum(d << p for p, d in digits) == value
+    assert all(d in (-1, 1) for _, d in digits)
+    positions = [p for p, _ in digits]
+    assert all(b - a >= 2 for a, b in zip(positions, positions[1:], strict=False))
+    # Never more non-zero digits than binary (CSD has the fewest of any signed-digit form).
+    assert len(digits) <= abs(value).bit_count()
+
+
+def test_csd_digits_examples():
+    from hwgen.rtl.arith import csd_digits
+
+    assert csd_digits(0) == []
+    assert csd_digits(7) == [(0, -1), (3, 1)]
+    assert csd_digits(-128) == [(7, -1)]
+    assert csd_digits(127) == [(0, -1), (7, 1)]
+    assert csd_digits(-3) == [(0, 1), (2, -1)]
+
+
+_terms = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6), st.sampled_from([-1, 1])),
+                  max_size=8)
+
+
+@given(st.lists(_terms, max_size=6), st.lists(st.integers(-50, 50), min_size=6, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_common_pairs_keep_every_row_and_leave_no_pair_twice(rows, values):
+    from hwgen.rtl.arith import _common_pairs
+
+    # One term per (variable, shift) in a row, as CSD digits give.
+    rows = [list({(v, p): (v, p, s) for v, p, s in row}.values()) for row in rows]
+    shared, rewritten = _common_pairs(rows, len(values))
+    var = dict(enumerate(values))
+    for t, a, b, d, s in shared:
+        assert t not in var and a in var and b in var
+        var[t] = var[a] + s * (var[b] << d)
+    value = lambda row: sum(s * (var[v] << p) for v, p, s in row)  # noqa: E731
+    assert [value(row) for row in rewritten] == [value(row) for row in rows]
+    keys = [{(va, vb, pb - pa, sa * sb) for va, pa, sa in row for vb, pb, sb in row
+             if (pa, va) < (pb, vb)} for row in rewritten]
+    assert all(sum(key in other for other in keys) < 2 for row in keys for key in row)
+
+
+def _dot_const_rtl(weights: list[list[int]], xbits: int, xsigned: bool,
+                   vectors: list[list[int]]) -> list[list[int]]:
+    from hwgen.rtl.arith import dot_const
+
+    lanes = len(weights[0])
+    return _dot_rtl(lambda m, s: dot_const(m, s, weights, "c"), [(xbits, xsigned)] * lanes,
+                    vectors)
+
+
+DOT_CONST_CASES = [
+    # id, weights (rows), input bits, input signed
+    ("w8-extremes-signed", [[-128] * 5, [127] * 5, [-128, 127, -128, 127, 0], [0] * 5,
+                            [-1, 1, -1, 1, -1]], 8, True),
+    ("w8-extremes-unsigned", [[-128] * 5, [127] * 5, [127, -128, 0, 1, -1], [0] * 5], 8, False),
+    ("repeated-rows", [[37, -91, 5, 0, 113, -2]] * 4 + [[-37, 91, -5, 0, -113, 2]], 6, True),
+    ("w16", [[-32768, 32767, 12345, -4321], [21845, -21846, 1, -1], [0, 0, 0, 0]], 8, False),
+    ("w16-signed-x", [[-32768, 32767, -32768, 32767], [255, -256, 4097, -8191]], 5, True),
+    ("one-column", [[3], [-3], [0], [96]], 1, False),
+]
+
+
+@pytest.mark.parametrize("case", DOT_CONST_CASES, ids=[c[0] for c in DOT_CONST_CASES])
+def test_dot_const_is_exact(case):
+    """Every row against Python integers: the extreme input vectors and random
+    ones, so every adder's full range is seen."""
+    _, weights, xbits, xsigned = case
+    xr = _operand_range(xbits, xsigned)
+    lanes = len(weights[0])
+    rng = random.Random(len(weights) * 10 + xbits)
+    vectors = [[min(xr)] * lanes, [max(xr)] * lanes,
+               [min(xr) if k % 2 else max(xr) for k in range(lanes)],
+               [max(xr) if k % 2 else min(xr) for k in range(lanes)]]
+    vectors += [[rng.choice(xr) for _ in range(lanes)] for _ in range(200)]
+    got = _dot_const_rtl(weights, xbits, xsigned, vectors)
+    assert got == [[sum(w * x for w, x in zip(row, v, strict=True)) for row in weights]
+                   for v in vectors]
+
+
+def test_dot_const_random_matrices():
+    """Random 8-bit matrices with signed and unsigned inputs (several weights repeat, so
+    sub-expressions are shared across rows)."""
+    rng = random.Random(11)
+    for xsigned in (True, False):
+        weights = [[rng.randint(-128, 127) for _ in range(8)] for _ in range(12)]
+        weights[3] = list(weights[7])
+        xr = _operand_range(8, xsigned)
+        vectors = [[rng.choice(xr) for _ in range(8)] for _ in range(150)]
+        got = _dot_const_rtl(weights, 8, xsigned, vectors)
+        assert got == [[sum(w * x for w, x in zip(row, v, strict=True)) for row in weights]
+                       for v in vectors]

@@ -2,12 +2,16 @@
 """MatrixVectorUnit in Amaranth's simulator: every datapath mode and output kind, bit-exact
 against the golden model under gaps and backpressure, with exact cycle counts."""
 
+import random
+
 import numpy as np
 import pytest
+from amaranth import Value
+from amaranth.sim import Simulator
 
 from hwgen import golden
 from hwgen.numeric import TensorType
-from hwgen.plan import MVU_DEPTH
+from hwgen.plan import MVU_DEPTH, plan
 from hwgen.rtl.mvu import MatrixVectorUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
@@ -254,3 +258,87 @@ def test_serial_thresholds_at_their_extremes():
     unit, got, expected = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=4)
     assert unit.output_steps == 4
     assert got.outputs == expected
+
+
+# --- fully unrolled: PE = out_features, SIMD = in_features (constant weights) -------------------
+
+UNROLLED_CASES = [
+    # id, input (size, bits, signed), weight bits, output (None raw, int thresholds, "u4"
+    # requantize), outputs, mac
+    ("mul-s8-w8-raw", (16, 8, True), 8, None, 6, "lut"),
+    ("mul-u4-w4-thresholds", (10, 4, False), 4, 2, 5, "lut"),
+    ("mul-s4-w4-requantize", (12, 4, True), 4, "u3", 8, "lut"),
+    ("mul-u8-w16-raw", (5, 8, False), 16, None, 3, "lut"),
+    ("mul-u4-w4-dsp", (6, 4, False), 4, None, 4, "dsp"),
+    ("xnor-1bit", (24, 1, False), 1, 1, 7, "lut"),
+    ("maskx-u3-requantize", (9, 3, False), 1, "s5", 4, "lut"),
+]
+
+
+def _unrolled(case, count: int):
+    _, (size, bits, signed), wbits, out_bits, out, mac = case
+    rng = np.random.default_rng(sum(map(ord, case[0])))
+    net, x = chain(rng, Input((size,), bits, signed),
+                   [dict(out=out, weight_bits=wbits, out_bits=out_bits, pe=out, simd=size,
+                         bias=True)], count=count)
+    layer = net.layers[0]
+    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=out, simd=size, mac=mac)
+    assert unit.unrolled
+    beats = stream_beats(x, net.types[0], size)
+    expected = stream_beats(golden.run(net, x)[layer.name], net.types[1], out)
+    return net, unit, beats, expected
+
+
+@pytest.mark.parametrize("case", UNROLLED_CASES, ids=[c[0] for c in UNROLLED_CASES])
+def test_unrolled_bit_exact_under_stalls(case):
+    """Constant weights (no weight memory), one beat per vector: bit-exact against the golden
+    model under random input gaps and output backpressure, and without either."""
+    _, unit, beats, expected = _unrolled(case, count=40)
+    for gaps, backpressure, seed in [(0.5, 0.5, 1), (0.0, 0.7, 2), (0.6, 0.0, 3), (0.0, 0.0, 4)]:
+        got = run_stream(unit, beats, len(expected), gaps=gaps, backpressure=backpressure,
+                         seed=seed)
+        assert got.outputs == expected, (gaps, backpressure)
+
+
+@pytest.mark.parametrize("case", UNROLLED_CASES[:3], ids=[c[0] for c in UNROLLED_CASES[:3]])
+def test_unrolled_cycles_follow_the_model(case):
+    """Back to back, one vector per cycle; every vector leaves when hwgen.plan says."""
+    net, unit, beats, expected = _unrolled(case, count=12)
+    got = run_stream(unit, beats, len(expected))
+    assert got.outputs == expected
+    assert got.in_times == list(range(len(beats)))
+    layer_plan = plan(net).layers[0]
+    assert layer_plan.cycles == 1
+    assert got.out_times == [layer_plan.out_times([t])[-1] for t in got.in_times]
+
+
+def test_unrolled_ready_ignores_output_ready():
+    """``i_stream.ready`` depends on registered state only: in every cycle of random traffic
+    both values of ``o_stream.ready`` give the same ``i_stream.ready``; the data stays exact."""
+    _, unit, beats, expected = _unrolled(UNROLLED_CASES[2], count=30)
+    rng = random.Random(5)
+    outputs = []
+
+    async def bench(ctx):
+        sent = 0
+        for _ in range(20 * len(expected)):
+            ctx.set(unit.i_stream.valid, sent < len(beats) and rng.random() < 0.7)
+            ctx.set(Value.cast(unit.i_stream.payload), beats[min(sent, len(beats) - 1)])
+            ready = []
+            for o_ready in (0, 1):
+                ctx.set(unit.o_stream.ready, o_ready)
+                ready.append(ctx.get(unit.i_stream.ready))
+            assert ready[0] == ready[1]
+            ctx.set(unit.o_stream.ready, rng.random() < 0.4)
+            _, _, i_fire, o_fire, payload = await ctx.tick().sample(
+                unit.i_stream.valid & unit.i_stream.ready,
+                unit.o_stream.valid & unit.o_stream.ready, Value.cast(unit.o_stream.payload))
+            sent += i_fire
+            if o_fire:
+                outputs.append(payload)
+
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert outputs == expected
