@@ -9,7 +9,10 @@ field. docs/spec.md documents the TOML schema and the numeric contract.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
+import stat
 import tomllib
 import zipfile
 from collections.abc import Callable
@@ -62,7 +65,7 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         where = f"{self.source}: {self.field}" if self.field else self.source
-        return f"{where}: {self.message}"
+        return _printable(f"{where}: {self.message}")  # one line, whatever the names hold
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,92 @@ class Where:
         return SpecError(self.arrays, key, message)
 
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: Longest network or layer name: names become Verilog identifiers (the top module, ports such
+#: as ``tap_<layer>_fire``) and file and folder names (``build/<network>-<board>``).
+MAX_NAME = 64
+#: Most elements the weights file may hold, all its arrays together, and most elements of any
+#: tensor of a network (its input and every layer's output). The NPZ's .npy headers are checked
+#: against it before any array is read. The largest shipped design (cnv_w1a1) holds 1.5 million
+#: weights; no Lattice FPGA hwgen targets stores more than a few million bits.
+MAX_ELEMENTS = 1 << 24
+#: Most dimensions of the network input: (N,), (H, W) or (H, W, C).
+MAX_INPUT_DIMS = 3
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, shortened when long (a field may hold a huge value)."""
+    try:
+        text = repr(value)
+    except RecursionError:  # a deeply nested list
+        text = f"<a deeply nested {type(value).__name__}>"
+    if len(text) > limit:
+        size = f", {len(value):,} items" if isinstance(value, list | tuple | dict) else ""
+        size = f", {len(value):,} characters" if isinstance(value, str) else size
+        text = f"{text[:limit]}… ({type(value).__name__}{size})"
+    return text
+
+
+def _reason(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a message."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    if not isinstance(exc, OSError | ValueError) or not str(exc):
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, so that a message stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _is_int(value: object) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+def _check_name(value: object, key: str, where: Where | None = None,
+                source: str = "") -> str:
+    """A network or layer name: a lower-case identifier of at most :data:`MAX_NAME`
+    characters (it becomes Verilog identifiers and file names)."""
+    if isinstance(value, str) and _NAME.fullmatch(value) and len(value) <= MAX_NAME:
+        return value
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        message = f"{len(value)} characters, at most {MAX_NAME} (the name becomes Verilog " \
+                  f"identifiers and file names): {_show(value)}"
+    else:
+        message = f"expected a lower-case identifier ([a-z][a-z0-9_]*), got {_show(value)}"
+    if where is None:
+        raise SpecError(source, key, message)
+    raise where.spec_error(key, message)
+
+
+def _check_bool(value: object, key: str, where: Where) -> bool:
+    if not _is_bool(value):
+        raise where.spec_error(key, f"expected true or false, got {_show(value)}")
+    return bool(value)
+
+
+def _check_choice(value: object, key: str, where: Where, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise where.spec_error(key, f"expected one of {', '.join(map(repr, choices))}, got "
+                               f"{_show(value)}")
+    return value
+
+
+def _check_inputs(value: object, where: Where) -> tuple[str, ...]:
+    """A layer's ``inputs``: a tuple or list of tensor names (maybe empty)."""
+    if not isinstance(value, tuple | list) or not all(isinstance(v, str) for v in value):
+        raise where.spec_error("inputs", f"expected a list of tensor names, got "
+                               f"{_show(value)}")
+    return tuple(value)
 
 
 def _check_int_array(a: object, key: str, where: Where, shape: tuple[int, ...]) -> np.ndarray:
@@ -98,9 +186,23 @@ def _check_int_array(a: object, key: str, where: Where, shape: tuple[int, ...]) 
 
 
 def _check_positive(value: object, key: str, where: Where) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise where.spec_error(key, f"expected a positive integer, got {value!r}")
-    return value
+    """A positive integer (a NumPy integer is taken as the Python int of its value)."""
+    if not _is_int(value) or value < 1:
+        raise where.spec_error(key, f"expected a positive integer, got {_show(value)}")
+    return int(value)
+
+
+def _check_bits(value: object, key: str, where: Where, lo: int = 1, hi: int = 16,
+                note: str = "") -> int:
+    if not _is_int(value) or not lo <= value <= hi:
+        raise where.spec_error(key, f"expected an integer {lo}..{hi}{note}, got {_show(value)}")
+    return int(value)
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    """Store a checked (normalized) field on a frozen spec dataclass."""
+    if getattr(obj, name) is not value:
+        object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,20 +220,27 @@ class Input:
     lanes: int | None = None
 
     def check(self, where: Where) -> TensorType:
+        """Every field checked (NumPy integers and bools stored as Python ones); the input's
+        tensor type."""
         if not isinstance(self.shape, tuple) or not self.shape:
             raise where.spec_error("shape", f"expected a list of positive integers, got "
-                                   f"{self.shape!r}")
-        for dim in self.shape:
-            _check_positive(dim, "shape", where)
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int) \
-                or not 1 <= self.bits <= 16:
-            raise where.spec_error("bits", f"expected an integer 1..16, got {self.bits!r}")
+                                   f"{_show(self.shape)}")
+        if len(self.shape) > MAX_INPUT_DIMS:
+            raise where.spec_error("shape", f"{len(self.shape)} dimensions, expected 1 to "
+                                   f"{MAX_INPUT_DIMS}: (N,), (H, W) or (H, W, C)")
+        shape = tuple(_check_positive(dim, "shape", where) for dim in self.shape)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise where.spec_error("shape", f"{shape} has {math.prod(shape):,} elements, more "
+                                   f"than the {MAX_ELEMENTS:,} a tensor may hold")
+        _set(self, "shape", shape)
+        _set(self, "bits", _check_bits(self.bits, "bits", where))
+        _set(self, "signed", _check_bool(self.signed, "signed", where))
         if self.lanes is not None:
-            _check_positive(self.lanes, "lanes", where)
-            if self.shape[-1] % self.lanes:
+            _set(self, "lanes", _check_positive(self.lanes, "lanes", where))
+            if shape[-1] % self.lanes:
                 raise where.spec_error("lanes", f"{self.lanes} does not divide the last "
-                                       f"dimension {self.shape[-1]} of the input")
-        return TensorType(tuple(self.shape), self.bits, bool(self.signed))
+                                       f"dimension {shape[-1]} of the input")
+        return TensorType(shape, self.bits, self.signed)
 
 
 #: Signed bits that every reachable ``acc·multiplier + rounding`` of a requantize fits in.
@@ -250,10 +359,7 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
     given; its first axis is the output channel. ``pe_what`` names the output channels in the
     message when ``pe`` does not divide them; a layer without ``simd`` skips that check."""
     key = f"{layer.name}.weights"
-    if isinstance(layer.weight_bits, bool) or not isinstance(layer.weight_bits, int) \
-            or not 1 <= layer.weight_bits <= 16:
-        raise where.spec_error("weight_bits",
-                               f"expected an integer 1..16, got {layer.weight_bits!r}")
+    _set(layer, "weight_bits", _check_bits(layer.weight_bits, "weight_bits", where))
     w = _check_int_array(w, key, where, w.shape)
     if layer.weight_bits == 1:
         bad = ~np.isin(w, (-1, 1))
@@ -275,22 +381,24 @@ def _check_matrix_layer(layer, w: np.ndarray, x: TensorType, where: Where, *,
         if ((b >= 1 << 31) | (b <= -(1 << 31))).any():
             raise where.array_error(f"{layer.name}.bias", "bias values must fit in 32 bits")
         object.__setattr__(layer, "bias", b)
-    if layer.weight_memory not in WEIGHT_MEMORIES:
-        raise where.spec_error("weight_memory", f"expected one of "
-                               f"{', '.join(map(repr, WEIGHT_MEMORIES))}, got "
-                               f"{layer.weight_memory!r}")
+    reach = int(np.abs(w.reshape(out, -1)).sum(axis=1).max()) * max(-x.range[0], x.range[1])
+    reach += int(np.abs(layer.bias).max()) if layer.bias is not None else 0
+    if reach >= 1 << 63:  # every partial sum of the golden model's int64 dot products is exact
+        raise SpecError(where.spec, where.prefix, f"accumulators reach ±{reach} "
+                        f"({x.describe()} inputs × {layer.weight_bits}-bit weights), beyond "
+                        f"64-bit signed integers; quantize the input (thresholds or "
+                        f"requantize on the layer before)")
+    _check_choice(layer.weight_memory, "weight_memory", where, WEIGHT_MEMORIES)
     if layer.pe is not None:
-        _check_positive(layer.pe, "pe", where)
+        _set(layer, "pe", _check_positive(layer.pe, "pe", where))
         if out % layer.pe:
             raise where.spec_error("pe", f"{layer.pe} does not divide {pe_what} {out}")
     if getattr(layer, "simd", None) is not None:
-        _check_positive(layer.simd, "simd", where)
+        _set(layer, "simd", _check_positive(layer.simd, "simd", where))
         if simd_divides % layer.simd:
             raise where.spec_error("simd", f"{layer.simd} does not divide {simd_what} "
                                    f"{simd_divides}")
-    if layer.mac not in MAC_KINDS:
-        raise where.spec_error("mac", f"expected one of {', '.join(map(repr, MAC_KINDS))}, "
-                               f"got {layer.mac!r}")
+    _check_choice(layer.mac, "mac", where, MAC_KINDS)
     if layer.mac != "auto" and (layer.weight_bits == 1 or x.binary):
         raise where.spec_error("mac", f"{layer.mac!r}: the layer has no multiplications "
                                f"({'binary weights' if layer.weight_bits == 1 else 'binary inputs'}"
@@ -320,11 +428,9 @@ def _check_requantize(layer, channels: int, x: TensorType, where: Where) -> None
     if not isinstance(rq, Requantize):
         raise where.spec_error("requantize", f"expected a hwgen.spec.Requantize, got "
                                f"{type(rq).__name__}")
-    if isinstance(rq.bits, bool) or not isinstance(rq.bits, int) or not 2 <= rq.bits <= 16:
-        raise where.spec_error("out_bits", f"expected an integer 2..16 for a requantized "
-                               f"output (1-bit outputs use thresholds), got {rq.bits!r}")
-    if not isinstance(rq.signed, bool):
-        raise where.spec_error("out_signed", f"expected true or false, got {rq.signed!r}")
+    bits = _check_bits(rq.bits, "out_bits", where, 2, 16, " for a requantized output (1-bit "
+                       "outputs use thresholds)")
+    signed = _check_bool(rq.signed, "out_signed", where)
     m = _check_int_array(rq.multiplier, f"{layer.name}.multiplier", where, (channels,))
     s = _check_int_array(rq.shift, f"{layer.name}.shift", where, (channels,))
     for key, values, lo, hi in (("multiplier", m, -(1 << 31) + 1, (1 << 31) - 1),
@@ -344,7 +450,7 @@ def _check_requantize(layer, channels: int, x: TensorType, where: Where) -> None
                                     f"{lo}..{hi}, multiplier {mo}), beyond "
                                     f"{REQUANTIZE_PRODUCT_BITS}-bit signed; use a smaller "
                                     f"multiplier and shift")
-    object.__setattr__(layer, "requantize", Requantize(m, s, rq.bits, rq.signed))
+    object.__setattr__(layer, "requantize", Requantize(m, s, bits, signed))
 
 
 def _check_thresholds(layer, channels: int, where: Where) -> np.ndarray:
@@ -375,6 +481,12 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _check_kernel_size(w: object, key: str, where: Where) -> None:
+    """Refuses the weights of a sliding-window layer whose kernel is 0×0."""
+    if isinstance(w, np.ndarray) and w.ndim >= 3 and w.shape[1] == w.shape[2] == 0:
+        raise where.array_error(key, f"shape {w.shape}: a 0×0 kernel, expected k ≥ 1")
+
+
 class _Window:
     """What the sliding-window layers (conv2d, depthwise_conv2d) share: padding geometry and the
     checks of stride, padding and pad value against the input."""
@@ -392,15 +504,18 @@ class _Window:
         (H, W, C) input ``x`` (the kernel comes from weights already checked); returns the
         output's (height, width)."""
         h, w_, _ = x.shape
-        _check_positive(self.stride, "stride", where)
-        if self.padding not in ("valid", "same"):
+        _set(self, "stride", _check_positive(self.stride, "stride", where))
+        if not isinstance(self.padding, str) or self.padding not in ("valid", "same"):
             raise where.spec_error("padding", f'expected "valid" or "same", got '
-                                   f"{self.padding!r}")
+                                   f"{_show(self.padding)}")
         lo, hi = x.range
+        expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
+        if not _is_int(self.pad_value):  # checked even where unused: save() writes it
+            raise where.spec_error("pad_value", f"expected {expected}, got "
+                                   f"{_show(self.pad_value)}")
+        _set(self, "pad_value", int(self.pad_value))
         padded = self.padding == "same" and any(self.pads(h, w_))
-        if padded and (isinstance(self.pad_value, bool) or not isinstance(self.pad_value, int)
-                       or not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0)):
-            expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
+        if padded and (not lo <= self.pad_value <= hi or (x.binary and self.pad_value == 0)):
             raise where.spec_error("pad_value", f"expected {expected}, got {self.pad_value!r}")
         k = self.kernel
         top, left, bottom, right = self.pads(h, w_)
@@ -481,7 +596,8 @@ class Conv2d(_Window):
         key = f"{self.name}.weights"
         w = self.weights
         if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[1] != w.shape[2] \
-                or w.shape[3] != c or w.shape[0] < 1:
+                or w.shape[3] != c or w.shape[0] < 1 or w.shape[1] < 1:
+            _check_kernel_size(w, key, where)
             got = getattr(w, "shape", None) or type(w).__name__
             raise where.array_error(key, f"expected an (out_channels, k, k, {c}) integer "
                                     f"array, got {got}")
@@ -556,6 +672,7 @@ class DepthwiseConv2d(_Window):
         w = self.weights
         if not isinstance(w, np.ndarray) or w.ndim != 3 or w.shape[1] != w.shape[2] \
                 or w.shape[0] != c or w.shape[1] < 1:
+            _check_kernel_size(w, f"{self.name}.weights", where)
             got = getattr(w, "shape", None) or type(w).__name__
             raise where.array_error(f"{self.name}.weights", f"expected a ({c}, k, k) integer "
                                     f"array (one k×k filter per input channel), got {got}")
@@ -580,9 +697,10 @@ class MaxPool:
         if len(x.shape) != 3:
             raise where.spec_error("kind", f"maxpool needs an (H, W, C) input, got shape "
                                    f"{x.shape}")
-        _check_positive(self.size, "size", where)
+        _set(self, "size", _check_positive(self.size, "size", where))
+        if self.stride is not None:
+            _set(self, "stride", _check_positive(self.stride, "stride", where))
         stride = self.stride if self.stride is not None else self.size
-        _check_positive(stride, "stride", where)
         h, w, c = x.shape
         if self.size > h or self.size > w:
             raise where.spec_error("size", f"window {self.size}×{self.size} is larger than "
@@ -671,8 +789,36 @@ class Add:
 
 Layer = Dense | Conv2d | DepthwiseConv2d | MaxPool | GlobalSumPool | Flatten | Add | Argmax
 
-LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in (Dense, Conv2d, DepthwiseConv2d, MaxPool,
-                                                         GlobalSumPool, Flatten, Add, Argmax)}
+_LAYER_CLASSES = (Dense, Conv2d, DepthwiseConv2d, MaxPool, GlobalSumPool, Flatten, Add, Argmax)
+LAYER_KINDS: dict[str, type] = {cls.kind: cls for cls in _LAYER_CLASSES}
+
+
+def _layer_arrays(network: Network) -> list[tuple[str, np.ndarray]]:
+    """Every checked array of the network's layers, by its NPZ key."""
+    found = []
+    for layer in network.layers:
+        rq = getattr(layer, "requantize", None)
+        for suffix, array in (("weights", getattr(layer, "weights", None)),
+                              ("thresholds", getattr(layer, "thresholds", None)),
+                              ("bias", getattr(layer, "bias", None)),
+                              ("multiplier", rq.multiplier if rq is not None else None),
+                              ("shift", rq.shift if rq is not None else None)):
+            if array is not None:
+                found.append((f"{layer.name}.{suffix}", array))
+    return found
+
+
+def _check_tensor(t: TensorType, where: Where) -> None:
+    """A layer's output fits the limits every tensor keeps: at most :data:`MAX_ELEMENTS`
+    elements, values within 64-bit signed integers (the golden model computes in int64)."""
+    if t.size > MAX_ELEMENTS:
+        raise SpecError(where.spec, where.prefix, f"the output {t.shape} has {t.size:,} "
+                        f"elements, more than the {MAX_ELEMENTS:,} a tensor may hold")
+    lo, hi = t.range
+    if lo < -(1 << 63) or hi >= 1 << 63:
+        raise SpecError(where.spec, where.prefix, f"the output's values reach {lo}..{hi}, "
+                        f"beyond 64-bit signed integers; quantize an earlier output "
+                        f"(thresholds or requantize)")
 
 #: The name by which layers refer to the network input in ``inputs``.
 INPUT = "input"
@@ -772,12 +918,33 @@ class Network:
     sources: list[tuple[str, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise SpecError(self.source, "name", f"expected a lower-case identifier "
-                            f"([a-z][a-z0-9_]*), got {self.name!r}")
+        self.source, self.arrays_source = str(self.source), str(self.arrays_source)
+        _check_name(self.name, "name", source=self.source)
+        if not isinstance(self.input, Input):
+            raise SpecError(self.source, "input", f"expected a hwgen.spec.Input, got "
+                            f"{type(self.input).__name__}")
         types = [self.input.check(Where(self.source, self.arrays_source, "input"))]
+        if not isinstance(self.layers, list | tuple):
+            raise SpecError(self.source, "layers", f"expected a list of layers, got "
+                            f"{type(self.layers).__name__}")
+        self.layers = list(self.layers)
         if not self.layers:
             raise SpecError(self.source, "layers", "a network needs at least one layer")
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, _LAYER_CLASSES):
+                hint = (" (a TOML table; in Python build the layer, e.g. hwgen.spec.Dense(...))"
+                        if isinstance(layer, dict) else "")
+                raise SpecError(self.source, f"layers[{index}]", f"expected a layer ("
+                                f"{', '.join(c.__name__ for c in _LAYER_CLASSES)}), got "
+                                f"{type(layer).__name__}{hint}")
+        if self.dataset is not None:
+            if not isinstance(self.dataset, str | os.PathLike):
+                raise SpecError(self.source, "dataset", f"expected a file name, got "
+                                f"{_show(self.dataset)}")
+            self.dataset = Path(self.dataset)
+            if not self.dataset.name:
+                raise SpecError(self.source, "dataset", f"expected a file name, got "
+                                f"{_show(str(self.dataset))}")
         self.sources = self._resolve_sources()
         by_name = {INPUT: types[0]}
         for index, layer in enumerate(self.layers):
@@ -787,9 +954,21 @@ class Network:
             x = [by_name[src] for src in self.sources[index]]
             y = layer.output_type(x[0], where, x[1]) if isinstance(layer, Add) \
                 else layer.output_type(x[0], where)
+            _check_tensor(y, where)
             types.append(y)
             by_name[layer.name] = y
         self.types = types
+        self._check_array_total()
+
+    def _check_array_total(self) -> None:
+        """All the layers' arrays hold at most :data:`MAX_ELEMENTS` elements (what a weights
+        file may hold), so that every network :func:`save` writes loads back."""
+        total = 0
+        for key, array in _layer_arrays(self):
+            total += array.size
+            if total > MAX_ELEMENTS:
+                raise SpecError(self.arrays_source, key, f"the network's arrays hold more "
+                                f"than the {MAX_ELEMENTS:,} elements a weights file may hold")
 
     def _resolve_sources(self) -> list[tuple[str, ...]]:
         """Each layer's input tensor names: its ``inputs``, or the previous layer (the network
@@ -798,9 +977,8 @@ class Network:
         names: dict[str, int] = {}
         for index, layer in enumerate(self.layers):
             where = Where(self.source, self.arrays_source, f"layers[{index}]")
-            if not isinstance(layer.name, str) or not _NAME.match(layer.name):
-                raise where.spec_error("name", f"expected a lower-case identifier "
-                                       f"([a-z][a-z0-9_]*), got {layer.name!r}")
+            _check_name(layer.name, "name", where)
+            _set(layer, "inputs", _check_inputs(layer.inputs, where))
             if layer.name == INPUT:
                 raise where.spec_error("name", f"{INPUT!r} names the network input; choose "
                                        f"another layer name")
@@ -816,19 +994,19 @@ class Network:
                 if wanted == 2:
                     raise where.spec_error("inputs", "add needs two input tensors")
                 given = (self.layers[index - 1].name if index else INPUT,)
-            if len(given) != wanted or not all(isinstance(g, str) for g in given):
+            if len(given) != wanted:
                 raise where.spec_error("inputs", f"expected {wanted} tensor name(s), got "
-                                       f"{list(given)!r}")
+                                       f"{_show(list(given))}")
             for src in given:
                 if src != INPUT and src not in names:
-                    raise where.spec_error("inputs", f"unknown tensor {src!r} (expected "
+                    raise where.spec_error("inputs", f"unknown tensor {_show(src)} (expected "
                                            f"{INPUT!r} or a layer name)")
                 if src != INPUT and names[src] >= index:
                     cycle = self._cycle_through(index, names)
                     if cycle:
                         raise where.spec_error("inputs", "the graph has a cycle: "
                                                + " → ".join(cycle))
-                    raise where.spec_error("inputs", f"{src!r} is defined later (layers"
+                    raise where.spec_error("inputs", f"{_show(src)} is defined later (layers"
                                            f"[{names[src]}]); list layers in dataflow order")
             sources.append(given)
         read = {src for srcs in sources for src in srcs}
@@ -919,18 +1097,97 @@ def _require(table: dict, key: str, kind: type | tuple, source: str, prefix: str
     if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
         expected = kind.__name__ if isinstance(kind, type) else " or ".join(
             k.__name__ for k in kind)
-        raise SpecError(source, name, f"expected {expected}, got {value!r}")
+        raise SpecError(source, name, f"expected {expected}, got {_show(value)}")
     return value
 
 
+def _require_positive(table: dict, key: str, where: Where) -> int:
+    """A required positive integer field of a layer table."""
+    return _check_positive(_require(table, key, int, where.spec, where.prefix), key, where)
+
+
 def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise SpecError(source, "weights", f"weights file {str(path)!r} not found")
+    """The arrays of the NPZ at ``path`` (named by the spec ``source``'s ``weights`` field),
+    every .npy header read and checked (dtype, :data:`MAX_ELEMENTS`) before its data."""
+    shown = repr(str(path))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SpecError(str(path), "", f"not a readable NPZ file ({exc})") from None
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpecError(source, "weights", f"weights file {shown} not found") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(source, "weights", f"weights file {shown}: {_reason(exc)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError(source, "weights", f"weights file {shown} is a directory, not an NPZ "
+                        f"file") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(source, "weights", f"weights file {shown} is not a regular file")
+    npz = str(path)
+    if info.st_size == 0:
+        raise SpecError(npz, "", "empty file, expected an NPZ archive of integer arrays "
+                        "(numpy.savez)")
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                raise SpecError(npz, "", "a single .npy array, expected an NPZ archive of "
+                                "named arrays (numpy.savez)")
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                return _read_members(archive, npz)
+    except SpecError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise SpecError(npz, "", f"not a readable NPZ file ({_reason(exc)})") from None
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_members(archive: zipfile.ZipFile, npz: str) -> dict[str, np.ndarray]:
+    """Every member of an open NPZ archive as an array, keyed by its name without ``.npy``."""
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    for member in archive.infolist():
+        name = member.filename
+        if not name.endswith(".npy"):
+            raise SpecError(npz, _printable(name), "not a .npy array (an NPZ archive holds "
+                            "only .npy members, as numpy.savez writes them)")
+        key = _printable(name[:-len(".npy")])
+        if key in arrays:
+            raise SpecError(npz, key, "appears twice in the archive")
+        try:
+            with archive.open(member) as f:
+                shape, dtype = _npy_header(f)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse bytes: unreadable
+            raise SpecError(npz, key, f"not a readable .npy array ({_reason(exc)})") from None
+        if dtype.hasobject or dtype.kind not in "biufc":
+            what = "object" if dtype.hasobject else str(dtype)
+            raise SpecError(npz, key, f"dtype {what}, expected an integer dtype")
+        count = math.prod(shape)
+        total += count
+        if count > MAX_ELEMENTS or total > MAX_ELEMENTS:
+            raise SpecError(npz, key, f"shape {shape} ({count:,} elements): the weights file "
+                            f"may hold at most {MAX_ELEMENTS:,} elements in all")
+        try:
+            with archive.open(member) as f:
+                arrays[key] = np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, bad CRC
+            raise SpecError(npz, key, f"not a readable .npy array ({_reason(exc)})") from None
+    return arrays
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of the .npy file open at ``f`` (no data read)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise ValueError(f".npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0")
+    if not isinstance(shape, tuple) or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ValueError(f"bad shape {_show(shape)} in the header")
+    return shape, dtype
 
 
 def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
@@ -941,8 +1198,8 @@ def _dense_from_toml(table: dict, arrays: dict, where: Where) -> Dense:
 def _conv_from_toml(table: dict, arrays: dict, where: Where) -> Conv2d:
     src = where.spec
     _check_keys(table, _CONV_KEYS, src, where.prefix)
+    kernel = _require_positive(table, "kernel", where)
     fields = _matrix_fields(table, arrays, where)
-    kernel = _require(table, "kernel", int, src, where.prefix)
     w = fields["weights"]
     if isinstance(w, np.ndarray) and w.ndim == 4 and w.shape[1:3] != (kernel, kernel):
         raise where.array_error(f"{fields['name']}.weights", f"shape {w.shape}, expected "
@@ -954,8 +1211,7 @@ def _conv_from_toml(table: dict, arrays: dict, where: Where) -> Conv2d:
 
 def _maxpool_from_toml(table: dict, arrays: dict, where: Where) -> MaxPool:
     _check_keys(table, {"name", "kind", "size", "stride"}, where.spec, where.prefix)
-    return MaxPool(name=table["name"], size=_require(table, "size", int, where.spec,
-                                                     where.prefix),
+    return MaxPool(name=table["name"], size=_require_positive(table, "size", where),
                    stride=table.get("stride"))
 
 
@@ -972,7 +1228,7 @@ def _global_sum_pool_from_toml(table: dict, arrays: dict, where: Where) -> Globa
 def _matrix_fields(table: dict, arrays: dict, where: Where) -> dict:
     """The fields a dense or conv2d table shares, with its arrays taken from ``arrays``."""
     name = table["name"]
-    out_features = _require(table, "out_features", int, where.spec, where.prefix)
+    out_features = _require_positive(table, "out_features", where)
 
     def rows(weights: np.ndarray) -> int:
         if isinstance(weights, np.ndarray) and weights.ndim >= 2 \
@@ -1004,10 +1260,10 @@ def _channel_fields(table: dict, arrays: dict, where: Where,
     output = table.get("output", "thresholds")
     if output not in ("thresholds", "requantize", "none"):
         raise where.spec_error("output", f"expected \"thresholds\", \"requantize\" or "
-                               f"\"none\", got {output!r}")
+                               f"\"none\", got {_show(output)}")
     has_bias = table.get("bias", False)
     if not isinstance(has_bias, bool):
-        raise where.spec_error("bias", f"expected true or false, got {has_bias!r}")
+        raise where.spec_error("bias", f"expected true or false, got {_show(has_bias)}")
 
     def array(suffix: str) -> np.ndarray:
         return _array(arrays, where, name, suffix)
@@ -1024,7 +1280,7 @@ def _channel_fields(table: dict, arrays: dict, where: Where,
                                    f"output (1-bit outputs use thresholds), got {out_bits}")
         out_signed = table.get("out_signed", False)
         if not isinstance(out_signed, bool):
-            raise where.spec_error("out_signed", f"expected true or false, got {out_signed!r}")
+            raise where.spec_error("out_signed", f"expected true or false, got {_show(out_signed)}")
         multiplier, shift = array("multiplier"), array("shift")
         for key, value in (("multiplier", multiplier), ("shift", shift)):
             if isinstance(value, np.ndarray) and value.shape != (channels,):
@@ -1051,7 +1307,7 @@ def _channel_fields(table: dict, arrays: dict, where: Where,
 def _depthwise_from_toml(table: dict, arrays: dict, where: Where) -> DepthwiseConv2d:
     src = where.spec
     _check_keys(table, _DEPTHWISE_KEYS, src, where.prefix)
-    kernel = _require(table, "kernel", int, src, where.prefix)
+    kernel = _require_positive(table, "kernel", where)
 
     def filters(w: np.ndarray) -> int:
         if isinstance(w, np.ndarray) and (w.ndim != 3 or w.shape[1:] != (kernel, kernel)):
@@ -1069,7 +1325,8 @@ def _add_from_toml(table: dict, arrays: dict, where: Where) -> Add:
     name = table["name"]
     output = table.get("output", "none")
     if output not in ("thresholds", "none"):
-        raise where.spec_error("output", f"expected \"thresholds\" or \"none\", got {output!r}")
+        raise where.spec_error("output", f"expected \"thresholds\" or \"none\", got "
+                               f"{_show(output)}")
     if output == "none":
         if "out_bits" in table:
             raise where.spec_error("out_bits", "only meaningful with output = \"thresholds\"")
@@ -1104,25 +1361,32 @@ _FROM_TOML = {"dense": _dense_from_toml, "conv2d": _conv_from_toml,
 _KINDS_WITH_ARRAYS = ("dense", "conv2d", "depthwise_conv2d", "add")
 
 
-def load(path: str | Path) -> Network:
+def load(path: str | os.PathLike) -> Network:
     """Read a network from a TOML file and the NPZ of integer arrays it names."""
+    if not isinstance(path, str | os.PathLike):
+        raise SpecError("<python>", "path", f"expected a TOML file name (str or os.PathLike), "
+                        f"got {_show(path)}")
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
         raise SpecError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(source, "", f"cannot read ({exc})") from None
+    except IsADirectoryError:
+        raise SpecError(source, "", "is a directory, not a TOML file") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte, or not UTF-8
+        raise SpecError(source, "", f"cannot read ({_reason(exc)})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(source, "", f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(source, "", "invalid TOML: arrays or tables nested too deeply") from None
     _check_keys(doc, _TOP_KEYS, source, "")
     name = doc.get("name", path.stem)
     weights_name = doc.get("weights", f"{path.stem}.npz")
-    if not isinstance(weights_name, str):
-        raise SpecError(source, "weights", f"expected a file name, got {weights_name!r}")
+    if not isinstance(weights_name, str) or not weights_name or "\0" in weights_name:
+        raise SpecError(source, "weights", f"expected a file name, got {_show(weights_name)}")
     arrays_path = path.parent / weights_name
     arrays_source = str(arrays_path)
 
@@ -1131,8 +1395,6 @@ def load(path: str | Path) -> Network:
     shape = _require(table, "shape", list, source, "input")
     inp = Input(shape=tuple(shape), bits=_require(table, "bits", int, source, "input"),
                 signed=table.get("signed", False), lanes=table.get("lanes"))
-    if not isinstance(inp.signed, bool):
-        raise SpecError(source, "input.signed", f"expected true or false, got {inp.signed!r}")
 
     tables = _require(doc, "layers", list, source, "")
     seen: set[str] = set()
@@ -1145,20 +1407,18 @@ def load(path: str | Path) -> Network:
             raise SpecError(source, prefix, "expected a table ([[layers]])")
         kind = _require(layer_table, "kind", str, source, prefix)
         if kind not in _FROM_TOML:
-            raise SpecError(source, f"{prefix}.kind", f"unknown layer kind {kind!r} (expected "
+            raise SpecError(source, f"{prefix}.kind", f"unknown layer kind {_show(kind)} (expected "
                             f"one of: {', '.join(sorted(_FROM_TOML))})")
         layer_name = _require(layer_table, "name", str, source, prefix)
         if layer_name in seen:
             raise SpecError(source, f"{prefix}.name", f"duplicate layer name {layer_name!r}")
         seen.add(layer_name)
         where = Where(source, arrays_source, prefix)
-        inputs = layer_table.get("inputs", [])
-        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
-            raise SpecError(source, f"{prefix}.inputs", f"expected a list of tensor names, "
-                            f"got {inputs!r}")
         table = {k: v for k, v in layer_table.items() if k != "inputs"}
         layer = _FROM_TOML[kind](table, arrays, where)
-        layers.append(dataclasses.replace(layer, inputs=tuple(inputs)) if inputs else layer)
+        if "inputs" in layer_table:  # checked with the layer's other fields by Network
+            layer = dataclasses.replace(layer, inputs=layer_table["inputs"])
+        layers.append(layer)
     if arrays:
         raise SpecError(arrays_source, sorted(arrays)[0], "array not used by any layer")
 
@@ -1176,16 +1436,36 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
+    if isinstance(value, str):  # a basic string: TOML escapes quote, backslash and controls
+        return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20
+                                                     or ord(c) == 0x7F else c)
+                             for c in value) + '"'
+    return str(int(value))
 
 
-def save(network: Network, path: str | Path, *, header: str = "") -> None:
-    """Write ``network`` as ``path`` (TOML) and the NPZ beside it (``<stem>.npz``)."""
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def save(network: Network, path: str | os.PathLike, *, header: str = "") -> None:
+    """Write ``network`` as ``path`` (TOML) and the NPZ beside it (``<stem>.npz``); what it
+    writes loads back (:func:`load`) as an equal network, or it raises :class:`SpecError`."""
+    if not isinstance(network, Network):
+        raise SpecError("<python>", "network", f"expected a hwgen.spec.Network, got "
+                        f"{type(network).__name__}")
+    if not isinstance(path, str | os.PathLike):
+        raise SpecError("<python>", "path", f"expected a TOML file name (str or os.PathLike), "
+                        f"got {_show(path)}")
     path = Path(path)
+    if path.suffix == ".npz":
+        raise SpecError(str(path), "", "a .npz name for the TOML: the weights file "
+                        "<stem>.npz would overwrite it; use a .toml name")
+    for what, text in (("path", path.stem), ("dataset", network.dataset and
+                                              network.dataset.name)):
+        if text and not _encodable(text):
+            raise SpecError(str(path), what, f"{_show(text)} is not valid Unicode; TOML "
+                            f"cannot hold it")
     arrays: dict[str, np.ndarray] = {}
-    lines = [f"# {line}" for line in header.splitlines()]
+    lines = [f"# {_printable(line)}" for line in header.splitlines()]
     lines += [f"name = {_toml_value(network.name)}",
               f"weights = {_toml_value(path.stem + '.npz')}", ""]
     inp = network.input
@@ -1239,6 +1519,14 @@ def save(network: Network, path: str | Path, *, header: str = "") -> None:
                 lines.append(f"mac = {_toml_value(layer.mac)}")
     if network.dataset is not None:
         lines += ["", "[dataset]", f"test = {_toml_value(network.dataset.name)}"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     np.savez(path.with_suffix(".npz"), **arrays)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, as os.fsdecode makes of non-UTF-8 bytes
+        return False
+    return True
 
