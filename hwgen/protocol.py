@@ -5,8 +5,10 @@ This module is the one place the wire format is defined: the board's RTL
 (:mod:`hwgen.rtl.board`) takes its constants from here, the host runtime
 (:mod:`hwgen.runtime`) and the simulated-board benches encode and decode with it.
 
-A frame is ``MAGIC · version · command · length (u16) · payload · CRC (u16)``; every
-multi-byte field is little-endian and the CRC is CRC-16/CCITT-FALSE over version … payload.
+A frame is ``MAGIC · version · command · request id (u16) · length (u16) · payload · CRC
+(u16)``; every multi-byte field is little-endian and the CRC is CRC-16/CCITT-FALSE over
+version … payload. A response carries the id of the request it answers, so a host never takes
+a late or repeated answer for the one it waits for.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "MAGIC", "VERSION", "HEADER_BYTES", "CRC_BYTES", "MAX_LOAD_DATA", "SCORE_BYTES",
+    "MAX_CLASSES", "MAX_PAYLOAD", "result_bytes",
     "Command", "ErrorCode", "ProtocolError", "crc16", "encode_frame", "Frame", "FrameDecoder",
     "infer_request", "info_request", "load_request", "Result", "Info", "LoadReply",
     "ErrorReply", "parse_response", "input_bytes", "network_id",
@@ -30,15 +33,20 @@ __all__ = [
 
 #: The two bytes that start every frame.
 MAGIC = bytes([0xA5, 0x5A])
-#: Protocol version carried in every frame.
-VERSION = 1
-#: magic (2) + version (1) + command (1) + length (2).
-HEADER_BYTES = 6
+#: Protocol version carried in every frame (2: request ids; 1 had none).
+VERSION = 2
+#: magic (2) + version (1) + command (1) + request id (2) + length (2).
+HEADER_BYTES = 8
 CRC_BYTES = 2
 #: Largest data part of one LOAD request (after its 4-byte offset).
 MAX_LOAD_DATA = 1024
 #: Bytes per classifier score in a RESULT (a signed 32-bit integer).
 SCORE_BYTES = 4
+#: Most classes a RESULT carries (the board sends the class in one byte).
+MAX_CLASSES = 256
+#: The largest request id; a host counts 1 … MAX_REQUEST_ID and wraps. Id 0 is never a
+#: request's: the board answers 0 when a frame broke off before its id was read.
+MAX_REQUEST_ID = 0xFFFF
 
 
 class Command(enum.IntEnum):
@@ -53,7 +61,25 @@ class Command(enum.IntEnum):
     ERROR = 0xEE
 
 
-_COMMANDS = frozenset(int(c) for c in Command)
+#: RESULT's payload before its scores: class, classes, cycles_first, cycles_last.
+RESULT_HEAD_BYTES = 12
+
+
+def result_bytes(classes: int) -> int:
+    """Payload bytes of a RESULT with ``classes`` scores."""
+    return RESULT_HEAD_BYTES + SCORE_BYTES * classes
+
+
+#: The longest payload each command can carry; a header claiming more is not a frame.
+MAX_PAYLOAD = {
+    Command.INFER: 0xFFFF,
+    Command.INFO: 0,
+    Command.LOAD: 4 + MAX_LOAD_DATA,
+    Command.RESULT: result_bytes(MAX_CLASSES),
+    Command.INFO_REPLY: 30,
+    Command.LOAD_REPLY: 5,
+    Command.ERROR: 2,
+}
 
 
 class ErrorCode(enum.IntEnum):
@@ -77,11 +103,14 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return binascii.crc_hqx(data, crc)
 
 
-def encode_frame(command: int, payload: bytes = b"", *, version: int = VERSION) -> bytes:
-    """One complete frame carrying ``payload``."""
+def encode_frame(command: int, payload: bytes = b"", *, request_id: int = 0,
+                 version: int = VERSION) -> bytes:
+    """One complete frame carrying ``payload``, for request ``request_id``."""
     if len(payload) > 0xFFFF:
         raise ValueError(f"payload of {len(payload)} bytes; a frame carries at most 65535")
-    body = struct.pack("<BBH", version, command, len(payload)) + bytes(payload)
+    if not 0 <= request_id <= MAX_REQUEST_ID:
+        raise ValueError(f"request id {request_id} is not in 0 … {MAX_REQUEST_ID}")
+    body = struct.pack("<BBHH", version, command, request_id, len(payload)) + bytes(payload)
     return MAGIC + body + struct.pack("<H", crc16(body))
 
 
@@ -92,21 +121,33 @@ class Frame:
     version: int
     command: int
     payload: bytes
+    request_id: int = 0
 
 
 class FrameDecoder:
     """Finds frames in a byte stream: bytes before a :data:`MAGIC` are skipped.
 
     :meth:`feed` returns the frames completed by the new bytes. A frame with a wrong CRC, or a
-    header with another version or an unknown command (a magic that noise made), is skipped
-    (counted in ``bad_frames``) and hunting resumes after its magic; so noise cannot make the
-    decoder wait for a long made-up length while a real frame goes by.
+    header that cannot start a frame (another version, an unknown command, a length beyond
+    what its command carries: a magic that noise made) is skipped, counted in ``bad_frames``
+    (``other_versions`` collects the versions of headers skipped for that reason), and hunting
+    resumes after its magic; so noise cannot make the decoder wait for a long made-up length
+    while a real frame goes by.
+
+    Parameters
+    ----------
+    max_payload : dict or None
+        The longest payload to accept per command (default :data:`MAX_PAYLOAD`); a host that
+        knows the exact size of the response it waits for passes that, so a made-up header
+        costs it no more than the real frame's length.
     """
 
-    def __init__(self):
+    def __init__(self, max_payload: dict[int, int] | None = None):
         self.buffer = bytearray()
         self.bad_frames = 0
         self.skipped_bytes = 0
+        self.other_versions: set[int] = set()
+        self.max_payload = {int(k): v for k, v in (max_payload or MAX_PAYLOAD).items()}
 
     def feed(self, data: bytes) -> list[Frame]:
         self.buffer += data
@@ -122,8 +163,10 @@ class FrameDecoder:
             del self.buffer[:start]
             if len(self.buffer) < HEADER_BYTES:
                 return frames
-            version, command, length = struct.unpack_from("<BBH", self.buffer, 2)
-            if version != VERSION or command not in _COMMANDS:
+            version, command, request_id, length = struct.unpack_from("<BBHH", self.buffer, 2)
+            if version != VERSION:
+                self.other_versions.add(version)
+            if (version != VERSION or length > self.max_payload.get(command, -1)):
                 self.bad_frames += 1
                 del self.buffer[:len(MAGIC)]
                 continue
@@ -133,7 +176,7 @@ class FrameDecoder:
             body = bytes(self.buffer[2:HEADER_BYTES + length])
             (crc,) = struct.unpack_from("<H", self.buffer, HEADER_BYTES + length)
             if crc == crc16(body):
-                frames.append(Frame(version, command, body[4:]))
+                frames.append(Frame(version, command, body[HEADER_BYTES - 2:], request_id))
                 del self.buffer[:end]
             else:
                 self.bad_frames += 1
@@ -143,22 +186,23 @@ class FrameDecoder:
 # Requests ---------------------------------------------------------------------------------
 
 
-def infer_request(data: bytes) -> bytes:
+def infer_request(data: bytes, *, request_id: int) -> bytes:
     """An INFER frame carrying one input tensor's bytes (see :func:`input_bytes`)."""
-    return encode_frame(Command.INFER, data)
+    return encode_frame(Command.INFER, data, request_id=request_id)
 
 
-def info_request() -> bytes:
-    return encode_frame(Command.INFO)
+def info_request(*, request_id: int) -> bytes:
+    return encode_frame(Command.INFO, request_id=request_id)
 
 
-def load_request(offset: int, data: bytes) -> bytes:
+def load_request(offset: int, data: bytes, *, request_id: int) -> bytes:
     """A LOAD frame writing ``data`` (an even number of bytes, at most MAX_LOAD_DATA) at byte
     ``offset`` of the weight image."""
     if not data or len(data) % 2 or len(data) > MAX_LOAD_DATA:
         raise ValueError(f"LOAD data must be 2..{MAX_LOAD_DATA} bytes, an even count; got "
                          f"{len(data)}")
-    return encode_frame(Command.LOAD, struct.pack("<I", offset) + bytes(data))
+    return encode_frame(Command.LOAD, struct.pack("<I", offset) + bytes(data),
+                        request_id=request_id)
 
 
 # Responses --------------------------------------------------------------------------------
@@ -215,6 +259,7 @@ class ErrorReply:
 
 
 _RESULT_HEAD = struct.Struct("<HHII")  # class, classes, cycles_first, cycles_last
+assert _RESULT_HEAD.size == RESULT_HEAD_BYTES
 _INFO = struct.Struct("<IIHIIIII")
 _LOAD_REPLY = struct.Struct("<IB")
 _ERROR = struct.Struct("<BB")
@@ -255,6 +300,12 @@ def parse_response(frame: Frame) -> Result | Info | LoadReply | ErrorReply:
         predicted, classes, first, last = _RESULT_HEAD.unpack_from(p)
         need(_RESULT_HEAD.size + SCORE_BYTES * classes, "RESULT")
         scores = struct.unpack_from(f"<{classes}i", p, _RESULT_HEAD.size)
+        if not classes:
+            raise ProtocolError("RESULT carries no scores")
+        best = max(range(classes), key=lambda i: (scores[i], -i))  # ties: the lowest index
+        if predicted != best:
+            raise ProtocolError(f"RESULT class {predicted} is not the argmax of its "
+                                f"{classes} scores (that is class {best})")
         return Result(predicted, tuple(scores), first, last)
     if frame.command == Command.INFO_REPLY:
         need(_INFO.size, "INFO_REPLY")

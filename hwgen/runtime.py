@@ -12,10 +12,13 @@ driven over a serial port.
             board.load_weights()           # SPRAM weights (UP5K), once per configuration
         result = board.infer(x)            # protocol.Result: predicted, scores, cycles
 
-Every request waits for its one response until a deadline (:meth:`Board.deadline`): a silent
-board, a serial error or a malformed answer raise :class:`LinkError`, an ERROR frame raises
-:class:`BoardReplyError`; nothing blocks forever. After a timeout the board is given its idle
-time to drop any partial frame and the input is flushed, so the next request starts cleanly.
+Every request carries a fresh id and waits, until a deadline (:meth:`Board.deadline`), for the
+one response that echoes that id: a late answer to an abandoned request, a repeated answer or
+noise is dropped, never taken for the answer to a new request. A silent board, a serial error,
+an implausible INFO or a malformed answer (a RESULT whose class is not the argmax of its
+scores included) raise :class:`LinkError`, an ERROR frame raises :class:`BoardReplyError`;
+nothing blocks longer than the deadline. After a timeout the board is given its idle time (at
+most the user's timeout) to drop any partial frame and the input is flushed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ MARGIN_S = 0.25
 SLOWEST_CLOCK_HZ = 1_000_000
 #: Longest wait inside one read call, so deadlines are kept to within this.
 POLL_S = 0.02
+#: The range of explicit timeouts a Board accepts, in seconds.
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.001, 86_400.0
+#: The clock frequencies a board may report in INFO; anything else is not an hwgen board (or
+#: a corrupted answer) and would make every deadline absurd.
+MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1_000_000, 1_000_000_000
 
 #: What each ERROR code means, for messages.
 ERROR_MEANINGS = {
@@ -69,10 +77,8 @@ ERROR_MEANINGS = {
 
 _ANSWERS = {Command.INFER: Command.RESULT, Command.INFO: Command.INFO_REPLY,
             Command.LOAD: Command.LOAD_REPLY}
-# Response frame sizes: header + payload + CRC.
+#: Header and CRC of every frame.
 _FRAME = protocol.HEADER_BYTES + protocol.CRC_BYTES
-_INFO_REPLY_BYTES = _FRAME + 30
-_LOAD_REPLY_BYTES = _FRAME + 5
 
 
 class LinkError(Exception):
@@ -133,16 +139,19 @@ class Board:
                  network: Network | None = None):
         if not isinstance(baud, int) or baud < 1:
             raise ValueError(f"baud must be a positive integer, not {baud!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if timeout is not None and not MIN_TIMEOUT_S <= timeout <= MAX_TIMEOUT_S:
+            raise ValueError(f"timeout must be a number of seconds from {MIN_TIMEOUT_S} to "
+                             f"{MAX_TIMEOUT_S:g}, not {timeout!r}")
         self.port, self.baud, self.timeout, self.network = port, baud, timeout, network
         self.last_seconds = 0.0
         self._info: protocol.Info | None = None
         self._plan = None
         self._decoder = protocol.FrameDecoder()
+        self._stale = 0  # valid answers dropped because they carried another request's id
+        self._last_id = 0
         # A write only blocks when the port does not drain; allow the longest frame twice.
         longest = protocol.HEADER_BYTES + 0xFFFF + protocol.CRC_BYTES
-        write_timeout = timeout or 2 * longest * BITS_PER_BYTE / baud + MARGIN_S
+        write_timeout = max(timeout or 0.0, 2 * longest * BITS_PER_BYTE / baud + MARGIN_S)
         try:
             self.serial = serial.Serial(port, baud, timeout=POLL_S,
                                         write_timeout=write_timeout, exclusive=True)
@@ -162,8 +171,27 @@ class Board:
     # Requests -----------------------------------------------------------------------------
 
     def info(self) -> protocol.Info:
-        """INFO: what the board runs, its clock and baud rate, and the weight-loading state."""
-        info = self._request(protocol.info_request(), _INFO_REPLY_BYTES)
+        """INFO: what the board runs, its clock and baud rate, and the weight-loading state.
+        A reply no hwgen board sends (a clock outside 1 MHz … 1 GHz, another baud rate than
+        this link's, more weights loaded than the image holds, no classes) raises LinkError."""
+        info = self._request(lambda rid: protocol.info_request(request_id=rid),
+                             Command.INFO_REPLY)
+        problems = []
+        if not MIN_CLOCK_HZ <= info.clock_hz <= MAX_CLOCK_HZ:
+            problems.append(f"a clock of {info.clock_hz} Hz (expected {MIN_CLOCK_HZ / 1e6:g} "
+                            f"MHz to {MAX_CLOCK_HZ / 1e6:g} MHz)")
+        if info.baud != self.baud:
+            problems.append(f"{info.baud} baud (this link runs at {self.baud})")
+        if info.weights_next > info.weight_bytes:
+            problems.append(f"{info.weights_next} of {info.weight_bytes} weight bytes loaded")
+        if not 1 <= info.classes <= protocol.MAX_CLASSES:
+            problems.append(f"{info.classes} classes (expected 1 … {protocol.MAX_CLASSES})")
+        if not info.input_bytes or not info.cycles_per_inference:
+            problems.append(f"{info.input_bytes} input bytes and {info.cycles_per_inference} "
+                            f"cycles per inference (expected both above 0)")
+        if problems:
+            raise LinkError(f"{self.port}: the board's INFO reports " + "; ".join(problems)
+                            + ": not an hwgen board, or a corrupted answer")
         self._info = info
         return info
 
@@ -174,7 +202,8 @@ class Board:
         info = self.info()
         ours = protocol.network_id(network)
         size = network.input_type.size
-        if info.network_id != ours or info.input_bytes != size:
+        classes = network.layer_io()[-1][1].size
+        if info.network_id != ours or info.input_bytes != size or info.classes != classes:
             raise LinkError(
                 f"{self.port}: the board runs network 0x{info.network_id:08x} "
                 f"({info.input_bytes} input bytes, {info.classes} classes), not "
@@ -200,7 +229,9 @@ class Board:
         reply = None
         for offset in range(0, len(image), protocol.MAX_LOAD_DATA):
             chunk = image[offset:offset + protocol.MAX_LOAD_DATA]
-            reply = self._request(protocol.load_request(offset, chunk), _LOAD_REPLY_BYTES)
+            reply = self._request(
+                lambda rid, o=offset, c=chunk: protocol.load_request(o, c, request_id=rid),
+                Command.LOAD_REPLY)
             if reply.weights_next != offset + len(chunk):
                 raise LinkError(f"{self.port}: LOAD of {len(chunk)} bytes at offset {offset}: "
                                 f"the board expects offset {reply.weights_next} next, not "
@@ -248,8 +279,8 @@ class Board:
                  ) -> float:
         """Seconds to wait for a response: the explicit ``timeout`` if one was given, else
         twice the request's and the response's time on the line (10 bits per byte at the
-        baud rate), plus ``compute_cycles`` at the board's clock (from INFO; 1 MHz before
-        INFO has been asked), plus 0.25 s."""
+        baud rate), plus ``compute_cycles`` at the board's clock (from INFO, checked to lie in
+        1 MHz … 1 GHz; 1 MHz before INFO has been asked), plus 0.25 s."""
         if self.timeout is not None:
             return self.timeout
         wire = (request_bytes + response_bytes) * BITS_PER_BYTE / self.baud
@@ -272,10 +303,11 @@ class Board:
 
     def _idle_s(self) -> float:
         """How long the line must stay quiet for the board to drop a partial frame (its idle
-        timeout, never shorter than the network timeout and two bytes on the line)."""
-        board = max(BOARD_IDLE_S, (self._network_cycles() / self._clock_hz()
-                                   + 20 / self.baud))
-        return 1.2 * board
+        timeout, never shorter than the network timeout and two bytes on the line), but never
+        longer than an explicit ``timeout``."""
+        board = 1.2 * max(BOARD_IDLE_S, (self._network_cycles() / self._clock_hz()
+                                         + 20 / self.baud))
+        return board if self.timeout is None else min(board, self.timeout)
 
     # The exchange -------------------------------------------------------------------------
 
@@ -287,23 +319,37 @@ class Board:
     def _infer_checked(self, x: np.ndarray) -> protocol.Result:
         network = self.network
         classes = network.layer_io()[-1][1].size
-        frame = protocol.infer_request(protocol.input_bytes(x, network.input_type.binary))
-        result = self._request(frame, _FRAME + 12 + protocol.SCORE_BYTES * classes,
-                               self._network_cycles())
+        data = protocol.input_bytes(x, network.input_type.binary)
+        result = self._request(lambda rid: protocol.infer_request(data, request_id=rid),
+                               Command.RESULT, classes, self._network_cycles())
         if len(result.scores) != classes or not 0 <= result.predicted < classes:
             raise LinkError(f"{self.port}: RESULT with class {result.predicted} of "
                             f"{len(result.scores)} scores; {network.name} has {classes} "
                             f"classes")
         return result
 
-    def _request(self, frame: bytes, response_bytes: int, compute_cycles: int = 0):
-        """Send one request frame and return its parsed response."""
-        command = frame[3]
-        wait = self.deadline(len(frame), response_bytes, compute_cycles)
+    def _next_request_id(self) -> int:
+        """1, 2, … MAX_REQUEST_ID, then 1 again (0 is never a request's id)."""
+        self._last_id = self._last_id % protocol.MAX_REQUEST_ID + 1
+        return self._last_id
+
+    def _request(self, make_frame: Callable[[int], bytes], answer: Command, classes: int = 0,
+                 compute_cycles: int = 0):
+        """Send the frame ``make_frame(request_id)`` and return its parsed response: a frame
+        carrying that id, ``answer`` (a RESULT of ``classes`` scores) or ERROR."""
+        request_id = self._next_request_id()
+        frame = make_frame(request_id)
+        size = (protocol.result_bytes(classes) if answer == Command.RESULT
+                else protocol.MAX_PAYLOAD[answer])
+        wait = self.deadline(len(frame), _FRAME + size, compute_cycles)
         start = time.monotonic()
         try:
             self.serial.write(frame)
-            response = self._receive(command, start + wait)
+            response = self._receive(request_id, answer, size, start + wait)
+        except serial.SerialTimeoutException:
+            raise LinkError(f"{self.port}: could not write a {len(frame)}-byte request within "
+                            f"{self.serial.write_timeout:.2f} s (the port does not drain)"
+                            ) from None
         except (serial.SerialException, OSError) as exc:
             raise LinkError(f"{self.port}: serial error: {_reason(exc)} (was the board "
                             f"unplugged?)") from None
@@ -315,37 +361,50 @@ class Board:
             raise BoardReplyError(self.port, response.code, response.command)
         return response
 
-    def _receive(self, command: int, deadline: float):
-        """The response to ``command`` (or an ERROR answering it), or None at the deadline.
-        Noise and frames with a bad CRC are skipped by the decoder; a valid response to
-        another command (a late answer to an abandoned request) is skipped too."""
-        decoder = protocol.FrameDecoder()
-        self._decoder = decoder
+    def _receive(self, request_id: int, answer: Command, size: int, deadline: float):
+        """The response carrying ``request_id`` (``answer`` of ``size`` payload bytes, or an
+        ERROR), or None at the deadline. The decoder takes no header that claims another
+        size, so noise cannot hold it past the real frame; valid frames that carry another
+        id (late or repeated answers to earlier requests) are counted and dropped."""
+        decoder = protocol.FrameDecoder({answer: size, Command.ERROR: protocol.MAX_PAYLOAD[
+            Command.ERROR]})
+        self._decoder, self._stale = decoder, 0
         while time.monotonic() < deadline:
             data = self.serial.read(self.serial.in_waiting or 1)
             for frame in decoder.feed(data) if data else ():
+                if frame.request_id != request_id:
+                    self._stale += 1
+                    continue
                 try:
-                    response = protocol.parse_response(frame)
+                    return protocol.parse_response(frame)
                 except protocol.ProtocolError as exc:
                     self._resync()
                     raise LinkError(f"{self.port}: malformed response to "
-                                    f"{_command_name(command)}: {exc}") from None
-                if frame.command == _ANSWERS[command]:
-                    return response
-                if (isinstance(response, protocol.ErrorReply)
-                        and response.command in (command, 0)):
-                    return response
+                                    f"{answer.name.removesuffix('_REPLY')} request "
+                                    f"{request_id}: {exc}") from None
         return None
 
     def _silence_message(self, wait: float) -> str:
         what = (f"is the board programmed with {self.network.name}" if self.network else
                 "is the board programmed with an hwgen design")
+        noise = self._decoder
+        if noise.other_versions:
+            versions = ", ".join(str(v) for v in sorted(noise.other_versions))
+            return (f"no response from {self.port} within {wait:.2f} s that this host can "
+                    f"read: the board speaks protocol version {versions}, this host "
+                    f"{protocol.VERSION} (rebuild the bitstream with this hwgen)")
         message = (f"no response from {self.port} within {wait:.2f} s ({what}, at "
                    f"{self.baud} baud?)")
-        noise = self._decoder
-        if noise.bad_frames or noise.skipped_bytes:
-            message += (f"; received {noise.skipped_bytes} byte(s) that were not frames and "
-                        f"{noise.bad_frames} frame(s) with a bad CRC")
+        heard = []
+        if noise.skipped_bytes:
+            heard.append(f"{noise.skipped_bytes} byte(s) that were not frames")
+        if noise.bad_frames:
+            heard.append(f"{noise.bad_frames} frame(s) with a bad CRC or a header that "
+                         f"cannot be an answer")
+        if self._stale:
+            heard.append(f"{self._stale} answer(s) carrying another request's id")
+        if heard:
+            message += "; received " + ", ".join(heard)
         return message
 
     def _resync(self) -> None:

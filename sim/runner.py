@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -472,6 +472,8 @@ class BoardSession:
     sim_ns: float
     seconds: float
     client_result: object = None
+    #: The request id each response carried, in order.
+    response_ids: list[int] = field(default_factory=list)
 
 
 def _verilator(sources: list[Path], toplevel: str, work_dir: Path, tag: str, module: str,
@@ -578,8 +580,9 @@ def board_session(network: Network, work_dir: str | Path, *, clk_hz: int, baud: 
         raise SimError(f"the board bench wrote no results; log {log}\n{tail}")
     got = json.loads(results.read_text())
     received = bytes.fromhex(got["received"])
-    decoder = FrameDecoder()
-    responses = [parse_response(f) for f in decoder.feed(received)]
-    return BoardSession(received=received, responses=responses, timed_out=got["timed_out"],
-                        sim_ns=got["sim_ns"], seconds=time.monotonic() - started,
-                        client_result=outcome.get("result"))
+    frames = FrameDecoder().feed(received)
+    return BoardSession(received=received, responses=[parse_response(f) for f in frames],
+                        timed_out=got["timed_out"], sim_ns=got["sim_ns"],
+                        seconds=time.monotonic() - started,
+                        client_result=outcome.get("result"),
+                        response_ids=[f.request_id for f in frames])

@@ -82,13 +82,12 @@ def _check_clock_pin(info: Board) -> None:
 def _uart_figures(network: Network, baud: int) -> dict:
     """Bytes on the line per inference (INFER frame + RESULT frame, docs/protocol.md) and the
     inferences per second the UART alone allows (10 bits per byte, request/response)."""
-    from ..protocol import CRC_BYTES, HEADER_BYTES, SCORE_BYTES
-    from ..rtl.board import RESULT_HEAD_BYTES
+    from ..protocol import CRC_BYTES, HEADER_BYTES, result_bytes
 
     frame = HEADER_BYTES + CRC_BYTES
     classes = network.layer_io()[-1][1].size
     request = frame + network.input_type.size
-    response = frame + RESULT_HEAD_BYTES + SCORE_BYTES * classes
+    response = frame + result_bytes(classes)
     return {"baud": baud, "request_bytes": request, "response_bytes": response,
             "inferences_per_second": round(baud / 10 / (request + response), 1)}
 

@@ -26,12 +26,14 @@ from ..plan import plan
 from ..protocol import (
     HEADER_BYTES,
     MAGIC,
+    MAX_CLASSES,
     MAX_LOAD_DATA,
-    SCORE_BYTES,
+    MAX_PAYLOAD,
     VERSION,
     Command,
     ErrorCode,
     network_id,
+    result_bytes,
 )
 from ..spec import Argmax, Network
 from .network import NetworkTop
@@ -42,9 +44,6 @@ from .weights import spram_image
 __all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardLogic", "BoardTop",
            "board_timeouts"]
 
-#: Payload bytes of the fixed-size responses (hwgen.protocol's layouts).
-RESULT_HEAD_BYTES, INFO_BYTES, LOAD_REPLY_BYTES = 12, 30, 5
-
 
 def check_network(network: Network) -> None:
     """Raise ValueError unless ``network`` fits the UART protocol: it ends in argmax with at
@@ -53,7 +52,7 @@ def check_network(network: Network) -> None:
         raise ValueError(f"network {network.name!r} does not end in argmax; the board's "
                          f"UART protocol sends back one class index per inference")
     classes = network.layer_io()[-1][1].size  # argmax's input scores
-    if classes > 256:
+    if classes > MAX_CLASSES:
         raise ValueError(f"network {network.name!r} has {classes} classes; the board's "
                          f"UART protocol sends the class as one byte (at most 256)")
     bits = network.input_type.bits
@@ -225,7 +224,8 @@ class BoardCore(wiring.Component):
         take = self.i_stream.valid & self.i_stream.ready
         version, command = Signal(8), Signal(8)
         length, count = Signal(16), Signal(16)
-        crc, crc_low = Signal(16, init=0xFFFF), Signal(8)
+        crc, low_byte = Signal(16, init=0xFFFF), Signal(8)  # low_byte: of the id, the CRC
+        request_id = Signal(16)  # 0 until the frame's id has been read
         offset = Signal(32)
         error = Signal(8)  # the ErrorCode found so far, 0 for none
         feed = Signal()  # this INFER's payload goes into the network
@@ -243,9 +243,9 @@ class BoardCore(wiring.Component):
         # The payload leaves through a 32-bit shift register, reloaded every 4 bytes with
         # the next 4 payload bytes (a RESULT's scores one by one); the header comes from
         # constants and the CRC follows the payload.
-        resp_cmd, resp_code, resp_for = Signal(8), Signal(8), Signal(8)
-        body_end = Signal(range(HEADER_BYTES + RESULT_HEAD_BYTES + SCORE_BYTES * 256 + 1))
-        tx_pos = Signal(range(HEADER_BYTES + RESULT_HEAD_BYTES + SCORE_BYTES * 256 + 2))
+        resp_cmd, resp_code, resp_for, resp_id = Signal(8), Signal(8), Signal(8), Signal(16)
+        body_end = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 1))
+        tx_pos = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 2))
         tx_last = tx_pos == body_end + 1
         word = Signal(32)
 
@@ -268,9 +268,9 @@ class BoardCore(wiring.Component):
             Command.LOAD_REPLY: [zext(weights_next, 32), zext(self.weights_loaded, 32)],
             Command.ERROR: [zext(Cat(resp_code, resp_for), 32)],
         }
-        lengths = {Command.RESULT: RESULT_HEAD_BYTES + SCORE_BYTES * classes,
-                   Command.INFO_REPLY: INFO_BYTES, Command.LOAD_REPLY: LOAD_REPLY_BYTES,
-                   Command.ERROR: 2}
+        lengths = {Command.RESULT: result_bytes(classes),
+                   **{cmd: MAX_PAYLOAD[cmd] for cmd in (Command.INFO_REPLY, Command.LOAD_REPLY,
+                                                        Command.ERROR)}}
         out = Signal(8)
         with m.If(tx_pos < HEADER_BYTES):
             with m.Switch(tx_pos[:3]):
@@ -280,10 +280,14 @@ class BoardCore(wiring.Component):
                 with m.Case(3):
                     m.d.comb += out.eq(resp_cmd)
                 with m.Case(4):
+                    m.d.comb += out.eq(resp_id[:8])
+                with m.Case(5):
+                    m.d.comb += out.eq(resp_id[8:])
+                with m.Case(6):
                     m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
                                            lengths[Command.RESULT] & 0xFF, body_end[:8]
                                            - HEADER_BYTES))
-                with m.Case(5):
+                with m.Case(7):
                     m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
                                            lengths[Command.RESULT] >> 8, 0))
         with m.Elif(tx_pos < body_end):
@@ -301,8 +305,9 @@ class BoardCore(wiring.Component):
             m.d.sync += [tx_pos.eq(tx_pos + 1), word.eq(word >> 8)]
             with m.If((tx_pos >= 2) & (tx_pos < body_end)):
                 m.d.sync += crc.eq(crc_next)
-            # the next 4 payload bytes start after this byte: positions 6, 10, 14, ...
-            with m.If((tx_pos >= HEADER_BYTES - 1) & (tx_pos[:2] == 1)):
+            # the next 4 payload bytes start after this byte: positions 8, 12, 16, ...
+            with m.If((tx_pos >= HEADER_BYTES - 1)
+                      & (tx_pos[:2] == (HEADER_BYTES - 1) % 4)):
                 with m.Switch(resp_cmd):
                     for cmd, words in chunks.items():
                         with m.Case(cmd):
@@ -316,9 +321,10 @@ class BoardCore(wiring.Component):
                                                      scores.eq(scores >> sbits)]
 
         def respond(cmd, code=0, for_command=0) -> list:
+            """Start sending a response to the current request (its id echoed)."""
             return [resp_cmd.eq(cmd), body_end.eq(HEADER_BYTES + lengths[cmd]),
-                    resp_code.eq(code), resp_for.eq(for_command), tx_pos.eq(0),
-                    crc.eq(0xFFFF)]
+                    resp_code.eq(code), resp_for.eq(for_command), resp_id.eq(request_id),
+                    tx_pos.eq(0), crc.eq(0xFFFF)]
 
         def mid_frame() -> None:
             """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
@@ -344,7 +350,7 @@ class BoardCore(wiring.Component):
             with m.State("MAGIC1"):
                 with m.If(take):
                     with m.If(byte == MAGIC[1]):
-                        m.d.sync += crc.eq(0xFFFF)
+                        m.d.sync += [crc.eq(0xFFFF), request_id.eq(0)]
                         m.next = "VERSION"
                     with m.Elif(byte != MAGIC[0]):
                         m.next = "MAGIC0"
@@ -357,6 +363,16 @@ class BoardCore(wiring.Component):
                 mid_frame()
                 with m.If(take):
                     m.d.sync += [command.eq(byte), crc.eq(crc_next)]
+                    m.next = "ID0"
+            with m.State("ID0"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += [low_byte.eq(byte), crc.eq(crc_next)]
+                    m.next = "ID1"
+            with m.State("ID1"):
+                mid_frame()
+                with m.If(take):
+                    m.d.sync += [request_id.eq(Cat(low_byte, byte)), crc.eq(crc_next)]
                     m.next = "LENGTH0"
             with m.State("LENGTH0"):
                 mid_frame()
@@ -420,12 +436,12 @@ class BoardCore(wiring.Component):
             with m.State("CRC0"):
                 mid_frame()
                 with m.If(take):
-                    m.d.sync += crc_low.eq(byte)
+                    m.d.sync += low_byte.eq(byte)
                     m.next = "CRC1"
             with m.State("CRC1"):
                 mid_frame()
                 with m.If(take):
-                    with m.If(Cat(crc_low, byte) != crc):
+                    with m.If(Cat(low_byte, byte) != crc):
                         m.d.sync += respond(Command.ERROR, ErrorCode.BAD_CRC, command)
                         with m.If(writing):
                             m.d.sync += weights_next.eq(0)  # the stores took bad data

@@ -109,7 +109,7 @@ def serve(core, requests, responses, *, gaps=0.0, backpressure=0.0, max_cycles=2
     sim.add_testbench(watchdog, background=True)
     sim.run()
     assert decoder.bad_frames == 0 and decoder.skipped_bytes == 0
-    return [protocol.parse_response(f) for f in frames]
+    return [protocol.parse_response(f) for f in frames], [f.request_id for f in frames]
 
 
 def test_crc_step_matches_the_protocol():
@@ -140,9 +140,12 @@ def test_infer_returns_golden_class_scores_and_cycles(name):
     net, x = _network(name, count=3)
     core = core_for(net)
     rng = np.random.default_rng(1)
-    requests = [protocol.infer_request(frame_bytes(net, xi, rng)) for xi in x]
-    got = serve(core, requests, len(x), gaps=0.3, backpressure=0.3)
+    ids = [0xFFFF, 1, 0x1234][:len(x)]  # each response echoes its request's id
+    requests = [protocol.infer_request(frame_bytes(net, xi, rng), request_id=i)
+                for xi, i in zip(x, ids, strict=True)]
+    got, got_ids = serve(core, requests, len(x), gaps=0.3, backpressure=0.3)
     assert [(r.predicted, r.scores) for r in got] == golden_results(net, x)
+    assert got_ids == ids
     p = plan(net)
     for r in got:
         assert 0 < r.cycles_last <= p.latency_bound <= r.cycles_first + p.latency_bound
@@ -150,7 +153,8 @@ def test_infer_returns_golden_class_scores_and_cycles(name):
 
 def test_info_reply_describes_the_network():
     net, _ = _network("u8")
-    [info] = serve(core_for(net), [protocol.info_request()], 1)
+    [info], ids = serve(core_for(net), [protocol.info_request(request_id=0xA55A)], 1)
+    assert ids == [0xA55A]
     p = plan(net)
     assert info == protocol.Info(network_id=protocol.network_id(net), input_bytes=12,
                                  classes=5, weight_bytes=0, weights_next=0, clock_hz=1_000_000,
@@ -164,34 +168,37 @@ def _error(code, command):
 
 def test_bad_frames_get_error_frames_and_the_next_frame_works():
     net, x = _network("u8", count=2)
-    good = protocol.infer_request(frame_bytes(net, x[0]))
+    good = protocol.infer_request(frame_bytes(net, x[0]), request_id=1)
     bad_crc = bytearray(good)
-    bad_crc[10] ^= 0x40
+    bad_crc[12] ^= 0x40
     E = protocol.ErrorCode
     requests = [
         Noise(b"\x00\x17\xa5\xa5"),  # noise, and a false start, before the magic
         bytes(bad_crc),
-        protocol.encode_frame(protocol.Command.INFER, frame_bytes(net, x[0])[:-1]),
-        protocol.encode_frame(0x44, b"xyz"),
-        protocol.encode_frame(protocol.Command.INFO, b"", version=9),
-        protocol.encode_frame(protocol.Command.INFO, b"\x00"),
-        protocol.encode_frame(protocol.Command.LOAD, b"\x00" * 6),  # nothing to load
-        good[:9],  # a frame cut short: the line goes idle
-        protocol.infer_request(frame_bytes(net, x[1])),
+        protocol.encode_frame(protocol.Command.INFER, frame_bytes(net, x[0])[:-1],
+                              request_id=2),
+        protocol.encode_frame(0x44, b"xyz", request_id=3),
+        protocol.encode_frame(protocol.Command.INFO, b"", version=9, request_id=4),
+        protocol.encode_frame(protocol.Command.INFO, b"\x00", request_id=5),
+        protocol.encode_frame(protocol.Command.LOAD, b"\x00" * 6, request_id=6),  # no weights
+        good[:11],  # a frame cut short after its id: the line goes idle
+        good[:5],  # a frame cut short before its id
+        protocol.infer_request(frame_bytes(net, x[1]), request_id=9),
     ]
-    got = serve(core_for(net), requests, 8, gaps=0.2, backpressure=0.2)
-    assert got[:7] == [_error(E.BAD_CRC, 1), _error(E.BAD_LENGTH, 1),
+    got, ids = serve(core_for(net), requests, 9, gaps=0.2, backpressure=0.2)
+    assert got[:8] == [_error(E.BAD_CRC, 1), _error(E.BAD_LENGTH, 1),
                        _error(E.UNKNOWN_COMMAND, 0x44), _error(E.BAD_VERSION, 2),
                        _error(E.BAD_LENGTH, 2), _error(E.BAD_OFFSET, 3),
-                       _error(E.TIMEOUT, 0)]
-    assert (got[7].predicted, got[7].scores) == golden_results(net, x[1:])[0]
+                       _error(E.TIMEOUT, 0), _error(E.TIMEOUT, 0)]
+    assert ids == [1, 2, 3, 4, 5, 6, 1, 0, 9]  # a frame cut before its id is answered as 0
+    assert (got[8].predicted, got[8].scores) == golden_results(net, x[1:])[0]
 
 
 def test_network_timeout_resets_and_answers():
     net, x = _network("u8", count=2)
     core = core_for(net, result_cycles=3)  # far too short for this network
-    got = serve(core, [protocol.infer_request(frame_bytes(net, x[0]))], 1)
-    assert got == [_error(protocol.ErrorCode.TIMEOUT, protocol.Command.INFER)]
+    got, ids = serve(core, [protocol.infer_request(frame_bytes(net, x[0]), request_id=77)], 1)
+    assert got == [_error(protocol.ErrorCode.TIMEOUT, protocol.Command.INFER)] and ids == [77]
 
 
 def test_spram_weights_load_then_infer():
@@ -205,21 +212,22 @@ def test_spram_weights_load_then_infer():
     assert size > 16
     E = protocol.ErrorCode
     half = size // 2 // 2 * 2
-    corrupt = bytearray(protocol.load_request(0, image[:half]))
-    corrupt[12] ^= 1
+    corrupt = bytearray(protocol.load_request(0, image[:half], request_id=3))
+    corrupt[14] ^= 1
     requests = [
-        protocol.infer_request(frame_bytes(net, x[0])),     # not loaded yet
-        protocol.load_request(2, image[2:half]),            # must start at 0
+        protocol.infer_request(frame_bytes(net, x[0]), request_id=1),     # not loaded yet
+        protocol.load_request(2, image[2:half], request_id=2),            # must start at 0
         bytes(corrupt),                                     # bad CRC: the load restarts
-        protocol.info_request(),
-        protocol.load_request(0, image[:half]),
-        protocol.load_request(half + 2, image[half + 2:]),  # a gap
-        protocol.load_request(half, image[half:]),
-        protocol.info_request(),
-        protocol.infer_request(frame_bytes(net, x[0])),
-        protocol.infer_request(frame_bytes(net, x[1])),
+        protocol.info_request(request_id=4),
+        protocol.load_request(0, image[:half], request_id=5),
+        protocol.load_request(half + 2, image[half + 2:], request_id=6),  # a gap
+        protocol.load_request(half, image[half:], request_id=7),
+        protocol.info_request(request_id=8),
+        protocol.infer_request(frame_bytes(net, x[0]), request_id=9),
+        protocol.infer_request(frame_bytes(net, x[1]), request_id=10),
     ]
-    got = serve(core_for(net), requests, len(requests), max_cycles=400_000)
+    got, ids = serve(core_for(net), requests, len(requests), max_cycles=400_000)
+    assert ids == list(range(1, 11))
     assert got[0] == _error(E.NOT_LOADED, 1)
     assert got[1] == _error(E.BAD_OFFSET, 3)
     assert got[2] == _error(E.BAD_CRC, 3)
@@ -254,7 +262,7 @@ def test_core_over_uart_lines():
         clock = Clock(ctx)
         for xi in x:
             await stream_put(clock, host_tx.i_stream,
-                             list(protocol.infer_request(frame_bytes(net, xi))))
+                             list(protocol.infer_request(frame_bytes(net, xi), request_id=1)))
             while len(frames) < len(last) + 1:
                 await clock.idle(1)
             last.append(ctx.get(core.last_class))

@@ -40,21 +40,23 @@ def _test_split(network, count):
 def test_protocol_bytes_at_real_bit_timing(tmp_path):
     net = load(DIGITS)
     x, _ = _test_split(net, 3)
-    frames = [protocol.infer_request(protocol.input_bytes(xi, False)) for xi in x]
+    frames = [protocol.infer_request(protocol.input_bytes(xi, False), request_id=i + 2)
+              for i, xi in enumerate(x)]
     bad = bytearray(frames[0])
     bad[20] ^= 0x01
     steps = [
-        (protocol.info_request(), True),
+        (protocol.info_request(request_id=1), True),
         (frames[0], True),
         (b"\x13\x37\xa5", False),          # noise between frames
         (bytes(bad), True),                # BAD_CRC, after the network ran: result dropped
         (frames[1][:30], True),            # cut short: TIMEOUT after the idle time
-        (protocol.encode_frame(0x7F), True),
+        (protocol.encode_frame(0x7F, request_id=0xFFFF), True),
         (frames[2], True),                 # and the board still answers
     ]
     session = board_session(net, tmp_path, clk_hz=CLK_HZ, baud=BAUD, steps=steps,
                             idle_s=0.005)
     assert not session.timed_out
+    assert session.response_ids == [1, 2, 2, 3, 0xFFFF, 4]
     info, first, crc, cut, unknown, last = session.responses
     assert info.network_id == protocol.network_id(net) and info.input_bytes == 64
     assert (info.clock_hz, info.baud, info.weights_loaded) == (CLK_HZ, BAUD, True)
