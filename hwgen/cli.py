@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import math
+import os
+import shlex
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import golden
+from .outdir import OutputDir, OutputError, check_output_file, write_file
 from .plan import format_table, plan
 from .spec import Network, SpecError, load
 
@@ -26,42 +30,140 @@ class UsageError(Exception):
     """Bad command-line input (a file that is not there, an argument out of range)."""
 
 
+#: ``--random N``: at most this many input values in all (2**25: 256 MiB as int64).
+MAX_RANDOM_VALUES = 2 ** 25
+#: ``--seed``: 0 … 2**32 − 1.
+MAX_SEED = 2 ** 32 - 1
+#: ``hwgen run --timeout``: at least 1 ms, at most a day.
+TIMEOUT_RANGE = (1e-3, 86400.0)
+#: ``--clock-mhz``: above 0, at most 1,000 MHz (no iCE40 or ECP5 PLL goes near it).
+MAX_CLOCK_MHZ = 1000.0
+#: ``--baud``: 1 … 12,000,000 (the fastest USB-UART bridges on the supported boards).
+MAX_BAUD = 12_000_000
+
+
 def _load(path: str) -> Network:
     return load(path)
 
 
 def _load_array(path: str, option: str) -> np.ndarray:
+    """The array in the .npy file ``path``, or :class:`UsageError` naming ``option``: a
+    missing file, a folder, an .npz archive, an object array, a file shorter than its header
+    says (checked before anything is allocated), a 0-d array."""
+    where = f"{option} {path}"
+    if path == "":
+        raise UsageError(f"{option} '': expected a .npy file name")
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{where}: is a folder; expected a .npy file")
     try:
-        arr = np.load(path, allow_pickle=False)
+        with open(p, "rb") as f:
+            magic = f.read(6)
+            if magic[:2] == b"PK":
+                raise UsageError(f"{where}: is an .npz archive; expected a .npy file (save "
+                                 f"it with np.save)")
+            if magic != b"\x93NUMPY":
+                raise UsageError(f"{where}: not a .npy file (no NumPy header)")
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                           np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+            header_end = f.tell()
+            size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
-        raise UsageError(f"{option} {path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{option} {path}: not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray):
-        raise UsageError(f"{option} {path}: expected a .npy array, got an .npz archive")
+        raise UsageError(f"{where}: file not found") from None
+    except UsageError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - NumPy's header parser raises many types
+        raise UsageError(f"{where}: not a readable .npy file (broken header: "
+                         f"{type(exc).__name__})") from None
+    if dtype.hasobject:
+        raise UsageError(f"{where}: holds Python objects (dtype {dtype}); expected a numeric "
+                         f"array")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > size - header_end:
+        raise UsageError(f"{where}: its header declares shape {shape} {dtype} "
+                         f"({needed:,} bytes), the file holds {size - header_end:,}")
+    if not shape:
+        raise UsageError(f"{where}: holds a single value (a 0-d array); expected an array "
+                         f"with one row per input")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise UsageError(f"{where}: not a readable .npy file ({type(exc).__name__}: "
+                         f"{exc})") from None
     return arr
 
 
+def check_labels(labels: np.ndarray, count: int, classes: int | None, where: str
+                 ) -> np.ndarray:
+    """Labels as a 1-D int64 array: one integer class number (0 … classes − 1) per input, in
+    a 1-D or N × 1 array; :class:`UsageError` naming ``where`` otherwise."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise UsageError(f"{where}: labels have shape {labels.shape}; expected one label per "
+                         f"input (N or N × 1)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise UsageError(f"{where}: labels must be integer class numbers, got dtype "
+                         f"{labels.dtype}")
+    if len(labels) != count:
+        raise UsageError(f"{where}: {len(labels)} labels for {count} inputs")
+    if classes is not None and len(labels):
+        bad = np.flatnonzero((labels < 0) | (labels >= classes))
+        if len(bad):
+            raise UsageError(f"{where}: labels must be class numbers 0..{classes - 1}, found "
+                             f"{labels[bad[0]]} at {bad[0]}")
+    return labels.astype(np.int64)
+
+
+def _classes(network: Network) -> int | None:
+    """How many classes the network's argmax chooses from (None without argmax)."""
+    from .spec import Argmax
+
+    if not isinstance(network.layers[-1], Argmax):
+        return None
+    return network.layer_io()[-1][1].size
+
+
 def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """The inputs (and labels) ``hwgen sim`` runs: --inputs, else the spec's test split, else
-    random inputs; cut to --count."""
+    """The inputs (and labels) ``hwgen sim`` and ``hwgen run`` use: --inputs, else the spec's
+    test split, else random inputs; cut to --count. Everything is checked here, before any
+    work: :class:`UsageError` names the option and file."""
     labels = None
-    if args.inputs:
+    if args.labels is not None and args.inputs is None:
+        raise UsageError("--labels needs --inputs (the labels of the spec's test split come "
+                         "with it)")
+    if args.inputs is not None and args.random:
+        raise UsageError("--random makes its own inputs; give --inputs or --random, not both")
+    if args.inputs is not None:
         x = _load_array(args.inputs, "--inputs")
-        if args.labels:
+        if args.labels is not None:
             labels = _load_array(args.labels, "--labels")
         where = args.inputs
+        label_where = f"--labels {args.labels}"
     elif network.dataset is not None and not args.random:
         try:
             with np.load(network.dataset, allow_pickle=False) as data:
                 x, labels = data["x"], data["y"]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError) as exc:
             raise SpecError(network.source, "dataset.test",
                             f"cannot read {str(network.dataset)!r} with arrays x and y "
                             f"({exc})") from None
-        where = str(network.dataset)
+        where = label_where = str(network.dataset)
+        if x.ndim == 0:
+            raise UsageError(f"{where}: x holds a single value; expected one row per input")
     else:
         count = args.random or 16
+        size = network.input_type.size
+        if count * size > MAX_RANDOM_VALUES:
+            raise UsageError(f"--random {count}: at most {MAX_RANDOM_VALUES // size:,} random "
+                             f"inputs of {size:,} values each ({MAX_RANDOM_VALUES:,} values in "
+                             f"all)")
         lo, hi = network.input_type.range
         rng = np.random.default_rng(args.seed)
         if network.input_type.binary:
@@ -69,10 +171,10 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
         else:
             x = rng.integers(lo, hi + 1, size=(count, *network.input_type.shape))
         where = f"{count} random inputs (seed {args.seed})"
-    if x.ndim >= 1 and len(x) and x.size == len(x) * network.input_type.size:
+    if len(x) and x.size == len(x) * network.input_type.size:
         x = x.reshape(len(x), *network.input_type.shape)
-    if labels is not None and len(labels) != len(x):
-        raise UsageError(f"--labels: {len(labels)} labels for {len(x)} inputs")
+    if labels is not None:
+        labels = check_labels(labels, len(x), _classes(network), label_where)
     if args.count is not None:
         x = x[:args.count]
         labels = labels[:args.count] if labels is not None else None
@@ -116,7 +218,7 @@ def cmd_boards(args) -> int:
 def cmd_check(args) -> int:
     network = _load(args.spec)
     dsp_budget = None
-    if args.board:
+    if args.board is not None:
         from .build.boards import board
         from .build.synth import check_dsp
 
@@ -128,45 +230,100 @@ def cmd_check(args) -> int:
     return 0
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+def _output_dir(args, network: Network, *, kind: str, default: str,
+                failed: bool = False) -> OutputDir:
+    """The ``-o`` folder of a command, checked against hwgen's output-folder rule
+    (:mod:`hwgen.outdir`) before any work."""
+    from .build.synth import spec_files
+
+    given = args.output
+    label = f"-o {shlex.quote(given)}" if given is not None else f"{default} (the default -o)"
+    return OutputDir(default if given is None else given, kind=kind, command=args.command,
+                     spec=args.spec, force=args.force, label=label,
+                     protect=spec_files(network), failed=failed)
 
 
-def cmd_generate(args) -> int:
+def _write_design(network: Network, taps: bool, folder: Path) -> list[Path]:
+    """``hwgen generate``'s work: the network's Verilog and plan.json in ``folder``."""
     from amaranth.back import verilog
 
     from .rtl.network import NetworkTop
 
+    top = NetworkTop(network, taps=taps)
+    files = [folder / f"{network.name}.v", folder / "plan.json"]
+    files[0].write_text(verilog.convert(top, name=network.name, emit_src=False))
+    files[1].write_text(json.dumps(top.plan.to_json(), indent=2) + "\n")
+    return files
+
+
+def cmd_generate(args) -> int:
     network = _load(args.spec)
-    out = Path(args.output or f"build/{network.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        top = NetworkTop(network, taps=args.taps)
-        (tmp / f"{network.name}.v").write_text(
-            verilog.convert(top, name=network.name, emit_src=False))
-        (tmp / "plan.json").write_text(json.dumps(top.plan.to_json(), indent=2) + "\n")
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {out / (network.name + '.v')} and {out / 'plan.json'}")
+    out = _output_dir(args, network, kind="generate", default=f"build/{network.name}")
+    with out.staged() as tmp:
+        try:
+            names = [p.name for p in _write_design(network, args.taps, tmp)]
+        except OSError as exc:
+            raise UsageError(f"cannot write {network.name}'s files in {out.path} "
+                             f"({exc.strerror or exc})") from None
+        out.commit()
+    print(f"wrote {' and '.join(str(out.shown / n) for n in names)}")
     return 0
 
 
-def run_sim(network: Network, args, log=print):
-    from hwgen_sim.runner import simulate
+@dataclass
+class SimJob:
+    """What ``hwgen sim`` (and ``flow``'s simulation) will run, checked before any work."""
+
+    x: np.ndarray
+    labels: np.ndarray | None
+    where: str
+    work: OutputDir | None
+
+
+def prepare_sim(network: Network, args) -> SimJob:
+    """Every ``sim`` option checked (inputs, labels, --netlist and --bulk, the work folder);
+    :class:`UsageError` or :class:`~hwgen.outdir.OutputError` before anything runs."""
+    from .build.synth import spec_files
 
     x, labels, where = sim_inputs(network, args)
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="hwgen-sim-"))
+    if getattr(args, "netlist", None) and (args.bulk or len(x) > BULK_ABOVE):
+        raise UsageError(f"--netlist checks every beat of at most {BULK_ABOVE} inputs "
+                         f"(no --bulk); add --count N")
+    if args.bulk and args.simulator != "verilator":
+        raise UsageError("--bulk runs on verilator only")
+    work = None
+    if args.work_dir is not None:
+        work = OutputDir(args.work_dir, kind="sim", command=args.command, spec=args.spec,
+                         force=args.force, label=f"--work-dir {shlex.quote(args.work_dir)}",
+                         protect=spec_files(network))
+    return SimJob(x, labels, where, work)
+
+
+def run_sim(network: Network, args, job: SimJob, log=print):
+    """Simulate ``job``: in its work folder (put in place afterwards, also when the
+    simulation fails, for its logs), else in a new temporary folder."""
+    from hwgen_sim.runner import SimError
+
+    if job.work is None:
+        return _simulate(network, args, job, Path(tempfile.mkdtemp(prefix="hwgen-sim-")), log)
+    with job.work.staged() as tmp:
+        try:
+            result = _simulate(network, args, job, tmp, log, final=job.work.path)
+        except SimError as exc:
+            job.work.commit()
+            raise SimError(str(exc).replace(str(tmp), str(job.work.path))) from None
+        job.work.commit()
+    return result
+
+
+def _simulate(network: Network, args, job: SimJob, work: Path, log, final: Path | None = None):
+    from hwgen_sim.runner import simulate
+
+    x, labels, where = job.x, job.labels, job.where
     log(f"simulating {len(x)} inference(s) from {where} with {args.simulator} "
         f"(gaps {args.gaps}, backpressure {args.backpressure}, seed {args.seed})")
     bulk = None
     if getattr(args, "netlist", None):
-        if args.bulk or len(x) > BULK_ABOVE:
-            raise UsageError(f"--netlist checks every beat of at most {BULK_ABOVE} inputs "
-                             f"(no --bulk); add --count N")
         log(f"the design simulated is Yosys' {args.netlist} gate-level netlist")
     if args.bulk is None and len(x) > BULK_ABOVE and args.simulator == "verilator":
         args.bulk = 8
@@ -174,8 +331,6 @@ def run_sim(network: Network, args, log=print):
     if args.bulk:
         from hwgen_sim.runner import verify_bulk
 
-        if args.simulator != "verilator":
-            raise UsageError("--bulk runs on verilator only")
         bulk = verify_bulk(network, x, work / "bulk", gaps=args.gaps,
                            backpressure=args.backpressure, seed=args.seed)
         rate = len(x) / bulk.seconds * 60
@@ -219,23 +374,26 @@ def run_sim(network: Network, args, log=print):
         accuracy = float(np.mean(result.predictions[:len(labels)] == labels))
         log(f"accuracy: {accuracy:.4f} on {len(labels)} labelled inputs "
             f"(RTL = golden model on every inference)")
-    log(f"work directory: {result.work_dir} ({result.seconds:.1f} s)")
+    log(f"work directory: {final or result.work_dir} ({result.seconds:.1f} s)")
     return result, accuracy
 
 
 def cmd_sim(args) -> int:
     network = _load(args.spec)
-    result, _ = run_sim(network, args)
+    job = prepare_sim(network, args)
+    result, _ = run_sim(network, args, job)
     return 0 if result.ok else 1
 
 
 def cmd_build(args) -> int:
-    from .build.synth import build
+    from .build.synth import build, check_build
 
     network = _load(args.spec)
-    out = Path(args.output or f"build/{network.name}-{args.board}")
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
+    out = _output_dir(args, network, kind="build",
+                      default=f"build/{network.name}-{args.board}", failed=True)
     report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud)
-    _print_report(report, out)
+    _print_report(report, out.shown)
     return 0
 
 
@@ -255,7 +413,7 @@ def cmd_flash(args) -> int:
             bitstream = flash.bitstream_from_build(build_dir, args.board, args.source)
         except flash.FlashError as exc:
             raise UsageError(str(exc)) from None
-    elif args.output:
+    elif args.output is not None:
         raise UsageError(f"-o/--output names a build folder for a spec; {source} is a "
                          f"bitstream")
     else:
@@ -300,52 +458,61 @@ def _print_report(report: dict, out: Path) -> None:
     print(f"report: {out / 'report.json'}")
 
 
-def _above_zero(what: str):
-    """An argparse type: a number above 0, else "expected <what> above 0, got '…'"."""
-    def parse(text: str) -> float:
+def _bounded(what: str, lo: float, hi: float, *, integer: bool = False, low_open=False):
+    """An argparse type: a number (an integer if ``integer``) in [lo, hi] (above ``lo`` if
+    ``low_open``), else "expected <what> …, got '…'"."""
+    low = f"above {lo:g}" if low_open else f"from {lo:g}"
+    def parse(text: str):
         try:
-            value = float(text)
+            value = int(text) if integer else float(text)
         except ValueError:
-            value = 0.0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected {what} above 0, got {text!r}")
+            value = None
+        if value is None or not (lo < value if low_open else lo <= value) or not value <= hi:
+            raise argparse.ArgumentTypeError(f"expected {what} {low} to {hi:,g}, got {text!r}")
         return value
     return parse
 
 
 def _add_clock_options(p) -> None:
-    p.add_argument("--clock-mhz", type=_above_zero("a frequency in MHz"), metavar="MHZ",
+    p.add_argument("--clock-mhz", type=_bounded("a frequency in MHz", 0, MAX_CLOCK_MHZ,
+                                                 low_open=True), metavar="MHZ",
                    help="run from the FPGA's PLL at the highest frequency it makes not above "
                    "MHZ (reported in report.json); default: the board's oscillator, no PLL")
-    p.add_argument("--baud", type=int, default=115200, metavar="N",
+    p.add_argument("--baud", type=_BAUD, default=115200, metavar="N",
                    help="UART bit rate of the board top (default 115200)")
 
 
 def cmd_flow(args) -> int:
-    from .build.synth import build
+    from .build.synth import build, check_build
 
     network = _load(args.spec)
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
+    out = _output_dir(args, network, kind="build",
+                      default=f"build/{network.name}-{args.board}", failed=True)
+    job = prepare_sim(network, args)
+    if job.work is not None:
+        for folder in (out.path, out.failed.path):
+            w = job.work.path
+            if w == folder or folder in w.parents or w in folder.parents:
+                raise UsageError(f"--work-dir {args.work_dir} and {out.label} overlap; give "
+                                 f"the simulation a folder of its own")
     print(format_table(plan(network)))
     print()
-    result, accuracy = run_sim(network, args)
+    result, accuracy = run_sim(network, args, job)
     if not result.ok:
         print("flow stopped: simulation did not match", file=sys.stderr)
         return 1
-    out = Path(args.output or f"build/{network.name}-{args.board}")
-    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud)
-    report["simulation"] = {"inferences": result.frames, "bit_exact": True,
-                            "accuracy": accuracy,
-                            "cycles_per_inference": result.cycles_per_inference,
-                            "latency_cycles": result.latency_cycles}
-    partial = out / "report.json.partial"
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(out / "report.json")
+    simulation = {"inferences": result.frames, "bit_exact": True, "accuracy": accuracy,
+                  "cycles_per_inference": result.cycles_per_inference,
+                  "latency_cycles": result.latency_cycles}
+    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
+                   report_extra={"simulation": simulation})
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"
           + (f", accuracy {accuracy:.4f} (golden model: the same)" if accuracy is not None
              else ""))
-    _print_report(report, out)
+    _print_report(report, out.shown)
     return 0
 
 
@@ -359,13 +526,13 @@ def cmd_run(args) -> int:
     from .spec import Argmax
 
     network = _load(args.spec)
-    known = find_board(args.board) if args.board else None
+    known = find_board(args.board) if args.board is not None else None
     if not isinstance(network.layers[-1], Argmax):
         raise UsageError(f"network {network.name!r} does not end in argmax; a board cannot "
                          f"run it")
-    x, labels, where = sim_inputs(network, args)
-    if labels is not None:
-        labels = np.asarray(labels).reshape(len(labels), -1)[:, 0]
+    x, labels, where = sim_inputs(network, args)  # labels: 1-D integers, one per input
+    json_out = (None if args.json is None else
+                check_output_file(args.json, "--json", _is_run_result))
     frame = network.input_type.size + 8  # header, payload, CRC
     if args.dry_run:
         seconds = len(x) * frame * 10 / args.baud
@@ -475,12 +642,22 @@ def cmd_run(args) -> int:
                         | ({"label": int(labels[i])} if labels is not None else {})
                         for i, (r, m) in enumerate(zip(results, ms, strict=True))],
         }
-        out = Path(args.json)
-        partial = out.with_name(out.name + ".partial")
-        partial.write_text(json.dumps(doc, indent=2) + "\n")
-        partial.replace(out)
-        print(f"results: {out}")
+        write_file(json_out, json.dumps(doc, indent=2) + "\n")
+        print(f"results: {json_out}")
     return 1 if mismatches else 0
+
+
+def _is_run_result(path: Path) -> bool:
+    """Whether ``path`` holds a ``hwgen run --json`` summary (which a new one may replace)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and {"network", "port", "count", "results"} <= set(doc)
+
+
+FORCE_HELP = ("also replace hwgen's output of another command or spec (never a folder holding "
+              "files hwgen did not write)")
 
 
 def _add_sim_options(p: argparse.ArgumentParser) -> None:
@@ -491,7 +668,8 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=_positive, metavar="N",
                    help="simulate N random inputs instead of the test split")
     p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
-    p.add_argument("--seed", type=int, default=0, help="seed of gaps, backpressure, inputs")
+    p.add_argument("--seed", type=_SEED, default=0,
+                   help=f"seed of gaps, backpressure, inputs (0 to {MAX_SEED})")
     p.add_argument("--gaps", type=_rate, default=0.25,
                    help="probability of an idle input cycle (default 0.25)")
     p.add_argument("--backpressure", type=_rate, default=0.25,
@@ -502,7 +680,9 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    "inside the simulated design (Verilator, no Python per clock edge) and run "
                    "the every-layer, every-beat bench and the cycle check on the first N "
                    "inputs only (default 8); on by default above 500 inputs")
-    p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here")
+    p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here "
+                   "(a new or empty folder, or hwgen's earlier --work-dir of this spec)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _positive(text: str) -> int:
@@ -513,6 +693,10 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+_SEED = _bounded("a seed", 0, MAX_SEED, integer=True)
+_BAUD = _bounded("a bit rate", 1, MAX_BAUD, integer=True)
 
 
 def _rate(text: str) -> float:
@@ -551,9 +735,12 @@ def parser() -> argparse.ArgumentParser:
                        description="Elaborate SPEC into Verilog (module named after the "
                        "network) and write it with plan.json.")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>")
+    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network> (a new or "
+                   "empty folder, or hwgen's earlier output of this spec: docs/boards.md, "
+                   "\"Output folders\")")
     p.add_argument("--taps", action="store_true",
                    help="add tap_<layer>_fire/_payload ports on every layer's output")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("sim", help="prove the RTL bit-exact against the golden model",
@@ -575,6 +762,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_clock_options(p)
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_build)
 
     from .build.flash import DEFAULT_TIMEOUT, parse_offset
@@ -598,7 +786,9 @@ def parser() -> argparse.ArgumentParser:
                    help="build folder of a spec (default build/<network>-<board>)")
     p.add_argument("--offset", type=parse_offset, default=0, metavar="BYTES",
                    help="flash address to write at, with --persist (e.g. 0x100000 or 1M)")
-    p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
+    p.add_argument("--timeout", type=_bounded("a number of seconds", 1, TIMEOUT_RANGE[1],
+                                               integer=True),
+                   default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"stop the tool after S seconds (default {DEFAULT_TIMEOUT})")
     p.add_argument("-v", "--verbose", action="store_true", help="print the tool's output")
     p.add_argument("--dry-run", action="store_true",
@@ -628,7 +818,7 @@ def parser() -> argparse.ArgumentParser:
                    "interface) or COM4")
     p.add_argument("--board", metavar="BOARD", help=f"one of: {boards}; optional: only checks "
                    "the clock the board reports")
-    p.add_argument("--baud", type=_positive, default=115200,
+    p.add_argument("--baud", type=_BAUD, default=115200,
                    help="the board's UART rate (default 115200, as hwgen build)")
     p.add_argument("--inputs", metavar="X.npy", help="input values (N × input shape); "
                    "default: the spec's [dataset] test split, else random inputs")
@@ -636,12 +826,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive, metavar="N", help="run only the first N")
     p.add_argument("--random", type=_positive, metavar="N",
                    help="run N random inputs instead of the test split")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random inputs")
+    p.add_argument("--seed", type=_SEED, default=0,
+                   help=f"seed of --random inputs (0 to {MAX_SEED})")
     p.add_argument("--check", action="store_true", help="compare every class and score with "
                    "the golden model; exit 1 on any mismatch")
-    p.add_argument("--timeout", type=_above_zero("a number of seconds"), metavar="S",
-                   help="seconds to wait for each response (default: from the frame size, "
-                   "baud rate and network)")
+    p.add_argument("--timeout", type=_bounded("a number of seconds", *TIMEOUT_RANGE),
+                   metavar="S", help="seconds to wait for each response, 0.001 to 86400 "
+                   "(default: from the frame size, baud rate and network)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print every inference, however many")
     p.add_argument("--json", metavar="OUT", help="write the summary and every result here")
@@ -654,6 +845,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``hwgen ARGV``: the exit code. Bad input is one ``hwgen: error:`` line and exit 2, a
+    failing tool or simulation exit 1; anything else is a bug in hwgen, reported as an
+    internal error with exit 3 (``HWGEN_TRACEBACK=1`` shows its traceback)."""
     from hwgen_sim.runner import SimError
 
     from .build.boards import BoardError
@@ -662,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, UsageError, BoardError) as exc:
+    except (SpecError, UsageError, BoardError, OutputError) as exc:
         print(f"hwgen: error: {exc}", file=sys.stderr)
         return 2
     except (ToolError, SimError) as exc:
@@ -673,6 +867,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (hwgen boards | head): stop quietly
         sys.stderr.close()
         return 141
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get("HWGEN_TRACEBACK") == "1":
+            raise
+        message = " ".join(str(exc).split())
+        print(f"hwgen: error: internal error: {type(exc).__name__}: {message} (please report "
+              f"this; HWGEN_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -145,19 +145,22 @@ def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"inputs must be integers, got dtype {x.dtype}")
-    x = x.astype(np.int64)
+    if x.ndim == 0:
+        raise ValueError("inputs must be a batch (N × input shape), got a single value")
     if x.shape[1:] != network.input_type.shape:
         raise ValueError(f"inputs have shape {x.shape[1:]} per item, the network expects "
                          f"{network.input_type.shape}")
     lo, hi = network.input_type.range
+    # Compared in the array's own dtype (NumPy compares Python ints exactly), so a uint64
+    # beyond int64 is reported as itself, not as the negative number a cast would make.
     if network.input_type.binary:
-        bad, expected = ~np.isin(x, (-1, 1)), "-1 or +1 (binary)"
+        bad, expected = (x != -1) & (x != 1), "-1 or +1 (binary)"
     else:
         bad, expected = (x < lo) | (x > hi), f"in {lo}..{hi} ({network.input_type.describe()})"
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"inputs must be {expected}, found {int(x[idx])} at {idx}")
-    return x
+    return x.astype(np.int64)
 
 
 def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -154,10 +154,22 @@ def _runner(simulator: str):
     return get_runner(simulator)
 
 
+def _make_work_dir(work_dir: str | Path) -> Path:
+    """The work directory, absolute and created; :class:`SimError` (one line) when it cannot
+    be (a file in the way, a read-only or virtual file system). hwgen's command line checks
+    ``--work-dir`` against its output-folder rule (:mod:`hwgen.outdir`) before it gets here."""
+    work_dir = Path(work_dir).resolve()
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimError(f"work directory {work_dir}: cannot create it "
+                       f"({exc.strerror or exc})") from None
+    return work_dir
+
+
 def _prepare(work_dir: str | Path, x: np.ndarray) -> tuple[Path, np.ndarray]:
     """The work directory (created) and the inputs as int64; refuses an empty batch."""
-    work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = _make_work_dir(work_dir)
     x = np.asarray(x, dtype=np.int64)
     if len(x) == 0:
         raise SimError("no inputs to simulate")
@@ -522,8 +534,7 @@ def board_session(network: Network, work_dir: str | Path, *, clk_hz: int, baud: 
     if (steps is None) == (client is None):
         raise ValueError("give exactly one of steps and client")
     started = time.monotonic()
-    work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = _make_work_dir(work_dir)
     source = work_dir / "hwgen_board.v"
     source.write_text(verilog.convert(BoardLogic(network, clk_hz=clk_hz, baud=baud,
                                                  idle_s=idle_s),

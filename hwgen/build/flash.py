@@ -26,12 +26,16 @@ from .boards import BoardError, board
 from .toolchain import ToolError, tool_path
 
 __all__ = ["BoardFlash", "FLASHING", "FlashError", "FlashPlan", "BITSTREAM_SUFFIX",
-           "DEFAULT_TIMEOUT", "bitstream_from_build", "plan", "run", "diagnose",
+           "DEFAULT_TIMEOUT", "MAX_FLASH_BYTES", "bitstream_from_build", "plan", "run", "diagnose",
            "parse_offset"]
 
 #: Seconds a flashing tool may run before it is stopped (an 85F bitstream written to flash
 #: through the ULX3S' bit-banged FT231X JTAG takes minutes; SRAM loads take seconds).
 DEFAULT_TIMEOUT = 600
+
+#: No SPI NOR flash is larger than 2 Gbit: an offset at or beyond this is refused for every
+#: board (a board's own ``flash_bytes``, where known, is checked by :func:`plan`).
+MAX_FLASH_BYTES = 256 * 2 ** 20
 
 #: The bitstream file each family's packer writes (icepack: .bin, ecppack: .bit).
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
@@ -52,7 +56,9 @@ class BoardFlash:
     a DFU bootloader, which writes the flash, so they have no SRAM load. ``iceprog`` marks
     iCE40 boards whose FTDI chip iceprog drives (interface A, SPI on ADBUS0-2/4, CDONE ADBUS6,
     CRESET ADBUS7). ``sram_note`` and ``flash_note`` say what the board must look like for
-    each mode; ``absent_hint`` is added when the tool finds no board.
+    each mode; ``absent_hint`` is added when the tool finds no board. ``flash_bytes`` is the
+    size of the board's configuration flash where every revision has the same chip (None:
+    it varies or is not known; :data:`MAX_FLASH_BYTES` applies).
     """
 
     ofl_board: str
@@ -64,8 +70,10 @@ class BoardFlash:
     sram_note: str = ""
     flash_note: str = ""
     absent_hint: str = ""
+    flash_bytes: int | None = None
 
 
+_MIB = 2 ** 20
 _ULX3S = BoardFlash("ulx3s", usb_chip="FT231X", usb_id="0403:6015")  # USB port US1
 _ECPIX5 = BoardFlash(
     "ecpix5", usb_chip="FT2232H", usb_id="0403:6010",
@@ -74,7 +82,8 @@ _ECPIX5 = BoardFlash(
 _ORANGECRAB = BoardFlash(
     "orangeCrab", usb_chip="DFU bootloader", usb_id="1209:5af0", dfu=True,
     flash_note="hold the button while plugging in USB to start the DFU bootloader",
-    absent_hint="hold the button while plugging in USB to start the DFU bootloader")
+    absent_hint="hold the button while plugging in USB to start the DFU bootloader",
+    flash_bytes=16 * _MIB)  # W25Q128JV, 128 Mbit
 _ICE40_JUMPERS = ("the FTDI chip reaches the FPGA's SPI configuration port only with the "
                   "board's CRAM {how}; out of the box it reaches the flash: use --persist")
 
@@ -83,16 +92,19 @@ _ICE40_JUMPERS = ("the FTDI chip reaches the FPGA's SPI configuration port only 
 FLASHING: dict[str, BoardFlash] = {
     "icebreaker": BoardFlash(
         "ice40_generic", usb_chip="FT2232H", usb_id="0403:6010", iceprog=True,
-        sram_note=_ICE40_JUMPERS.format(how="solder jumpers changed")),
+        sram_note=_ICE40_JUMPERS.format(how="solder jumpers changed"),
+        flash_bytes=16 * _MIB),  # W25Q128JV, 128 Mbit
     "upduino-v3": BoardFlash(
         "ice40_generic", ofl_cable="ft232", usb_chip="FT232H", usb_id="0403:6014",
         iceprog=True,
-        sram_note=_ICE40_JUMPERS.format(how="resistors fitted (R11/R27 instead of R12/R13)")),
+        sram_note=_ICE40_JUMPERS.format(how="resistors fitted (R11/R27 instead of R12/R13)"),
+        flash_bytes=4 * _MIB),  # 32 Mbit
     "ice40-hx8k-b-evn": BoardFlash(
         "ice40_generic", usb_chip="FT2232H", usb_id="0403:6010", iceprog=True,
         sram_note="SRAM loading needs jumpers J6:1-2 and J6:3-4 with J7 open",
         flash_note="flash writing needs jumpers J6 and J7 in the user guide's SPI flash "
-                   "setting, not the SRAM one (J6:1-2, J6:3-4, J7 open)"),
+                   "setting, not the SRAM one (J6:1-2, J6:3-4, J7 open)",
+        flash_bytes=4 * _MIB),  # N25Q032, 32 Mbit
     "ulx3s-25f": _ULX3S,
     "ulx3s-45f": _ULX3S,
     "ulx3s-85f": _ULX3S,
@@ -135,8 +147,9 @@ def flashing(board_name: str) -> BoardFlash:
 
 
 def parse_offset(text: str) -> int:
-    """A flash offset in bytes: decimal, ``0x`` hexadecimal, or with a ``k``/``M`` suffix
-    (an argparse ``type``: bad text raises :class:`argparse.ArgumentTypeError`)."""
+    """A flash offset in bytes: decimal, ``0x`` hexadecimal, or with a ``k``/``M`` suffix,
+    below :data:`MAX_FLASH_BYTES` (an argparse ``type``: bad text raises
+    :class:`argparse.ArgumentTypeError`). :func:`plan` checks it against the board's flash."""
     scale = {"k": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
     try:
         value = int(text[:-1] if scale > 1 else text, 0) * scale
@@ -145,6 +158,10 @@ def parse_offset(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a byte offset such as 0, 0x100000 or 1M, "
                                          f"got {text!r}")
+    if value >= MAX_FLASH_BYTES:
+        raise argparse.ArgumentTypeError(f"expected a byte offset below {MAX_FLASH_BYTES:#x} "
+                                         f"({MAX_FLASH_BYTES // 2 ** 20} MiB, the largest SPI "
+                                         f"flash), got {text!r}")
     return value
 
 
@@ -157,6 +174,9 @@ def bitstream_from_build(build_dir: Path, board_name: str, spec: str) -> Path:
     build_dir = Path(build_dir)
     report_path = build_dir / "report.json"
     hint = f"run hwgen build {shlex.quote(spec)} --board {board_name} first"
+    if os.path.lexists(build_dir) and not build_dir.is_dir():
+        raise FlashError(f"{build_dir} is not a folder (a build folder holds report.json and "
+                         f"the bitstream)")
     try:
         report = json.loads(report_path.read_text())
     except FileNotFoundError:
@@ -164,6 +184,8 @@ def bitstream_from_build(build_dir: Path, board_name: str, spec: str) -> Path:
                          f"{hint}") from None
     except (OSError, ValueError) as exc:
         raise FlashError(f"{report_path}: not a readable build report ({exc})") from None
+    if not isinstance(report, dict):
+        raise FlashError(f"{report_path}: not a build report (a JSON object)")
     if report.get("board") != board_name:
         raise FlashError(f"{build_dir} was built for {report.get('board')!r}, not "
                          f"{board_name!r}; {hint}")
@@ -218,6 +240,14 @@ def plan(bitstream: Path, board_name: str, *, persist: bool = False, tool: str =
         tool = "iceprog" if recipe.iceprog and env.get("ICEPROG") else "openfpgaloader"
     if offset and not persist:
         raise FlashError("--offset is a flash address: it needs --persist")
+    if not 0 <= offset < MAX_FLASH_BYTES:
+        raise FlashError(f"--offset {offset:#x}: expected a flash address below "
+                         f"{MAX_FLASH_BYTES:#x}")
+    size = bitstream.stat().st_size
+    if persist and recipe.flash_bytes is not None and offset + size > recipe.flash_bytes:
+        raise FlashError(f"--offset {offset:#x}: {board_name}'s flash holds "
+                         f"{recipe.flash_bytes // _MIB} MiB ({recipe.flash_bytes:#x} bytes); "
+                         f"the {size:,}-byte bitstream would end at {offset + size:#x}")
     notes: list[str] = []
     note = recipe.flash_note if persist else recipe.sram_note
     if note:

@@ -3,10 +3,10 @@
 Amaranth's platform writes the build plan (RTLIL, Yosys script, pin constraints and the
 commands); hwgen runs its commands one by one through :func:`toolchain.run_tool`, so each tool
 is the user's (an environment variable) or the YoWASP default, its output goes through a pipe
-into a log, and a failure raises :class:`ToolError` with the log's tail. Everything is built in
-a temporary sibling of the output folder, which is renamed into place only when the bitstream
-and the report are complete; a failed build's folder is kept as ``<output>.failed`` for its
-logs, and an existing output folder is left as it was.
+into a log, and a failure raises :class:`ToolError` with the log's tail. The output folder
+follows :mod:`hwgen.outdir`'s rule: everything is built in a temporary sibling, renamed into
+place only when the bitstream and the report are complete; a failed build's folder is kept as
+``<output>.failed`` for its logs, and an existing output folder is left as it was.
 """
 
 from __future__ import annotations
@@ -14,20 +14,19 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from amaranth._toolchain import tool_env_var
 
+from ..outdir import OutputDir
 from ..plan import plan
 from ..spec import Network
 from .boards import Board, BoardError, board
 from .toolchain import ToolError, run_tool, tool_env, tool_path
 
-__all__ = ["build", "check_dsp", "FAMILY_CELLS"]
+__all__ = ["build", "check_build", "check_dsp", "spec_files", "FAMILY_CELLS"]
 
 #: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
 FAMILY_CELLS = {
@@ -92,20 +91,17 @@ def _uart_figures(network: Network, baud: int) -> dict:
             "inferences_per_second": round(baud / 10 / (request + response), 1)}
 
 
-def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float | None = None,
-          baud: int = 115200, log=None) -> dict:
-    """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
+#: The tools of each family's chain, by their environment variable (checked before building).
+_FAMILY_TOOLS = {"ice40": ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"],
+                 "ecp5": ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"]}
 
-    Writes the bitstream, the tools' logs and ``report.json`` into ``out_dir`` (replacing it
-    only on success) and returns the report. With ``clock_mhz`` the design runs from the PLL
-    at the highest frequency it makes not above that; without, at the board's
-    ``default_clock_mhz`` (through the PLL) or its oscillator. The
-    build fails when nextpnr's fmax is below the clock. Raises :class:`BoardError` for an
-    unknown board, a clock the PLL cannot make or a network the board top cannot serve,
-    :class:`ToolError` when a tool is missing or fails. ``log`` (a callable taking a line)
-    hears about each step.
-    """
-    from ..rtl.board import BoardTop, check_network
+
+def check_build(network: Network, board_name: str, *, clock_mhz: float | None = None,
+                baud: int = 115200) -> Board:
+    """Everything :func:`build` refuses before it starts, checked in a moment: the board, the
+    network on the board top, its SPRAMs and DSPs, the clock and the UART rate
+    (:class:`BoardError`), and the tools (:class:`ToolError`). Returns the board."""
+    from ..rtl.board import check_network
 
     info = board(board_name)
     try:
@@ -114,22 +110,75 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     _check_spram(network, info)
     check_dsp(network, info)
-    out_dir = Path(out_dir)
-    start = time.monotonic()
-
     if clock_mhz is None:
         clock_mhz = info.default_clock_mhz
-    clock_hz = None if clock_mhz is None else clock_mhz * 1e6
     try:  # checked before the board top exists (an unused Elaboratable warns)
         from ..rtl.clock import clock_config
         from ..rtl.uart import uart_divisor
 
-        config = None if clock_hz is None else clock_config(info.family, info.clk_hz, clock_hz)
+        config = (None if clock_mhz is None else
+                  clock_config(info.family, info.clk_hz, clock_mhz * 1e6))
         if config is not None:
             _check_clock_pin(info)
         uart_divisor(info.clk_hz if config is None else round(config.out_hz), baud)
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
+    tool_env(_FAMILY_TOOLS[info.family])
+    return info
+
+
+def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
+          clock_mhz: float | None = None, baud: int = 115200, log=None, force: bool = False,
+          report_extra: dict | None = None) -> dict:
+    """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
+
+    Writes the bitstream, the tools' logs and ``report.json`` (with ``report_extra`` added)
+    into ``out_dir`` and returns the report. ``out_dir`` follows hwgen's output-folder rule
+    (:mod:`hwgen.outdir`: a new or empty folder, or hwgen's earlier build of the same spec;
+    another of hwgen's outputs with ``force``; :class:`~hwgen.outdir.OutputError`
+    otherwise); it is replaced only on success, and a failed build's work folder is kept as
+    ``<out_dir>.failed``. With ``clock_mhz`` the design runs from the PLL at the highest
+    frequency it makes not above that; without, at the board's ``default_clock_mhz``
+    (through the PLL) or its oscillator. The build fails when nextpnr's fmax is below the
+    clock. Raises :class:`BoardError` for an unknown board, a clock the PLL cannot make or a
+    network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
+    ``log`` (a callable taking a line) hears about each step.
+    """
+    info = check_build(network, board_name, clock_mhz=clock_mhz, baud=baud)
+    if isinstance(out_dir, OutputDir):
+        out = out_dir
+    else:
+        out = OutputDir(out_dir, kind="build", command="build", spec=network.source,
+                        force=force, protect=spec_files(network), failed=True)
+    with out.staged() as tmp:
+        try:
+            report = _synthesize(network, info, tmp, clock_mhz=clock_mhz, baud=baud, log=log)
+        except ToolError as exc:
+            # Keep the failed work folder (its logs) beside the output, never as the output.
+            failed = out.commit_failed()
+            raise ToolError(str(exc).replace(str(tmp), str(failed))) from None
+        report.update(report_extra or {})
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        out.commit()
+    return report
+
+
+def spec_files(network: Network) -> list[str]:
+    """The files a network was read from (spec, NPZ, test split): their folders are never an
+    output folder."""
+    return [p for p in (network.source, network.arrays_source, network.dataset)
+            if p is not None and str(p) != "<python>"]
+
+
+def _synthesize(network: Network, info: Board, tmp: Path, *, clock_mhz: float | None,
+                baud: int, log) -> dict:
+    """Run the board's synthesis chain in ``tmp``; the report (not yet written)."""
+    from ..rtl.board import BoardTop
+
+    start = time.monotonic()
+    if clock_mhz is None:
+        clock_mhz = info.default_clock_mhz
+    clock_hz = None if clock_mhz is None else clock_mhz * 1e6
     platform = info.platform()
     top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
                    family=info.family, dsp_budget=info.resources.get("dsp", 0))
@@ -143,41 +192,26 @@ def build(network: Network, board_name: str, out_dir: Path, *, clock_mhz: float 
     commands = [argv for argv in json.loads(build_plan.files["build_top.json"])["commands"]
                 if tool_env_var(argv[0]) in _CHAIN]
     env = tool_env([tool_env_var(argv[0]) for argv in commands])
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        for name, content in build_plan.files.items():
-            (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
-        for argv in commands:
-            tool, args = argv[0], list(argv[1:])
-            if tool.startswith("nextpnr") and "--report" not in args:
-                args += _NEXTPNR_REPORT  # an AMARANTH_nextpnr_opts in the environment won
-            if log:
-                log(f"running {tool}")
-            step = time.monotonic()
-            run_tool(tool_env_var(tool), args, cwd=tmp, log=tmp / f"{tool}.log", env=env)
-            for product in _PRODUCTS.get(tool, []):
-                if not (tmp / product).is_file():
-                    raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
-                                    f"log {tmp / (tool + '.log')}:\n"
-                                    f"{_tail(tmp / (tool + '.log'))}")
-            if tool == "yosys":
-                _check_fit(network, info, tmp / "synth_stat.json")
-            if log:
-                log(f"  {tool} done in {time.monotonic() - step:.1f} s")
-        report = _report(network, info, tmp, env, time.monotonic() - start, top)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
-    except ToolError as exc:
-        # Keep the failed work folder (its logs) beside the output, never as the output.
-        failed = out_dir.with_name(out_dir.name + ".failed")
-        shutil.rmtree(failed, ignore_errors=True)
-        tmp.rename(failed)
-        raise ToolError(str(exc).replace(str(tmp), str(failed))) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return report
+    for name, content in build_plan.files.items():
+        (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    for argv in commands:
+        tool, args = argv[0], list(argv[1:])
+        if tool.startswith("nextpnr") and "--report" not in args:
+            args += _NEXTPNR_REPORT  # an AMARANTH_nextpnr_opts in the environment won
+        if log:
+            log(f"running {tool}")
+        step = time.monotonic()
+        run_tool(tool_env_var(tool), args, cwd=tmp, log=tmp / f"{tool}.log", env=env)
+        for product in _PRODUCTS.get(tool, []):
+            if not (tmp / product).is_file():
+                raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
+                                f"log {tmp / (tool + '.log')}:\n"
+                                f"{_tail(tmp / (tool + '.log'))}")
+        if tool == "yosys":
+            _check_fit(network, info, tmp / "synth_stat.json")
+        if log:
+            log(f"  {tool} done in {time.monotonic() - step:.1f} s")
+    return _report(network, info, tmp, env, time.monotonic() - start, top)
 
 
 #: Yosys' memory and DSP cells per family → the board resource they use up.
@@ -231,17 +265,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{tmp.name}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _usage(utilization: dict, cell: str) -> dict | None:

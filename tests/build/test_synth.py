@@ -9,6 +9,7 @@ import pytest
 from hwgen.build.boards import BoardError
 from hwgen.build.synth import build
 from hwgen.build.toolchain import ToolError
+from hwgen.outdir import OutputDir, read_manifest
 from hwgen.plan import plan
 from hwgen.spec import Input
 from tests.helpers import chain
@@ -20,6 +21,15 @@ def tiny(argmax: bool = True):
         dict(out=8, weight_bits=1, out_bits=1, pe=4, simd=8),
         dict(out=4, weight_bits=8, out_bits=None, pe=2, simd=4)], argmax=argmax, name="tiny")
     return net
+
+
+def _earlier_output(out, files: dict[str, str]) -> None:
+    """``out`` as an earlier ``build`` of the same (Python-made) network left it."""
+    earlier = OutputDir(out, kind="build", command="build", spec="<python>")
+    with earlier.staged() as tmp:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        earlier.commit()
 
 
 def _check_report(report, out, *, board, family, device, bitstream):
@@ -46,8 +56,7 @@ def _check_report(report, out, *, board, family, device, bitstream):
 @pytest.mark.synth
 def test_icebreaker(tmp_path):
     out = tmp_path / "tiny-icebreaker"
-    out.mkdir()
-    (out / "stale").write_text("replaced on success")
+    _earlier_output(out, {"stale": "replaced on success"})
     report = build(tiny(), "icebreaker", out)
     _check_report(report, out, board="icebreaker", family="ice40", device="iCE40UP5K",
                   bitstream="top.bin")
@@ -114,14 +123,14 @@ def test_missing_tool_leaves_no_output(tmp_path, monkeypatch):
 def test_tool_without_output_keeps_old_output(tmp_path, monkeypatch):
     monkeypatch.setenv("YOSYS", "true")  # exits 0 and writes nothing
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.json").write_text("{}")
+    _earlier_output(out, {"report.json": "{}"})
     with pytest.raises(ToolError) as exc:
         build(tiny(), "icebreaker", out)
     assert "yosys exited with status 0 but wrote no top.json" in str(exc.value)
     assert str(tmp_path / "out.failed" / "yosys.log") in str(exc.value)
     assert (out / "report.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.failed"]
+    assert read_manifest(tmp_path / "out.failed")["kind"] == "build.failed"
 
 
 def test_failing_tool(tmp_path, monkeypatch):
