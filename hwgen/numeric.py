@@ -7,6 +7,7 @@ element stores ``0 .. 2**n - 1``; a signed n-bit element is two's complement.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ class TensorType:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return int(math.prod(self.shape))  # exact: np.prod wraps around in int64
 
     @property
     def range(self) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import tomllib
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ MAX_NAME = 64
 #: against it before any array is read. The largest shipped design (cnv_w1a1) holds 1.5 million
 #: weights; no Lattice FPGA hwgen targets stores more than a few million bits.
 MAX_ELEMENTS = 1 << 24
+#: Largest TOML file :func:`load` reads.
+MAX_TOML_BYTES = 1 << 20
 #: Most dimensions of the network input: (N,), (H, W) or (H, W, C).
 MAX_INPUT_DIMS = 3
 
@@ -1131,7 +1134,9 @@ def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
                 raise SpecError(npz, "", "a single .npy array, expected an NPZ archive of "
                                 "named arrays (numpy.savez)")
             f.seek(0)
-            with zipfile.ZipFile(f) as archive:
+            with zipfile.ZipFile(f) as archive, warnings.catch_warnings():
+                # numpy warns when it reads a header written by Python 2: read it quietly
+                warnings.simplefilter("ignore")
                 return _read_members(archive, npz)
     except SpecError:
         raise
@@ -1369,13 +1374,18 @@ def load(path: str | os.PathLike) -> Network:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:  # at most MAX_TOML_BYTES: the path may be /dev/zero
+            data = f.read(MAX_TOML_BYTES + 1)
+        text = data.decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):
         raise SpecError(source, "", "file not found") from None
     except IsADirectoryError:
         raise SpecError(source, "", "is a directory, not a TOML file") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte, or not UTF-8
         raise SpecError(source, "", f"cannot read ({_reason(exc)})") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise SpecError(source, "", f"larger than {MAX_TOML_BYTES:,} bytes; a network spec "
+                        f"is a few kilobytes (the arrays go in the NPZ)")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1410,10 +1420,11 @@ def load(path: str | os.PathLike) -> Network:
             raise SpecError(source, f"{prefix}.kind", f"unknown layer kind {_show(kind)} (expected "
                             f"one of: {', '.join(sorted(_FROM_TOML))})")
         layer_name = _require(layer_table, "name", str, source, prefix)
+        where = Where(source, arrays_source, prefix)
+        _check_name(layer_name, "name", where)  # before its arrays are looked up by name
         if layer_name in seen:
             raise SpecError(source, f"{prefix}.name", f"duplicate layer name {layer_name!r}")
         seen.add(layer_name)
-        where = Where(source, arrays_source, prefix)
         table = {k: v for k, v in layer_table.items() if k != "inputs"}
         layer = _FROM_TOML[kind](table, arrays, where)
         if "inputs" in layer_table:  # checked with the layer's other fields by Network

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
+import tokenize
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hwgen.spec import Argmax, Dense, Input, Network, Requantize, SpecError, load, save
+from hwgen.spec import (
+    Argmax,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    Input,
+    MaxPool,
+    Network,
+    Requantize,
+    SpecError,
+    load,
+    save,
+)
+from tests.fuzz.invariant import assert_clean_error, run_main
+from tests.helpers import chain, residual_block
 
 NAME_RULE = "expected a lower-case identifier ([a-z][a-z0-9_]*)"
 
@@ -1190,3 +1209,550 @@ def test_dsp_refused_where_yosys_keeps_the_products_in_logic(pe, message):
                                f'products narrower than 11 bits in logic on iCE40; use "lut"')
     # four weights per multiplier make 18-bit products: accepted
     Network("x", Input((4,), 2), [Dense("fc", w, 2, pe=4, mac="dsp")])
+
+
+# --- issue 14: every bad spec, NPZ or argument is one SpecError naming file and field ----------
+
+def every_kind_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A saved network with one layer of every kind that has integer fields: conv2d,
+    depthwise_conv2d, maxpool, flatten, dense, argmax."""
+    rng = np.random.default_rng(14)
+    net, _ = chain(rng, Input((6, 6, 2), 4, lanes=2), [
+        dict(kind="conv2d", name="conv", out=4, kernel=3, weight_bits=2, out_bits=2,
+             padding="same", pe=2, simd=2),
+        dict(kind="depthwise_conv2d", name="dw", kernel=3, weight_bits=3, out_bits="u4", pe=2),
+        dict(kind="maxpool", name="pool", size=2, stride=2),
+        dict(kind="flatten", name="flat"),
+        dict(name="fc", out=3, weight_bits=8, out_bits=None, pe=3, simd=4)],
+        count=4, argmax=True, name="every")
+    toml = tmp_path / "every.toml"
+    save(net, toml)
+    return toml, tmp_path / "every.npz"
+
+
+def set_field(toml: Path, layer: int | str, key: str, value: str) -> None:
+    """Set ``key = value`` (TOML text) in layer ``layer`` (an index) or the ``[input]`` table
+    (``"input"``) or at the top (``""``) of a saved spec, replacing the field if present."""
+    text = toml.read_text()
+    head, *layers = text.split("\n[[layers]]\n")
+    if layer == "":
+        blocks, i = [head.split("\n[input]\n")[0]], 0
+        rest = head.split("\n[input]\n")[1]
+    elif layer == "input":
+        top, rest = head.split("\n[input]\n")
+        blocks, i = [rest], 0
+    else:
+        blocks, i = layers, int(layer)
+    lines = [line for line in blocks[i].split("\n") if not line.startswith(f"{key} = ")]
+    lines.insert(1 if layer != "" else 0, f"{key} = {value}")
+    blocks[i] = "\n".join(lines)
+    if layer == "":
+        head = blocks[0] + "\n[input]\n" + rest
+    elif layer == "input":
+        head = top + "\n[input]\n" + blocks[0]
+    else:
+        layers = blocks
+    toml.write_text("\n[[layers]]\n".join([head, *layers]))
+
+
+def check_error(path: Path) -> str:
+    """``hwgen check PATH`` refuses with exit 2 and one error line, no traceback."""
+    line = assert_clean_error(run_main(["check", str(path)]))
+    assert line.startswith("hwgen: error: "), line
+    return line[len("hwgen: error: "):]
+
+
+def test_every_kind_files_load(tmp_path):
+    toml, _ = every_kind_files(tmp_path)
+    net = load(toml)
+    assert [layer.kind for layer in net.layers] == ["conv2d", "depthwise_conv2d", "maxpool",
+                                                    "flatten", "dense", "argmax"]
+    assert run_main(["check", str(toml)]).code == 0
+
+
+def test_toml_nested_500_deep(tmp_path):
+    toml = tmp_path / "deep.toml"
+    toml.write_text("name = " + "[" * 500 + "]" * 500 + "\n")
+    message = f"{toml}: invalid TOML: arrays or tables nested too deeply"
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def test_toml_larger_than_a_spec_is_refused_unread(tmp_path):
+    toml = tmp_path / "big.toml"
+    toml.write_text("# " + "x" * (1 << 20) + "\n")
+    assert str(load_error(toml)) == (f"{toml}: larger than 1,048,576 bytes; a network spec is "
+                                     f"a few kilobytes (the arrays go in the NPZ)")
+
+
+def test_toml_path_that_is_a_directory(tmp_path):
+    assert str(load_error(tmp_path)) == f"{tmp_path}: is a directory, not a TOML file"
+
+
+def test_zero_byte_npz(files):
+    toml, npz = files
+    npz.write_bytes(b"")
+    message = f"{npz}: empty file, expected an NPZ archive of integer arrays (numpy.savez)"
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def test_npy_saved_under_the_npz_name(files):
+    toml, npz = files
+    with open(npz, "wb") as f:
+        np.save(f, np.ones((8, 16), np.int8))
+    message = (f"{npz}: a single .npy array, expected an NPZ archive of named arrays "
+               f"(numpy.savez)")
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def npz_with_member(npz: Path, key: str, member: bytes) -> None:
+    """Replace one member of the NPZ by raw .npy bytes."""
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files if k != key}
+    with zipfile.ZipFile(npz, "w") as z:
+        for k, v in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, v)
+            z.writestr(f"{k}.npy", buf.getvalue())
+        z.writestr(f"{key}.npy", member)
+
+
+def npy_bytes(header: bytes, data: bytes = b"") -> bytes:
+    """A version 1.0 .npy file with this header text (padded as numpy pads it)."""
+    header = header + b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
+def test_npz_member_with_a_broken_header(files):
+    toml, npz = files
+    member = npy_bytes(b"{'descr': '<i8', 'fortran_order': False, 'shape': (8, 16, }")
+    with pytest.raises(tokenize.TokenError):  # what numpy itself raises for this header
+        np.lib.format.read_array(io.BytesIO(member))
+    npz_with_member(npz, "fc1.weights", member)
+    message = str(load_error(toml))
+    assert message.startswith(f"{npz}: fc1.weights: not a readable .npy array (TokenError: ")
+    assert check_error(toml) == message
+
+
+def test_npz_member_declaring_a_huge_shape_is_refused_before_reading(files):
+    toml, npz = files
+    # the header alone: reading the data would fail differently (and allocate 74.5 GiB first)
+    npz_with_member(npz, "fc1.weights", npy_bytes(
+        b"{'descr': '<i8', 'fortran_order': False, 'shape': (100000, 100000), }"))
+    message = (f"{npz}: fc1.weights: shape (100000, 100000) (10,000,000,000 elements): the "
+               f"weights file may hold at most 16,777,216 elements in all")
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def test_npz_size_limit_counts_every_array(files):
+    toml, npz = files
+    edit_npz(npz, big__a=np.zeros(1 << 23, np.int8), big__b=np.zeros((1 << 23) + 1, np.int8))
+    message = str(load_error(toml))
+    assert message.startswith(f"{npz}: big.")
+    assert message.endswith("the weights file may hold at most 16,777,216 elements in all")
+
+
+def test_npz_object_array_is_named(files):
+    toml, npz = files
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.array([1, None], dtype=object), allow_pickle=True)
+    npz_with_member(npz, "fc2.weights", buf.getvalue())
+    message = f"{npz}: fc2.weights: dtype object, expected an integer dtype"
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def test_npz_member_that_is_not_an_array(files):
+    toml, npz = files
+    with zipfile.ZipFile(npz, "a") as z:
+        z.writestr("notes.txt", "hello")
+    assert str(load_error(toml)) == (f"{npz}: notes.txt: not a .npy array (an NPZ archive "
+                                     f"holds only .npy members, as numpy.savez writes them)")
+
+
+def test_npz_truncated(files):
+    toml, npz = files
+    npz.write_bytes(npz.read_bytes()[:300])
+    message = str(load_error(toml))
+    assert message.startswith(f"{npz}: ") and "not a readable" in message
+    assert check_error(toml) == message
+
+
+def test_npz_path_that_is_a_directory(files):
+    toml, npz = files
+    npz.unlink()
+    npz.mkdir()
+    message = f"{toml}: weights: weights file {str(npz)!r} is a directory, not an NPZ file"
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+def test_npz_path_that_is_a_device(files):
+    toml, npz = files
+    edit_toml(toml, 'weights = "tiny.npz"', 'weights = "/dev/zero"')
+    assert str(load_error(toml)) == (f"{toml}: weights: weights file '/dev/zero' is not a "
+                                     f"regular file")
+
+
+@pytest.mark.parametrize("layer, key, kind", [
+    (0, "kernel", "conv2d"), (1, "kernel", "depthwise_conv2d"), (0, "stride", "conv2d"),
+    (1, "stride", "depthwise_conv2d"), (2, "stride", "maxpool"), (2, "size", "maxpool"),
+    (0, "out_features", "conv2d"), (4, "out_features", "dense"), (0, "pe", "conv2d"),
+    (1, "pe", "depthwise_conv2d"), (4, "pe", "dense"), (0, "simd", "conv2d"),
+    (4, "simd", "dense"), ("input", "lanes", "input"),
+])
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_integer_geometry_fields_must_be_positive(tmp_path, layer, key, kind, value):
+    toml, _ = every_kind_files(tmp_path)
+    set_field(toml, layer, key, value)
+    where = "input" if layer == "input" else f"layers[{layer}]"
+    message = f"{toml}: {where}.{key}: expected a positive integer, got {value}"
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+
+
+@pytest.mark.parametrize("layer, key, value, message", [
+    ("input", "bits", "0", "input.bits: expected an integer 1..16, got 0"),
+    ("input", "bits", "-1", "input.bits: expected an integer 1..16, got -1"),
+    (4, "weight_bits", "0", "layers[4].weight_bits: expected an integer 1..16, got 0"),
+    (0, "out_bits", "0", "layers[0].out_bits: expected an integer 1..8, got 0"),
+    (1, "out_bits", "-1", "layers[1].out_bits: expected an integer 2..16 for a requantized "
+                          "output (1-bit outputs use thresholds), got -1"),
+    (0, "kernel", "2.0", "layers[0].kernel: expected int, got 2.0"),
+    (0, "stride", "true", "layers[0].stride: expected a positive integer, got True"),
+    (2, "stride", "1.5", "layers[2].stride: expected a positive integer, got 1.5"),
+    (0, "pad_value", '"zero"', "layers[0].pad_value: expected an integer in 0..15, got 'zero'"),
+])
+def test_bits_and_other_integer_fields(tmp_path, layer, key, value, message):
+    toml, _ = every_kind_files(tmp_path)
+    set_field(toml, layer, key, value)
+    assert str(load_error(toml)) == f"{toml}: {message}"
+
+
+def test_conv2d_kernel_zero_in_toml_is_a_field_error(tmp_path):
+    """Not 4×4 → 5×5 (check) nor a ZeroDivisionError (generate): the field is named."""
+    toml, npz = every_kind_files(tmp_path)
+    set_field(toml, 0, "kernel", "0")
+    edit_npz(npz, conv__weights=np.zeros((4, 0, 0, 2), np.int8))
+    assert str(load_error(toml)) == (f"{toml}: layers[0].kernel: expected a positive integer, "
+                                     f"got 0")
+
+
+def test_conv2d_kernel_zero_in_python_is_refused():
+    for layer in (Conv2d("c", np.zeros((4, 0, 0, 2), int), 2),
+                  DepthwiseConv2d("c", np.zeros((2, 0, 0), int), 2)):
+        with pytest.raises(SpecError) as info:
+            Network("n", Input((4, 4, 2), 8), [layer])
+        assert str(info.value) == ("<python>: c.weights: shape " + str(layer.weights.shape)
+                                   + ": a 0×0 kernel, expected k ≥ 1")
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_out_features_not_positive_names_the_field(files, value):
+    toml, _ = files
+    edit_toml(toml, "out_features = 6", f"out_features = {value}")
+    assert str(load_error(toml)) == (f"{toml}: layers[1].out_features: expected a positive "
+                                     f"integer, got {value}")
+
+
+LONG_NAME_RULE = ("characters, at most 64 (the name becomes Verilog identifiers and file "
+                  "names)")
+
+
+def test_network_name_of_5000_characters(files, tmp_path):
+    toml, _ = files
+    edit_toml(toml, 'name = "tiny"', f'name = "{"n" * 5000}"')
+    message = (f"{toml}: name: 5000 {LONG_NAME_RULE}: '{'n' * 59}… (str, 5,000 "
+               f"characters)")
+    assert str(load_error(toml)) == message
+    assert check_error(toml) == message
+    out = tmp_path / "out"
+    line = assert_clean_error(run_main(["generate", str(toml), "-o", str(out)]))
+    assert line == f"hwgen: error: {message}"
+    assert not out.exists()
+
+
+def test_names_of_64_characters_are_accepted_65_refused(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "tiny"', f'name = "{"n" * 64}"')
+    edit_toml(toml, 'name = "argmax"', f'name = "{"a" * 64}"')
+    net = load(toml)
+    assert net.name == "n" * 64 and net.layers[3].name == "a" * 64
+    edit_toml(toml, 'name = "fc3"', f'name = "{"g" * 65}"')
+    assert str(load_error(toml)) == (f"{toml}: layers[2].name: 65 {LONG_NAME_RULE}: "
+                                     f"'{'g' * 59}… (str, 65 characters)")
+
+
+def test_name_with_a_trailing_newline_is_refused(files):
+    toml, _ = files
+    edit_toml(toml, 'name = "tiny"', 'name = "tiny\\n"')
+    message = f"{toml}: name: {NAME_RULE}, got 'tiny\\n'"
+    assert str(load_error(toml)) == message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("path", [None, 123, 1.5, ["a.toml"]])
+def test_load_needs_a_path(path):
+    with pytest.raises(SpecError) as info:
+        load(path)
+    assert str(info.value) == (f"<python>: path: expected a TOML file name (str or "
+                               f"os.PathLike), got {path!r}")
+
+
+def test_save_needs_a_network_and_a_path(tmp_path):
+    with pytest.raises(SpecError, match=r"^<python>: network: expected a hwgen.spec.Network, "
+                                        r"got dict$"):
+        save({}, tmp_path / "x.toml")
+    with pytest.raises(SpecError, match=r"^<python>: path: expected a TOML file name \(str or "
+                                        r"os.PathLike\), got None$"):
+        save(baseline(), None)
+
+
+def test_save_refuses_an_npz_name_for_the_toml(tmp_path):
+    with pytest.raises(SpecError) as info:
+        save(baseline(), tmp_path / "tiny.npz")
+    assert str(info.value) == (f"{tmp_path / 'tiny.npz'}: a .npz name for the TOML: the "
+                               f"weights file <stem>.npz would overwrite it; use a .toml name")
+    assert not (tmp_path / "tiny.npz").exists()
+
+
+def api_error(build) -> str:
+    with pytest.raises(SpecError) as info:
+        build()
+    return str(info.value)
+
+
+W4 = np.ones((2, 4), int)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Network("n", Input((4,), 8), [{"kind": "dense", "name": "fc"}]),
+     "layers[0]: expected a layer (Dense, Conv2d, DepthwiseConv2d, MaxPool, GlobalSumPool, "
+     "Flatten, Add, Argmax), got dict (a TOML table; in Python build the layer, e.g. "
+     "hwgen.spec.Dense(...))"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, inputs=None)]),
+     "layers[0].inputs: expected a list of tensor names, got None"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, inputs="input")]),
+     "layers[0].inputs: expected a list of tensor names, got 'input'"),
+    (lambda: Network("n", Input((4,), 8, signed="yes"), [Argmax()]),
+     "input.signed: expected true or false, got 'yes'"),
+    (lambda: Network("n", Input((4,), 8, signed=1), [Argmax()]),
+     "input.signed: expected true or false, got 1"),
+    (lambda: Network("n", Input((4,), 8.0), [Argmax()]),
+     "input.bits: expected an integer 1..16, got 8.0"),
+    (lambda: Network("n", Input((4,), True), [Argmax()]),
+     "input.bits: expected an integer 1..16, got True"),
+    (lambda: Network("n", Input((4,), 8, lanes=2.0), [Argmax()]),
+     "input.lanes: expected a positive integer, got 2.0"),
+    (lambda: Network("n", Input((4, 4, 4, 4), 8), [Flatten(), Argmax()]),
+     "input.shape: 4 dimensions, expected 1 to 3: (N,), (H, W) or (H, W, C)"),
+    (lambda: Network("n", Input((1 << 12, 1 << 12, 2), 8), [Flatten(), Argmax()]),
+     "input.shape: (4096, 4096, 2) has 33,554,432 elements, more than the 16,777,216 a "
+     "tensor may hold"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, pe=2.0)]),
+     "layers[0].pe: expected a positive integer, got 2.0"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, simd=True)]),
+     "layers[0].simd: expected a positive integer, got True"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2.0)]),
+     "layers[0].weight_bits: expected an integer 1..16, got 2.0"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, mac=None)]),
+     "layers[0].mac: expected one of 'auto', 'lut', 'dsp', got None"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, weight_memory=["rom"])]),
+     "layers[0].weight_memory: expected one of 'rom', 'spram', got ['rom']"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, requantize=Requantize(
+        np.ones(2, int), np.zeros(2, int), 4, signed="no"))]),
+     "layers[0].out_signed: expected true or false, got 'no'"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, requantize=Requantize(
+        np.ones(2, int), np.zeros(2, int), 4.0))]),
+     "layers[0].out_bits: expected an integer 2..16 for a requantized output (1-bit outputs "
+     "use thresholds), got 4.0"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, requantize="u4")]),
+     "layers[0].requantize: expected a hwgen.spec.Requantize, got str"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, bias=np.zeros(2))]),
+     "d.bias: dtype float64, expected an integer dtype"),
+    (lambda: Network("n", Input((4,), 8), [Dense("d", np.ones((2, 4, 1), int), 2)]),
+     "d.weights: expected a 2-D (out_features, 4) integer array, got (2, 4, 1)"),
+    (lambda: Network("n", Input((4, 4, 2), 8), [Conv2d("c", np.ones((2, 1, 1, 2), int), 2,
+                                                       stride=1.0)]),
+     "layers[0].stride: expected a positive integer, got 1.0"),
+    (lambda: Network("n", Input((4, 4, 2), 8), [Conv2d("c", np.ones((2, 1, 1, 2), int), 2,
+                                                       padding=None)]),
+     "layers[0].padding: expected \"valid\" or \"same\", got None"),
+    (lambda: Network("n", Input((4, 4, 2), 8), [MaxPool("p", 2.0)]),
+     "layers[0].size: expected a positive integer, got 2.0"),
+    (lambda: Network("n", Input((4, 4, 2), 8), [MaxPool("p", 2, stride=0)]),
+     "layers[0].stride: expected a positive integer, got 0"),
+    (lambda: Network("n", Input((4,), 8), [Argmax(name=None)]),
+     f"layers[0].name: {NAME_RULE}, got None"),
+    (lambda: Network("n", Input((4,), 8), None), "layers: expected a list of layers, got "
+                                                  "NoneType"),
+    (lambda: Network("n", {"shape": [4], "bits": 8}, [Argmax()]),
+     "input: expected a hwgen.spec.Input, got dict"),
+    (lambda: Network("n", Input((4,), 8), [Argmax()], dataset=5),
+     "dataset: expected a file name, got 5"),
+    (lambda: Network(5, Input((4,), 8), [Argmax()]), f"name: {NAME_RULE}, got 5"),
+])
+def test_python_api_argument_errors(build, message):
+    assert api_error(build) == f"<python>: {message}"
+
+
+def test_conv2d_string_pad_value_is_refused_even_where_unused():
+    """It used to be accepted (unused with valid padding) and saved as TOML load refused."""
+    conv = Conv2d("c", np.ones((2, 1, 1, 2), int), 2, padding="valid", pad_value="zero")
+    assert api_error(lambda: Network("n", Input((4, 4, 2), 8), [conv])) == (
+        "<python>: layers[0].pad_value: expected an integer in 0..255, got 'zero'")
+
+
+def test_numpy_scalars_are_taken_as_python_values():
+    """NumPy integers and bools where ints and bools belong are accepted and stored as Python
+    values (so that --json and save write them as such)."""
+    w = np.ones((2, 2, 2, 2), int)
+    net = Network("n", Input((np.int64(4), np.int32(4), 2), np.int64(8), np.bool_(True),
+                             lanes=np.int16(2)),
+                  [Conv2d("c", w, np.int8(2), stride=np.int64(2), pad_value=np.int64(0),
+                          pe=np.int64(2), simd=np.int64(1)),
+                   MaxPool("p", np.int64(2), np.int64(1)), Flatten(),
+                   Dense("d", np.ones((2, 2), int), 2, requantize=Requantize(
+                       np.ones(2, int), np.zeros(2, int), np.int64(4), np.bool_(False)))])
+    values = [net.input.shape[0], net.input.bits, net.input.signed, net.input.lanes,
+              net.layers[0].weight_bits, net.layers[0].stride, net.layers[0].pad_value,
+              net.layers[0].pe, net.layers[0].simd, net.layers[1].size, net.layers[1].stride,
+              net.layers[3].requantize.bits, net.layers[3].requantize.signed]
+    assert [type(v) for v in values] == [int] * 2 + [bool] + [int] * 9 + [bool]
+
+
+def test_layer_inputs_given_as_a_list_are_stored_as_a_tuple():
+    net = Network("n", Input((4,), 8), [Dense("d", W4, 2, inputs=["input"])])
+    assert net.layers[0].inputs == ("input",)
+
+
+def test_accumulators_beyond_64_bits_are_refused():
+    """Each raw output grows the next layer's input; the golden model computes in int64."""
+    layers = [Dense(f"d{i}", np.full((1, 1), -32768), 16) for i in range(5)]
+    message = api_error(lambda: Network("n", Input((1,), 16), layers))
+    assert message.startswith("<python>: layers[3]: accumulators reach ±")
+    assert message.endswith("inputs × 16-bit weights), beyond 64-bit signed integers; "
+                            "quantize the input (thresholds or requantize on the layer before)")
+
+
+def test_dataset_name_with_a_newline_round_trips(tmp_path):
+    net = baseline()
+    net.dataset = Path("odd\nname.npz")
+    save(net, tmp_path / "t.toml")
+    assert load(tmp_path / "t.toml").dataset == tmp_path / "odd\nname.npz"
+
+
+def test_spec_error_is_always_one_line():
+    assert str(SpecError("a\nb.toml", "x\ty", "bad\nvalue")) == "a\\nb.toml: x\\ty: bad\\nvalue"
+
+
+# --- round trip: whatever the API accepts, save writes and load reads back equal -------------
+
+def network_state(net: Network) -> dict:
+    """Everything that defines a network (not where it came from), arrays as lists."""
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return ("array", value.dtype.kind, value.shape, value.tolist())
+        if isinstance(value, Requantize):
+            return ("requantize", plain(value.multiplier), plain(value.shift), value.bits,
+                    value.signed)
+        return value
+
+    return {"name": net.name, "types": net.types, "sources": net.sources,
+            "input": dataclasses.astuple(net.input),
+            "dataset": None if net.dataset is None else net.dataset.name,
+            "layers": [(type(layer).__name__,
+                        {f.name: plain(getattr(layer, f.name))
+                         for f in dataclasses.fields(layer)}) for layer in net.layers]}
+
+
+def random_network(rng: np.random.Generator) -> Network:
+    """A random network the API accepts, from :func:`tests.helpers.chain`: an image chain
+    (conv2d, depthwise_conv2d, maxpool, then flatten or global_sum_pool) or none, then dense
+    layers, every output kind, folding, memory and mac, maybe argmax; or a residual block."""
+    if rng.random() < 0.1:
+        return residual_block(bool(rng.integers(2)))[0]
+
+    def divisor(n: int) -> int:
+        return int(rng.choice([d for d in range(1, n + 1) if n % d == 0]))
+
+    def output() -> object:
+        return [None, 1, 2, 3, f"u{rng.integers(2, 9)}", f"s{rng.integers(2, 9)}"][
+            rng.integers(6)]
+
+    bits = int(rng.choice([1, 2, 4, 8, 16]))
+    signed = bits > 1 and bool(rng.integers(2))
+    specs: list[dict] = []
+    if rng.random() < 0.5:
+        h, w = (int(v) for v in rng.integers(3, 7, size=2))
+        c = int(rng.integers(1, 5))
+        shape = (h, w, c)
+        for _ in range(int(rng.integers(1, 3))):
+            kind = rng.choice(["conv2d", "depthwise_conv2d", "maxpool"])
+            padding = str(rng.choice(["same", "valid"]))
+            k = int(rng.integers(1, 4)) if padding == "same" else 1
+            if kind == "maxpool":
+                specs.append(dict(kind="maxpool", size=2, stride=int(rng.integers(1, 3))))
+                h, w = (h - 2) // specs[-1]["stride"] + 1, (w - 2) // specs[-1]["stride"] + 1
+                if min(h, w) < 2:
+                    break
+                continue
+            stride = int(rng.integers(1, 3)) if padding == "same" else 1
+            common = dict(kernel=k, weight_bits=int(rng.choice([1, 2, 4, 8])),
+                          out_bits=output(), padding=padding, stride=stride,
+                          pad_value=int(rng.choice([-1, 1, 0, 99])), bias=bool(rng.integers(2)),
+                          weight_memory=str(rng.choice(["rom", "spram"])))
+            if kind == "conv2d":
+                out = int(rng.integers(1, 7))
+                specs.append(dict(kind="conv2d", out=out, pe=divisor(out), simd=divisor(c),
+                                  **common))
+                c = out
+            else:
+                specs.append(dict(kind="depthwise_conv2d", pe=divisor(c), **common))
+            h, w = -(-h // stride), -(-w // stride)
+        specs.append(dict(kind=str(rng.choice(["flatten", "global_sum_pool"]))))
+        size = c if specs[-1]["kind"] == "global_sum_pool" else None
+    else:
+        shape = (int(rng.integers(1, 13)),)
+        size = shape[0]
+    for _ in range(int(rng.integers(1, 4))):
+        out = int(rng.integers(1, 9))
+        specs.append(dict(out=out, weight_bits=int(rng.choice([1, 2, 4, 8, 16])),
+                          out_bits=output(), pe=divisor(out),
+                          simd=divisor(size) if size else None, bias=bool(rng.integers(2)),
+                          mac=str(rng.choice(["auto", "auto", "lut"]))))
+        size = out
+    lanes = None if rng.random() < 0.3 else divisor(shape[-1])
+    net, _ = chain(rng, Input(shape, bits, signed, lanes=lanes), specs, count=6,
+                   argmax=bool(rng.integers(2)), name=f"net{rng.integers(1000)}")
+    return net
+
+
+def test_save_load_round_trips_random_networks(tmp_path):
+    rng = np.random.default_rng(1414)
+    built = 0
+    seen = set()
+    while built < 60:
+        try:
+            net = random_network(rng)
+        except SpecError:  # the random choices did not make a valid network: draw again
+            continue
+        built += 1
+        seen |= {layer.kind for layer in net.layers}
+        if rng.random() < 0.3:
+            net.dataset = Path(f"data{built}.npz")
+        toml = tmp_path / f"r{built}.toml"
+        save(net, toml)
+        assert network_state(load(toml)) == network_state(net), toml.read_text()
+    assert seen == {"dense", "conv2d", "depthwise_conv2d", "maxpool", "flatten",
+                    "global_sum_pool", "add", "argmax"}, seen
+
+
+def test_network_state_tells_networks_apart():
+    a, b = baseline(), baseline()
+    assert network_state(a) == network_state(b)
+    b.layers[0].weights[0, 0] *= -1
+    assert network_state(a) != network_state(b)
