@@ -108,15 +108,23 @@ async def load_weights(clock: Clock, dut, halfwords: list[int]) -> None:
 
 def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
                backpressure: float = 0.0, seed: int = 0, vcd: str | None = None,
-               load: list[int] | None = None) -> StreamRun:
+               load: list[int] | None = None, stall_limit: int = 20_000) -> StreamRun:
     """Simulate ``dut`` (``i_stream`` → ``o_stream``) on ``beats``; collect ``out_count`` beats.
 
     ``in_times`` and ``out_times`` are the cycles (first clock edge = 0) of every transfer.
     With ``load`` (SPRAM image halfwords), the weights are loaded first (see
     :func:`load_weights`); the times still count from the first edge.
+
+    Two checks make a wrong beat count fail instead of hang or pass: a watchdog raises
+    ``AssertionError`` when no beat has moved in or out for ``stall_limit`` cycles (a unit that
+    sends too few beats), and after the last expected beat the output stays ready for twice
+    the longest gap seen between output beats (at least 64 cycles): a beat offered then is an
+    extra beat and fails the run.
     """
     result = StreamRun(outputs=[])
     loaded = [not load]
+    done = [False]
+    extra: list[int] = []
 
     async def source(ctx):
         clock = Clock(ctx)
@@ -131,14 +139,41 @@ def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
             await clock.idle(1)
         result.outputs = await stream_get(clock, dut.o_stream, out_count,
                                           Stalls(backpressure, seed + 1), result.out_times)
+        times = result.out_times
+        gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)
+        ctx.set(dut.o_stream.ready, 1)
+        payload = Value.cast(dut.o_stream.payload)
+        for _ in range(max(64, 2 * gap)):
+            _, _, valid, value = await ctx.tick().sample(dut.o_stream.valid, payload)
+            if valid:
+                extra.append(value)
+        done[0] = True
+
+    async def watchdog(ctx):
+        clock = Clock(ctx)
+        moved, last = 0, 0
+        while not done[0]:
+            await clock.idle(1)
+            now = len(result.in_times) + len(result.out_times)
+            if now != moved or not loaded[0]:  # weights loading is progress too
+                moved, last = now, clock.now
+            elif clock.now - last >= stall_limit:
+                raise AssertionError(
+                    f"no beat moved for {stall_limit} cycles: {len(result.in_times)} of "
+                    f"{len(beats)} input beats taken, {len(result.out_times)} of {out_count} "
+                    f"output beats sent")
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(source)
     sim.add_testbench(sink)
+    sim.add_testbench(watchdog, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
     else:
         sim.run()
+    if extra:
+        raise AssertionError(f"{len(extra)} beat(s) after the {out_count} expected: "
+                             f"{extra[:8]}")
     return result
