@@ -20,6 +20,7 @@ counts (cases, clean errors, accepted, tracebacks).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import os
@@ -34,9 +35,10 @@ import numpy as np
 import pytest
 
 from hwgen import golden
-from hwgen.spec import Input, Network, SpecError, load, save
+from hwgen.spec import Input, Network, Requantize, SpecError, load, save
 from tests.fuzz.invariant import assert_clean_error, assert_untouched, run_main, tree
 from tests.helpers import chain, random_inputs, residual_block
+from tests.test_spec import network_state
 
 DESIGNS = Path(__file__).resolve().parents[2] / "designs"
 SHIPPED = ("digits_bnn", "mnist_mixed", "mnist_cnn", "face32_bnn", "cnv_w1a1")
@@ -44,6 +46,9 @@ SHIPPED = ("digits_bnn", "mnist_mixed", "mnist_cnn", "face32_bnn", "cnv_w1a1")
 #: Cases of the default run's slice and of the slow run.
 FAST_CASES = 400
 SLOW_CASES = 6000
+#: Cases of the Python API fuzzer (constructor arguments) in the default and the slow run.
+FAST_API_CASES = 300
+SLOW_API_CASES = 4000
 
 
 # --- seeds -----------------------------------------------------------------------------------
@@ -592,6 +597,7 @@ def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: i
     label = f"{seed.name} case {index} ({'; '.join(ops)})"
     try:
         if outcome.code == 0 and outcome.escaped is None and "Traceback" not in outcome.err:
+            assert not outcome.err, f"exit 0 with messages: {outcome.err[:500]}"
             counts.accepted += 1
             if index % golden_every == 0:
                 _run_golden(toml, nrng)
@@ -660,6 +666,152 @@ def test_spec_fuzz_fast_slice(seeds, tmp_path, capsys):
 def test_spec_fuzz_long(seeds, tmp_path, capsys):
     counts = run_fuzz(seeds, tmp_path, SLOW_CASES, start=FAST_CASES, golden_every=3)
     _report(counts, "spec fuzz (long run)", capsys)
+
+
+# --- the Python API: constructor arguments of every kind ------------------------------------
+
+API_VALUES = (
+    None, 0, -1, 1, 2, 3, 4, 16, 17, 2 ** 40, 10 ** 30, 1.0, 2.5, float("nan"), True, False,
+    np.int64(2), np.int32(0), np.uint8(4), np.float64(2.0), np.bool_(True), complex(1, 1), "x",
+    "", "rom", "spram", "dsp", "lut", "same", "valid", "input", "fc1", b"x", [], (), [1],
+    ("input",), ["input", "input"], {}, {"kind": "dense", "name": "d"}, np.array(2),
+    np.zeros((2, 2)), np.zeros((2, 2), np.float32), np.ones(3, bool), np.array(["a"]),
+    np.array([1, None], object), np.zeros((0, 4), int), np.ones((2, 4, 1), int),
+    np.full((2, 2), 2 ** 40), Path("x.npz"), Requantize(np.ones(2, int), np.zeros(2, int), 4),
+)
+
+
+def _related(value, rnd: random.Random):
+    """A value near ``value``: the same array changed a little, a neighbouring number, the
+    same number as another type, a string edited."""
+    if isinstance(value, np.ndarray):
+        how = rnd.choice(("float", "uint64", "T", "flat", "axis", "empty", "scale", "neg",
+                          "row", "int8"))
+        if how == "float":
+            return value.astype(np.float64)
+        if how == "uint64":
+            return np.abs(value).astype(np.uint64)
+        if how == "T":
+            return value.T
+        if how == "flat":
+            return value.reshape(-1)
+        if how == "axis":
+            return value[None]
+        if how == "empty":
+            return value[:0]
+        if how == "scale":
+            return value * rnd.choice((2, 1000, 2 ** 20))
+        if how == "neg":
+            return -value
+        if how == "row" and value.ndim:
+            return np.concatenate([value, value[:1]])
+        return value.astype(np.int8)
+    if isinstance(value, bool):
+        return rnd.choice((not value, int(value), np.bool_(value), str(value).lower()))
+    if isinstance(value, int):
+        return rnd.choice((value + 1, value - 1, 2 * value, 0, -value, float(value),
+                           np.int64(value), str(value), value + 10 ** 6))
+    if isinstance(value, str):
+        return rnd.choice((value.upper(), value + "\n", value + " ", value * 20, value[:-1]))
+    if isinstance(value, tuple):
+        return rnd.choice((list(value), value + value, value[:-1], (None,) * len(value)))
+    if isinstance(value, Requantize):
+        field = rnd.choice(("multiplier", "shift", "bits", "signed"))
+        return dataclasses.replace(value, **{field: _related(getattr(value, field), rnd)})
+    return rnd.choice(API_VALUES)
+
+
+def mutate_network(net: Network, rnd: random.Random) -> tuple[dict, str]:
+    """The arguments of ``Network`` with one argument, or one field of the input or of a
+    layer, replaced. Returns (keyword arguments, what changed)."""
+    kw = dict(name=net.name, input=net.input, layers=list(net.layers), dataset=net.dataset)
+    target = rnd.choice(("network", "input", "layer", "layer", "layer", "layer", "layers"))
+    value_of = (lambda old: _related(old, rnd)) if rnd.random() < 0.6 \
+        else (lambda old: rnd.choice(API_VALUES))
+    if target == "network":
+        key = rnd.choice(("name", "dataset"))
+        kw[key] = value_of(kw[key])
+        return kw, f"network.{key}"
+    if target == "input":
+        key = rnd.choice(("shape", "bits", "signed", "lanes"))
+        kw["input"] = dataclasses.replace(net.input, **{key: value_of(getattr(net.input, key))})
+        return kw, f"input.{key}"
+    layers = kw["layers"]
+    i = rnd.randrange(len(layers))
+    if target == "layers":
+        how = rnd.choice(("drop", "duplicate", "insert", "swap"))
+        if how == "drop":
+            del layers[i]
+        elif how == "duplicate":
+            layers.insert(i, layers[i])
+        elif how == "insert":
+            layers.insert(i, rnd.choice(API_VALUES))
+        else:
+            j = rnd.randrange(len(layers))
+            layers[i], layers[j] = layers[j], layers[i]
+        return kw, f"layers {how} {i}"
+    layer = layers[i]
+    key = rnd.choice([f.name for f in dataclasses.fields(layer)])
+    layers[i] = dataclasses.replace(layer, **{key: value_of(getattr(layer, key))})
+    return kw, f"layers[{i}].{key}"
+
+
+def run_api_case(nets: list[Network], index: int, folder: Path, counts: Counts,
+                 golden_every: int) -> None:
+    """One mutated construction: SpecError (one line), or a network that saves and loads
+    back equal (or that save refuses with SpecError) and runs in the golden model."""
+    rnd = random.Random(f"api/{index}")
+    net = nets[index % len(nets)]
+    kw, what = mutate_network(net, rnd)
+    counts.cases += 1
+    label = f"{net.name} API case {index} ({what})"
+    try:
+        try:
+            built = Network(**kw)
+        except SpecError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith("<python>: "), str(exc)
+            counts.clean_errors += 1
+            return
+        counts.accepted += 1
+        toml = folder / f"api{index}.toml"
+        try:
+            save(built, toml)
+        except SpecError:
+            return
+        assert network_state(load(toml)) == network_state(built), "load(save(net)) != net"
+        if index % golden_every == 0 and built.input_type.size <= 4096:
+            out = golden.run(built, random_inputs(np.random.default_rng(index),
+                                                  built.input_type, 2))
+            for layer, t in zip(built.layers, built.types[1:], strict=True):
+                assert t.range[0] <= int(out[layer.name].min()) <= \
+                    int(out[layer.name].max()) <= t.range[1], layer.name
+            counts.golden_runs += 1
+    except Exception as exc:  # noqa: BLE001 - any other exception is what we look for
+        counts.failures.append(f"{label}: {type(exc).__name__}: {str(exc)[:1500]}")
+
+
+@pytest.fixture(scope="module")
+def api_seeds() -> list[Network]:
+    return _generated_networks() + [load(DESIGNS / f"{name}.toml") for name in SHIPPED[:3]]
+
+
+def run_api_fuzz(nets: list[Network], folder: Path, cases: int, start: int = 0,
+                 golden_every: int = 4) -> Counts:
+    counts = Counts()
+    for index in range(start, start + cases):
+        run_api_case(nets, index, folder, counts, golden_every)
+    return counts
+
+
+def test_api_fuzz_fast_slice(api_seeds, tmp_path, capsys):
+    counts = run_api_fuzz(api_seeds, tmp_path, FAST_API_CASES)
+    _report(counts, "API fuzz (default slice)", capsys)
+
+
+@pytest.mark.slow
+def test_api_fuzz_long(api_seeds, tmp_path, capsys):
+    counts = run_api_fuzz(api_seeds, tmp_path, SLOW_API_CASES, start=FAST_API_CASES)
+    _report(counts, "API fuzz (long run)", capsys)
 
 
 # --- the writer and the mutations themselves ---------------------------------------------------
