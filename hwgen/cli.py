@@ -146,6 +146,7 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
             labels = _load_array(args.labels, "--labels")
         where = args.inputs
         label_where = f"--labels {args.labels}"
+        input_where = f"--inputs {args.inputs}"
     elif network.dataset is not None and not args.random:
         try:
             with np.load(network.dataset, allow_pickle=False) as data:
@@ -154,7 +155,7 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
             raise SpecError(network.source, "dataset.test",
                             f"cannot read {str(network.dataset)!r} with arrays x and y "
                             f"({exc})") from None
-        where = label_where = str(network.dataset)
+        where = label_where = input_where = str(network.dataset)
         if x.ndim == 0:
             raise UsageError(f"{where}: x holds a single value; expected one row per input")
     else:
@@ -170,7 +171,7 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
             x = rng.choice([-1, 1], size=(count, *network.input_type.shape))
         else:
             x = rng.integers(lo, hi + 1, size=(count, *network.input_type.shape))
-        where = f"{count} random inputs (seed {args.seed})"
+        where = input_where = f"{count} random inputs (seed {args.seed})"
     if len(x) and x.size == len(x) * network.input_type.size:
         x = x.reshape(len(x), *network.input_type.shape)
     if labels is not None:
@@ -181,9 +182,9 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
     try:
         x = golden.check_inputs(network, x)
     except ValueError as exc:
-        raise UsageError(f"{where}: {exc}") from None
+        raise UsageError(f"{input_where}: {exc}") from None
     if not len(x):
-        raise UsageError(f"{where}: no inputs")
+        raise UsageError(f"{input_where}: no inputs")
     return x, labels, where
 
 
@@ -461,14 +462,17 @@ def _print_report(report: dict, out: Path) -> None:
 def _bounded(what: str, lo: float, hi: float, *, integer: bool = False, low_open=False):
     """An argparse type: a number (an integer if ``integer``) in [lo, hi] (above ``lo`` if
     ``low_open``), else "expected <what> …, got '…'"."""
-    low = f"above {lo:g}" if low_open else f"from {lo:g}"
+    def shown(v: float) -> str:
+        return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
+    span = (f"above {shown(lo)} and at most {shown(hi)}" if low_open else
+            f"from {shown(lo)} to {shown(hi)}")
     def parse(text: str):
         try:
             value = int(text) if integer else float(text)
         except ValueError:
             value = None
         if value is None or not (lo < value if low_open else lo <= value) or not value <= hi:
-            raise argparse.ArgumentTypeError(f"expected {what} {low} to {hi:,g}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
         return value
     return parse
 
