@@ -37,6 +37,8 @@ async def bulk(dut):
         "first_error_beat": int(dut.first_error_beat.value),
         "first_error_got": format(int(dut.first_error_got.value), "x"),
         "timed_out": bool(int(dut.timed_out.value)),
+        "miscounted": int(dut.miscounted.value),
+        "miscount": int(dut.miscount.value),
     }
     with open(case["results"], "w") as f:
         json.dump(results, f)

@@ -10,8 +10,10 @@ Two phases:
    ready; the first frame's latency and the spacing of the last frames' outputs are measured;
 2. stress: every frame, with random input gaps and random output backpressure.
 
-In both, every beat on every tap is compared with the golden model's beat, in order. One
-clock-edge wait per cycle drives, samples and checks everything.
+In both, every beat on every tap is compared with the golden model's beat, in order, and when
+the last output beat has left every tap must have sent exactly its expected beats (a tap that
+never fired is a mismatch, not a pass). One clock-edge wait per cycle drives, samples and
+checks everything.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ async def run_phase(dut, case: dict, beats: list[int], taps: list[Tap], out_tap:
         cycle += 1
         if mismatches or cycle > max_cycles:
             break
+    if not mismatches and cycle <= max_cycles:
+        for tap in taps:  # every tap lies upstream of the output: all its beats have fired
+            if tap.seen != len(tap.expected):
+                mismatches.append({"layer": tap.name, "frame": "all", "index": "beat count",
+                                   "expected": len(tap.expected), "got": tap.seen})
     await FallingEdge(dut.clk)
     dut.i_stream__valid.value = 0
     dut.o_stream__ready.value = 0

@@ -261,6 +261,10 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
         raise SimError(f"the bench wrote no results; log {sim_log}")
     got = json.loads(results.read_text())
     mismatches = got["timing_mismatches"] or got["mismatches"]
+    if not mismatches and not got["timed_out"] and got["frames_checked"] != len(stim):
+        mismatches = [{"layer": network.layers[-1].name, "frame": "all",
+                       "index": "frame count", "expected": len(stim),
+                       "got": got["frames_checked"]}]
     return SimResult(
         frames=len(stim), predictions=golden.predict(network, stim), mismatches=mismatches,
         cycles_per_inference=got["cycles_per_inference"],
@@ -289,7 +293,7 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
     pub = "/*verilator public_flat_rw*/"
     lines = [
         f"module {BULK_TOPLEVEL}(clk, rst, done, timed_out, cycles, errors, first_error_stream,",
-        "    first_error_beat, first_error_got);",
+        "    first_error_beat, first_error_got, miscounted, miscount);",
         "  /*verilator public_module*/",
         f"  input clk {pub}; input rst {pub};",
         f"  output reg done {pub}; output reg timed_out {pub};",
@@ -297,6 +301,9 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
         f"  output reg [31:0] first_error_stream {pub};",
         f"  output reg [31:0] first_error_beat {pub};",
         f"  output reg [{max(s['width'] for s in streams) - 1}:0] first_error_got {pub};",
+        "  // the first stream (index + 1) whose beat count was off when the last output left,"
+        " and its count",
+        f"  output reg [31:0] miscounted {pub}; output reg [31:0] miscount {pub};",
         f"  reg [{in_width - 1}:0] stim [0:{in_beats - 1}];",
         f'  initial $readmemh("{in_hex}", stim);',
         "  reg [31:0] lfsr;",
@@ -336,7 +343,7 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
         f"      lfsr <= 32'h{(seed * 2654435761 + 0x1234567) & 0xFFFFFFFF or 1:08x};",
         "      in_idx <= 0; in_valid <= 0; done <= 0; timed_out <= 0; cycles <= 0;",
         "      errors <= 0; first_error_stream <= 0; first_error_beat <= 0;",
-        "      first_error_got <= 0; idle <= 0; w_idx <= 0;",
+        "      first_error_got <= 0; idle <= 0; w_idx <= 0; miscounted <= 0; miscount <= 0;",
     ] + [f"      n{i} <= 0;" for i in range(len(streams))] + [
         "    end else if (!done) begin",
         "      lfsr <= {lfsr[30:0], lfsr[31] ^ lfsr[21] ^ lfsr[1] ^ lfsr[0]};",
@@ -359,7 +366,15 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
             "          end",
             "          errors <= errors + 1;",
             "        end",
-            f"        if ({i} == {last} && n{i} == {s['beats'] - 1}) done <= 1;",
+            f"        if ({i} == {last} && n{i} == {s['beats'] - 1}) begin",
+            "          done <= 1;",
+        ] + [
+            line for j, other in enumerate(streams[:-1]) for line in (
+                f"          if (miscounted == 0 && n{j} != {other['beats']}) begin",
+                f"            miscounted <= {j + 1}; miscount <= n{j}; errors <= errors + 1;",
+                "          end")
+        ] + [
+            "        end",
             "      end",
         ]
     lines += ["    end", "  end", "endmodule", ""]
@@ -439,7 +454,11 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
         raise SimError(f"the bulk bench wrote no results; log {sim_log}")
     got = json.loads(results.read_text())
     first = None
-    if got["errors"]:
+    if got["miscounted"]:
+        s = streams[got["miscounted"] - 1]
+        first = {"layer": s["name"], "frame": "all", "index": "beat count",
+                 "expected": s["beats"], "got": got["miscount"]}
+    elif got["errors"]:
         s = streams[got["first_error_stream"]]
         beat = got["first_error_beat"]
         t = s["type"]

@@ -148,6 +148,55 @@ def test_a_wrong_weight_is_reported_with_layer_element_expected_and_got(tmp_path
     assert bad["expected"] != bad["got"]
 
 
+def test_a_silent_tap_fails_the_every_beat_bench(tmp_path, monkeypatch):
+    """A tap that never fires (its fire signal tied to the reset, low after it) must fail the
+    bench, not pass for want of beats to compare."""
+    import json
+
+    net, x = _mlp(count=3)
+    real_write_case = runner.write_case
+
+    def silence_fc1(network, net_plan, stim, case, **kw):
+        real_write_case(network, net_plan, stim, case, **kw)
+        doc = json.loads(case.read_text())
+        [tap] = [t for t in doc["taps"] if t["name"] == "fc1"]
+        tap["fire"] = "rst"
+        case.write_text(json.dumps(doc))
+
+    monkeypatch.setattr(runner, "write_case", silence_fc1)
+    result = simulate(net, x, tmp_path, seed=1)
+    assert not result.ok
+    assert result.first_mismatch == {"layer": "fc1", "frame": "all", "index": "beat count",
+                                     "expected": len(x) * plan_stream_beats(net, "fc1"),
+                                     "got": 0}
+
+
+def test_bulk_verification_checks_every_stream_beat_count(tmp_path, monkeypatch):
+    """The score stream must deliver exactly its beats: here the harness expects one frame
+    more of scores than the design makes, and the run fails naming the stream."""
+    net, x = _small_cnn(6)
+    real_harness = runner._bulk_harness
+
+    def one_frame_more(streams, *args, **kw):
+        streams[0] = dict(streams[0], beats=streams[0]["beats"] + streams[0]["frame_beats"])
+        return real_harness(streams, *args, **kw)
+
+    monkeypatch.setattr(runner, "_bulk_harness", one_frame_more)
+    result = runner.verify_bulk(net, x, tmp_path, seed=1)
+    assert not result.ok
+    scores = net.layers[-2].name
+    frame_beats = plan_stream_beats(net, scores)
+    assert result.first_mismatch == {"layer": scores, "frame": "all", "index": "beat count",
+                                     "expected": 7 * frame_beats, "got": 6 * frame_beats}
+
+
+def plan_stream_beats(net: Network, name: str) -> int:
+    from hwgen.plan import plan
+
+    [lp] = [lp for lp in plan(net).layers if lp.name == name]
+    return lp.out_type.size // lp.out_lanes
+
+
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_icarus_agrees(tmp_path):
     net, x = _mlp(count=4)
