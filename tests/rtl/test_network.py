@@ -135,3 +135,28 @@ def test_an_undersized_shortcut_fifo_deadlocks():
     sim.add_testbench(sink, background=True)
     sim.run_until(20 * p.cycles_per_inference * 1e-6)
     assert out == []
+
+
+def test_tied_scores_go_to_the_lowest_class_in_rtl():
+    """Classes 1 and 4 get the same weights and the others none, so every inference ties
+    (1 with 4, or 0 with 2, 3 and 5): the RTL's argmax must pick the lowest index, as NumPy's
+    argmax does ("the first occurrence"), on every input."""
+    from dataclasses import replace
+
+    inp, layers, _ = NETWORKS["mlp"]
+    rng = np.random.default_rng(21)
+    net, x = chain(rng, inp, [dict(d) for d in layers], count=8, argmax=True)
+    fc = net.layers[-2]
+    w = np.zeros_like(fc.weights)
+    w[1] = w[4] = fc.weights[1]
+    net.layers[-2] = replace(fc, weights=w, bias=np.zeros_like(fc.bias))
+    shared = golden.run(net, x)[fc.name].reshape(len(x), -1)[:, 1]
+    bias = np.zeros_like(fc.bias)
+    bias[1] = bias[4] = -int(np.median(shared))  # about half the inputs tie above 0
+    net.layers[-2] = replace(fc, weights=w, bias=bias)
+    scores = golden.run(net, x)[fc.name].reshape(len(x), -1)
+    assert (scores[:, 1] == scores[:, 4]).all()
+    want = np.argmax(scores, axis=1)
+    assert set(want) == {0, 1}  # both kinds of tie occur
+    assert (golden.predict(net, x) == want).all()
+    bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
