@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,366 @@ def test_check_a_separable_block_from_toml(tmp_path, capsys):
     assert (dw["kind"], dw["mac"], dw["dsp_pack"], dw["pe"], dw["simd"]) == \
         ("depthwise_conv2d", "dsp", 1, 2, 1)
     assert dw["cycles"] == 36 * 2 * 9 and dw["macs"] == 36 * 4 * 9
+
+
+# --- issue 14: output folders never lose user data -------------------------------------------
+
+def _no_work(monkeypatch):
+    """Make every kind of work fail the test: a command must refuse before it starts."""
+    import hwgen.build.synth as synth
+    import hwgen.cli as cli
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the command started its work before refusing")
+
+    for module, name in ((runner, "simulate"), (runner, "verify_bulk"), (synth, "_synthesize"),
+                         (cli, "_write_design")):
+        monkeypatch.setattr(module, name, forbidden)
+
+
+@pytest.fixture
+def users_folder(tmp_path) -> Path:
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("the user's notes\n")
+    (folder / "sub" / "data.bin").write_bytes(b"\x00\x01\x02")
+    return folder
+
+
+def _assert_intact(folder: Path) -> None:
+    assert (folder / "notes.txt").read_text() == "the user's notes\n"
+    assert (folder / "sub" / "data.bin").read_bytes() == b"\x00\x01\x02"
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "sub"]
+
+
+@pytest.mark.parametrize("command", [
+    ["generate"], ["build", "--board", "icebreaker"], ["flow", "--board", "icebreaker"]])
+def test_a_users_folder_survives_every_command(mini_spec, users_folder, capsys, monkeypatch,
+                                               command):
+    _no_work(monkeypatch)
+    argv = [command[0], str(mini_spec), *command[1:], "-o", str(users_folder)]
+    assert main(argv) == 2
+    assert error_line(capsys) == (f"hwgen: error: -o {users_folder}: the folder exists and "
+                                  f"was not made by hwgen; choose another folder")
+    assert main([*argv, "--force"]) == 2
+    _assert_intact(users_folder)
+
+
+def test_sim_work_dir_of_a_user_is_refused(mini_spec, users_folder, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    assert main(["sim", str(mini_spec), "--work-dir", str(users_folder)]) == 2
+    assert error_line(capsys) == (f"hwgen: error: --work-dir {users_folder}: the folder "
+                                  f"exists and was not made by hwgen; choose another folder")
+    _assert_intact(users_folder)
+
+
+@pytest.mark.parametrize("where, why", [
+    (".", "is the current folder"),
+    ("{spec_dir}", "is the folder of {spec}"),
+    ("{spec_parent}", "holds {spec}"),
+])
+def test_the_current_folder_and_the_specs_folders_are_refused(mini_spec, tmp_path, capsys,
+                                                              monkeypatch, tmp_path_factory,
+                                                              where, why):
+    # "." is an empty folder (refused all the same); else the current folder is elsewhere
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd") if where == "." else "/")
+    _no_work(monkeypatch)
+    names = {"spec_dir": mini_spec.parent, "spec_parent": mini_spec.parent.parent,
+             "spec": mini_spec}
+    out = where.format(**names)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for command in (["generate"], ["build", "--board", "icebreaker"]):
+        assert main([command[0], str(mini_spec), *command[1:], "-o", out, "--force"]) == 2
+        assert error_line(capsys) == (f"hwgen: error: -o {out}: {why.format(**names)}; "
+                                      f"choose another folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("out, why", [
+    ("/proc/x", "cannot create /proc/x (No such file or directory)"),
+    ("/proc/x/y", "cannot create /proc/x (No such file or directory)"),
+    ("/dev/null/x", "/dev/null is not a folder"),
+    ("file.txt", "exists and is not a folder; choose another folder"),
+    ("file.txt/sub", "{tmp}/file.txt is not a folder"),
+])
+def test_output_paths_checked_before_any_work(mini_spec, tmp_path, capsys, monkeypatch, out,
+                                              why):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("a user file\n")
+    _no_work(monkeypatch)
+    for command in (["generate"], ["build", "--board", "icebreaker"],
+                    ["flow", "--board", "icebreaker"]):
+        assert main([command[0], str(mini_spec), *command[1:], "-o", out]) == 2
+        assert error_line(capsys) == f"hwgen: error: -o {out}: {why.format(tmp=tmp_path)}"
+    assert main(["sim", str(mini_spec), "--work-dir", out]) == 2
+    assert error_line(capsys) == f"hwgen: error: --work-dir {out}: {why.format(tmp=tmp_path)}"
+    assert (tmp_path / "file.txt").read_text() == "a user file\n"
+
+
+def test_generate_replaces_its_own_output_and_force_another_specs(mini_spec, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", str(mini_spec), "-o", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask()
+    (out / "mini.v").write_text("stale")
+    assert main(["generate", str(mini_spec), "-o", str(out)]) == 0  # its own: replaced
+    assert "module mini(" in (out / "mini.v").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [".hwgen-output.json", "mini.v",
+                                                     "plan.json"]
+    other = tmp_path / "other.toml"
+    other.write_text(mini_spec.read_text())
+    capsys.readouterr()
+    assert main(["generate", str(other), "-o", str(out)]) == 2
+    assert error_line(capsys) == (f"hwgen: error: -o {out}: holds hwgen's generate output of "
+                                  f"{mini_spec}; add --force to replace it, or choose another "
+                                  f"folder")
+    assert main(["generate", str(other), "-o", str(out), "--force"]) == 0
+    assert json.loads((out / ".hwgen-output.json").read_text())["spec"] == str(other)
+    (out / "notes.txt").write_text("the user's")
+    assert main(["generate", str(other), "-o", str(out), "--force"]) == 2
+    assert "also holds files hwgen did not write (notes.txt)" in error_line(capsys)
+    assert (out / "notes.txt").read_text() == "the user's"
+
+
+def test_generate_default_folder_is_replaced_without_force(mini_spec, tmp_path, capsys,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", str(mini_spec)]) == 0
+    assert main(["generate", str(mini_spec)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "wrote build/mini/mini.v and build/mini/plan.json")
+    (tmp_path / "build" / "mini" / "notes.txt").write_text("mine")
+    assert main(["generate", str(mini_spec)]) == 2
+    assert error_line(capsys).startswith("hwgen: error: build/mini (the default -o): hwgen's "
+                                         "output folder also holds files")
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _fake_simulate(fail: bool = False):
+    """runner.simulate without a simulator: a log in the work folder, a passing result."""
+    from hwgen import golden
+    from hwgen.plan import plan
+
+    def simulate(network, x, work_dir, **kwargs):
+        work_dir = Path(work_dir)
+        (work_dir / "sim.log").write_text("log\n")
+        if fail:
+            raise runner.SimError(f"icarus build failed; log {work_dir / 'sim.log'}")
+        p = plan(network)
+        return runner.SimResult(
+            frames=len(x), predictions=golden.predict(network, x), mismatches=[],
+            cycles_per_inference=p.cycles_per_inference, latency_cycles=p.latency,
+            model_cycles_per_inference=p.cycles_per_inference, model_latency_cycles=p.latency,
+            stress_cycles=1, timed_out=False, seconds=0.0, work_dir=work_dir)
+    return simulate
+
+
+def test_sim_work_dir_is_marked_and_kept_on_failure(mini_spec, tmp_path, capsys, monkeypatch):
+    work = tmp_path / "w"
+    monkeypatch.setattr(runner, "simulate", _fake_simulate())
+    assert main(["sim", str(mini_spec), "--work-dir", str(work)]) == 0
+    assert f"work directory: {work} " in capsys.readouterr().out
+    assert json.loads((work / ".hwgen-output.json").read_text())["kind"] == "sim"
+    monkeypatch.setattr(runner, "simulate", _fake_simulate(fail=True))
+    assert main(["sim", str(mini_spec), "--work-dir", str(work)]) == 1  # its own: reused
+    assert error_line(capsys) == f"hwgen: error: icarus build failed; log {work / 'sim.log'}"
+    assert (work / "sim.log").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hwgen")]
+
+
+def test_flow_work_dir_and_output_must_not_overlap(mini_spec, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    out = tmp_path / "out"
+    assert main(["flow", str(mini_spec), "--board", "icebreaker", "-o", str(out),
+                 "--work-dir", str(out / "sim")]) == 2
+    assert error_line(capsys) == (f"hwgen: error: --work-dir {out / 'sim'} and -o {out} "
+                                  f"overlap; give the simulation a folder of its own")
+
+
+# --- issue 14: arguments checked before any work ---------------------------------------------
+
+def _refused(argv: list[str]) -> str:
+    """The one error line of a refused command (hwgen's or argparse's), exit 2."""
+    from tests.fuzz.invariant import assert_clean_error, run_main
+
+    return assert_clean_error(run_main([str(a) for a in argv]), codes=(2,))
+
+
+@pytest.mark.parametrize("command", [["flow", "--board", "bogus"], ["flow", "--board", ""],
+                                     ["check", "--board", ""], ["build", "--board", ""],
+                                     ["run", "--port", "p", "--dry-run", "--board", ""]])
+def test_unknown_or_empty_board_refused_before_simulating(mini_spec, monkeypatch, command):
+    _no_work(monkeypatch)
+    name = command[command.index("--board") + 1]
+    line = _refused([command[0], mini_spec, *command[1:]])
+    assert line.startswith(f"hwgen: error: unknown board {name!r}; expected one of: ")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--clock-mhz", "inf", "expected a frequency in MHz above 0 and at most 1,000, got 'inf'"),
+    ("--clock-mhz", "nan", "expected a frequency in MHz above 0 and at most 1,000, got 'nan'"),
+    ("--baud", "0", "expected a bit rate from 1 to 12,000,000, got '0'"),
+    ("--seed", "-1", "expected a seed from 0 to 4,294,967,295, got '-1'"),
+])
+def test_flow_numbers_refused_before_simulating(mini_spec, monkeypatch, option, value,
+                                                message):
+    _no_work(monkeypatch)
+    line = _refused(["flow", mini_spec, "--board", "icebreaker", option, value])
+    assert line == f"hwgen flow: error: argument {option}: {message}"
+
+
+def test_flow_clock_the_pll_cannot_make_refused_before_simulating(mini_spec, capsys,
+                                                                   monkeypatch):
+    _no_work(monkeypatch)
+    assert main(["flow", str(mini_spec), "--board", "icebreaker", "--clock-mhz", "3"]) == 2
+    assert "cannot build for icebreaker: SB_PLL40 cannot make 3 MHz" in error_line(capsys)
+
+
+def test_sim_seed_random_and_zero_d_inputs(mini_spec, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    assert _refused(["sim", mini_spec, "--seed", "-1"]) == (
+        "hwgen sim: error: argument --seed: expected a seed from 0 to 4,294,967,295, got '-1'")
+    assert _refused(["sim", mini_spec, "--random", "10000000000"]) == (
+        "hwgen: error: --random 10000000000: at most 2,097,152 random inputs of 16 values "
+        "each (33,554,432 values in all)")
+    np.save(tmp_path / "x0.npy", np.array(7))
+    assert _refused(["sim", mini_spec, "--inputs", tmp_path / "x0.npy", "--count", "1"]) == (
+        f"hwgen: error: --inputs {tmp_path / 'x0.npy'}: holds a single value (a 0-d array); "
+        f"expected an array with one row per input")
+
+
+def test_sim_inputs_uint64_reported_as_itself(mini_spec, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    path = tmp_path / "x.npy"
+    np.save(path, np.full((2, 16), 2 ** 64 - 1, dtype=np.uint64))
+    assert _refused(["sim", mini_spec, "--inputs", path]) == (
+        f"hwgen: error: --inputs {path}: inputs must be in 0..255 (u8), found "
+        f"18446744073709551615 at (0, 0)")
+
+
+def _header_only(path: Path, shape: tuple[int, ...]) -> None:
+    """A .npy header declaring ``shape`` int64, and no data (a 74.5 GiB array if believed)."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<i8", "fortran_order": False,
+                                                 "shape": shape})
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    with open(path, "wb") as f:  # under this very name (np.savez would add .npz)
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a folder; expected a .npy file"),
+    (lambda p: _save_npz(p, x=np.zeros(3)),
+     "is an .npz archive; expected a .npy file (save it with np.save)"),
+    (lambda p: np.save(p, np.array([1, "a"], dtype=object), allow_pickle=True),
+     "holds Python objects (dtype object); expected a numeric array"),
+    (lambda p: p.write_bytes(b""), "not a .npy file (no NumPy header)"),
+    (lambda p: _header_only(p, (100000, 100000)),
+     "its header declares shape (100000, 100000) int64 (80,000,000,000 bytes), the file "
+     "holds 0"),
+])
+@pytest.mark.parametrize("option", ["--inputs", "--labels"])
+def test_array_files_of_the_wrong_kind(mini_spec, tmp_path, monkeypatch, make, message, option):
+    _no_work(monkeypatch)
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((6, 16), dtype=np.int64))
+    bad = tmp_path / "bad.npy"
+    make(bad)
+    argv = ["sim", mini_spec, "--inputs", bad if option == "--inputs" else good]
+    if option == "--labels":
+        argv += ["--labels", bad]
+    assert _refused(argv) == f"hwgen: error: {option} {bad}: {message}"
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array(["2", "0", "3", "1", "1", "0"]),
+     "labels must be integer class numbers, got dtype <U1"),
+    (np.zeros((6, 2), dtype=int), "labels have shape (6, 2); expected one label per input "
+                                  "(N or N × 1)"),
+    (np.zeros(5, dtype=int), "5 labels for 6 inputs"),
+    (np.arange(6), "labels must be class numbers 0..3, found 4 at 4"),
+    (np.arange(6, dtype=float), "labels must be integer class numbers, got dtype float64"),
+])
+@pytest.mark.parametrize("command", [["sim"], ["run", "--port", "p", "--dry-run"]])
+def test_labels_checked_before_simulating(mini_spec, tmp_path, monkeypatch, labels, message,
+                                          command):
+    _no_work(monkeypatch)
+    np.save(tmp_path / "x.npy", np.zeros((6, 16), dtype=np.int64))
+    np.save(tmp_path / "y.npy", labels)
+    line = _refused([command[0], mini_spec, *command[1:], "--inputs", tmp_path / "x.npy",
+                     "--labels", tmp_path / "y.npy"])
+    assert line == f"hwgen: error: --labels {tmp_path / 'y.npy'}: {message}"
+
+
+def test_labels_n_by_1_are_accepted(mini_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runner, "simulate", _fake_simulate())
+    x = np.load(mini_spec.with_name("mini.test.npz"))["x"]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", (np.arange(len(x)) % 4)[:, None].astype(np.uint8))
+    assert main(["sim", str(mini_spec), "--inputs", str(tmp_path / "x.npy"), "--labels",
+                 str(tmp_path / "y.npy")]) == 0
+    assert "accuracy: " in capsys.readouterr().out
+
+
+def test_labels_without_inputs_and_random_with_inputs(mini_spec, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    np.save(tmp_path / "y.npy", np.zeros(6, dtype=int))
+    np.save(tmp_path / "x.npy", np.zeros((6, 16), dtype=int))
+    for command in (["sim"], ["run", "--port", "p", "--dry-run"]):
+        assert _refused([command[0], mini_spec, *command[1:], "--labels",
+                         tmp_path / "y.npy"]) == (
+            "hwgen: error: --labels needs --inputs (the labels of the spec's test split come "
+            "with it)")
+        assert _refused([command[0], mini_spec, *command[1:], "--inputs", tmp_path / "x.npy",
+                         "--random", "3"]) == (
+            "hwgen: error: --random makes its own inputs; give --inputs or --random, not both")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "1e-9", "0", "nan", "86401"])
+def test_run_timeout_bounds(mini_spec, value):
+    assert _refused(["run", mini_spec, "--port", "p", "--timeout", value]) == (
+        f"hwgen run: error: argument --timeout: expected a number of seconds from 0.001 to "
+        f"86,400, got {value!r}")
+
+
+def test_run_json_checked_before_the_run(mini_spec, tmp_path, capsys, monkeypatch):
+    from hwgen import runtime
+
+    def no_board(*args, **kwargs):
+        raise AssertionError("the port was opened before --json was checked")
+
+    monkeypatch.setattr(runtime, "Board", no_board)
+    (tmp_path / "results.txt").write_text("the user's")
+    cases = {
+        tmp_path / "missing" / "r.json": f"{tmp_path / 'missing'} is not an existing folder",
+        tmp_path: "is a folder; name a file in it",
+        tmp_path / "results.txt": "exists and was not written by hwgen; choose another file",
+        "/proc/x/r.json": "/proc/x is not an existing folder",
+    }
+    for path, message in cases.items():
+        assert main(["run", str(mini_spec), "--port", "p", "--json", str(path)]) == 2
+        assert error_line(capsys) == f"hwgen: error: --json {path}: {message}"
+    assert (tmp_path / "results.txt").read_text() == "the user's"
+
+
+def test_internal_errors_are_one_line_exit_3(mini_spec, capsys, monkeypatch):
+    import hwgen.cli as cli
+
+    def broken(args):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(cli, "cmd_check", broken)
+    monkeypatch.delenv("HWGEN_TRACEBACK", raising=False)
+    assert main(["check", str(mini_spec)]) == 3
+    assert error_line(capsys) == (
+        "hwgen: error: internal error: RuntimeError: a bug over two lines (please report this; "
+        "HWGEN_TRACEBACK=1 shows the traceback)")
+    monkeypatch.setenv("HWGEN_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        main(["check", str(mini_spec)])
