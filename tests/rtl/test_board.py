@@ -73,10 +73,21 @@ class Noise(bytes):
     """Bytes sent to the board that it answers with nothing."""
 
 
-def serve(core, requests, responses, *, gaps=0.0, backpressure=0.0, max_cycles=200_000):
+def cycle_budget(core, requests, gaps: float, backpressure: float) -> int:
+    """Cycles within which a working core answers ``requests``: per request its bytes and the
+    longest response at the stall rates, the network's timeout and the idle timeout."""
+    longest = protocol.HEADER_BYTES + protocol.result_bytes(protocol.MAX_CLASSES) + 2
+    slowdown = 1 / (1 - max(gaps, backpressure))
+    return sum(round(4 * slowdown * (len(r) + longest)) + core.result_cycles
+               + core.idle_cycles + 100 for r in requests)
+
+
+def serve(core, requests, responses, *, gaps=0.0, backpressure=0.0):
     """Send ``requests`` to ``core`` one at a time, each after the previous one's response
     (a :class:`Noise` item is not waited for), and decode ``responses`` response frames
-    (protocol objects) from what it sends back."""
+    (protocol objects) from what it sends back. Returns them and their request ids. Fails
+    after :func:`cycle_budget` cycles, so a broken link fails in seconds."""
+    max_cycles = cycle_budget(core, requests, gaps, backpressure)
     decoder = protocol.FrameDecoder()
     frames = []
 
@@ -147,8 +158,28 @@ def test_infer_returns_golden_class_scores_and_cycles(name):
     assert [(r.predicted, r.scores) for r in got] == golden_results(net, x)
     assert got_ids == ids
     p = plan(net)
+    beats = p.input_type.size // p.input_lanes
     for r in got:
-        assert 0 < r.cycles_last <= p.latency_bound <= r.cycles_first + p.latency_bound
+        assert 0 < r.cycles_last <= p.latency_bound
+        # from the first beat: the other beats arrive, at least one cycle apart, then the last
+        # beat's latency
+        assert r.cycles_first >= r.cycles_last + beats - 1
+
+
+def test_a_host_with_another_crc_fails_within_the_cycle_budget(monkeypatch):
+    """A host whose CRC differs from the board's (here CRC-16/XMODEM: init 0 instead of
+    0xFFFF) gets nothing it can decode: the bench must fail on its cycle budget (a few
+    thousand cycles here), not run for hundreds of thousands."""
+    import binascii
+
+    net, x = _network("u8", count=1)
+    core = core_for(net)
+    monkeypatch.setattr(protocol, "crc16", lambda data, crc=0: binascii.crc_hqx(data, 0))
+    requests = [protocol.infer_request(frame_bytes(net, x[0]), request_id=1)]
+    budget = cycle_budget(core, requests, 0.0, 0.0)
+    assert budget < 10_000
+    with pytest.raises(AssertionError, match=f"0 of 1 responses in {budget} cycles"):
+        serve(core, requests, 1)
 
 
 def test_info_reply_describes_the_network():
@@ -226,7 +257,7 @@ def test_spram_weights_load_then_infer():
         protocol.infer_request(frame_bytes(net, x[0]), request_id=9),
         protocol.infer_request(frame_bytes(net, x[1]), request_id=10),
     ]
-    got, ids = serve(core_for(net), requests, len(requests), max_cycles=400_000)
+    got, ids = serve(core_for(net), requests, len(requests))
     assert ids == list(range(1, 11))
     assert got[0] == _error(E.NOT_LOADED, 1)
     assert got[1] == _error(E.BAD_OFFSET, 3)
