@@ -1,0 +1,91 @@
+"""The shipped reference designs re-checked against what README and docs/results.md state:
+their golden-model accuracy on their test splits, their RTL bit-exact on those whole splits
+(bulk, inside Verilator), and the README's main job, digits_bnn, built for the iCEBreaker and
+the ULX3S-85F.
+
+The default run keeps the fast representatives (digits_bnn and mnist_mixed in the golden
+model; digits_bnn's whole split in RTL is tests/sim/test_runner.py's); ``pytest -m slow``
+runs the rest (about an hour on 2 cores).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import golden, spec
+
+DESIGNS = Path(__file__).resolve().parents[1] / "designs"
+
+#: Correct answers of the golden model on each design's whole test split, as README states.
+STATED_CORRECT = {"digits_bnn": (435, 450), "mnist_cnn": (9773, 10000),
+                  "mnist_mixed": (9831, 10000)}
+#: Designs with synthetic weights: RTL checked on this many random inputs.
+SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200}
+
+
+def test_every_shipped_design_is_listed_here():
+    shipped = {p.stem for p in DESIGNS.glob("*.toml")}
+    assert shipped == set(STATED_CORRECT) | set(SYNTHETIC)
+
+
+def _split(name: str):
+    network = spec.load(DESIGNS / f"{name}.toml")
+    with np.load(network.dataset) as data:
+        return network, data["x"], data["y"].reshape(-1)
+
+
+@pytest.mark.parametrize("name", [
+    "digits_bnn", "mnist_mixed", pytest.param("mnist_cnn", marks=pytest.mark.slow)])
+def test_golden_accuracy_is_as_stated(name):
+    network, x, y = _split(name)
+    correct, total = STATED_CORRECT[name]
+    assert len(y) == total
+    assert int(np.sum(golden.predict(network, x).reshape(-1) == y)) == correct
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("name", list(STATED_CORRECT))
+def test_rtl_is_bit_exact_on_the_whole_test_split(name, tmp_path):
+    """Every output and score of every test image compared inside the simulated design."""
+    from hwgen_sim.runner import verify_bulk
+
+    network, x, y = _split(name)
+    result = verify_bulk(network, x, tmp_path, gaps=0.1, backpressure=0.1, seed=1)
+    assert result.ok, result.first_mismatch
+    assert result.inferences == len(x) == STATED_CORRECT[name][1]
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("name", list(SYNTHETIC))
+def test_rtl_is_bit_exact_on_random_inputs(name, tmp_path):
+    from hwgen_sim.runner import verify_bulk
+
+    network = spec.load(DESIGNS / f"{name}.toml")
+    t = network.input_type
+    lo, hi = t.range
+    rng = np.random.default_rng(0)
+    count = SYNTHETIC[name]
+    x = (rng.choice([-1, 1], size=(count, *t.shape)) if t.binary
+         else rng.integers(lo, hi + 1, size=(count, *t.shape)))
+    result = verify_bulk(network, x, tmp_path, gaps=0.1, backpressure=0.1, seed=2)
+    assert result.ok, result.first_mismatch
+    assert result.inferences == count
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s-85f"])
+def test_digits_bnn_builds_and_meets_timing(board_name, tmp_path):
+    """The README's main job: the shipped design with the protocol top, placed and routed."""
+    from hwgen.build.synth import build
+
+    network = spec.load(DESIGNS / "digits_bnn.toml")
+    out = tmp_path / f"digits_bnn-{board_name}"
+    report = build(network, board_name, out)
+    assert (out / report["bitstream"]).stat().st_size > 1000
+    assert report["fmax_mhz"] >= report["clock_mhz"]
+    logic = report["lcs"] or report["lut4"]
+    assert 0 < logic["used"] <= logic["available"]
