@@ -683,6 +683,7 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
     verdict = case.verdict
     if verdict == MAYBE:
         verdict = GOOD if outcome.code in (0, 1) else BAD
+    counts[f"command {case.argv[0] if case.argv else '(none)'} {verdict}"] += 1
     if verdict == BAD:
         line = assert_clean_error(outcome, codes=(2,))
         assert not work.ran, f"{where}: reached {work.ran} before refusing\n{outcome.describe()}"
@@ -737,16 +738,26 @@ def _fuzz(workspace, monkeypatch, seeds) -> Counter:
     return counts
 
 
-@pytest.mark.parametrize("chunk", range(6))
-def test_cli_fuzz(workspace, monkeypatch, chunk):
-    size = FAST_CASES // 6
-    counts = _fuzz(workspace, monkeypatch, range(chunk * size, (chunk + 1) * size))
-    assert counts["cases"] == size
-    assert counts["clean errors"] and counts["successes"]
+def _report(name: str, counts: Counter) -> str:
+    per = ", ".join(f"{k.removeprefix('command ')} {v}" for k, v in sorted(counts.items())
+                    if k.startswith("command "))
+    return (f"CLI fuzz ({name}): {counts['cases']} cases, {counts['clean errors']} clean "
+            f"errors (exit 2), {counts['successes']} successes, "
+            f"{counts['clean errors (exit 1: a stub failed)']} clean failures of the work "
+            f"(exit 1), 0 tracebacks, 0 internal errors; good/bad per command: {per}")
+
+
+def test_cli_fuzz(workspace, monkeypatch, capsys):
+    counts = _fuzz(workspace, monkeypatch, range(FAST_CASES))
+    assert counts["cases"] == FAST_CASES
+    for command in ("check", "generate", "build", "flow", "sim", "run", "flash"):
+        assert counts[f"command {command} good"] and counts[f"command {command} bad"], counts
+    with capsys.disabled():
+        print("\n" + _report("default slice", counts))
 
 
 @pytest.mark.slow
 def test_cli_fuzz_long(workspace, monkeypatch, capsys):
     counts = _fuzz(workspace, monkeypatch, range(100_000, 100_000 + SLOW_CASES))
     with capsys.disabled():
-        print(f"\nCLI fuzz: {dict(sorted(counts.items()))}, tracebacks 0, internal errors 0")
+        print("\n" + _report("long run", counts))
