@@ -56,6 +56,8 @@ def _load_array(path: str, option: str) -> np.ndarray:
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{where}: is a folder; expected a .npy file")
+    if p.exists() and not p.is_file():  # a pipe would block, a device never ends
+        raise UsageError(f"{where}: is not a regular file; expected a .npy file")
     try:
         with open(p, "rb") as f:
             magic = f.read(6)

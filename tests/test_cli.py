@@ -482,6 +482,7 @@ def _save_npz(path: Path, **arrays) -> None:
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.mkdir(), "is a folder; expected a .npy file"),
+    (os.mkfifo, "is not a regular file; expected a .npy file"),
     (lambda p: _save_npz(p, x=np.zeros(3)),
      "is an .npz archive; expected a .npy file (save it with np.save)"),
     (lambda p: np.save(p, np.array([1, "a"], dtype=object), allow_pickle=True),

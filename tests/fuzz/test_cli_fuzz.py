@@ -710,7 +710,7 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
     os.umask(umask)
     for folder in case.writes:
         path = ws / folder
-        if path.is_dir():
+        if path.is_dir() and any(path.iterdir()):  # (an empty folder stays so on failure)
             manifest = read_manifest(path)
             assert manifest is not None, f"{where}: {folder} has no {MANIFEST}"
             base = folder.removesuffix(".failed")
