@@ -662,12 +662,15 @@ def _prefixes(folders: list[str], before: dict) -> tuple[str, ...]:
     return tuple(found)
 
 
-def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
-             counts: Counter) -> None:
-    shutil.rmtree(ws, ignore_errors=True)
-    shutil.copytree(base, ws, symlinks=True)
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
+def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch, counts: Counter,
+             fresh: bool = True) -> bool:
+    """One case in ``ws`` (a new copy of ``base`` unless ``fresh`` is False: the last case
+    was refused and so left it as it was). Returns whether the case was refused."""
+    if fresh:
+        shutil.rmtree(ws, ignore_errors=True)
+        shutil.copytree(base, ws, symlinks=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
     monkeypatch.chdir(ws)
     monkeypatch.setenv("HOME", str(ws / "home"))
     case = make_case(seed, ws)
@@ -690,7 +693,7 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
         assert_untouched(before, ws)
         assert not line.endswith(": "), where
         counts["clean errors"] += 1
-        return
+        return True
     may_change = _prefixes(case.writes, before)
     kept = {k: v for k, v in before.items() if not k.startswith(may_change)}
     assert_untouched(kept, ws, allowed_new=may_change)
@@ -708,9 +711,14 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
             assert step in work.ran, f"{where}: never reached {step}\n{outcome.describe()}"
     umask = os.umask(0)
     os.umask(umask)
+    after = tree(ws)
     for folder in case.writes:
         path = ws / folder
-        if path.is_dir() and any(path.iterdir()):  # (an empty folder stays so on failure)
+        prefix = folder + "/"
+        if ({k: v for k, v in before.items() if k.startswith(prefix)}
+                == {k: v for k, v in after.items() if k.startswith(prefix)}):
+            continue  # left as it was (the work failed)
+        if path.is_dir():
             manifest = read_manifest(path)
             assert manifest is not None, f"{where}: {folder} has no {MANIFEST}"
             base = folder.removesuffix(".failed")
@@ -718,6 +726,7 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch,
             assert manifest["kind"] == want, f"{where}: {folder}: {manifest}"
             assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~umask, where
     assert not list(ws.rglob(".hwgen-partial-*")), f"{where}: a staging folder was left"
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -732,9 +741,10 @@ def workspace(tmp_path_factory):
 def _fuzz(workspace, monkeypatch, seeds) -> Counter:
     ws, base, scratch = workspace
     counts = Counter()
+    refused = False
     for seed in seeds:
         with monkeypatch.context() as m:
-            run_case(seed, ws, base, scratch, m, counts)
+            refused = run_case(seed, ws, base, scratch, m, counts, fresh=not refused)
     return counts
 
 
