@@ -525,6 +525,9 @@ class _Window:
         if k > h + top + bottom or k > w_ + left + right:
             raise where.spec_error("kind", f"kernel {k}×{k} is larger than the padded input "
                                    f"{h + top + bottom}×{w_ + left + right}")
+        if self.stride > max(h + top + bottom, w_ + left + right):
+            raise where.spec_error("stride", f"{self.stride} is larger than the padded input "
+                                   f"{h + top + bottom}×{w_ + left + right}")
         for extent, padded in (("height", h + top + bottom), ("width", w_ + left + right)):
             if (padded - k) % self.stride:
                 raise where.spec_error(
@@ -708,6 +711,8 @@ class MaxPool:
         if self.size > h or self.size > w:
             raise where.spec_error("size", f"window {self.size}×{self.size} is larger than "
                                    f"the input {h}×{w}")
+        if stride > max(h, w):
+            raise where.spec_error("stride", f"{stride} is larger than the input {h}×{w}")
         ho, wo = (h - self.size) // stride + 1, (w - self.size) // stride + 1
         return TensorType((ho, wo, c), x.bits, x.signed)
 
@@ -822,6 +827,7 @@ def _check_tensor(t: TensorType, where: Where) -> None:
         raise SpecError(where.spec, where.prefix, f"the output's values reach {lo}..{hi}, "
                         f"beyond 64-bit signed integers; quantize an earlier output "
                         f"(thresholds or requantize)")
+
 
 #: The name by which layers refer to the network input in ``inputs``.
 INPUT = "input"

@@ -534,15 +534,19 @@ class Counts:
     clean_errors: int = 0
     accepted: int = 0
     golden_runs: int = 0
+    generated: int = 0
+    small_accepted: int = 0
     failures: list[str] = field(default_factory=list)
 
     def line(self, what: str) -> str:
         return (f"{what}: {self.cases} cases, {self.clean_errors} clean errors, {self.accepted} "
-                f"accepted ({self.golden_runs} run through the golden model), "
+                f"accepted ({self.golden_runs} run through the golden model, {self.generated} "
+                f"through hwgen generate), "
                 f"{len(self.failures)} tracebacks or other failures")
 
 
-def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: int) -> None:
+def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: int,
+             generate_every: int = 0) -> None:
     rnd = random.Random(f"{seed.name}/{index}")
     nrng = np.random.default_rng(index)
     case = root / f"case{index}"
@@ -602,6 +606,12 @@ def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: i
             if index % golden_every == 0:
                 _run_golden(toml, nrng)
                 counts.golden_runs += 1
+            if generate_every and _small(toml) and counts.small_accepted % generate_every == 0:
+                out = run_main(["generate", str(toml), "-o", str(case / "out")])
+                assert out.code == 0 and out.escaped is None, \
+                    f"check accepted the spec, generate did not: {out.describe()}"
+                counts.generated += 1
+            counts.small_accepted += _small(toml)
         else:
             line = assert_clean_error(outcome)
             assert line.startswith("hwgen: error: "), line
@@ -609,7 +619,7 @@ def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: i
                      or (isinstance(doc.get("weights"), str) and doc["weights"][:20] in line))
             assert named, f"the error does not name the file: {line}"
             counts.clean_errors += 1
-        assert_untouched(before, root)
+        assert_untouched(before, root, allowed_new=(f"{case.name}/out",))
     except AssertionError as exc:
         counts.failures.append(f"{label}: {str(exc)[:1500]}")
     finally:
@@ -617,6 +627,13 @@ def run_case(seed: Seed, index: int, root: Path, counts: Counts, golden_every: i
             case.unlink()
         else:
             shutil.rmtree(case, ignore_errors=True)
+
+
+def _small(toml: Path) -> bool:
+    """A network small enough to generate in a fraction of a second."""
+    net = load(toml)
+    return net.input_type.size <= 256 and sum(
+        getattr(layer, "weights", np.zeros(0)).size for layer in net.layers) <= 4096
 
 
 def _run_golden(toml: Path, nrng: np.random.Generator) -> None:
@@ -635,14 +652,15 @@ def _run_golden(toml: Path, nrng: np.random.Generator) -> None:
 
 
 def run_fuzz(seeds: list[Seed], root: Path, cases: int, start: int = 0,
-             golden_every: int = 5) -> Counts:
+             golden_every: int = 5, generate_every: int = 0) -> Counts:
     counts = Counts()
     designs_before = tree(DESIGNS)
     cwd = os.getcwd()
     os.chdir(root)  # anything written relative to the working folder lands under root
     try:
         for index in range(start, start + cases):
-            run_case(seeds[index % len(seeds)], index, root, counts, golden_every)
+            run_case(seeds[index % len(seeds)], index, root, counts, golden_every,
+                     generate_every)
     finally:
         os.chdir(cwd)
     assert_untouched(designs_before, DESIGNS)
@@ -657,14 +675,15 @@ def _report(counts: Counts, what: str, capsys) -> None:
 
 
 def test_spec_fuzz_fast_slice(seeds, tmp_path, capsys):
-    counts = run_fuzz(seeds, tmp_path, FAST_CASES)
+    counts = run_fuzz(seeds, tmp_path, FAST_CASES, generate_every=3)
     _report(counts, "spec fuzz (default slice)", capsys)
     assert counts.cases == FAST_CASES
 
 
 @pytest.mark.slow
 def test_spec_fuzz_long(seeds, tmp_path, capsys):
-    counts = run_fuzz(seeds, tmp_path, SLOW_CASES, start=FAST_CASES, golden_every=3)
+    counts = run_fuzz(seeds, tmp_path, SLOW_CASES, start=FAST_CASES, golden_every=3,
+                      generate_every=2)
     _report(counts, "spec fuzz (long run)", capsys)
 
 
