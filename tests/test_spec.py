@@ -1756,3 +1756,22 @@ def test_network_state_tells_networks_apart():
     assert network_state(a) == network_state(b)
     b.layers[0].weights[0, 0] *= -1
     assert network_state(a) != network_state(b)
+
+
+@pytest.mark.parametrize("layer, message", [
+    (Conv2d("c", np.ones((2, 4, 4, 2), int), 2, stride=10 ** 30),
+     f"layers[0].stride: {10 ** 30} is larger than the padded input 4×4"),
+    (DepthwiseConv2d("c", np.ones((2, 3, 3), int), 2, stride=7, padding="same"),
+     "layers[0].stride: 7 is larger than the padded input 4×4"),
+    (MaxPool("p", 4, 5), "layers[0].stride: 5 is larger than the input 4×4"),
+])
+def test_a_stride_beyond_the_input_is_refused(layer, message):
+    """Such a stride gives one output position, as the input's extent would; generate died
+    in an OverflowError on 10**30."""
+    assert api_error(lambda: Network("n", Input((4, 4, 2), 8), [layer])) == \
+        f"<python>: {message}"
+
+
+def test_a_stride_as_large_as_the_input_is_accepted():
+    net = Network("n", Input((4, 6, 2), 8), [MaxPool("p", 2, 6)])
+    assert net.output_type.shape == (1, 1, 2)
