@@ -1443,7 +1443,10 @@ def load(path: str | os.PathLike) -> Network:
     if "dataset" in doc:
         data_table = _require(doc, "dataset", dict, source, "")
         _check_keys(data_table, {"test"}, source, "dataset")
-        dataset = path.parent / _require(data_table, "test", str, source, "dataset")
+        test = _require(data_table, "test", str, source, "dataset")
+        if not test or "\0" in test:
+            raise SpecError(source, "dataset.test", f"expected a file name, got {_show(test)}")
+        dataset = path.parent / test
     return Network(name=name, input=inp, layers=layers, dataset=dataset, source=source,
                    arrays_source=arrays_source)
 

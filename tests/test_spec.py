@@ -1775,3 +1775,12 @@ def test_a_stride_beyond_the_input_is_refused(layer, message):
 def test_a_stride_as_large_as_the_input_is_accepted():
     net = Network("n", Input((4, 6, 2), 8), [MaxPool("p", 2, 6)])
     assert net.output_type.shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize("value", ['""', '"a\\u0000b"', "3"])
+def test_dataset_test_must_be_a_file_name(files, value):
+    toml, _ = files
+    edit_toml(toml, 'test = "tiny.test.npz"', f"test = {value}")
+    shown = {'""': "''", '"a\\u0000b"': "'a\\x00b'", "3": "3"}[value]
+    expected = "expected str, got 3" if value == "3" else f"expected a file name, got {shown}"
+    assert str(load_error(toml)) == f"{toml}: dataset.test: {expected}"
