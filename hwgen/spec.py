@@ -345,7 +345,7 @@ class Dense:
                                     f"the layer's input has {x.size} elements, expected "
                                     f"({w.shape[0]}, {x.size})")
         if not isinstance(w, np.ndarray) or w.ndim != 2 or w.shape[0] < 1:
-            got = getattr(w, "shape", None) or type(w).__name__
+            got = w.shape if isinstance(w, np.ndarray) else type(w).__name__
             raise where.array_error(f"{self.name}.weights", f"expected a 2-D (out_features, "
                                     f"{x.size}) integer array, got {got}")
         out_bits, signed = _check_matrix_layer(self, w, x, where, simd_divides=x.size,
@@ -461,8 +461,9 @@ def _check_thresholds(layer, channels: int, where: Where) -> np.ndarray:
     key = f"{layer.name}.thresholds"
     t = layer.thresholds
     if not isinstance(t, np.ndarray) or t.ndim != 2 or t.shape[0] != channels:
+        got = f"shape {t.shape}" if isinstance(t, np.ndarray) else type(t).__name__
         raise where.array_error(key, f"expected an ({channels}, 2**out_bits - 1) integer "
-                                f"array, got shape {getattr(t, 'shape', None)}")
+                                f"array, got {got}")
     count = t.shape[1]
     if count < 1 or count > 255 or (count + 1) & count:
         raise where.array_error(key, f"{count} thresholds per channel, expected 2**n - 1 "
@@ -604,7 +605,7 @@ class Conv2d(_Window):
         if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[1] != w.shape[2] \
                 or w.shape[3] != c or w.shape[0] < 1 or w.shape[1] < 1:
             _check_kernel_size(w, key, where)
-            got = getattr(w, "shape", None) or type(w).__name__
+            got = w.shape if isinstance(w, np.ndarray) else type(w).__name__
             raise where.array_error(key, f"expected an (out_channels, k, k, {c}) integer "
                                     f"array, got {got}")
         ho, wo = self._check_window(x, where)
@@ -679,7 +680,7 @@ class DepthwiseConv2d(_Window):
         if not isinstance(w, np.ndarray) or w.ndim != 3 or w.shape[1] != w.shape[2] \
                 or w.shape[0] != c or w.shape[1] < 1:
             _check_kernel_size(w, f"{self.name}.weights", where)
-            got = getattr(w, "shape", None) or type(w).__name__
+            got = w.shape if isinstance(w, np.ndarray) else type(w).__name__
             raise where.array_error(f"{self.name}.weights", f"expected a ({c}, k, k) integer "
                                     f"array (one k×k filter per input channel), got {got}")
         ho, wo = self._check_window(x, where)

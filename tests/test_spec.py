@@ -1784,3 +1784,19 @@ def test_dataset_test_must_be_a_file_name(files, value):
     shown = {'""': "''", '"a\\u0000b"': "'a\\x00b'", "3": "3"}[value]
     expected = "expected str, got 3" if value == "3" else f"expected a file name, got {shown}"
     assert str(load_error(toml)) == f"{toml}: dataset.test: {expected}"
+
+
+@pytest.mark.parametrize("layer, message", [
+    (Dense("d", np.array(2), 2), "d.weights: expected a 2-D (out_features, 4) integer array, "
+                                 "got ()"),
+    (Dense("d", W4, 2, thresholds=[[0], [1]]),
+     "d.thresholds: expected an (2, 2**out_bits - 1) integer array, got list"),
+    (Dense("d", W4, 2, thresholds=np.zeros((2, 1), bool)),
+     "d.thresholds: dtype bool, expected an integer dtype"),
+    (Dense("d", W4, 2, requantize=Requantize([1, 1], np.zeros(2, int), 4)),
+     "d.multiplier: expected a NumPy integer array, got list"),
+    (Dense("d", np.array([[1, None, 1, 1]] * 2), 2),
+     "d.weights: dtype object, expected an integer dtype"),
+])
+def test_python_api_array_errors(layer, message):
+    assert api_error(lambda: Network("n", Input((4,), 8), [layer])) == f"<python>: {message}"
