@@ -1,9 +1,13 @@
 """Networks as typed layers: the dataclasses a Python user builds, and the TOML + NPZ loader.
 
 A :class:`Network` is an :class:`Input` and a chain of layers. Constructing one validates it
-completely (shapes chain, weights in range, foldings divide) and infers every tensor's
-:class:`~hwgen.numeric.TensorType`; a problem raises :class:`SpecError` naming the file and
-field. docs/spec.md documents the TOML schema and the numeric contract.
+completely (every field's type and range, shapes chain, weights in range, foldings divide) and
+infers every tensor's :class:`~hwgen.numeric.TensorType`; a problem raises :class:`SpecError`
+naming the file and field. The input and layer dataclasses are plain values: the network
+checks them, by the same code for a Python user and the TOML loader (which only maps TOML
+tables to them), and stores NumPy scalars as Python ones. :func:`save` writes what
+:func:`load` reads back as an equal network. docs/spec.md documents the TOML schema, the
+limits and the numeric contract.
 """
 
 from __future__ import annotations
