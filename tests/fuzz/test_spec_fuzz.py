@@ -10,8 +10,14 @@ corrupted bytes, .npy headers declaring huge shapes or broken, an empty file, a 
 .npy under the .npz name, a link to a device. Every case asserts the invariant of
 :mod:`tests.fuzz.invariant`: ``hwgen check`` exits 0, or 2 with one error line naming the
 file, never a traceback; the case's files are untouched and nothing appears outside its
-folder. A few of the mutants that load are also run through ``hwgen.golden.run`` on two
-inputs, which must not raise and must give outputs within the network's output type.
+folder. Some of the mutants that load are also run through ``hwgen.golden.run`` on two
+inputs, which must not raise and must give outputs within the network's output type, and a
+few small ones through ``hwgen generate``, which must succeed.
+
+A second fuzzer does the same to the Python API: one argument of ``Network``, its ``Input`` or
+a layer replaced by a value of another type or a nearby one (NumPy scalars, floats, bools,
+strings, arrays of another dtype, shape or ndim, dicts). ``Network(...)`` must raise
+``SpecError`` or build a network that ``save`` writes and ``load`` reads back equal.
 
 The default run takes a fast seeded slice; ``-m slow`` runs thousands of cases and prints the
 counts (cases, clean errors, accepted, tracebacks).
@@ -539,9 +545,9 @@ class Counts:
     failures: list[str] = field(default_factory=list)
 
     def line(self, what: str) -> str:
+        generated = f", {self.generated} through hwgen generate" if self.generated else ""
         return (f"{what}: {self.cases} cases, {self.clean_errors} clean errors, {self.accepted} "
-                f"accepted ({self.golden_runs} run through the golden model, {self.generated} "
-                f"through hwgen generate), "
+                f"accepted ({self.golden_runs} run through the golden model{generated}), "
                 f"{len(self.failures)} tracebacks or other failures")
 
 
