@@ -57,7 +57,10 @@ __all__ = [
     "layer_dsp_pack",
     "REQUANTIZE_PRODUCT_BITS",
     "load",
+    "load_npz",
     "save",
+    "MAX_ELEMENTS",
+    "MAX_NAME",
 ]
 
 
@@ -1121,20 +1124,30 @@ def _require_positive(table: dict, key: str, where: Where) -> int:
 
 
 def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
-    """The arrays of the NPZ at ``path`` (named by the spec ``source``'s ``weights`` field),
-    every .npy header read and checked (dtype, :data:`MAX_ELEMENTS`) before its data."""
+    """The arrays of the weights NPZ at ``path``, named by the spec ``source``."""
+    return load_npz(path, source, "weights")
+
+
+def load_npz(path: str | os.PathLike, source: str, field: str, *,
+             max_elements: int = MAX_ELEMENTS, what: str = "weights file") -> dict[str, np.ndarray]:
+    """The arrays of the NPZ at ``path``, by name, every .npy header read and checked before
+    its data: a numeric dtype (no object arrays, never unpickled) and at most
+    ``max_elements`` elements in all. ``source`` and ``field`` name where the path was given
+    (a spec's ``weights`` or ``dataset.test``), ``what`` the file in messages. Any problem is a
+    :class:`SpecError` naming ``source: field`` (a missing file, a folder, a device) or the NPZ
+    and the array (an empty file, a .npy, a broken header, truncated data)."""
+    path = Path(path)
     shown = repr(str(path))
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        raise SpecError(source, "weights", f"weights file {shown} not found") from None
+        raise SpecError(source, field, f"{what} {shown} not found") from None
     except (OSError, ValueError) as exc:
-        raise SpecError(source, "weights", f"weights file {shown}: {_reason(exc)}") from None
+        raise SpecError(source, field, f"{what} {shown}: {_reason(exc)}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise SpecError(source, "weights", f"weights file {shown} is a directory, not an NPZ "
-                        f"file") from None
+        raise SpecError(source, field, f"{what} {shown} is a directory, not an NPZ file")
     if not stat.S_ISREG(info.st_mode):
-        raise SpecError(source, "weights", f"weights file {shown} is not a regular file")
+        raise SpecError(source, field, f"{what} {shown} is not a regular file")
     npz = str(path)
     if info.st_size == 0:
         raise SpecError(npz, "", "empty file, expected an NPZ archive of integer arrays "
@@ -1148,7 +1161,7 @@ def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
             with zipfile.ZipFile(f) as archive, warnings.catch_warnings():
                 # numpy warns when it reads a header written by Python 2: read it quietly
                 warnings.simplefilter("ignore")
-                return _read_members(archive, npz)
+                return _read_members(archive, npz, max_elements, what)
     except SpecError:
         raise
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
@@ -1158,7 +1171,8 @@ def _load_arrays(path: Path, source: str) -> dict[str, np.ndarray]:
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def _read_members(archive: zipfile.ZipFile, npz: str) -> dict[str, np.ndarray]:
+def _read_members(archive: zipfile.ZipFile, npz: str, max_elements: int,
+                  what: str) -> dict[str, np.ndarray]:
     """Every member of an open NPZ archive as an array, keyed by its name without ``.npy``."""
     arrays: dict[str, np.ndarray] = {}
     total = 0
@@ -1176,13 +1190,13 @@ def _read_members(archive: zipfile.ZipFile, npz: str) -> dict[str, np.ndarray]:
         except Exception as exc:  # noqa: BLE001 - any failure to parse bytes: unreadable
             raise SpecError(npz, key, f"not a readable .npy array ({_reason(exc)})") from None
         if dtype.hasobject or dtype.kind not in "biufc":
-            what = "object" if dtype.hasobject else str(dtype)
-            raise SpecError(npz, key, f"dtype {what}, expected an integer dtype")
+            kind = "object" if dtype.hasobject else str(dtype)
+            raise SpecError(npz, key, f"dtype {kind}, expected an integer dtype")
         count = math.prod(shape)
         total += count
-        if count > MAX_ELEMENTS or total > MAX_ELEMENTS:
-            raise SpecError(npz, key, f"shape {shape} ({count:,} elements): the weights file "
-                            f"may hold at most {MAX_ELEMENTS:,} elements in all")
+        if count > max_elements or total > max_elements:
+            raise SpecError(npz, key, f"shape {shape} ({count:,} elements): the {what} "
+                            f"may hold at most {max_elements:,} elements in all")
         try:
             with archive.open(member) as f:
                 arrays[key] = np.lib.format.read_array(f, allow_pickle=False)

@@ -24,6 +24,7 @@ from hwgen.spec import (
     Requantize,
     SpecError,
     load,
+    load_npz,
     save,
 )
 from tests.fuzz.invariant import assert_clean_error, run_main
@@ -1800,3 +1801,20 @@ def test_dataset_test_must_be_a_file_name(files, value):
 ])
 def test_python_api_array_errors(layer, message):
     assert api_error(lambda: Network("n", Input((4,), 8), [layer])) == f"<python>: {message}"
+
+
+def test_load_npz_for_other_files(tmp_path):
+    """The checked NPZ reader, for a dataset: its own field, name and limit."""
+    path = tmp_path / "test.npz"
+    np.savez(path, x=np.zeros((4, 3), np.uint8), y=np.arange(4))
+    arrays = load_npz(path, "net.toml", "dataset.test", max_elements=16,
+                      what="dataset file")
+    assert sorted(arrays) == ["x", "y"] and arrays["x"].shape == (4, 3)
+    with pytest.raises(SpecError) as info:
+        load_npz(path, "net.toml", "dataset.test", max_elements=15, what="dataset file")
+    assert str(info.value) == (f"{path}: y: shape (4,) (4 elements): the dataset file may "
+                               f"hold at most 15 elements in all")
+    with pytest.raises(SpecError) as info:
+        load_npz(tmp_path / "none.npz", "net.toml", "dataset.test", what="dataset file")
+    assert str(info.value) == (f"net.toml: dataset.test: dataset file "
+                               f"{str(tmp_path / 'none.npz')!r} not found")
