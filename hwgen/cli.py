@@ -26,6 +26,11 @@ __all__ = ["main"]
 BULK_ABOVE = 500
 
 
+#: The most values a spec's test split may hold (inputs and labels): the shipped MNIST
+#: splits hold 7.85 M.
+MAX_DATASET_VALUES = 1 << 28
+
+
 class UsageError(Exception):
     """Bad command-line input (a file that is not there, an argument out of range)."""
 
@@ -150,13 +155,15 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
         label_where = f"--labels {args.labels}"
         input_where = f"--inputs {args.inputs}"
     elif network.dataset is not None and not args.random:
-        try:
-            with np.load(network.dataset, allow_pickle=False) as data:
-                x, labels = data["x"], data["y"]
-        except (OSError, KeyError, ValueError, EOFError) as exc:
+        from .spec import load_npz
+
+        data = load_npz(network.dataset, network.source, "dataset.test",
+                        max_elements=MAX_DATASET_VALUES, what="test split")
+        if "x" not in data or "y" not in data:
             raise SpecError(network.source, "dataset.test",
-                            f"cannot read {str(network.dataset)!r} with arrays x and y "
-                            f"({exc})") from None
+                            f"test split {str(network.dataset)!r} holds arrays "
+                            f"{sorted(data)}; expected x (inputs) and y (labels)")
+        x, labels = data["x"], data["y"]
         where = label_where = input_where = str(network.dataset)
         if x.ndim == 0:
             raise UsageError(f"{where}: x holds a single value; expected one row per input")

@@ -591,3 +591,41 @@ def test_internal_errors_are_one_line_exit_3(mini_spec, capsys, monkeypatch):
     monkeypatch.setenv("HWGEN_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         main(["check", str(mini_spec)])
+
+
+def _test_split_variants(path: Path, kind: str) -> None:
+    """A spec's test split that is broken in one way."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    if kind == "npy under the npz name":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif kind == "huge header":
+        header = io.BytesIO()
+        npy_format.write_array_header_1_0(
+            header, {"descr": "<i8", "fortran_order": False, "shape": (100000, 100000)})
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("x.npy", header.getvalue() + bytes(64))
+            z.writestr("y.npy", header.getvalue())
+    elif kind == "no x and y":
+        np.savez(path, a=np.zeros(2))
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("npy under the npz name", "a single .npy array, expected an NPZ archive"),
+    ("huge header", "shape (100000, 100000) (10,000,000,000 elements): the test split may "
+                    "hold at most 268,435,456 elements in all"),
+    ("no x and y", "dataset.test: test split"),
+    ("empty", "mini.test.npz"),
+])
+def test_a_broken_test_split_is_one_line(mini_spec, tmp_path, capsys, kind, words):
+    """Issue 14: the spec's [dataset] test file is read with the same checks as its weights
+    (headers before data), not np.load."""
+    _test_split_variants(tmp_path / "mini.test.npz", kind)
+    assert main(["sim", str(mini_spec), "--work-dir", str(tmp_path / "work")]) == 2
+    assert words in error_line(capsys)

@@ -1818,3 +1818,59 @@ def test_load_npz_for_other_files(tmp_path):
         load_npz(tmp_path / "none.npz", "net.toml", "dataset.test", what="dataset file")
     assert str(info.value) == (f"net.toml: dataset.test: dataset file "
                                f"{str(tmp_path / 'none.npz')!r} not found")
+
+
+# "same" padding against the rule of TensorFlow ("SAME": pad_along = max((out − 1)·s + k − in,
+# 0), pad_top = pad_along // 2, the odd pixel at the bottom/right) and ONNX (auto_pad
+# SAME_UPPER: "the extra padding is added at the end"); out = ceil(in / s). The table is
+# written by hand from that rule, not from hwgen's code.
+SAME_UPPER = [
+    # (size, kernel, stride) → (before, after)
+    ((5, 3, 1), (1, 1)),
+    ((4, 2, 1), (0, 1)),   # even kernel: the odd pixel after
+    ((6, 4, 1), (1, 2)),
+    ((6, 3, 2), (0, 1)),   # stride 2, even size: out 3, (3 − 1)·2 + 3 − 6 = 1
+    ((5, 3, 2), (1, 1)),   # stride 2, odd size: out 3, 2·2 + 3 − 5 = 2
+    ((7, 2, 2), (0, 1)),   # out 4: 3·2 + 2 − 7 = 1
+    ((8, 3, 3), (0, 1)),   # out 3: 2·3 + 3 − 8 = 1
+    ((5, 5, 2), (2, 2)),
+    ((9, 4, 2), (1, 2)),   # out 5: 4·2 + 4 − 9 = 3
+    ((1, 3, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("geometry, pads", SAME_UPPER)
+def test_same_padding_is_tensorflow_same_and_onnx_same_upper(geometry, pads):
+    from hwgen.spec import same_padding
+
+    assert same_padding(*geometry) == pads
+
+
+@pytest.mark.parametrize("geometry, pads", SAME_UPPER[1:7])
+def test_same_conv_pads_the_odd_pixel_after(geometry, pads):
+    """The whole layer: a "same" conv2d on a size × (size + 1) image computes what an
+    explicitly padded convolution (the table's pads) computes."""
+    from hwgen import golden
+    from hwgen.spec import Conv2d, same_padding
+
+    size, kernel, stride = geometry
+    rng = np.random.default_rng(size * 100 + kernel * 10 + stride)
+    width = size + 1
+    x = rng.integers(0, 256, size=(2, size, width, 2))
+    w = rng.integers(-8, 8, size=(3, kernel, kernel, 2))
+    layer = Conv2d("c", w, 4, stride=stride, padding="same", pad_value=0)
+    Network("n", Input((size, width, 2), 8), [layer])
+    top, bottom = pads
+    # width's pads, from the same rule by hand: ceil((size + 1) / stride) outputs
+    out_w = -(-width // stride)
+    along = max((out_w - 1) * stride + kernel - width, 0)
+    left, right = along // 2, along - along // 2
+    assert same_padding(width, kernel, stride) == (left, right)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h = -(-size // stride)
+    want = np.zeros((2, out_h, out_w, 3), dtype=np.int64)
+    for oy in range(out_h):
+        for ox in range(out_w):
+            patch = xp[:, oy * stride:oy * stride + kernel, ox * stride:ox * stride + kernel]
+            want[:, oy, ox] = np.einsum("nyxc,oyxc->no", patch, w)
+    assert (golden.accumulate(layer, x) == want).all()
