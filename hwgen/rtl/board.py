@@ -354,31 +354,18 @@ class BoardCore(wiring.Component):
                         m.next = "VERSION"
                     with m.Elif(byte != MAGIC[0]):
                         m.next = "MAGIC0"
-            with m.State("VERSION"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += [version.eq(byte), crc.eq(crc_next)]
-                    m.next = "COMMAND"
-            with m.State("COMMAND"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += [command.eq(byte), crc.eq(crc_next)]
-                    m.next = "ID0"
-            with m.State("ID0"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += [low_byte.eq(byte), crc.eq(crc_next)]
-                    m.next = "ID1"
-            with m.State("ID1"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += [request_id.eq(Cat(low_byte, byte)), crc.eq(crc_next)]
-                    m.next = "LENGTH0"
-            with m.State("LENGTH0"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
-                    m.next = "LENGTH1"
+            # the header bytes after the magic, each stored and added to the CRC
+            for state, store, after in (
+                    ("VERSION", version.eq(byte), "COMMAND"),
+                    ("COMMAND", command.eq(byte), "ID0"),
+                    ("ID0", low_byte.eq(byte), "ID1"),
+                    ("ID1", request_id.eq(Cat(low_byte, byte)), "LENGTH0"),
+                    ("LENGTH0", length[:8].eq(byte), "LENGTH1")):
+                with m.State(state):
+                    mid_frame()
+                    with m.If(take):
+                        m.d.sync += [store, crc.eq(crc_next)]
+                        m.next = after
             with m.State("LENGTH1"):
                 mid_frame()
                 full = Cat(length[:8], byte)
