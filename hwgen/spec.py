@@ -536,13 +536,8 @@ class _Window:
         if self.stride > max(h + top + bottom, w_ + left + right):
             raise where.spec_error("stride", f"{self.stride} is larger than the padded input "
                                    f"{h + top + bottom}×{w_ + left + right}")
-        for extent, padded in (("height", h + top + bottom), ("width", w_ + left + right)):
-            if (padded - k) % self.stride:
-                raise where.spec_error(
-                    "stride", f"stride {self.stride} does not fit the padded {extent} "
-                    f"{padded} with kernel {k}: ({padded} − {k}) is not a multiple of "
-                    f"{self.stride}; its last {(padded - k) % self.stride} "
-                    f"{'rows' if extent == 'height' else 'columns'} would be ignored")
+        # rows and columns past the last window are read and dropped, as TensorFlow and
+        # PyTorch do (floor((H + pads − k) / s) + 1 outputs)
         return ((h + top + bottom - k) // self.stride + 1,
                 (w_ + left + right - k) // self.stride + 1)
 

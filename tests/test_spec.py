@@ -762,11 +762,14 @@ def test_conv2d_kernel_larger_than_padded_input():
         Network("n", Input((3, 7, 2), 1), [_conv(weights=np.ones((4, 5, 5, 2), int))])
 
 
-def test_conv2d_stride_that_does_not_fit_is_refused():
-    with pytest.raises(SpecError, match=re.escape(
-            "<python>: layers[0].stride: stride 2 does not fit the padded width 6 with kernel "
-            "3: (6 − 3) is not a multiple of 2; its last 1 columns would be ignored")):
-        Network("n", Input((5, 6, 2), 1), [_conv(stride=2)])
+def test_conv2d_rows_past_the_last_window_are_dropped_like_tensorflow():
+    """floor((H + pads − k) / s) + 1 outputs, as TensorFlow's and PyTorch's convolutions give
+    (issue 16: kernel 1, stride 2, "same" on 6×6 is 3×3, not a refusal)."""
+    net = Network("n", Input((5, 6, 2), 1), [_conv(stride=2)])
+    assert net.types[-1].shape == (2, 2, 4)  # valid: (5 − 3) // 2 + 1, (6 − 3) // 2 + 1
+    net = Network("n", Input((6, 6, 2), 1), [
+        _conv(weights=np.ones((4, 1, 1, 2), int), stride=2, padding="same")])
+    assert net.types[-1].shape == (3, 3, 4)
 
 
 def test_conv2d_binary_pad_value_must_be_plus_or_minus_one():
@@ -908,9 +911,6 @@ def test_depthwise_outputs_thresholds_and_requantize():
      "layers[0].pad_value: expected an integer in 0..255, got 256"),
     (Input((5, 5, 4), 1), dict(padding="same", weight_bits=1),
      "layers[0].pad_value: expected -1 or +1 (binary input), got 0"),
-    (Input((5, 6, 4), 8), dict(stride=2),
-     "layers[0].stride: stride 2 does not fit the padded width 6 with kernel 3: (6 − 3) is "
-     "not a multiple of 2; its last 1 columns would be ignored"),
     (Input((2, 5, 4), 8), {}, "layers[0].kind: kernel 3×3 is larger than the padded input "
      "2×5"),
     (Input((5, 5, 4), 8), dict(padding="full"),

@@ -45,6 +45,34 @@ def _saturate(value: Value, bits: int, is_signed: bool) -> Value:
     return Mux(sign, 0, Mux(above, (1 << bits) - 1, value[:bits]))
 
 
+#: Amaranth numbers the bits of one cell's value with 16 bits: no memory word may be wider.
+MAX_WORD_BITS = 1 << 16
+
+
+def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
+             addr: Value) -> list[Value]:
+    """The lanes of the word at ``addr`` of a ROM holding ``words`` (each ``lanes`` lanes of
+    ``lane_bits``, lane 0 lowest), one cycle after ``addr``. One memory ``name`` when the word
+    fits :data:`MAX_WORD_BITS`, else whole lanes split over ``name_0``, ``name_1``, … of at
+    most that width each."""
+    if lane_bits > MAX_WORD_BITS:
+        raise ValueError(f"{name}: one lane of {lane_bits} bits is wider than a memory word "
+                         f"can be ({MAX_WORD_BITS})")
+    per = min(lanes, MAX_WORD_BITS // lane_bits)
+    parts = []
+    for k, first in enumerate(range(0, lanes, per)):
+        count = min(per, lanes - first)
+        width = count * lane_bits
+        mask = (1 << width) - 1
+        rom = Memory(shape=unsigned(width), depth=len(words),
+                     init=[(w >> (first * lane_bits)) & mask for w in words])
+        m.submodules[name if per >= lanes else f"{name}_{k}"] = rom
+        port = rom.read_port()
+        m.d.comb += port.addr.eq(addr)
+        parts += [port.data[i * lane_bits:(i + 1) * lane_bits] for i in range(count)]
+    return parts
+
+
 class Datapath:
     """How a layer's dot products are computed, and the integer ranges on the way.
 
@@ -444,14 +472,11 @@ class FoldedUnit(wiring.Component):
             tq = dp.q_thresholds(self.layer.thresholds)
             count = tq.shape[1]
             qbits = q_shape.width
-            rom = Memory(shape=unsigned(pe * count * qbits), depth=nf_count,
-                         init=self._group_words(tq, qbits))
-            m.submodules.thresholds = rom
-            t_r = rom.read_port()
-            m.d.comb += t_r.addr.eq(s3_nf)
+            t_data = lane_rom(m, "thresholds", count * qbits, pe,
+                              self._group_words(tq, qbits), s3_nf)
             for p in range(pe):
-                hits = [q[p] >= t_r.data[(p * count + t) * qbits:(p * count + t + 1) * qbits]
-                        .as_signed() for t in range(count)]
+                hits = [q[p] >= t_data[p][t * qbits:(t + 1) * qbits].as_signed()
+                        for t in range(count)]
                 lanes_out.append(hits[0] if count == 1 else sum_tree(hits))
         else:
             q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]

@@ -342,3 +342,32 @@ def test_unrolled_ready_ignores_output_ready():
     sim.add_testbench(bench)
     sim.run()
     assert outputs == expected
+
+
+def test_a_threshold_rom_wider_than_a_memory_word_is_split():
+    """Issue 16: 23 lanes × 255 thresholds of 15 bits make an 87,975-bit word, more than one
+    Amaranth value may hold (2^16 bits): the ROM is split by whole lanes and stays exact.
+    (The Python simulator needs long integer literals for the 65,536-bit half.)"""
+    import sys
+
+    from amaranth.back import verilog
+
+    from hwgen.rtl.mvu import MAX_WORD_BITS
+    from hwgen.spec import Dense
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-32, 32, size=(23, 5))
+    t = np.sort(rng.integers(-700, 700, size=(23, 255)), axis=1)
+    net = Network("n", Input((5,), 7, signed=True), [Dense("fc", w, 6, thresholds=t, pe=23,
+                                                           simd=1)])
+    x = rng.integers(-64, 64, size=(4, 5))
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        unit, got, expected = run_unit(net, x, gaps=0.3, backpressure=0.3)
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert got.outputs == expected and len(set(expected)) == len(x)
+    text = verilog.convert(unit, name="fc", emit_src=False)
+    assert "thresholds_0" in text and "thresholds_1" in text and "thresholds_2" not in text
+    assert 23 * 255 * 15 > MAX_WORD_BITS

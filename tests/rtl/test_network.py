@@ -83,6 +83,13 @@ CONV_NETWORKS = {
              simd=3),
         dict(kind="global_sum_pool"),
         dict(out=3, weight_bits=16, out_bits=None, pe=1, simd=4)], True),
+    # rows and columns past the last window dropped (TensorFlow's floor): kernel 1 stride 2
+    # "same" on 6×7, then a depthwise 2×2 stride 2 "valid" on the 3×4 result: 1×2 out
+    "leftover": (Input((6, 7, 2), 1, lanes=2), [
+        dict(kind="conv2d", out=4, kernel=1, stride=2, padding="same", weight_bits=1,
+             out_bits=1, pe=2, simd=2),
+        dict(kind="depthwise_conv2d", kernel=2, stride=2, weight_bits=2, out_bits=None,
+             pe=2)], False),
     # the bottleneck is the last conv, behind a 3×3 stride-2 pool fed by a fast conv
     "late": (Input((7, 5, 3), 4, lanes=1), [
         dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=2, out_bits=2, pe=4,
