@@ -1,7 +1,7 @@
 """The shipped reference design (designs/digits_bnn) built for every supported board.
 
-Runs ``hwgen.build.synth.build`` (the same as ``hwgen build designs/digits_bnn.toml --board B``)
-for each board of ``hwgen.build.boards.BOARDS`` and records each report.json's headline
+Runs ``hwgen.toolchain.synth.build`` (the same as ``hwgen build designs/digits_bnn.toml --board B``)
+for each board of ``hwgen.toolchain.boards.BOARDS`` and records each report.json's headline
 figures — logic (iCE40 LCs or ECP5 LUT4s), flip-flops, block RAMs, fmax, the clock, cycles and
 inferences per second, build time — or the failure's message. Writes JSON and prints the
 Markdown table that docs/boards.md carries.
@@ -24,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwgen.build.boards import BOARDS, BoardError  # noqa: E402
-from hwgen.build.synth import build  # noqa: E402
-from hwgen.build.toolchain import ToolError  # noqa: E402
 from hwgen.spec import load  # noqa: E402
+from hwgen.toolchain.boards import BOARDS, BoardError  # noqa: E402
+from hwgen.toolchain.synth import build  # noqa: E402
+from hwgen.toolchain.tools import ToolError  # noqa: E402
 
 KEYS = ("lcs", "lut4", "ffs", "bram", "spram", "dsp", "fmax_mhz", "clock_mhz",
         "cycles_per_inference", "inferences_per_second_at_fmax", "build_seconds")

@@ -36,11 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwgen.build.boards import board  # noqa: E402
-from hwgen.build.synth import build  # noqa: E402
-from hwgen.build.toolchain import ToolError  # noqa: E402
 from hwgen.plan import plan  # noqa: E402
 from hwgen.spec import load  # noqa: E402
+from hwgen.toolchain.boards import board  # noqa: E402
+from hwgen.toolchain.synth import build  # noqa: E402
+from hwgen.toolchain.tools import ToolError  # noqa: E402
 
 DESIGNS = {"face32_bnn": "icebreaker", "cnv_w1a1": "ulx3s-85f"}
 #: Block RAM read bits per cycle, per family.

@@ -46,8 +46,8 @@ from pathlib import Path
 from amaranth import Cat, ClockDomain, Elaboratable, Module, Signal
 from amaranth.back import verilog
 
-from hwgen.build.toolchain import tool_path
 from hwgen.rtl.arith import popcount
+from hwgen.toolchain.tools import tool_path
 
 VARIANTS = ("yosys", "hwgen", "regs")
 

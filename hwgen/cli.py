@@ -199,7 +199,7 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
 
 def cmd_boards(args) -> int:
     """``hwgen boards``: the supported boards, their FPGA, resources, clock and UART."""
-    from .build.boards import BOARDS
+    from .toolchain.boards import BOARDS
 
     rows = []
     for b in BOARDS.values():
@@ -229,8 +229,8 @@ def cmd_check(args) -> int:
     network = _load(args.spec)
     dsp_budget = None
     if args.board is not None:
-        from .build.boards import board
-        from .build.synth import check_dsp
+        from .toolchain.boards import board
+        from .toolchain.synth import check_dsp
 
         info = board(args.board)
         check_dsp(network, info)
@@ -244,7 +244,7 @@ def _output_dir(args, network: Network, *, kind: str, default: str,
                 failed: bool = False) -> OutputDir:
     """The ``-o`` folder of a command, checked against hwgen's output-folder rule
     (:mod:`hwgen.outdir`) before any work."""
-    from .build.synth import spec_files
+    from .toolchain.synth import spec_files
 
     given = args.output
     label = f"-o {shlex.quote(given)}" if given is not None else f"{default} (the default -o)"
@@ -293,7 +293,7 @@ class SimJob:
 def prepare_sim(network: Network, args) -> SimJob:
     """Every ``sim`` option checked (inputs, labels, --netlist and --bulk, the work folder);
     :class:`UsageError` or :class:`~hwgen.outdir.OutputError` before anything runs."""
-    from .build.synth import spec_files
+    from .toolchain.synth import spec_files
 
     x, labels, where = sim_inputs(network, args)
     if getattr(args, "netlist", None) and (args.bulk or len(x) > BULK_ABOVE):
@@ -396,7 +396,7 @@ def cmd_sim(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .build.synth import build, check_build
+    from .toolchain.synth import build, check_build
 
     network = _load(args.spec)
     check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
@@ -412,7 +412,7 @@ def cmd_flash(args) -> int:
     with openFPGALoader or iceprog (docs/boards.md, "Flashing")."""
     import time
 
-    from .build import flash
+    from .toolchain import flash
 
     source = Path(args.source)
     if source.suffix.lower() == ".toml":
@@ -496,7 +496,7 @@ def _add_clock_options(p) -> None:
 
 
 def cmd_flow(args) -> int:
-    from .build.synth import build, check_build
+    from .toolchain.synth import build, check_build
 
     network = _load(args.spec)
     check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
@@ -535,8 +535,8 @@ def cmd_run(args) -> int:
     import time
 
     from . import runtime
-    from .build.boards import board as find_board
     from .spec import Argmax
+    from .toolchain.boards import board as find_board
 
     network = _load(args.spec)
     known = find_board(args.board) if args.board is not None else None
@@ -723,7 +723,7 @@ def _rate(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .build.boards import BOARDS
+    from .toolchain.boards import BOARDS
 
     ap = argparse.ArgumentParser(
         prog="hwgen", description="Quantized neural networks to bit-exact iCE40/ECP5 hardware.")
@@ -778,7 +778,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_build)
 
-    from .build.flash import DEFAULT_TIMEOUT, parse_offset
+    from .toolchain.flash import DEFAULT_TIMEOUT, parse_offset
 
     p = sub.add_parser("flash", help="load a bitstream onto a board",
                        description="Load a bitstream into a board's SRAM (gone at power-off) "
@@ -863,8 +863,8 @@ def main(argv: list[str] | None = None) -> int:
     internal error with exit 3 (``HWGEN_TRACEBACK=1`` shows its traceback)."""
     from hwgen_sim.runner import SimError
 
-    from .build.boards import BoardError
-    from .build.toolchain import ToolError
+    from .toolchain.boards import BoardError
+    from .toolchain.tools import ToolError
 
     args = parser().parse_args(argv)
     try:

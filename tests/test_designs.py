@@ -80,7 +80,7 @@ def test_rtl_is_bit_exact_on_random_inputs(name, tmp_path):
 @pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s-85f"])
 def test_digits_bnn_builds_and_meets_timing(board_name, tmp_path):
     """The README's main job: the shipped design with the protocol top, placed and routed."""
-    from hwgen.build.synth import build
+    from hwgen.toolchain.synth import build
 
     network = spec.load(DESIGNS / "digits_bnn.toml")
     out = tmp_path / f"digits_bnn-{board_name}"

@@ -40,17 +40,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hwgen.build.flash as flash_module
-import hwgen.build.synth as synth
 import hwgen.cli as cli
+import hwgen.toolchain.flash as flash_module
+import hwgen.toolchain.synth as synth
 import hwgen_sim.runner as runner
 from hwgen import golden, spec
-from hwgen.build.boards import BOARDS
-from hwgen.build.flash import FLASHING
-from hwgen.build.toolchain import ToolError
 from hwgen.outdir import MANIFEST, OutputDir, read_manifest
 from hwgen.plan import plan
 from hwgen.spec import Input
+from hwgen.toolchain.boards import BOARDS
+from hwgen.toolchain.flash import FLASHING
+from hwgen.toolchain.tools import ToolError
 from tests.fuzz.invariant import (
     assert_clean_error,
     assert_no_traceback,

@@ -11,9 +11,9 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from hwgen.build.toolchain import verilator_dir
 from hwgen.rtl.weights import SpramWeights, spram_image, spram_layers, weight_words
 from hwgen.spec import Input
+from hwgen.toolchain.tools import verilator_dir
 from tests.helpers import chain
 from tests.rtl.test_network import bit_exact_and_cycle_exact
 

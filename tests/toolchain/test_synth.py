@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from hwgen.build.boards import BoardError
-from hwgen.build.synth import build
-from hwgen.build.toolchain import ToolError
 from hwgen.outdir import OutputDir, read_manifest
 from hwgen.plan import plan
 from hwgen.spec import Input
+from hwgen.toolchain.boards import BoardError
+from hwgen.toolchain.synth import build
+from hwgen.toolchain.tools import ToolError
 from tests.helpers import chain
 
 

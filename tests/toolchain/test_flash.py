@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.build import flash
-from hwgen.build.boards import BOARDS
-from hwgen.build.toolchain import ToolError, tool_path
 from hwgen.cli import main
+from hwgen.toolchain import flash
+from hwgen.toolchain.boards import BOARDS
+from hwgen.toolchain.tools import ToolError, tool_path
 from tests.helpers import error_line
 
 #: The boards the flashing issue names (the registry gains them separately).

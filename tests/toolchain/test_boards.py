@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.build.boards import BOARDS, Board, BoardError, board
 from hwgen.cli import main
+from hwgen.toolchain.boards import BOARDS, Board, BoardError, board
 
 ISSUE_BOARDS = {"icebreaker", "upduino-v3", "ice40-hx8k-b-evn", "ulx3s-25f", "ulx3s-45f",
                 "ulx3s-85f", "orangecrab-r0.2-25f", "orangecrab-r0.2-85f", "ecpix5-45f",
@@ -65,7 +65,7 @@ def test_board_top_constrains_the_uart_pins(name):
     """The board top prepares for every board (no tools run) and its pin constraints put the
     UART where the documentation says."""
     from hwgen.rtl.board import BoardTop
-    from tests.build.test_synth import tiny
+    from tests.toolchain.test_synth import tiny
 
     info = BOARDS[name]
     top = BoardTop(tiny(), clk_hz=info.clk_hz, uart=info.uart, family=info.family)
@@ -126,8 +126,9 @@ _FAILS: dict[str, str] = {}
     for n in sorted(ISSUE_BOARDS - {"icebreaker", "ulx3s-85f"})])
 def test_reference_design_builds_for_every_board(tmp_path, name):
     """``hwgen build designs/digits_bnn.toml --board NAME`` for the boards that
-    tests/build/test_synth.py does not build (the iCEBreaker in the default run, the ULX3S-85F
-    in the slow one)."""
+    tests/test_designs.py does not build (it builds the iCEBreaker and the ULX3S-85F, also in
+    the slow set; the default run builds a small network for one board of each family in
+    tests/toolchain/test_synth.py)."""
     out = tmp_path / name
     root = Path(__file__).resolve().parents[2]
     assert main(["build", str(root / "designs" / "digits_bnn.toml"), "--board", name,

@@ -24,7 +24,7 @@ from ..outdir import OutputDir
 from ..plan import plan
 from ..spec import Network
 from .boards import Board, BoardError, board
-from .toolchain import ToolError, run_tool, tool_env, tool_path
+from .tools import ToolError, run_tool, tool_env, tool_path
 
 __all__ = ["build", "check_build", "check_dsp", "spec_files", "FAMILY_CELLS"]
 

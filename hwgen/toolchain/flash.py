@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .boards import BoardError, board
-from .toolchain import ToolError, tool_path
+from .tools import ToolError, tool_path
 
 __all__ = ["BoardFlash", "FLASHING", "FlashError", "FlashPlan", "BITSTREAM_SUFFIX",
            "DEFAULT_TIMEOUT", "MAX_FLASH_BYTES", "bitstream_from_build", "plan", "run", "diagnose",
@@ -87,7 +87,7 @@ _ORANGECRAB = BoardFlash(
 _ICE40_JUMPERS = ("the FTDI chip reaches the FPGA's SPI configuration port only with the "
                   "board's CRAM {how}; out of the box it reaches the flash: use --persist")
 
-#: Board name (as in :data:`hwgen.build.boards.BOARDS`) → how it is programmed. Checked
+#: Board name (as in :data:`hwgen.toolchain.boards.BOARDS`) → how it is programmed. Checked
 #: against openFPGALoader 1.1.1 --list-boards / --list-cables and iceprog --help.
 FLASHING: dict[str, BoardFlash] = {
     "icebreaker": BoardFlash(
@@ -143,7 +143,7 @@ def flashing(board_name: str) -> BoardFlash:
         return FLASHING[board_name]
     except KeyError:
         raise BoardError(f"hwgen does not know how to flash {board_name!r} yet (no entry in "
-                         f"hwgen.build.flash.FLASHING)") from None
+                         f"hwgen.toolchain.flash.FLASHING)") from None
 
 
 def parse_offset(text: str) -> int:

@@ -11,8 +11,8 @@ from amaranth._toolchain import tool_env_var
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from hwgen.build.toolchain import ToolError, run_tool, tool_env
 from hwgen.rtl.clock import PllClock
+from hwgen.toolchain.tools import ToolError, run_tool, tool_env
 from tests.rtl.test_clock import Counter
 
 MHZ = 1_000_000
