@@ -6,36 +6,16 @@ in tests/rtl/test_board.py and, as part of the whole board top, in sim/board_ben
 :mod:`hwgen.protocol`.
 """
 
-from amaranth import (
-    Cat,
-    ClockDomain,
-    Const,
-    Elaboratable,
-    Module,
-    Mux,
-    ResetInserter,
-    Signal,
-    Value,
-)
+from amaranth import ClockDomain, Elaboratable, Module, ResetInserter, Signal, Value
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
 from ..plan import plan
-from ..protocol import (
-    HEADER_BYTES,
-    MAGIC,
-    MAX_CLASSES,
-    MAX_LOAD_DATA,
-    MAX_PAYLOAD,
-    VERSION,
-    Command,
-    ErrorCode,
-    network_id,
-    result_bytes,
-)
+from ..protocol import MAX_CLASSES, network_id
 from ..spec import Argmax, Network
+from .framing import RequestParser, ResponseSerializer, ResultCapture, crc16_step
 from .network import NetworkTop
 from .stream import lanes_signature
 from .uart import UartRx, UartTx, uart_divisor
@@ -118,14 +98,6 @@ class BytePacker(wiring.Component):
         return m
 
 
-def crc16_step(crc: Value, byte: Value) -> Value:
-    """CRC-16/CCITT-FALSE of ``crc`` extended by one byte (most significant bit first)."""
-    for i in range(8):
-        feedback = crc[15] ^ byte[7 - i]
-        crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, 0x1021, 0)
-    return crc
-
-
 class BoardCore(wiring.Component):
     """The platform-free part of a board top: the framed protocol of docs/protocol.md between
     UART byte streams and the network.
@@ -184,283 +156,56 @@ class BoardCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.plan
-        net_reset = Signal()
+        score_lp = p.layers[-2]
+        m.submodules.parser = parser = RequestParser(
+            frame_bytes=self.frame_bytes, weight_bytes=self.weight_bytes,
+            idle_cycles=self.idle_cycles, result_cycles=self.result_cycles)
+        m.submodules.serializer = serializer = ResponseSerializer(
+            classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
+            weight_bytes=self.weight_bytes, network_id=self.network_id,
+            input_bytes=self.frame_bytes, clk_hz=self.clk_hz, baud=self.baud,
+            cycles_per_inference=p.cycles_per_inference)
+        m.submodules.capture = capture = ResultCapture(
+            classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
+            score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes)
         packer = BytePacker(p.input_type, p.input_lanes)
         top = NetworkTop(self.network, taps=True, dsp_budget=self.dsp_budget)
-        m.submodules.packer = ResetInserter(net_reset)(packer)
-        m.submodules.network = ResetInserter(net_reset)(top)
+        m.submodules.packer = ResetInserter(parser.abort)(packer)
+        m.submodules.network = ResetInserter(parser.abort)(top)
+
+        # request bytes → parser → packer → network; parser → serializer → response bytes
+        wiring.connect(m, wiring.flipped(self.i_stream), parser.i_stream)
+        wiring.connect(m, parser.o_payload, packer.i_stream)
         wiring.connect(m, packer.o_stream, top.i_stream)
-
-        # --- the inference: cycle counters, captured scores, class ------------------------
-        score_lp = p.layers[-2]
-        classes, lanes = score_lp.out_type.size, score_lp.out_lanes
-        sbits = score_lp.out_type.bits
-        scores = Signal(classes * sbits)  # score 0 in the lowest bits once captured
-        with m.If(getattr(top, f"tap_{score_lp.name}_fire")):
-            m.d.sync += scores.eq(Cat(scores[lanes * sbits:],
-                                      getattr(top, f"tap_{score_lp.name}_payload")))
-        beats = p.input_type.size // p.input_lanes
-        beat = Signal(range(beats))
-        in_fire = top.i_stream.valid & top.i_stream.ready
-        first_beat, last_beat = in_fire & (beat == 0), in_fire & (beat == beats - 1)
-        with m.If(net_reset):
-            m.d.sync += beat.eq(0)  # a dropped frame's beats are gone with it
-        with m.Elif(in_fire):
-            m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
-        # both count up from their beat and stop when the class comes out
-        result_first, result_last = Signal(32), Signal(32)
-        result_class = Signal(8)
-        result_ready = Signal()  # the class of the current request has come out
-        m.d.comb += top.o_stream.ready.eq(1)
-        new_result = top.o_stream.valid
-        counting = ~result_ready & ~new_result
-        m.d.sync += [result_first.eq(Mux(first_beat, 1, result_first + counting)),
-                     result_last.eq(Mux(last_beat, 1, result_last + counting))]
-        with m.If(new_result):
-            m.d.sync += [result_class.eq(top.o_stream.payload), result_ready.eq(1)]
-
-        # --- request fields ---------------------------------------------------------------
-        byte = self.i_stream.payload
-        take = self.i_stream.valid & self.i_stream.ready
-        version, command = Signal(8), Signal(8)
-        length, count = Signal(16), Signal(16)
-        crc, low_byte = Signal(16, init=0xFFFF), Signal(8)  # low_byte: of the id, the CRC
-        request_id = Signal(16)  # 0 until the frame's id has been read
-        offset = Signal(32)
-        error = Signal(8)  # the ErrorCode found so far, 0 for none
-        feed = Signal()  # this INFER's payload goes into the network
-        writing = Signal()  # this LOAD's data goes into the SPRAM stores
-        halfword_low = Signal(8)
-        weights_next = Signal(range(self.weight_bytes + 1))  # bytes of the image loaded so far
-        m.d.comb += self.weights_loaded.eq(weights_next == self.weight_bytes)
-        # one timer: the line's idle time inside a frame, or the wait for a result
-        timer = Signal(range(max(self.idle_cycles, self.result_cycles) + 1))
-        is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
-                                      command == Command.LOAD)
-        data_bytes = (length - 4)[:(4 + MAX_LOAD_DATA).bit_length()]
-
-        # --- response serializer ----------------------------------------------------------
-        # The payload leaves through a 32-bit shift register, reloaded every 4 bytes with
-        # the next 4 payload bytes (a RESULT's scores one by one); the header comes from
-        # constants and the CRC follows the payload.
-        resp_cmd, resp_code, resp_for, resp_id = Signal(8), Signal(8), Signal(8), Signal(16)
-        body_end = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 1))
-        tx_pos = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 2))
-        tx_last = tx_pos == body_end + 1
-        word = Signal(32)
-
-        def zext(value, bits: int) -> Value:
-            v = Value.cast(value)
-            return Cat(v, Const(0, bits - len(v)))
-
-        # each payload as its 32-bit chunks (protocol layouts, little-endian)
-        chunks = {
-            Command.RESULT: [Cat(zext(result_class, 16), Const(classes, 16)), result_first,
-                             result_last],
-            Command.INFO_REPLY: [
-                Const(self.network_id, 32), Const(self.frame_bytes, 32),
-                Cat(Const(classes, 16), Const(self.weight_bytes & 0xFFFF, 16)),
-                Cat(Const(self.weight_bytes >> 16, 16), zext(weights_next, 32)[:16]),
-                Cat(zext(weights_next, 32)[16:], Const(self.clk_hz & 0xFFFF, 16)),
-                Cat(Const(self.clk_hz >> 16, 16), Const(self.baud & 0xFFFF, 16)),
-                Cat(Const(self.baud >> 16, 16), Const(p.cycles_per_inference & 0xFFFF, 16)),
-                Const(p.cycles_per_inference >> 16, 32)],
-            Command.LOAD_REPLY: [zext(weights_next, 32), zext(self.weights_loaded, 32)],
-            Command.ERROR: [zext(Cat(resp_code, resp_for), 32)],
-        }
-        lengths = {Command.RESULT: result_bytes(classes),
-                   **{cmd: MAX_PAYLOAD[cmd] for cmd in (Command.INFO_REPLY, Command.LOAD_REPLY,
-                                                        Command.ERROR)}}
-        out = Signal(8)
-        with m.If(tx_pos < HEADER_BYTES):
-            with m.Switch(tx_pos[:3]):
-                for i, value in enumerate([*MAGIC, VERSION]):
-                    with m.Case(i):
-                        m.d.comb += out.eq(value)
-                with m.Case(3):
-                    m.d.comb += out.eq(resp_cmd)
-                with m.Case(4):
-                    m.d.comb += out.eq(resp_id[:8])
-                with m.Case(5):
-                    m.d.comb += out.eq(resp_id[8:])
-                with m.Case(6):
-                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
-                                           lengths[Command.RESULT] & 0xFF, body_end[:8]
-                                           - HEADER_BYTES))
-                with m.Case(7):
-                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
-                                           lengths[Command.RESULT] >> 8, 0))
-        with m.Elif(tx_pos < body_end):
-            m.d.comb += out.eq(word[:8])
-        with m.Elif(tx_last):
-            m.d.comb += out.eq(crc[8:])
-        with m.Else():
-            m.d.comb += out.eq(crc[:8])
-        m.d.comb += self.o_stream.payload.eq(out)
-        # one CRC for both directions: requests are read and responses sent at other times
-        crc_next = Signal(16)
-        m.d.comb += crc_next.eq(crc16_step(crc, Mux(self.o_stream.valid, out, byte)))
-        tx_fire = self.o_stream.valid & self.o_stream.ready
-        with m.If(tx_fire):
-            m.d.sync += [tx_pos.eq(tx_pos + 1), word.eq(word >> 8)]
-            with m.If((tx_pos >= 2) & (tx_pos < body_end)):
-                m.d.sync += crc.eq(crc_next)
-            # the next 4 payload bytes start after this byte: positions 8, 12, 16, ...
-            with m.If((tx_pos >= HEADER_BYTES - 1)
-                      & (tx_pos[:2] == (HEADER_BYTES - 1) % 4)):
-                with m.Switch(resp_cmd):
-                    for cmd, words in chunks.items():
-                        with m.Case(cmd):
-                            with m.Switch(tx_pos):
-                                for k, value in enumerate(words):
-                                    with m.Case(HEADER_BYTES - 1 + 4 * k):
-                                        m.d.sync += word.eq(value)
-                                if cmd == Command.RESULT:
-                                    with m.Default():  # the scores, one per 4 bytes
-                                        m.d.sync += [word.eq(scores[:sbits].as_signed()),
-                                                     scores.eq(scores >> sbits)]
-
-        def respond(cmd, code=0, for_command=0) -> list:
-            """Start sending a response to the current request (its id echoed)."""
-            return [resp_cmd.eq(cmd), body_end.eq(HEADER_BYTES + lengths[cmd]),
-                    resp_code.eq(code), resp_for.eq(for_command), resp_id.eq(request_id),
-                    tx_pos.eq(0), crc.eq(0xFFFF)]
-
-        def mid_frame() -> None:
-            """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
-            with m.If(take):
-                m.d.sync += timer.eq(0)
-            with m.Elif(timer == self.idle_cycles):
-                m.d.sync += [timer.eq(0), *respond(Command.ERROR, ErrorCode.TIMEOUT, 0)]
-                with m.If(feed):
-                    m.d.comb += net_reset.eq(1)
-                with m.If(writing):
-                    m.d.sync += weights_next.eq(0)
-                m.next = "RESPOND"
-            with m.Else():
-                m.d.sync += timer.eq(timer + 1)
-
-        # --- request receiver -------------------------------------------------------------
-        m.d.comb += self.i_stream.ready.eq(1)  # bytes outside a frame are skipped
-        with m.FSM(name="frame"):
-            with m.State("MAGIC0"):
-                m.d.sync += timer.eq(0)
-                with m.If(take & (byte == MAGIC[0])):
-                    m.next = "MAGIC1"
-            with m.State("MAGIC1"):
-                with m.If(take):
-                    with m.If(byte == MAGIC[1]):
-                        m.d.sync += [crc.eq(0xFFFF), request_id.eq(0)]
-                        m.next = "VERSION"
-                    with m.Elif(byte != MAGIC[0]):
-                        m.next = "MAGIC0"
-            # the header bytes after the magic, each stored and added to the CRC
-            for state, store, after in (
-                    ("VERSION", version.eq(byte), "COMMAND"),
-                    ("COMMAND", command.eq(byte), "ID0"),
-                    ("ID0", low_byte.eq(byte), "ID1"),
-                    ("ID1", request_id.eq(Cat(low_byte, byte)), "LENGTH0"),
-                    ("LENGTH0", length[:8].eq(byte), "LENGTH1")):
-                with m.State(state):
-                    mid_frame()
-                    with m.If(take):
-                        m.d.sync += [store, crc.eq(crc_next)]
-                        m.next = after
-            with m.State("LENGTH1"):
-                mid_frame()
-                full = Cat(length[:8], byte)
-                bad_length = Mux(is_infer, full != self.frame_bytes,
-                                 Mux(is_info, full != 0,
-                                     (full < 6) | (full > 4 + MAX_LOAD_DATA) | full[0]))
-                with m.If(take):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next),
-                                 count.eq(0), writing.eq(0), result_ready.eq(0)]
-                    with m.If(version != VERSION):
-                        m.d.sync += error.eq(ErrorCode.BAD_VERSION)
-                    with m.Elif(~(is_infer | is_info | is_load)):
-                        m.d.sync += error.eq(ErrorCode.UNKNOWN_COMMAND)
-                    with m.Elif(bad_length):
-                        m.d.sync += error.eq(ErrorCode.BAD_LENGTH)
-                    with m.Elif(is_infer & ~self.weights_loaded):
-                        m.d.sync += error.eq(ErrorCode.NOT_LOADED)
-                    with m.Else():
-                        m.d.sync += error.eq(0)
-                    m.d.sync += feed.eq((version == VERSION) & is_infer & ~bad_length
-                                        & self.weights_loaded)
-                    with m.If(full == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                mid_frame()
-                with m.If(feed):
-                    m.d.comb += [self.i_stream.ready.eq(packer.i_stream.ready),
-                                 packer.i_stream.valid.eq(self.i_stream.valid),
-                                 packer.i_stream.payload.eq(byte)]
-                with m.If(take):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
-                    with m.If(is_load & (count < 4)):
-                        start = Cat(offset[8:], byte)  # the offset, low byte first
-                        m.d.sync += offset.eq(start)
-                        with m.If((count == 3) & (error == 0)):
-                            narrow = start[:len(weights_next)]
-                            fits = ((start[len(weights_next):] == 0)
-                                    & (narrow + data_bytes <= self.weight_bytes))
-                            with m.If(((narrow == 0) | (narrow == weights_next)) & fits):
-                                m.d.sync += writing.eq(1)
-                            with m.Else():
-                                m.d.sync += error.eq(ErrorCode.BAD_OFFSET)
-                    with m.If(writing & ~count[0]):
-                        m.d.sync += halfword_low.eq(byte)
-                    if top.spram_units:
-                        m.d.comb += [
-                            top.load_valid.eq(writing & count[0]),
-                            top.load_restart.eq((count == 5) & (offset[:len(weights_next)] == 0)),
-                            top.load_data.eq(Cat(halfword_low, byte)),
-                        ]
-                    with m.If(count == length - 1):
-                        m.next = "CRC0"
-            with m.State("CRC0"):
-                mid_frame()
-                with m.If(take):
-                    m.d.sync += low_byte.eq(byte)
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                mid_frame()
-                with m.If(take):
-                    with m.If(Cat(low_byte, byte) != crc):
-                        m.d.sync += respond(Command.ERROR, ErrorCode.BAD_CRC, command)
-                        with m.If(writing):
-                            m.d.sync += weights_next.eq(0)  # the stores took bad data
-                    with m.Elif(error != 0):
-                        m.d.sync += respond(Command.ERROR, error, command)
-                    with m.Elif(is_info):
-                        m.d.sync += respond(Command.INFO_REPLY)
-                    with m.Elif(is_load):
-                        m.d.sync += [*respond(Command.LOAD_REPLY),
-                                     weights_next.eq(offset[:len(weights_next)] + data_bytes)]
-                    with m.Else():
-                        m.d.sync += respond(Command.RESULT)
-                    m.d.sync += timer.eq(0)
-                    with m.If(feed):
-                        m.next = "WAIT_RESULT"
-                    with m.Else():
-                        m.next = "RESPOND"
-            with m.State("WAIT_RESULT"):
-                with m.If(result_ready):
-                    m.next = "RESPOND"
-                with m.Elif(timer == self.result_cycles):
-                    m.d.comb += net_reset.eq(1)
-                    m.d.sync += respond(Command.ERROR, ErrorCode.TIMEOUT, Command.INFER)
-                    m.next = "RESPOND"
-                with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
-            with m.State("RESPOND"):
-                m.d.comb += self.o_stream.valid.eq(1)
-                with m.If(tx_fire & tx_last):
-                    with m.If(resp_cmd == Command.RESULT):
-                        m.d.sync += self.last_class.eq(result_class)
-                    m.next = "MAGIC0"
+        wiring.connect(m, parser.o_response, serializer.i_stream)
+        wiring.connect(m, serializer.o_stream, wiring.flipped(self.o_stream))
+        m.d.comb += [
+            parser.response_done.eq(serializer.done),
+            parser.result_ready.eq(capture.ready),
+            # the capture watches the network
+            capture.new_request.eq(parser.new_request),
+            capture.abort.eq(parser.abort),
+            capture.beat.eq(top.i_stream.valid & top.i_stream.ready),
+            capture.score_fire.eq(getattr(top, f"tap_{score_lp.name}_fire")),
+            capture.score_beat.eq(getattr(top, f"tap_{score_lp.name}_payload")),
+            capture.i_class.valid.eq(top.o_stream.valid),
+            capture.i_class.payload.eq(top.o_stream.payload),
+            top.o_stream.ready.eq(capture.i_class.ready),
+            # the serializer reads the result and the weight image's progress as it sends
+            serializer.result_class.eq(capture.result_class),
+            serializer.cycles_first.eq(capture.cycles_first),
+            serializer.cycles_last.eq(capture.cycles_last),
+            serializer.score.eq(capture.score),
+            capture.next_score.eq(serializer.next_score),
+            serializer.weights_next.eq(parser.weights_next),
+            serializer.weights_loaded.eq(parser.weights_loaded),
+            self.last_class.eq(serializer.last_class),
+            self.weights_loaded.eq(parser.weights_loaded),
+        ]
+        if top.spram_units:
+            m.d.comb += [top.load_valid.eq(parser.load_valid),
+                         top.load_restart.eq(parser.load_restart),
+                         top.load_data.eq(parser.load_data)]
         return m
 
 
