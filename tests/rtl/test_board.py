@@ -1,16 +1,17 @@
 # amaranth: UnusedElaboratable=no
 """BoardCore in Amaranth's simulator: protocol frames in, the golden model's class and scores
-out, every error frame, recovery, SPRAM weight loading."""
+out, every error frame, recovery, SPRAM weight loading; its parts' argument checks."""
 
 import numpy as np
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from hwgen import golden, protocol
 from hwgen.plan import plan
 from hwgen.rtl.board import BoardCore, BoardTop, BytePacker, crc16_step
+from hwgen.rtl.framing import RequestParser, ResponseSerializer, ResultCapture
 from hwgen.rtl.testbench import Clock, Stalls, stream_get, stream_put
 from hwgen.rtl.uart import UartRx, UartTx
 from hwgen.rtl.weights import spram_image
@@ -362,3 +363,73 @@ def test_board_top_needs_a_platform():
     assert top.result_cycles == 4 * (p.latency_bound + p.cycles_per_inference)
     with pytest.raises(TypeError):
         top.elaborate(None)
+
+
+# the parts of BoardCore (hwgen/rtl/framing.py): arguments refused with these messages
+
+PARSER_ARGS = dict(frame_bytes=12, weight_bytes=0, idle_cycles=100, result_cycles=100)
+SERIALIZER_ARGS = dict(classes=10, score_bits=16, weight_bytes=0, network_id=0xDEADBEEF,
+                       input_bytes=64, clk_hz=12_000_000, baud=115200,
+                       cycles_per_inference=256)
+CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5, beats=16)
+
+
+@pytest.mark.parametrize("component, args, name, value, message", [
+    (RequestParser, PARSER_ARGS, "frame_bytes", 0,
+     "frame_bytes must be an integer from 1 to 65535, not 0"),
+    (RequestParser, PARSER_ARGS, "frame_bytes", 65536,
+     "frame_bytes must be an integer from 1 to 65535, not 65536"),
+    (RequestParser, PARSER_ARGS, "weight_bytes", -2,
+     "weight_bytes must be an integer from 0 to 4294967295, not -2"),
+    (RequestParser, PARSER_ARGS, "idle_cycles", 0,
+     "idle_cycles must be a positive integer, not 0"),
+    (RequestParser, PARSER_ARGS, "result_cycles", 1.5,
+     "result_cycles must be a positive integer, not 1.5"),
+    (ResponseSerializer, SERIALIZER_ARGS, "classes", 257,
+     "classes must be an integer from 1 to 256, not 257"),
+    (ResponseSerializer, SERIALIZER_ARGS, "score_bits", 33,
+     "score_bits must be an integer from 1 to 32, not 33"),
+    (ResponseSerializer, SERIALIZER_ARGS, "network_id", 2 ** 32,
+     "network_id must be an integer from 0 to 4294967295, not 4294967296"),
+    (ResponseSerializer, SERIALIZER_ARGS, "clk_hz", "12e6",
+     "clk_hz must be an integer from 0 to 4294967295, not '12e6'"),
+    (ResponseSerializer, SERIALIZER_ARGS, "cycles_per_inference", -1,
+     "cycles_per_inference must be an integer from 0 to 4294967295, not -1"),
+    (ResultCapture, CAPTURE_ARGS, "classes", 0,
+     "classes must be an integer from 1 to 256, not 0"),
+    (ResultCapture, CAPTURE_ARGS, "score_bits", 0,
+     "score_bits must be an integer from 1 to 32, not 0"),
+    (ResultCapture, CAPTURE_ARGS, "score_lanes", 3,
+     "score_lanes must be a positive divisor of classes (10), not 3"),
+    (ResultCapture, CAPTURE_ARGS, "score_lanes", 0,
+     "score_lanes must be a positive divisor of classes (10), not 0"),
+    (ResultCapture, CAPTURE_ARGS, "beats", 0,
+     "beats must be a positive integer, not 0"),
+])
+def test_board_parts_refuse_bad_arguments(component, args, name, value, message):
+    with pytest.raises(ValueError) as exc:
+        component(**{**args, name: value})
+    assert str(exc.value) == message
+
+
+def test_board_parts_ports():
+    """The ports whose shapes follow the parameters."""
+    parser = RequestParser(**{**PARSER_ARGS, "weight_bytes": 1000})
+    assert len(parser.weights_next) == 10
+    serializer = ResponseSerializer(**SERIALIZER_ARGS)
+    assert serializer.score.shape() == signed(16)
+    capture = ResultCapture(**CAPTURE_ARGS)
+    assert len(capture.score_beat) == 5 * 16
+    assert capture.score.shape() == signed(16)
+
+
+def test_packer_refuses_bad_arguments():
+    from hwgen.numeric import TensorType
+
+    with pytest.raises(ValueError) as exc:
+        BytePacker(TensorType((4,), 9), 2)
+    assert str(exc.value) == ("9-bit input elements do not fit the raw byte protocol (one byte "
+                              "per element, at most 8 bits)")
+    with pytest.raises(ValueError) as exc:
+        BytePacker(TensorType((4,), 8), 0)
+    assert str(exc.value) == "lanes must be a positive integer, not 0"
