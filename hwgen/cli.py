@@ -532,7 +532,6 @@ def cmd_flow(args) -> int:
 def cmd_run(args) -> int:
     """``hwgen run``: stream inputs to a board over its UART (docs/boards.md, "Running on the
     board"). Link failures print one line and exit 1; golden-model mismatches exit 1."""
-    import time
 
     from . import runtime
     from .spec import Argmax
@@ -546,17 +545,26 @@ def cmd_run(args) -> int:
     x, labels, where = sim_inputs(network, args)  # labels: 1-D integers, one per input
     json_out = (None if args.json is None else
                 check_output_file(args.json, "--json", _is_run_result))
-    frame = network.input_type.size + 8  # header, payload, CRC
+    frame = runtime.infer_frame_bytes(network)
     if args.dry_run:
         seconds = len(x) * frame * 10 / args.baud
         print(f"would send {len(x)} INFER frame(s) of {frame} bytes from {where} to "
               f"{args.port} at {args.baud} baud (at least {seconds:.2f} s on the line), after "
               f"INFO and, if the board asks for them, the SPRAM weights")
         return 0
-    scores_tensor = network.sources[-1][0]  # argmax's input: the classifier scores
     each = args.verbose or len(x) <= 20
-    results, seconds, mismatches = [], [], []
+    report = runtime.RunReport()
     bar = None
+
+    def show(i: int, r, seconds: float, mismatch: bool) -> None:
+        if each:
+            label = f"  label {labels[i]}" if labels is not None else ""
+            scores = f"  scores {list(r.scores)}" if len(r.scores) <= 16 else ""
+            print(f"#{i}  class {r.predicted}{label}{scores}  {seconds * 1e3:.2f} ms  "
+                  f"{r.cycles_last} cycles" + ("  MISMATCH" if mismatch else ""))
+        elif bar is not None:
+            bar.update(i + 1)
+
     try:
         with runtime.Board(args.port, baud=args.baud, timeout=args.timeout,
                            network=network) as b:
@@ -567,97 +575,60 @@ def cmd_run(args) -> int:
                 print(f"note: the board reports a {info.clock_hz / 1e6:g} MHz clock; "
                       f"{known.name} runs at {known.clock_mhz:g} MHz")
             if not info.weights_loaded:
-                from .rtl.weights import spram_image
-
-                image = spram_image(network)
-                if len(image) != info.weight_bytes:
-                    raise runtime.LinkError(
-                        f"{args.port}: the board expects {info.weight_bytes} bytes of SPRAM "
-                        f"weights, {network.name}'s image has {len(image)}")
-                print(f"loading {len(image):,} bytes of SPRAM weights")
-                bar = runtime.ProgressBar(len(image))
-                b.load_weights(image, progress=bar.update)
+                print(f"loading {info.weight_bytes:,} bytes of SPRAM weights")
+                bar = runtime.ProgressBar(info.weight_bytes)
+                b.load_weights(progress=bar.update)
                 bar.close()
             bar = None if each else runtime.ProgressBar(len(x))
-            gold_classes = gold_scores = None
-            start = time.perf_counter()
-            for i, xi in enumerate(x):
-                if args.check and i % 256 == 0:  # the golden model in batches
-                    values = golden.run(network, x[i:i + 256])
-                    gold_scores = values[scores_tensor].reshape(len(x[i:i + 256]), -1)
-                    gold_classes = values[network.layers[-1].name].reshape(-1)
-                t0 = time.perf_counter()
-                r = b.infer(xi)
-                seconds.append(time.perf_counter() - t0)
-                results.append(r)
-                bad = ""
-                if args.check:
-                    want_class, want = int(gold_classes[i % 256]), gold_scores[i % 256]
-                    if r.predicted != want_class or list(r.scores) != want.tolist():
-                        mismatches.append((i, r, want_class, want.tolist()))
-                        bad = "  MISMATCH"
-                if each:
-                    label = f"  label {labels[i]}" if labels is not None else ""
-                    scores = f"  scores {list(r.scores)}" if len(r.scores) <= 16 else ""
-                    print(f"#{i}  class {r.predicted}{label}{scores}  "
-                          f"{seconds[-1] * 1e3:.2f} ms  {r.cycles_last} cycles{bad}")
-                elif bar is not None:
-                    bar.update(i + 1)
-            total = time.perf_counter() - start
+            runtime.run_inferences(b, x, check=args.check, on_result=show, report=report)
     except runtime.LinkError as exc:
         if bar is not None:
             bar.close()
-        after = f" (after {len(results)} inference(s))" if results else ""
+        done = len(report.results)
+        after = f" (after {done} inference(s))" if done else ""
         print(f"hwgen: error: {exc}{after}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:
             bar.close()
 
-    predicted = np.array([r.predicted for r in results])
-    ms = np.array(seconds) * 1e3
-    cycles = np.array([r.cycles_last for r in results])
-    accuracy = float(np.mean(predicted == labels)) if labels is not None else None
-    print(f"{len(results)} inference(s) from {where}")
-    if accuracy is not None:
-        print(f"accuracy: {accuracy:.4f} ({int(np.sum(predicted == labels))}/{len(labels)})")
-    print(f"host latency per inference: mean {ms.mean():.2f} ms, p50 {np.median(ms):.2f} ms, "
-          f"max {ms.max():.2f} ms")
-    print(f"throughput: {len(results) / total:,.1f} inferences/s")
-    print(f"board cycles from the last input byte to the class: mean {cycles.mean():,.1f} "
-          f"({cycles.mean() / info.clock_hz * 1e6:,.1f} µs at {info.clock_hz / 1e6:g} MHz)"
-          if info.clock_hz else f"board cycles (cycles_last): mean {cycles.mean():,.1f}")
+    summary = report.summary(labels, info.clock_hz)
+    ms = summary["latency_ms"]
+    print(f"{summary['count']} inference(s) from {where}")
+    if summary["accuracy"] is not None:
+        print(f"accuracy: {summary['accuracy']:.4f} ({summary['correct']}/{len(labels)})")
+    print(f"host latency per inference: mean {ms['mean']:.2f} ms, p50 {ms['p50']:.2f} ms, "
+          f"max {ms['max']:.2f} ms")
+    print(f"throughput: {summary['inferences_per_second']:,.1f} inferences/s")
+    cycles = summary["cycles_last_mean"]
+    print(f"board cycles from the last input byte to the class: mean {cycles:,.1f} "
+          f"({cycles / info.clock_hz * 1e6:,.1f} µs at {info.clock_hz / 1e6:g} MHz)")
     if args.check:
-        if mismatches:
-            print(f"check: MISMATCH in {len(mismatches)} of {len(results)} inference(s); "
-                  f"the first:")
-            for i, r, want_class, want in mismatches[:5]:
-                print(f"  #{i}: board class {r.predicted} scores {list(r.scores)}; golden "
-                      f"class {want_class} scores {want}")
+        if report.mismatches:
+            print(f"check: MISMATCH in {len(report.mismatches)} of {summary['count']} "
+                  f"inference(s); the first:")
+            for bad in report.mismatches[:5]:
+                print(f"  #{bad.index}: board class {bad.result.predicted} scores "
+                      f"{list(bad.result.scores)}; golden class {bad.golden_class} scores "
+                      f"{list(bad.golden_scores)}")
         else:
             print(f"check: every class and score matched the golden model "
-                  f"({len(results)} inferences)")
+                  f"({summary['count']} inferences)")
     if args.json:
+        del summary["correct"]
         doc = {
             "network": network.name, "network_id": info.network_id, "port": args.port,
-            "board": args.board, "baud": args.baud, "inputs": where, "count": len(results),
-            "accuracy": accuracy,
-            "latency_ms": {"mean": float(ms.mean()), "p50": float(np.median(ms)),
-                           "max": float(ms.max())},
-            "inferences_per_second": len(results) / total,
-            "clock_hz": info.clock_hz, "cycles_last_mean": float(cycles.mean()),
-            "cycles_first_mean": float(np.mean([r.cycles_first for r in results])),
-            "check": ({"checked": len(results), "mismatches": len(mismatches)}
-                      if args.check else None),
+            "board": args.board, "baud": args.baud, "inputs": where, **summary,
             "results": [{"predicted": r.predicted, "scores": list(r.scores),
                          "cycles_first": r.cycles_first, "cycles_last": r.cycles_last,
-                         "latency_ms": float(m)}
+                         "latency_ms": seconds * 1e3}
                         | ({"label": int(labels[i])} if labels is not None else {})
-                        for i, (r, m) in enumerate(zip(results, ms, strict=True))],
+                        for i, (r, seconds) in enumerate(zip(report.results, report.seconds,
+                                                             strict=True))],
         }
         write_file(json_out, json.dumps(doc, indent=2) + "\n")
         print(f"results: {json_out}")
-    return 1 if mismatches else 0
+    return 1 if report.mismatches else 0
 
 
 def _is_run_result(path: Path) -> bool:

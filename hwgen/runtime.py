@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import serial
@@ -37,7 +38,7 @@ from .protocol import Command, ErrorCode
 from .spec import Network
 
 __all__ = ["DEFAULT_BAUD", "LinkError", "BoardReplyError", "Board", "ProgressBar",
-           "ERROR_MEANINGS"]
+           "ERROR_MEANINGS", "Mismatch", "RunReport", "run_inferences", "infer_frame_bytes"]
 
 #: The board's UART rate unless it was built with another (docs/protocol.md).
 DEFAULT_BAUD = 115200
@@ -224,6 +225,10 @@ class Board:
 
             image = spram_image(self._need_network("load_weights"))
         image = bytes(image)
+        if self._info is not None and len(image) != self._info.weight_bytes:
+            name = self.network.name if self.network is not None else "the"
+            raise LinkError(f"{self.port}: the board expects {self._info.weight_bytes} bytes "
+                            f"of SPRAM weights, {name}'s image has {len(image)}")
         if len(image) % 2:
             raise ValueError(f"a weight image has an even number of bytes, not {len(image)}")
         reply = None
@@ -424,6 +429,87 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno)
     return str(exc) or type(exc).__name__
+
+
+def infer_frame_bytes(network: Network) -> int:
+    """Bytes of one INFER frame for ``network``: header, one byte per input element, CRC."""
+    return protocol.HEADER_BYTES + network.input_type.size + protocol.CRC_BYTES
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """An inference whose class or scores differ from the golden model's."""
+
+    index: int
+    result: protocol.Result
+    golden_class: int
+    golden_scores: tuple[int, ...]
+
+
+@dataclass
+class RunReport:
+    """What :func:`run_inferences` measured: every result in input order, the host time of
+    each request, and, when checked, the inferences that differ from the golden model."""
+
+    results: list[protocol.Result] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    total_s: float = 0.0
+    checked: bool = False
+
+    def summary(self, labels: np.ndarray | None, clock_hz: int) -> dict:
+        """Accuracy (against ``labels``, when given), host latency, throughput and board
+        cycles, as ``hwgen run --json`` writes them."""
+        predicted = np.array([r.predicted for r in self.results])
+        ms = np.array(self.seconds) * 1e3
+        return {
+            "count": len(self.results),
+            "accuracy": (float(np.mean(predicted == labels)) if labels is not None else None),
+            "correct": int(np.sum(predicted == labels)) if labels is not None else None,
+            "latency_ms": {"mean": float(ms.mean()), "p50": float(np.median(ms)),
+                           "max": float(ms.max())},
+            "inferences_per_second": len(self.results) / self.total_s,
+            "clock_hz": clock_hz,
+            "cycles_last_mean": float(np.mean([r.cycles_last for r in self.results])),
+            "cycles_first_mean": float(np.mean([r.cycles_first for r in self.results])),
+            "check": ({"checked": len(self.results), "mismatches": len(self.mismatches)}
+                      if self.checked else None),
+        }
+
+
+def run_inferences(board: Board, x: np.ndarray, *, check: bool = False,
+                   on_result: Callable[[int, protocol.Result, float, bool], None] | None = None,
+                   report: RunReport | None = None) -> RunReport:
+    """INFER every input of ``x`` on ``board`` in order. With ``check``, every class and score
+    is compared with the golden model (run in batches of 256). ``on_result(i, result,
+    seconds, mismatch)`` hears about each. Results gather in ``report`` (a new one by
+    default), so a caller still has those before a :class:`LinkError` that ends the run."""
+    network = board._need_network("run_inferences")
+    scores_tensor = network.sources[-1][0]  # argmax's input: the classifier scores
+    report = report if report is not None else RunReport()
+    report.checked = check
+    gold_classes = gold_scores = None
+    start = time.perf_counter()
+    for i, xi in enumerate(x):
+        if check and i % 256 == 0:
+            values = golden.run(network, x[i:i + 256])
+            gold_scores = values[scores_tensor].reshape(len(x[i:i + 256]), -1)
+            gold_classes = values[network.layers[-1].name].reshape(-1)
+        t0 = time.perf_counter()
+        r = board.infer(xi)
+        report.seconds.append(time.perf_counter() - t0)
+        report.results.append(r)
+        bad = False
+        if check:
+            want_class, want = int(gold_classes[i % 256]), gold_scores[i % 256]
+            if r.predicted != want_class or list(r.scores) != want.tolist():
+                report.mismatches.append(Mismatch(i, r, want_class,
+                                                  tuple(int(v) for v in want)))
+                bad = True
+        if on_result is not None:
+            on_result(i, r, report.seconds[-1], bad)
+    report.total_s = time.perf_counter() - start
+    return report
 
 
 class ProgressBar:

@@ -593,4 +593,26 @@ def test_run_bad_port(tmp_path, arrays, capsys):
 def test_run_dry_run_opens_no_port(arrays, capsys):
     assert main(["run", str(DIGITS), "--port", "/nonexistent/tty", "--inputs", arrays[0],
                  "--dry-run"]) == 0
-    assert "would send 3 INFER frame(s) of 72 bytes" in capsys.readouterr().out
+    # 64 input bytes, an 8-byte header (magic, version, command, id, length), a 2-byte CRC
+    assert "would send 3 INFER frame(s) of 74 bytes" in capsys.readouterr().out
+
+
+def test_run_inferences_checks_against_the_golden_model(digits):
+    """The host loop of ``hwgen run`` as a library call: results in order, a wrong score
+    reported as a Mismatch with the golden answer, the summary's figures."""
+    from hwgen.runtime import Mismatch, run_inferences
+
+    network, x, _, results = digits
+    wrong = protocol.Result(results[1].predicted, (results[1].scores[0] - 1,)
+                            + results[1].scores[1:], 1, 1)
+    seen = []
+    with scripted(infers(network, x[:3], [results[0], wrong, results[2]], 1)) as port, \
+            Board(port, network=network) as board:
+        report = run_inferences(board, x[:3], check=True,
+                                on_result=lambda i, r, s, bad: seen.append((i, bad)))
+    assert report.results == [results[0], wrong, results[2]]
+    assert report.mismatches == [Mismatch(1, wrong, results[1].predicted, results[1].scores)]
+    assert seen == [(0, False), (1, True), (2, False)]
+    summary = report.summary(np.array([r.predicted for r in results[:3]]), 12_000_000)
+    assert summary["accuracy"] == 1.0 and summary["count"] == 3
+    assert summary["check"] == {"checked": 3, "mismatches": 1}
