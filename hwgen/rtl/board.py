@@ -112,6 +112,11 @@ class BoardCore(wiring.Component):
     an ERROR TIMEOUT (the packer and the network are reset if it was an INFER), and so is an
     inference whose result does not come within ``result_cycles``.
 
+    Composed of the parts in :mod:`hwgen.rtl.framing`: request bytes → :class:`RequestParser`
+    (→ :class:`BytePacker` → the network for INFER payload, → its SPRAM ports for LOAD data)
+    → one response descriptor → :class:`ResponseSerializer` → response bytes, with
+    :class:`ResultCapture` watching the network for the RESULT's class, scores and cycles.
+
     Parameters
     ----------
     network : Network

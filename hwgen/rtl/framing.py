@@ -136,8 +136,8 @@ class RequestParser(wiring.Component):
             "load_valid": Out(1),
             "load_restart": Out(1),
             "load_data": Out(16),
-            "weights_loaded": Out(1),
             "weights_next": Out(range(weight_bytes + 1)),
+            "weights_loaded": Out(1),
         })
 
     def elaborate(self, platform):
@@ -373,11 +373,11 @@ class ResponseSerializer(wiring.Component):
             "result_class": In(8),
             "cycles_first": In(32),
             "cycles_last": In(32),
+            "score": In(signed(score_bits)),
             "next_score": Out(1),
+            "weights_next": In(range(weight_bytes + 1)),
             "weights_loaded": In(1),
             "last_class": Out(8),
-            "score": In(signed(score_bits)),
-            "weights_next": In(range(weight_bytes + 1)),
         })
 
     def elaborate(self, platform):
@@ -537,14 +537,14 @@ class ResultCapture(wiring.Component):
             "beat": In(1),
             "abort": In(1),
             "score_fire": In(1),
+            "score_beat": In(score_lanes * score_bits),
             "new_request": In(1),
             "ready": Out(1),
             "result_class": Out(8),
             "cycles_first": Out(32),
             "cycles_last": Out(32),
-            "next_score": In(1),
-            "score_beat": In(score_lanes * score_bits),
             "score": Out(signed(score_bits)),
+            "next_score": In(1),
         })
 
     def elaborate(self, platform):
