@@ -44,9 +44,9 @@ class AddUnit(wiring.Component):
         lanes, out_t = self.lanes, self.out_type
         out_bits = out_t.bits
         m.submodules.fifo = out = fifo.SyncFIFO(width=lanes * out_bits, depth=2)
-        a, b = self.a_stream, self.b_stream
-        fire = a.valid & b.valid & out.w_rdy
-        m.d.comb += [a.ready.eq(b.valid & out.w_rdy), b.ready.eq(a.valid & out.w_rdy)]
+        a, b, w = self.a_stream, self.b_stream, out.w_stream
+        fire = a.valid & b.valid & w.ready
+        m.d.comb += [a.ready.eq(b.valid & w.ready), b.ready.eq(a.valid & w.ready)]
         lo = self.a_type.range[0] + self.b_type.range[0]
         hi = self.a_type.range[1] + self.b_type.range[1]
         channels = out_t.shape[-1]
@@ -75,11 +75,6 @@ class AddUnit(wiring.Component):
             sig = Signal(out_bits, name=f"out{lane}")
             m.d.comb += sig.eq(value)
             packed.append(sig)
-        m.d.comb += [
-            out.w_en.eq(fire),
-            out.w_data.eq(Cat(*packed)),
-            self.o_stream.valid.eq(out.r_rdy),
-            self.o_stream.payload.eq(out.r_data),
-            out.r_en.eq(self.o_stream.ready),
-        ]
+        m.d.comb += [w.valid.eq(fire), w.payload.eq(Cat(*packed))]
+        wiring.connect(m, out.r_stream, wiring.flipped(self.o_stream))
         return m

@@ -504,13 +504,10 @@ class FoldedUnit(wiring.Component):
 
         # Output FIFO; ``pending`` counts groups issued and not yet read out.
         m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)
-        m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*packed))]
+        w = out_fifo.w_stream
+        m.d.comb += [w.valid.eq(out_valid), w.payload.eq(Cat(*packed))]
+        wiring.connect(m, out_fifo.r_stream, wiring.flipped(self.o_stream))
         o_fire = self.o_stream.valid & self.o_stream.ready
-        m.d.comb += [
-            self.o_stream.valid.eq(out_fifo.r_rdy),
-            self.o_stream.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.o_stream.ready),
-        ]
         issued = go & last_sf
         with m.If(issued & ~o_fire):
             m.d.sync += pending.eq(pending + 1)

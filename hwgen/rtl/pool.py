@@ -68,14 +68,13 @@ class ChannelReduce(wiring.Component):
         with m.If(fire):
             m.d.sync += ring.eq(Cat(ring[layout.size:], merged.as_value()))
         last = position == self.positions - 1
+        w = out.w_stream
         m.d.comb += [
-            self.i_stream.ready.eq(out.w_rdy),
-            out.w_en.eq(fire & last),
-            out.w_data.eq(merged.as_value()),
-            self.o_stream.valid.eq(out.r_rdy),
-            self.o_stream.payload.eq(out.r_data),
-            out.r_en.eq(self.o_stream.ready),
+            self.i_stream.ready.eq(w.ready),
+            w.valid.eq(fire & last),
+            w.payload.eq(merged.as_value()),
         ]
+        wiring.connect(m, out.r_stream, wiring.flipped(self.o_stream))
         with m.If(fire):
             with m.If(chunk == self.chunks - 1):
                 m.d.sync += [chunk.eq(0), position.eq(Mux(last, 0, position + 1))]

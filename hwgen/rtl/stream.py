@@ -162,12 +162,6 @@ class StreamFifo(wiring.Component):
         m = Module()
         width = len(Value.cast(self.i_stream.payload))
         m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
-        m.d.comb += [
-            buf.w_data.eq(self.i_stream.payload.as_value()),
-            buf.w_en.eq(self.i_stream.valid),
-            self.i_stream.ready.eq(buf.w_rdy),
-            self.o_stream.valid.eq(buf.r_rdy),
-            self.o_stream.payload.eq(buf.r_data),
-            buf.r_en.eq(self.o_stream.ready),
-        ]
+        wiring.connect(m, wiring.flipped(self.i_stream), buf.w_stream)
+        wiring.connect(m, buf.r_stream, wiring.flipped(self.o_stream))
         return m
