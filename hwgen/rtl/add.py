@@ -10,23 +10,55 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType
 from ..spec import Add
 from .arith import sum_tree
-from .stream import lanes_signature
+from .stream import check_positive, lanes_signature
 
 __all__ = ["AddUnit"]
 
 
 class AddUnit(wiring.Component):
-    """Sums beat k of ``a_stream`` and beat k of ``b_stream`` lane by lane (binary elements
-    as ±1), then counts the thresholds of each element's channel (the tensor's last axis)
-    it reaches, or passes the sum on.
+    """Sums two tensors element by element, then optionally counts per-channel thresholds.
+
+    Beat k of ``a_stream`` and beat k of ``b_stream`` are added lane by lane (binary elements
+    as ±1); with the layer's thresholds each sum becomes the number of its channel's
+    thresholds it reaches (the channel being the tensor's last axis), otherwise the sum is the
+    output. Beats are channels-last, ``lanes`` elements each, element [0] in the lowest bits.
 
     A beat pair is taken when both inputs are valid and the 2-entry output FIFO has room; the
-    result leaves one cycle later. ``a_stream.ready`` depends on ``b_stream.valid`` and the
-    other way round, never on the output's ready.
+    result leaves one cycle later, so an unstalled unit takes a pair every cycle.
+    ``a_stream.ready`` depends on ``b_stream.valid`` and the other way round, never on
+    ``o_stream.ready``.
+
+    Parameters
+    ----------
+    layer : Add
+        The thresholds (one row per channel), or none.
+    a_type, b_type : TensorType
+        The two input tensor types, of one shape.
+    out_type : TensorType
+        The output tensor type, of the inputs' shape.
+    lanes : int
+        Elements per beat, on all three streams; divides the channel count.
+
+    Members
+    -------
+    a_stream : In(stream.Signature(ArrayLayout(a element, lanes)))
+    b_stream : In(stream.Signature(ArrayLayout(b element, lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(out element, lanes)))
     """
 
     def __init__(self, layer: Add, a_type: TensorType, b_type: TensorType,
                  out_type: TensorType, *, lanes: int):
+        check_positive("lanes", lanes)
+        for name, t in (("b_type", b_type), ("out_type", out_type)):
+            if t.shape != a_type.shape:
+                raise ValueError(f"{name} shape {t.shape} differs from a_type shape "
+                                 f"{a_type.shape}")
+        channels = a_type.shape[-1]
+        if channels % lanes:
+            raise ValueError(f"lanes {lanes} does not divide the {channels} channels")
+        if layer.thresholds is not None and len(layer.thresholds) != channels:
+            raise ValueError(f"thresholds have {len(layer.thresholds)} rows, not one per "
+                             f"channel ({channels})")
         self.layer, self.lanes = layer, lanes
         self.a_type, self.b_type, self.out_type = a_type, b_type, out_type
         super().__init__({

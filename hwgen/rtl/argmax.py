@@ -7,7 +7,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType, width_for
-from .stream import lanes_signature
+from .stream import check_positive, lanes_signature
 
 __all__ = ["Argmax"]
 
@@ -17,7 +17,15 @@ class Argmax(wiring.Component):
 
     Ties go to the lowest index. The index leaves one cycle after the frame's last beat;
     ``i_stream.ready`` is low only while a finished index waits and the next beat would finish
-    another frame, so it never depends on ``o_stream.ready`` combinationally.
+    another frame, so it never depends on ``o_stream.ready`` combinationally. One beat per
+    cycle is taken otherwise.
+
+    Parameters
+    ----------
+    in_type : TensorType
+        The scores' tensor type; a frame is its ``size`` elements, in order.
+    lanes : int
+        Scores per input beat; divides ``in_type.size``.
 
     Members
     -------
@@ -26,6 +34,7 @@ class Argmax(wiring.Component):
     """
 
     def __init__(self, in_type: TensorType, *, lanes: int):
+        check_positive("lanes", lanes)
         if in_type.size % lanes:
             raise ValueError(f"lanes {lanes} does not divide {in_type.size} scores")
         self.in_type, self.lanes = in_type, lanes

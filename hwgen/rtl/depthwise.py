@@ -9,7 +9,8 @@ from ..numeric import TensorType
 from ..spec import Dense, DepthwiseConv2d
 from .arith import dot_dsp, dot_lut
 from .conv import WindowedUnit
-from .mvu import FoldedUnit
+from .mvu import FoldedUnit, check_mac
+from .stream import check_image, check_positive
 
 __all__ = ["VectorVectorUnit", "DepthwiseConvUnit"]
 
@@ -36,16 +37,21 @@ class VectorVectorUnit(FoldedUnit):
         Channels per beat, in and out; divides C.
     mac : str
         ``"dsp"`` puts each multi-bit product on its own DSP multiplier (channels share no
-        input, so there is no packing); anything else keeps them in logic.
+        input, so there is no packing); ``"lut"`` (default), ``"xnor"`` and ``"addsub"`` keep
+        them in logic.
 
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(in element, pe)))
     o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    load_valid, load_first, load_data : In
+        Only with ``layer.weight_memory == "spram"``.
     """
 
     def __init__(self, layer: DepthwiseConv2d, in_type: TensorType, out_type: TensorType, *,
                  pe: int, mac: str = "lut"):
+        check_positive("pe", pe)
+        check_mac(mac)
         channels, positions = layer.channels, layer.in_features
         if channels % pe:
             raise ValueError(f"pe {pe} does not divide the {channels} channels")
@@ -90,12 +96,33 @@ class DepthwiseConvUnit(WindowedUnit):
 
     Input: the (H, W, C) image channels-last, ``pe`` elements per beat. Output: per output
     pixel, C / ``pe`` beats of ``pe`` channels. The window generator runs ``pe`` lanes wide, so
-    window beats and computation steps match one for one.
+    window beats and computation steps match one for one: a window takes ``k·k·C / pe``
+    cycles (timing and backpressure as in :class:`~hwgen.rtl.conv.WindowedUnit`).
+
+    Parameters
+    ----------
+    layer : DepthwiseConv2d
+        Filters, bias, output quantization, kernel, stride and padding.
+    in_type, out_type : TensorType
+        The layer's (H, W, C) input and (H', W', C) output tensor types.
+    pe : int
+        Channels per beat, in and out; divides C.
+    mac : str
+        As for :class:`VectorVectorUnit`.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in element, pe)))
+    o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    load_valid, load_first, load_data : In
+        Only with ``layer.weight_memory == "spram"``.
     """
 
     unit_name = "vvu"
 
     def __init__(self, layer: DepthwiseConv2d, in_type: TensorType, out_type: TensorType, *,
                  pe: int, mac: str = "lut"):
+        check_image("in_type", in_type)
+        check_image("out_type", out_type)
         self.vvu = VectorVectorUnit(layer, in_type, out_type, pe=pe, mac=mac)
         super().__init__(layer, in_type, out_type, self.vvu, lanes=pe, out_lanes=pe)

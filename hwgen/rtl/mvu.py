@@ -15,10 +15,19 @@ from ..numeric import TensorType, dot_bounds, width_for
 from ..plan import folded_depth, layer_dsp_pack, output_steps, packed_operand_bits
 from ..spec import Dense, Requantize
 from .arith import dot_const, dot_dsp, dot_lut, popcount, sum_tree
-from .stream import lanes_signature
+from .stream import check_positive, lanes_signature
 from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
 
-__all__ = ["FoldedUnit", "MatrixVectorUnit", "Datapath"]
+__all__ = ["FoldedUnit", "MatrixVectorUnit", "Datapath", "MAC_KINDS", "check_mac"]
+
+#: The ``mac`` values a folded unit takes (:func:`~hwgen.plan.mac_kind`).
+MAC_KINDS = ("xnor", "addsub", "lut", "dsp")
+
+
+def check_mac(mac) -> None:
+    """Raises ``ValueError`` unless ``mac`` is one of :data:`MAC_KINDS`."""
+    if mac not in MAC_KINDS:
+        raise ValueError(f"mac must be one of {', '.join(map(repr, MAC_KINDS))}, not {mac!r}")
 
 
 def _shape(lo: int, hi: int):
@@ -190,15 +199,55 @@ class FoldedUnit(wiring.Component):
     :class:`~hwgen.rtl.weights.SpramWeights` store, loaded through the ``load_*`` ports
     (:data:`~hwgen.rtl.weights.LOAD_PORTS`) before the first input.
 
+    Parameters
+    ----------
+    layer : Dense
+        Weights (one row per output channel), bias and output quantization.
+    in_type, out_type : TensorType
+        The unit's input vector (``vector_words·lanes`` elements) and output vector
+        (``nf·pe`` channels) types.
+    pe : int
+        Output channels per group and per output beat.
+    lanes : int
+        Elements per input beat (and per buffer word).
+    w_lanes : int
+        Weights per output channel and step.
+    nf, sf : int
+        Output groups per vector and steps per group.
+    vector_words : int
+        Input beats per vector.
+    mac : str
+        ``"xnor"``, ``"addsub"``, ``"lut"`` or ``"dsp"`` (:func:`~hwgen.plan.mac_kind`);
+        ``"dsp"`` puts multi-bit products on DSP multipliers, the others keep them in logic.
+    shared_input : bool
+        Whether all channels of a group read the same input elements (a matrix) or each its
+        own lane (per-channel filters).
+    dsp_pack : int
+        Output channels whose weights share one DSP operand (divides ``pe``); used only for
+        multi-bit products on DSPs.
+
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(in element, lanes)))
     o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    load_valid, load_first, load_data : In
+        Only with SPRAM weights (see above).
     """
 
     def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
                  lanes: int, w_lanes: int, nf: int, sf: int, vector_words: int, mac: str,
                  shared_input: bool, dsp_pack: int = 1):
+        for name, value in (("pe", pe), ("lanes", lanes), ("w_lanes", w_lanes), ("nf", nf),
+                            ("sf", sf), ("vector_words", vector_words), ("dsp_pack", dsp_pack)):
+            check_positive(name, value)
+        check_mac(mac)
+        if vector_words * lanes != in_type.size:
+            raise ValueError(f"vector_words·lanes ({vector_words}·{lanes}) is not the "
+                             f"{in_type.size} input elements")
+        if nf * pe != out_type.size:
+            raise ValueError(f"nf·pe ({nf}·{pe}) is not the {out_type.size} output channels")
+        if pe % dsp_pack:
+            raise ValueError(f"dsp_pack {dsp_pack} does not divide pe {pe}")
         self.layer, self.in_type, self.out_type = layer, in_type, out_type
         self.pe, self.lanes, self.w_lanes = pe, lanes, w_lanes
         self.nf, self.sf, self.vector_words = nf, sf, vector_words
@@ -612,16 +661,22 @@ class MatrixVectorUnit(FoldedUnit):
         Output channels per output beat and input elements per input beat.
     mac : str
         ``"dsp"`` maps multi-bit products to DSP multipliers (packed,
-        :func:`~hwgen.plan.dsp_packing`); anything else keeps them in logic.
+        :func:`~hwgen.plan.dsp_packing`); ``"lut"`` (default), ``"xnor"`` and ``"addsub"``
+        keep them in logic (the datapath follows the operand widths).
 
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
     o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
+    load_valid, load_first, load_data : In
+        Only with ``layer.weight_memory == "spram"``.
     """
 
     def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
                  simd: int, mac: str = "lut"):
+        check_positive("pe", pe)
+        check_positive("simd", simd)
+        check_mac(mac)
         if layer.out_features % pe:
             raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
         if layer.in_features % simd:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from functools import singledispatch
 
 from amaranth import Module, Mux, Signal, Value
@@ -94,13 +95,39 @@ class NetworkTop(wiring.Component):
     With ``taps``, every layer's output stream is also visible at ports ``tap_<layer>_fire``
     (a beat is transferred this cycle) and ``tap_<layer>_payload``, for simulation.
 
+    Frames may follow each other back to back; cycles and latency are the plan's
+    (:attr:`plan`), and backpressure on ``o_stream`` stalls the layers through their streams.
+
+    Parameters
+    ----------
+    network : Network
+        The validated network.
+    taps : bool
+        Add the ``tap_*`` ports.
+    dsp_budget : int or None
+        DSP multipliers ``mac = "auto"`` layers may use; ``None`` (default): none.
+
     Members
     -------
     i_stream : In(stream.Signature(ArrayLayout(input element, input lanes)))
     o_stream : Out(stream.Signature(last layer's payload))
+    load_valid, load_restart : In(1)
+    load_data : In(16)
+        Only with SPRAM weights (see above).
+    tap_<layer>_fire : Out(1)
+    tap_<layer>_payload : Out(payload width of the layer's output)
+        Only with ``taps``, one pair per layer.
     """
 
     def __init__(self, network: Network, *, taps: bool = False, dsp_budget: int | None = None):
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a hwgen.spec.Network, not {network!r}")
+        if not isinstance(taps, bool):
+            raise TypeError(f"taps must be True or False, not {taps!r}")
+        if dsp_budget is not None and (not isinstance(dsp_budget, numbers.Integral)
+                                       or isinstance(dsp_budget, bool) or dsp_budget < 0):
+            raise ValueError(f"dsp_budget must be None or a non-negative integer, not "
+                             f"{dsp_budget!r}")
         self.network = network
         self.plan: NetworkPlan = plan(network, dsp_budget)
         self.taps = taps

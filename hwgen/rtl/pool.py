@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType
 from ..plan import window_geometry
 from ..spec import MaxPool
-from .stream import element_shape, lanes_signature
+from .stream import check_image, check_positive, element_shape, lanes_signature
 from .window import SlidingWindow
 
 __all__ = ["ChannelReduce", "MaxPoolUnit", "global_sum_unit"]
@@ -25,12 +25,32 @@ class ChannelReduce(wiring.Component):
     1-bit ``in_shape`` means binary: bit 1 is +1, bit 0 is −1) and summed into ``out_shape``;
     with ``op = "max"`` the output shape is the input's. Accepts one beat per cycle unless its
     2-entry output FIFO is full; ``i_stream.ready`` depends on registered state only.
+
+    Parameters
+    ----------
+    in_shape : ShapeLike
+        Shape of one input element.
+    lanes, positions, chunks : int
+        Elements per beat, positions per group and beats per position.
+    op : str
+        ``"max"`` or ``"sum"``.
+    out_shape : ShapeLike
+        Shape of one output element: required with ``op = "sum"``, ignored with ``"max"``.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in_shape, lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(out_shape, lanes)))
     """
 
     def __init__(self, in_shape, *, lanes: int, positions: int, chunks: int, op: str = "max",
                  out_shape=None):
         if op not in ("max", "sum"):
             raise ValueError(f"op must be 'max' or 'sum', not {op!r}")
+        for name, value in (("lanes", lanes), ("positions", positions), ("chunks", chunks)):
+            check_positive(name, value)
+        if op == "sum" and out_shape is None:
+            raise ValueError("out_shape is required with op='sum'")
         self.in_shape, self.op = Shape.cast(in_shape), op
         self.out_shape = self.in_shape if op == "max" else Shape.cast(out_shape)
         self.lanes, self.positions, self.chunks = lanes, positions, chunks
@@ -86,11 +106,30 @@ class ChannelReduce(wiring.Component):
 class MaxPoolUnit(wiring.Component):
     """One maxpool layer: a :class:`SlidingWindow` into a :class:`ChannelReduce`.
 
-    Input and output are channels-last images, ``lanes`` elements per beat. On binary tensors
-    (bit 1 meaning +1) the maximum is an OR.
+    Input and output are channels-last images, ``lanes`` elements per beat, element [0] in the
+    lowest bits. On binary tensors (bit 1 meaning +1) the maximum is an OR. An output pixel is
+    ``C / lanes`` beats, each leaving one cycle after the window's last beat of its channels;
+    the window generator sets the rate (one window beat per cycle), and ``i_stream.ready``
+    depends on registered state only.
+
+    Parameters
+    ----------
+    layer : MaxPool
+        Window size and stride.
+    in_type : TensorType
+        The (H, W, C) input image type, also the output's element type.
+    lanes : int
+        Elements per beat, in and out; divides C.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(element, lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(element, lanes)))
     """
 
     def __init__(self, layer: MaxPool, in_type: TensorType, *, lanes: int):
+        check_positive("lanes", lanes)
+        check_image("in_type", in_type)
         self.geometry = window_geometry(layer, in_type, lanes)
         self.in_type, self.lanes = in_type, lanes
         super().__init__({
@@ -112,6 +151,10 @@ class MaxPoolUnit(wiring.Component):
 
 def global_sum_unit(in_type: TensorType, out_type: TensorType, *, lanes: int) -> ChannelReduce:
     """The global_sum_pool layer: one :class:`ChannelReduce` sum over all H·W positions."""
+    check_image("in_type", in_type)
+    check_positive("lanes", lanes)
     h, w, c = in_type.shape
+    if c % lanes:
+        raise ValueError(f"lanes {lanes} does not divide the {c} channels")
     return ChannelReduce(element_shape(in_type), lanes=lanes, positions=h * w,
                          chunks=c // lanes, op="sum", out_shape=element_shape(out_type))

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import numbers
+
 from amaranth import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
 
-__all__ = ["element_shape", "lanes_layout", "lanes_signature", "WidthConverter", "Passthrough",
-           "Fork", "StreamFifo"]
+__all__ = ["element_shape", "lanes_layout", "lanes_signature", "check_positive", "check_image",
+           "check_signature", "WidthConverter", "Passthrough", "Fork", "StreamFifo"]
+
+
+def check_positive(name: str, value) -> None:
+    """Raises ``ValueError`` unless ``value`` is a positive integer (a ``bool`` is not)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def check_image(name: str, t: TensorType) -> None:
+    """Raises ``ValueError`` unless ``t`` is an (H, W, C) tensor type."""
+    if len(t.shape) != 3:
+        raise ValueError(f"{name} must be an (H, W, C) image, not shape {t.shape}")
+
+
+def check_signature(name: str, value) -> None:
+    """Raises ``TypeError`` unless ``value`` is an ``amaranth.lib.stream.Signature``."""
+    if not isinstance(value, stream.Signature):
+        raise TypeError(f"{name} must be a stream.Signature, not {value!r}")
 
 
 def element_shape(t: TensorType) -> Shape:
@@ -49,9 +69,8 @@ class WidthConverter(wiring.Component):
     """
 
     def __init__(self, shape, *, in_lanes: int, out_lanes: int):
-        for name, value in (("in_lanes", in_lanes), ("out_lanes", out_lanes)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        check_positive("in_lanes", in_lanes)
+        check_positive("out_lanes", out_lanes)
         self.shape = Shape.cast(shape)
         self.in_lanes, self.out_lanes = in_lanes, out_lanes
         super().__init__({
@@ -100,9 +119,23 @@ class WidthConverter(wiring.Component):
 
 
 class Passthrough(wiring.Component):
-    """A stage that only renames a stream (a flatten: same beats, new tensor shape)."""
+    """A stage that only renames a stream (a flatten: same beats, new tensor shape).
+
+    Combinational: every beat, ``valid`` and ``ready`` pass straight through, no latency.
+
+    Parameters
+    ----------
+    signature : stream.Signature
+        The signature of both streams.
+
+    Members
+    -------
+    i_stream : In(signature)
+    o_stream : Out(signature)
+    """
 
     def __init__(self, signature: stream.Signature):
+        check_signature("signature", signature)
         super().__init__({"i_stream": In(signature), "o_stream": Out(signature)})
 
     def elaborate(self, platform):
@@ -115,11 +148,27 @@ class Fork(wiring.Component):
     """Copies every beat of one stream to ``count`` streams.
 
     Eager: each output takes the beat as soon as it is ready, and the input beat is consumed
-    once every output has taken it. An output's ``valid`` depends on the input's ``valid``
-    and registered state only.
+    once every output has taken it (the cycle the last one does, no added latency). An
+    output's ``valid`` depends on the input's ``valid`` and registered state only; the input's
+    ``ready`` depends on the outputs' ``ready``.
+
+    Parameters
+    ----------
+    signature : stream.Signature
+        The signature of the input and of every output.
+    count : int
+        Number of outputs.
+
+    Members
+    -------
+    i_stream : In(signature)
+    o0_stream, o1_stream, … : Out(signature)
+        ``count`` outputs, also listed in order by :attr:`outputs`.
     """
 
     def __init__(self, signature: stream.Signature, count: int):
+        check_signature("signature", signature)
+        check_positive("count", count)
         self.count = count
         members = {"i_stream": In(signature)}
         members.update({f"o{k}_stream": Out(signature) for k in range(count)})
@@ -152,9 +201,28 @@ class Fork(wiring.Component):
 
 class StreamFifo(wiring.Component):
     """A first-in first-out buffer of ``depth`` beats between two streams (block RAM when
-    large); ``i_stream.ready`` and ``o_stream.valid`` come from its registered state."""
+    large).
+
+    A beat written into an empty buffer is offered on ``o_stream`` two cycles later; ``depth``
+    beats are held while ``o_stream`` waits. ``i_stream.ready`` and ``o_stream.valid`` come
+    from registered state only (an :class:`amaranth.lib.fifo.SyncFIFOBuffered`).
+
+    Parameters
+    ----------
+    signature : stream.Signature
+        The signature of both streams; the payload is stored as its bits.
+    depth : int
+        Beats held.
+
+    Members
+    -------
+    i_stream : In(signature)
+    o_stream : Out(signature)
+    """
 
     def __init__(self, signature: stream.Signature, depth: int):
+        check_signature("signature", signature)
+        check_positive("depth", depth)
         self.depth = depth
         super().__init__({"i_stream": In(signature), "o_stream": Out(signature)})
 

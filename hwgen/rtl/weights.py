@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..numeric import encode
 from ..spec import Conv2d, Dense, DepthwiseConv2d, Network
+from .stream import check_positive
 
 __all__ = ["weight_words", "pack_rows", "LOAD_PORTS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_shape",
            "spram_layers", "spram_image", "SpramWeights"]
@@ -101,6 +102,16 @@ class SpramWeights(wiring.Component):
     On an iCE40 platform (or with ``primitive=True``) each column of each 16 K-word bank is an
     SB_SPRAM256KA instance; otherwise (simulation) the same behaviour comes from a Memory.
 
+    Parameters
+    ----------
+    width : int
+        Bits per word; a word spans ``ceil(width / 16)`` columns.
+    depth : int
+        Words stored.
+    primitive : bool or None
+        ``True``: SB_SPRAM256KA instances, ``False``: a Memory, ``None`` (default): instances
+        exactly when elaborated for an iCE40 platform.
+
     Members
     -------
     r_addr : In(range(depth))
@@ -110,6 +121,10 @@ class SpramWeights(wiring.Component):
     """
 
     def __init__(self, width: int, depth: int, *, primitive: bool | None = None):
+        check_positive("width", width)
+        check_positive("depth", depth)
+        if primitive is not None and not isinstance(primitive, bool):
+            raise TypeError(f"primitive must be None, True or False, not {primitive!r}")
         self.width, self.depth, self.primitive = width, depth, primitive
         self.columns, self.banks = spram_shape(width, depth)
         super().__init__({"r_addr": In(range(depth)), "r_data": Out(width), **LOAD_PORTS})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -33,9 +35,29 @@ class SlidingWindow(wiring.Component):
     starts once every image row it reads has been written; a new row is written once the row
     it replaces is no longer read. One input beat and one output beat per cycle at most;
     ``i_stream.ready`` and ``o_stream.valid`` depend on registered state only.
+
+    Parameters
+    ----------
+    shape : ShapeLike
+        Shape of one element.
+    geometry : WindowGeometry
+        Image size, channels, lanes, kernel, stride and padding.
+    pad_code : int
+        The bit pattern (0 .. 2**width − 1) of a padding element.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(shape, geometry.lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(shape, geometry.lanes)))
     """
 
     def __init__(self, shape, geometry: WindowGeometry, *, pad_code: int = 0):
+        if not isinstance(geometry, WindowGeometry):
+            raise TypeError(f"geometry must be a WindowGeometry, not {geometry!r}")
+        width = Shape.cast(shape).width
+        if not isinstance(pad_code, numbers.Integral) or not 0 <= pad_code < 1 << width:
+            raise ValueError(f"pad_code must be a {width}-bit pattern (0 to {(1 << width) - 1}), "
+                             f"not {pad_code!r}")
         self.shape, self.geometry, self.pad_code = Shape.cast(shape), geometry, pad_code
         layout = data.ArrayLayout(shape, geometry.lanes)
         super().__init__({

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Argmax unit: lowest index wins ties, signed scores, any lane count, stalls."""
 
 import numpy as np
@@ -33,3 +34,12 @@ def test_one_frame_per_beats():
     got = run_stream(Argmax(t, lanes=2), stream_beats(scores, t, 2), 6)
     assert np.all(np.diff(got.out_times) == 4)
     assert got.out_times[0] - got.in_times[3] == 1
+
+
+@pytest.mark.parametrize("lanes, message", [
+    (0, "lanes must be a positive integer, not 0"),
+    (3, "lanes 3 does not divide 10 scores"),
+])
+def test_constructor_rejects_bad_lanes(lanes, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Argmax(TensorType((10,), 8, True), lanes=lanes)

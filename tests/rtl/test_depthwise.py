@@ -4,6 +4,8 @@ and output backpressure for every datapath (XNOR, ±x, masked weights, LUT and D
 every weight width, both output kinds, cycles exactly as the cost model predicts; and separable
 blocks (depthwise → pointwise conv2d → classifier) through the network top."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,16 @@ def test_separable_block_with_a_residual_shortcut():
     net = Network("res", inp, layers)
     p, _ = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
     assert p.fifos[("sum", 1)] > 4 * p.fifos[("sum", 0)]  # the shortcut waits for the window
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(pe=0), "pe must be a positive integer, not 0"),
+    (dict(pe=2, mac="auto"), "mac must be one of 'xnor', 'addsub', 'lut', 'dsp', not 'auto'"),
+])
+def test_constructor_rejects_bad_arguments(kwargs, message):
+    net = Network("n", Input((5, 5, 4), 8), [DepthwiseConv2d("dw", np.ones((4, 3, 3), int), 8)])
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        VectorVectorUnit(net.layers[0], net.types[0], net.types[1], **kwargs)
+    with pytest.raises(ValueError, match=re.escape("in_type must be an (H, W, C) image, not "
+                                                   "shape (100,)")):
+        DepthwiseConvUnit(net.layers[0], TensorType((100,), 8, False), net.types[1], pe=2)

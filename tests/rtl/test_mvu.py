@@ -3,6 +3,7 @@
 against the golden model under gaps and backpressure, with exact cycle counts."""
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from amaranth.sim import Simulator
 from hwgen import golden
 from hwgen.numeric import TensorType
 from hwgen.plan import MVU_DEPTH, plan
-from hwgen.rtl.mvu import MatrixVectorUnit
+from hwgen.rtl.mvu import FoldedUnit, MatrixVectorUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
 from hwgen_sim.runner import stream_beats
@@ -371,3 +372,28 @@ def test_a_threshold_rom_wider_than_a_memory_word_is_split():
     text = verilog.convert(unit, name="fc", emit_src=False)
     assert "thresholds_0" in text and "thresholds_1" in text and "thresholds_2" not in text
     assert 23 * 255 * 15 > MAX_WORD_BITS
+
+
+def test_constructor_rejects_bad_arguments():
+    rng = np.random.default_rng(0)
+    net, _ = chain(rng, Input((8,), 4), [dict(out=4, weight_bits=2, out_bits=1, pe=1, simd=1)])
+    layer, x, y = net.layers[0], net.types[0], net.types[1]
+    for kwargs, message in [
+        (dict(pe=0, simd=1), "pe must be a positive integer, not 0"),
+        (dict(pe=1, simd=-2), "simd must be a positive integer, not -2"),
+        (dict(pe=1, simd=1, mac="auto"),
+         "mac must be one of 'xnor', 'addsub', 'lut', 'dsp', not 'auto'"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            MatrixVectorUnit(layer, x, y, **kwargs)
+    folding = dict(pe=2, lanes=2, w_lanes=2, nf=2, sf=4, vector_words=4, mac="lut",
+                   shared_input=True)
+    for changes, message in [
+        (dict(nf=0), "nf must be a positive integer, not 0"),
+        (dict(vector_words=3), "vector_words·lanes (3·2) is not the 8 input elements"),
+        (dict(nf=1), "nf·pe (1·2) is not the 4 output channels"),
+        (dict(dsp_pack=3), "dsp_pack 3 does not divide pe 2"),
+        (dict(mac="DSP"), "mac must be one of 'xnor', 'addsub', 'lut', 'dsp', not 'DSP'"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            FoldedUnit(layer, x, y, **(folding | changes))

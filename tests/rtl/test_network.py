@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """NetworkTop in Amaranth's simulator: layers chained through width converters, bit-exact,
 cycles per inference and latency exactly as the cost model predicts."""
 
@@ -167,3 +168,15 @@ def test_tied_scores_go_to_the_lowest_class_in_rtl():
     assert set(want) == {0, 1}  # both kinds of tie occur
     assert (golden.predict(net, x) == want).all()
     bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
+
+
+def test_constructor_rejects_bad_arguments():
+    net, _ = chain(np.random.default_rng(0), Input((4,), 8),
+                   [dict(out=2, weight_bits=2, out_bits=1, pe=1, simd=1)], count=1)
+    with pytest.raises(TypeError, match="^network must be a hwgen.spec.Network, not 'net'$"):
+        NetworkTop("net")
+    with pytest.raises(TypeError, match="^taps must be True or False, not 1$"):
+        NetworkTop(net, taps=1)
+    with pytest.raises(ValueError,
+                       match="^dsp_budget must be None or a non-negative integer, not -1$"):
+        NetworkTop(net, dsp_budget=-1)

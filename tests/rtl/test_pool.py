@@ -2,13 +2,16 @@
 """ChannelReduce (the maxpool and global-sum-pool reducer) against NumPy maxima and sums; the
 maxpool unit as a whole runs in tests/rtl/test_network.py."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth import signed, unsigned
 
-from hwgen.numeric import decode, encode, pack_lanes, unpack_lanes
-from hwgen.rtl.pool import ChannelReduce
+from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
+from hwgen.rtl.pool import ChannelReduce, MaxPoolUnit, global_sum_unit
 from hwgen.rtl.testbench import run_stream
+from hwgen.spec import MaxPool
 
 
 def _values(rng, bits, is_signed, shape):
@@ -49,3 +52,32 @@ def test_reduce_is_the_lanewise_maximum_or_sum(op, bits, is_signed, lanes, posit
 def test_unknown_op_is_refused():
     with pytest.raises(ValueError, match="op must be"):
         ChannelReduce(unsigned(1), lanes=1, positions=2, chunks=1, op="min")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lanes=0), "lanes must be a positive integer, not 0"),
+    (dict(positions=-1), "positions must be a positive integer, not -1"),
+    (dict(chunks=1.5), "chunks must be a positive integer, not 1.5"),
+    (dict(op="sum"), "out_shape is required with op='sum'"),
+])
+def test_channel_reduce_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        ChannelReduce(unsigned(4), **(dict(lanes=2, positions=4, chunks=1) | kwargs))
+
+
+def test_pool_units_reject_bad_arguments():
+    image, flat = TensorType((4, 4, 6), 4, False), TensorType((96,), 4, False)
+    for make, message in [
+        (lambda: MaxPoolUnit(MaxPool("p", 2), image, lanes=0),
+         "lanes must be a positive integer, not 0"),
+        (lambda: MaxPoolUnit(MaxPool("p", 2), flat, lanes=2),
+         "in_type must be an (H, W, C) image, not shape (96,)"),
+        (lambda: MaxPoolUnit(MaxPool("p", 2), image, lanes=4),
+         "lanes 4 do not divide channels 6"),
+        (lambda: global_sum_unit(image, TensorType((6,), 10, True), lanes=4),
+         "lanes 4 does not divide the 6 channels"),
+        (lambda: global_sum_unit(flat, TensorType((6,), 10, True), lanes=2),
+         "in_type must be an (H, W, C) image, not shape (96,)"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            make()

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Weight words, the SPRAM image and the SPRAM store: behaviour in Amaranth's simulator, the
 SB_SPRAM256KA instances against Yosys' own iCE40 simulation model in Verilator, and whole
 networks whose weights are loaded after reset."""
@@ -162,3 +163,14 @@ def test_store_uses_sb_spram256ka_on_ice40_only():
     assert "SB_SPRAM256KA" in rtlil.convert(SpramWeights(16, 64), platform=ICEBreakerPlatform())
     assert "SB_SPRAM256KA" not in rtlil.convert(SpramWeights(16, 64),
                                                 platform=ULX3S_85F_Platform())
+
+
+@pytest.mark.parametrize("args, kwargs, error, message", [
+    ((0, 16), {}, ValueError, "width must be a positive integer, not 0"),
+    ((16, -4), {}, ValueError, "depth must be a positive integer, not -4"),
+    ((16, 16), dict(primitive="yes"), TypeError,
+     "primitive must be None, True or False, not 'yes'"),
+])
+def test_spram_weights_rejects_bad_arguments(args, kwargs, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        SpramWeights(*args, **kwargs)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """SlidingWindow against the golden model's windows(), with stalls, odd sizes and padding."""
 
 import numpy as np
@@ -93,3 +94,13 @@ def test_random_geometries_match_the_golden_model(data):
     want = windows(x, k, s, pads, -2).reshape(-1, lanes)
     run = run_stream(dut, beats, len(want), gaps=0.2, backpressure=0.2, seed=k)
     assert np.array_equal(decode(unpack_lanes(run.outputs, 3, lanes), 3, True), want)
+
+
+def test_sliding_window_rejects_bad_arguments():
+    with pytest.raises(TypeError, match=r"^geometry must be a WindowGeometry, not \(4, 4\)$"):
+        SlidingWindow(unsigned(4), (4, 4))
+    geometry = WindowGeometry(4, 4, 2, 2, 3, 1)
+    with pytest.raises(ValueError, match=r"^pad_code must be a 3-bit pattern \(0 to 7\), not -2$"):
+        SlidingWindow(signed(3), geometry, pad_code=-2)
+    with pytest.raises(ValueError, match=r"^pad_code must be a 1-bit pattern \(0 to 1\), not 2$"):
+        SlidingWindow(unsigned(1), geometry, pad_code=2)
