@@ -217,7 +217,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "def crc16(data: bytes, crc: int = 0x0000) -> int:",
            ("tests/test_protocol.py", "tests/rtl/test_board.py"), probe=_PROBE_CRC),
     Mutant("crc-rtl", "CRC: the board's CRC step polynomial 0x1021 becomes 0x8005 (RTL)",
-           "hwgen/rtl/board.py",
+           "hwgen/rtl/framing.py",
            "Mux(feedback, 0x1021, 0)",
            "Mux(feedback, 0x8005, 0)",
            ("tests/rtl/test_board.py",)),
