@@ -9,10 +9,10 @@ from amaranth.lib.wiring import In, Out
 from ..numeric import TensorType, width_for
 from .stream import check_positive, lanes_signature
 
-__all__ = ["Argmax"]
+__all__ = ["ArgmaxUnit"]
 
 
-class Argmax(wiring.Component):
+class ArgmaxUnit(wiring.Component):
     """Index of the largest of ``in_type.size`` scores arriving ``lanes`` per beat.
 
     Ties go to the lowest index. The index leaves one cycle after the frame's last beat;

@@ -23,7 +23,7 @@ from ..spec import (
     Network,
 )
 from .add import AddUnit
-from .argmax import Argmax as ArgmaxUnit
+from .argmax import ArgmaxUnit
 from .conv import ConvUnit
 from .depthwise import DepthwiseConvUnit
 from .mvu import MatrixVectorUnit

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hwgen.numeric import TensorType
-from hwgen.rtl.argmax import Argmax
+from hwgen.rtl.argmax import ArgmaxUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen_sim.runner import stream_beats
 
@@ -23,7 +23,7 @@ def test_matches_numpy_with_ties(size, lanes, bits):
     scores[3] = np.arange(size)[::-1]    # maximum in the first lane
     scores[4] = np.arange(size)          # maximum in the last lane
     expected = np.argmax(scores, axis=1).tolist()
-    got = run_stream(Argmax(t, lanes=lanes), stream_beats(scores, t, lanes), len(scores),
+    got = run_stream(ArgmaxUnit(t, lanes=lanes), stream_beats(scores, t, lanes), len(scores),
                      gaps=0.3, backpressure=0.5, seed=1)
     assert got.outputs == expected
 
@@ -31,7 +31,7 @@ def test_matches_numpy_with_ties(size, lanes, bits):
 def test_one_frame_per_beats():
     t = TensorType((8,), 8, True)
     scores = np.random.default_rng(0).integers(-128, 128, size=(6, 8))
-    got = run_stream(Argmax(t, lanes=2), stream_beats(scores, t, 2), 6)
+    got = run_stream(ArgmaxUnit(t, lanes=2), stream_beats(scores, t, 2), 6)
     assert np.all(np.diff(got.out_times) == 4)
     assert got.out_times[0] - got.in_times[3] == 1
 
@@ -42,4 +42,4 @@ def test_one_frame_per_beats():
 ])
 def test_constructor_rejects_bad_lanes(lanes, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
-        Argmax(TensorType((10,), 8, True), lanes=lanes)
+        ArgmaxUnit(TensorType((10,), 8, True), lanes=lanes)
