@@ -20,6 +20,7 @@ from hwgen import golden
 from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
 from hwgen.plan import NetworkPlan, plan
 from hwgen.spec import Network
+from hwgen.toolchain.boards import BOARDS
 from hwgen.toolchain.tools import ToolError, verilator_dir
 
 __all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "BoardSession", "simulate",
@@ -186,7 +187,12 @@ def write_verilog(network: Network, path: Path) -> None:
                                     emit_src=False))
 
 
-def ice40_netlist(network: Network, work_dir: Path, dsp_budget: int = 8) -> list[Path]:
+#: The DSPs of the iCE40 UP5K, the device whose netlist :func:`ice40_netlist` simulates.
+UP5K_DSPS = BOARDS["icebreaker"].resources["dsp"]
+
+
+def ice40_netlist(network: Network, work_dir: Path,
+                  dsp_budget: int = UP5K_DSPS) -> list[Path]:
     """The network top (with taps) synthesized by Yosys for the iCE40 UP5K (``synth_ice40
     -dsp``, ``mac = "auto"`` layers planned with ``dsp_budget`` DSPs), as a gate-level
     netlist, plus Yosys' own simulation models of its cells: the Verilog sources that
@@ -228,7 +234,7 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
     runner = _runner(simulator)
     if netlist == "ice40":
         sources = ice40_netlist(network, work_dir)
-        net_plan = plan(network, 8)
+        net_plan = plan(network, UP5K_DSPS)
     elif netlist is None:
         sources = [work_dir / f"{TOPLEVEL}.v"]
         write_verilog(network, sources[0])

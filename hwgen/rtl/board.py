@@ -251,7 +251,8 @@ class BoardLogic(wiring.Component):
         check_network(network)
         self.network, self.clk_hz, self.baud = network, clk_hz, baud
         self.dsp_budget = dsp_budget
-        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
+        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s,
+                                                              dsp_budget)
         super().__init__()
 
     def elaborate(self, platform):
@@ -312,7 +313,8 @@ class BoardTop(Elaboratable):
         check_network(network)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
         self.idle_s, self.dsp_budget = idle_s, dsp_budget
-        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s)
+        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s,
+                                                              dsp_budget)
 
     def elaborate(self, platform):
         if platform is None:
@@ -339,11 +341,12 @@ class BoardTop(Elaboratable):
         return m
 
 
-def board_timeouts(network: Network, clk_hz: int, divisor: int,
-                   idle_s: float = 0.1) -> tuple[int, int]:
+def board_timeouts(network: Network, clk_hz: int, divisor: int, idle_s: float = 0.1,
+                   dsp_budget: int | None = None) -> tuple[int, int]:
     """(idle_cycles, result_cycles) of a board: a frame idle for ``idle_s`` is dropped, but
     never sooner than two byte times; an inference has 4 × (latency bound + cycles per
-    inference) to answer."""
-    p = plan(network)
+    inference) to answer, by the plan the board is built with (``dsp_budget`` as for
+    :class:`BoardCore`)."""
+    p = plan(network, dsp_budget)
     result_cycles = 4 * (p.latency_bound + p.cycles_per_inference)
     return max(round(idle_s * clk_hz), 20 * divisor), result_cycles
