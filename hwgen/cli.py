@@ -17,7 +17,7 @@ import numpy as np
 from . import golden
 from .outdir import OutputDir, OutputError, check_output_file, write_file
 from .plan import format_table, plan
-from .spec import Network, SpecError, load
+from .spec import Network, SpecError, load, load_npz
 
 __all__ = ["main"]
 
@@ -155,8 +155,6 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
         label_where = f"--labels {args.labels}"
         input_where = f"--inputs {args.inputs}"
     elif network.dataset is not None and not args.random:
-        from .spec import load_npz
-
         data = load_npz(network.dataset, network.source, "dataset.test",
                         max_elements=MAX_DATASET_VALUES, what="test split")
         if "x" not in data or "y" not in data:
