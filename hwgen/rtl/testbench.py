@@ -9,11 +9,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 from amaranth import Value
 from amaranth.sim import Simulator
 
+from ..numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
+
 __all__ = ["Stalls", "Clock", "stream_put", "stream_get", "load_weights", "StreamRun",
-           "run_stream"]
+           "run_stream", "StreamsRun", "run_streams", "tensor_beats", "tensor_values",
+           "check_ready_from_state"]
 
 
 class Stalls:
@@ -87,6 +91,19 @@ async def stream_get(clock: Clock, stream, count: int, stalls: Stalls | None = N
     return out
 
 
+def tensor_beats(values, t: TensorType, lanes: int) -> list[int]:
+    """Element values (any shape, channels-last order) to beat payloads of ``lanes`` elements
+    of ``t``: element [0] in the lowest bits, binary ±1 as bit 1/0, signed as two's
+    complement."""
+    codes = encode(np.asarray(values).reshape(-1), t.bits, t.signed)
+    return pack_lanes(codes.reshape(-1, lanes), t.bits)
+
+
+def tensor_values(words: list[int], t: TensorType, lanes: int) -> np.ndarray:
+    """Inverse of :func:`tensor_beats`: beat payloads to a flat array of element values."""
+    return decode(unpack_lanes(words, t.bits, lanes), t.bits, t.signed).reshape(-1)
+
+
 @dataclass
 class StreamRun:
     """What :func:`run_stream` saw: output payloads and the cycle of every transfer."""
@@ -94,6 +111,15 @@ class StreamRun:
     outputs: list[int]
     in_times: list[int] = field(default_factory=list)
     out_times: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StreamsRun:
+    """What :func:`run_streams` saw, by port name: output payloads and transfer cycles."""
+
+    outputs: dict[str, list[int]]
+    in_times: dict[str, list[int]]
+    out_times: dict[str, list[int]]
 
 
 async def load_weights(clock: Clock, dut, halfwords: list[int]) -> None:
@@ -121,52 +147,88 @@ def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
     the longest gap seen between output beats (at least 64 cycles): a beat offered then is an
     extra beat and fails the run.
     """
-    result = StreamRun(outputs=[])
+    run = run_streams(dut, {"i_stream": beats}, {"o_stream": out_count}, gaps=gaps,
+                      backpressure=backpressure, seed=seed, vcd=vcd, load=load,
+                      stall_limit=stall_limit)
+    return StreamRun(run.outputs["o_stream"], run.in_times["i_stream"],
+                     run.out_times["o_stream"])
+
+
+def run_streams(dut, inputs: dict[str, list[int]], outputs: dict[str, int], *,
+                gaps: float = 0.0, backpressure: float = 0.0, seed: int = 0,
+                vcd: str | None = None, load: list[int] | None = None,
+                stall_limit: int = 20_000) -> StreamsRun:
+    """Simulate ``dut`` with several input and output streams at once.
+
+    ``inputs`` maps a port name of ``dut`` (``"i0_stream"``) to the raw payloads driven into
+    it, ``outputs`` a port name to the number of beats collected from it. Every port has its
+    own driver and its own stall pattern: input k (in the dict's order) idles with rate
+    ``gaps`` and seed ``seed + 2k``, output k holds ready low with rate ``backpressure`` and
+    seed ``seed + 2k + 1`` (so one input and one output stall as :func:`run_stream`'s do).
+    The times are the cycles (first clock edge = 0) of every transfer, port by port; ``load``
+    is written before the first input's beats as in :func:`run_stream`, and the other ports
+    wait for it.
+
+    The checks of :func:`run_stream` apply to every port: the watchdog fails the run when no
+    beat has moved on any port for ``stall_limit`` cycles, and each output, after its last
+    expected beat, stays ready for twice the longest gap seen between its beats (at least
+    64 cycles) and fails the run on any beat offered then.
+    """
+    if not inputs or not outputs:
+        raise ValueError("run_streams needs at least one input and one output stream")
+    result = StreamsRun(outputs={name: [] for name in outputs},
+                        in_times={name: [] for name in inputs},
+                        out_times={name: [] for name in outputs})
     loaded = [not load]
-    done = [False]
-    extra: list[int] = []
+    finished: set[str] = set()
+    extra: dict[str, list[int]] = {}
 
-    async def source(ctx):
-        clock = Clock(ctx)
-        if load:
-            await load_weights(clock, dut, load)
-            loaded[0] = True
-        await stream_put(clock, dut.i_stream, beats, Stalls(gaps, seed), result.in_times)
-
-    async def sink(ctx):
-        clock = Clock(ctx)
+    async def wait_loaded(clock):
         while not loaded[0]:
             await clock.idle(1)
-        result.outputs = await stream_get(clock, dut.o_stream, out_count,
-                                          Stalls(backpressure, seed + 1), result.out_times)
-        times = result.out_times
-        gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)
-        ctx.set(dut.o_stream.ready, 1)
-        payload = Value.cast(dut.o_stream.payload)
-        for _ in range(max(64, 2 * gap)):
-            _, _, valid, value = await ctx.tick().sample(dut.o_stream.valid, payload)
-            if valid:
-                extra.append(value)
-        done[0] = True
+
+    def source(k: int, name: str):
+        async def drive(ctx):
+            clock = Clock(ctx)
+            if k == 0 and load:
+                await load_weights(clock, dut, load)
+                loaded[0] = True
+            await wait_loaded(clock)
+            await stream_put(clock, getattr(dut, name), inputs[name],
+                             Stalls(gaps, seed + 2 * k), result.in_times[name])
+        return drive
+
+    def sink(k: int, name: str):
+        async def collect(ctx):
+            clock = Clock(ctx)
+            port = getattr(dut, name)
+            await wait_loaded(clock)
+            result.outputs[name] = await stream_get(
+                clock, port, outputs[name], Stalls(backpressure, seed + 2 * k + 1),
+                result.out_times[name])
+            seen = await _watch_for_extra(ctx, port, result.out_times[name])
+            if seen:
+                extra[name] = seen
+            finished.add(name)
+        return collect
 
     async def watchdog(ctx):
         clock = Clock(ctx)
         moved, last = 0, 0
-        while not done[0]:
+        while len(finished) < len(outputs):
             await clock.idle(1)
-            now = len(result.in_times) + len(result.out_times)
+            now = _moved(result.in_times) + _moved(result.out_times)
             if now != moved or not loaded[0]:  # weights loading is progress too
                 moved, last = now, clock.now
             elif clock.now - last >= stall_limit:
-                raise AssertionError(
-                    f"no beat moved for {stall_limit} cycles: {len(result.in_times)} of "
-                    f"{len(beats)} input beats taken, {len(result.out_times)} of {out_count} "
-                    f"output beats sent")
+                raise AssertionError(_stall_message(stall_limit, result, inputs, outputs))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
+    for k, name in enumerate(inputs):
+        sim.add_testbench(source(k, name))
+    for k, name in enumerate(outputs):
+        sim.add_testbench(sink(k, name))
     sim.add_testbench(watchdog, background=True)
     if vcd:
         with sim.write_vcd(vcd):
@@ -174,6 +236,76 @@ def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
     else:
         sim.run()
     if extra:
-        raise AssertionError(f"{len(extra)} beat(s) after the {out_count} expected: "
-                             f"{extra[:8]}")
+        several = len(outputs) > 1
+        raise AssertionError("; ".join(
+            f"{name + ': ' if several else ''}{len(seen)} beat(s) after the {outputs[name]} "
+            f"expected: {seen[:8]}" for name, seen in extra.items()))
     return result
+
+
+async def _watch_for_extra(ctx, port, times: list[int]) -> list[int]:
+    """Hold ``port`` ready for twice its longest gap between beats (≥ 64 cycles); the
+    payloads offered meanwhile."""
+    gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)
+    ctx.set(port.ready, 1)
+    payload = Value.cast(port.payload)
+    seen = []
+    for _ in range(max(64, 2 * gap)):
+        _, _, valid, value = await ctx.tick().sample(port.valid, payload)
+        if valid:
+            seen.append(value)
+    return seen
+
+
+def _moved(times: dict[str, list[int]]) -> int:
+    return sum(len(t) for t in times.values())
+
+
+def _stall_message(limit: int, result: StreamsRun, inputs: dict[str, list[int]],
+                   outputs: dict[str, int]) -> str:
+    message = (f"no beat moved for {limit} cycles: {_moved(result.in_times)} of "
+               f"{sum(len(b) for b in inputs.values())} input beats taken, "
+               f"{_moved(result.out_times)} of {sum(outputs.values())} output beats sent")
+    if len(inputs) + len(outputs) > 2:
+        ports = [f"{name} {len(result.in_times[name])}/{len(beats)}"
+                 for name, beats in inputs.items()]
+        ports += [f"{name} {len(result.out_times[name])}/{count}"
+                  for name, count in outputs.items()]
+        message += f" ({', '.join(ports)})"
+    return message
+
+
+def check_ready_from_state(dut, inputs: list, outputs: list, *, cycles: int = 200,
+                           seed: int = 0) -> None:
+    """Fails unless every input's ``ready`` depends on registered state only.
+
+    Drives random valids, payloads and readies for ``cycles`` cycles; at every cycle, before
+    the edge, flips each output's ``ready`` and each input's ``valid`` in turn and raises
+    ``AssertionError`` when any input's ``ready`` changes with it (a combinational path).
+    """
+    rng = random.Random(seed)
+    failures: list[str] = []
+
+    async def bench(ctx):
+        for cycle in range(cycles):
+            for port in inputs:
+                ctx.set(port.valid, rng.random() < 0.7)
+                payload = Value.cast(port.payload)
+                ctx.set(payload, rng.getrandbits(len(payload)))
+            for port in outputs:
+                ctx.set(port.ready, rng.random() < 0.7)
+            before = [ctx.get(port.ready) for port in inputs]
+            for signal in [p.ready for p in outputs] + [p.valid for p in inputs]:
+                value = ctx.get(signal)
+                ctx.set(signal, not value)
+                if [ctx.get(port.ready) for port in inputs] != before:
+                    failures.append(f"cycle {cycle}: an input's ready follows {signal.name}")
+                ctx.set(signal, value)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    if failures:
+        raise AssertionError(f"{len(failures)} combinational path(s): {failures[:4]}")
