@@ -6,138 +6,36 @@ element *values* (binary tensors as ±1), batched along axis 0, as ``int64``.
 
 from __future__ import annotations
 
-from functools import singledispatch
-
 import numpy as np
 
-from .spec import (
-    INPUT,
-    Add,
-    Argmax,
-    Conv2d,
-    Dense,
-    DepthwiseConv2d,
-    Flatten,
-    GlobalSumPool,
-    MaxPool,
-    Network,
-)
+from .layers import INPUT, Layer
+from .layers.weighted import WeightedLayer, quantize_thresholds, requantize
+from .layers.window import Window, windows
+from .spec import Network, output_names
 
 __all__ = ["run_layer", "run", "check_inputs", "predict", "accumulate", "quantize_thresholds",
            "requantize", "quantize_output", "windows"]
 
 
-def windows(x: np.ndarray, kernel: int, stride: int, pads: tuple[int, int, int, int],
-            pad_value: int) -> np.ndarray:
-    """Every window of a batch of (H, W, C) tensors: (N, Ho, Wo, k·k·C), each window's
-    elements in (ky, kx, c) order, the input padded (top, left, bottom, right) with
-    ``pad_value``."""
-    top, left, bottom, right = pads
-    xp = np.pad(np.asarray(x, dtype=np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)),
-                constant_values=pad_value)
-    n, hp, wp, c = xp.shape
-    ho, wo = (hp - kernel) // stride + 1, (wp - kernel) // stride + 1
-    out = np.empty((n, ho, wo, kernel, kernel, c), dtype=np.int64)
-    for ky in range(kernel):
-        for kx in range(kernel):
-            out[:, :, :, ky, kx, :] = xp[:, ky:ky + (ho - 1) * stride + 1:stride,
-                                         kx:kx + (wo - 1) * stride + 1:stride, :]
-    return out.reshape(n, ho, wo, kernel * kernel * c)
+def accumulate(layer: WeightedLayer, x: np.ndarray) -> np.ndarray:
+    """A layer with weights' accumulators for a batch of input values ``x``, in exact 64-bit
+    integers (for conv2d and depthwise_conv2d over each window of ``x``)."""
+    if isinstance(layer, Window):
+        x = layer.window_values(x)
+    return layer.accumulate(x)
 
 
-def accumulate(layer: Dense | Conv2d | DepthwiseConv2d, x: np.ndarray) -> np.ndarray:
-    """``acc[..., o] = Σ_i x[..., i]·w[o, i] + bias[o]`` in exact 64-bit integers; for conv2d
-    ``x`` is (N, H, W, C) and the sum runs over each window. For depthwise_conv2d
-    ``acc[..., c] = Σ_{ky,kx} window[..., ky, kx, c]·w[c, ky, kx] + bias[c]``: each channel's
-    window with its own filter."""
-    if isinstance(layer, Conv2d | DepthwiseConv2d):
-        _, height, width, _ = np.asarray(x).shape
-        x = windows(x, layer.kernel, layer.stride, layer.pads(height, width), layer.pad_value)
-    if isinstance(layer, DepthwiseConv2d):
-        n, ho, wo, _ = x.shape
-        per_channel = x.reshape(n, ho, wo, layer.kernel ** 2, layer.channels)
-        acc = np.einsum("nyxjc,cj->nyxc", per_channel, layer.matrix.astype(np.int64))
-    else:
-        w = layer.matrix if isinstance(layer, Conv2d) else layer.weights
-        acc = np.asarray(x, dtype=np.int64) @ w.T
-    if layer.bias is not None:
-        acc = acc + layer.bias
-    return acc
+def quantize_output(layer: WeightedLayer, acc: np.ndarray) -> np.ndarray:
+    """A layer with weights' output from its accumulators (channels on the last axis):
+    thresholds, requantize or the raw accumulator."""
+    return layer.quantize_output(acc)
 
 
-def quantize_thresholds(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Count of thresholds each accumulator reaches (``acc ≥ T``); 1-bit outputs become ±1."""
-    count = (acc[..., None] >= thresholds).sum(axis=-1).astype(np.int64)
-    return 2 * count - 1 if thresholds.shape[-1] == 1 else count
-
-
-def requantize(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, lo: int,
-               hi: int) -> np.ndarray:
-    """``clamp((acc·multiplier + 2**(shift − 1)) >> shift, lo, hi)`` per channel (last axis):
-    round half up, an arithmetic shift, no rounding term where ``shift`` is 0. Exact in int64
-    for every spec the loader accepts (products stay within 48 bits)."""
-    m = np.asarray(multiplier, dtype=np.int64)
-    s = np.asarray(shift, dtype=np.int64)
-    rounding = np.left_shift(np.int64(1), s) >> 1
-    return np.clip((np.asarray(acc, dtype=np.int64) * m + rounding) >> s, lo, hi)
-
-
-def quantize_output(layer: Dense | Conv2d | DepthwiseConv2d, acc: np.ndarray) -> np.ndarray:
-    """A dense, conv2d or depthwise_conv2d layer's output from its accumulators (channels on
-    the last axis): thresholds, requantize or the raw accumulator."""
-    if layer.requantize is not None:
-        rq = layer.requantize
-        return requantize(acc, rq.multiplier, rq.shift, *rq.range)
-    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
-
-
-@singledispatch
-def run_layer(layer: object, x: np.ndarray) -> np.ndarray:
-    """Output values of one layer for a batch of input values."""
-    raise TypeError(f"no golden function for {type(layer).__name__}")
-
-
-@run_layer.register
-def _(layer: Dense, x: np.ndarray) -> np.ndarray:
-    return quantize_output(layer, accumulate(layer, x))
-
-
-@run_layer.register
-def _(layer: Conv2d, x: np.ndarray) -> np.ndarray:
-    return quantize_output(layer, accumulate(layer, x))
-
-
-@run_layer.register
-def _(layer: DepthwiseConv2d, x: np.ndarray) -> np.ndarray:
-    return quantize_output(layer, accumulate(layer, x))
-
-
-@run_layer.register
-def _(layer: MaxPool, x: np.ndarray) -> np.ndarray:
-    size, stride = layer.size, layer.stride or layer.size
-    n, h, w, c = x.shape
-    ho, wo = (h - size) // stride + 1, (w - size) // stride + 1
-    out = np.full((n, ho, wo, c), np.iinfo(np.int64).min, dtype=np.int64)
-    for ky in range(size):
-        for kx in range(size):
-            out = np.maximum(out, x[:, ky:ky + (ho - 1) * stride + 1:stride,
-                                    kx:kx + (wo - 1) * stride + 1:stride, :])
-    return out
-
-
-@run_layer.register
-def _(layer: GlobalSumPool, x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.int64).sum(axis=(1, 2))
-
-
-@run_layer.register
-def _(layer: Flatten, x: np.ndarray) -> np.ndarray:
-    return x.reshape(len(x), -1)
-
-
-@run_layer.register
-def _(layer: Argmax, x: np.ndarray) -> np.ndarray:
-    return np.argmax(x, axis=-1).astype(np.int64)[..., None]
+def run_layer(layer: Layer, *xs: np.ndarray) -> np.ndarray:
+    """Output values of one layer (its first output) for batches of input values."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"no golden function for {type(layer).__name__}")
+    return layer.golden(*xs)[0]
 
 
 def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
@@ -164,21 +62,14 @@ def check_inputs(network: Network, x: np.ndarray) -> np.ndarray:
 
 
 def run(network: Network, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output values for a batch of inputs ``x`` (N × input shape), by name."""
+    """Every tensor's values for a batch of inputs ``x`` (N × input shape), by name: each
+    layer's output under the layer's name, or ``<layer>.<k>`` for a layer with several."""
     values = {INPUT: check_inputs(network, x)}
     for layer, sources in zip(network.layers, network.sources, strict=True):
-        if isinstance(layer, Add):
-            values[layer.name] = add(layer, values[sources[0]], values[sources[1]])
-        else:
-            values[layer.name] = run_layer(layer, values[sources[0]])
+        outs = layer.golden(*(values[src] for src in sources))
+        values.update(zip(output_names(layer), outs, strict=True))
     del values[INPUT]
     return values
-
-
-def add(layer: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The add layer: values summed (binary tensors hold ±1 already), then thresholds."""
-    acc = np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
-    return acc if layer.thresholds is None else quantize_thresholds(acc, layer.thresholds)
 
 
 def predict(network: Network, x: np.ndarray) -> np.ndarray:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers.weighted import MAX_SHIFT, REQUANTIZE_PRODUCT_BITS, Requantize
 from .numeric import value_range
-from .spec import MAX_SHIFT, REQUANTIZE_PRODUCT_BITS, Requantize
 
 __all__ = [
     "binarize",

@@ -67,6 +67,11 @@ class AddUnit(wiring.Component):
             "o_stream": Out(lanes_signature(out_type, lanes)),
         })
 
+    @property
+    def inputs(self) -> list:
+        """The input streams in port order: ``[a_stream, b_stream]``."""
+        return [self.a_stream, self.b_stream]
+
     @staticmethod
     def _value(element, t: TensorType):
         return Mux(element, 1, -1) if t.binary else element

@@ -3,76 +3,24 @@
 from __future__ import annotations
 
 import numbers
-from functools import singledispatch
 
 from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..plan import LayerPlan, NetworkPlan, plan
-from ..spec import (
-    INPUT,
-    Add,
-    Argmax,
-    Conv2d,
-    Dense,
-    DepthwiseConv2d,
-    Flatten,
-    GlobalSumPool,
-    MaxPool,
-    Network,
-)
-from .add import AddUnit
-from .argmax import ArgmaxUnit
-from .conv import ConvUnit
-from .depthwise import DepthwiseConvUnit
-from .mvu import MatrixVectorUnit
-from .pool import MaxPoolUnit, global_sum_unit
-from .stream import Fork, Passthrough, StreamFifo, WidthConverter, element_shape, lanes_signature
+from ..plan import NetworkPlan, plan
+from ..spec import INPUT, Network, output_names
+from .layers import component, input_ports, output_ports
+from .stream import Fork, StreamFifo, WidthConverter, element_shape, lanes_signature
 from .weights import SPRAM_WIDTH
 
-__all__ = ["NetworkTop", "layer_component"]
+__all__ = ["NetworkTop", "tap_name"]
 
 
-@singledispatch
-def layer_component(layer: object, lp: LayerPlan) -> wiring.Component:
-    """The Amaranth component that computes ``layer`` as planned by ``lp``."""
-    raise TypeError(f"no RTL for {type(layer).__name__}")
-
-
-@layer_component.register
-def _(layer: Dense, lp: LayerPlan) -> wiring.Component:
-    return MatrixVectorUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd, mac=lp.mac)
-
-
-@layer_component.register
-def _(layer: Conv2d, lp: LayerPlan) -> wiring.Component:
-    return ConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, simd=lp.simd, mac=lp.mac)
-
-
-@layer_component.register
-def _(layer: DepthwiseConv2d, lp: LayerPlan) -> wiring.Component:
-    return DepthwiseConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, mac=lp.mac)
-
-
-@layer_component.register
-def _(layer: MaxPool, lp: LayerPlan) -> wiring.Component:
-    return MaxPoolUnit(layer, lp.in_type, lanes=lp.in_lanes)
-
-
-@layer_component.register
-def _(layer: GlobalSumPool, lp: LayerPlan) -> wiring.Component:
-    return global_sum_unit(lp.in_type, lp.out_type, lanes=lp.in_lanes)
-
-
-@layer_component.register
-def _(layer: Flatten, lp: LayerPlan) -> wiring.Component:
-    return Passthrough(lanes_signature(lp.in_type, lp.in_lanes))
-
-
-@layer_component.register
-def _(layer: Argmax, lp: LayerPlan) -> wiring.Component:
-    return ArgmaxUnit(lp.in_type, lanes=lp.in_lanes)
+def tap_name(tensor: str) -> str:
+    """The port-name stem of a tensor's tap: ``tap_<layer>``, or ``tap_<layer>_<k>`` for output
+    k of a layer with several."""
+    return "tap_" + tensor.replace(".", "_")
 
 
 class NetworkTop(wiring.Component):
@@ -81,8 +29,9 @@ class NetworkTop(wiring.Component):
     One frame of ``input lanes``-wide beats per inference goes in; the last layer's frame comes
     out (one beat holding the class index for networks ending in argmax). Width converters are
     inserted where a layer's input lanes differ from its producer's output lanes. A tensor read
-    by several layers goes through a :class:`~hwgen.rtl.stream.Fork`; each input of an add
-    layer has a FIFO of the depth the plan gives (``NetworkPlan.fifos``).
+    by several layers goes through a :class:`~hwgen.rtl.stream.Fork`; each input of a
+    layer with several inputs (add, concat) has a FIFO of the depth the plan gives
+    (``NetworkPlan.fifos``).
 
     Networks with SPRAM weights (``weight_memory = "spram"``) have ports ``load_valid``,
     ``load_data`` (16 bits) and ``load_restart``: each cycle with ``load_valid`` writes the next
@@ -131,14 +80,8 @@ class NetworkTop(wiring.Component):
         self.network = network
         self.plan: NetworkPlan = plan(network, dsp_budget)
         self.taps = taps
-        self.units = []
-        for layer, lp, sources in zip(network.layers, self.plan.layers, network.sources,
-                                      strict=True):
-            if isinstance(layer, Add):
-                a, b = (network.type_of(src) for src in sources)
-                self.units.append(AddUnit(layer, a, b, lp.out_type, lanes=lp.in_lanes))
-            else:
-                self.units.append(layer_component(layer, lp))
+        self.units = [component(layer, lp)
+                      for layer, lp in zip(network.layers, self.plan.layers, strict=True)]
         members = {
             "i_stream": In(lanes_signature(self.plan.input_type, self.plan.input_lanes)),
             "o_stream": Out(self.units[-1].o_stream.signature),
@@ -154,15 +97,11 @@ class NetworkTop(wiring.Component):
             members.update({"load_valid": In(1), "load_restart": In(1),
                             "load_data": In(SPRAM_WIDTH)})
         if taps:
-            for lp, unit in zip(self.plan.layers, self.units, strict=True):
-                width = len(Value.cast(unit.o_stream.payload))
-                members[f"tap_{lp.name}_fire"] = Out(1)
-                members[f"tap_{lp.name}_payload"] = Out(width)
+            for layer, unit in zip(network.layers, self.units, strict=True):
+                for tensor, port in zip(output_names(layer), output_ports(unit), strict=True):
+                    members[f"{tap_name(tensor)}_fire"] = Out(1)
+                    members[f"{tap_name(tensor)}_payload"] = Out(len(Value.cast(port.payload)))
         super().__init__(members)
-
-    @staticmethod
-    def _input_ports(unit) -> list:
-        return [unit.a_stream, unit.b_stream] if isinstance(unit, AddUnit) else [unit.i_stream]
 
     def elaborate(self, platform):
         m = Module()
@@ -176,17 +115,17 @@ class NetworkTop(wiring.Component):
         def produce(tensor: str, out_stream, t, lanes: int) -> None:
             if readers.get(tensor, 0) > 1:
                 fork = Fork(lanes_signature(t, lanes), readers[tensor])
-                m.submodules[f"{tensor}_fork"] = fork
+                m.submodules[f"{tensor.replace('.', '_')}_fork"] = fork
                 wiring.connect(m, out_stream, fork.i_stream)
                 available[tensor] = [(s, lanes) for s in fork.outputs]
             else:
                 available[tensor] = [(out_stream, lanes)]
 
         produce(INPUT, wiring.flipped(self.i_stream), p.input_type, p.input_lanes)
-        for lp, unit, sources in zip(p.layers, self.units, p.sources, strict=True):
+        for layer, lp, unit, sources in zip(net.layers, p.layers, self.units, p.sources,
+                                            strict=True):
             m.submodules[lp.name] = unit
-            for port, (src, dst) in enumerate(zip(sources, self._input_ports(unit),
-                                                  strict=True)):
+            for port, (src, dst) in enumerate(zip(sources, input_ports(unit), strict=True)):
                 upstream, lanes = available[src].pop(0)
                 src_type = net.type_of(src)
                 depth = p.fifos.get((lp.name, port))
@@ -203,15 +142,15 @@ class NetworkTop(wiring.Component):
                     wiring.connect(m, upstream, conv.i_stream)
                     upstream = conv.o_stream
                 wiring.connect(m, upstream, dst)
-            if lp is not p.layers[-1]:
-                produce(lp.name, unit.o_stream, lp.out_type, lp.out_lanes)
-            if self.taps:
-                m.d.comb += [
-                    getattr(self, f"tap_{lp.name}_fire").eq(unit.o_stream.valid
-                                                            & unit.o_stream.ready),
-                    getattr(self, f"tap_{lp.name}_payload").eq(
-                        Value.cast(unit.o_stream.payload)),
-                ]
+            for tensor, out in zip(output_names(layer), output_ports(unit), strict=True):
+                if lp is not p.layers[-1]:
+                    produce(tensor, out, lp.out_type, lp.out_lanes)
+                if self.taps:
+                    m.d.comb += [
+                        getattr(self, f"{tap_name(tensor)}_fire").eq(out.valid & out.ready),
+                        getattr(self, f"{tap_name(tensor)}_payload").eq(
+                            Value.cast(out.payload)),
+                    ]
         wiring.connect(m, self.units[-1].o_stream, wiring.flipped(self.o_stream))
         if self.spram_units:
             self._route_load(m)
