@@ -19,7 +19,7 @@ import numpy as np
 from hwgen import golden
 from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
 from hwgen.plan import NetworkPlan, plan
-from hwgen.spec import Network
+from hwgen.spec import Network, output_names
 from hwgen.toolchain.boards import BOARDS
 from hwgen.toolchain.tools import ToolError, verilator_dir
 
@@ -104,11 +104,15 @@ def _tap_spec(name: str, t: TensorType, lanes: int, values: np.ndarray, *, fire:
 def write_case(network: Network, net_plan: NetworkPlan, x: np.ndarray, path: Path, *,
                seed: int, gaps: float, backpressure: float, timing_frames: int) -> None:
     """The bench's case file: stimulus, every layer's expected beats, rates, cycle model."""
+    from hwgen.rtl.network import tap_name
+
     outputs = golden.run(network, x)
     taps = []
-    for lp in net_plan.layers[:-1]:
-        taps.append(_tap_spec(lp.name, lp.out_type, lp.out_lanes, outputs[lp.name],
-                              fire=f"tap_{lp.name}_fire", payload=f"tap_{lp.name}_payload"))
+    for layer, lp in zip(network.layers[:-1], net_plan.layers[:-1], strict=True):
+        for tensor in output_names(layer):
+            tap = tap_name(tensor)
+            taps.append(_tap_spec(tensor, lp.out_type, lp.out_lanes, outputs[tensor],
+                                  fire=f"{tap}_fire", payload=f"{tap}_payload"))
     last = net_plan.layers[-1]
     case = {
         "seed": seed, "gaps": gaps, "backpressure": backpressure,

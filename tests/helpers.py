@@ -7,6 +7,9 @@ from dataclasses import replace
 import numpy as np
 
 from hwgen import golden
+from hwgen.layers.channel_shuffle import ChannelShuffle
+from hwgen.layers.channel_split import ChannelSplit
+from hwgen.layers.concat import Concat
 from hwgen.numeric import TensorType, value_range
 from hwgen.spec import (
     Add,
@@ -208,6 +211,56 @@ def residual_block(long_fast: bool) -> tuple[Network, np.ndarray]:
                         bias=True))
     layers.append(Argmax("argmax"))
     return Network("res", inp, layers), x
+
+
+def _branch(rng: np.random.Generator, x_type: TensorType, x: np.ndarray,
+            steps: list[tuple[str, dict]]) -> tuple[list, TensorType, np.ndarray]:
+    """Layers applied one after the other to ``x`` (of ``x_type``), each fitted to the values
+    it sees: ``("pw", kwargs)`` a 1×1 conv2d, ``("dw", kwargs)`` a 3×3 "same" depthwise_conv2d
+    (kwargs: name, stride, pe, simd). Returns the layers (chained by default inputs), the
+    output type and values."""
+    layers = []
+    for kind, kw in steps:
+        kw = dict(kw)
+        name = kw.pop("name")
+        if kind == "pw":
+            layer = conv(rng, name, x_type, x, x_type.shape[-1], 1, 2, 2, **kw)
+        else:
+            layer = depthwise(rng, name, x_type, x, 3, 2, 2, padding="same", **kw)
+        net = Network("probe", Input(x_type.shape, x_type.bits, x_type.signed), [layer])
+        x_type, x = net.output_type, golden.run(net, x)[name]
+        layers.append(layer)
+    return layers, x_type, x
+
+
+def shufflenet_unit(stride: int, count: int = 3) -> tuple[Network, np.ndarray]:
+    """A ShuffleNetV2 unit on 2-bit activations, 2-bit weights and thresholds, and random
+    inputs. ``stride=1``: channel split; 1×1 conv → 3×3 depthwise → 1×1 conv on the second
+    half; concat with the first half; channel shuffle (groups 2) — on a 6×6×8 input.
+    ``stride=2``: the input read by two branches, a 3×3 stride-2 depthwise → 1×1 conv and a
+    1×1 conv → 3×3 stride-2 depthwise → 1×1 conv; concat; shuffle — on a 7×7×4 input."""
+    rng = np.random.default_rng(40 + stride)
+    shape = (6, 6, 8) if stride == 1 else (7, 7, 4)
+    inp = Input(shape, 2, lanes=2)
+    x_type = TensorType(shape, 2)
+    x = random_inputs(rng, x_type, count)
+    if stride == 1:
+        half = TensorType((*shape[:-1], shape[-1] // 2), 2)
+        branch, _, _ = _branch(rng, half, x[..., shape[-1] // 2:], [
+            ("pw", dict(name="pw1", pe=2, simd=2)), ("dw", dict(name="dw", pe=2)),
+            ("pw", dict(name="pw2", pe=4, simd=2))])
+        branch[0] = replace(branch[0], inputs=("split.1",))
+        layers = [ChannelSplit("split"), *branch, Concat("cat", ("split.0", "pw2"))]
+    else:
+        left, _, _ = _branch(rng, x_type, x, [
+            ("dw", dict(name="dwl", stride=2, pe=2)), ("pw", dict(name="pwl", pe=2, simd=4))])
+        right, _, _ = _branch(rng, x_type, x, [
+            ("pw", dict(name="pwr1", pe=2, simd=2)), ("dw", dict(name="dwr", stride=2, pe=2)),
+            ("pw", dict(name="pwr2", pe=2, simd=2))])
+        right[0] = replace(right[0], inputs=("input",))
+        layers = [*left, *right, Concat("cat", ("pwl", "pwr2"))]
+    layers.append(ChannelShuffle("shuffle", 2))
+    return Network(f"shufflenet_s{stride}", inp, layers), x
 
 
 def error_line(capsys) -> str:

@@ -176,8 +176,9 @@ def test_console_script_reports_without_traceback(tmp_path):
                           env=dict(os.environ))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"hwgen: error: {bad}: layers[0].kind: unknown layer kind "
-                                   f"'conv9' (expected one of: add, argmax, conv2d, dense, "
-                                   f"depthwise_conv2d, flatten, global_sum_pool, maxpool)")
+                                   f"'conv9' (expected one of: add, argmax, channel_shuffle, "
+                                   f"channel_split, concat, conv2d, dense, depthwise_conv2d, "
+                                   f"flatten, global_sum_pool, maxpool)")
 
 
 @pytest.fixture

@@ -282,7 +282,8 @@ def test_unknown_layer_kind(files):
     edit_toml(toml, 'kind = "argmax"', 'kind = "conv3d"')
     assert str(load_error(toml)) == (
         f"{toml}: layers[3].kind: unknown layer kind 'conv3d' (expected one of: add, "
-        "argmax, conv2d, dense, depthwise_conv2d, flatten, global_sum_pool, maxpool)")
+        "argmax, channel_shuffle, channel_split, concat, conv2d, dense, depthwise_conv2d, "
+        "flatten, global_sum_pool, maxpool)")
 
 
 def test_missing_input_table(files):
@@ -1532,8 +1533,8 @@ W4 = np.ones((2, 4), int)
 @pytest.mark.parametrize("build, message", [
     (lambda: Network("n", Input((4,), 8), [{"kind": "dense", "name": "fc"}]),
      "layers[0]: expected a layer (Dense, Conv2d, DepthwiseConv2d, MaxPool, GlobalSumPool, "
-     "Flatten, Add, Argmax), got dict (a TOML table; in Python build the layer, e.g. "
-     "hwgen.spec.Dense(...))"),
+     "Flatten, Add, ChannelSplit, Concat, ChannelShuffle, Argmax), got dict (a TOML table; "
+     "in Python build the layer, e.g. hwgen.spec.Dense(...))"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, inputs=None)]),
      "layers[0].inputs: expected a list of tensor names, got None"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, inputs="input")]),

@@ -12,6 +12,9 @@ from __future__ import annotations
 from .add import Add
 from .argmax import Argmax
 from .base import INPUT, Layer, LayerPlan, Mac
+from .channel_shuffle import ChannelShuffle
+from .channel_split import ChannelSplit
+from .concat import Concat
 from .conv2d import Conv2d
 from .dense import Dense
 from .depthwise_conv2d import DepthwiseConv2d
@@ -34,6 +37,9 @@ KINDS: dict[str, type[Layer]] = {cls.kind: cls for cls in (
     GlobalSumPool,
     Flatten,
     Add,
+    ChannelSplit,
+    Concat,
+    ChannelShuffle,
     Argmax,
 )}
 

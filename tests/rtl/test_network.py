@@ -10,7 +10,7 @@ from hwgen.rtl.network import NetworkTop
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input
 from hwgen_sim.runner import stream_beats
-from tests.helpers import chain, residual_block
+from tests.helpers import chain, residual_block, shufflenet_unit
 
 
 def bit_exact_and_cycle_exact(net, x, *, stalls, load=None):
@@ -115,6 +115,17 @@ def test_residual_block_matches_golden_under_stalls_of_either_branch(long_fast):
     net, x = residual_block(long_fast)
     p, _ = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
     assert p.fifos and all(depth > 4 for depth in p.fifos.values())
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_shufflenet_unit_matches_golden_under_stalls(stride):
+    """Channel split, concat and shuffle in a ShuffleNetV2 unit (and its stride-2 variant,
+    whose input feeds both branches): bit-exact under gaps and backpressure, frames
+    cycles_per_inference apart, the branch FIFOs planned."""
+    net, x = shufflenet_unit(stride)
+    p, latency = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3), (0.0, 0.8), (0.7, 0.0)])
+    assert set(p.fifos) == {("cat", 0), ("cat", 1)}
+    assert 0 < latency <= p.latency_bound
 
 
 def test_an_undersized_shortcut_fifo_deadlocks():

@@ -9,7 +9,7 @@ import pytest
 import hwgen_sim.runner as runner
 from hwgen.spec import Dense, Input, Network
 from hwgen_sim.runner import SimError, simulate
-from tests.helpers import chain, residual_block
+from tests.helpers import chain, residual_block, shufflenet_unit
 
 pytestmark = pytest.mark.cocotb
 
@@ -81,6 +81,18 @@ def test_residual_network_bit_exact_in_cocotb(tmp_path, long_fast):
     classifier and argmax: every beat of every layer, cycles per inference as modelled."""
     net, x = residual_block(long_fast)
     result = simulate(net, x, tmp_path, seed=3, gaps=0.3, backpressure=0.4)
+    assert result.mismatches == []
+    assert result.cycles_per_inference == result.model_cycles_per_inference
+    assert result.ok
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_shufflenet_unit_bit_exact_in_cocotb(tmp_path, stride):
+    """A ShuffleNetV2 unit (channel split or a forked input, 1×1 and depthwise convs, concat,
+    channel shuffle): every beat of every tensor, both split halves included, under gaps and
+    backpressure; cycles per inference as modelled."""
+    net, x = shufflenet_unit(stride)
+    result = simulate(net, x, tmp_path, seed=4, gaps=0.3, backpressure=0.4)
     assert result.mismatches == []
     assert result.cycles_per_inference == result.model_cycles_per_inference
     assert result.ok

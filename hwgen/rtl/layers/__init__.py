@@ -14,7 +14,19 @@ from collections.abc import Callable
 from amaranth.lib import wiring
 
 from ...layers import KINDS, Layer, LayerPlan
-from . import add, argmax, conv2d, dense, depthwise_conv2d, flatten, global_sum_pool, maxpool
+from . import (
+    add,
+    argmax,
+    channel_shuffle,
+    channel_split,
+    concat,
+    conv2d,
+    dense,
+    depthwise_conv2d,
+    flatten,
+    global_sum_pool,
+    maxpool,
+)
 
 __all__ = ["COMPONENTS", "component", "input_ports", "output_ports"]
 
@@ -27,6 +39,9 @@ COMPONENTS: dict[str, Callable[[Layer, LayerPlan], wiring.Component]] = {
     "global_sum_pool": global_sum_pool.component,
     "flatten": flatten.component,
     "add": add.component,
+    "channel_split": channel_split.component,
+    "concat": concat.component,
+    "channel_shuffle": channel_shuffle.component,
     "argmax": argmax.component,
 }
 

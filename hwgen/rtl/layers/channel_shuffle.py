@@ -6,10 +6,11 @@ from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...layers import Layer, LayerPlan
 from ...numeric import TensorType
 from ..stream import check_positive, element_shape, lanes_signature
 
-__all__ = ["ChannelShuffleUnit"]
+__all__ = ["ChannelShuffleUnit", "component"]
 
 
 def shuffle_source(channels: int, groups: int, j: int) -> int:
@@ -105,3 +106,8 @@ class ChannelShuffleUnit(wiring.Component):
             with m.Else():
                 m.d.sync += r_beat.eq(r_beat + 1)
         return m
+
+
+def component(layer: Layer, lp: LayerPlan) -> wiring.Component:
+    """The component computing ``layer`` as ``lp`` plans it."""
+    return ChannelShuffleUnit(lp.in_type, groups=layer.groups, lanes=lp.in_lanes)

@@ -6,10 +6,11 @@ from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...layers import Layer, LayerPlan
 from ...numeric import TensorType
 from ..stream import check_positive, lanes_signature
 
-__all__ = ["ChannelSplitUnit"]
+__all__ = ["ChannelSplitUnit", "component"]
 
 
 class ChannelSplitUnit(wiring.Component):
@@ -93,3 +94,8 @@ class ChannelSplitUnit(wiring.Component):
         with m.If(self.i_stream.valid & ready):
             m.d.sync += beat.eq(Mux(beat == 2 * half - 1, 0, beat + 1))
         return m
+
+
+def component(layer: Layer, lp: LayerPlan) -> wiring.Component:
+    """The component computing ``layer`` as ``lp`` plans it."""
+    return ChannelSplitUnit(lp.in_type, lanes=lp.in_lanes)

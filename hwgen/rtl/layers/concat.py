@@ -8,10 +8,11 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...layers import Layer, LayerPlan
 from ...numeric import TensorType
 from ..stream import check_positive, element_shape, lanes_signature
 
-__all__ = ["ConcatUnit"]
+__all__ = ["ConcatUnit", "component"]
 
 
 class ConcatUnit(wiring.Component):
@@ -125,3 +126,8 @@ class ConcatUnit(wiring.Component):
         with m.If(valid & w.ready):
             m.d.sync += beat.eq(Mux(beat == total - 1, 0, beat + 1))
         return m
+
+
+def component(layer: Layer, lp: LayerPlan) -> wiring.Component:
+    """The component computing ``layer`` as ``lp`` plans it."""
+    return ConcatUnit(lp.in_types, lp.out_type, lanes=lp.in_lanes)
