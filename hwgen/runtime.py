@@ -215,13 +215,13 @@ class Board:
     def load_weights(self, image: bytes | None = None, *,
                      progress: Callable[[int, int], None] | None = None
                      ) -> protocol.LoadReply | None:
-        """Load the SPRAM weight image (default ``hwgen.rtl.weights.spram_image(network)``)
+        """Load the SPRAM weight image (default ``hwgen.weight_image.spram_image(network)``)
         with LOAD requests of :data:`~hwgen.protocol.MAX_LOAD_DATA` bytes, in order from
         offset 0. Each reply must name the next offset, and the last must say loaded.
         ``progress(done, total)`` is called after each reply. Returns the last reply (``None``
         for an empty image)."""
         if image is None:
-            from .rtl.weights import spram_image
+            from .weight_image import spram_image
 
             image = spram_image(self._need_network("load_weights"))
         image = bytes(image)

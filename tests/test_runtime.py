@@ -260,9 +260,9 @@ def test_load_weights_short_image():
 
 def test_load_weights_defaults_to_the_spram_image(digits, monkeypatch):
     network, *_ = digits
-    import hwgen.rtl.weights
+    import hwgen.weight_image
 
-    monkeypatch.setattr(hwgen.rtl.weights, "spram_image", lambda n: b"\xaa\x55" * 3)
+    monkeypatch.setattr(hwgen.weight_image, "spram_image", lambda n: b"\xaa\x55" * 3)
     script = [(protocol.load_request(0, b"\xaa\x55" * 3, request_id=1), load_reply(6, True, 1))]
     with scripted(script) as port, Board(port, network=network) as board:
         assert board.load_weights().weights_loaded
@@ -536,9 +536,9 @@ def test_run_check_mismatch_exits_1(digits, arrays, capsys):
 
 def test_run_defaults_to_the_test_split_and_loads_spram_weights(digits, monkeypatch, capsys):
     network, x, _, results = digits
-    import hwgen.rtl.weights
+    import hwgen.weight_image
 
-    monkeypatch.setattr(hwgen.rtl.weights, "spram_image", lambda n: bytes(range(8)))
+    monkeypatch.setattr(hwgen.weight_image, "spram_image", lambda n: bytes(range(8)))
     script = [(info_request(1), info_reply(info_for(network, weight_bytes=8), 1)),
               (protocol.load_request(0, bytes(range(8)), request_id=2), load_reply(8, True, 2))]
     script += infers(network, x[:2], results[:2], 3)

@@ -28,7 +28,7 @@ from ..numeric import TensorType, dot_bounds, value_range, width_for
 from .base import Layer, LayerPlan, Mac
 from .tables import require, take_array, toml_value
 
-__all__ = ["Requantize", "REQUANTIZE_PRODUCT_BITS", "MAX_SHIFT", "WeightedLayer",
+__all__ = ["Requantize", "REQUANTIZE_PRODUCT_BITS", "MAX_SHIFT", "WeightedLayer", "WeightMatrix",
            "WEIGHT_MEMORIES", "MAC_KINDS", "DSP_OPERAND_BITS", "DSP_MIN_PRODUCT_BITS",
            "dsp_product_problem", "dsp_operand_problem", "dsp_packing", "packed_operand_bits",
            "layer_dsp_pack", "threshold_bits", "check_thresholds", "thresholds_from_toml",
@@ -77,6 +77,29 @@ class Requantize:
     @property
     def range(self) -> tuple[int, int]:
         return value_range(self.bits, self.signed)
+
+
+@dataclass(frozen=True, eq=False)
+class WeightMatrix:
+    """The numbers a layer with weights computes with, as the RTL takes them: ``matrix``
+    (one row of int64 values per output channel: ±1 for 1-bit weights, else signed
+    ``weight_bits``-bit), ``bias`` (one per channel, or ``None``) and the output
+    quantization: ``thresholds`` (channels × 2**n − 1), ``requantize``, or neither (the raw
+    accumulator). A plain value; :meth:`WeightedLayer.weight_matrix` makes it."""
+
+    matrix: np.ndarray
+    weight_bits: int
+    bias: np.ndarray | None = None
+    thresholds: np.ndarray | None = None
+    requantize: Requantize | None = None
+
+    @property
+    def out_features(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def in_features(self) -> int:
+        return int(self.matrix.shape[1])
 
 
 # -- thresholds (also the add layer's) -------------------------------------------------------
@@ -321,6 +344,12 @@ class WeightedLayer(Layer):
         if self.requantize is not None:
             return self.requantize.bits
         return threshold_bits(self.thresholds)
+
+    def weight_matrix(self) -> WeightMatrix:
+        """Its weights (as the (out, inputs per output) :attr:`matrix`), bias and output
+        quantization, for the RTL."""
+        return WeightMatrix(self.matrix, self.weight_bits, self.bias, self.thresholds,
+                            self.requantize)
 
     def acc_bounds(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
         """Per output channel, the reachable accumulator range (bias included)."""

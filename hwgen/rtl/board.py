@@ -15,11 +15,11 @@ from ..numeric import TensorType
 from ..plan import plan
 from ..protocol import MAX_CLASSES, network_id
 from ..spec import Argmax, Network
+from ..weight_image import spram_image
 from .framing import RequestParser, ResponseSerializer, ResultCapture, crc16_step
 from .network import NetworkTop
 from .stream import lanes_signature
 from .uart import UartRx, UartTx, uart_divisor
-from .weights import spram_image
 
 __all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardLogic", "BoardTop",
            "board_timeouts"]

@@ -1,9 +1,13 @@
-"""The folded matrix-vector unit of dense layers, with its output quantization, and the folded
-pipeline it shares with the depthwise unit (:mod:`hwgen.rtl.depthwise`)."""
+"""The folded pipeline of the layers with weights (dense, conv2d, depthwise_conv2d): the
+:class:`Datapath` choice, :class:`FoldedUnit` with its output quantization, and the lane ROMs.
+The kinds' units (:mod:`hwgen.rtl.layers.dense`, :mod:`hwgen.rtl.layers.depthwise_conv2d`)
+derive from it."""
 
 from __future__ import annotations
 
+import enum
 import math
+import numbers
 
 import numpy as np
 from amaranth import Cat, Const, EnableInserter, Module, Mux, Signal, Value, signed, unsigned
@@ -11,23 +15,42 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..layers import Mac
+from ..layers.base import folded_depth
+from ..layers.weighted import Requantize, WeightMatrix, packed_operand_bits
 from ..numeric import TensorType, dot_bounds, width_for
-from ..plan import folded_depth, layer_dsp_pack, output_steps, packed_operand_bits
-from ..spec import Dense, Requantize
-from .arith import dot_const, dot_dsp, dot_lut, popcount, sum_tree
+from ..weight_image import pack_rows, spram_shape, weight_words
+from .arith import dot_lut, sum_tree
 from .stream import check_positive, lanes_signature
-from .weights import LOAD_PORTS, SpramWeights, pack_rows, spram_shape, weight_words
+from .weights import LOAD_PORTS, SpramWeights
 
-__all__ = ["FoldedUnit", "MatrixVectorUnit", "Datapath", "MAC_KINDS", "check_mac"]
-
-#: The ``mac`` values a folded unit takes (:func:`~hwgen.plan.mac_kind`).
-MAC_KINDS = ("xnor", "addsub", "lut", "dsp")
+__all__ = ["FoldedUnit", "Datapath", "Mode", "check_mac", "check_weights"]
 
 
-def check_mac(mac) -> None:
-    """Raises ``ValueError`` unless ``mac`` is one of :data:`MAC_KINDS`."""
-    if mac not in MAC_KINDS:
-        raise ValueError(f"mac must be one of {', '.join(map(repr, MAC_KINDS))}, not {mac!r}")
+def check_mac(mac) -> Mac:
+    """``mac`` as a :class:`~hwgen.layers.base.Mac`; ``ValueError`` unless it is one."""
+    try:
+        return Mac(mac)
+    except ValueError:
+        raise ValueError(f"mac must be one of {', '.join(repr(str(m)) for m in Mac)}, not "
+                         f"{mac!r}") from None
+
+
+def check_weights(weights) -> None:
+    """Raises ``TypeError`` unless ``weights`` is a :class:`~hwgen.layers.weighted.WeightMatrix`."""
+    if not isinstance(weights, WeightMatrix):
+        raise TypeError(f"weights must be a hwgen.layers.weighted.WeightMatrix, not "
+                        f"{type(weights).__name__}")
+
+
+class Mode(enum.StrEnum):
+    """How a folded unit accumulates (see :class:`Datapath`)."""
+
+    XNOR = "xnor"
+    MASK_X = "mask_x"
+    SIGN_X = "sign_x"
+    MASK_W = "mask_w"
+    MUL = "mul"
 
 
 def _shape(lo: int, hi: int):
@@ -85,10 +108,11 @@ def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
 class Datapath:
     """How a layer's dot products are computed, and the integer ranges on the way.
 
-    ``layer`` is a :class:`~hwgen.spec.Dense` whose row ``o`` holds output channel ``o``'s
-    weights. The unit accumulates ``A`` per output channel (and, for binary weights on
-    multi-bit inputs, the input sum ``S`` shared by all channels) and reconstructs the
-    accumulator as ``acc = beta·q + offset[o]`` with ``q = A`` (or ``2A − S``):
+    ``weights`` is a :class:`~hwgen.layers.weighted.WeightMatrix` whose row ``o`` holds
+    output channel ``o``'s weights. The unit accumulates ``A`` per output channel (and, for
+    binary weights on multi-bit inputs, the input sum ``S`` shared by all channels) and
+    reconstructs the accumulator as ``acc = beta·q + offset[o]`` with ``q = A`` (or
+    ``2A − S``):
 
     ============  =================================  ====  =============================
     mode          A per channel                      beta  offset[o]
@@ -110,28 +134,29 @@ class Datapath:
     (:meth:`requantize_constants`).
     """
 
-    def __init__(self, layer: Dense, in_type: TensorType, *, shared_input: bool = True):
-        w = layer.weights.astype(np.int64)
-        bias = layer.bias if layer.bias is not None else np.zeros(w.shape[0], np.int64)
+    def __init__(self, weights: WeightMatrix, in_type: TensorType, *, shared_input: bool = True):
+        check_weights(weights)
+        w = weights.matrix.astype(np.int64)
+        bias = weights.bias if weights.bias is not None else np.zeros(w.shape[0], np.int64)
         xlo, xhi = in_type.range
-        if in_type.binary and layer.weight_bits == 1:
-            self.mode, self.beta = "xnor", 2
+        if in_type.binary and weights.weight_bits == 1:
+            self.mode, self.beta = Mode.XNOR, 2
             offset = bias - w.shape[1]
             q_lo, q_hi = np.zeros(w.shape[0], np.int64), np.full(w.shape[0], w.shape[1])
             a_lo, a_hi = 0, w.shape[1]
-        elif layer.weight_bits == 1 and shared_input:
-            self.mode, self.beta = "mask_x", 1
+        elif weights.weight_bits == 1 and shared_input:
+            self.mode, self.beta = Mode.MASK_X, 1
             offset = bias
             q_lo, q_hi = dot_bounds(w, xlo, xhi)
             plus = (w > 0).sum(axis=1)
             a_lo, a_hi = int(plus.max()) * min(0, xlo), int(plus.max()) * max(0, xhi)
         elif in_type.binary:
-            self.mode, self.beta = "mask_w", 2
+            self.mode, self.beta = Mode.MASK_W, 2
             offset = bias - w.sum(axis=1)
             q_lo, q_hi = np.minimum(w, 0).sum(axis=1), np.maximum(w, 0).sum(axis=1)
             a_lo, a_hi = int(q_lo.min()), int(q_hi.max())
         else:
-            self.mode, self.beta = "mul" if layer.weight_bits > 1 else "sign_x", 1
+            self.mode, self.beta = Mode.MUL if weights.weight_bits > 1 else Mode.SIGN_X, 1
             offset = bias
             q_lo, q_hi = dot_bounds(w, xlo, xhi)
             lo_t, hi_t = np.minimum(w * xlo, w * xhi), np.maximum(w * xlo, w * xhi)
@@ -195,13 +220,13 @@ class FoldedUnit(wiring.Component):
     Subclasses (:class:`MatrixVectorUnit`, :class:`~hwgen.rtl.depthwise.VectorVectorUnit`)
     choose the folding and provide :meth:`_read_index` and :meth:`_partials`.
 
-    With ``layer.weight_memory == "spram"`` the weights live in a
+    With ``spram`` the weights live in a
     :class:`~hwgen.rtl.weights.SpramWeights` store, loaded through the ``load_*`` ports
     (:data:`~hwgen.rtl.weights.LOAD_PORTS`) before the first input.
 
     Parameters
     ----------
-    layer : Dense
+    weights : WeightMatrix
         Weights (one row per output channel), bias and output quantization.
     in_type, out_type : TensorType
         The unit's input vector (``vector_words·lanes`` elements) and output vector
@@ -216,15 +241,21 @@ class FoldedUnit(wiring.Component):
         Output groups per vector and steps per group.
     vector_words : int
         Input beats per vector.
-    mac : str
-        ``"xnor"``, ``"addsub"``, ``"lut"`` or ``"dsp"`` (:func:`~hwgen.plan.mac_kind`);
-        ``"dsp"`` puts multi-bit products on DSP multipliers, the others keep them in logic.
+    mac : Mac
+        How products are built (the plan's :attr:`~hwgen.layers.base.LayerPlan.mac`, or its
+        string); ``Mac.DSP`` puts multi-bit products on DSP multipliers, the others keep them
+        in logic.
     shared_input : bool
         Whether all channels of a group read the same input elements (a matrix) or each its
         own lane (per-channel filters).
     dsp_pack : int
         Output channels whose weights share one DSP operand (divides ``pe``); used only for
-        multi-bit products on DSPs.
+        multi-bit products on DSPs (the plan's ``dsp_pack``).
+    output_steps : int
+        Cycles per group of a serial output stage (at most ``sf``), 0 for the parallel one
+        (the plan's ``output_steps``).
+    spram : bool
+        Weights in SPRAM, loaded through the ``load_*`` ports, instead of a ROM.
 
     Members
     -------
@@ -234,13 +265,21 @@ class FoldedUnit(wiring.Component):
         Only with SPRAM weights (see above).
     """
 
-    def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
-                 lanes: int, w_lanes: int, nf: int, sf: int, vector_words: int, mac: str,
-                 shared_input: bool, dsp_pack: int = 1):
+    def __init__(self, weights: WeightMatrix, in_type: TensorType, out_type: TensorType, *,
+                 pe: int, lanes: int, w_lanes: int, nf: int, sf: int, vector_words: int,
+                 mac: Mac | str, shared_input: bool, dsp_pack: int = 1, output_steps: int = 0,
+                 spram: bool = False):
+        check_weights(weights)
         for name, value in (("pe", pe), ("lanes", lanes), ("w_lanes", w_lanes), ("nf", nf),
                             ("sf", sf), ("vector_words", vector_words), ("dsp_pack", dsp_pack)):
             check_positive(name, value)
-        check_mac(mac)
+        mac = check_mac(mac)
+        if not isinstance(output_steps, numbers.Integral) or isinstance(output_steps, bool) \
+                or output_steps < 0:
+            raise ValueError(f"output_steps must be a non-negative integer, not "
+                             f"{output_steps!r}")
+        if output_steps > sf:
+            raise ValueError(f"output_steps {output_steps} exceed the {sf} steps of a group")
         if vector_words * lanes != in_type.size:
             raise ValueError(f"vector_words·lanes ({vector_words}·{lanes}) is not the "
                              f"{in_type.size} input elements")
@@ -248,22 +287,28 @@ class FoldedUnit(wiring.Component):
             raise ValueError(f"nf·pe ({nf}·{pe}) is not the {out_type.size} output channels")
         if pe % dsp_pack:
             raise ValueError(f"dsp_pack {dsp_pack} does not divide pe {pe}")
-        self.layer, self.in_type, self.out_type = layer, in_type, out_type
+        self.datapath = Datapath(weights, in_type, shared_input=shared_input)
+        if output_steps:
+            serial = self._serial_steps(weights, out_type)
+            if output_steps != serial:
+                raise ValueError(f"output_steps {output_steps}: " + (
+                    f"the serial output stage takes {serial} steps" if serial else
+                    "only requantize or multi-bit thresholds have a serial output stage"))
+        self.weights, self.in_type, self.out_type = weights, in_type, out_type
         self.pe, self.lanes, self.w_lanes = pe, lanes, w_lanes
         self.nf, self.sf, self.vector_words = nf, sf, vector_words
-        self.datapath = Datapath(layer, in_type, shared_input=shared_input)
-        #: "lut" or "dsp" for multi-bit products (ignored by the xnor and add/sub paths).
+        #: How multi-bit products are built (ignored by the xnor and add/sub paths).
         self.mac = mac
         #: Output channels whose weights share one DSP operand.
-        self.dsp_pack = dsp_pack if self.datapath.mode == "mul" and mac == "dsp" else 1
-        #: Cycles per group of the serial output stage, 0 for the parallel one
-        #: (:func:`~hwgen.plan.output_steps`).
-        self.output_steps = output_steps(layer, in_type, sf)
+        self.dsp_pack = dsp_pack if self.datapath.mode == Mode.MUL and mac == Mac.DSP else 1
+        #: Cycles per group of the serial output stage, 0 for the parallel one (the plan's
+        #: :attr:`~hwgen.layers.base.LayerPlan.output_steps`).
+        self.output_steps = output_steps
         #: Cycles from a group's last step to the group at the output.
         self.depth = folded_depth(self.output_steps)
         #: Output FIFO entries: enough credit that outputs never throttle an unstalled unit.
         self.fifo_depth = math.ceil(self.depth / self.sf) + 1
-        self.spram = layer.weight_memory == "spram"
+        self.spram = bool(spram)
         #: One step per vector and constant weights: the unrolled pipeline (see above).
         self.unrolled = nf == sf == 1 and not self.spram and not self.output_steps
         members = {
@@ -274,18 +319,28 @@ class FoldedUnit(wiring.Component):
             members.update(LOAD_PORTS)
         super().__init__(members)
 
+    def _serial_steps(self, weights: WeightMatrix, out_type: TensorType) -> int:
+        """Steps a serial output stage of these weights takes: the bits of the requantize
+        factors, or n compares for n-bit thresholds; 0 where there is no serial stage."""
+        if weights.requantize is not None:
+            factors, _, _ = self.datapath.requantize_constants(weights.requantize)
+            return _signed_shape(min(factors), max(factors)).width
+        if weights.thresholds is not None and weights.thresholds.shape[1] > 1:
+            return out_type.bits
+        return 0
+
     @property
     def spram_halfwords(self) -> int:
         """Halfwords of this unit's SPRAM weight image (0 for a ROM)."""
         if not self.spram:
             return 0
-        columns, _ = spram_shape(self.pe * self.w_lanes * self.layer.weight_bits,
+        columns, _ = spram_shape(self.pe * self.w_lanes * self.weights.weight_bits,
                                  self.nf * self.sf)
         return columns * self.nf * self.sf
 
     def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
         """Per output group nf, the ``values[o, ...]`` of its channels packed ``bits`` wide."""
-        per_channel = np.asarray(values).reshape(self.layer.out_features, -1)
+        per_channel = np.asarray(values).reshape(self.weights.out_features, -1)
         mask = (1 << bits) - 1
         words = []
         for nf in range(self.nf):
@@ -299,9 +354,9 @@ class FoldedUnit(wiring.Component):
     def _weight_words(self) -> tuple[list[int], int]:
         """The weight words of the ``nf·sf`` steps (packed for DSPs with ``dsp_pack`` > 1),
         and their width."""
-        wbits, pack = self.layer.weight_bits, self.dsp_pack
+        wbits, pack = self.weights.weight_bits, self.dsp_pack
         stored_bits = packed_operand_bits(self.in_type.bits, wbits, pack)
-        words = weight_words(pack_rows(self.layer.weights, pack, self.in_type.bits + wbits),
+        words = weight_words(pack_rows(self.weights.matrix, pack, self.in_type.bits + wbits),
                              stored_bits, self.pe // pack, self.w_lanes)
         width = (self.pe * self.w_lanes * wbits if pack == 1
                  else self.pe // pack * self.w_lanes * stored_bits)
@@ -324,7 +379,7 @@ class FoldedUnit(wiring.Component):
         nf_count, sf_count, pe = self.nf, self.sf, self.pe
         lanes, w_lanes, words = self.lanes, self.w_lanes, self.vector_words
         ebits = 1 if self.in_type.binary else self.in_type.bits
-        wbits = self.layer.weight_bits
+        wbits = self.weights.weight_bits
 
         if self.unrolled:
             # The pipeline ``m`` (stages 1–4) advances while ``advance`` is high and freezes in
@@ -434,7 +489,7 @@ class FoldedUnit(wiring.Component):
         m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
                      s2_nf.eq(s1_nf)]
         m.d.sync += [reg.eq(val) for reg, val in zip(s2_part, partials, strict=True)]
-        if dp.mode == "mask_x":
+        if dp.mode == Mode.MASK_X:
             x_sum = sum_tree([x_lane(k) for k in range(lanes)])
             s2_sum = Signal(x_sum.shape())
             m.d.sync += s2_sum.eq(x_sum)
@@ -458,7 +513,7 @@ class FoldedUnit(wiring.Component):
         sums = [accumulate(s2_part[p], acc_shape, str(p)) for p in range(pe)]
         with m.If(s2_valid & s2_last):
             m.d.sync += [reg.eq(value) for reg, value in zip(res, sums, strict=True)]
-        if dp.mode == "mask_x":
+        if dp.mode == Mode.MASK_X:
             x_res = Signal(_shape(*dp.sum_range))
             x_sum_group = accumulate(s2_sum, x_res.shape(), "_x")
             with m.If(s2_valid & s2_last):
@@ -468,7 +523,7 @@ class FoldedUnit(wiring.Component):
         # ``s3_valid`` marks until the next group's last step, at least ``sf`` cycles; a
         # parallel stage writes the FIFO on ``s4_valid``, a serial one on ``out_done``.
         q_shape = _signed_shape(dp.q_range[0], dp.q_range[1] + 1)
-        q_values = [(res[p] << 1) - x_res if dp.mode == "mask_x" else res[p] for p in range(pe)]
+        q_values = [(res[p] << 1) - x_res if dp.mode == Mode.MASK_X else res[p] for p in range(pe)]
         s4_valid = Signal()
         m.d.sync += s4_valid.eq(s3_valid)
         steps = self.output_steps
@@ -480,7 +535,7 @@ class FoldedUnit(wiring.Component):
                 m.d.sync += out_nf.eq(s3_nf)
             group_nf = Mux(s3_valid, s3_nf, out_nf)
 
-        rq = self.layer.requantize
+        rq = self.weights.requantize
         out_bits = self.out_type.bits
         lanes_out = []
         if rq is not None:
@@ -497,12 +552,11 @@ class FoldedUnit(wiring.Component):
             m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(out_nf if steps else s3_nf)]
             for p in range(pe):
                 factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
-                if steps:
-                    assert steps == fbits, "hwgen.plan.output_steps counts the factor's bits"
+                if steps:  # steps == fbits, checked by the constructor
                     product = self._serial_product(m, s3_valid, active, step, q_values[p],
                                                    factor, p)
                 else:
-                    value = q_values[p] * factor if self.mac == "dsp" \
+                    value = q_values[p] * factor if self.mac == Mac.DSP \
                         else dot_lut(m, [(q_values[p], factor)], f"rq{p}")
                     product = Signal(value.shape(), name=f"prod{p}")
                     m.d.sync += product.eq(value)
@@ -510,15 +564,15 @@ class FoldedUnit(wiring.Component):
                 m.d.comb += scaled.eq((product + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
                                       >> shift)
                 lanes_out.append(_saturate(scaled, out_bits, rq.signed))
-        elif self.layer.thresholds is not None and steps:
-            tq = dp.q_thresholds(self.layer.thresholds)
+        elif self.weights.thresholds is not None and steps:
+            tq = dp.q_thresholds(self.weights.thresholds)
             for p in range(pe):
                 lanes_out.append(self._threshold_search(m, s3_valid, active, step, q_values[p],
                                                         tq[p::pe], s2_nf, group_nf, p))
-        elif self.layer.thresholds is not None:
+        elif self.weights.thresholds is not None:
             q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
             m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
-            tq = dp.q_thresholds(self.layer.thresholds)
+            tq = dp.q_thresholds(self.weights.thresholds)
             count = tq.shape[1]
             qbits = q_shape.width
             t_data = lane_rom(m, "thresholds", count * qbits, pe,
@@ -641,83 +695,3 @@ class FoldedUnit(wiring.Component):
         m.d.comb += t_r.addr.eq(Mux(active & (step != n - 1), Cat(next_index, group_nf),
                                     Cat(Const((1 << (n - 1)) - 1, n), first_nf)))
         return found
-
-class MatrixVectorUnit(FoldedUnit):
-    """Folded matrix-vector unit computing one dense layer per input vector.
-
-    Input vectors arrive as ``in_features / simd`` beats of ``simd`` elements; each of
-    ``out_features / pe`` output groups takes ``in_features / simd`` steps, each step the
-    dot products of one input word with ``pe`` rows of ``simd`` weights, so a vector takes
-    ``(out_features / pe)·(in_features / simd)`` cycles (timing, backpressure and SPRAM
-    weights as in :class:`FoldedUnit`).
-
-    Parameters
-    ----------
-    layer : Dense
-        Weights, bias and thresholds (values as in the spec).
-    in_type, out_type : TensorType
-        The layer's input and output tensor types.
-    pe, simd : int
-        Output channels per output beat and input elements per input beat.
-    mac : str
-        ``"dsp"`` maps multi-bit products to DSP multipliers (packed,
-        :func:`~hwgen.plan.dsp_packing`); ``"lut"`` (default), ``"xnor"`` and ``"addsub"``
-        keep them in logic (the datapath follows the operand widths).
-
-    Members
-    -------
-    i_stream : In(stream.Signature(ArrayLayout(in element, simd)))
-    o_stream : Out(stream.Signature(ArrayLayout(out element, pe)))
-    load_valid, load_first, load_data : In
-        Only with ``layer.weight_memory == "spram"``.
-    """
-
-    def __init__(self, layer: Dense, in_type: TensorType, out_type: TensorType, *, pe: int,
-                 simd: int, mac: str = "lut"):
-        check_positive("pe", pe)
-        check_positive("simd", simd)
-        check_mac(mac)
-        if layer.out_features % pe:
-            raise ValueError(f"pe {pe} does not divide out_features {layer.out_features}")
-        if layer.in_features % simd:
-            raise ValueError(f"simd {simd} does not divide in_features {layer.in_features}")
-        self.simd = simd
-        sf = layer.in_features // simd
-        super().__init__(layer, in_type, out_type, pe=pe, lanes=simd, w_lanes=simd,
-                         nf=layer.out_features // pe, sf=sf, vector_words=sf, mac=mac,
-                         shared_input=True,
-                         dsp_pack=layer_dsp_pack(layer, in_type, pe) if mac == "dsp" else 1)
-
-    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
-        return sf_i
-
-    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
-        dp, pe, simd = self.datapath, self.pe, self.simd
-        if dp.mode == "mul" and self.mac == "dsp":
-            return self._dsp_partials(m, x_lane, w_word)
-        if dp.mode == "mul" and self.unrolled:
-            # Constant weights: shift-and-add with shared terms instead of products.
-            return dot_const(m, [x_lane(k) for k in range(simd)],
-                             self.layer.weights.tolist(), "cmvm")
-        partials = []
-        for p in range(pe):
-            if dp.mode == "xnor":
-                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
-            elif dp.mode == "mask_x":
-                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)]))
-            elif dp.mode == "mask_w":
-                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
-            else:
-                partials.append(dot_lut(m, [(x_lane(k), w_lane(p, k)) for k in range(simd)],
-                                        f"dot{p}"))
-        return partials
-
-    def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
-        """Per output channel, the dot product of one step on packed DSP products
-        (:func:`~hwgen.rtl.arith.dot_dsp`)."""
-        pack, simd = self.dsp_pack, self.simd
-        stored = packed_operand_bits(self.in_type.bits, self.layer.weight_bits, pack)
-        operands = [[w_word[(g * simd + k) * stored:(g * simd + k + 1) * stored].as_signed()
-                     for k in range(simd)] for g in range(self.pe // pack)]
-        return dot_dsp(m, [x_lane(k) for k in range(simd)], operands, pack,
-                       self.in_type.bits + self.layer.weight_bits, "dsp")

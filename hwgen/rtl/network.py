@@ -10,9 +10,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..plan import NetworkPlan, plan
 from ..spec import INPUT, Network, output_names
+from ..weight_image import SPRAM_WIDTH
 from .layers import component, input_ports, output_ports
 from .stream import Fork, StreamFifo, WidthConverter, element_shape, lanes_signature
-from .weights import SPRAM_WIDTH
 
 __all__ = ["NetworkTop", "tap_name"]
 
@@ -35,7 +35,7 @@ class NetworkTop(wiring.Component):
 
     Networks with SPRAM weights (``weight_memory = "spram"``) have ports ``load_valid``,
     ``load_data`` (16 bits) and ``load_restart``: each cycle with ``load_valid`` writes the next
-    halfword of :func:`~hwgen.rtl.weights.spram_image`, the first one when ``load_restart`` is
+    halfword of :func:`~hwgen.weight_image.spram_image`, the first one when ``load_restart`` is
     high. ``spram_halfwords`` is the image's length in halfwords.
 
     ``dsp_budget`` (the device's DSP multipliers) lets ``mac = "auto"`` layers use DSPs

@@ -1,5 +1,6 @@
-"""Pooling: maxpool (a sliding-window generator into a per-channel running maximum) and
-global sum pooling (a per-channel running sum over the whole image)."""
+"""The per-channel reduction the pooling kinds share: a running maximum over each window
+(:mod:`hwgen.rtl.layers.maxpool`) or a running sum over the whole image
+(:mod:`hwgen.rtl.layers.global_sum_pool`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ from amaranth import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..numeric import TensorType
-from ..plan import window_geometry
-from ..spec import MaxPool
-from .stream import check_image, check_positive, element_shape, lanes_signature
-from .window import SlidingWindow
+from .stream import check_positive
 
-__all__ = ["ChannelReduce", "MaxPoolUnit", "global_sum_unit"]
+__all__ = ["ChannelReduce"]
 
 
 class ChannelReduce(wiring.Component):
@@ -101,60 +98,3 @@ class ChannelReduce(wiring.Component):
             with m.Else():
                 m.d.sync += chunk.eq(chunk + 1)
         return m
-
-
-class MaxPoolUnit(wiring.Component):
-    """One maxpool layer: a :class:`SlidingWindow` into a :class:`ChannelReduce`.
-
-    Input and output are channels-last images, ``lanes`` elements per beat, element [0] in the
-    lowest bits. On binary tensors (bit 1 meaning +1) the maximum is an OR. An output pixel is
-    ``C / lanes`` beats, each leaving one cycle after the window's last beat of its channels;
-    the window generator sets the rate (one window beat per cycle), and ``i_stream.ready``
-    depends on registered state only.
-
-    Parameters
-    ----------
-    layer : MaxPool
-        Window size and stride.
-    in_type : TensorType
-        The (H, W, C) input image type, also the output's element type.
-    lanes : int
-        Elements per beat, in and out; divides C.
-
-    Members
-    -------
-    i_stream : In(stream.Signature(ArrayLayout(element, lanes)))
-    o_stream : Out(stream.Signature(ArrayLayout(element, lanes)))
-    """
-
-    def __init__(self, layer: MaxPool, in_type: TensorType, *, lanes: int):
-        check_positive("lanes", lanes)
-        check_image("in_type", in_type)
-        self.geometry = window_geometry(layer, in_type, lanes)
-        self.in_type, self.lanes = in_type, lanes
-        super().__init__({
-            "i_stream": In(lanes_signature(in_type, lanes)),
-            "o_stream": Out(lanes_signature(in_type, lanes)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        g, shape = self.geometry, element_shape(self.in_type)
-        m.submodules.window = window = SlidingWindow(shape, g)
-        m.submodules.reduce = reduce = ChannelReduce(shape, lanes=g.lanes,
-                                                     positions=g.kernel ** 2, chunks=g.chunks)
-        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
-        wiring.connect(m, window.o_stream, reduce.i_stream)
-        wiring.connect(m, reduce.o_stream, wiring.flipped(self.o_stream))
-        return m
-
-
-def global_sum_unit(in_type: TensorType, out_type: TensorType, *, lanes: int) -> ChannelReduce:
-    """The global_sum_pool layer: one :class:`ChannelReduce` sum over all H·W positions."""
-    check_image("in_type", in_type)
-    check_positive("lanes", lanes)
-    h, w, c = in_type.shape
-    if c % lanes:
-        raise ValueError(f"lanes {lanes} does not divide the {c} channels")
-    return ChannelReduce(element_shape(in_type), lanes=lanes, positions=h * w,
-                         chunks=c // lanes, op="sum", out_shape=element_shape(out_type))

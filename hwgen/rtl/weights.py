@@ -1,93 +1,23 @@
-"""Weight memories of the matrix-vector unit: the packed weight words, and the SPRAM store whose
-contents are loaded after configuration (the UP5K's SB_SPRAM256KA cannot be initialized by the
-bitstream).
-
-The SPRAM weight image (docs/protocol.md) is :func:`spram_image`; the board loads it over the
-UART with LOAD frames and streams it to the stores 16 bits at a time.
+"""The SPRAM weight store of the folded units, loaded after configuration (the UP5K's
+SB_SPRAM256KA cannot be initialized by the bitstream), and its load ports. What it holds
+(weight words, the SPRAM image) is :mod:`hwgen.weight_image`.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 from amaranth import Cat, ClockSignal, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..numeric import encode
-from ..spec import Conv2d, Dense, DepthwiseConv2d, Network
+from ..weight_image import SPRAM_WIDTH, spram_shape
 from .stream import check_positive
 
-__all__ = ["weight_words", "pack_rows", "LOAD_PORTS", "SPRAM_DEPTH", "SPRAM_WIDTH", "spram_shape",
-           "spram_layers", "spram_image", "SpramWeights"]
-
-#: Words and bits of one SB_SPRAM256KA.
-SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
+__all__ = ["LOAD_PORTS", "SpramWeights"]
 
 #: The ports through which a unit with SPRAM weights is loaded, 16 bits per cycle with
 #: ``load_valid``; ``load_first`` marks the unit's first halfword (see :class:`SpramWeights`).
 LOAD_PORTS = {"load_valid": In(1), "load_first": In(1), "load_data": In(SPRAM_WIDTH)}
-
-
-def weight_words(weights: np.ndarray, weight_bits: int, pe: int, simd: int) -> list[int]:
-    """The (out × in) weight matrix as matrix-vector-unit words, address nf·SF + sf; output
-    channel p of the group, lane k at bits (p·SIMD + k)·weight_bits."""
-    codes = encode(weights, weight_bits, True)
-    out, inp = weights.shape
-    words = []
-    for nf in range(out // pe):
-        for sf in range(inp // simd):
-            block = codes[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd].reshape(-1)
-            word = 0
-            for k, code in enumerate(block.tolist()):
-                word |= int(code) << (k * weight_bits)
-            words.append(word)
-    return words
-
-
-def pack_rows(matrix: np.ndarray, pack: int, field: int) -> np.ndarray:
-    """Every ``pack`` consecutive rows as one: row ``r`` of the result is
-    ``Σ_t matrix[r·pack + t]·2**(t·field)``, the weights of ``pack`` output channels that one
-    DSP multiplies by the same input (:func:`hwgen.plan.dsp_packing`)."""
-    rows, cols = matrix.shape
-    grouped = np.asarray(matrix, dtype=np.int64).reshape(rows // pack, pack, cols)
-    return sum(grouped[:, t, :] << (t * field) for t in range(pack))
-
-
-def spram_shape(width: int, depth: int) -> tuple[int, int]:
-    """(columns, banks) of SPRAMs holding ``depth`` words of ``width`` bits: one SPRAM per
-    16-bit column and per 16 K words."""
-    return math.ceil(width / SPRAM_WIDTH), math.ceil(depth / SPRAM_DEPTH)
-
-
-def spram_layers(network: Network) -> list[tuple[str, int, list[int]]]:
-    """Per layer with ``weight_memory = "spram"``, in network order: (name, word width,
-    words)."""
-    from ..plan import plan
-
-    result = []
-    for layer, lp in zip(network.layers, plan(network).layers, strict=True):
-        if isinstance(layer, Dense | Conv2d | DepthwiseConv2d) \
-                and layer.weight_memory == "spram":
-            # one row per output channel; depthwise: one filter per channel, SIMD 1
-            matrix = layer.weights if isinstance(layer, Dense) else layer.matrix
-            result.append((layer.name, lp.pe * lp.simd * layer.weight_bits,
-                           weight_words(matrix, layer.weight_bits, lp.pe, lp.simd)))
-    return result
-
-
-def spram_image(network: Network) -> bytes:
-    """The bytes LOAD writes: per SPRAM layer, per word in address order, its 16-bit columns
-    from the lowest up, each little-endian. Empty when no layer keeps weights in SPRAM."""
-    out = bytearray()
-    for _, width, words in spram_layers(network):
-        columns, _ = spram_shape(width, len(words))
-        for word in words:
-            for c in range(columns):
-                out += ((word >> (c * SPRAM_WIDTH)) & 0xFFFF).to_bytes(2, "little")
-    return bytes(out)
 
 
 class SpramWeights(wiring.Component):

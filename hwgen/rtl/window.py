@@ -1,4 +1,5 @@
-"""The sliding-window generator: line buffers in block RAM turning an image stream into windows."""
+"""The sliding-window generator (line buffers in block RAM turning an image stream into
+windows) and :class:`WindowedUnit`, a window generator feeding a compute unit."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..plan import WindowGeometry
+from ..layers.window import WindowGeometry
+from ..numeric import TensorType, encode
+from .stream import check_image, check_positive, element_shape, lanes_signature
+from .weights import LOAD_PORTS
 
-__all__ = ["SlidingWindow"]
+__all__ = ["SlidingWindow", "WindowedUnit"]
 
 
 def _wrap_add(value, constant: int, modulus: int):
@@ -179,4 +183,81 @@ class SlidingWindow(wiring.Component):
                             m.d.sync += [row_top.eq(-top), frame_base.eq(frame_base + g.height),
                                          base_addr.eq(next_base), top_addr.eq(first_top),
                                          ky_addr.eq(first_top)]
+        return m
+
+
+class WindowedUnit(wiring.Component):
+    """A sliding-window generator feeding ``unit``: the shape every convolution-like layer
+    shares.
+
+    Every window of each (H, W, C) input image, padding included, goes from a
+    :class:`~hwgen.rtl.window.SlidingWindow` into ``unit`` (a folded compute unit) one beat per
+    cycle at most, and the unit's output is this component's. Timing and backpressure are the
+    window generator's at the input and the unit's at the output; ``i_stream.ready`` depends
+    on registered state only. Subclasses name the unit's submodule (``unit_name``).
+
+    Parameters
+    ----------
+    in_type, out_type : TensorType
+        The layer's (H, W, C) input and (H', W', C') output tensor types.
+    unit : wiring.Component
+        The compute unit, with ``i_stream`` taking ``lanes``-element window beats,
+        ``o_stream`` and, when its ``spram`` is true, the load ports.
+    kernel, stride : int
+        The k×k window and its step.
+    pads : tuple of int
+        Rows and columns of padding (top, left, bottom, right).
+    pad_value : int
+        The value of padded positions (of ``in_type``: ±1 for binary).
+    lanes, out_lanes : int
+        Elements per input beat (the window's beats too; divides C) and per output beat.
+
+    Members
+    -------
+    i_stream : In(stream.Signature(ArrayLayout(in element, lanes)))
+    o_stream : Out(stream.Signature(ArrayLayout(out element, out_lanes)))
+    load_valid, load_first, load_data : In
+        Only when ``unit.spram``; passed to the unit.
+    """
+
+    unit_name = "unit"
+
+    def __init__(self, in_type: TensorType, out_type: TensorType, unit: wiring.Component, *,
+                 kernel: int, stride: int, pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 pad_value: int = 0, lanes: int, out_lanes: int):
+        check_positive("lanes", lanes)
+        check_positive("out_lanes", out_lanes)
+        check_image("in_type", in_type)
+        check_image("out_type", out_type)
+        if not isinstance(unit, wiring.Component):
+            raise TypeError(f"unit must be a wiring.Component, not {unit!r}")
+        h, w, c = in_type.shape
+        self.geometry = WindowGeometry(h, w, c, lanes, kernel, stride, tuple(pads))
+        self.pad_code = int(encode(pad_value, in_type.bits, in_type.signed))
+        self.in_type = in_type
+        self.unit = unit
+        self.spram = unit.spram
+        members = {
+            "i_stream": In(lanes_signature(in_type, lanes)),
+            "o_stream": Out(lanes_signature(out_type, out_lanes)),
+        }
+        if self.spram:
+            members.update(LOAD_PORTS)
+        super().__init__(members)
+
+    @property
+    def spram_halfwords(self) -> int:
+        return self.unit.spram_halfwords
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = window = SlidingWindow(element_shape(self.in_type), self.geometry,
+                                                     pad_code=self.pad_code)
+        m.submodules[self.unit_name] = self.unit
+        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
+        wiring.connect(m, window.o_stream, self.unit.i_stream)
+        wiring.connect(m, self.unit.o_stream, wiring.flipped(self.o_stream))
+        if self.spram:
+            for port in LOAD_PORTS:
+                m.d.comb += getattr(self.unit, port).eq(getattr(self, port))
         return m

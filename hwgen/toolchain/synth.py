@@ -54,7 +54,7 @@ _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
 def _check_spram(network: Network, info: Board) -> None:
     """BoardError unless the board has the SPRAMs the network's ``weight_memory = "spram"``
     layers need."""
-    from ..rtl.weights import spram_layers, spram_shape
+    from ..weight_image import spram_layers, spram_shape
 
     layers = spram_layers(network)
     needed = sum(math.prod(spram_shape(width, len(words))) for _, width, words in layers)

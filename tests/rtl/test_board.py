@@ -14,8 +14,8 @@ from hwgen.rtl.board import BoardCore, BoardTop, BytePacker, crc16_step
 from hwgen.rtl.framing import RequestParser, ResponseSerializer, ResultCapture
 from hwgen.rtl.testbench import Clock, Stalls, stream_get, stream_put
 from hwgen.rtl.uart import UartRx, UartTx
-from hwgen.rtl.weights import spram_image
 from hwgen.spec import Input
+from hwgen.weight_image import spram_image
 from tests.helpers import chain
 
 NETWORKS = {

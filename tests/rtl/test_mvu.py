@@ -12,19 +12,31 @@ from amaranth.sim import Simulator
 
 from hwgen import golden
 from hwgen.layers import kind_of
+from hwgen.layers.weighted import layer_dsp_pack
 from hwgen.numeric import TensorType
 from hwgen.plan import MVU_DEPTH, plan
-from hwgen.rtl.mvu import FoldedUnit, MatrixVectorUnit
+from hwgen.rtl.layers.dense import MatrixVectorUnit, component
+from hwgen.rtl.mvu import FoldedUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
 from hwgen_sim.runner import stream_beats
 from tests.helpers import chain
 
 
+def _unit_as(net: Network, mac: str, *, pe: int, simd: int) -> MatrixVectorUnit:
+    """The network's one dense layer as a unit with its products on DSPs (``mac = "dsp"``,
+    packed as the plan packs them) or in logic, whatever the spec's ``mac`` says."""
+    layer, x = net.layers[0], net.types[0]
+    return MatrixVectorUnit(layer.weight_matrix(), x, net.types[1], pe=pe, simd=simd,
+                            mac="dsp" if mac == "dsp" else "lut",
+                            dsp_pack=layer_dsp_pack(layer, x, pe) if mac == "dsp" else 1,
+                            output_steps=plan(net).layers[0].output_steps)
+
+
 def run_unit(network: Network, x: np.ndarray, *, gaps=0.0, backpressure=0.0, seed=0):
     layer = network.layers[0]
     in_type, out_type = network.types[0], network.types[1]
-    unit = MatrixVectorUnit(layer, in_type, out_type, pe=layer.pe, simd=layer.simd)
+    unit = component(layer, plan(network).layers[0])  # the network's own pe and simd
     beats = stream_beats(x, in_type, layer.simd)
     expected = stream_beats(golden.run(network, x)[layer.name], out_type, layer.pe)
     got = run_stream(unit, beats, len(expected), gaps=gaps, backpressure=backpressure,
@@ -96,9 +108,9 @@ def test_constructor_rejects_bad_folding():
     net, _ = chain(rng, Input((8,), 1), [dict(out=4, weight_bits=1, out_bits=1, pe=1, simd=1)])
     layer = net.layers[0]
     with pytest.raises(ValueError, match="pe 3 does not divide out_features 4"):
-        MatrixVectorUnit(layer, net.types[0], net.types[1], pe=3, simd=1)
+        MatrixVectorUnit(layer.weight_matrix(), net.types[0], net.types[1], pe=3, simd=1)
     with pytest.raises(ValueError, match="simd 3 does not divide in_features 8"):
-        MatrixVectorUnit(layer, net.types[0], net.types[1], pe=1, simd=3)
+        MatrixVectorUnit(layer.weight_matrix(), net.types[0], net.types[1], pe=1, simd=3)
 
 
 # --- mixed precision: every W × A corner, LUT and DSP mapping, requantized outputs --------------
@@ -141,9 +153,7 @@ def test_mixed_precision_corners(case):
     net = Network("x", Input((size,), abits, signed),
                   [Dense("fc", w, wbits, pe=pe, simd=simd, mac="auto" if mac == "dsp" else mac)])
     x = _extreme_inputs(net.input_type, 5, rng)
-    layer = net.layers[0]
-    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=pe, simd=simd,
-                            mac="dsp" if mac == "dsp" else "lut")
+    unit = _unit_as(net, mac, pe=pe, simd=simd)
     beats = stream_beats(x, net.types[0], simd)
     expected = stream_beats(golden.run(net, x)["fc"], net.types[1], pe)
     got = run_stream(unit, beats, len(expected), gaps=0.3, backpressure=0.3, seed=1)
@@ -181,9 +191,7 @@ def test_requantize_bit_exact_under_stalls(case):
     lo, hi = net.output_type.range
     assert (out == lo).any() and (out == hi).any()  # both clamps are exercised
     assert ((out > lo) & (out < hi)).any()
-    layer = net.layers[0]
-    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=pe, simd=4,
-                            mac="dsp" if mac == "dsp" else "lut")
+    unit = _unit_as(net, mac, pe=pe, simd=4)
     beats = stream_beats(x, net.types[0], 4)
     expected = stream_beats(out, net.types[1], pe)
     got = run_stream(unit, beats, len(expected), gaps=0.4, backpressure=0.4, seed=2)
@@ -284,7 +292,7 @@ def _unrolled(case, count: int):
                    [dict(out=out, weight_bits=wbits, out_bits=out_bits, pe=out, simd=size,
                          bias=True)], count=count)
     layer = net.layers[0]
-    unit = MatrixVectorUnit(layer, net.types[0], net.types[1], pe=out, simd=size, mac=mac)
+    unit = _unit_as(net, mac, pe=out, simd=size)
     assert unit.unrolled
     beats = stream_beats(x, net.types[0], size)
     expected = stream_beats(golden.run(net, x)[layer.name], net.types[1], out)
@@ -387,7 +395,7 @@ def test_constructor_rejects_bad_arguments():
          "mac must be one of 'xnor', 'addsub', 'lut', 'dsp', not 'auto'"),
     ]:
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-            MatrixVectorUnit(layer, x, y, **kwargs)
+            MatrixVectorUnit(layer.weight_matrix(), x, y, **kwargs)
     folding = dict(pe=2, lanes=2, w_lanes=2, nf=2, sf=4, vector_words=4, mac="lut",
                    shared_input=True)
     for changes, message in [
@@ -398,4 +406,4 @@ def test_constructor_rejects_bad_arguments():
         (dict(mac="DSP"), "mac must be one of 'xnor', 'addsub', 'lut', 'dsp', not 'DSP'"),
     ]:
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-            FoldedUnit(layer, x, y, **(folding | changes))
+            FoldedUnit(layer.weight_matrix(), x, y, **(folding | changes))

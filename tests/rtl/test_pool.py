@@ -9,9 +9,10 @@ import pytest
 from amaranth import signed, unsigned
 
 from hwgen.numeric import TensorType, decode, encode, pack_lanes, unpack_lanes
-from hwgen.rtl.pool import ChannelReduce, MaxPoolUnit, global_sum_unit
+from hwgen.rtl.layers.global_sum_pool import global_sum_unit
+from hwgen.rtl.layers.maxpool import MaxPoolUnit
+from hwgen.rtl.pool import ChannelReduce
 from hwgen.rtl.testbench import run_stream
-from hwgen.spec import MaxPool
 
 
 def _values(rng, bits, is_signed, shape):
@@ -68,11 +69,11 @@ def test_channel_reduce_rejects_bad_arguments(kwargs, message):
 def test_pool_units_reject_bad_arguments():
     image, flat = TensorType((4, 4, 6), 4, False), TensorType((96,), 4, False)
     for make, message in [
-        (lambda: MaxPoolUnit(MaxPool("p", 2), image, lanes=0),
+        (lambda: MaxPoolUnit(image, size=2, stride=2, lanes=0),
          "lanes must be a positive integer, not 0"),
-        (lambda: MaxPoolUnit(MaxPool("p", 2), flat, lanes=2),
+        (lambda: MaxPoolUnit(flat, size=2, stride=2, lanes=2),
          "in_type must be an (H, W, C) image, not shape (96,)"),
-        (lambda: MaxPoolUnit(MaxPool("p", 2), image, lanes=4),
+        (lambda: MaxPoolUnit(image, size=2, stride=2, lanes=4),
          "lanes 4 do not divide channels 6"),
         (lambda: global_sum_unit(image, TensorType((6,), 10, True), lanes=4),
          "lanes 4 does not divide the 6 channels"),

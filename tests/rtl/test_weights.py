@@ -12,9 +12,10 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from hwgen.rtl.weights import SpramWeights, spram_image, spram_layers, weight_words
+from hwgen.rtl.weights import SpramWeights
 from hwgen.spec import Input
 from hwgen.toolchain.tools import verilator_dir
+from hwgen.weight_image import spram_image, spram_layers, weight_words
 from tests.helpers import chain
 from tests.rtl.test_network import bit_exact_and_cycle_exact
 

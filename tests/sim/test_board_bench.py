@@ -12,9 +12,9 @@ import pytest
 from hwgen import golden, protocol
 from hwgen.plan import plan
 from hwgen.protocol import Command, ErrorCode, ErrorReply
-from hwgen.rtl.weights import spram_image
 from hwgen.runtime import Board, BoardReplyError
 from hwgen.spec import load, save
+from hwgen.weight_image import spram_image
 from hwgen_sim.runner import board_session
 from tests.helpers import chain
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hwgen.numeric import TensorType
-from hwgen.rtl.argmax import ArgmaxUnit
+from hwgen.rtl.layers.argmax import ArgmaxUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen_sim.runner import stream_beats
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hwgen.numeric import TensorType
-from hwgen.rtl.conv import ConvUnit, WindowedUnit
-from hwgen.rtl.mvu import MatrixVectorUnit
+from hwgen.rtl.layers.conv2d import ConvUnit
+from hwgen.rtl.layers.dense import MatrixVectorUnit
+from hwgen.rtl.window import WindowedUnit
 from hwgen.spec import Input
 from tests.helpers import chain
 
@@ -34,17 +35,18 @@ def test_conv_unit_rejects_bad_arguments():
     for changes, error, message in cases:
         kwargs = dict(pe=2, simd=2) | changes
         with pytest.raises(error, match=f"^{re.escape(message)}$"):
-            ConvUnit(layer, x, y, **kwargs)
+            ConvUnit(layer.weight_matrix(), x, y, kernel=3, **kwargs)
     with pytest.raises(ValueError, match=re.escape("in_type must be an (H, W, C) image, not "
                                                    "shape (100,)")):
-        ConvUnit(layer, TensorType((100,), 4, False), y, pe=2, simd=2)
+        ConvUnit(layer.weight_matrix(), TensorType((100,), 4, False), y, kernel=3, pe=2, simd=2)
 
 
 def test_windowed_unit_rejects_bad_arguments():
     layer, x, y = _conv()
     net, _ = chain(np.random.default_rng(0), Input((36,), 4),
                    [dict(out=4, weight_bits=2, out_bits=2, pe=2, simd=2)], count=1)
-    unit = MatrixVectorUnit(net.layers[0], net.types[0], net.types[1], pe=2, simd=2)
+    unit = MatrixVectorUnit(net.layers[0].weight_matrix(), net.types[0], net.types[1], pe=2,
+                            simd=2)
     cases = [
         (dict(lanes=0), ValueError, "lanes must be a positive integer, not 0"),
         (dict(out_lanes=-1), ValueError, "out_lanes must be a positive integer, not -1"),
@@ -55,4 +57,4 @@ def test_windowed_unit_rejects_bad_arguments():
     for changes, error, message in cases:
         kwargs = dict(in_type=x, out_type=y, unit=unit, lanes=2, out_lanes=2) | changes
         with pytest.raises(error, match=f"^{re.escape(message)}$"):
-            WindowedUnit(layer, **kwargs)
+            WindowedUnit(kernel=3, stride=1, **kwargs)

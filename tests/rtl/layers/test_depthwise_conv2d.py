@@ -12,10 +12,10 @@ import pytest
 from hwgen import golden
 from hwgen.numeric import TensorType
 from hwgen.plan import plan
-from hwgen.rtl.depthwise import DepthwiseConvUnit, VectorVectorUnit
+from hwgen.rtl.layers.depthwise_conv2d import DepthwiseConvUnit, VectorVectorUnit, component
 from hwgen.rtl.testbench import run_stream
-from hwgen.rtl.weights import spram_image, spram_layers
 from hwgen.spec import DepthwiseConv2d, Input, Network
+from hwgen.weight_image import spram_image, spram_layers
 from hwgen_sim.runner import stream_beats
 from tests.helpers import chain, random_inputs
 from tests.rtl.test_network import bit_exact_and_cycle_exact
@@ -26,7 +26,7 @@ def run_layer(net: Network, x: np.ndarray, **stalls):
     (plan of the layer, what the unit produced, the golden model's beats)."""
     lp = plan(net).layers[0]
     layer = net.layers[0]
-    unit = DepthwiseConvUnit(layer, lp.in_type, lp.out_type, pe=lp.pe, mac=lp.mac)
+    unit = component(layer, lp)
     beats = stream_beats(x, lp.in_type, lp.pe)
     expected = stream_beats(golden.run(net, x)[layer.name], lp.out_type, lp.pe)
     return lp, run_stream(unit, beats, len(expected), **stalls), expected
@@ -133,7 +133,7 @@ def test_cycles_per_frame_are_the_cost_models(shape, k, stride, padding, pe):
 def test_constructor_rejects_pe_not_dividing_the_channels():
     net = Network("n", Input((5, 5, 4), 8), [DepthwiseConv2d("dw", np.ones((4, 3, 3), int), 8)])
     with pytest.raises(ValueError, match="^pe 3 does not divide the 4 channels$"):
-        VectorVectorUnit(net.layers[0], net.types[0], net.types[1], pe=3)
+        VectorVectorUnit(net.layers[0].weight_matrix(), net.types[0], net.types[1], pe=3)
 
 
 # --- separable blocks through the network top ------------------------------------------------
@@ -220,7 +220,8 @@ def test_separable_block_with_a_residual_shortcut():
 def test_constructor_rejects_bad_arguments(kwargs, message):
     net = Network("n", Input((5, 5, 4), 8), [DepthwiseConv2d("dw", np.ones((4, 3, 3), int), 8)])
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        VectorVectorUnit(net.layers[0], net.types[0], net.types[1], **kwargs)
+        VectorVectorUnit(net.layers[0].weight_matrix(), net.types[0], net.types[1], **kwargs)
     with pytest.raises(ValueError, match=re.escape("in_type must be an (H, W, C) image, not "
                                                    "shape (100,)")):
-        DepthwiseConvUnit(net.layers[0], TensorType((100,), 8, False), net.types[1], pe=2)
+        DepthwiseConvUnit(net.layers[0].weight_matrix(), TensorType((100,), 8, False),
+                          net.types[1], kernel=3, pe=2)
