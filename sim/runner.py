@@ -133,7 +133,7 @@ def write_case(network: Network, net_plan: NetworkPlan, x: np.ndarray, path: Pat
 
 def _halfwords(network: Network) -> list[int]:
     """The SPRAM weight image as the 16-bit words the network's load port takes."""
-    from hwgen.rtl.weights import spram_image
+    from hwgen.weight_image import spram_image
 
     image = spram_image(network)
     return [int.from_bytes(image[i:i + 2], "little") for i in range(0, len(image), 2)]
