@@ -225,15 +225,15 @@ def cmd_boards(args) -> int:
 
 def cmd_check(args) -> int:
     network = _load(args.spec)
-    dsp_budget = None
     if args.board is not None:
         from .toolchain.boards import board
-        from .toolchain.synth import check_dsp
+        from .toolchain.synth import board_plan, check_dsp
 
         info = board(args.board)
-        check_dsp(network, info)
-        dsp_budget = info.resources.get("dsp", 0)
-    p = plan(network, dsp_budget)
+        p = board_plan(network, info)
+        check_dsp(network, info, p)
+    else:
+        p = plan(network)
     print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
     return 0
 

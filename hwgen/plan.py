@@ -33,7 +33,7 @@ from .spec import Network, output_names
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
            "MVU_DEPTH", "folded_depth", "requantize_factors", "output_steps", "format_table",
-           "format_memory", "stage_capacity", "Mac",
+           "format_memory", "stage_capacity", "Mac", "checked_plan",
            "dsp_packing", "packed_operand_bits", "layer_dsp_pack", "mac_kind", "lut_mac_cost"]
 
 
@@ -243,6 +243,20 @@ def plan(network: Network, dsp_budget: int | None = None) -> NetworkPlan:
     fifos = _branch_fifos(network, layers, converters)
     return NetworkPlan(network.name, x0, input_lanes, layers, converters,
                        list(network.sources), fifos)
+
+
+def checked_plan(network: Network, net_plan: NetworkPlan | None) -> NetworkPlan:
+    """``net_plan`` if it is ``network``'s plan (``TypeError``/``ValueError`` otherwise), or
+    the network's plan without DSPs when ``None``."""
+    if net_plan is None:
+        return plan(network)
+    if not isinstance(net_plan, NetworkPlan):
+        raise TypeError(f"net_plan must be a hwgen.plan.NetworkPlan, not {net_plan!r}")
+    if net_plan.name != network.name or [lp.name for lp in net_plan.layers] != [
+            layer.name for layer in network.layers]:
+        raise ValueError(f"net_plan is the plan of {net_plan.name!r}, not of the network "
+                         f"{network.name!r}")
+    return net_plan
 
 
 def stage_capacity(lp: LayerPlan, layer: Layer) -> int:

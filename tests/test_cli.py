@@ -159,7 +159,7 @@ def test_sim_mismatch_exits_1_and_names_the_first(mini_spec, tmp_path, capsys, m
 
     real_write = runner.write_verilog
     monkeypatch.setattr(runner, "write_verilog",
-                        lambda network, path: real_write(_mutated(network, "fc1"), path))
+                        lambda network, path, net_plan: real_write(_mutated(network, "fc1"), path))
     assert main(["sim", str(mini_spec), "--random", "4", "--work-dir",
                  str(tmp_path / "w")]) == 1
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
-from ..plan import plan
+from ..plan import NetworkPlan, checked_plan
 from ..protocol import MAX_CLASSES, network_id
 from ..spec import Argmax, Network
 from ..weight_image import spram_image
@@ -125,6 +125,8 @@ class BoardCore(wiring.Component):
         Reported in INFO_REPLY.
     idle_cycles, result_cycles : int
         The two timeouts, in cycles.
+    net_plan : NetworkPlan or None
+        The network's plan (:func:`hwgen.plan.checked_plan`); ``None``: without DSPs.
 
     Members
     -------
@@ -144,17 +146,17 @@ class BoardCore(wiring.Component):
     weights_loaded: Out(1)
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int, idle_cycles: int,
-                 result_cycles: int, dsp_budget: int | None = None):
+                 result_cycles: int, net_plan: NetworkPlan | None = None):
         check_network(network)
         for name, value in (("idle_cycles", idle_cycles), ("result_cycles", result_cycles)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self.network, self.dsp_budget = network, dsp_budget
-        self.plan = plan(network, dsp_budget)
+        self.network = network
+        self.plan = checked_plan(network, net_plan)
         self.clk_hz, self.baud = clk_hz, baud
         self.idle_cycles, self.result_cycles = idle_cycles, result_cycles
         self.frame_bytes = self.plan.input_type.size
-        self.weight_bytes = len(spram_image(network))
+        self.weight_bytes = len(spram_image(network, self.plan))
         self.network_id = network_id(network)
         super().__init__()
 
@@ -174,7 +176,7 @@ class BoardCore(wiring.Component):
             classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
             score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes)
         packer = BytePacker(p.input_type, p.input_lanes)
-        top = NetworkTop(self.network, taps=True, dsp_budget=self.dsp_budget)
+        top = NetworkTop(self.network, taps=True, net_plan=self.plan)
         m.submodules.packer = ResetInserter(parser.abort)(packer)
         m.submodules.network = ResetInserter(parser.abort)(top)
 
@@ -229,6 +231,8 @@ class BoardLogic(wiring.Component):
         UART bit rate.
     idle_s : float
         Idle time in seconds that drops a partial frame.
+    net_plan : NetworkPlan or None
+        As for :class:`BoardCore`.
 
     Members
     -------
@@ -246,13 +250,13 @@ class BoardLogic(wiring.Component):
     weights_loaded: Out(1)
 
     def __init__(self, network: Network, *, clk_hz: int, baud: int = 115200,
-                 idle_s: float = 0.1, dsp_budget: int | None = None):
+                 idle_s: float = 0.1, net_plan: NetworkPlan | None = None):
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
         self.network, self.clk_hz, self.baud = network, clk_hz, baud
-        self.dsp_budget = dsp_budget
-        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s,
-                                                              dsp_budget)
+        self.plan = checked_plan(network, net_plan)
+        self.idle_cycles, self.result_cycles = board_timeouts(self.plan, clk_hz, divisor,
+                                                              idle_s)
         super().__init__()
 
     def elaborate(self, platform):
@@ -262,7 +266,7 @@ class BoardLogic(wiring.Component):
         m.submodules.core = core = BoardCore(self.network, clk_hz=self.clk_hz, baud=self.baud,
                                              idle_cycles=self.idle_cycles,
                                              result_cycles=self.result_cycles,
-                                             dsp_budget=self.dsp_budget)
+                                             net_plan=self.plan)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
                      self.last_class.eq(core.last_class),
                      self.weights_loaded.eq(core.weights_loaded)]
@@ -294,14 +298,15 @@ class BoardTop(Elaboratable):
         UART bit rate (default 115200).
     idle_s : float
         Idle time in seconds that drops a partial frame (default 0.1).
-    dsp_budget : int or None
-        The device's DSP multipliers, for ``mac = "auto"`` layers (:func:`hwgen.plan.plan`).
+    net_plan : NetworkPlan or None
+        The network's plan for the board (:func:`hwgen.toolchain.synth.board_plan`: its DSPs
+        for ``mac = "auto"`` layers); ``None``: :func:`hwgen.plan.plan` without DSPs.
     """
 
     def __init__(self, network: Network, *, clk_hz: int, clock_hz: float | None = None,
                  family: str | None = None, baud: int = 115200,
                  uart: tuple[str, int] = ("uart", 0), idle_s: float = 0.1,
-                 dsp_budget: int | None = None):
+                 net_plan: NetworkPlan | None = None):
         from .clock import clock_config
 
         self.family, self.oscillator_hz, self.clock_request_hz = family, clk_hz, clock_hz
@@ -312,9 +317,9 @@ class BoardTop(Elaboratable):
         divisor = uart_divisor(clk_hz, baud)
         check_network(network)
         self.network, self.clk_hz, self.baud, self.uart = network, clk_hz, baud, uart
-        self.idle_s, self.dsp_budget = idle_s, dsp_budget
-        self.idle_cycles, self.result_cycles = board_timeouts(network, clk_hz, divisor, idle_s,
-                                                              dsp_budget)
+        self.idle_s, self.plan = idle_s, checked_plan(network, net_plan)
+        self.idle_cycles, self.result_cycles = board_timeouts(self.plan, clk_hz, divisor,
+                                                              idle_s)
 
     def elaborate(self, platform):
         if platform is None:
@@ -326,7 +331,7 @@ class BoardTop(Elaboratable):
             m.domains.sync = ClockDomain()  # driven by the PLL (defined here, used below)
             m.submodules.pll = PllClock(self.family, self.oscillator_hz, self.clock_request_hz)
         m.submodules.logic = logic = BoardLogic(self.network, clk_hz=self.clk_hz, baud=self.baud,
-                                                idle_s=self.idle_s, dsp_budget=self.dsp_budget)
+                                                idle_s=self.idle_s, net_plan=self.plan)
         pins = platform.request(*self.uart, dir="-")
         m.submodules.rx_buffer = rx_buffer = io.Buffer("i", pins.rx)
         m.submodules.tx_buffer = tx_buffer = io.Buffer("o", pins.tx)
@@ -341,12 +346,11 @@ class BoardTop(Elaboratable):
         return m
 
 
-def board_timeouts(network: Network, clk_hz: int, divisor: int, idle_s: float = 0.1,
-                   dsp_budget: int | None = None) -> tuple[int, int]:
+def board_timeouts(net_plan: NetworkPlan, clk_hz: int, divisor: int,
+                   idle_s: float = 0.1) -> tuple[int, int]:
     """(idle_cycles, result_cycles) of a board: a frame idle for ``idle_s`` is dropped, but
     never sooner than two byte times; an inference has 4 × (latency bound + cycles per
-    inference) to answer, by the plan the board is built with (``dsp_budget`` as for
-    :class:`BoardCore`)."""
-    p = plan(network, dsp_budget)
-    result_cycles = 4 * (p.latency_bound + p.cycles_per_inference)
+    inference) to answer, by the plan the board is built with."""
+    result_cycles = 4 * (net_plan.latency_bound + net_plan.cycles_per_inference)
     return max(round(idle_s * clk_hz), 20 * divisor), result_cycles
+

@@ -8,7 +8,7 @@ from amaranth import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..plan import NetworkPlan, plan
+from ..plan import NetworkPlan, checked_plan, plan
 from ..spec import INPUT, Network, output_names
 from ..weight_image import SPRAM_WIDTH
 from .layers import component, input_ports, output_ports
@@ -38,8 +38,9 @@ class NetworkTop(wiring.Component):
     halfword of :func:`~hwgen.weight_image.spram_image`, the first one when ``load_restart`` is
     high. ``spram_halfwords`` is the image's length in halfwords.
 
-    ``dsp_budget`` (the device's DSP multipliers) lets ``mac = "auto"`` layers use DSPs
-    (:func:`hwgen.plan.plan`).
+    The network is built as ``net_plan`` plans it (a build's one plan), or as
+    :func:`hwgen.plan.plan` plans it with ``dsp_budget`` (the device's DSP multipliers, which
+    ``mac = "auto"`` layers may use).
 
     With ``taps``, every layer's output stream is also visible at ports ``tap_<layer>_fire``
     (a beat is transferred this cycle) and ``tap_<layer>_payload``, for simulation.
@@ -55,6 +56,8 @@ class NetworkTop(wiring.Component):
         Add the ``tap_*`` ports.
     dsp_budget : int or None
         DSP multipliers ``mac = "auto"`` layers may use; ``None`` (default): none.
+    net_plan : NetworkPlan or None
+        The network's plan, instead of planning it here (not with ``dsp_budget``).
 
     Members
     -------
@@ -68,7 +71,8 @@ class NetworkTop(wiring.Component):
         Only with ``taps``, one pair per layer.
     """
 
-    def __init__(self, network: Network, *, taps: bool = False, dsp_budget: int | None = None):
+    def __init__(self, network: Network, *, taps: bool = False, dsp_budget: int | None = None,
+                 net_plan: NetworkPlan | None = None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a hwgen.spec.Network, not {network!r}")
         if not isinstance(taps, bool):
@@ -77,8 +81,11 @@ class NetworkTop(wiring.Component):
                                        or isinstance(dsp_budget, bool) or dsp_budget < 0):
             raise ValueError(f"dsp_budget must be None or a non-negative integer, not "
                              f"{dsp_budget!r}")
+        if dsp_budget is not None and net_plan is not None:
+            raise ValueError("give dsp_budget or net_plan, not both (a plan has its budget)")
         self.network = network
-        self.plan: NetworkPlan = plan(network, dsp_budget)
+        self.plan: NetworkPlan = (plan(network, dsp_budget) if net_plan is None
+                                  else checked_plan(network, net_plan))
         self.taps = taps
         self.units = [component(layer, lp)
                       for layer, lp in zip(network.layers, self.plan.layers, strict=True)]

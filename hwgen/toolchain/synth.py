@@ -21,12 +21,12 @@ from pathlib import Path
 from amaranth._toolchain import tool_env_var
 
 from ..outdir import OutputDir
-from ..plan import plan
+from ..plan import NetworkPlan, plan
 from ..spec import Network
 from .boards import Board, BoardError, board
 from .tools import ToolError, run_tool, tool_env, tool_path
 
-__all__ = ["build", "check_build", "check_dsp", "spec_files", "FAMILY_CELLS"]
+__all__ = ["build", "check_build", "check_dsp", "board_plan", "spec_files", "FAMILY_CELLS"]
 
 #: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
 FAMILY_CELLS = {
@@ -101,6 +101,18 @@ def check_build(network: Network, board_name: str, *, clock_mhz: float | None = 
     """Everything :func:`build` refuses before it starts, checked in a moment: the board, the
     network on the board top, its SPRAMs and DSPs, the clock and the UART rate
     (:class:`BoardError`), and the tools (:class:`ToolError`). Returns the board."""
+    return _checked(network, board_name, clock_mhz=clock_mhz, baud=baud)[0]
+
+
+def board_plan(network: Network, info: Board) -> NetworkPlan:
+    """The network planned for a board: ``mac = "auto"`` layers on the device's DSPs where
+    they fit (:func:`hwgen.plan.plan` with its DSP budget)."""
+    return plan(network, info.resources.get("dsp", 0))
+
+
+def _checked(network: Network, board_name: str, *, clock_mhz: float | None,
+             baud: int) -> tuple[Board, NetworkPlan]:
+    """:func:`check_build`'s checks; the board and the build's one plan."""
     from ..rtl.board import check_network
 
     info = board(board_name)
@@ -109,7 +121,8 @@ def check_build(network: Network, board_name: str, *, clock_mhz: float | None = 
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     _check_spram(network, info)
-    check_dsp(network, info)
+    net_plan = board_plan(network, info)
+    check_dsp(network, info, net_plan)
     if clock_mhz is None:
         clock_mhz = info.default_clock_mhz
     try:  # checked before the board top exists (an unused Elaboratable warns)
@@ -124,7 +137,7 @@ def check_build(network: Network, board_name: str, *, clock_mhz: float | None = 
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     tool_env(_FAMILY_TOOLS[info.family])
-    return info
+    return info, net_plan
 
 
 def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
@@ -144,7 +157,7 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
     ``log`` (a callable taking a line) hears about each step.
     """
-    info = check_build(network, board_name, clock_mhz=clock_mhz, baud=baud)
+    info, net_plan = _checked(network, board_name, clock_mhz=clock_mhz, baud=baud)
     if isinstance(out_dir, OutputDir):
         out = out_dir
     else:
@@ -152,7 +165,8 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
                         force=force, protect=spec_files(network), failed=True)
     with out.staged() as tmp:
         try:
-            report = _synthesize(network, info, tmp, clock_mhz=clock_mhz, baud=baud, log=log)
+            report = _synthesize(network, net_plan, info, tmp, clock_mhz=clock_mhz, baud=baud,
+                                 log=log)
         except ToolError as exc:
             # Keep the failed work folder (its logs) beside the output, never as the output.
             failed = out.commit_failed()
@@ -170,9 +184,10 @@ def spec_files(network: Network) -> list[str]:
             if p is not None and str(p) != "<python>"]
 
 
-def _synthesize(network: Network, info: Board, tmp: Path, *, clock_mhz: float | None,
-                baud: int, log) -> dict:
-    """Run the board's synthesis chain in ``tmp``; the report (not yet written)."""
+def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *,
+                clock_mhz: float | None, baud: int, log) -> dict:
+    """Run the board's synthesis chain in ``tmp`` on the network as ``net_plan`` plans it;
+    the report (not yet written)."""
     from ..rtl.board import BoardTop
 
     start = time.monotonic()
@@ -181,7 +196,7 @@ def _synthesize(network: Network, info: Board, tmp: Path, *, clock_mhz: float | 
     clock_hz = None if clock_mhz is None else clock_mhz * 1e6
     platform = info.platform()
     top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
-                   family=info.family, dsp_budget=info.resources.get("dsp", 0))
+                   family=info.family, net_plan=net_plan)
     # iCE40 synthesis maps multipliers to SB_MAC16 only when asked; hwgen's logic-mapped
     # products have no $mul cells, so only the layers planned on DSPs get them.
     synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
@@ -211,7 +226,7 @@ def _synthesize(network: Network, info: Board, tmp: Path, *, clock_mhz: float | 
             _check_fit(network, info, tmp / "synth_stat.json")
         if log:
             log(f"  {tool} done in {time.monotonic() - step:.1f} s")
-    return _report(network, info, tmp, env, time.monotonic() - start, top)
+    return _report(network, net_plan, info, tmp, env, time.monotonic() - start, top)
 
 
 #: Yosys' memory and DSP cells per family → the board resource they use up.
@@ -222,11 +237,12 @@ _SYNTH_CELLS = {
 _RESOURCE_NAMES = {"bram": "block RAMs", "spram": "SPRAMs", "dsp": "DSPs"}
 
 
-def check_dsp(network: Network, info: Board) -> None:
-    """Refuses ``mac = "dsp"`` layers on a device without
-    DSP blocks, or more DSPs than it has, before anything is built."""
+def check_dsp(network: Network, info: Board, net_plan: NetworkPlan | None = None) -> None:
+    """Refuses ``mac = "dsp"`` layers on a device without DSP blocks, or more DSPs than it
+    has, before anything is built (``net_plan``: the network's plan for the board, default
+    :func:`board_plan`)."""
     available = info.resources.get("dsp", 0)
-    p = plan(network, available)
+    p = net_plan or board_plan(network, info)
     wanted = [(i, lp) for i, (layer, lp) in enumerate(zip(network.layers, p.layers,
                                                          strict=True))
               if getattr(layer, "mac", "auto") == "dsp"]
@@ -305,12 +321,11 @@ def _yosys_version(rpt: Path) -> str | None:
     return found.group(0) + ")" if found else None
 
 
-def _report(network: Network, info: Board, work: Path, env: dict, seconds: float,
-            top) -> dict:
+def _report(network: Network, p: NetworkPlan, info: Board, work: Path, env: dict,
+            seconds: float, top) -> dict:
     pnr = json.loads((work / "report_pnr.json").read_text())
     utilization = pnr.get("utilization", {})
     cells = FAMILY_CELLS[info.family]
-    p = plan(network, info.resources.get("dsp", 0))
 
     report: dict = {
         "board": info.name,
