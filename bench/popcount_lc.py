@@ -8,7 +8,7 @@ drives output pins), synthesizes them with Yosys and places and routes them with
     plain Verilog, ``count <= sum of (a[i] ~^ w[i])`` written as a loop; Yosys maps it alone.
 ``hwgen``
     the same wrapper in Amaranth, ``count`` from :func:`hwgen.rtl.arith.popcount` of
-    ``~(a ^ w)`` (the expression :class:`~hwgen.rtl.mvu.MatrixVectorUnit` uses), converted
+    ``~(a ^ w)`` (the expression :class:`~hwgen.rtl.layers.dense.MatrixVectorUnit` uses), converted
     with ``amaranth.back.verilog``.
 ``regs``
     the wrapper alone (``count`` holds the shift registers' last bits): what every variant

@@ -33,7 +33,7 @@ from .spec import Network, output_names
 
 __all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
            "MVU_DEPTH", "folded_depth", "requantize_factors", "output_steps", "format_table",
-           "format_memory", "stage_capacity", "Mac", "checked_plan",
+           "format_memory", "stage_capacity", "Mac", "checked_plan", "converter_capacity",
            "dsp_packing", "packed_operand_bits", "layer_dsp_pack", "mac_kind", "lut_mac_cost"]
 
 
@@ -41,6 +41,13 @@ def window_geometry(layer: Layer, x: TensorType, lanes: int) -> WindowGeometry:
     """The windows a conv2d, depthwise_conv2d or maxpool layer reads from its input ``x``,
     ``lanes`` per beat."""
     return layer.geometry(x, lanes)
+
+
+def converter_capacity(in_lanes: int, out_lanes: int) -> int:
+    """Elements a width converter from ``in_lanes`` to ``out_lanes`` elements per beat holds:
+    enough that neither side waits on the other at its full rate
+    (:class:`hwgen.rtl.stream.WidthConverter`)."""
+    return in_lanes + out_lanes - 1 + max(in_lanes, out_lanes)
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,7 @@ class ConverterPlan:
     @property
     def capacity(self) -> int:
         """Elements it can hold (the RTL converter's buffer)."""
-        a, b = self.in_lanes, self.out_lanes
-        return a + b - 1 + max(a, b)
+        return converter_capacity(self.in_lanes, self.out_lanes)
 
     @property
     def cycles(self) -> int:

@@ -9,6 +9,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric import TensorType
+from ..plan import converter_capacity
 
 __all__ = ["element_shape", "lanes_layout", "lanes_signature", "check_positive", "check_image",
            "check_signature", "WidthConverter", "Passthrough", "Fork", "StreamFifo"]
@@ -80,9 +81,9 @@ class WidthConverter(wiring.Component):
 
     @property
     def capacity(self) -> int:
-        """Elements held; enough that neither side waits on the other at its full rate."""
-        a, b = self.in_lanes, self.out_lanes
-        return a + b - 1 + max(a, b)
+        """Elements held; enough that neither side waits on the other at its full rate
+        (:func:`hwgen.plan.converter_capacity`, which the FIFO depths count on)."""
+        return converter_capacity(self.in_lanes, self.out_lanes)
 
     def elaborate(self, platform):
         m = Module()

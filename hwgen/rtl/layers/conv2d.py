@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from ...layers import Layer, LayerPlan, Mac
 from ...layers.weighted import WeightMatrix
 from ...numeric import TensorType
-from ..mvu import check_mac, check_weights
+from ..datapath import check_mac, check_weights
 from ..stream import check_image, check_positive
 from ..window import WindowedUnit
 from .dense import MatrixVectorUnit

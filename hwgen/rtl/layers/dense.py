@@ -9,7 +9,8 @@ from ...layers import Layer, LayerPlan, Mac
 from ...layers.weighted import WeightMatrix, packed_operand_bits
 from ...numeric import TensorType
 from ..arith import dot_const, dot_dsp, dot_lut, popcount, sum_tree
-from ..mvu import FoldedUnit, Mode, check_mac, check_weights
+from ..datapath import Mode, check_mac, check_weights
+from ..folded import FoldedUnit
 from ..stream import check_positive
 
 __all__ = ["MatrixVectorUnit", "component"]
@@ -37,7 +38,7 @@ class MatrixVectorUnit(FoldedUnit):
         per multiplier; ``Mac.LUT`` (default), ``XNOR`` and ``ADDSUB`` keep them in logic (the
         datapath follows the operand widths).
     dsp_pack, output_steps, spram :
-        As for :class:`~hwgen.rtl.mvu.FoldedUnit` (the plan's figures).
+        As for :class:`~hwgen.rtl.folded.FoldedUnit` (the plan's figures).
 
     Members
     -------

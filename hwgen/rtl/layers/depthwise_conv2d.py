@@ -10,7 +10,8 @@ from ...layers import Layer, LayerPlan, Mac
 from ...layers.weighted import WeightMatrix
 from ...numeric import TensorType
 from ..arith import dot_dsp, dot_lut
-from ..mvu import FoldedUnit, Mode, check_mac, check_weights
+from ..datapath import Mode, check_mac, check_weights
+from ..folded import FoldedUnit
 from ..stream import check_image, check_positive
 from ..window import WindowedUnit
 
@@ -27,7 +28,7 @@ class VectorVectorUnit(FoldedUnit):
     output stage. Each chunk takes ``k·k`` steps, one kernel position of its ``pe`` channels
     per cycle, so a window takes ``k·k·C / pe`` cycles, as many as it has input beats; the
     window is buffered (two buffers) and read back chunk by chunk. Timing, backpressure and
-    SPRAM weights as in :class:`~hwgen.rtl.mvu.FoldedUnit`.
+    SPRAM weights as in :class:`~hwgen.rtl.folded.FoldedUnit`.
 
     Parameters
     ----------
@@ -43,7 +44,7 @@ class VectorVectorUnit(FoldedUnit):
         input, so there is no packing); ``Mac.LUT`` (default), ``XNOR`` and ``ADDSUB`` keep
         them in logic.
     output_steps, spram :
-        As for :class:`~hwgen.rtl.mvu.FoldedUnit` (the plan's figures).
+        As for :class:`~hwgen.rtl.folded.FoldedUnit` (the plan's figures).
 
     Members
     -------

@@ -15,8 +15,8 @@ from hwgen.layers import kind_of
 from hwgen.layers.weighted import layer_dsp_pack
 from hwgen.numeric import TensorType
 from hwgen.plan import MVU_DEPTH, plan
+from hwgen.rtl.folded import FoldedUnit
 from hwgen.rtl.layers.dense import MatrixVectorUnit, component
-from hwgen.rtl.mvu import FoldedUnit
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
 from hwgen_sim.runner import stream_beats
@@ -363,7 +363,7 @@ def test_a_threshold_rom_wider_than_a_memory_word_is_split():
 
     from amaranth.back import verilog
 
-    from hwgen.rtl.mvu import MAX_WORD_BITS
+    from hwgen.rtl.output_stage import MAX_WORD_BITS
     from hwgen.spec import Dense
 
     rng = np.random.default_rng(0)

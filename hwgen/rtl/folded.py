@@ -1,195 +1,31 @@
-"""The folded pipeline of the layers with weights (dense, conv2d, depthwise_conv2d): the
-:class:`Datapath` choice, :class:`FoldedUnit` with its output quantization, and the lane ROMs.
-The kinds' units (:mod:`hwgen.rtl.layers.dense`, :mod:`hwgen.rtl.layers.depthwise_conv2d`)
-derive from it."""
+"""The folded pipeline of the layers with weights (dense, conv2d, depthwise_conv2d):
+:class:`FoldedUnit`, from the input double buffer through the steps and the accumulators to
+the output stage (:mod:`hwgen.rtl.output_stage`) and the output FIFO. The kinds' units
+(:mod:`hwgen.rtl.layers.dense`, :mod:`hwgen.rtl.layers.depthwise_conv2d`) derive from it
+and choose the folding, the buffer words each step reads and the partial sums."""
 
 from __future__ import annotations
 
-import enum
 import math
 import numbers
 
-import numpy as np
-from amaranth import Cat, Const, EnableInserter, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, EnableInserter, Module, Mux, Signal, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..layers import Mac
 from ..layers.base import folded_depth
-from ..layers.weighted import Requantize, WeightMatrix, packed_operand_bits
-from ..numeric import TensorType, dot_bounds, width_for
+from ..layers.weighted import WeightMatrix, packed_operand_bits
+from ..numeric import TensorType
 from ..weight_image import pack_rows, spram_shape, weight_words
-from .arith import dot_lut, sum_tree
+from .arith import sum_tree
+from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
+from .output_stage import OutputStage
 from .stream import check_positive, lanes_signature
 from .weights import LOAD_PORTS, SpramWeights
 
-__all__ = ["FoldedUnit", "Datapath", "Mode", "check_mac", "check_weights"]
-
-
-def check_mac(mac) -> Mac:
-    """``mac`` as a :class:`~hwgen.layers.base.Mac`; ``ValueError`` unless it is one."""
-    try:
-        return Mac(mac)
-    except ValueError:
-        raise ValueError(f"mac must be one of {', '.join(repr(str(m)) for m in Mac)}, not "
-                         f"{mac!r}") from None
-
-
-def check_weights(weights) -> None:
-    """Raises ``TypeError`` unless ``weights`` is a :class:`~hwgen.layers.weighted.WeightMatrix`."""
-    if not isinstance(weights, WeightMatrix):
-        raise TypeError(f"weights must be a hwgen.layers.weighted.WeightMatrix, not "
-                        f"{type(weights).__name__}")
-
-
-class Mode(enum.StrEnum):
-    """How a folded unit accumulates (see :class:`Datapath`)."""
-
-    XNOR = "xnor"
-    MASK_X = "mask_x"
-    SIGN_X = "sign_x"
-    MASK_W = "mask_w"
-    MUL = "mul"
-
-
-def _shape(lo: int, hi: int):
-    bits, is_signed = width_for(lo, hi)
-    return signed(bits) if is_signed else unsigned(bits)
-
-
-def _signed_shape(lo: int, hi: int):
-    bits, is_signed = width_for(lo, hi)
-    return signed(bits + (0 if is_signed else 1))
-
-
-def _saturate(value: Value, bits: int, is_signed: bool) -> Value:
-    """``value`` (signed) clamped to the ``bits``-bit unsigned or signed range, by testing the
-    bits above the range (an OR of a few LUTs, not two full-width comparators)."""
-    value = Value.cast(value)
-    sign = value[-1]
-    if is_signed:
-        upper = value[bits - 1:]
-        fits = ~upper.any() | upper.all()
-        limit = Mux(sign, 1 << (bits - 1), (1 << (bits - 1)) - 1)
-        return Mux(fits, value[:bits], limit)
-    above = value[bits:-1].any() if len(value) > bits + 1 else Const(0, 1)
-    return Mux(sign, 0, Mux(above, (1 << bits) - 1, value[:bits]))
-
-
-#: Amaranth numbers the bits of one cell's value with 16 bits: no memory word may be wider.
-MAX_WORD_BITS = 1 << 16
-
-
-def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
-             addr: Value) -> list[Value]:
-    """The lanes of the word at ``addr`` of a ROM holding ``words`` (each ``lanes`` lanes of
-    ``lane_bits``, lane 0 lowest), one cycle after ``addr``. One memory ``name`` when the word
-    fits :data:`MAX_WORD_BITS`, else whole lanes split over ``name_0``, ``name_1``, … of at
-    most that width each."""
-    if lane_bits > MAX_WORD_BITS:
-        raise ValueError(f"{name}: one lane of {lane_bits} bits is wider than a memory word "
-                         f"can be ({MAX_WORD_BITS})")
-    per = min(lanes, MAX_WORD_BITS // lane_bits)
-    parts = []
-    for k, first in enumerate(range(0, lanes, per)):
-        count = min(per, lanes - first)
-        width = count * lane_bits
-        mask = (1 << width) - 1
-        rom = Memory(shape=unsigned(width), depth=len(words),
-                     init=[(w >> (first * lane_bits)) & mask for w in words])
-        m.submodules[name if per >= lanes else f"{name}_{k}"] = rom
-        port = rom.read_port()
-        m.d.comb += port.addr.eq(addr)
-        parts += [port.data[i * lane_bits:(i + 1) * lane_bits] for i in range(count)]
-    return parts
-
-
-class Datapath:
-    """How a layer's dot products are computed, and the integer ranges on the way.
-
-    ``weights`` is a :class:`~hwgen.layers.weighted.WeightMatrix` whose row ``o`` holds
-    output channel ``o``'s weights. The unit accumulates ``A`` per output channel (and, for
-    binary weights on multi-bit inputs, the input sum ``S`` shared by all channels) and
-    reconstructs the accumulator as ``acc = beta·q + offset[o]`` with ``q = A`` (or
-    ``2A − S``):
-
-    ============  =================================  ====  =============================
-    mode          A per channel                      beta  offset[o]
-    ============  =================================  ====  =============================
-    ``xnor``      popcount(XNOR(x, w))                2    bias[o] − in_features
-    ``mask_x``    Σ x[i] over w[o, i] = +1            1    bias[o]  (q = 2A − S)
-    ``sign_x``    Σ ±x[i] (the sign of w[o, i])       1    bias[o]
-    ``mask_w``    Σ w[o, i] over x[i] = +1            2    bias[o] − Σ_i w[o, i]
-    ``mul``       Σ x[i]·w[o, i]                      1    bias[o]
-    ============  =================================  ====  =============================
-
-    ``mask_x`` serves channels that share their input elements (``shared_input``, a dense
-    layer: one masked sum per channel and one ``S``); channels that each read their own
-    elements (depthwise) add or subtract them instead (``sign_x``).
-
-    Thresholds compare ``q`` against ``ceil((T − offset) / beta)``, clipped to the reachable
-    range of ``q``, so no reconstruction is built for thresholded outputs; a requantized
-    output is ``q`` times one per-channel factor plus one constant, shifted and clamped
-    (:meth:`requantize_constants`).
-    """
-
-    def __init__(self, weights: WeightMatrix, in_type: TensorType, *, shared_input: bool = True):
-        check_weights(weights)
-        w = weights.matrix.astype(np.int64)
-        bias = weights.bias if weights.bias is not None else np.zeros(w.shape[0], np.int64)
-        xlo, xhi = in_type.range
-        if in_type.binary and weights.weight_bits == 1:
-            self.mode, self.beta = Mode.XNOR, 2
-            offset = bias - w.shape[1]
-            q_lo, q_hi = np.zeros(w.shape[0], np.int64), np.full(w.shape[0], w.shape[1])
-            a_lo, a_hi = 0, w.shape[1]
-        elif weights.weight_bits == 1 and shared_input:
-            self.mode, self.beta = Mode.MASK_X, 1
-            offset = bias
-            q_lo, q_hi = dot_bounds(w, xlo, xhi)
-            plus = (w > 0).sum(axis=1)
-            a_lo, a_hi = int(plus.max()) * min(0, xlo), int(plus.max()) * max(0, xhi)
-        elif in_type.binary:
-            self.mode, self.beta = Mode.MASK_W, 2
-            offset = bias - w.sum(axis=1)
-            q_lo, q_hi = np.minimum(w, 0).sum(axis=1), np.maximum(w, 0).sum(axis=1)
-            a_lo, a_hi = int(q_lo.min()), int(q_hi.max())
-        else:
-            self.mode, self.beta = Mode.MUL if weights.weight_bits > 1 else Mode.SIGN_X, 1
-            offset = bias
-            q_lo, q_hi = dot_bounds(w, xlo, xhi)
-            lo_t, hi_t = np.minimum(w * xlo, w * xhi), np.maximum(w * xlo, w * xhi)
-            a_lo = int(np.minimum(lo_t, 0).sum(axis=1).min())
-            a_hi = int(np.maximum(hi_t, 0).sum(axis=1).max())
-        self.offset = offset.astype(np.int64)
-        #: Every prefix of the accumulation stays inside this range.
-        self.acc_range = (min(0, a_lo), max(0, a_hi))
-        n = w.shape[1]
-        self.sum_range = (n * min(0, xlo), n * max(0, xhi))
-        self.q_range = (int(q_lo.min()), int(q_hi.max()))
-
-    def requantize_constants(self, rq: Requantize) -> tuple[list[int], list[int], int]:
-        """Per channel ``(factor[o], constant[o])`` and one ``shift`` such that
-        ``clamp((q·factor[o] + constant[o]) >> shift, lo, hi)`` is the layer's requantized
-        output (:class:`~hwgen.spec.Requantize`). A channel with a smaller shift ``s`` has its
-        multiplier scaled by ``2**(shift − s)``, which leaves the floor of the quotient
-        unchanged, so the hardware shifts by a constant."""
-        shift = int(rq.shift.max())
-        factors, constants = [], []
-        for m, s, off in zip(rq.multiplier.tolist(), rq.shift.tolist(), self.offset.tolist(),
-                             strict=True):
-            scaled = m << (shift - s)
-            factors.append(self.beta * scaled)
-            constants.append(off * scaled + ((1 << shift) >> 1))
-        return factors, constants, shift
-
-    def q_thresholds(self, thresholds: np.ndarray) -> np.ndarray:
-        """Thresholds moved into the ``q`` domain and clipped to ``q``'s reachable range."""
-        shifted = thresholds.astype(np.int64) - self.offset[:, None]
-        t = -((-shifted) // self.beta)
-        lo, hi = self.q_range
-        return np.clip(t, lo, hi + 1)
+__all__ = ["FoldedUnit"]
 
 
 class FoldedUnit(wiring.Component):
@@ -324,7 +160,7 @@ class FoldedUnit(wiring.Component):
         factors, or n compares for n-bit thresholds; 0 where there is no serial stage."""
         if weights.requantize is not None:
             factors, _, _ = self.datapath.requantize_constants(weights.requantize)
-            return _signed_shape(min(factors), max(factors)).width
+            return signed_shape(min(factors), max(factors)).width
         if weights.thresholds is not None and weights.thresholds.shape[1] > 1:
             return out_type.bits
         return 0
@@ -337,19 +173,6 @@ class FoldedUnit(wiring.Component):
         columns, _ = spram_shape(self.pe * self.w_lanes * self.weights.weight_bits,
                                  self.nf * self.sf)
         return columns * self.nf * self.sf
-
-    def _group_words(self, values: np.ndarray, bits: int) -> list[int]:
-        """Per output group nf, the ``values[o, ...]`` of its channels packed ``bits`` wide."""
-        per_channel = np.asarray(values).reshape(self.weights.out_features, -1)
-        mask = (1 << bits) - 1
-        words = []
-        for nf in range(self.nf):
-            word = 0
-            for k, value in enumerate(per_channel[nf * self.pe:(nf + 1) * self.pe]
-                                      .reshape(-1).tolist()):
-                word |= (int(value) & mask) << (k * bits)  # Python ints: any width
-            words.append(word)
-        return words
 
     def _weight_words(self) -> tuple[list[int], int]:
         """The weight words of the ``nf·sf`` steps (packed for DSPs with ``dsp_pack`` > 1),
@@ -505,7 +328,7 @@ class FoldedUnit(wiring.Component):
                 m.d.sync += acc.eq(nxt)
             return nxt
 
-        acc_shape = _shape(*dp.acc_range)
+        acc_shape = int_shape(*dp.acc_range)
         res = [Signal(acc_shape, name=f"res{p}") for p in range(pe)]
         s3_valid = Signal()
         s3_nf = Signal(range(nf_count))
@@ -514,86 +337,20 @@ class FoldedUnit(wiring.Component):
         with m.If(s2_valid & s2_last):
             m.d.sync += [reg.eq(value) for reg, value in zip(res, sums, strict=True)]
         if dp.mode == Mode.MASK_X:
-            x_res = Signal(_shape(*dp.sum_range))
+            x_res = Signal(int_shape(*dp.sum_range))
             x_sum_group = accumulate(s2_sum, x_res.shape(), "_x")
             with m.If(s2_valid & s2_last):
                 m.d.sync += x_res.eq(x_sum_group)
 
-        # Stage 4: the output stage. The group's sums sit in ``res`` from the cycle
-        # ``s3_valid`` marks until the next group's last step, at least ``sf`` cycles; a
-        # parallel stage writes the FIFO on ``s4_valid``, a serial one on ``out_done``.
-        q_shape = _signed_shape(dp.q_range[0], dp.q_range[1] + 1)
+        # Stage 4: the output stage (:class:`~hwgen.rtl.output_stage.OutputStage`); a
+        # parallel stage writes the FIFO the cycle after ``s3_valid``, a serial one when done.
+        q_shape = signed_shape(dp.q_range[0], dp.q_range[1] + 1)
         q_values = [(res[p] << 1) - x_res if dp.mode == Mode.MASK_X else res[p] for p in range(pe)]
-        s4_valid = Signal()
-        m.d.sync += s4_valid.eq(s3_valid)
-        steps = self.output_steps
-        out_valid = s4_valid
-        if steps:
-            step, active, out_valid = self._serial_control(m, s3_valid, steps)
-            out_nf = Signal(range(nf_count))  # the group in the serial stage
-            with m.If(s3_valid):
-                m.d.sync += out_nf.eq(s3_nf)
-            group_nf = Mux(s3_valid, s3_nf, out_nf)
-
-        rq = self.weights.requantize
+        lanes_out, out_valid = OutputStage(
+            dp, self.weights, self.out_type, pe=pe, nf=nf_count, steps=self.output_steps,
+            mac=self.mac).build(m, q_values, q_shape, s2_nf=s2_nf, s3_nf=s3_nf,
+                                s3_valid=s3_valid)
         out_bits = self.out_type.bits
-        lanes_out = []
-        if rq is not None:
-            factors, constants, shift = dp.requantize_constants(rq)
-            fbits = _signed_shape(min(factors), max(factors)).width
-            cbits = _signed_shape(min(constants), max(constants)).width
-            m.submodules.factors = f_rom = Memory(shape=unsigned(pe * fbits), depth=nf_count,
-                                                  init=self._group_words(
-                                                      np.array(factors, dtype=object), fbits))
-            m.submodules.constants = c_rom = Memory(shape=unsigned(pe * cbits), depth=nf_count,
-                                                    init=self._group_words(
-                                                        np.array(constants, dtype=object), cbits))
-            f_r, c_r = f_rom.read_port(), c_rom.read_port()
-            m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(out_nf if steps else s3_nf)]
-            for p in range(pe):
-                factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
-                if steps:  # steps == fbits, checked by the constructor
-                    product = self._serial_product(m, s3_valid, active, step, q_values[p],
-                                                   factor, p)
-                else:
-                    value = q_values[p] * factor if self.mac == Mac.DSP \
-                        else dot_lut(m, [(q_values[p], factor)], f"rq{p}")
-                    product = Signal(value.shape(), name=f"prod{p}")
-                    m.d.sync += product.eq(value)
-                scaled = Signal(signed(max(len(product), cbits) + 1), name=f"scaled{p}")
-                m.d.comb += scaled.eq((product + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
-                                      >> shift)
-                lanes_out.append(_saturate(scaled, out_bits, rq.signed))
-        elif self.weights.thresholds is not None and steps:
-            tq = dp.q_thresholds(self.weights.thresholds)
-            for p in range(pe):
-                lanes_out.append(self._threshold_search(m, s3_valid, active, step, q_values[p],
-                                                        tq[p::pe], s2_nf, group_nf, p))
-        elif self.weights.thresholds is not None:
-            q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
-            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
-            tq = dp.q_thresholds(self.weights.thresholds)
-            count = tq.shape[1]
-            qbits = q_shape.width
-            t_data = lane_rom(m, "thresholds", count * qbits, pe,
-                              self._group_words(tq, qbits), s3_nf)
-            for p in range(pe):
-                hits = [q[p] >= t_data[p][t * qbits:(t + 1) * qbits].as_signed()
-                        for t in range(count)]
-                lanes_out.append(hits[0] if count == 1 else sum_tree(hits))
-        else:
-            q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
-            m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
-            off_lo, off_hi = int(dp.offset.min()), int(dp.offset.max())
-            obits = _signed_shape(off_lo, off_hi).width
-            rom = Memory(shape=unsigned(pe * obits), depth=nf_count,
-                         init=self._group_words(dp.offset, obits))
-            m.submodules.offsets = rom
-            o_r = rom.read_port()
-            m.d.comb += o_r.addr.eq(s3_nf)
-            for p in range(pe):
-                off = o_r.data[p * obits:(p + 1) * obits].as_signed()
-                lanes_out.append((q[p] << (dp.beta - 1)) + off)  # beta is 1 or 2
 
         packed = []
         for p, value in enumerate(lanes_out):
@@ -638,60 +395,3 @@ class FoldedUnit(wiring.Component):
                          spare_valid.eq(0)]
         with m.Elif(push):
             m.d.sync += [spare.eq(data), spare_valid.eq(1)]
-
-    def _serial_control(self, m: Module, start, steps: int):
-        """The step counter of a serial output stage: ``(step, active, done)``. ``step`` is
-        the step (0 .. steps − 1) computed this cycle, step 0 in the cycle ``start`` is high;
-        ``active`` is high while a step is computed, ``done`` the cycle after the last."""
-        count = Signal(range(steps), name="out_step")
-        busy, done = Signal(name="out_busy"), Signal(name="out_done")
-        step = Mux(start, 0, count)
-        active = start | busy
-        last = step == steps - 1
-        m.d.sync += done.eq(active & last)
-        with m.If(active):
-            m.d.sync += [count.eq(Mux(last, 0, step + 1)), busy.eq(~last)]
-        return step, active, done
-
-    def _serial_product(self, m: Module, start, active, step, q, factor, p: int) -> Value:
-        """``q·factor`` by shift-and-add, one factor bit per step from the lowest, the sign
-        bit's weight subtracted: a register ``hi:lo`` starts as ``0:factor``; each step adds
-        ``±q`` to ``hi`` if ``lo``'s low bit is set and shifts the pair right by one. Valid
-        the cycle after the last step; ``q`` must hold still until then."""
-        q = Value.cast(q)
-        fbits = len(factor)
-        hi = Signal(signed(len(q) + 1), name=f"rq_hi{p}")  # |hi| ≤ |q| after every step
-        lo = Signal(fbits, name=f"rq_lo{p}")
-        src_hi, src_lo = Mux(start, 0, hi), Mux(start, factor.as_unsigned(), lo)
-        total = src_hi + Mux(src_lo[0], Mux(step == fbits - 1, -q, q), 0)
-        with m.If(active):
-            m.d.sync += [hi.eq(total >> 1), lo.eq(Cat(src_lo[1:fbits], total[0]))]
-        return Cat(lo, hi).as_signed()
-
-    def _threshold_search(self, m: Module, start, active, step, q, thresholds: np.ndarray,
-                          first_nf, group_nf, p: int) -> Value:
-        """How many of its group's thresholds ``q`` reaches, by binary search: one compare a
-        step, highest result bit first. ``thresholds[g]`` holds group ``g``'s 2**n − 1
-        ascending thresholds of this lane, in a ROM at ``g·2**n + i``; the read for step 0
-        is addressed with ``first_nf`` the cycle before ``start``, each later one from the
-        compare before it. Valid the cycle after the last step; ``q`` must hold still."""
-        n = self.out_type.bits
-        count = thresholds.shape[1]
-        tbits = _signed_shape(int(thresholds.min()), int(thresholds.max())).width
-        table = np.zeros((self.nf, 1 << n), dtype=np.int64)
-        table[:, :count] = thresholds
-        rom = Memory(shape=unsigned(tbits), depth=self.nf << n,
-                     init=[int(v) & ((1 << tbits) - 1) for v in table.reshape(-1).tolist()])
-        m.submodules[f"thresholds{p}"] = rom
-        t_r = rom.read_port()
-        found = Signal(n, name=f"th_count{p}")
-        bit = Const(1 << (n - 1), n) >> step  # the result bit this step decides
-        reached = Mux(Value.cast(q) >= t_r.data.as_signed(), bit, 0)
-        found_next = Mux(start, 0, found) | reached
-        with m.If(active):
-            m.d.sync += found.eq(found_next)
-        # step k reads index found + 2**(n−1−k) − 1: the lowest threshold the bit needs
-        next_index = (found_next | ((bit >> 1) - 1))[:n]
-        m.d.comb += t_r.addr.eq(Mux(active & (step != n - 1), Cat(next_index, group_nf),
-                                    Cat(Const((1 << (n - 1)) - 1, n), first_nf)))
-        return found
