@@ -97,11 +97,12 @@ _PROBE_REQUANTIZE = ("import numpy as np; from hwgen import golden; "
 _PROBE_REQUANTIZE_RTL = (
     "import numpy as np\n"
     "from hwgen.numeric import TensorType\n"
-    "from hwgen.rtl.mvu import Datapath\n"
+    "from hwgen.rtl.datapath import Datapath\n"
     "from hwgen.spec import Dense, Requantize\n"
     "rq = Requantize(np.array([3, 5]), np.array([2, 4]), 6, True)\n"
     "layer = Dense('fc', np.array([[1, -2], [3, 4]]), 4, requantize=rq)\n"
-    "print(Datapath(layer, TensorType((2,), 4, True)).requantize_constants(rq))")
+    "print(Datapath(layer.weight_matrix(), TensorType((2,), 4, True))"
+    ".requantize_constants(rq))")
 _PROBE_MAXPOOL = ("import numpy as np; from hwgen import golden; from hwgen.spec import MaxPool; "
                   "x = np.array([[[[1], [-1]], [[-1], [-1]]]]); "
                   "print(golden.run_layer(MaxPool('p', 2), x).ravel().tolist())")
@@ -125,48 +126,48 @@ _PROBE_SAME = ("from hwgen.spec import same_padding; "
 #: The audit's mutants, in the order of issue 15's list. Golden and RTL sides get one each.
 MUTANTS: tuple[Mutant, ...] = (
     Mutant("thresholds-golden", "thresholds: acc ≥ T becomes acc > T (golden)",
-           "hwgen/golden.py",
+           "hwgen/layers/weighted.py",
            "count = (acc[..., None] >= thresholds)",
            "count = (acc[..., None] > thresholds)",
            ("tests/test_golden.py",), probe=_PROBE_THRESHOLDS),
     Mutant("thresholds-rtl-parallel", "thresholds: q ≥ T becomes q > T (RTL, parallel stage)",
-           "hwgen/rtl/mvu.py",
+           "hwgen/rtl/output_stage.py",
            "hits = [q[p] >= t_data[p][",
            "hits = [q[p] > t_data[p][",
-           ("tests/rtl/test_mvu.py",)),
+           ("tests/rtl/test_folded.py",)),
     Mutant("thresholds-rtl-serial", "thresholds: q ≥ T becomes q > T (RTL, serial search)",
-           "hwgen/rtl/mvu.py",
+           "hwgen/rtl/output_stage.py",
            "reached = Mux(Value.cast(q) >= t_r.data.as_signed(), bit, 0)",
            "reached = Mux(Value.cast(q) > t_r.data.as_signed(), bit, 0)",
-           ("tests/rtl/test_mvu.py",)),
+           ("tests/rtl/test_folded.py",)),
     Mutant("argmax-ties-golden", "argmax: ties go to the highest index (golden)",
-           "hwgen/golden.py",
-           "return np.argmax(x, axis=-1).astype(np.int64)[..., None]",
-           "return (x.shape[-1] - 1 - np.argmax(x[..., ::-1], axis=-1)).astype(np.int64)"
-           "[..., None]",
+           "hwgen/layers/argmax.py",
+           "return [np.argmax(x, axis=-1).astype(np.int64)[..., None]]",
+           "return [(x.shape[-1] - 1 - np.argmax(x[..., ::-1], axis=-1)).astype(np.int64)"
+           "[..., None]]",
            ("tests/test_golden.py",), probe=_PROBE_ARGMAX),
     Mutant("argmax-ties-rtl-lanes", "argmax: ties within a beat go to the higher lane (RTL)",
-           "hwgen/rtl/argmax.py",
+           "hwgen/rtl/layers/argmax.py",
            "take_b = vb > va",
            "take_b = vb >= va",
-           ("tests/rtl/test_argmax.py",
+           ("tests/rtl/layers/test_argmax.py",
             "tests/rtl/test_network.py::test_tied_scores_go_to_the_lowest_class_in_rtl")),
     Mutant("argmax-ties-rtl-beats", "argmax: ties across beats go to the later beat (RTL)",
-           "hwgen/rtl/argmax.py",
+           "hwgen/rtl/layers/argmax.py",
            "better = first | (beat_value > best_value)",
            "better = first | (beat_value >= best_value)",
-           ("tests/rtl/test_argmax.py",
+           ("tests/rtl/layers/test_argmax.py",
             "tests/rtl/test_network.py::test_tied_scores_go_to_the_lowest_class_in_rtl")),
     Mutant("requantize-rounding-golden", "requantize: no rounding term, truncation (golden)",
-           "hwgen/golden.py",
+           "hwgen/layers/weighted.py",
            "rounding = np.left_shift(np.int64(1), s) >> 1",
            "rounding = np.int64(0)",
            ("tests/test_golden.py",), probe=_PROBE_REQUANTIZE),
     Mutant("requantize-rounding-rtl", "requantize: the RTL's rounding constant dropped",
-           "hwgen/rtl/mvu.py",
+           "hwgen/rtl/datapath.py",
            "constants.append(off * scaled + ((1 << shift) >> 1))",
            "constants.append(off * scaled)",
-           ("tests/rtl/test_mvu.py",), probe=_PROBE_REQUANTIZE_RTL),
+           ("tests/rtl/test_folded.py",), probe=_PROBE_REQUANTIZE_RTL),
     Mutant("maxpool-and-rtl", "maxpool: OR becomes AND on binary elements (RTL reducer)",
            "hwgen/rtl/pool.py",
            "m.d.comb += merged[lane].eq(Mux(first | (x > b), x, b))",
@@ -174,15 +175,15 @@ MUTANTS: tuple[Mutant, ...] = (
            "else Mux(first | (x > b), x, b))",
            ("tests/rtl/test_pool.py",)),
     Mutant("maxpool-and-golden", "maxpool: maximum becomes minimum, AND on binary (golden)",
-           "hwgen/golden.py",
+           "hwgen/layers/maxpool.py",
            "np.iinfo(np.int64).min, dtype=np.int64)\n"
-           "    for ky in range(size):\n"
-           "        for kx in range(size):\n"
-           "            out = np.maximum(",
+           "        for ky in range(size):\n"
+           "            for kx in range(size):\n"
+           "                out = np.maximum(",
            "np.iinfo(np.int64).max, dtype=np.int64)\n"
-           "    for ky in range(size):\n"
-           "        for kx in range(size):\n"
-           "            out = np.minimum(",
+           "        for ky in range(size):\n"
+           "            for kx in range(size):\n"
+           "                out = np.minimum(",
            ("tests/test_golden.py",), probe=_PROBE_MAXPOOL),
     Mutant("window-pad-word", "window padding: the pad word fills the last lane only (RTL)",
            "hwgen/rtl/window.py",
@@ -196,12 +197,10 @@ MUTANTS: tuple[Mutant, ...] = (
            "iy > g.height,",
            ("tests/rtl/test_window.py",)),
     Mutant("cycle-formula-dense", "cycle formula: a dense layer's NF·SF without the PE fold",
-           "hwgen/plan.py",
-           "simd = layer.simd or default_simd(layer.in_features)\n"
-           "    fold = (layer.out_features // pe) * (layer.in_features // simd)",
-           "simd = layer.simd or default_simd(layer.in_features)\n"
-           "    fold = layer.out_features * (layer.in_features // simd)",
-           ("tests/test_plan.py", "tests/rtl/test_mvu.py::test_cycles_follow_folding"),
+           "hwgen/layers/dense.py",
+           "fold = (self.out_features // pe) * (self.in_features // simd)",
+           "fold = self.out_features * (self.in_features // simd)",
+           ("tests/test_plan.py", "tests/rtl/test_folded.py::test_cycles_follow_folding"),
            probe=_PROBE_PLAN),
     # (Dropping the input stream from cycles per inference instead is an equivalent mutant:
     # the first layer or the converter in front of it always takes at least as long.)
@@ -227,9 +226,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "assert maximum == n\n    return Cat(value[:-1], Const(0, 1))\n",
            ("tests/rtl/test_arith.py",)),
     Mutant("global-sum-pool-golden", "global sum pool: binary −1 counted as 0 (golden)",
-           "hwgen/golden.py",
-           "return np.asarray(x, dtype=np.int64).sum(axis=(1, 2))",
-           "return np.maximum(np.asarray(x, dtype=np.int64), 0).sum(axis=(1, 2))",
+           "hwgen/layers/global_sum_pool.py",
+           "return [np.asarray(x, dtype=np.int64).sum(axis=(1, 2))]",
+           "return [np.maximum(np.asarray(x, dtype=np.int64), 0).sum(axis=(1, 2))]",
            ("tests/test_golden.py",), probe=_PROBE_GSP),
     Mutant("global-sum-pool-rtl", "global sum pool: binary bit 0 summed as 0, not −1 (RTL)",
            "hwgen/rtl/pool.py",
@@ -238,19 +237,19 @@ MUTANTS: tuple[Mutant, ...] = (
            ("tests/rtl/test_pool.py",)),
     Mutant("saturation-unsigned", "saturation width: the unsigned clamp skips the first bit "
            "above the range (RTL requantize)",
-           "hwgen/rtl/mvu.py",
+           "hwgen/rtl/output_stage.py",
            "above = value[bits:-1].any() if len(value) > bits + 1 else Const(0, 1)",
            "above = value[bits + 1:-1].any() if len(value) > bits + 2 else Const(0, 1)",
-           ("tests/rtl/test_mvu.py",)),
+           ("tests/rtl/test_folded.py",)),
     Mutant("saturation-signed", "saturation width: the signed clamp tests one bit too few "
            "(RTL requantize)",
-           "hwgen/rtl/mvu.py",
+           "hwgen/rtl/output_stage.py",
            "upper = value[bits - 1:]",
            "upper = value[bits:]",
-           ("tests/rtl/test_mvu.py",)),
+           ("tests/rtl/test_folded.py",)),
     Mutant("same-padding-side", "same padding: the odd pixel before instead of after "
            "(spec.same_padding, shared by golden and RTL)",
-           "hwgen/spec.py",
+           "hwgen/layers/window.py",
            "return total // 2, total - total // 2",
            "return total - total // 2, total // 2",
            ("tests/test_spec.py", "tests/test_golden.py"), probe=_PROBE_SAME,
@@ -330,7 +329,7 @@ def make_copy(commit: str, into: Path) -> None:
 def check_imports(copy: Path) -> dict[str, str]:
     """``hwgen`` and ``hwgen_sim`` must import from the copy, seen from a folder outside it
     (what a cocotb child process sees)."""
-    code = ("import hwgen, hwgen.rtl.mvu, hwgen_sim, hwgen_sim.runner\n"
+    code = ("import hwgen, hwgen.rtl.folded, hwgen_sim, hwgen_sim.runner\n"
             "print(hwgen.__file__); print(hwgen.rtl.mvu.__file__); print(hwgen_sim.__file__)")
     run = _run(["-c", code], copy, 120, cwd=Path(tempfile.gettempdir()))
     files = run.output.split()
