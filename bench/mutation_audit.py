@@ -336,7 +336,7 @@ def check_imports(copy: Path) -> dict[str, str]:
     if run.code != 0 or len(files) != 3 or not all(
             Path(f).resolve().is_relative_to(copy.resolve()) for f in files):
         sys.exit(f"imports do not resolve to the copy {copy}:\n{run.output}")
-    return {"hwgen": files[0], "hwgen.rtl.mvu": files[1], "hwgen_sim": files[2]}
+    return {"hwgen": files[0], "hwgen.rtl.folded": files[1], "hwgen_sim": files[2]}
 
 
 def check_sites(copy: Path, mutants: list[Mutant]) -> None:
