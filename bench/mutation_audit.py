@@ -330,7 +330,7 @@ def check_imports(copy: Path) -> dict[str, str]:
     """``hwgen`` and ``hwgen_sim`` must import from the copy, seen from a folder outside it
     (what a cocotb child process sees)."""
     code = ("import hwgen, hwgen.rtl.folded, hwgen_sim, hwgen_sim.runner\n"
-            "print(hwgen.__file__); print(hwgen.rtl.mvu.__file__); print(hwgen_sim.__file__)")
+            "print(hwgen.__file__); print(hwgen.rtl.folded.__file__); print(hwgen_sim.__file__)")
     run = _run(["-c", code], copy, 120, cwd=Path(tempfile.gettempdir()))
     files = run.output.split()
     if run.code != 0 or len(files) != 3 or not all(
