@@ -82,10 +82,6 @@ class LayerPlan:
     #: Output tensors (all of ``out_type``): 1, or 2 for a channel split.
     outputs: int = 1
 
-    def __post_init__(self):
-        if not self.in_types:
-            object.__setattr__(self, "in_types", (self.in_type,))
-
     @property
     def depth(self) -> int:
         """Pipeline depth of a folded unit (:func:`folded_depth`)."""

@@ -582,7 +582,8 @@ class WeightedLayer(Layer):
         return LayerPlan(
             name=self.name, kind=self.kind, in_type=x, out_type=y, weight_bits=self.weight_bits,
             pe=pe, simd=simd, in_lanes=in_lanes or simd, out_lanes=pe, cycles=cycles, macs=macs,
-            weight_memory_bits=self.weights.size * self.weight_bits, mac=mac, **extra)
+            weight_memory_bits=self.weights.size * self.weight_bits, mac=mac, in_types=(x,),
+            **extra)
 
     def folding(self, x: TensorType) -> tuple[int, int]:
         """(PE, SIMD) with the defaults resolved."""
