@@ -1,8 +1,9 @@
 """Does a restructuring change the hardware? The Verilog of every shipped design, at two
 revisions, compared line by line.
 
-For each design in designs/ (with and without taps, planned with the UP5K's DSP budget) the
-network top is elaborated by the working tree and by ``--base`` (a ``git archive`` of that
+For each design in designs/ the network top (with and without taps) and the board logic (UART,
+protocol core and network, at 12 MHz), planned with the UP5K's DSP budget, are elaborated by
+the working tree and by ``--base`` (a ``git archive`` of that
 revision in a temporary folder, imported through ``PYTHONPATH``: the repository's files are
 never touched). Lines that only carry Amaranth's ``src`` attributes (the Python file and line a
 signal came from) are dropped before comparing. Identical Verilog means identical outputs,
@@ -32,11 +33,20 @@ from amaranth.back import verilog
 from hwgen import spec
 from hwgen.rtl.network import NetworkTop
 out, designs = Path(sys.argv[1]), sys.argv[2:]
+from hwgen.plan import plan
+from hwgen.rtl.board import BoardLogic
+import inspect
 for d in designs:
     net = spec.load(Path({root!r}) / "designs" / f"{{d}}.toml")
     for taps in (False, True):
         top = NetworkTop(net, taps=taps, dsp_budget=8)
         (out / f"{{d}}-taps{{int(taps)}}.v").write_text(verilog.convert(top, name=d))
+    # the board logic (UART, protocol, network) as the UP5K build plans it, either API
+    if "net_plan" in inspect.signature(BoardLogic).parameters:
+        board = BoardLogic(net, clk_hz=12_000_000, net_plan=plan(net, 8))
+    else:
+        board = BoardLogic(net, clk_hz=12_000_000, dsp_budget=8)
+    (out / f"{{d}}-board.v").write_text(verilog.convert(board, name=d))
 """
 
 
