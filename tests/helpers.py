@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from hwgen import golden
+from hwgen.layers import KINDS
 from hwgen.layers.channel_shuffle import ChannelShuffle
 from hwgen.layers.channel_split import ChannelSplit
 from hwgen.layers.concat import Concat
@@ -17,10 +18,8 @@ from hwgen.spec import (
     Conv2d,
     Dense,
     DepthwiseConv2d,
-    Flatten,
     GlobalSumPool,
     Input,
-    MaxPool,
     Network,
     Requantize,
 )
@@ -142,20 +141,20 @@ def depthwise(rng: np.random.Generator, name: str, x_type: TensorType, x: np.nda
                            **common, **_output(rng, probe, x, out_bits))
 
 
+#: Test builders of the kinds with weights (random weights, fitted output quantization).
+_WEIGHTED = {"dense": dense, "conv2d": conv, "depthwise_conv2d": depthwise}
+#: Default layer names of :func:`chain`, by kind: ``<prefix><index>``.
+_PREFIX = {"dense": "fc", "conv2d": "conv", "depthwise_conv2d": "dw", "maxpool": "pool",
+           "global_sum_pool": "gsp"}
+
+
 def _layer(rng: np.random.Generator, index: int, x_type: TensorType, values: np.ndarray,
            spec: dict):
     kind = spec.pop("kind", "dense")
-    if kind == "maxpool":
-        return MaxPool(spec.pop("name", f"pool{index}"), **spec)
-    if kind == "flatten":
-        return Flatten(spec.pop("name", f"flatten{index}"))
-    if kind == "global_sum_pool":
-        return GlobalSumPool(spec.pop("name", f"gsp{index}"))
-    if kind == "conv2d":
-        return conv(rng, spec.pop("name", f"conv{index}"), x_type, values, **spec)
-    if kind == "depthwise_conv2d":
-        return depthwise(rng, spec.pop("name", f"dw{index}"), x_type, values, **spec)
-    return dense(rng, spec.pop("name", f"fc{index}"), x_type, values, **spec)
+    name = spec.pop("name", f"{_PREFIX.get(kind, kind)}{index}")
+    if kind in _WEIGHTED:
+        return _WEIGHTED[kind](rng, name, x_type, values, **spec)
+    return KINDS[kind](name, **spec)
 
 
 def chain(rng: np.random.Generator, input_: Input, specs: list[dict], count: int = 8,
