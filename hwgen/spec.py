@@ -268,6 +268,16 @@ class Network:
                 raise where.spec_error("name", f"duplicate layer name {layer.name!r}")
             names[layer.name] = index
             producer.update({t: index for t in output_names(layer)})
+        stems: dict[str, str] = {}  # tensor names as port names: <layer>.<k> → <layer>_<k>
+        for tensor in producer:
+            stem = tensor.replace(".", "_")
+            if stem in stems:
+                index = producer[tensor] if "." not in tensor else producer[stems[stem]]
+                raise self._where(index).spec_error(
+                    "name", f"{self.layers[index].name!r} clashes with the output "
+                    f"{(tensor if '.' in tensor else stems[stem])!r} (both name the port "
+                    f"tap_{stem})")
+            stems[stem] = tensor
         sources = []
         for index, layer in enumerate(self.layers):
             where = self._where(index)

@@ -19,7 +19,7 @@ from hwgen.layers.channel_split import ChannelSplit
 from hwgen.layers.concat import Concat
 from hwgen.numeric import TensorType
 from hwgen.plan import plan
-from hwgen.spec import Conv2d, Input, MaxPool, Network, SpecError, load, save
+from hwgen.spec import Conv2d, Flatten, Input, MaxPool, Network, SpecError, load, save
 from tests.helpers import random_inputs, shufflenet_unit
 from tests.test_spec import network_state
 
@@ -622,3 +622,14 @@ def test_graphs_in_the_rtl_match_golden(build, by_hand):
         run = run_stream(top, beats, len(expected), gaps=gaps, backpressure=backpressure,
                          seed=seed)
         assert run.outputs == expected
+
+
+def test_a_layer_name_may_not_clash_with_a_split_output_port():
+    """Output k of a channel split "a" is tapped as port tap_a_k: a layer named "a_0" would
+    take the same port name, so the network refuses it, naming both."""
+    layers = [ChannelSplit("a"), Flatten("a_0", inputs=("a.0",)), Flatten("f", inputs=("a.1",)),
+              Concat("c", ("a_0", "f"))]
+    with pytest.raises(SpecError, match=re.escape(
+            "<python>: layers[1].name: 'a_0' clashes with the output 'a.0' (both name the port "
+            "tap_a_0)")):
+        Network("n", Input((2, 2, 4), 2), layers)
