@@ -120,7 +120,7 @@ def test_bulk_verification_locates_a_wrong_weight(tmp_path, monkeypatch):
     net, x = _small_cnn(12)
     real_write = runner.write_verilog
     monkeypatch.setattr(runner, "write_verilog",
-                        lambda network, path: real_write(_mutated(network, "fc3"), path))
+                        lambda network, path, net_plan: real_write(_mutated(network, "fc3"), path))
     result = runner.verify_bulk(net, x, tmp_path, seed=1)
     assert not result.ok
     assert result.first_mismatch["layer"] == "fc3"
@@ -151,7 +151,7 @@ def test_a_wrong_weight_is_reported_with_layer_element_expected_and_got(tmp_path
     net, x = _mlp(count=8)
     real_write = runner.write_verilog
     monkeypatch.setattr(runner, "write_verilog",
-                        lambda network, path: real_write(_mutated(network, "fc1"), path))
+                        lambda network, path, net_plan: real_write(_mutated(network, "fc1"), path))
     result = simulate(net, x, tmp_path, seed=1)
     assert not result.ok
     bad = result.first_mismatch
