@@ -400,7 +400,8 @@ def cmd_build(args) -> int:
     check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
-    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud)
+    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
+                   seed=args.seed)
     _print_report(report, out.shown)
     return 0
 
@@ -456,6 +457,10 @@ def _print_report(report: dict, out: Path) -> None:
         if value is not None and value['available']:
             print(f"  {label:30s} {value['used']} / {value['available']}")
     print(f"  {'fmax':30s} {report['fmax_mhz']} MHz (board clock {report['clock_mhz']} MHz)")
+    if report.get("critical_path"):
+        from .toolchain.timing import describe_path
+
+        print(f"  {'critical path':30s} {describe_path(report['critical_path'])}")
     print(f"  {'cycles per inference':30s} {report['cycles_per_inference']}")
     print(f"  {'inferences/s at fmax':30s} {report['inferences_per_second_at_fmax']:,.0f}")
     if report.get("pll"):
@@ -678,6 +683,9 @@ def _positive(text: str) -> int:
 
 
 _SEED = _bounded("a seed", 0, MAX_SEED, integer=True)
+#: ``hwgen build --seed``: nextpnr's seed, a positive 32-bit signed integer.
+MAX_PNR_SEED = 2**31 - 1
+_PNR_SEED = _bounded("a nextpnr seed", 1, MAX_PNR_SEED, integer=True)
 _BAUD = _bounded("a bit rate", 1, MAX_BAUD, integer=True)
 
 
@@ -744,6 +752,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_clock_options(p)
+    p.add_argument("--seed", type=_PNR_SEED, metavar="N",
+                   help=f"nextpnr's placement seed (1 to {MAX_PNR_SEED}; default: nextpnr's "
+                   f"own); fmax varies by a few percent from seed to seed")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_build)
 

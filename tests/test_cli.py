@@ -450,6 +450,14 @@ def test_flow_numbers_refused_before_simulating(mini_spec, monkeypatch, option, 
     assert line == f"hwgen flow: error: argument {option}: {message}"
 
 
+@pytest.mark.parametrize("value", ["0", "2147483648", "1.5"])
+def test_build_seed_refused_before_synthesis(mini_spec, monkeypatch, value):
+    _no_work(monkeypatch)
+    assert _refused(["build", mini_spec, "--board", "icebreaker", "--seed", value]) == (
+        f"hwgen build: error: argument --seed: expected a nextpnr seed from 1 to "
+        f"2,147,483,647, got {value!r}")
+
+
 def test_flow_clock_the_pll_cannot_make_refused_before_simulating(mini_spec, capsys,
                                                                    monkeypatch):
     _no_work(monkeypatch)

@@ -24,6 +24,7 @@ from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
 from ..spec import Network
 from .boards import Board, BoardError, board
+from .timing import critical_path
 from .tools import ToolError, run_tool, tool_env, tool_path
 
 __all__ = ["build", "check_build", "check_dsp", "board_plan", "spec_files", "FAMILY_CELLS"]
@@ -142,7 +143,7 @@ def _checked(network: Network, board_name: str, *, clock_mhz: float | None,
 
 def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
           clock_mhz: float | None = None, baud: int = 115200, log=None, force: bool = False,
-          report_extra: dict | None = None) -> dict:
+          report_extra: dict | None = None, seed: int | None = None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
     Writes the bitstream, the tools' logs and ``report.json`` (with ``report_extra`` added)
@@ -155,7 +156,9 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     (through the PLL) or its oscillator. The build fails when nextpnr's fmax is below the
     clock. Raises :class:`BoardError` for an unknown board, a clock the PLL cannot make or a
     network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
-    ``log`` (a callable taking a line) hears about each step.
+    ``log`` (a callable taking a line) hears about each step. ``seed`` is nextpnr's placement
+    seed (default: nextpnr's own); the report names it and the critical path
+    (:func:`hwgen.toolchain.timing.critical_path`).
     """
     info, net_plan = _checked(network, board_name, clock_mhz=clock_mhz, baud=baud)
     if isinstance(out_dir, OutputDir):
@@ -166,7 +169,7 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     with out.staged() as tmp:
         try:
             report = _synthesize(network, net_plan, info, tmp, clock_mhz=clock_mhz, baud=baud,
-                                 log=log)
+                                 log=log, seed=seed)
         except ToolError as exc:
             # Keep the failed work folder (its logs) beside the output, never as the output.
             failed = out.commit_failed()
@@ -185,7 +188,7 @@ def spec_files(network: Network) -> list[str]:
 
 
 def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *,
-                clock_mhz: float | None, baud: int, log) -> dict:
+                clock_mhz: float | None, baud: int, log, seed: int | None = None) -> dict:
     """Run the board's synthesis chain in ``tmp`` on the network as ``net_plan`` plans it;
     the report (not yet written)."""
     from ..rtl.board import BoardTop
@@ -200,7 +203,8 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     # iCE40 synthesis maps multipliers to SB_MAC16 only when asked; hwgen's logic-mapped
     # products have no $mul cells, so only the layers planned on DSPs get them.
     synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
-    build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
+    nextpnr_opts = _NEXTPNR_REPORT + ([] if seed is None else ["--seed", str(seed)])
+    build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts),
                                   script_after_synth=_YOSYS_STAT, synth_opts=synth_opts)
     # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
     # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).
@@ -212,7 +216,7 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     for argv in commands:
         tool, args = argv[0], list(argv[1:])
         if tool.startswith("nextpnr") and "--report" not in args:
-            args += _NEXTPNR_REPORT  # an AMARANTH_nextpnr_opts in the environment won
+            args += nextpnr_opts  # an AMARANTH_nextpnr_opts in the environment won
         if log:
             log(f"running {tool}")
         step = time.monotonic()
@@ -226,7 +230,9 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
             _check_fit(network, info, tmp / "synth_stat.json")
         if log:
             log(f"  {tool} done in {time.monotonic() - step:.1f} s")
-    return _report(network, net_plan, info, tmp, env, time.monotonic() - start, top)
+    report = _report(network, net_plan, info, tmp, env, time.monotonic() - start, top)
+    report["nextpnr_seed"] = seed
+    return report
 
 
 #: Yosys' memory and DSP cells per family → the board resource they use up.
@@ -352,6 +358,7 @@ def _report(network: Network, p: NetworkPlan, info: Board, work: Path, env: dict
     clock_mhz = round(top.clk_hz / 1e6, 4)
     report.update({
         "fmax_mhz": fmax_mhz,
+        "critical_path": critical_path(pnr),
         "clock_mhz": clock_mhz,
         "pll": None if top.clock_request_hz is None else {
             "oscillator_mhz": info.clock_mhz,

@@ -50,6 +50,12 @@ def _check_report(report, out, *, board, family, device, bitstream):
     assert (out / bitstream).stat().st_size > 1000
     assert report["tools"]["yosys"].startswith("Yosys ")
     assert report["fmax_mhz"] >= report["clock_mhz"]
+    # the critical path is nextpnr's: its delay is the period at fmax, its ends components
+    path = report["critical_path"]
+    assert path["delay_ns"] == pytest.approx(1000 / report["fmax_mhz"], rel=0.01)
+    assert path["logic_levels"] > 0 and path["logic_ns"] + path["routing_ns"] <= path["delay_ns"]
+    assert path["through"][0] == path["from"] and path["to"] in path["through"]
+    assert all(isinstance(c, str) and c for c in path["through"])
     assert not list(out.parent.glob(".*partial*"))
 
 
@@ -57,9 +63,10 @@ def _check_report(report, out, *, board, family, device, bitstream):
 def test_icebreaker(tmp_path):
     out = tmp_path / "tiny-icebreaker"
     _earlier_output(out, {"stale": "replaced on success"})
-    report = build(tiny(), "icebreaker", out)
+    report = build(tiny(), "icebreaker", out, seed=3)
     _check_report(report, out, board="icebreaker", family="ice40", device="iCE40UP5K",
                   bitstream="top.bin")
+    assert report["nextpnr_seed"] == 3
     assert report["clock_mhz"] == 12.0 and report["pll"] is None
     assert report["spram"]["available"] == 4
     assert report["dsp"]["used"] == report["dsp_model"] == 0  # synthesized with -dsp
