@@ -53,7 +53,8 @@ class FoldedUnit(wiring.Component):
     The timing is the folded one (a vector per cycle, the same latency), and
     ``i_stream.ready`` still depends on registered state only.
 
-    Subclasses (:class:`MatrixVectorUnit`, :class:`~hwgen.rtl.depthwise.VectorVectorUnit`)
+    Subclasses (:class:`~hwgen.rtl.layers.dense.MatrixVectorUnit`,
+    :class:`~hwgen.rtl.layers.depthwise_conv2d.VectorVectorUnit`)
     choose the folding and provide :meth:`_read_index` and :meth:`_partials`.
 
     With ``spram`` the weights live in a
