@@ -31,16 +31,10 @@ from .layers.window import WindowGeometry
 from .numeric import TensorType
 from .spec import Network, output_names
 
-__all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "window_geometry", "default_simd",
+__all__ = ["LayerPlan", "NetworkPlan", "WindowGeometry", "plan", "default_simd",
            "MVU_DEPTH", "folded_depth", "requantize_factors", "output_steps", "format_table",
            "format_memory", "stage_capacity", "Mac", "checked_plan", "converter_capacity",
            "dsp_packing", "packed_operand_bits", "layer_dsp_pack", "mac_kind", "lut_mac_cost"]
-
-
-def window_geometry(layer: Layer, x: TensorType, lanes: int) -> WindowGeometry:
-    """The windows a conv2d, depthwise_conv2d or maxpool layer reads from its input ``x``,
-    ``lanes`` per beat."""
-    return layer.geometry(x, lanes)
 
 
 def converter_capacity(in_lanes: int, out_lanes: int) -> int:

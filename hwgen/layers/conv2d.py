@@ -126,7 +126,3 @@ class Conv2d(Window, WeightedLayer):
         return self.folded_plan(x, out, pe=pe, simd=simd,
                                 cycles=max(pixels * fold, self.geometry(x, simd).in_beats),
                                 macs=pixels * self.out_features * self.in_features, dsp=dsp)
-
-    def held(self, lp: LayerPlan) -> int:
-        return (self.geometry(lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
-                + WeightedLayer.held(self, lp))

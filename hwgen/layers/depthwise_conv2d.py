@@ -134,9 +134,3 @@ class DepthwiseConv2d(Window, WeightedLayer):
                                 cycles=max(pixels * fold, self.geometry(x, pe).in_beats),
                                 macs=pixels * self.channels * self.in_features, dsp=dsp,
                                 in_lanes=pe)
-
-    def held(self, lp: LayerPlan) -> int:
-        """Its line buffer and two buffered windows of k·k·C elements."""
-        ratio = max(1, -(-lp.in_type.size // max(1, lp.out_type.size)))
-        return (self.geometry(lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
-                + 2 * self.in_features * self.channels + (lp.depth + 4) * (lp.pe or 1) * ratio)

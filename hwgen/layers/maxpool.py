@@ -30,6 +30,11 @@ class MaxPool(Layer):
     stride: int | None = None
     inputs: tuple[str, ...] = ()
 
+    @property
+    def step(self) -> int:
+        """The stride in effect: ``stride``, or ``size`` when none is given."""
+        return self.stride if self.stride is not None else self.size
+
     def check(self, inputs: Sequence[TensorType], where: Where) -> tuple[MaxPool, list[TensorType]]:
         (x,) = inputs
         if len(x.shape) != 3:
@@ -60,7 +65,7 @@ class MaxPool(Layer):
         return lines, {}
 
     def golden(self, x: np.ndarray) -> list[np.ndarray]:
-        size, stride = self.size, self.stride or self.size
+        size, stride = self.size, self.step
         n, h, w, c = x.shape
         ho, wo = (h - size) // stride + 1, (w - size) // stride + 1
         out = np.full((n, ho, wo, c), np.iinfo(np.int64).min, dtype=np.int64)
@@ -73,8 +78,7 @@ class MaxPool(Layer):
     def geometry(self, x: TensorType, lanes: int) -> WindowGeometry:
         """The windows it reads from its input ``x``, ``lanes`` per beat."""
         h, w, c = x.shape
-        return WindowGeometry(h, w, c, lanes, self.size,
-                              self.stride if self.stride is not None else self.size)
+        return WindowGeometry(h, w, c, lanes, self.size, self.step)
 
     def lanes_wanted(self, inputs: Sequence[TensorType], upstream: int) -> int:
         return 1 if inputs[0].shape[-1] % upstream else upstream

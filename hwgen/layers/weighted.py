@@ -590,5 +590,8 @@ class WeightedLayer(Layer):
         raise NotImplementedError
 
     def held(self, lp: LayerPlan) -> int:
+        """Its two buffered input vectors (a window of every channel where channels do not
+        share inputs) and its pipeline's groups in flight."""
         ratio = max(1, -(-lp.in_type.size // max(1, lp.out_type.size)))
-        return 2 * self.in_features + (lp.depth + 4) * (lp.pe or 1) * ratio
+        vector = self.in_features if self.shares_inputs else self.in_features * self.out_features
+        return 2 * vector + (lp.depth + 4) * (lp.pe or 1) * ratio

@@ -110,6 +110,12 @@ class Window:
         h, w, c = x.shape
         return WindowGeometry(h, w, c, lanes, self.kernel, self.stride, self.pads(h, w))
 
+    def held(self, lp) -> int:
+        """Its line buffer, on top of what its compute unit holds (the next class's
+        ``held``)."""
+        return (self.geometry(lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
+                + super().held(lp))
+
     def window_values(self, x: np.ndarray) -> np.ndarray:
         """Its windows of a batch of input values (see :func:`windows`)."""
         _, height, width, _ = np.asarray(x).shape

@@ -70,6 +70,4 @@ class MaxPoolUnit(wiring.Component):
 
 def component(layer: Layer, lp: LayerPlan) -> wiring.Component:
     """The component computing ``layer`` as ``lp`` plans it."""
-    return MaxPoolUnit(lp.in_type, size=layer.size,
-                       stride=layer.stride if layer.stride is not None else layer.size,
-                       lanes=lp.in_lanes)
+    return MaxPoolUnit(lp.in_type, size=layer.size, stride=layer.step, lanes=lp.in_lanes)
