@@ -12,7 +12,14 @@ from ..errors import Where
 from ..numeric import TensorType, width_for
 from .base import Layer, LayerPlan, weightless
 
-__all__ = ["Argmax"]
+__all__ = ["Argmax", "latency"]
+
+
+def latency(lanes: int) -> int:
+    """Cycles from an argmax's last input beat to its index: the input register, the beat's
+    best lane registered when there are several lanes, and the compare with the best so far
+    (:class:`~hwgen.rtl.layers.argmax.ArgmaxUnit`)."""
+    return 2 + (lanes > 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,8 +48,8 @@ class Argmax(Layer):
 
     @staticmethod
     def out_times(lp: LayerPlan, in_times: list[int]) -> list[int]:
-        """It answers one cycle after its last input beat."""
-        return [in_times[-1] + 1]
+        """It answers :func:`latency` cycles after its last input beat."""
+        return [in_times[-1] + latency(lp.in_lanes)]
 
     def held(self, lp: LayerPlan) -> int:
         return lp.in_type.size

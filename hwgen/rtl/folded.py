@@ -22,7 +22,7 @@ from ..weight_image import pack_rows, spram_shape, weight_words
 from .arith import sum_tree
 from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
 from .output_stage import OutputStage
-from .stream import check_positive, lanes_signature
+from .stream import check_positive, lanes_signature, output_buffer
 from .weights import LOAD_PORTS, SpramWeights
 
 __all__ = ["FoldedUnit"]
@@ -206,7 +206,7 @@ class FoldedUnit(wiring.Component):
         wbits = self.weights.weight_bits
 
         if self.unrolled:
-            # The pipeline ``m`` (stages 1–4) advances while ``advance`` is high and freezes in
+            # The pipeline ``m`` (stages 1–5) advances while ``advance`` is high and freezes in
             # place otherwise; ``top`` holds the input register and the output buffer.
             top = Module()
             advance = Signal()
@@ -288,12 +288,18 @@ class FoldedUnit(wiring.Component):
                 with m.Elif(rd_done & (rd_bank == bank)):
                     m.d.sync += full[bank].eq(0)
 
-            # Stage 1: buffer and weight words arrive; one partial sum per channel.
+            # Stage 0: the memories' read data (behind a LUT mux where a memory spans several
+            # block RAMs) arrive; stage 1 registers them, so no read reaches the dot products.
+            s0_valid, s0_first, s0_last = Signal(), Signal(), Signal()
+            s0_nf = Signal(range(nf_count))
+            m.d.sync += [s0_valid.eq(go), s0_first.eq(sf_i == 0), s0_last.eq(last_sf),
+                         s0_nf.eq(nf_i)]
             s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
             s1_nf = Signal(range(nf_count))
-            m.d.sync += [s1_valid.eq(go), s1_first.eq(sf_i == 0), s1_last.eq(last_sf),
-                         s1_nf.eq(nf_i)]
-            x_word, w_word = buf_r.data, w_r_data
+            x_word = Signal(lanes * ebits)
+            w_word = Signal(len(w_r_data))
+            m.d.sync += [s1_valid.eq(s0_valid), s1_first.eq(s0_first), s1_last.eq(s0_last),
+                         s1_nf.eq(s0_nf), x_word.eq(buf_r.data), w_word.eq(w_r_data)]
 
         def x_lane(k):
             v = x_word[k * ebits:(k + 1) * ebits]
@@ -359,7 +365,11 @@ class FoldedUnit(wiring.Component):
             m.d.comb += lane.eq(value)
             packed.append(lane)
         if self.unrolled:
-            self._output_buffer(top, Cat(*packed), out_valid, advance)
+            # The lanes registered before the output buffer: the cycle the folded pipeline
+            # spends on registering its memories' read data (stage 1), so the depth is the same.
+            data, valid = Signal(len(Cat(*packed)), name="out_lanes"), Signal(name="out_valid")
+            m.d.sync += [data.eq(Cat(*packed)), valid.eq(out_valid)]
+            output_buffer(top, self.o_stream, data, valid, advance)
             top.submodules.pipeline = EnableInserter(advance)(m)
             return top
 
@@ -375,24 +385,3 @@ class FoldedUnit(wiring.Component):
         with m.Elif(o_fire & ~issued):
             m.d.sync += pending.eq(pending - 1)
         return m
-
-    def _output_buffer(self, m: Module, data, valid, advance) -> None:
-        """The unrolled unit's output: ``data`` leaves its pipeline's last stage when that
-        stage is ``valid`` and the pipeline advances, into a head register (``o_stream``) or,
-        while the head waits for ``o_stream.ready``, a second register. ``advance`` drops only
-        while that second register is full and another beat waits; it reads registers only,
-        so ``o_stream.ready`` reaches no further than these two registers."""
-        head, spare = Signal(len(data), name="out_head"), Signal(len(data), name="out_spare")
-        head_valid, spare_valid = Signal(name="out_head_valid"), Signal(name="out_spare_valid")
-        push = valid & ~spare_valid
-        m.d.comb += [
-            advance.eq(~(valid & spare_valid)),
-            self.o_stream.valid.eq(head_valid),
-            self.o_stream.payload.eq(head),
-        ]
-        with m.If(~head_valid | self.o_stream.ready):
-            m.d.sync += [head.eq(Mux(spare_valid, spare, data)),
-                         head_valid.eq(spare_valid | push),
-                         spare_valid.eq(0)]
-        with m.Elif(push):
-            m.d.sync += [spare.eq(data), spare_valid.eq(1)]

@@ -1,4 +1,5 @@
-"""Stream payload layouts and the lane-count (width) converter between stages."""
+"""Stream payload layouts, the lane-count (width) converter between stages, forks, FIFOs
+and the two-register output of a pipeline that stalls as a whole."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from ..numeric import TensorType
 from ..plan import converter_capacity
 
 __all__ = ["element_shape", "lanes_layout", "lanes_signature", "check_positive", "check_image",
-           "check_signature", "WidthConverter", "Passthrough", "Fork", "StreamFifo"]
+           "check_signature", "WidthConverter", "Passthrough", "Fork", "StreamFifo",
+           "output_buffer"]
 
 
 def check_positive(name: str, value) -> None:
@@ -234,3 +236,26 @@ class StreamFifo(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_stream), buf.w_stream)
         wiring.connect(m, buf.r_stream, wiring.flipped(self.o_stream))
         return m
+
+
+def output_buffer(m: Module, o_stream, data, valid, advance) -> None:
+    """A pipeline's two-register output: ``data`` leaves the pipeline's last stage when that
+    stage is ``valid`` and the pipeline advances, into a head register (``o_stream``) or,
+    while the head waits for ``o_stream.ready``, a second register. ``advance`` (driven here)
+    drops only while that second register is full and another beat waits; it reads registers
+    only, so ``o_stream.ready`` reaches no further than these two registers, and a consumer
+    that is always ready never stalls the pipeline."""
+    head, spare = Signal(len(data), name="out_head"), Signal(len(data), name="out_spare")
+    head_valid, spare_valid = Signal(name="out_head_valid"), Signal(name="out_spare_valid")
+    push = valid & ~spare_valid
+    m.d.comb += [
+        advance.eq(~(valid & spare_valid)),
+        o_stream.valid.eq(head_valid),
+        o_stream.payload.eq(head),
+    ]
+    with m.If(~head_valid | o_stream.ready):
+        m.d.sync += [head.eq(Mux(spare_valid, spare, data)),
+                     head_valid.eq(spare_valid | push),
+                     spare_valid.eq(0)]
+    with m.Elif(push):
+        m.d.sync += [spare.eq(data), spare_valid.eq(1)]

@@ -7,8 +7,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...layers import Layer, LayerPlan
+from ...layers.argmax import latency
 from ...numeric import TensorType, width_for
-from ..stream import check_positive, lanes_signature
+from ..stream import check_positive, lanes_signature, output_buffer
 
 __all__ = ["ArgmaxUnit", "component"]
 
@@ -16,10 +17,13 @@ __all__ = ["ArgmaxUnit", "component"]
 class ArgmaxUnit(wiring.Component):
     """Index of the largest of ``in_type.size`` scores arriving ``lanes`` per beat.
 
-    Ties go to the lowest index. The index leaves one cycle after the frame's last beat;
-    ``i_stream.ready`` is low only while a finished index waits and the next beat would finish
-    another frame, so it never depends on ``o_stream.ready`` combinationally. One beat per
-    cycle is taken otherwise.
+    Ties go to the lowest index. A beat goes into an input register; with more than one lane
+    the beat's best lane (a tree that prefers the lower lane) is registered next; the last
+    stage compares it with the frame's best so far. The index leaves :attr:`latency` cycles
+    after the frame's last beat, through two output registers
+    (:func:`~hwgen.rtl.stream.output_buffer`); the stages advance together, and stop only
+    while both output registers are full and another index is done, so ``i_stream.ready``
+    depends on registers only and one beat per cycle is taken otherwise.
 
     Parameters
     ----------
@@ -40,6 +44,9 @@ class ArgmaxUnit(wiring.Component):
             raise ValueError(f"lanes {lanes} does not divide {in_type.size} scores")
         self.in_type, self.lanes = in_type, lanes
         self.beats = in_type.size // lanes
+        #: Cycles from the frame's last input beat to its index at the output
+        #: (:func:`hwgen.layers.argmax.latency`).
+        self.latency = latency(lanes)
         index_bits, _ = width_for(0, in_type.size - 1)
         super().__init__({
             "i_stream": In(lanes_signature(in_type, lanes)),
@@ -48,11 +55,27 @@ class ArgmaxUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        size = self.in_type.size
+        advance = Signal()
+        m.d.comb += self.i_stream.ready.eq(advance)
+
+        # Stage 1: the beat, where it is in its frame, and its first index.
         beat = Signal(range(self.beats))
+        base = Signal(range(size))  # beat·lanes, counted (no multiplier: DSP-free)
         last = beat == self.beats - 1
-        scores = self.i_stream.payload
-        # Best lane of this beat: a tree that prefers the left (lower) index on ties.
-        level = [(scores[k], k) for k in range(self.lanes)]
+        with m.If(self.i_stream.valid & advance):
+            m.d.sync += [beat.eq(Mux(last, 0, beat + 1)),
+                         base.eq(Mux(last, 0, base + self.lanes))]
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_base = Signal(range(size))
+        s1_scores = Signal.like(self.i_stream.payload)
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(self.i_stream.valid), s1_first.eq(beat == 0),
+                         s1_last.eq(last), s1_base.eq(base),
+                         s1_scores.eq(self.i_stream.payload)]
+
+        # Stage 2 (more than one lane): the beat's best lane, the lower lane on ties.
+        level = [(s1_scores[k], k) for k in range(self.lanes)]
         while len(level) > 1:
             nxt = []
             for i in range(0, len(level) - 1, 2):
@@ -62,31 +85,26 @@ class ArgmaxUnit(wiring.Component):
             if len(level) % 2:
                 nxt.append(level[-1])
             level = nxt
-        beat_value, beat_lane = level[0]
+        value, lane = level[0]
+        if self.lanes == 1:
+            f_valid, f_first, f_last, f_value, f_index = s1_valid, s1_first, s1_last, value, s1_base
+        else:
+            f_valid, f_first, f_last = Signal(), Signal(), Signal()
+            f_value, f_index = Signal.like(s1_scores[0]), Signal(range(size))
+            with m.If(advance):
+                m.d.sync += [f_valid.eq(s1_valid), f_first.eq(s1_first), f_last.eq(s1_last),
+                             f_value.eq(value), f_index.eq(s1_base + lane)]
 
-        best_value = Signal.like(scores[0])
-        best_index = Signal(range(self.in_type.size))
-        index = Signal(range(self.in_type.size))
-        base = Signal(range(self.in_type.size))  # beat·lanes, counted (no multiplier: DSP-free)
-        m.d.comb += index.eq(base + beat_lane)
-        first = beat == 0
-        better = first | (beat_value > best_value)
-        new_value = Mux(better, beat_value, best_value)
-        new_index = Mux(better, index, best_index)
-
-        i_fire = self.i_stream.valid & self.i_stream.ready
-        m.d.comb += self.i_stream.ready.eq(~(self.o_stream.valid & last))
-        with m.If(self.o_stream.valid & self.o_stream.ready):
-            m.d.sync += self.o_stream.valid.eq(0)
-        with m.If(i_fire):
-            m.d.sync += [
-                beat.eq(Mux(last, 0, beat + 1)),
-                base.eq(Mux(last, 0, base + self.lanes)),
-                best_value.eq(new_value),
-                best_index.eq(new_index),
-            ]
-            with m.If(last):
-                m.d.sync += [self.o_stream.valid.eq(1), self.o_stream.payload.eq(new_index)]
+        # Last stage: the frame's best so far; after the frame's last beat its index goes
+        # into the output registers.
+        best_value = Signal.like(s1_scores[0])
+        best_index = Signal(range(size))
+        better = f_first | (f_value > best_value)
+        new_index = Mux(better, f_index, best_index)
+        with m.If(advance & f_valid):
+            m.d.sync += [best_value.eq(Mux(better, f_value, best_value)),
+                         best_index.eq(new_index)]
+        output_buffer(m, self.o_stream, new_index, f_valid & f_last, advance)
         return m
 
 

@@ -28,12 +28,20 @@ def test_matches_numpy_with_ties(size, lanes, bits):
     assert got.outputs == expected
 
 
-def test_one_frame_per_beats():
+@pytest.mark.parametrize("lanes, latency", [
+    (1, 2),  # input register, compare with the best so far
+    (2, 3),  # and the beat's best lane registered in between
+    (8, 3),  # a whole frame per beat: one frame per cycle
+])
+def test_one_frame_per_beats_and_latency(lanes, latency):
     t = TensorType((8,), 8, True)
-    scores = np.random.default_rng(0).integers(-128, 128, size=(6, 8))
-    got = run_stream(ArgmaxUnit(t, lanes=2), stream_beats(scores, t, 2), 6)
-    assert np.all(np.diff(got.out_times) == 4)
-    assert got.out_times[0] - got.in_times[3] == 1
+    scores = np.random.default_rng(lanes).integers(-128, 128, size=(6, 8))
+    beats = 8 // lanes
+    unit = ArgmaxUnit(t, lanes=lanes)
+    got = run_stream(unit, stream_beats(scores, t, lanes), 6)
+    assert got.outputs == np.argmax(scores, axis=1).tolist()
+    assert np.all(np.diff(got.out_times) == beats)
+    assert got.out_times[0] - got.in_times[beats - 1] == latency == unit.latency
 
 
 @pytest.mark.parametrize("lanes, message", [
