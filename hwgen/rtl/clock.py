@@ -13,7 +13,11 @@ frequency is an integer. Achieved frequencies are exact rationals internally and
 as the nearest float (``out_hz``), so 25 MHz · 4/3 reads 33333333.333333332.
 
 :class:`PllClock` instantiates the PLL for a platform and drives the ``sync`` domain's clock from
-it, the domain held in reset until the PLL reports lock (see :class:`LockReset`).
+it, the domain held in reset until the PLL reports lock (see :class:`LockReset`). Its reference
+is the platform's default clock: an oscillator pin, or on the UP5K the internal SB_HFOSC
+(then an SB_PLL40_CORE fed from the fabric, as on the UPduino v3).
+
+:func:`auto_clock` chooses the clock of ``hwgen build --clock-mhz auto`` from a measured fmax.
 """
 
 import math
@@ -29,6 +33,8 @@ from amaranth.lib.wiring import In, Out
 __all__ = [
     "ICE40_LIMITS", "ECP5_LIMITS", "Ice40PllConfig", "Ecp5PllConfig", "ice40_pll", "ecp5_pll",
     "pll_config", "clock_config", "LockReset", "PllClock", "ICE40_PLL_PADS",
+    "INTERNAL_OSCILLATORS", "OSCILLATOR_TOLERANCE", "AUTO_MARGIN", "auto_request_hz",
+    "auto_clock", "pll_reference",
 ]
 
 #: SB_PLL40 operating ranges in Hz (iCE40 datasheets; icepll's limits): input, phase detector
@@ -49,6 +55,25 @@ _ECP5_VCO_TARGET = 600_000_000
 #: (device, package) → pin names. The iCEBreaker's 12 MHz oscillator is on UP5K SG48 pin 35
 #: (IOT_46b_G0), the pad that 1BitSquared's and LiteX's iCEBreaker designs feed SB_PLL40_PAD.
 ICE40_PLL_PADS = {("iCE40UP5K", "SG48"): {"35"}}
+
+#: iCE40 internal oscillators a platform can name as its default clock, and their undivided
+#: frequency in Hz. Only SB_HFOSC can be a PLL's reference (SB_LFOSC's 10 kHz is below the
+#: PLL's input range); its CLKHF_DIV divides 48 MHz by 1, 2, 4 or 8.
+INTERNAL_OSCILLATORS = {"SB_HFOSC": 48_000_000, "SB_LFOSC": 10_000}
+
+#: How far above its nominal frequency a reference may run, by the platform's default clock
+#: (anything not listed is a crystal oscillator, within ±100 ppm: 0 here). The UP5K's SB_HFOSC
+#: is specified to ±10 % over temperature as we read the iCE40 UltraPlus datasheet
+#: (FPGA-DS-02008, "fCLKHF"), so a clock chosen from fmax leaves that much room on top.
+OSCILLATOR_TOLERANCE = {"SB_HFOSC": 0.10}
+
+#: ``--clock-mhz auto``'s margin below the measured fmax: the clock asked of the PLL is the
+#: lowest fmax over the first pass's seeds × (1 − AUTO_MARGIN). The rebuild with the PLL is a
+#: new netlist (the PLL, the lock reset, UART counters for the new clock) and so a new draw
+#: of placement, which moved fmax by 1–4 % between seeds in issue 17's baseline; 3 % below the
+#: slowest seed is met by the rebuild's best seed in all but rare cases, and when it is not,
+#: the build steps down from the rebuild's own fmax (hwgen.toolchain.synth).
+AUTO_MARGIN = 0.03
 
 
 def _mhz(hz) -> str:
@@ -380,6 +405,48 @@ def clock_config(family: str, in_hz: int, out_hz, *, bypass: bool | None = None
     return config
 
 
+def auto_request_hz(fmax_hz: float, *, margin: float = AUTO_MARGIN,
+                    tolerance: float = 0.0) -> float:
+    """The clock to ask of the PLL for a design whose measured fmax is ``fmax_hz``:
+    ``fmax · (1 − margin) / (1 + tolerance)``, so that a reference running ``tolerance`` fast
+    still leaves ``margin`` below fmax. Raises ValueError for a non-positive fmax or a margin
+    outside [0, 1) or a negative tolerance."""
+    if isinstance(fmax_hz, bool) or not isinstance(fmax_hz, Real) or not fmax_hz > 0 \
+            or not math.isfinite(fmax_hz):
+        raise ValueError(f"fmax_hz must be a positive number of hertz, not {fmax_hz!r}")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin must be in [0, 1), not {margin!r}")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be at least 0, not {tolerance!r}")
+    return fmax_hz * (1 - margin) / (1 + tolerance)
+
+
+def auto_clock(family: str, in_hz: int, fmax_hz: float, *, margin: float = AUTO_MARGIN,
+               tolerance: float = 0.0) -> tuple[float, Ice40PllConfig | Ecp5PllConfig | None]:
+    """``--clock-mhz auto``'s choice for a design measured at ``fmax_hz`` on an ``in_hz``
+    reference: the request (:func:`auto_request_hz`) and its :func:`clock_config` (``None``:
+    the oscillator itself, when it is the highest frequency not above the request). Raises
+    ValueError when neither the PLL nor the oscillator is at or below the request (the design
+    is slower than anything the board can clock it at)."""
+    request = auto_request_hz(fmax_hz, margin=margin, tolerance=tolerance)
+    try:
+        return request, clock_config(family, in_hz, request)
+    except ValueError as exc:
+        raise ValueError(f"fmax {_mhz(fmax_hz)} MHz leaves {_mhz(request)} MHz after the "
+                         f"margin, and {exc}; the {_mhz(in_hz)} MHz oscillator is faster "
+                         f"too") from None
+
+
+def pll_reference(platform) -> str | None:
+    """What a :class:`PllClock` on ``platform``'s default clock takes its reference from:
+    ``"pin"`` (an oscillator pin), ``"SB_HFOSC"``, or ``None`` when the default clock cannot
+    feed a PLL (SB_LFOSC, or no default clock)."""
+    name = platform.default_clk
+    if name is None or name == "SB_LFOSC":
+        return None
+    return "SB_HFOSC" if name == "SB_HFOSC" else "pin"
+
+
 class LockReset(wiring.Component):
     """Holds a clock domain in reset until a PLL's lock has been high for ``cycles`` cycles.
 
@@ -441,6 +508,12 @@ class PllClock(wiring.Component):
     (so nextpnr checks timing against it) and holds the domain's reset until the PLL has been
     locked for ``reset_cycles`` (:class:`LockReset`).
 
+    A platform whose default clock is the UP5K's internal ``SB_HFOSC`` (the UPduino v3) gets an
+    SB_HFOSC divided to ``in_hz`` (48 MHz ÷ 1, 2, 4 or 8) feeding an SB_PLL40_CORE from the
+    fabric, and a reset held at least 100 µs, the time the oscillator takes to settle (as
+    Amaranth's own power-on reset for it). Its frequency is loose (see
+    :data:`OSCILLATOR_TOLERANCE`); the constraint is the nominal frequency.
+
     The module that instantiates it must define the domain (``m.domains.sync =
     ClockDomain()``; Amaranth 0.6 will not let a domain be defined below the modules that use
     it). Defining it is also what keeps the platform from creating its own ``sync`` domain and
@@ -455,7 +528,8 @@ class PllClock(wiring.Component):
     family : str
         ``"ice40"`` or ``"ecp5"``.
     in_hz : int
-        The oscillator frequency; checked against the clock resource's on elaboration.
+        The oscillator frequency; checked against the clock resource's on elaboration (the
+        SB_HFOSC: 48, 24, 12 or 6 MHz, which sets its divider).
     out_hz : float
         The requested frequency (a ceiling).
     bypass : bool or None
@@ -470,7 +544,7 @@ class PllClock(wiring.Component):
     reset_cycles : int or None
         Cycles of lock before the reset is released; ``None`` means 15 µs at the output
         frequency (as long as Amaranth's iCE40 power-on reset, which covers the iCE40 block RAMs
-        reading zeros for 3 µs after configuration), at least 4.
+        reading zeros for 3 µs after configuration), at least 4; 100 µs from the SB_HFOSC.
 
     Attributes
     ----------
@@ -499,6 +573,7 @@ class PllClock(wiring.Component):
         self.request_hz = out_hz
         self.config = clock_config(family, in_hz, out_hz, bypass=bypass)
         self.out_hz = float(self.in_hz) if self.config is None else self.config.out_hz
+        self._default_reset = reset_cycles is None
         if reset_cycles is None:
             reset_cycles = max(4, math.ceil(15e-6 * self.out_hz))
         if not isinstance(reset_cycles, int) or isinstance(reset_cycles, bool) \
@@ -517,16 +592,26 @@ class PllClock(wiring.Component):
             return "EHXPLLL"
         return "SB_PLL40_PAD" if self._ice40_pad(platform) else "SB_PLL40_CORE"
 
+    def _hfosc(self, platform) -> bool:
+        """Whether the reference is the platform's internal SB_HFOSC (no resource to request)."""
+        return self.resource is None and platform.default_clk == "SB_HFOSC"
+
     def _resource(self, platform) -> tuple[str, int]:
         if self.resource is not None:
             return self.resource
         if platform.default_clk is None:
             raise ValueError(f"{type(platform).__name__} has no default clock; pass resource=")
+        if platform.default_clk in INTERNAL_OSCILLATORS:
+            raise ValueError(f"{type(platform).__name__}'s default clock is the internal "
+                             f"{platform.default_clk}, which cannot feed the PLL; pass "
+                             f"resource=")
         return platform.default_clk, 0
 
     def _ice40_pad(self, platform) -> bool:
         if self.ice40_pad is not None:
             return self.ice40_pad
+        if self._hfosc(platform):
+            return False
         pins = platform.lookup(*self._resource(platform)).ios[0].names
         pads = ICE40_PLL_PADS.get((platform.device, platform.package), set())
         return len(pins) == 1 and pins[0] in pads
@@ -539,14 +624,29 @@ class PllClock(wiring.Component):
         if family != self.family:
             raise ValueError(f"PllClock was made for {self.family}, but {type(platform).__name__}"
                              f" is {family}")
-        name, number = self._resource(platform)
-        clock = platform.lookup(name, number).clock
-        if clock is not None and clock.frequency != self.in_hz:
-            raise ValueError(f"PllClock was made for a {_mhz(self.in_hz)} MHz oscillator, but "
-                             f"{name}#{number} is {_mhz(clock.frequency)} MHz")
-
-        port = platform.request(name, number, dir="-")
-        m = Module()
+        reset_cycles = self.reset_cycles
+        if self._hfosc(platform):
+            if self.ice40_pad:
+                raise ValueError("the SB_HFOSC cannot feed SB_PLL40_PAD (it is not a pin); "
+                                 "leave ice40_pad unset")
+            div = {INTERNAL_OSCILLATORS["SB_HFOSC"] >> k: k for k in range(4)}.get(self.in_hz)
+            if div is None:
+                raise ValueError(f"PllClock was made for a {_mhz(self.in_hz)} MHz reference, "
+                                 f"but the SB_HFOSC makes 48, 24, 12 or 6 MHz")
+            m = Module()
+            reference = Signal()
+            m.submodules.hfosc = Instance("SB_HFOSC", i_CLKHFEN=1, i_CLKHFPU=1,
+                                          p_CLKHF_DIV=f"0b{div:02b}", o_CLKHF=reference)
+            if self._default_reset:
+                reset_cycles = max(reset_cycles, math.ceil(100e-6 * self.out_hz))
+        else:
+            name, number = self._resource(platform)
+            clock = platform.lookup(name, number).clock
+            if clock is not None and clock.frequency != self.in_hz:
+                raise ValueError(f"PllClock was made for a {_mhz(self.in_hz)} MHz oscillator, "
+                                 f"but {name}#{number} is {_mhz(clock.frequency)} MHz")
+            port = platform.request(name, number, dir="-")
+            m = Module()
         lock = Signal(init=1)
         # The PLL output, constrained to the achieved frequency. Amaranth merges it with the
         # domain's clock signal (whose name it takes from any submodule using it); "keep" makes
@@ -557,6 +657,13 @@ class PllClock(wiring.Component):
             m.submodules.pll = Instance(
                 primitive, **self.config.parameters(), i_PACKAGEPIN=port.io, i_RESETB=1,
                 i_BYPASS=0, o_PLLOUTGLOBAL=out, o_LOCK=lock)
+        elif self._hfosc(platform):
+            if primitive is None:
+                m.d.comb += out.eq(reference)
+            else:
+                m.submodules.pll = Instance(
+                    primitive, **self.config.parameters(), i_REFERENCECLK=reference,
+                    i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=out, o_LOCK=lock)
         else:
             m.submodules.clk_buf = clk_buf = io.Buffer("i", port)
             if primitive is None:
@@ -574,6 +681,6 @@ class PllClock(wiring.Component):
         if primitive is not None:
             platform.add_clock_constraint(out, self.out_hz)
         m.d.comb += ClockSignal(self.domain).eq(out)
-        m.submodules.reset = reset = LockReset(cycles=self.reset_cycles, domain=self.domain)
+        m.submodules.reset = reset = LockReset(cycles=reset_cycles, domain=self.domain)
         m.d.comb += [reset.lock.eq(lock), self.locked.eq(reset.ready)]
         return m

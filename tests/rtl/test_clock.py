@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """PLL solvers against an independent enumeration and against icepll/ecppll; the lock/reset
-logic in Amaranth's simulator; PllClock's elaboration for the iCEBreaker and the ULX3S."""
+logic in Amaranth's simulator; PllClock's elaboration for the iCEBreaker, the ULX3S and the
+UPduino (its SB_HFOSC); ``--clock-mhz auto``'s choice from a measured fmax."""
 
 import functools
 import gc
@@ -21,18 +22,24 @@ from amaranth.lib import io
 from amaranth.sim import Simulator
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
+from amaranth_boards.upduino_v3 import UpduinoV3Platform
 
 from hwgen.rtl.clock import (
+    AUTO_MARGIN,
     ECP5_LIMITS,
     ICE40_LIMITS,
+    OSCILLATOR_TOLERANCE,
     Ecp5PllConfig,
     Ice40PllConfig,
     LockReset,
     PllClock,
+    auto_clock,
+    auto_request_hz,
     clock_config,
     ecp5_pll,
     ice40_pll,
     pll_config,
+    pll_reference,
 )
 
 MHZ = 1_000_000
@@ -393,7 +400,8 @@ def test_ice40_primitive_choice():
 
 
 class Counter(Elaboratable):
-    """A counter in ``sync`` on LED 0 (gated by ``locked``), clocked by ``clock``."""
+    """A counter in ``sync`` on LED 0 (the red one of an RGB LED; gated by ``locked``),
+    clocked by ``clock``."""
 
     def __init__(self, clock: PllClock):
         self.clock = clock
@@ -404,9 +412,20 @@ class Counter(Elaboratable):
         m.submodules.clock = self.clock
         count = Signal(24)
         m.d.sync += count.eq(count + 1)
-        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        try:
+            pin = platform.request("led", 0, dir="-")
+        except ResourceError:
+            pin = platform.request("rgb_led", 0, dir="-").r
+        m.submodules.led = led = io.Buffer("o", pin)
         m.d.comb += led.o.eq(count[-1] & self.clock.locked)
         return m
+
+
+def upduino() -> UpduinoV3Platform:
+    """The UPduino v3 as hwgen builds for it: SB_HFOSC ÷ 4 = 12 MHz."""
+    platform = UpduinoV3Platform()
+    platform.hfosc_div = 2
+    return platform
 
 
 def _prepare(platform, clock):
@@ -433,6 +452,114 @@ def test_bypass_netlist():
     files = _prepare(ICEBreakerPlatform(), PllClock("ice40", 12 * MHZ, 12 * MHZ))
     assert "PLL" not in files["top.il"] and "SB_GB_IO" in files["top.il"]
     assert "set_frequency clock.out" not in files["top.pcf"]
+
+
+def test_upduino_pll_from_the_hfosc_netlist():
+    """No clock pin: an SB_HFOSC at 12 MHz (CLKHF_DIV 0b10) feeds an SB_PLL40_CORE, and the
+    domain's reset waits the oscillator's 100 µs."""
+    clock = PllClock("ice40", 12 * MHZ, 30 * MHZ)
+    assert clock.primitive_for(upduino()) == "SB_PLL40_CORE"
+    files = _prepare(upduino(), clock)
+    rtlil = files["top.il"]
+    assert "cell \\SB_HFOSC" in rtlil and 'parameter \\CLKHF_DIV "0b10"' in rtlil
+    assert "cell \\SB_PLL40_CORE" in rtlil and "SB_GB_IO" not in rtlil
+    assert "parameter \\DIVF 7'1001111" in rtlil  # 12 MHz · 80 / 32 = 30 MHz
+    assert "set_frequency clock.out 30.0" in files["top.pcf"]
+    assert clock.reset_cycles == math.ceil(15e-6 * 30e6)
+    cycles = math.ceil(100e-6 * 30e6)  # LockReset's count compare, 3000 = 12'101110111000
+    assert f"{cycles.bit_length()}'{cycles:b}" in rtlil
+    fifteen = math.ceil(15e-6 * 30e6)
+    assert f"{fifteen.bit_length()}'{fifteen:b}" in _prepare(ICEBreakerPlatform(), PllClock(
+        "ice40", 12 * MHZ, 30 * MHZ))["top.il"]  # from a pin: 15 µs
+
+
+def test_upduino_hfosc_frequencies():
+    with pytest.raises(ValueError) as exc:
+        PllClock("ice40", 10 * MHZ, 30 * MHZ).elaborate(upduino())
+    assert str(exc.value) == ("PllClock was made for a 10 MHz reference, but the SB_HFOSC "
+                              "makes 48, 24, 12 or 6 MHz")
+    with pytest.raises(ValueError) as exc:
+        PllClock("ice40", 12 * MHZ, 30 * MHZ, ice40_pad=True).elaborate(upduino())
+    assert str(exc.value) == ("the SB_HFOSC cannot feed SB_PLL40_PAD (it is not a pin); "
+                              "leave ice40_pad unset")
+    # 48 MHz undivided works as a reference too (the PLL's input range is 10–133 MHz)
+    assert "cell \\SB_PLL40_CORE" in _prepare(upduino(), PllClock("ice40", 48 * MHZ,
+                                                                    30 * MHZ))["top.il"]
+
+
+def test_pll_reference():
+    class Lfosc(UpduinoV3Platform):
+        default_clk = "SB_LFOSC"
+
+    assert pll_reference(ICEBreakerPlatform()) == "pin"
+    assert pll_reference(ULX3S_85F_Platform()) == "pin"
+    assert pll_reference(upduino()) == "SB_HFOSC"
+    assert pll_reference(Lfosc()) is None
+    assert OSCILLATOR_TOLERANCE == {"SB_HFOSC": 0.10}
+
+
+# -- --clock-mhz auto: the clock from a measured fmax ---------------------------------------
+
+
+def test_auto_request_is_fmax_less_the_margin_and_tolerance():
+    assert AUTO_MARGIN == 0.03
+    assert auto_request_hz(21.69e6) == pytest.approx(21.69e6 * 0.97)
+    assert auto_request_hz(30.8e6, tolerance=0.1) == pytest.approx(30.8e6 * 0.97 / 1.1)
+    assert auto_request_hz(50e6, margin=0) == 50e6
+    for kwargs, message in [
+            (dict(fmax_hz=0), "fmax_hz must be a positive number of hertz, not 0"),
+            (dict(fmax_hz=math.nan), "fmax_hz must be a positive number of hertz, not nan"),
+            (dict(fmax_hz=1e6, margin=1), "margin must be in [0, 1), not 1"),
+            (dict(fmax_hz=1e6, margin=-0.1), "margin must be in [0, 1), not -0.1"),
+            (dict(fmax_hz=1e6, tolerance=-1), "tolerance must be at least 0, not -1")]:
+        with pytest.raises(ValueError) as exc:
+            auto_request_hz(**kwargs)
+        assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(("family", "fin", "fmax_mhz", "tolerance", "expected"), [
+    # digits_bnn's slowest seed on the iCEBreaker (issue 17's baseline): 21.69 · 0.97 = 21.04
+    ("ice40", 12, 21.69, 0.0, (0, 55, 5)),          # 12 · 56 / 32 = 21 MHz
+    # a UPduino measured at 30.8 MHz: 30.8 · 0.97 / 1.1 = 27.16 from a ±10 % SB_HFOSC
+    ("ice40", 12, 30.8, 0.10, (0, 71, 5)),          # 12 · 72 / 32 = 27 MHz
+    # mnist_mixed's slowest seed on the ULX3S: 52.79 MHz asked, 50 the highest from 25 MHz
+    ("ecp5", 25, 54.42, 0.0, (1, 2, 12)),
+    # the ECPIX-5's 100 MHz oscillator above a 96 MHz design: 93.12 asked, 93.10 made
+    ("ecp5", 100, 96.0, 0.0, (29, 27, 6)),
+])
+def test_auto_clock_from_real_fmax(family, fin, fmax_mhz, tolerance, expected):
+    request, config = auto_clock(family, fin * MHZ, fmax_mhz * MHZ, tolerance=tolerance)
+    assert request == pytest.approx(fmax_mhz * MHZ * (1 - AUTO_MARGIN) / (1 + tolerance))
+    assert config == pll_config(family, fin * MHZ, request)
+    dividers = ((config.divr, config.divf, config.divq) if family == "ice40" else
+                (config.clki_div, config.clkfb_div, config.clkop_div))
+    assert dividers == expected
+    assert config.out_hz <= request < fmax_mhz * MHZ
+
+
+def test_auto_clock_keeps_the_oscillator_or_refuses():
+    # 12.5 MHz · 0.97 = 12.13: above the 12 MHz oscillator, below the PLL's 16 MHz floor
+    assert auto_clock("ice40", 12 * MHZ, 12.5 * MHZ) == (pytest.approx(12.125e6), None)
+    with pytest.raises(ValueError) as exc:
+        auto_clock("ice40", 12 * MHZ, 11 * MHZ)
+    assert str(exc.value) == (
+        "fmax 11 MHz leaves 10.67 MHz after the margin, and SB_PLL40 cannot make 10.67 MHz or "
+        "less from 12 MHz; the lowest frequency it reaches from there is 16.125 MHz; the 12 MHz "
+        "oscillator is faster too")
+
+
+@pytest.mark.parametrize(("family", "fin", "outputs"), [
+    ("ice40", 12 * MHZ, lambda: ice40_outputs(12 * MHZ)),
+    ("ecp5", 25 * MHZ, lambda: ecp5_outputs(25 * MHZ))])
+def test_auto_clock_steps_down_below_every_missed_clock(family, fin, outputs):
+    """A rebuild at clock c that measured fmax < c steps down to a clock below c (the PLL's or
+    the oscillator), for every clock from 20 to 120 MHz the PLL makes: stepping down ends."""
+    clocks = sorted(f for f in outputs() if 20 * MHZ <= f <= 120 * MHZ)
+    assert len(clocks) > 50
+    for clock in clocks:
+        fmax = float(clock) * 0.999
+        _, config = auto_clock(family, fin, fmax)
+        assert (fin if config is None else config.out_exact) < clock, (family, float(clock))
 
 
 def test_parent_must_define_domain():
