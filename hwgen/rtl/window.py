@@ -84,33 +84,32 @@ class SlidingWindow(wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port()
 
-        # Row bookkeeping on free-running row counters (wide enough that differences between
-        # them are exact as signed numbers): rows written, first row of the reader's frame.
+        # Row bookkeeping in registers kept exact as the counters move (no subtraction or
+        # clamp between a counter and the stall decisions): ``rows_in`` image rows of the
+        # reader's frame written (may run ahead into the next frame), ``need`` the rows the
+        # current output row reads (min(row_top + k, height)), ``limit`` the rows the ring
+        # can hold counted from the frame's first row (ring + max(row_top, 0)).
         count_bits = (2 * (g.height + ring)).bit_length() + 1
-        written = Signal(count_bits)
-        frame_base = Signal(count_bits)
         row_top = Signal(signed((max(g.height, top) + s).bit_length() + 1), init=-top)
-        first_held = Signal(count_bits)
-        m.d.comb += first_held.eq(frame_base + Mux(row_top < 0, 0, row_top))
-        ahead = Signal(signed(count_bits))
-        m.d.comb += ahead.eq(written - first_held)
+        rows_in = Signal(signed(count_bits))
+        need = Signal(range(g.height + 1), init=min(k - top, g.height))
+        limit = Signal(range(g.height + ring + 1), init=ring)
 
         # Writer: the ring is one address range, rows back to back.
         w_addr = Signal(range(words))
         w_col = Signal(range(row_words))
         i_fire = self.i_stream.valid & self.i_stream.ready
+        wrote_row = Signal()
         m.d.comb += [
-            self.i_stream.ready.eq(ahead < ring),
+            self.i_stream.ready.eq(rows_in < limit),
             wr.addr.eq(w_addr),
             wr.data.eq(self.i_stream.payload.as_value()),
             wr.en.eq(i_fire),
+            wrote_row.eq(i_fire & (w_col == row_words - 1)),
         ]
         with m.If(i_fire):
-            m.d.sync += w_addr.eq(Mux(w_addr == words - 1, 0, w_addr + 1))
-            with m.If(w_col == row_words - 1):
-                m.d.sync += [w_col.eq(0), written.eq(written + 1)]
-            with m.Else():
-                m.d.sync += w_col.eq(w_col + 1)
+            m.d.sync += [w_addr.eq(Mux(w_addr == words - 1, 0, w_addr + 1)),
+                         w_col.eq(Mux(w_col == row_words - 1, 0, w_col + 1))]
 
         # Reader counters: window position (row_top, col_left) and offsets (ky, kx, chunk).
         col_left = Signal(signed((max(g.width, left) + s).bit_length() + 1), init=-left)
@@ -123,11 +122,6 @@ class SlidingWindow(wiring.Component):
         left_addr = Signal(signed(col_left.shape().width + g.chunks.bit_length() + 1),
                            init=-left * g.chunks)            # col_left·chunks
         col_addr = Signal.like(left_addr, init=-left * g.chunks)  # (col_left + kx)·chunks + chunk
-
-        need = Signal(count_bits)
-        m.d.comb += need.eq(Mux(row_top + k > g.height, g.height, row_top + k))
-        rows_in = Signal(signed(count_bits))
-        m.d.comb += rows_in.eq(written - frame_base)
 
         out_valid, out_pad = Signal(), Signal()
         advance = Signal()
@@ -176,13 +170,19 @@ class SlidingWindow(wiring.Component):
                         m.d.sync += [col_left.eq(-left), left_addr.eq(-left * g.chunks),
                                      col_addr.eq(-left * g.chunks)]
                         with m.If(~last_row):
-                            m.d.sync += [row_top.eq(row_top + s), top_addr.eq(next_top),
-                                         ky_addr.eq(next_top)]
+                            next_row = row_top + s
+                            m.d.sync += [row_top.eq(next_row), top_addr.eq(next_top),
+                                         ky_addr.eq(next_top),
+                                         need.eq(Mux(next_row + k > g.height, g.height,
+                                                     next_row + k)),
+                                         limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
                             first_top = _wrap_add(next_base, -top * row_words, words)
-                            m.d.sync += [row_top.eq(-top), frame_base.eq(frame_base + g.height),
-                                         base_addr.eq(next_base), top_addr.eq(first_top),
-                                         ky_addr.eq(first_top)]
+                            m.d.sync += [row_top.eq(-top), base_addr.eq(next_base),
+                                         top_addr.eq(first_top), ky_addr.eq(first_top),
+                                         need.eq(min(k - top, g.height)), limit.eq(ring)]
+        frame_done = advance & last_chunk & last_kx & last_ky & last_col & last_row
+        m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
         return m
 
 
