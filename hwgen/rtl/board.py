@@ -6,7 +6,7 @@ in tests/rtl/test_board.py and, as part of the whole board top, in sim/board_ben
 :mod:`hwgen.protocol`.
 """
 
-from amaranth import ClockDomain, Elaboratable, Module, ResetInserter, Signal, Value
+from amaranth import ClockDomain, Elaboratable, Module, Mux, ResetInserter, Signal, Value
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -16,13 +16,13 @@ from ..plan import NetworkPlan, checked_plan
 from ..protocol import MAX_CLASSES, network_id
 from ..spec import Argmax, Network
 from ..weight_image import spram_image
-from .framing import RequestParser, ResponseSerializer, ResultCapture, crc16_step
+from .framing import Crc16, RequestParser, ResponseSerializer, ResultCapture, crc16_step
 from .network import NetworkTop
 from .stream import lanes_signature
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["check_network", "crc16_step", "BytePacker", "BoardCore", "BoardLogic", "BoardTop",
-           "board_timeouts"]
+           "board_timeouts", "cycles_bits"]
 
 
 def check_network(network: Network) -> None:
@@ -158,6 +158,7 @@ class BoardCore(wiring.Component):
         self.frame_bytes = self.plan.input_type.size
         self.weight_bytes = len(spram_image(network, self.plan))
         self.network_id = network_id(network)
+        self.cycles_bits = cycles_bits(self.frame_bytes, idle_cycles, result_cycles)
         super().__init__()
 
     def elaborate(self, platform):
@@ -174,7 +175,15 @@ class BoardCore(wiring.Component):
             cycles_per_inference=p.cycles_per_inference)
         m.submodules.capture = capture = ResultCapture(
             classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
-            score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes)
+            score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes,
+            cycles_bits=self.cycles_bits)
+        m.submodules.crc = crc = Crc16()
+        # one CRC: the parser's while a request arrives, the serializer's while it answers
+        m.d.comb += [crc.clear.eq(parser.crc_clear | serializer.crc_clear),
+                     crc.step.eq(parser.crc_step | serializer.crc_step),
+                     crc.byte.eq(Mux(serializer.crc_step, serializer.crc_byte,
+                                     parser.crc_byte)),
+                     parser.crc.eq(crc.crc), serializer.crc.eq(crc.crc)]
         packer = BytePacker(p.input_type, p.input_lanes)
         top = NetworkTop(self.network, taps=True, net_plan=self.plan)
         m.submodules.packer = ResetInserter(parser.abort)(packer)
@@ -354,3 +363,13 @@ def board_timeouts(net_plan: NetworkPlan, clk_hz: int, divisor: int,
     result_cycles = 4 * (net_plan.latency_bound + net_plan.cycles_per_inference)
     return max(round(idle_s * clk_hz), 20 * divisor), result_cycles
 
+
+
+def cycles_bits(frame_bytes: int, idle_cycles: int, result_cycles: int) -> int:
+    """Bits of RESULT's cycle counters (at most the protocol's 32): enough for the longest
+    count a request can make. A frame's bytes come at most ``idle_cycles`` apart (or it is
+    dropped) and its result at most ``result_cycles`` after its CRC, so ``cycles_first`` is
+    below (frame_bytes + 2) · (idle_cycles + 1) + result_cycles, and ``cycles_last``, which
+    starts at the last payload byte, below that too."""
+    longest = (frame_bytes + 2) * (idle_cycles + 1) + result_cycles + 16
+    return min(32, longest.bit_length())

@@ -1,14 +1,23 @@
 """The parts of :class:`~hwgen.rtl.board.BoardCore`: the framed protocol of docs/protocol.md
-as a request parser, a response serializer and a result capture.
+as a request parser, a response serializer, a result capture and the CRC they share.
 
 :class:`RequestParser` reads request frames byte by byte and decides every answer;
 :class:`ResponseSerializer` sends the response frames it is handed; :class:`ResultCapture`
-watches the network (its input beats, its classifier scores, its class) for the RESULT. The
-wire format itself lives in :mod:`hwgen.protocol`.
+watches the network (its input beats, its classifier scores, its class) for the RESULT;
+:class:`Crc16` is the one CRC register, used by the parser while a request arrives and by the
+serializer while its response leaves (never both at once: the board answers one request at
+a time). The wire format itself lives in :mod:`hwgen.protocol`.
+
+The parts are built for size (the whole core is a few hundred iCE40 logic cells): the serializer
+picks each byte from a table of (response kind, position) instead of loading wide words, the
+parser counts the payload down instead of comparing a count with the length, the capture's
+cycle counters are as wide as the longest count they must hold.
 """
 
+import struct
+
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..protocol import (
@@ -23,14 +32,28 @@ from ..protocol import (
     result_bytes,
 )
 
-__all__ = ["crc16_step", "RESPONSE_LAYOUT", "RequestParser", "ResponseSerializer",
-           "ResultCapture"]
+__all__ = ["crc16_step", "Reply", "RESPONSE_LAYOUT", "Crc16", "RequestParser",
+           "ResponseSerializer", "ResultCapture"]
 
-#: What :class:`RequestParser` hands :class:`ResponseSerializer` per response: its command,
-#: for an ERROR the code and the request's command byte, and the request id to echo.
+
+class Reply(enum.Enum, shape=2):
+    """The kind of response :class:`RequestParser` asks :class:`ResponseSerializer` for."""
+
+    RESULT = 0
+    INFO_REPLY = 1
+    LOAD_REPLY = 2
+    ERROR = 3
+
+
+#: The command byte each kind of response carries.
+REPLY_COMMAND = {Reply.RESULT: Command.RESULT, Reply.INFO_REPLY: Command.INFO_REPLY,
+                 Reply.LOAD_REPLY: Command.LOAD_REPLY, Reply.ERROR: Command.ERROR}
+
+#: What :class:`RequestParser` hands :class:`ResponseSerializer` per response: its kind, for an
+#: ERROR the code and the request's command byte, and the request id to echo.
 RESPONSE_LAYOUT = data.StructLayout({
-    "command": 8,
-    "code": 8,
+    "kind": Reply,
+    "code": 3,
     "for_command": 8,
     "request_id": 16,
 })
@@ -57,9 +80,38 @@ def crc16_step(crc: Value, byte: Value) -> Value:
     return crc
 
 
-def _zext(value, bits: int) -> Value:
+def _bytes_of(value: Value, count: int) -> list[Value]:
+    """``count`` little-endian bytes of ``value`` (zero-extended)."""
     v = Value.cast(value)
-    return Cat(v, Const(0, bits - len(v)))
+    v = Cat(v, Const(0, max(0, 8 * count - len(v))))
+    return [v[8 * k:8 * k + 8] for k in range(count)]
+
+
+class Crc16(wiring.Component):
+    """The CRC-16/CCITT-FALSE register of docs/protocol.md, extended one byte per cycle.
+
+    ``clear`` sets it to 0xFFFF (and wins over ``step``); ``step`` adds ``byte``; ``crc`` is the
+    CRC of the bytes added since the last clear.
+
+    Members
+    -------
+    clear, step : In(1)
+    byte : In(8)
+    crc : Out(16)
+    """
+
+    clear: In(1)
+    step: In(1)
+    byte: In(8)
+    crc: Out(16, init=0xFFFF)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.clear):
+            m.d.sync += self.crc.eq(0xFFFF)
+        with m.Elif(self.step):
+            m.d.sync += self.crc.eq(crc16_step(self.crc, self.byte))
+        return m
 
 
 class RequestParser(wiring.Component):
@@ -79,10 +131,14 @@ class RequestParser(wiring.Component):
     turns out bad. A frame that stops for ``idle_cycles`` is answered ERROR TIMEOUT (command
     0), with ``abort`` if it was a feeding INFER.
 
-    A response starts with one cycle of ``o_response.valid``, the cycle after the request's
-    last byte (or the cycle the result is ready, or a timeout ends); the parser does this only
-    when the serializer is idle and ignores ``o_response.ready``. Until ``response_done``, the
-    bytes that arrive are skipped.
+    A response starts with one cycle of ``o_response.valid``, two cycles after the request's
+    last byte (or the cycle the result is ready, or a timeout ends); its payload stays as it is
+    until ``response_done``. The parser does this only when the serializer is idle and ignores
+    ``o_response.ready``. Until ``response_done``, the bytes that arrive are skipped.
+
+    The frame's CRC is computed in the shared :class:`Crc16`: ``crc_clear`` and ``crc_step``
+    with the byte taken on ``i_stream``, read back on ``crc``; the parser leaves it alone from
+    its last CRC byte until ``response_done``.
 
     Parameters
     ----------
@@ -100,7 +156,7 @@ class RequestParser(wiring.Component):
     o_payload : Out(stream.Signature(8))
         An accepted INFER's payload bytes, in order.
     o_response : Out(stream.Signature(RESPONSE_LAYOUT))
-        The response to send, one cycle per response.
+        The response to send, one cycle of ``valid`` per response.
     response_done : In(1)
         The response's last byte leaves this cycle.
     new_request : Out(1)
@@ -115,6 +171,10 @@ class RequestParser(wiring.Component):
         Bytes of the weight image loaded so far.
     weights_loaded : Out(1)
         The weight image is complete (always 1 without one).
+    crc_clear, crc_step : Out(1)
+    crc_byte : Out(8)
+    crc : In(16)
+        The shared :class:`Crc16`.
     """
 
     def __init__(self, *, frame_bytes: int, weight_bytes: int, idle_cycles: int,
@@ -138,53 +198,52 @@ class RequestParser(wiring.Component):
             "load_data": Out(16),
             "weights_next": Out(range(weight_bytes + 1)),
             "weights_loaded": Out(1),
+            "crc_clear": Out(1),
+            "crc_step": Out(1),
+            "crc_byte": Out(8),
+            "crc": In(16),
         })
 
     def elaborate(self, platform):
         m = Module()
         byte = self.i_stream.payload
         take = self.i_stream.valid & self.i_stream.ready
-        version, command = Signal(8), Signal(8)
-        length, count = Signal(16), Signal(16)
-        crc, low_byte = Signal(16, init=0xFFFF), Signal(8)  # low_byte: of the id, the CRC
-        crc_next = Signal(16)
-        m.d.comb += crc_next.eq(crc16_step(crc, byte))
-        request_id = Signal(16)  # 0 until the frame's id has been read
-        offset = Signal(32)
-        error = Signal(8)  # the ErrorCode found so far, 0 for none
+        response = self.o_response.payload
+        command = response.for_command  # the request's command byte (0 after an idle timeout)
+        error = response.code  # the ErrorCode found so far, 0 for none
+        request_id = response.request_id  # 0 until the frame's id has been read
+        version_ok = Signal()
+        low_byte = Signal(8)  # the low byte of the id, of the length, of the CRC
+        remaining = Signal(16)  # payload bytes still to come
         feed = Signal()  # this INFER's payload goes into the network
-        writing = Signal()  # this LOAD's data goes into the SPRAM stores
-        halfword_low = Signal(8)
         weights_next = self.weights_next
-        m.d.comb += self.weights_loaded.eq(weights_next == self.weight_bytes)
+        m.d.comb += [self.weights_loaded.eq(weights_next == self.weight_bytes),
+                     self.crc_byte.eq(byte)]
         # one timer: the line's idle time inside a frame, or the wait for a result
         timer = Signal(range(max(self.idle_cycles, self.result_cycles) + 1))
         is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
                                       command == Command.LOAD)
-        data_bytes = (length - 4)[:(4 + MAX_LOAD_DATA).bit_length()]
-        response = self.o_response.payload
 
-        def respond(cmd, code=0, for_command=0) -> None:
-            """This cycle's response to the current request (its id echoed)."""
-            m.d.comb += [response.command.eq(cmd), response.code.eq(code),
-                         response.for_command.eq(for_command),
-                         response.request_id.eq(request_id)]
+        def reply(m, kind, code=None) -> None:
+            m.d.sync += response.kind.eq(kind)
+            if code is not None:
+                m.d.sync += error.eq(code)
 
         def mid_frame() -> None:
             """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
             with m.If(take):
                 m.d.sync += timer.eq(0)
             with m.Elif(timer == self.idle_cycles):
-                m.d.sync += timer.eq(0)
-                respond(Command.ERROR, ErrorCode.TIMEOUT, 0)
-                m.d.comb += self.o_response.valid.eq(1)
+                m.d.sync += [timer.eq(0), command.eq(0)]
+                reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
                 with m.If(feed):
                     m.d.comb += self.abort.eq(1)
-                with m.If(writing):
-                    m.d.sync += weights_next.eq(0)
-                m.next = "RESPOND"
+                load.abort(m)
+                m.next = "START"
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
+
+        load = _LoadWriter(self, m, take, byte, remaining, error, is_load)
 
         m.d.comb += [self.i_stream.ready.eq(1),  # bytes outside a frame are skipped
                      self.o_payload.payload.eq(byte)]
@@ -196,33 +255,34 @@ class RequestParser(wiring.Component):
             with m.State("MAGIC1"):
                 with m.If(take):
                     with m.If(byte == MAGIC[1]):
-                        m.d.sync += [crc.eq(0xFFFF), request_id.eq(0)]
+                        m.d.sync += request_id.eq(0)
+                        m.d.comb += self.crc_clear.eq(1)
                         m.next = "VERSION"
                     with m.Elif(byte != MAGIC[0]):
                         m.next = "MAGIC0"
             # the header bytes after the magic, each stored and added to the CRC
             for state, store, after in (
-                    ("VERSION", version.eq(byte), "COMMAND"),
+                    ("VERSION", version_ok.eq(byte == VERSION), "COMMAND"),
                     ("COMMAND", command.eq(byte), "ID0"),
                     ("ID0", low_byte.eq(byte), "ID1"),
                     ("ID1", request_id.eq(Cat(low_byte, byte)), "LENGTH0"),
-                    ("LENGTH0", length[:8].eq(byte), "LENGTH1")):
+                    ("LENGTH0", low_byte.eq(byte), "LENGTH1")):
                 with m.State(state):
                     mid_frame()
                     with m.If(take):
-                        m.d.sync += [store, crc.eq(crc_next)]
+                        m.d.sync += store
+                        m.d.comb += self.crc_step.eq(1)
                         m.next = after
             with m.State("LENGTH1"):
                 mid_frame()
-                full = Cat(length[:8], byte)
+                full = Cat(low_byte, byte)
                 bad_length = Mux(is_infer, full != self.frame_bytes,
                                  Mux(is_info, full != 0,
                                      (full < 6) | (full > 4 + MAX_LOAD_DATA) | full[0]))
                 with m.If(take):
-                    m.d.comb += self.new_request.eq(1)
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next),
-                                 count.eq(0), writing.eq(0)]
-                    with m.If(version != VERSION):
+                    m.d.comb += [self.new_request.eq(1), self.crc_step.eq(1)]
+                    m.d.sync += remaining.eq(full)
+                    with m.If(~version_ok):
                         m.d.sync += error.eq(ErrorCode.BAD_VERSION)
                     with m.Elif(~(is_infer | is_info | is_load)):
                         m.d.sync += error.eq(ErrorCode.UNKNOWN_COMMAND)
@@ -230,10 +290,13 @@ class RequestParser(wiring.Component):
                         m.d.sync += error.eq(ErrorCode.BAD_LENGTH)
                     with m.Elif(is_infer & ~self.weights_loaded):
                         m.d.sync += error.eq(ErrorCode.NOT_LOADED)
+                    with m.Elif(is_load & Const(self.weight_bytes == 0)):
+                        m.d.sync += error.eq(ErrorCode.BAD_OFFSET)  # no image to load
                     with m.Else():
                         m.d.sync += error.eq(0)
-                    m.d.sync += feed.eq((version == VERSION) & is_infer & ~bad_length
+                    m.d.sync += feed.eq(version_ok & is_infer & ~bad_length
                                         & self.weights_loaded)
+                    load.header(m)
                     with m.If(full == 0):
                         m.next = "CRC0"
                     with m.Else():
@@ -244,26 +307,10 @@ class RequestParser(wiring.Component):
                     m.d.comb += [self.i_stream.ready.eq(self.o_payload.ready),
                                  self.o_payload.valid.eq(self.i_stream.valid)]
                 with m.If(take):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
-                    with m.If(is_load & (count < 4)):
-                        start = Cat(offset[8:], byte)  # the offset, low byte first
-                        m.d.sync += offset.eq(start)
-                        with m.If((count == 3) & (error == 0)):
-                            narrow = start[:len(weights_next)]
-                            fits = ((start[len(weights_next):] == 0)
-                                    & (narrow + data_bytes <= self.weight_bytes))
-                            with m.If(((narrow == 0) | (narrow == weights_next)) & fits):
-                                m.d.sync += writing.eq(1)
-                            with m.Else():
-                                m.d.sync += error.eq(ErrorCode.BAD_OFFSET)
-                    with m.If(writing & ~count[0]):
-                        m.d.sync += halfword_low.eq(byte)
-                    m.d.comb += [
-                        self.load_valid.eq(writing & count[0]),
-                        self.load_restart.eq((count == 5) & (offset[:len(weights_next)] == 0)),
-                        self.load_data.eq(Cat(halfword_low, byte)),
-                    ]
-                    with m.If(count == length - 1):
+                    m.d.sync += remaining.eq(remaining - 1)
+                    m.d.comb += self.crc_step.eq(1)
+                    load.payload_byte(m)
+                    with m.If(remaining == 1):
                         m.next = "CRC0"
             with m.State("CRC0"):
                 mid_frame()
@@ -273,57 +320,58 @@ class RequestParser(wiring.Component):
             with m.State("CRC1"):
                 mid_frame()
                 with m.If(take):
-                    with m.If(Cat(low_byte, byte) != crc):
-                        respond(Command.ERROR, ErrorCode.BAD_CRC, command)
+                    with m.If(Cat(low_byte, byte) != self.crc):
                         # an INFER's BAD_CRC still waits for its result
-                        m.d.sync += error.eq(ErrorCode.BAD_CRC)
-                        with m.If(writing):
-                            m.d.sync += weights_next.eq(0)  # the stores took bad data
+                        reply(m, Reply.ERROR, ErrorCode.BAD_CRC)
+                        load.abort(m)  # the stores took bad data
                     with m.Elif(error != 0):
-                        respond(Command.ERROR, error, command)
+                        reply(m, Reply.ERROR)
                     with m.Elif(is_info):
-                        respond(Command.INFO_REPLY)
+                        reply(m, Reply.INFO_REPLY)
                     with m.Elif(is_load):
-                        respond(Command.LOAD_REPLY)
-                        m.d.sync += weights_next.eq(offset[:len(weights_next)] + data_bytes)
+                        reply(m, Reply.LOAD_REPLY)
+                        load.commit(m)
                     m.d.sync += timer.eq(0)
                     with m.If(feed):
                         m.next = "WAIT_RESULT"
                     with m.Else():
-                        m.d.comb += self.o_response.valid.eq(1)
-                        m.next = "RESPOND"
+                        m.next = "START"
             with m.State("WAIT_RESULT"):
                 with m.If(self.result_ready):
                     with m.If(error != 0):
-                        respond(Command.ERROR, error, command)
+                        reply(m, Reply.ERROR)
                     with m.Else():
-                        respond(Command.RESULT)
-                    m.d.comb += self.o_response.valid.eq(1)
-                    m.next = "RESPOND"
+                        reply(m, Reply.RESULT)
+                    m.next = "START"
                 with m.Elif(timer == self.result_cycles):
                     m.d.comb += self.abort.eq(1)
-                    respond(Command.ERROR, ErrorCode.TIMEOUT, Command.INFER)
-                    m.d.comb += self.o_response.valid.eq(1)
-                    m.next = "RESPOND"
+                    reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
+                    m.next = "START"
                 with m.Else():
                     m.d.sync += timer.eq(timer + 1)
+            with m.State("START"):
+                m.d.comb += self.o_response.valid.eq(1)
+                m.next = "RESPOND"
             with m.State("RESPOND"):
                 with m.If(self.response_done):
                     m.next = "MAGIC0"
         return m
 
 
+
 class ResponseSerializer(wiring.Component):
     """Sends response frames: header, payload and CRC of docs/protocol.md, one byte per
     ``o_stream`` beat.
 
-    A response is taken from ``i_stream`` while none is being sent; its first byte is offered
-    the next cycle and ``done`` is high the cycle its last byte (the CRC's high byte) leaves.
-    The header comes from constants and the taken fields; the payload is read 4 bytes at a
-    time while it is sent, from the constants and the ports below: a RESULT's class and cycle
-    counts, then its scores, each taken from ``score`` (sign-extended to 32 bits) with one
-    cycle of ``next_score``; an INFO_REPLY's or LOAD_REPLY's ``weights_next`` and
-    ``weights_loaded``.
+    A response is taken from ``i_stream`` while none is being sent, and its payload must stay
+    as it is until ``done``; its first byte is offered the next cycle and ``done`` is high the
+    cycle its last byte (the CRC's high byte) leaves. Each byte is picked by the response's
+    kind and the byte's position from the constants (INFO_REPLY's figures, the lengths) and
+    the ports below: a RESULT's class and cycle counts, then its scores, each sent from
+    ``score`` (sign-extended to 32 bits) and moved on with one cycle of ``next_score`` after
+    its fourth byte; an INFO_REPLY's or LOAD_REPLY's ``weights_next`` and ``weights_loaded``.
+    These are read as their bytes leave. The CRC is computed in the shared :class:`Crc16`
+    (``crc_clear``, ``crc_step`` with the byte leaving, ``crc``).
 
     Parameters
     ----------
@@ -353,6 +401,10 @@ class ResponseSerializer(wiring.Component):
     weights_loaded : In(1)
     last_class : Out(8)
         The class of the most recent RESULT sent (0 after reset).
+    crc_clear, crc_step : Out(1)
+    crc_byte : Out(8)
+    crc : In(16)
+        The shared :class:`Crc16`.
     """
 
     def __init__(self, *, classes: int, score_bits: int, weight_bytes: int, network_id: int,
@@ -378,105 +430,107 @@ class ResponseSerializer(wiring.Component):
             "weights_next": In(range(weight_bytes + 1)),
             "weights_loaded": In(1),
             "last_class": Out(8),
+            "crc_clear": Out(1),
+            "crc_step": Out(1),
+            "crc_byte": Out(8),
+            "crc": In(16),
         })
+
+    def _fields(self, response) -> dict:
+        """Per kind of response, its header and fixed payload bytes: an int for a constant, a
+        Value for a byte read as it leaves. A RESULT's scores follow them."""
+        weights_next = _bytes_of(self.weights_next, 4)
+        bodies = {
+            Reply.RESULT: [self.result_class, 0, *struct.pack("<H", self.classes),
+                           *_bytes_of(self.cycles_first, 4), *_bytes_of(self.cycles_last, 4)],
+            Reply.INFO_REPLY: [
+                *struct.pack("<IIHI", self.network_id, self.input_bytes, self.classes,
+                             self.weight_bytes),
+                *weights_next,
+                *struct.pack("<III", self.clk_hz, self.baud, self.cycles_per_inference)],
+            Reply.LOAD_REPLY: [*weights_next, _bytes_of(self.weights_loaded, 1)[0]],
+            Reply.ERROR: [_bytes_of(response.code, 1)[0], response.for_command],
+        }
+        fields = {}
+        request_id = _bytes_of(response.request_id, 2)
+        for kind, body in bodies.items():
+            length = (result_bytes(self.classes) if kind == Reply.RESULT else len(body))
+            assert len(body) == (result_bytes(0) if kind == Reply.RESULT
+                                 else MAX_PAYLOAD[REPLY_COMMAND[kind]])
+            fields[kind] = [*MAGIC, VERSION, REPLY_COMMAND[kind],
+                            *request_id, *struct.pack("<H", length), *body]
+        return fields
 
     def elaborate(self, platform):
         m = Module()
-        classes = self.classes
-        # The payload leaves through a 32-bit shift register, reloaded every 4 bytes with
-        # the next 4 payload bytes (a RESULT's scores one by one); the CRC follows it.
-        sending = Signal()
-        resp_cmd, resp_code, resp_for, resp_id = Signal(8), Signal(8), Signal(8), Signal(16)
-        body_end = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 1))
-        tx_pos = Signal(range(HEADER_BYTES + result_bytes(MAX_CLASSES) + 2))
-        tx_last = tx_pos == body_end + 1
-        word = Signal(32)
-        crc = Signal(16, init=0xFFFF)
-        weights_next = _zext(self.weights_next, 32)
-
-        # each payload as its 32-bit chunks (protocol layouts, little-endian)
-        cpi = self.cycles_per_inference
-        chunks = {
-            Command.RESULT: [Cat(_zext(self.result_class, 16), Const(classes, 16)),
-                             self.cycles_first, self.cycles_last],
-            Command.INFO_REPLY: [
-                Const(self.network_id, 32), Const(self.input_bytes, 32),
-                Cat(Const(classes, 16), Const(self.weight_bytes & 0xFFFF, 16)),
-                Cat(Const(self.weight_bytes >> 16, 16), weights_next[:16]),
-                Cat(weights_next[16:], Const(self.clk_hz & 0xFFFF, 16)),
-                Cat(Const(self.clk_hz >> 16, 16), Const(self.baud & 0xFFFF, 16)),
-                Cat(Const(self.baud >> 16, 16), Const(cpi & 0xFFFF, 16)),
-                Const(cpi >> 16, 32)],
-            Command.LOAD_REPLY: [weights_next, _zext(self.weights_loaded, 32)],
-            Command.ERROR: [_zext(Cat(resp_code, resp_for), 32)],
-        }
-        lengths = {Command.RESULT: result_bytes(classes),
-                   **{cmd: MAX_PAYLOAD[cmd] for cmd in (Command.INFO_REPLY, Command.LOAD_REPLY,
-                                                        Command.ERROR)}}
-
-        start = self.i_stream.valid & self.i_stream.ready
-        request = self.i_stream.payload
-        m.d.comb += self.i_stream.ready.eq(~sending)
-        with m.If(start):
-            m.d.sync += [sending.eq(1), resp_cmd.eq(request.command),
-                         resp_code.eq(request.code), resp_for.eq(request.for_command),
-                         resp_id.eq(request.request_id), tx_pos.eq(0), crc.eq(0xFFFF)]
-            with m.Switch(request.command):
-                for cmd, n in lengths.items():
-                    with m.Case(cmd):
-                        m.d.sync += body_end.eq(HEADER_BYTES + n)
-
+        response = self.i_stream.payload
+        fields = self._fields(response)
+        pos = Signal(range(max(len(f) for f in fields.values())))  # byte within the fields
+        score_index = Signal(range(self.classes))
         out = Signal(8)
-        with m.If(tx_pos < HEADER_BYTES):
-            with m.Switch(tx_pos[:3]):
-                for i, value in enumerate([*MAGIC, VERSION]):
-                    with m.Case(i):
-                        m.d.comb += out.eq(value)
-                with m.Case(3):
-                    m.d.comb += out.eq(resp_cmd)
-                with m.Case(4):
-                    m.d.comb += out.eq(resp_id[:8])
-                with m.Case(5):
-                    m.d.comb += out.eq(resp_id[8:])
-                with m.Case(6):
-                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
-                                           lengths[Command.RESULT] & 0xFF, body_end[:8]
-                                           - HEADER_BYTES))
-                with m.Case(7):
-                    m.d.comb += out.eq(Mux(resp_cmd == Command.RESULT,
-                                           lengths[Command.RESULT] >> 8, 0))
-        with m.Elif(tx_pos < body_end):
-            m.d.comb += out.eq(word[:8])
-        with m.Elif(tx_last):
-            m.d.comb += out.eq(crc[8:])
-        with m.Else():
-            m.d.comb += out.eq(crc[:8])
-        m.d.comb += [self.o_stream.payload.eq(out), self.o_stream.valid.eq(sending)]
+        fire = self.o_stream.valid & self.o_stream.ready
+        m.d.comb += [self.o_stream.payload.eq(out), self.crc_byte.eq(out),
+                     self.i_stream.ready.eq(~self.o_stream.valid)]
+        score = Cat(self.score, self.score[-1].replicate(32 - self.score_bits))
 
-        tx_fire = self.o_stream.valid & self.o_stream.ready
-        with m.If(tx_fire):
-            m.d.sync += [tx_pos.eq(tx_pos + 1), word.eq(word >> 8)]
-            with m.If((tx_pos >= 2) & (tx_pos < body_end)):
-                m.d.sync += crc.eq(crc16_step(crc, out))
-            # the next 4 payload bytes start after this byte: positions 8, 12, 16, ...
-            with m.If((tx_pos >= HEADER_BYTES - 1)
-                      & (tx_pos[:2] == (HEADER_BYTES - 1) % 4)):
-                with m.Switch(resp_cmd):
-                    for cmd, words in chunks.items():
-                        with m.Case(cmd):
-                            with m.Switch(tx_pos):
-                                for k, value in enumerate(words):
-                                    with m.Case(HEADER_BYTES - 1 + 4 * k):
-                                        m.d.sync += word.eq(value)
-                                if cmd == Command.RESULT:
-                                    with m.Default():  # the scores, one per 4 bytes
-                                        m.d.sync += word.eq(self.score)
-                                        m.d.comb += self.next_score.eq(1)
-            with m.If(tx_last):
-                m.d.comb += self.done.eq(1)
-                m.d.sync += sending.eq(0)
-                with m.If(resp_cmd == Command.RESULT):
-                    m.d.sync += self.last_class.eq(self.result_class)
+        with m.FSM(name="response"):
+            with m.State("IDLE"):
+                with m.If(self.i_stream.valid):
+                    m.d.sync += pos.eq(0)
+                    m.d.comb += self.crc_clear.eq(1)
+                    m.next = "FIELDS"
+            with m.State("FIELDS"):
+                m.d.comb += self.o_stream.valid.eq(1)
+                with m.If(fire):
+                    m.d.sync += pos.eq(pos + 1)
+                    m.d.comb += self.crc_step.eq(pos >= len(MAGIC))
+                # the header: the same for every kind but its command and length
+                header = HEADER_BYTES
+                with m.If(pos < header):
+                    with m.Switch(pos[:3]):
+                        for k in range(header):
+                            with m.Case(k):
+                                items = {kind: f[k] for kind, f in fields.items()}
+                                first = next(iter(items.values()))
+                                if all(item is first or (isinstance(item, int) and item == first)
+                                       for item in items.values()):
+                                    m.d.comb += out.eq(first)
+                                else:
+                                    with m.Switch(response.kind):
+                                        for kind, item in items.items():
+                                            with m.Case(kind):
+                                                m.d.comb += out.eq(item)
+                with m.Switch(response.kind):
+                    for kind, items in fields.items():
+                        with m.Case(kind):
+                            with m.If(pos >= header):
+                                with m.Switch(pos):
+                                    for k, item in enumerate(items[header:], header):
+                                        with m.Case(k):
+                                            m.d.comb += out.eq(item)
+                            with m.If(fire & (pos == len(items) - 1)):
+                                m.d.sync += [pos.eq(0), score_index.eq(0)]
+                                m.next = "SCORES" if kind == Reply.RESULT else "CRC"
+            with m.State("SCORES"):
+                m.d.comb += [self.o_stream.valid.eq(1), out.eq(score.word_select(pos[:2], 8))]
+                with m.If(fire):
+                    m.d.comb += self.crc_step.eq(1)
+                    m.d.sync += pos.eq(pos + 1)
+                    with m.If(pos[:2] == 3):
+                        m.d.comb += self.next_score.eq(1)
+                        m.d.sync += [pos.eq(0), score_index.eq(score_index + 1)]
+                        with m.If(score_index == self.classes - 1):
+                            m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += [self.o_stream.valid.eq(1),
+                             out.eq(Mux(pos[0], self.crc[8:], self.crc[:8]))]
+                with m.If(fire):
+                    m.d.sync += pos.eq(pos + 1)
+                    with m.If(pos[0]):
+                        m.d.comb += self.done.eq(1)
+                        with m.If(response.kind == Reply.RESULT):
+                            m.d.sync += self.last_class.eq(self.result_class)
+                        m.next = "IDLE"
         return m
 
 
@@ -485,9 +539,11 @@ class ResultCapture(wiring.Component):
 
     ``cycles_first`` and ``cycles_last`` count from the cycle after the frame's first and last
     input beat (1 on the cycle after) and stop when the class comes out; ``ready`` rises then
-    and falls with ``new_request``. The scores are shifted in as their beats leave the
-    classifier (lane 0 of the first beat is score 0) and out one at a time: ``score`` is the
-    next one, ``next_score`` moves on (and wins over a score beat in the same cycle).
+    and falls with ``new_request``. Each counter has ``cycles_bits`` bits (the rest of its
+    32-bit port is 0): the board core sizes them to the longest count a request can make. The
+    scores are shifted in as their beats leave the classifier (lane 0 of the first beat is
+    score 0) and out one at a time: ``score`` is the next one, ``next_score`` moves on (and
+    wins over a score beat in the same cycle).
 
     Parameters
     ----------
@@ -499,6 +555,8 @@ class ResultCapture(wiring.Component):
         Scores per classifier beat; divides ``classes``.
     beats : int
         Network input beats per frame.
+    cycles_bits : int
+        Bits of each cycle counter (1 … 32, default 32).
 
     Members
     -------
@@ -522,7 +580,8 @@ class ResultCapture(wiring.Component):
     next_score : In(1)
     """
 
-    def __init__(self, *, classes: int, score_bits: int, score_lanes: int, beats: int):
+    def __init__(self, *, classes: int, score_bits: int, score_lanes: int, beats: int,
+                 cycles_bits: int = 32):
         _check_range("classes", classes, 1, MAX_CLASSES)
         _check_range("score_bits", score_bits, 1, 32)
         if (not isinstance(score_lanes, int) or isinstance(score_lanes, bool)
@@ -530,8 +589,9 @@ class ResultCapture(wiring.Component):
             raise ValueError(f"score_lanes must be a positive divisor of classes ({classes}), "
                              f"not {score_lanes!r}")
         _check_positive("beats", beats)
+        _check_range("cycles_bits", cycles_bits, 1, 32)
         self.classes, self.score_bits = classes, score_bits
-        self.score_lanes, self.beats = score_lanes, beats
+        self.score_lanes, self.beats, self.cycles_bits = score_lanes, beats, cycles_bits
         super().__init__({
             "i_class": In(stream.Signature(8)),
             "beat": In(1),
@@ -552,10 +612,10 @@ class ResultCapture(wiring.Component):
         sbits, lanes, beats = self.score_bits, self.score_lanes, self.beats
         scores = Signal(self.classes * sbits)  # score 0 in the lowest bits once captured
         m.d.comb += self.score.eq(scores[:sbits])
-        with m.If(self.score_fire):
-            m.d.sync += scores.eq(Cat(scores[lanes * sbits:], self.score_beat))
         with m.If(self.next_score):
             m.d.sync += scores.eq(scores >> sbits)
+        with m.Elif(self.score_fire):
+            m.d.sync += scores.eq(Cat(scores[lanes * sbits:], self.score_beat))
 
         beat = Signal(range(beats))
         first_beat = self.beat & (beat == 0)
@@ -568,10 +628,89 @@ class ResultCapture(wiring.Component):
         m.d.comb += self.i_class.ready.eq(1)
         new_result = self.i_class.valid
         counting = ~self.ready & ~new_result
-        m.d.sync += [self.cycles_first.eq(Mux(first_beat, 1, self.cycles_first + counting)),
-                     self.cycles_last.eq(Mux(last_beat, 1, self.cycles_last + counting))]
+        for counter, restart in ((self.cycles_first, first_beat), (self.cycles_last, last_beat)):
+            count = Signal(self.cycles_bits, name=f"{counter.name}_count")
+            m.d.comb += counter.eq(count)
+            with m.If(restart):
+                m.d.sync += count.eq(1)
+            with m.Elif(counting):
+                m.d.sync += count.eq(count + 1)
         with m.If(new_result):
             m.d.sync += [self.result_class.eq(self.i_class.payload), self.ready.eq(1)]
         with m.If(self.new_request):
             m.d.sync += self.ready.eq(0)
         return m
+
+
+class _LoadWriter:
+    """The LOAD payload inside :class:`RequestParser`: its offset, the checks, the halfword
+    writes and ``weights_next``; nothing at all without an SPRAM image."""
+
+    def __init__(self, parser: RequestParser, m: Module, take, byte, remaining, error,
+                 is_load):
+        self.parser, self.byte, self.remaining = parser, byte, remaining
+        self.error, self.is_load = error, is_load
+        self.enabled = parser.weight_bytes > 0
+        if not self.enabled:
+            return
+        self.bits = bits = len(parser.weights_next)
+        self.stored = min((bits + 7) // 8, 3)  # offset bytes kept before its last one
+        self.head = Signal(range(7))  # payload bytes taken, up to 6
+        self.odd = Signal()  # an odd number of payload bytes taken
+        self.offset = Signal(8 * self.stored)  # the offset's low bytes
+        self.high = Signal()  # a bit of the offset above them (before its last byte) is set
+        self.writing = Signal()  # this LOAD's data goes into the SPRAM stores
+        self.restart = Signal()  # it starts the image again (offset 0)
+        self.end = Signal(bits)  # where it ends: weights_next after it
+        self.halfword_low = Signal(8)
+
+    def header(self, m: Module) -> None:
+        """The header's last byte is taken."""
+        if self.enabled:
+            m.d.sync += [self.head.eq(0), self.odd.eq(0), self.writing.eq(0), self.high.eq(0)]
+
+    def payload_byte(self, m: Module) -> None:
+        """A payload byte is taken."""
+        if not self.enabled:
+            return
+        p, byte, head = self.parser, self.byte, self.head
+        m.d.sync += self.odd.eq(~self.odd)
+        with m.If(head != 6):
+            m.d.sync += head.eq(head + 1)
+        with m.If(self.is_load & (head < 3)):
+            for k in range(3):
+                with m.If(head == k):
+                    if k < self.stored:
+                        m.d.sync += self.offset[8 * k:8 * k + 8].eq(byte)
+                    else:
+                        m.d.sync += self.high.eq(self.high | (byte != 0))
+        with m.If(self.is_load & (head == 3) & (self.error == 0)):
+            # the offset is complete with this byte, and data bytes = remaining - 1
+            whole = Cat(self.offset, Const(0, 8 * (3 - self.stored)), byte)
+            narrow = whole[:self.bits]
+            above = self.high | (whole[self.bits:] != 0)
+            last = narrow + (self.remaining - 1)
+            fits = ~above & (last <= p.weight_bytes)
+            m.d.sync += [self.end.eq(last), self.restart.eq(narrow == 0)]
+            with m.If(((narrow == 0) | (narrow == p.weights_next)) & fits):
+                m.d.sync += self.writing.eq(1)
+            with m.Else():
+                m.d.sync += self.error.eq(ErrorCode.BAD_OFFSET)
+        with m.If(self.writing & ~self.odd):
+            m.d.sync += self.halfword_low.eq(byte)
+        m.d.comb += [
+            p.load_valid.eq(self.writing & self.odd),
+            p.load_restart.eq((head == 5) & self.restart),
+            p.load_data.eq(Cat(self.halfword_low, byte)),
+        ]
+
+    def abort(self, m: Module) -> None:
+        """The frame is dropped or its CRC is bad: a load it wrote must start again."""
+        if self.enabled:
+            with m.If(self.writing):
+                m.d.sync += self.parser.weights_next.eq(0)
+
+    def commit(self, m: Module) -> None:
+        """A good LOAD (no error, right CRC) ends."""
+        if self.enabled:
+            m.d.sync += self.parser.weights_next.eq(self.end)
