@@ -5,26 +5,37 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["uart_divisor", "UartRx", "UartTx"]
+__all__ = ["MAX_BAUD_ERROR", "MIN_DIVISOR", "uart_divisor", "UartRx", "UartTx"]
 
 #: Largest accepted mismatch between the requested baud rate and the one the divisor gives.
+#: An 8N1 receiver samples the stop bit 9.5 bits after the start edge, so a rate error e moves
+#: that sample by 9.5 · e bits of the half bit it may move in all; 2 % here (0.19 bit) leaves
+#: the rest to the other end's error and to this receiver's sampling quantization (at most
+#: half a clock cycle: an eighth of a bit at the smallest divisor, 4).
 MAX_BAUD_ERROR = 0.02
+#: Fewest clock cycles per bit: the receiver needs a middle to sample and a glitch check.
+MIN_DIVISOR = 4
 
 
 def uart_divisor(clk_hz: int, baud: int = 115200) -> int:
-    """Clock cycles per bit: ``round(clk_hz / baud)``, at least 4, within 2 % of ``baud``."""
-    if not isinstance(clk_hz, int) or clk_hz < 1:
+    """Clock cycles per bit: ``round(clk_hz / baud)``, at least :data:`MIN_DIVISOR`, and
+    giving a rate within :data:`MAX_BAUD_ERROR` (2 %) of ``baud``; ValueError naming ``baud``
+    otherwise. At 12 MHz: 3 Mbaud is divisor 4, 2 Mbaud 6, 1 Mbaud 12 (all exact); at 25 MHz,
+    3 Mbaud (divisor 8, 4.2 % fast) is refused and 1 Mbaud (25) is exact."""
+    if not isinstance(clk_hz, int) or isinstance(clk_hz, bool) or clk_hz < 1:
         raise ValueError(f"clk_hz must be a positive integer, not {clk_hz!r}")
-    if not isinstance(baud, int) or baud < 1:
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud < 1:
         raise ValueError(f"baud must be a positive integer, not {baud!r}")
     divisor = round(clk_hz / baud)
-    if divisor < 4:
-        raise ValueError(f"a {clk_hz} Hz clock is too slow for {baud} baud (needs at least 4 "
-                         f"cycles per bit)")
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"baud {baud} is too fast for a {clk_hz} Hz clock: the UART needs at "
+                         f"least {MIN_DIVISOR} clock cycles per bit (at most "
+                         f"{clk_hz // MIN_DIVISOR} baud)")
     error = abs(clk_hz / divisor - baud) / baud
     if error > MAX_BAUD_ERROR:
-        raise ValueError(f"{baud} baud from a {clk_hz} Hz clock is off by {error:.1%} "
-                         f"(divisor {divisor}); at most {MAX_BAUD_ERROR:.0%} is accepted")
+        raise ValueError(f"baud {baud} from a {clk_hz} Hz clock is off by {error:.1%} "
+                         f"(divisor {divisor} gives {clk_hz / divisor:.0f} baud); at most "
+                         f"{MAX_BAUD_ERROR:.0%} is accepted")
     return divisor
 
 
@@ -34,7 +45,11 @@ class UartRx(wiring.Component):
     The line goes through a two-flop synchronizer; a falling edge starts a frame, the start bit
     is checked again half a bit later (a shorter low pulse is ignored as a glitch), and each
     data bit and the stop bit are sampled in the middle of their bit time, least significant
-    bit first.
+    bit first: ``divisor // 2`` to ``divisor // 2 + 1`` cycles after the bit's start as the
+    synchronizer sees it (the edge falls somewhere in a cycle), which is centred for an odd
+    divisor and up to half a cycle late for an even one. At divisor 4 (3 Mbaud from 12 MHz)
+    that is 50–75 % into each bit; a sender 2 % fast or slow moves the stop bit's sample to
+    31–56 % or 69–95 % of it (tests/rtl/test_uart.py checks both).
 
     A byte whose stop bit reads 0 is dropped, ``frame_error`` pulses for one cycle, and the
     receiver waits for the line to go high before it looks for a start bit again. A byte is
