@@ -20,7 +20,14 @@ from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform, OrangeCr
 from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_45F_Platform, ULX3S_85F_Platform
 from amaranth_boards.upduino_v3 import UpduinoV3Platform
 
-__all__ = ["Board", "BoardError", "BOARDS", "board"]
+from ..rtl.uart import uart_divisor
+
+__all__ = ["Board", "BoardError", "BOARDS", "board", "LINK_BAUDS"]
+
+#: The rates the USB-UART bridges on these boards make exactly (FTDI's FT2232H and FT231X:
+#: 3 MHz ÷ 1, ÷ 1.5, ÷ 2, ÷ 3, … and the classic rates), fastest first: what
+#: :meth:`Board.fastest_baud` chooses from.
+LINK_BAUDS = (3_000_000, 2_000_000, 1_500_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
 
 
 class BoardError(Exception):
@@ -37,7 +44,10 @@ class Board:
     MULT18X18D). ``clock_mhz`` is the oscillator (the platform's default clock), which the
     design runs at unless ``hwgen build --clock-mhz`` asks for the PLL. ``uart`` is the
     platform resource (name, number) with ``rx`` and ``tx`` that the board top requests;
-    ``uart_host`` says how it reaches the host.
+    ``uart_host`` says how it reaches the host. ``baud`` is the link's default rate: the
+    fastest that the board's USB-UART carries reliably and its default clock makes exactly;
+    ``max_baud`` the fastest the USB-UART carries at all (``None`` for an adapter of the
+    user's choice); docs/boards.md gives the sources.
     """
 
     name: str
@@ -54,6 +64,10 @@ class Board:
     platform_settings: tuple = ()
     #: The clock a build runs at without --clock-mhz (through the PLL); None: the oscillator.
     default_clock_mhz: float | None = None
+    #: The link's default rate (``hwgen build --baud``, ``hwgen run --baud``).
+    baud: int = 115_200
+    #: The fastest rate the board's USB-UART carries reliably; None: an external adapter.
+    max_baud: int | None = None
 
     def platform(self):
         """A fresh platform instance (Amaranth platforms can be prepared only once), with the
@@ -68,6 +82,42 @@ class Board:
     @property
     def clk_hz(self) -> int:
         return round(self.clock_mhz * 1e6)
+
+    @property
+    def default_clk_hz(self) -> int:
+        """The clock a build runs at by default (the PLL's, or the oscillator)."""
+        mhz = self.default_clock_mhz if self.default_clock_mhz is not None else self.clock_mhz
+        return round(mhz * 1e6)
+
+    def fastest_baud(self, clk_hz: int) -> int:
+        """The fastest of :data:`LINK_BAUDS` up to ``max_baud`` (up to ``baud`` for an adapter)
+        that a ``clk_hz`` clock makes within the UART's tolerance (the slowest, 115200, when
+        none does)."""
+        ceiling = self.max_baud if self.max_baud is not None else self.baud
+        for rate in LINK_BAUDS:
+            if rate <= ceiling:
+                try:
+                    uart_divisor(clk_hz, rate)
+                    return rate
+                except ValueError:
+                    continue
+        return LINK_BAUDS[-1]
+
+    def check_baud(self, baud: int, clk_hz: int) -> int:
+        """The UART divisor of ``baud`` on this board at ``clk_hz``; BoardError naming the
+        board when its USB-UART does not carry that rate or the clock does not make it within
+        2 % (with the fastest rate that works)."""
+        if not isinstance(baud, int) or isinstance(baud, bool) or baud < 1:
+            raise BoardError(f"baud must be a positive integer, not {baud!r}")
+        if self.max_baud is not None and baud > self.max_baud:
+            raise BoardError(f"{self.name}: baud {baud} is more than its USB-UART "
+                             f"({self.uart_host}) carries reliably, {self.max_baud}; the "
+                             f"default is {self.baud}")
+        try:
+            return uart_divisor(clk_hz, baud)
+        except ValueError as exc:
+            raise BoardError(f"{self.name}: {exc}; at {clk_hz / 1e6:g} MHz the fastest rate "
+                             f"that works is {self.fastest_baud(clk_hz)}") from None
 
     def uart_pins(self) -> dict[str, str]:
         """The package pins of the UART's ``rx`` and ``tx``, read from the platform (extra
@@ -98,6 +148,11 @@ _ECP5 = {  # LUT4s, DP16KD, MULT18X18D by device size
 }
 
 
+#: An FTDI FT2232H's channel B as the UART (iCEBreaker, HX8K breakout, ECPIX-5): 3 Mbaud, its
+#: "usual safe ceiling" (docs/boards.md), exact from a 12 MHz clock (divisor 4).
+_FT2232H = {"baud": 3_000_000, "max_baud": 3_000_000}
+
+
 def _board(name: str, platform_class: type, family: str, resources: dict, clock_mhz: float,
            uart_host: str, description: str, **kw) -> Board:
     return Board(name=name, platform_class=platform_class, family=family,
@@ -110,7 +165,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
     _board("icebreaker", ICEBreakerPlatform, "ice40", _UP5K, 12.0,
            "FTDI FT2232H channel B (its second serial port)",
            "1BitSquared iCEBreaker: iCE40UP5K-SG48, 12 MHz oscillator, 2 LEDs (+5 on the "
-           "break-off PMOD)"),
+           "break-off PMOD)", **_FT2232H),
     # UPduino v3: its FT232H's UART lines are the flash's SCK (FPGA pin 15) and MOSI (pin 14)
     # and its DTR# output is the flash chip select (tinyvision-ai-inc/UPduino-v3.0,
     # Board/v3.0/UPduino_v3.0.sch), so the UART goes on two plain GPIOs of the right-hand
@@ -123,10 +178,13 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
            platform_settings=(("hfosc_div", 2),)),
     _board("ice40-hx8k-b-evn", ICE40HX8KBEVNPlatform, "ice40", _HX8K, 12.0,
            "FTDI FT2232H channel B (its second serial port)",
-           "Lattice iCE40-HX8K breakout: iCE40HX8K-CT256, 12 MHz oscillator, 8 LEDs"),
+           "Lattice iCE40-HX8K breakout: iCE40HX8K-CT256, 12 MHz oscillator, 8 LEDs",
+           **_FT2232H),
     *[_board(f"ulx3s-{size}f", cls, "ecp5", _ECP5[size], 25.0,
              "FTDI FT231X on the US1 USB port",
-             f"Radiona ULX3S {size}F: LFE5U-{size}F-6BG381C, 25 MHz oscillator, 8 LEDs")
+             f"Radiona ULX3S {size}F: LFE5U-{size}F-6BG381C, 25 MHz oscillator, 8 LEDs",
+             # 25 MHz makes 3 Mbaud only 4.2 % fast (divisor 8), 1 Mbaud exactly (25)
+             baud=1_000_000, max_baud=3_000_000)
       for size, cls in ((25, ULX3S_25F_Platform), (45, ULX3S_45F_Platform),
                         (85, ULX3S_85F_Platform))],
     # OrangeCrab r0.2: the Feather header's serial pins, 0 = RX (N17) and 1 = TX (M18), as
@@ -143,7 +201,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
              f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator "
              f"(designs run at 50 MHz from the PLL unless --clock-mhz says otherwise), "
              f"4 RGB LEDs",
-             default_clock_mhz=50.0)
+             default_clock_mhz=50.0,
+             # 50 MHz makes 2 Mbaud exactly (divisor 25), 3 Mbaud 2.0 % slow (17)
+             **{**_FT2232H, "baud": 2_000_000})
       for size, cls in ((45, ECPIX545Platform), (85, ECPIX585Platform))],
 ]}
 

@@ -140,3 +140,53 @@ def test_reference_design_builds_for_every_board(tmp_path, name):
     assert logic["available"] == BOARDS[name].resources["lcs" if report["lcs"] else "lut4"]
     assert report["bram"]["available"] == BOARDS[name].resources["bram"]
     assert report["fmax_mhz"] >= report["clock_mhz"]
+
+
+#: The link's default rate per board (docs/boards.md, "The link"): 3 Mbaud where an FT2232H
+#: carries it and the clock makes it exactly, the FT231X's exact rate at 25 MHz, the classic
+#: 115200 for an adapter of the user's choice.
+DEFAULT_BAUD = {"icebreaker": 3_000_000, "ice40-hx8k-b-evn": 3_000_000, "upduino-v3": 115_200,
+                **{f"ulx3s-{s}f": 1_000_000 for s in (25, 45, 85)},
+                **{f"orangecrab-r0.2-{s}f": 115_200 for s in (25, 85)},
+                **{f"ecpix5-{s}f": 2_000_000 for s in (45, 85)}}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_default_baud_is_exact_at_the_default_clock(name):
+    from hwgen.rtl.uart import uart_divisor
+
+    info = BOARDS[name]
+    assert info.baud == DEFAULT_BAUD[name]
+    assert info.max_baud is None or info.baud <= info.max_baud
+    divisor = info.check_baud(info.baud, info.default_clk_hz)
+    assert divisor == uart_divisor(info.default_clk_hz, info.baud)
+    # exact where the board's own USB-UART carries the link, within 0.2 % for an adapter
+    error = abs(info.default_clk_hz / divisor - info.baud) / info.baud
+    assert error == 0 if info.max_baud is not None else error < 0.002
+
+
+@pytest.mark.parametrize("name, baud, clk_hz, message", [
+    ("icebreaker", 4_000_000, 12_000_000,
+     "icebreaker: baud 4000000 is more than its USB-UART (FTDI FT2232H channel B (its second "
+     "serial port)) carries reliably, 3000000; the default is 3000000"),
+    ("ulx3s-85f", 3_000_000, 25_000_000,
+     "ulx3s-85f: baud 3000000 from a 25000000 Hz clock is off by 4.2% (divisor 8 gives "
+     "3125000 baud); at most 2% is accepted; at 25 MHz the fastest rate that works is "
+     "1500000"),
+    ("icebreaker", 3_000_000, 40_000_000,
+     "icebreaker: baud 3000000 from a 40000000 Hz clock is off by 2.6% (divisor 13 gives "
+     "3076923 baud); at most 2% is accepted; at 40 MHz the fastest rate that works is "
+     "2000000"),
+    ("upduino-v3", 0, 12_000_000, "baud must be a positive integer, not 0"),
+])
+def test_check_baud_refuses_what_the_link_cannot_carry(name, baud, clk_hz, message):
+    with pytest.raises(BoardError) as exc:
+        board(name).check_baud(baud, clk_hz)
+    assert str(exc.value) == message
+
+
+def test_fastest_baud_follows_the_clock():
+    ice = board("icebreaker")
+    assert [ice.fastest_baud(hz) for hz in (12_000_000, 36_000_000, 40_000_000, 5_000_000)] \
+        == [3_000_000, 3_000_000, 2_000_000, 1_000_000]
+    assert board("orangecrab-r0.2-85f").fastest_baud(48_000_000) == 115_200  # adapter: default
