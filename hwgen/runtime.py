@@ -38,9 +38,11 @@ from .protocol import Command, ErrorCode
 from .spec import Network
 
 __all__ = ["DEFAULT_BAUD", "LinkError", "BoardReplyError", "Board", "ProgressBar",
-           "ERROR_MEANINGS", "Mismatch", "RunReport", "run_inferences", "infer_frame_bytes"]
+           "ERROR_MEANINGS", "Mismatch", "RunReport", "run_inferences", "infer_frame_bytes",
+           "result_frame_bytes", "line_rate"]
 
-#: The board's UART rate unless it was built with another (docs/protocol.md).
+#: The UART rate of a board this host knows nothing about (docs/protocol.md); a known board's
+#: own rate is ``hwgen.toolchain.boards.Board.baud`` (3 Mbaud on the iCEBreaker).
 DEFAULT_BAUD = 115200
 #: Bits per byte on the line: start bit, 8 data bits, stop bit.
 BITS_PER_BYTE = 10
@@ -436,6 +438,19 @@ def infer_frame_bytes(network: Network) -> int:
     return protocol.HEADER_BYTES + network.input_type.size + protocol.CRC_BYTES
 
 
+def result_frame_bytes(network: Network) -> int:
+    """Bytes of one RESULT frame for ``network``: header, class, cycles and scores, CRC."""
+    classes = network.layer_io()[-1][1].size
+    return protocol.HEADER_BYTES + protocol.result_bytes(classes) + protocol.CRC_BYTES
+
+
+def line_rate(baud: int, request_bytes: int, response_bytes: int) -> float:
+    """Inferences per second a UART line at ``baud`` carries one request at a time (the
+    protocol's pacing): a request and its response back to back, 10 bits per byte; the
+    network's time and the host's turnaround come on top."""
+    return baud / BITS_PER_BYTE / (request_bytes + response_bytes)
+
+
 @dataclass(frozen=True)
 class Mismatch:
     """An inference whose class or scores differ from the golden model's."""
@@ -456,19 +471,39 @@ class RunReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     total_s: float = 0.0
     checked: bool = False
+    #: The link (set by :func:`run_inferences`): its rate and the two frames' sizes.
+    baud: int | None = None
+    request_bytes: int | None = None
+    response_bytes: int | None = None
+    #: The network's own pace (from the plan), for its rate beside the link's.
+    cycles_per_inference: int | None = None
 
     def summary(self, labels: np.ndarray | None, clock_hz: int) -> dict:
         """Accuracy (against ``labels``, when given), host latency, throughput and board
-        cycles, as ``hwgen run --json`` writes them."""
+        cycles, as ``hwgen run --json`` writes them. ``inferences_per_second`` is the rate
+        over the link, end to end (request out, result back, measured on the host);
+        ``link`` gives the link's baud, frame sizes, that rate again and the most the line
+        carries (:func:`line_rate`); ``network_inferences_per_second`` is the network's own
+        rate at ``clock_hz`` (``None`` where a figure is unknown)."""
         predicted = np.array([r.predicted for r in self.results])
         ms = np.array(self.seconds) * 1e3
+        rate = len(self.results) / self.total_s
+        link = None
+        if None not in (self.baud, self.request_bytes, self.response_bytes):
+            link = {"baud": self.baud, "request_bytes": self.request_bytes,
+                    "response_bytes": self.response_bytes, "inferences_per_second": rate,
+                    "line_inferences_per_second": line_rate(self.baud, self.request_bytes,
+                                                            self.response_bytes)}
         return {
             "count": len(self.results),
             "accuracy": (float(np.mean(predicted == labels)) if labels is not None else None),
             "correct": int(np.sum(predicted == labels)) if labels is not None else None,
             "latency_ms": {"mean": float(ms.mean()), "p50": float(np.median(ms)),
                            "max": float(ms.max())},
-            "inferences_per_second": len(self.results) / self.total_s,
+            "inferences_per_second": rate,
+            "link": link,
+            "network_inferences_per_second": (clock_hz / self.cycles_per_inference
+                                              if self.cycles_per_inference else None),
             "clock_hz": clock_hz,
             "cycles_last_mean": float(np.mean([r.cycles_last for r in self.results])),
             "cycles_first_mean": float(np.mean([r.cycles_first for r in self.results])),
@@ -488,6 +523,11 @@ def run_inferences(board: Board, x: np.ndarray, *, check: bool = False,
     scores_tensor = network.sources[-1][0]  # argmax's input: the classifier scores
     report = report if report is not None else RunReport()
     report.checked = check
+    report.baud = board.baud
+    report.request_bytes = infer_frame_bytes(network)
+    report.response_bytes = result_frame_bytes(network)
+    report.cycles_per_inference = (board._info.cycles_per_inference if board._info is not None
+                                   else None)
     gold_classes = gold_scores = None
     start = time.perf_counter()
     for i, xi in enumerate(x):

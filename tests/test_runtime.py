@@ -616,3 +616,24 @@ def test_run_inferences_checks_against_the_golden_model(digits):
     summary = report.summary(np.array([r.predicted for r in results[:3]]), 12_000_000)
     assert summary["accuracy"] == 1.0 and summary["count"] == 3
     assert summary["check"] == {"checked": 3, "mismatches": 1}
+    # the link: digits_bnn's 74-byte INFER and 62-byte RESULT at the default 115200 baud
+    assert summary["link"] == {"baud": 115200, "request_bytes": 74, "response_bytes": 62,
+                               "inferences_per_second": summary["inferences_per_second"],
+                               "line_inferences_per_second": 115200 / 10 / (74 + 62)}
+    assert summary["inferences_per_second"] == 3 / report.total_s
+    assert summary["network_inferences_per_second"] is None  # INFO was not asked
+
+
+def test_summary_gives_the_network_rate_beside_the_link():
+    from hwgen.runtime import RunReport, line_rate
+
+    report = RunReport(results=[protocol.Result(0, (5, 1), 10, 5)] * 4, seconds=[0.01] * 4,
+                       total_s=0.02, baud=3_000_000, request_bytes=794, response_bytes=30,
+                       cycles_per_inference=6_084)
+    summary = report.summary(None, 12_000_000)
+    assert summary["inferences_per_second"] == 200.0
+    assert summary["link"]["line_inferences_per_second"] == line_rate(3_000_000, 794, 30) \
+        == 3_000_000 / 10 / 824
+    assert summary["network_inferences_per_second"] == 12_000_000 / 6_084
+    assert RunReport(results=report.results, seconds=report.seconds, total_s=0.02).summary(
+        None, 12_000_000)["link"] is None
