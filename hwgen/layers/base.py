@@ -24,9 +24,9 @@ __all__ = ["INPUT", "Layer", "LayerPlan", "Mac", "MVU_DEPTH", "folded_depth", "C
 INPUT = "input"
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
-#: appearing at its output (weight/buffer read, read data registered, dot product,
-#: accumulate, quantize, FIFO).
-MVU_DEPTH = 6
+#: appearing at its output (weight/buffer read, read data registered, dot product in two
+#: halves, accumulate, quantize, FIFO).
+MVU_DEPTH = 7
 
 #: Bit widths the memory report compares every layer's own widths with.
 COMPARE_BITS = (16, 8, 1)

@@ -1,26 +1,62 @@
-"""Adder trees and popcount, built level by level (never a deep Python expression)."""
+"""Adder trees and popcount, built level by level (never a deep Python expression), and
+the dot products of the folded units, each with an optional pipeline register (``stage``)
+cutting it about halfway."""
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 
 __all__ = ["sum_tree", "popcount", "dot_lut", "dot_dsp", "adder_tree", "csd_digits",
-           "dot_const"]
+           "dot_const", "Stage", "registered"]
+
+#: A pipeline register: returns its argument one cycle later. Where a function of this
+#: module takes ``stage``, every path from its inputs to its result passes through exactly
+#: one ``stage`` call (the result is one cycle late); ``None`` keeps it combinational.
+Stage = Callable[[Value], Value]
 
 
-def sum_tree(terms: list[Value]) -> Value:
+def registered(m: Module, name: str) -> Stage:
+    """A :data:`Stage` whose registers are ``m.d.sync`` signals ``<name>_<i>`` (with the
+    value's shape)."""
+    count = 0
+
+    def stage(value: Value) -> Value:
+        nonlocal count
+        value = Value.cast(value)
+        reg = Signal(value.shape(), name=f"{name}_{count}")
+        count += 1
+        m.d.sync += reg.eq(value)
+        return reg
+
+    return stage
+
+
+def _tree_depth(terms: int) -> int:
+    """Levels of two-input adders a balanced tree of ``terms`` terms has."""
+    return max(terms - 1, 0).bit_length()
+
+
+def sum_tree(terms: list[Value], stage: Stage | None = None) -> Value:
     """Sum of ``terms`` as a balanced tree of two-input adders (exact: widths grow per level).
 
     Adjacent terms are paired, so the tree's structure follows lane order; an empty list sums
-    to 0.
+    to 0. With ``stage``, the tree is registered at its middle level.
     """
     level = [Value.cast(t) for t in terms]
     if not level:
-        return Value.cast(0)
-    while len(level) > 1:
+        return stage(Value.cast(0)) if stage else Value.cast(0)
+    cut = (_tree_depth(len(level)) + 1) // 2
+    depth = 0
+    while True:
+        if stage and depth == cut:
+            level = [stage(v) for v in level]
+        if len(level) == 1:
+            break
+        depth += 1
         pairs = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             pairs.append(level[-1])
@@ -75,17 +111,18 @@ def _add(p: Value, q: Value, carry: Value | None, maximum: int) -> Value:
     return (Cat(carry, p) + Cat(Const(1, 1), q))[1:width + 1]
 
 
-def popcount(bits: Value) -> Value:
+def popcount(bits: Value, stage: Stage | None = None) -> Value:
     """Number of set bits of ``bits`` (unsigned, exact width).
 
-    The result is ``len(bits).bit_length()`` bits wide and purely combinational. Its structure
-    (small full-adder leaves summed by carry-chain adders that each absorb one more bit) maps to
-    fewer logic cells than a flat sum; see the comment above for how.
+    The result is ``len(bits).bit_length()`` bits wide. Its structure (small full-adder leaves
+    summed by carry-chain adders that each absorb one more bit) maps to fewer logic cells than
+    a flat sum; see the comment above for how. Combinational, or with ``stage`` registered
+    once the leaves and half of the adders (the smallest ones) are done.
     """
     bits = Value.cast(bits)
     n = len(bits)
     if n == 0:
-        return Const(0, 1)
+        return stage(Const(0, 1)) if stage else Const(0, 1)
     lanes = [bits[i] for i in range(n)]
 
     # 7-bit leaves, each with one bit set aside as a carry-in for the adder tree; the rest goes
@@ -104,7 +141,15 @@ def popcount(bits: Value) -> Value:
     heap = [(maximum, order, value) for order, (value, maximum) in enumerate(leaves)]
     heapq.heapify(heap)
     order = len(heap)
-    while len(heap) > 1:
+    cut = (len(heap) - 1) // 2  # adders before the register
+    while True:
+        if stage and cut == 0:
+            # Every leaf's bits are in exactly one heap entry or still a carry-in.
+            heap = [(maximum, key, stage(value)) for maximum, key, value in heap]
+            carries = [stage(c) for c in carries]
+        cut -= 1
+        if len(heap) == 1:
+            break
         max_p, _, p = heapq.heappop(heap)
         max_q, _, q = heapq.heappop(heap)
         carry = carries.pop() if carries else None
@@ -133,14 +178,22 @@ def popcount(bits: Value) -> Value:
 _TABLE_BITS = 4
 
 
-def adder_tree(m: Module, terms: list[Value], name: str) -> Value:
+def adder_tree(m: Module, terms: list[Value], name: str, stage: Stage | None = None,
+               cut: int | None = None) -> Value:
     """:func:`sum_tree` whose every adder drives a kept wire named ``<name>_s<level>_<i>``, so
-    Yosys maps each to a carry chain instead of merging the tree into one ``$macc``."""
+    Yosys maps each to a carry chain instead of merging the tree into one ``$macc``. With
+    ``stage``, registered after ``cut`` levels of adders (default: its middle level)."""
     level = [Value.cast(t) for t in terms]
     if not level:
-        return Value.cast(0)
+        return stage(Value.cast(0)) if stage else Value.cast(0)
+    if cut is None:
+        cut = (_tree_depth(len(level)) + 1) // 2
     depth = 0
-    while len(level) > 1:
+    while True:
+        if stage and depth == cut:
+            level = [stage(v) for v in level]
+        if len(level) == 1:
+            break
         pairs = []
         for i in range(0, len(level) - 1, 2):
             total = level[i] + level[i + 1]
@@ -170,16 +223,20 @@ def _table_product(x: Value, y: Value) -> Value:
     return table[Cat(x, y)]
 
 
-def dot_lut(m: Module, pairs: list[tuple[Value, Value]], name: str) -> Value:
+def dot_lut(m: Module, pairs: list[tuple[Value, Value]], name: str,
+            stage: Stage | None = None) -> Value:
     """``Σ x·y`` over ``pairs`` in logic only (no ``$mul`` cell, so Yosys never maps it to a
     DSP): exact, with the result's natural Amaranth width. Every pair must have the same
-    operand shapes. See the comment above for the structure."""
+    operand shapes. See the comment above for the structure. With ``stage``, registered
+    halfway: in the middle of the products' tree, or, for bit planes, where the plane trees
+    and the tree summing the planes (with the subtraction of a signed top plane) meet or in
+    the plane trees' middle, whichever is later."""
     if not pairs:
-        return Value.cast(0)
+        return stage(Value.cast(0)) if stage else Value.cast(0)
     x0, y0 = (Value.cast(v) for v in pairs[0])
     if len(x0) + len(y0) <= _TABLE_BITS:
         return adder_tree(m, [_table_product(Value.cast(x), Value.cast(y))
-                                  for x, y in pairs], name)
+                              for x, y in pairs], name, stage)
     planes: dict[int, list[Value]] = {}
     negative: dict[int, list[Value]] = {}
     for x, y in pairs:
@@ -189,17 +246,20 @@ def dot_lut(m: Module, pairs: list[tuple[Value, Value]], name: str) -> Value:
         for j in range(len(sel)):
             into = negative if sel.shape().signed and j == top else planes
             into.setdefault(j, []).append(Mux(sel[j], mcd, 0))
-    total = adder_tree(m, [adder_tree(m, terms, f"{name}_p{j}") << j
-                               for j, terms in sorted(planes.items())], f"{name}_pos")
+    inner = _tree_depth(len(pairs))
+    outer = _tree_depth(len(planes)) + bool(negative)
+    cut = min(inner, (inner + outer + 1) // 2)
+    total = adder_tree(m, [adder_tree(m, terms, f"{name}_p{j}", stage, cut) << j
+                           for j, terms in sorted(planes.items())], f"{name}_pos")
     if negative:
         (j, terms), = negative.items()
-        total = total - (adder_tree(m, terms, f"{name}_n{j}") << j)
+        total = total - (adder_tree(m, terms, f"{name}_n{j}", stage, cut) << j)
     return total
 
 
 
 def dot_dsp(m: Module, xs: list[Value], operands: list[list[Value]], pack: int, field: int,
-            name: str) -> list[Value]:
+            name: str, stage: Stage | None = None) -> list[Value]:
     """Dot products on multipliers that Yosys maps to DSP blocks, ``pack`` output channels per
     multiplier: ``operands[g][k]`` is ``Σ_t w[g·pack + t, k]·2**(t·field)`` (signed) for
     input ``xs[k]``; returns, per channel ``g·pack + t``, ``Σ_k xs[k]·w[g·pack + t, k]``.
@@ -207,13 +267,16 @@ def dot_dsp(m: Module, xs: list[Value], operands: list[list[Value]], pack: int, 
     Product field ``t`` read as signed, plus the sign bit of the field below it, is
     ``x·w_t`` exactly when every ``x·w_t`` fits ``field`` signed bits and is never
     ``−2**(field−1)`` (true for ``field`` = input bits + weight bits), so adding the borrow
-    cannot wrap. Each product drives a kept wire (one ``$mul`` cell each)."""
+    cannot wrap. Each product drives a kept wire (one ``$mul`` cell each); with ``stage`` the
+    products are registered (a register the DSP block can hold)."""
     terms: list[list[Value]] = [[] for _ in range(len(operands) * pack)]
     for g, row in enumerate(operands):
         for k, (x, operand) in enumerate(zip(xs, row, strict=True)):
             product = x * operand
             wire = Signal(product.shape(), name=f"{name}{g}_{k}", attrs={"keep": 1})
             m.d.comb += wire.eq(product)
+            if stage:
+                wire = stage(wire)
             for t in range(pack):
                 value = wire[t * field:] if t == pack - 1 else wire[t * field:(t + 1) * field]
                 terms[g * pack + t].append(value.as_signed())
@@ -311,12 +374,14 @@ def _shifted_sum(m: Module, terms: list[tuple[Value, int]], name: str) -> tuple[
     return level[0] if level else (Value.cast(0), 0)
 
 
-def dot_const(m: Module, xs: list[Value], weights: list[list[int]], name: str) -> list[Value]:
+def dot_const(m: Module, xs: list[Value], weights: list[list[int]], name: str,
+              stage: Stage | None = None) -> list[Value]:
     """Per row ``o`` of the constant integer matrix ``weights``, ``Σ_k xs[k]·weights[o][k]``,
     exact (signed), in adders only: no ``$mul`` cell, no weight memory. The structure (CSD
     digits, shared two-term sub-expressions, one adder tree per sign) is described in the
-    comment above; every adder drives a kept wire named ``<name>_…``. Purely combinational.
-    """
+    comment above; every adder drives a kept wire named ``<name>_…``. Combinational, or with
+    ``stage`` registered where the shared sub-expressions meet the rows' trees (each value a
+    row reads, once)."""
     rows = [[(k, position, digit) for k, w in enumerate(row) for position, digit
              in csd_digits(int(w))] for row in weights]
     shared, rows = _common_pairs(rows, len(xs))
@@ -326,6 +391,9 @@ def dot_const(m: Module, xs: list[Value], weights: list[list[int]], name: str) -
         wire = Signal(total.shape(), name=f"{name}_t{t}", attrs={"keep": 1})
         m.d.comb += wire.eq(total)
         var[t] = wire
+    if stage:
+        used = sorted({v for row in rows for v, _, _ in row})
+        var = {v: stage(var[v]) for v in used}
     out = []
     for o, row in enumerate(rows):
         plus, p_shift = _shifted_sum(m, [(var[v], p) for v, p, sign in row if sign > 0],

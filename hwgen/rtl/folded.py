@@ -19,7 +19,7 @@ from ..layers.base import folded_depth
 from ..layers.weighted import WeightMatrix, packed_operand_bits
 from ..numeric import TensorType
 from ..weight_image import pack_rows, spram_shape, weight_words
-from .arith import sum_tree
+from .arith import Stage, registered, sum_tree
 from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
 from .output_stage import OutputStage
 from .stream import check_positive, lanes_signature, output_buffer
@@ -191,10 +191,12 @@ class FoldedUnit(wiring.Component):
         advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
         raise NotImplementedError
 
-    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
+    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage: Stage) -> list:
         """Per output channel of the group, the partial sum ``A`` of one step (see
         :class:`Datapath`) from the buffer word (``x_lane(k)``: element ``k``) and the weight
-        word (``w_lane(p, k)``: channel ``p``'s weight ``k``)."""
+        word (``w_lane(p, k)``: channel ``p``'s weight ``k``), one cycle later: every path
+        passes through exactly one ``stage`` register (:data:`~hwgen.rtl.arith.Stage`),
+        placed about halfway."""
         raise NotImplementedError
 
     def elaborate(self, platform):
@@ -309,18 +311,23 @@ class FoldedUnit(wiring.Component):
             v = w_word[(p * w_lanes + k) * wbits:(p * w_lanes + k + 1) * wbits]
             return v if wbits == 1 else v.as_signed()
 
-        partials = self._partials(m, x_word, x_lane, w_word, w_lane)
-
-        # Stage 2: registered partial sums.
+        # Stage 2 (the dot products' first half, registered halfway through by ``stage``)
+        # and stage 2b: registered partial sums.
+        stage = registered(m, "dot")
+        partials = self._partials(m, x_word, x_lane, w_word, w_lane, stage)
+        mid_valid, mid_first, mid_last = Signal(), Signal(), Signal()
+        mid_nf = Signal(range(nf_count))
+        m.d.sync += [mid_valid.eq(s1_valid), mid_first.eq(s1_first), mid_last.eq(s1_last),
+                     mid_nf.eq(s1_nf)]
         s2_valid, s2_first, s2_last = Signal(), Signal(), Signal()
         s2_nf = Signal(range(nf_count))
         s2_part = [Signal(partial.shape(), name=f"s2_part{p}") for p, partial in
                    enumerate(partials)]
-        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last),
-                     s2_nf.eq(s1_nf)]
+        m.d.sync += [s2_valid.eq(mid_valid), s2_first.eq(mid_first), s2_last.eq(mid_last),
+                     s2_nf.eq(mid_nf)]
         m.d.sync += [reg.eq(val) for reg, val in zip(s2_part, partials, strict=True)]
         if dp.mode == Mode.MASK_X:
-            x_sum = sum_tree([x_lane(k) for k in range(lanes)])
+            x_sum = sum_tree([x_lane(k) for k in range(lanes)], stage)
             s2_sum = Signal(x_sum.shape())
             m.d.sync += s2_sum.eq(x_sum)
 

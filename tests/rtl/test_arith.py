@@ -333,3 +333,101 @@ def test_dot_const_random_matrices():
         got = _dot_const_rtl(weights, 8, xsigned, vectors)
         assert got == [[sum(w * x for w, x in zip(row, v, strict=True)) for row in weights]
                        for v in vectors]
+
+
+# --- registered halfway (stage): exactly one register on every path ----------------------------
+
+
+def _staged_rtl(build, shapes, vectors):
+    """Outputs of ``build(m, signals, stage)`` with a :func:`~hwgen.rtl.arith.registered`
+    stage, read each cycle just after the next vector is applied: equal to the previous
+    vector's results only if every path has exactly one register (a path with none would see
+    the new vector, one with two the vector before)."""
+    from amaranth import unsigned
+
+    from hwgen.rtl.arith import registered
+
+    sigs = [Signal(signed(b) if s else unsigned(b)) for b, s in shapes]
+    m = Module()
+    outs = build(m, sigs, registered(m, "stage"))
+    wires = [Signal(o.shape()) for o in outs]
+    m.d.comb += [w.eq(o) for w, o in zip(wires, outs, strict=True)]
+    results = []
+
+    async def testbench(ctx):
+        for i, vector in enumerate([*vectors, vectors[0]]):
+            for sig, value in zip(sigs, vector, strict=True):
+                ctx.set(sig, value)
+            if i:
+                results.append([ctx.get(w) for w in wires])
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 8, 15, 16, 64, 100])
+def test_popcount_staged(width):
+    vectors = [[v] for v in _vectors(width, 20, seed=2)]
+    got = _staged_rtl(lambda m, s, stage: [popcount(s[0], stage)], [(width, False)], vectors)
+    assert got == [[v[0].bit_count()] for v in vectors]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13])
+def test_sum_and_adder_trees_staged(count):
+    from hwgen.rtl.arith import adder_tree
+
+    rng = random.Random(count)
+    vectors = [[rng.randrange(-32, 32) for _ in range(count)] for _ in range(60)]
+    got = _staged_rtl(lambda m, s, stage: [sum_tree(s, stage), adder_tree(m, s, "a", stage)],
+                      [(6, True)] * count, vectors)
+    assert got == [[sum(v), sum(v)] for v in vectors]
+
+
+@pytest.mark.parametrize("xbits,xsigned,wbits,lanes", [(2, False, 2, 3), (3, True, 5, 1),
+                                                       (6, False, 4, 4), (8, True, 3, 9),
+                                                       (5, False, 16, 2)])
+def test_dot_lut_staged(xbits, xsigned, wbits, lanes):
+    from hwgen.rtl.arith import dot_lut
+
+    rng = random.Random(xbits * 7 + lanes)
+    xr, wr = _operand_range(xbits, xsigned), _operand_range(wbits, True)
+    vectors = [[rng.choice(xr) for _ in range(lanes)] + [rng.choice(wr) for _ in range(lanes)]
+               for _ in range(80)]
+    vectors[0] = [min(xr)] * lanes + [min(wr)] * lanes
+    got = _staged_rtl(lambda m, s, stage: [dot_lut(m, list(zip(s[:lanes], s[lanes:],
+                                                                strict=True)), "d", stage)],
+                      [(xbits, xsigned)] * lanes + [(wbits, True)] * lanes, vectors)
+    assert [g[0] for g in got] == [sum(a * b for a, b in zip(v[:lanes], v[lanes:],
+                                                             strict=True)) for v in vectors]
+
+
+def test_dot_dsp_and_dot_const_staged():
+    from hwgen.plan import packed_operand_bits
+    from hwgen.rtl.arith import dot_const, dot_dsp
+
+    rng = random.Random(5)
+    field, pack, lanes = 8, 2, 3
+    stored = packed_operand_bits(4, 4, pack)
+    cases = [([rng.randrange(16) for _ in range(lanes)],
+              [[rng.randrange(-8, 8) for _ in range(pack)] for _ in range(lanes)])
+             for _ in range(60)]
+    vectors = [xs + [sum(w << (t * field) for t, w in enumerate(ws)) for ws in wss]
+               for xs, wss in cases]
+    got = _staged_rtl(lambda m, s, stage: dot_dsp(m, s[:lanes], [s[lanes:]], pack, field, "p",
+                                                  stage),
+                      [(4, False)] * lanes + [(stored, True)] * lanes, vectors)
+    assert got == [[sum(xs[k] * wss[k][t] for k in range(lanes)) for t in range(pack)]
+                   for xs, wss in cases]
+
+    weights = [[rng.randint(-128, 127) for _ in range(6)] for _ in range(5)]
+    weights[2] = list(weights[4])
+    weights[1] = [0] * 6
+    vectors = [[rng.randrange(-128, 128) for _ in range(6)] for _ in range(60)]
+    got = _staged_rtl(lambda m, s, stage: dot_const(m, s, weights, "c", stage),
+                      [(8, True)] * 6, vectors)
+    assert got == [[sum(w * x for w, x in zip(row, v, strict=True)) for row in weights]
+                   for v in vectors]

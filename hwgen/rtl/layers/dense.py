@@ -69,28 +69,30 @@ class MatrixVectorUnit(FoldedUnit):
     def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         return sf_i
 
-    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
+    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         dp, pe, simd = self.datapath, self.pe, self.simd
         if dp.mode == "mul" and self.mac == Mac.DSP:
-            return self._dsp_partials(m, x_lane, w_word)
+            return self._dsp_partials(m, x_lane, w_word, stage)
         if dp.mode == Mode.MUL and self.unrolled:
             # Constant weights: shift-and-add with shared terms instead of products.
             return dot_const(m, [x_lane(k) for k in range(simd)],
-                             self.weights.matrix.tolist(), "cmvm")
+                             self.weights.matrix.tolist(), "cmvm", stage)
         partials = []
         for p in range(pe):
             if dp.mode == Mode.XNOR:
-                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd])))
+                partials.append(popcount(~(x_word ^ w_word[p * simd:(p + 1) * simd]), stage))
             elif dp.mode == Mode.MASK_X:
-                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)]))
+                partials.append(sum_tree([Mux(w_lane(p, k), x_lane(k), 0) for k in range(simd)],
+                                         stage))
             elif dp.mode == Mode.MASK_W:
-                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)]))
+                partials.append(sum_tree([Mux(x_lane(k), w_lane(p, k), 0) for k in range(simd)],
+                                         stage))
             else:
                 partials.append(dot_lut(m, [(x_lane(k), w_lane(p, k)) for k in range(simd)],
-                                        f"dot{p}"))
+                                        f"dot{p}", stage))
         return partials
 
-    def _dsp_partials(self, m: Module, x_lane, w_word) -> list:
+    def _dsp_partials(self, m: Module, x_lane, w_word, stage) -> list:
         """Per output channel, the dot product of one step on packed DSP products
         (:func:`~hwgen.rtl.arith.dot_dsp`)."""
         pack, simd = self.dsp_pack, self.simd
@@ -98,7 +100,7 @@ class MatrixVectorUnit(FoldedUnit):
         operands = [[w_word[(g * simd + k) * stored:(g * simd + k + 1) * stored].as_signed()
                      for k in range(simd)] for g in range(self.pe // pack)]
         return dot_dsp(m, [x_lane(k) for k in range(simd)], operands, pack,
-                       self.in_type.bits + self.weights.weight_bits, "dsp")
+                       self.in_type.bits + self.weights.weight_bits, "dsp", stage)
 
 
 def component(layer: Layer, lp: LayerPlan) -> wiring.Component:

@@ -75,22 +75,23 @@ class VectorVectorUnit(FoldedUnit):
             m.d.sync += index.eq(Mux(rd_done, 0, Mux(last_sf, nf_i + 1, index + self.nf)))
         return index
 
-    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane) -> list:
+    def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         mode = self.datapath.mode
         partials = []
         for p in range(self.pe):
             x, w = x_lane(p), w_lane(p, 0)
             if mode == Mode.XNOR:
-                partials.append(~(x ^ w))
+                partials.append(stage(~(x ^ w)))
             elif mode == Mode.SIGN_X:
-                partials.append(Mux(w, x, -x))
+                partials.append(stage(Mux(w, x, -x)))
             elif mode == Mode.MASK_W:
-                partials.append(Mux(x, w, 0))
+                partials.append(stage(Mux(x, w, 0)))
             elif self.mac == Mac.DSP:
                 partials += dot_dsp(m, [x], [[w]], 1,
-                                    self.in_type.bits + self.weights.weight_bits, f"dsp{p}_")
+                                    self.in_type.bits + self.weights.weight_bits, f"dsp{p}_",
+                                    stage)
             else:
-                partials.append(dot_lut(m, [(x, w)], f"dot{p}"))
+                partials.append(dot_lut(m, [(x, w)], f"dot{p}", stage))
         return partials
 
 
