@@ -5,8 +5,9 @@ real bit timing (1 / baud seconds per bit against the board's clock period).
 Started by :func:`hwgen_sim.runner.board_session`, which writes the case file named by
 ``HWGEN_CASE`` (JSON). Two modes:
 
-- ``script``: send each request's bytes, wait for the response frame when one is expected,
-  and record every byte the board sent;
+- ``script``: send each request's bytes, wait for the response frame when one is expected
+  (the next request goes out the moment it is complete), and record every byte the board
+  sent, when each request started (``send_ns``) and when each frame ended (``frame_ns``);
 - ``pty``: open a pseudo-terminal, publish its path, and bridge it to the UART lines until the
   host program on the other side is done — the bytes a user's board would see.
 """
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
+from cocotb.utils import get_sim_time
 
 from hwgen.protocol import FrameDecoder
 
@@ -34,6 +36,8 @@ class HostUart:
         self.received = bytearray()
         self.decoder = FrameDecoder()
         self.frames = 0
+        self.frame_ns: list[float] = []  # when each frame's last byte arrived
+        self.frame_done = Event()
         self.on_byte = None
 
     async def send(self, data: bytes) -> None:
@@ -56,7 +60,10 @@ class HostUart:
             await Timer(self.bit_ps, unit="ps")
             assert self.dut.tx.value == 1, "stop bit low on the board's tx line"
             self.received.append(byte)
-            self.frames += len(self.decoder.feed(bytes([byte])))
+            for _ in self.decoder.feed(bytes([byte])):
+                self.frames += 1
+                self.frame_ns.append(get_sim_time("ns"))
+                self.frame_done.set()
             if self.on_byte is not None:
                 self.on_byte(byte)
 
@@ -74,14 +81,19 @@ async def board(dut):
     byte_ps = 10 * case["bit_ps"]
     result = {"timed_out": False}
     if case["mode"] == "script":
+        # each step's first byte and its response's last byte, in ns of simulated time: the
+        # link's rate end to end (tests/sim/test_board_bench.py)
+        result["send_ns"] = []
         for step in case["steps"]:
+            result["send_ns"].append(get_sim_time("ns"))
             await host.send(bytes.fromhex(step["send"]))
             if step["answered"]:
                 want = host.frames + 1
-                waited = 0
-                while host.frames < want and waited < case["response_timeout_ps"]:
-                    await Timer(byte_ps, unit="ps")
-                    waited += byte_ps
+                deadline = Timer(case["response_timeout_ps"], unit="ps")
+                while host.frames < want:
+                    host.frame_done.clear()
+                    if await First(host.frame_done.wait(), deadline) is deadline:
+                        break
                 if host.frames < want:
                     result["timed_out"] = True
                     break
@@ -109,6 +121,6 @@ async def board(dut):
                 await Timer(byte_ps, unit="ps")
         os.close(master)
         os.close(slave)
-    result.update(received=host.received.hex(), frames=host.frames,
-                  sim_ns=cocotb.utils.get_sim_time("ns"))
+    result.update(received=host.received.hex(), frames=host.frames, frame_ns=host.frame_ns,
+                  sim_ns=get_sim_time("ns"))
     Path(case["results"]).write_text(json.dumps(result))

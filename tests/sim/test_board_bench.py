@@ -2,6 +2,7 @@
 → network → UART, driven with the protocol's bytes, and by the host runtime itself through a
 pseudo-terminal bridged to the bench."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,12 @@ pytestmark = pytest.mark.cocotb
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "designs" / "digits_bnn.toml"
-#: The iCEBreaker's clock and the default baud rate: 104 clock cycles per bit.
+MNIST_CNN = ROOT / "designs" / "mnist_cnn.toml"
+MNIST_MIXED = ROOT / "designs" / "mnist_mixed.toml"
+#: The iCEBreaker's clock and the classic baud rate: 104 clock cycles per bit.
 CLK_HZ, BAUD = 12_000_000, 115200
+#: The iCEBreaker's link (its FT2232H): 3 Mbaud, 4 clock cycles per bit at 12 MHz.
+FAST_BAUD = 3_000_000
 
 
 def _golden(network, x):
@@ -125,3 +130,57 @@ def test_runtime_loads_spram_weights_then_infers(tmp_path):
     assert refused.code == ErrorCode.NOT_LOADED
     assert after.weights_loaded
     assert [(r.predicted, r.scores) for r in results] == _golden(net, x)
+
+
+def link_rate(net, work_dir, x, *, clk_hz: int, baud: int) -> tuple[float, list, dict]:
+    """INFER each input of ``x`` through the simulated board at the real bit timing, each
+    request sent the moment the previous response is complete (a host with no turnaround
+    time): the inferences per second of simulated time from the first request's first byte
+    to the last response's last byte, the responses, and the bench's record."""
+    steps = [(protocol.infer_request(protocol.input_bytes(xi, net.input_type.binary),
+                                     request_id=i + 1), True) for i, xi in enumerate(x)]
+    session = board_session(net, work_dir, clk_hz=clk_hz, baud=baud, steps=steps)
+    assert not session.timed_out
+    assert session.response_ids == list(range(1, len(x) + 1))
+    record = json.loads((Path(work_dir) / "board_results.json").read_text())
+    seconds = (record["frame_ns"][-1] - record["send_ns"][0]) * 1e-9
+    return len(x) / seconds, session.responses, record
+
+
+def line_rate(net, baud: int) -> float:
+    """Inferences per second the line allows one request at a time: its INFER and RESULT
+    frames back to back, 10 bits per byte."""
+    classes = net.layer_io()[-1][1].size
+    request = protocol.HEADER_BYTES + net.input_type.size + protocol.CRC_BYTES
+    response = protocol.HEADER_BYTES + protocol.result_bytes(classes) + protocol.CRC_BYTES
+    return baud / 10 / (request + response)
+
+
+def test_link_rate_at_3_mbaud(tmp_path):
+    """digits_bnn at the iCEBreaker's 3 Mbaud (4 clock cycles per bit): bit-exact, and the rate
+    end to end is what the line allows less the network's latency after the last byte."""
+    net = load(DIGITS)
+    x, _ = _test_split(net, 6)
+    rate, responses, _ = link_rate(net, tmp_path, x, clk_hz=CLK_HZ, baud=FAST_BAUD)
+    assert [(r.predicted, r.scores) for r in responses] == _golden(net, x)
+    tail = after_last_beat(plan(net)) / CLK_HZ  # the network's latency after the last byte
+    expected = 1 / (1 / line_rate(net, FAST_BAUD) + tail)
+    assert 0.97 * expected <= rate <= 1.01 * expected, (rate, expected)
+    assert rate > 20 * line_rate(net, BAUD)  # 74 + 62 bytes: ~2,000/s, at 115200 baud 85/s
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("design, clk_hz, minimum", [
+    (MNIST_CNN, 12_000_000, 300),  # the iCEBreaker at its oscillator
+    (MNIST_MIXED, 36_000_000, 300),  # 34,848 cycles per inference: a 36 MHz PLL clock
+])
+def test_mnist_over_the_link_at_3_mbaud(tmp_path, design, clk_hz, minimum):
+    """Issue 17's goal: MNIST designs at ≥ 300 inferences/s end to end over the link, in the
+    simulated board at 3 Mbaud; prints the measured rate."""
+    net = load(design)
+    x, _ = _test_split(net, 8)
+    rate, responses, _ = link_rate(net, tmp_path, x, clk_hz=clk_hz, baud=FAST_BAUD)
+    assert [(r.predicted, r.scores) for r in responses] == _golden(net, x)
+    print(f"{net.name} at {clk_hz / 1e6:g} MHz, {FAST_BAUD} baud: {rate:.1f} inferences/s "
+          f"(the line alone {line_rate(net, FAST_BAUD):.1f}/s)")
+    assert rate >= minimum
