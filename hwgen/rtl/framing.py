@@ -131,9 +131,9 @@ class RequestParser(wiring.Component):
     turns out bad. A frame that stops for ``idle_cycles`` is answered ERROR TIMEOUT (command
     0), with ``abort`` if it was a feeding INFER.
 
-    A response starts with one cycle of ``o_response.valid``, two cycles after the request's
-    last byte (or the cycle the result is ready, or a timeout ends); its payload stays as it is
-    until ``response_done``. The parser does this only when the serializer is idle and ignores
+    A response starts with one cycle of ``o_response.valid``, the cycle after the request's
+    last byte is taken (or after the result is ready, or a timeout ends); its payload stays as
+    it is until ``response_done``. The parser does this only when the serializer is idle and ignores
     ``o_response.ready``. Until ``response_done``, the bytes that arrive are skipped.
 
     The frame's CRC is computed in the shared :class:`Crc16`: ``crc_clear`` and ``crc_step``

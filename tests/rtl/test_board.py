@@ -10,8 +10,8 @@ from amaranth.sim import Simulator
 
 from hwgen import golden, protocol
 from hwgen.plan import plan
-from hwgen.rtl.board import BoardCore, BoardTop, BytePacker, crc16_step
-from hwgen.rtl.framing import RequestParser, ResponseSerializer, ResultCapture
+from hwgen.rtl.board import BoardCore, BoardTop, BytePacker, crc16_step, cycles_bits
+from hwgen.rtl.framing import Crc16, RequestParser, ResponseSerializer, ResultCapture
 from hwgen.rtl.testbench import Clock, Stalls, stream_get, stream_put
 from hwgen.rtl.uart import UartRx, UartTx
 from hwgen.spec import Input
@@ -145,6 +145,44 @@ def test_crc_step_matches_the_protocol():
     sim.add_testbench(bench)
     sim.run()
     assert got[-1] == protocol.crc16(data)
+
+
+def test_shared_crc_register():
+    """Crc16: clear, then one byte per step (a cycle without step keeps it); clear wins."""
+    rng = np.random.default_rng(2)
+    data = bytes(rng.integers(0, 256, size=12).tolist())
+    dut = Crc16()
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.clear, 1)
+        ctx.set(dut.step, 1)  # clear wins
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for b in data:
+            ctx.set(dut.byte, b)
+            ctx.set(dut.step, 1)
+            await ctx.tick()
+            ctx.set(dut.step, 0)
+            ctx.set(dut.byte, 0x5A)
+            await ctx.tick()  # no step: no change
+        got.append(ctx.get(dut.crc))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [protocol.crc16(data)]
+
+
+def test_cycle_counters_are_as_wide_as_the_longest_count():
+    # 784 bytes at most 1.2 M cycles apart (0.1 s at 12 MHz): 30 bits; a 64-byte frame 27
+    assert cycles_bits(784, 1_200_000, 100_000) == 30
+    assert cycles_bits(64, 1_200_000, 1_000) == 27
+    assert cycles_bits(65535, 10_000_000, 1) == 32  # never more than the protocol's 32
+    core = core_for(_network("u8")[0])
+    bound = (12 + 2) * (core.idle_cycles + 1) + core.result_cycles
+    assert 2 ** (core.cycles_bits - 1) <= bound < 2 ** core.cycles_bits
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
@@ -405,6 +443,8 @@ CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5, beats=16)
      "score_lanes must be a positive divisor of classes (10), not 0"),
     (ResultCapture, CAPTURE_ARGS, "beats", 0,
      "beats must be a positive integer, not 0"),
+    (ResultCapture, CAPTURE_ARGS, "cycles_bits", 33,
+     "cycles_bits must be an integer from 1 to 32, not 33"),
 ])
 def test_board_parts_refuse_bad_arguments(component, args, name, value, message):
     with pytest.raises(ValueError) as exc:
