@@ -45,20 +45,25 @@ def critical_path(report: dict, clock: str | None = None) -> dict | None:
     cell), ``through`` (every component on it, in order, once each), ``logic_levels`` (its
     logic steps: LUTs and carry cells), ``logic_ns`` and ``routing_ns``. The clock is the one
     with the lowest fmax in the report (``cd_sync.clk`` from an oscillator, ``clk`` from the
-    PLL), or with ``clock`` any whose name contains it. ``None`` when the report has no path
-    of that domain."""
+    PLL), or with ``clock`` any whose name contains it; a path from and to that clock (what
+    limits fmax) is taken before a path from or to an I/O pin. ``None`` when the report has no
+    path of that domain."""
     if clock is None:
         fmax = report.get("fmax", {})
         slowest = min(fmax, key=lambda name: fmax[name].get("achieved", 0.0), default=None)
-    best, best_delay = None, -1.0
+    def of_clock(end: str) -> bool:
+        return end == slowest if clock is None else clock in end
+
+    best, best_delay, best_internal = None, -1.0, False
     for path in report.get("critical_paths", []):
-        ends = (_clock_of(path.get("from", "")), _clock_of(path.get("to", "")))
-        if (clock is None and slowest not in ends) or (
-                clock is not None and not any(clock in end for end in ends)):
+        ends = [of_clock(_clock_of(path.get(end, ""))) for end in ("from", "to")]
+        if not any(ends):
             continue
+        # a register-to-register path of the clock (what limits fmax) before any I/O path
+        internal = all(ends)
         delay = sum(step.get("delay", 0.0) for step in path.get("path", []))
-        if delay > best_delay:
-            best, best_delay = path, delay
+        if (internal, delay) > (best_internal, best_delay):
+            best, best_delay, best_internal = path, delay, internal
     if best is None or not best.get("path"):
         return None
     steps = best["path"]
