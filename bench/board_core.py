@@ -11,7 +11,8 @@ and counts the placed ``ICESTORM_LC`` cells by the component their name carries
 ``core.network*``. It also gives nextpnr's fmax and critical path (named by component): whether
 the core or the network limits the clock.
 
-The same is done for a git revision (``--baseline REF``, default ``HEAD``): its ``hwgen``
+The same is done for a git revision (``--baseline REF``, default f2fed36: the board core
+before issue 17's changes): its ``hwgen``
 package is extracted into a temporary folder and elaborated in a subprocess, so the two versions
 stand side by side in one JSON.
 
@@ -21,8 +22,8 @@ result around a small network).
 
 Usage::
 
-    python bench/board_core.py [--out bench/results/board_core.json] [--baseline REF]
-        [--case tiny mnist] [--baud 3000000] [--keep DIR]
+    python bench/board_core.py --baseline REF [--out bench/results/board_core.json]
+        [--case tiny mnist] [--baud 115200 3000000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -168,16 +169,18 @@ def measure(case: str, baud: int, source: Path | None, work: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/board_core.json")
-    parser.add_argument("--baseline", default="HEAD", metavar="REF",
-                        help="git revision measured beside the work tree (default HEAD)")
+    parser.add_argument("--baseline", default="f2fed36", metavar="REF",
+                        help="git revision measured beside the work tree (default f2fed36, "
+                        "the board core before issue 17)")
     parser.add_argument("--case", nargs="+", choices=CASES, default=list(CASES))
-    parser.add_argument("--baud", type=int, default=115200,
-                        help="UART rate at 12 MHz (default 115200)")
+    parser.add_argument("--baud", type=int, nargs="+", default=[115200, 3_000_000],
+                        help="UART rates at 12 MHz (default 115200, the old default, and "
+                        "3000000, the iCEBreaker's now)")
     parser.add_argument("--keep", type=Path, help="keep the build folders here")
     parser.add_argument("--emit", nargs=2, metavar=("CASE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.emit:
-        emit_verilog(args.emit[0], args.baud, Path(args.emit[1]))
+        emit_verilog(args.emit[0], args.baud[0], Path(args.emit[1]))
         return 0
     sys.path.insert(0, str(ROOT))
     baseline_rev = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=ROOT,
@@ -187,20 +190,22 @@ def main(argv: list[str] | None = None) -> int:
         root = args.keep or Path(tmp)
         old = _extract(args.baseline, Path(tmp) / "baseline")
         for case in args.case:
-            record = {"case": case, "clk_hz": CLK_HZ, "baud": args.baud}
-            for label, source in (("baseline", old), ("now", None)):
-                r = measure(case, args.baud, source, root / f"{case}-{label}")
-                record[label] = r
-                print(f"{case:6} {label:8}: core {r['lcs_core']:5} LC (network "
-                      f"{r['lcs_network']}), fmax {r['fmax_mhz']} MHz, ({r['seconds']} s)",
-                      file=sys.stderr, flush=True)
-            records.append(record)
+            for baud in args.baud:
+                record = {"case": case, "clk_hz": CLK_HZ, "baud": baud}
+                for label, source in (("baseline", old), ("now", None)):
+                    r = measure(case, baud, source, root / f"{case}-{baud}-{label}")
+                    record[label] = r
+                    print(f"{case:6} {baud:8} {label:8}: core {r['lcs_core']:5} LC (network "
+                          f"{r['lcs_network']}), fmax {r['fmax_mhz']} MHz, ({r['seconds']} s)",
+                          file=sys.stderr, flush=True)
+                records.append(record)
     result = {"command": "python bench/board_core.py " + " ".join(argv or sys.argv[1:]),
               "baseline": baseline_rev, "device": "iCE40UP5K-SG48", "cases": records}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for r in records:
-        print(f"{r['case']}: core {r['baseline']['lcs_core']} → {r['now']['lcs_core']} LC")
+        print(f"{r['case']} at {r['baud']} baud: core {r['baseline']['lcs_core']} → "
+              f"{r['now']['lcs_core']} LC")
     return 0
 
 

@@ -87,6 +87,16 @@ def _bytes_of(value: Value, count: int) -> list[Value]:
     return [v[8 * k:8 * k + 8] for k in range(count)]
 
 
+def _bad_load_length(length: Value) -> Value:
+    """A LOAD's 16-bit ``length`` is odd, below 6 or above 4 + MAX_LOAD_DATA (1028), written
+    as bit tests: comparisons with constants would cost a carry chain each."""
+    assert 4 + MAX_LOAD_DATA == 0b100_0000_0100
+    below_6 = (length[3:] == 0) & ~(length[1] & length[2])
+    above_1028 = (length[11:] != 0) | (length[10] & ((length[3:10] != 0)
+                                                     | (length[2] & (length[:2] != 0))))
+    return length[0] | below_6 | above_1028
+
+
 class Crc16(wiring.Component):
     """The CRC-16/CCITT-FALSE register of docs/protocol.md, extended one byte per cycle.
 
@@ -219,8 +229,14 @@ class RequestParser(wiring.Component):
         weights_next = self.weights_next
         m.d.comb += [self.weights_loaded.eq(weights_next == self.weight_bytes),
                      self.crc_byte.eq(byte)]
-        # one timer: the line's idle time inside a frame, or the wait for a result
+        # one timer: the line's idle time inside a frame (cleared by each byte of it), or the
+        # wait for a result (from the CRC's last byte); held at 0 while hunting for a magic
         timer = Signal(range(max(self.idle_cycles, self.result_cycles) + 1))
+        timer_clear = Signal()
+        with m.If(timer_clear):
+            m.d.sync += timer.eq(0)
+        with m.Else():
+            m.d.sync += timer.eq(timer + 1)
         is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
                                       command == Command.LOAD)
 
@@ -229,30 +245,32 @@ class RequestParser(wiring.Component):
             if code is not None:
                 m.d.sync += error.eq(code)
 
-        def mid_frame() -> None:
-            """Inside a frame: a line idle for idle_cycles drops it with ERROR TIMEOUT."""
-            with m.If(take):
-                m.d.sync += timer.eq(0)
-            with m.Elif(timer == self.idle_cycles):
-                m.d.sync += [timer.eq(0), command.eq(0)]
-                reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
-                with m.If(feed):
-                    m.d.comb += self.abort.eq(1)
-                load.abort(m)
-                m.next = "START"
-            with m.Else():
-                m.d.sync += timer.eq(timer + 1)
-
         load = _LoadWriter(self, m, take, byte, remaining, error, is_load)
+
+        # inside a frame, a line idle for idle_cycles drops it with ERROR TIMEOUT (command 0)
+        in_frame = Signal()
+        idle_timeout = in_frame & ~take & (timer == self.idle_cycles)
+        with m.If(idle_timeout):
+            m.d.sync += command.eq(0)
+            reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
+            with m.If(feed):
+                m.d.comb += self.abort.eq(1)
+            load.abort(m)
+
+        def mid_frame() -> None:
+            m.d.comb += [in_frame.eq(1), timer_clear.eq(take)]
+            with m.If(idle_timeout):
+                m.next = "START"
 
         m.d.comb += [self.i_stream.ready.eq(1),  # bytes outside a frame are skipped
                      self.o_payload.payload.eq(byte)]
         with m.FSM(name="frame"):
             with m.State("MAGIC0"):
-                m.d.sync += timer.eq(0)
+                m.d.comb += timer_clear.eq(1)
                 with m.If(take & (byte == MAGIC[0])):
                     m.next = "MAGIC1"
             with m.State("MAGIC1"):
+                m.d.comb += timer_clear.eq(1)
                 with m.If(take):
                     with m.If(byte == MAGIC[1]):
                         m.d.sync += request_id.eq(0)
@@ -277,8 +295,7 @@ class RequestParser(wiring.Component):
                 mid_frame()
                 full = Cat(low_byte, byte)
                 bad_length = Mux(is_infer, full != self.frame_bytes,
-                                 Mux(is_info, full != 0,
-                                     (full < 6) | (full > 4 + MAX_LOAD_DATA) | full[0]))
+                                 Mux(is_info, full != 0, _bad_load_length(full)))
                 with m.If(take):
                     m.d.comb += [self.new_request.eq(1), self.crc_step.eq(1)]
                     m.d.sync += remaining.eq(full)
@@ -331,7 +348,6 @@ class RequestParser(wiring.Component):
                     with m.Elif(is_load):
                         reply(m, Reply.LOAD_REPLY)
                         load.commit(m)
-                    m.d.sync += timer.eq(0)
                     with m.If(feed):
                         m.next = "WAIT_RESULT"
                     with m.Else():
@@ -347,8 +363,6 @@ class RequestParser(wiring.Component):
                     m.d.comb += self.abort.eq(1)
                     reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
                     m.next = "START"
-                with m.Else():
-                    m.d.sync += timer.eq(timer + 1)
             with m.State("START"):
                 m.d.comb += self.o_response.valid.eq(1)
                 m.next = "RESPOND"
