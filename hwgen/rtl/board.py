@@ -158,6 +158,7 @@ class BoardCore(wiring.Component):
         self.frame_bytes = self.plan.input_type.size
         self.weight_bytes = len(spram_image(network, self.plan))
         self.network_id = network_id(network)
+        #: Bits of RESULT's cycle counters: cycles_first, cycles_last.
         self.cycles_bits = cycles_bits(self.frame_bytes, idle_cycles, result_cycles)
         super().__init__()
 
@@ -176,7 +177,7 @@ class BoardCore(wiring.Component):
         m.submodules.capture = capture = ResultCapture(
             classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
             score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes,
-            cycles_bits=self.cycles_bits)
+            cycles_bits=self.cycles_bits[0], last_bits=self.cycles_bits[1])
         m.submodules.crc = crc = Crc16()
         # one CRC: the parser's while a request arrives, the serializer's while it answers
         m.d.comb += [crc.clear.eq(parser.crc_clear | serializer.crc_clear),
@@ -365,11 +366,15 @@ def board_timeouts(net_plan: NetworkPlan, clk_hz: int, divisor: int,
 
 
 
-def cycles_bits(frame_bytes: int, idle_cycles: int, result_cycles: int) -> int:
-    """Bits of RESULT's cycle counters (at most the protocol's 32): enough for the longest
-    count a request can make. A frame's bytes come at most ``idle_cycles`` apart (or it is
+def cycles_bits(frame_bytes: int, idle_cycles: int, result_cycles: int) -> tuple[int, int]:
+    """Bits of RESULT's two cycle counters (at most the protocol's 32): enough for the longest
+    counts a request can make. A frame's bytes come at most ``idle_cycles`` apart (or it is
     dropped) and its result at most ``result_cycles`` after its CRC, so ``cycles_first`` is
     below (frame_bytes + 2) · (idle_cycles + 1) + result_cycles, and ``cycles_last``, which
-    starts at the last payload byte, below that too."""
-    longest = (frame_bytes + 2) * (idle_cycles + 1) + result_cycles + 16
-    return min(32, longest.bit_length())
+    starts with the last payload byte at the earliest, below 3 · (idle_cycles + 1) +
+    result_cycles."""
+    def bits(longest: int) -> int:
+        return min(32, (longest + 16).bit_length())
+
+    first = bits((frame_bytes + 2) * (idle_cycles + 1) + result_cycles)
+    return first, min(first, bits(3 * (idle_cycles + 1) + result_cycles))

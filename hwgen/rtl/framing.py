@@ -553,8 +553,9 @@ class ResultCapture(wiring.Component):
 
     ``cycles_first`` and ``cycles_last`` count from the cycle after the frame's first and last
     input beat (1 on the cycle after) and stop when the class comes out; ``ready`` rises then
-    and falls with ``new_request``. Each counter has ``cycles_bits`` bits (the rest of its
-    32-bit port is 0): the board core sizes them to the longest count a request can make. The
+    and falls with ``new_request``. The counters have ``cycles_bits`` and ``last_bits`` bits
+    (the rest of their 32-bit ports is 0): the board core sizes them to the longest counts a
+    request can make. The
     scores are shifted in as their beats leave the classifier (lane 0 of the first beat is
     score 0) and out one at a time: ``score`` is the next one, ``next_score`` moves on (and
     wins over a score beat in the same cycle).
@@ -570,7 +571,9 @@ class ResultCapture(wiring.Component):
     beats : int
         Network input beats per frame.
     cycles_bits : int
-        Bits of each cycle counter (1 … 32, default 32).
+        Bits of the ``cycles_first`` counter (1 … 32, default 32).
+    last_bits : int or None
+        Bits of the ``cycles_last`` counter (1 … ``cycles_bits``; default ``cycles_bits``).
 
     Members
     -------
@@ -595,7 +598,7 @@ class ResultCapture(wiring.Component):
     """
 
     def __init__(self, *, classes: int, score_bits: int, score_lanes: int, beats: int,
-                 cycles_bits: int = 32):
+                 cycles_bits: int = 32, last_bits: int | None = None):
         _check_range("classes", classes, 1, MAX_CLASSES)
         _check_range("score_bits", score_bits, 1, 32)
         if (not isinstance(score_lanes, int) or isinstance(score_lanes, bool)
@@ -604,8 +607,11 @@ class ResultCapture(wiring.Component):
                              f"not {score_lanes!r}")
         _check_positive("beats", beats)
         _check_range("cycles_bits", cycles_bits, 1, 32)
+        last_bits = cycles_bits if last_bits is None else last_bits
+        _check_range("last_bits", last_bits, 1, cycles_bits)
         self.classes, self.score_bits = classes, score_bits
-        self.score_lanes, self.beats, self.cycles_bits = score_lanes, beats, cycles_bits
+        self.score_lanes, self.beats = score_lanes, beats
+        self.cycles_bits, self.last_bits = cycles_bits, last_bits
         super().__init__({
             "i_class": In(stream.Signature(8)),
             "beat": In(1),
@@ -642,8 +648,9 @@ class ResultCapture(wiring.Component):
         m.d.comb += self.i_class.ready.eq(1)
         new_result = self.i_class.valid
         counting = ~self.ready & ~new_result
-        for counter, restart in ((self.cycles_first, first_beat), (self.cycles_last, last_beat)):
-            count = Signal(self.cycles_bits, name=f"{counter.name}_count")
+        for counter, restart, bits in ((self.cycles_first, first_beat, self.cycles_bits),
+                                       (self.cycles_last, last_beat, self.last_bits)):
+            count = Signal(bits, name=f"{counter.name}_count")
             m.d.comb += counter.eq(count)
             with m.If(restart):
                 m.d.sync += count.eq(1)

@@ -197,13 +197,17 @@ def test_load_length_rule_for_every_length():
 
 
 def test_cycle_counters_are_as_wide_as_the_longest_count():
-    # 784 bytes at most 1.2 M cycles apart (0.1 s at 12 MHz): 30 bits; a 64-byte frame 27
-    assert cycles_bits(784, 1_200_000, 100_000) == 30
-    assert cycles_bits(64, 1_200_000, 1_000) == 27
-    assert cycles_bits(65535, 10_000_000, 1) == 32  # never more than the protocol's 32
+    # 784 bytes at most 1.2 M cycles apart (0.1 s at 12 MHz): 30 bits; a 64-byte frame 27;
+    # from the last byte: its CRC's two bytes and the result, 22 bits
+    assert cycles_bits(784, 1_200_000, 100_000) == (30, 22)
+    assert cycles_bits(64, 1_200_000, 1_000) == (27, 22)
+    assert cycles_bits(65535, 10_000_000, 1) == (32, 25)  # never more than the protocol's 32
+    assert cycles_bits(1, 1, 1) == (5, 5)
     core = core_for(_network("u8")[0])
+    first, last = core.cycles_bits
     bound = (12 + 2) * (core.idle_cycles + 1) + core.result_cycles
-    assert 2 ** (core.cycles_bits - 1) <= bound < 2 ** core.cycles_bits
+    assert 2 ** (first - 1) <= bound < 2 ** first
+    assert 2 ** (last - 1) <= 3 * (core.idle_cycles + 1) + core.result_cycles < 2 ** last
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
@@ -466,6 +470,8 @@ CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5, beats=16)
      "beats must be a positive integer, not 0"),
     (ResultCapture, CAPTURE_ARGS, "cycles_bits", 33,
      "cycles_bits must be an integer from 1 to 32, not 33"),
+    (ResultCapture, {**CAPTURE_ARGS, "cycles_bits": 20}, "last_bits", 21,
+     "last_bits must be an integer from 1 to 20, not 21"),
 ])
 def test_board_parts_refuse_bad_arguments(component, args, name, value, message):
     with pytest.raises(ValueError) as exc:

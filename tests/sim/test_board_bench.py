@@ -173,10 +173,12 @@ def test_link_rate_at_3_mbaud(tmp_path):
 @pytest.mark.parametrize("design, clk_hz, minimum", [
     (MNIST_CNN, 12_000_000, 300),  # the iCEBreaker at its oscillator
     (MNIST_MIXED, 36_000_000, 300),  # 34,848 cycles per inference: a 36 MHz PLL clock
+    (MNIST_MIXED, 12_000_000, 240),  # at 12 MHz its 14,184 cycles after the last byte cost
 ])
 def test_mnist_over_the_link_at_3_mbaud(tmp_path, design, clk_hz, minimum):
     """Issue 17's goal: MNIST designs at ≥ 300 inferences/s end to end over the link, in the
-    simulated board at 3 Mbaud; prints the measured rate."""
+    simulated board at 3 Mbaud (mnist_mixed from a 36 MHz clock; at the 12 MHz oscillator its
+    latency after the last byte holds it near 250/s); prints the measured rate."""
     net = load(design)
     x, _ = _test_split(net, 8)
     rate, responses, _ = link_rate(net, tmp_path, x, clk_hz=clk_hz, baud=FAST_BAUD)
