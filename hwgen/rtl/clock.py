@@ -21,6 +21,7 @@ is the platform's default clock: an oscillator pin, or on the UP5K the internal 
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from numbers import Real
@@ -422,19 +423,32 @@ def auto_request_hz(fmax_hz: float, *, margin: float = AUTO_MARGIN,
 
 
 def auto_clock(family: str, in_hz: int, fmax_hz: float, *, margin: float = AUTO_MARGIN,
-               tolerance: float = 0.0) -> tuple[float, Ice40PllConfig | Ecp5PllConfig | None]:
+               tolerance: float = 0.0, accept: Callable[[float], bool] | None = None
+               ) -> tuple[float, Ice40PllConfig | Ecp5PllConfig | None]:
     """``--clock-mhz auto``'s choice for a design measured at ``fmax_hz`` on an ``in_hz``
-    reference: the request (:func:`auto_request_hz`) and its :func:`clock_config` (``None``:
-    the oscillator itself, when it is the highest frequency not above the request). Raises
-    ValueError when neither the PLL nor the oscillator is at or below the request (the design
-    is slower than anything the board can clock it at)."""
+    reference: the request (:func:`auto_request_hz`) and the :func:`clock_config` of the
+    highest clock not above it that ``accept`` (a frequency in Hz → bool; default: any)
+    takes, such as one whose UART divisor is within tolerance (``None``: the oscillator
+    itself). Raises ValueError when no clock the PLL or the oscillator makes at or below the
+    request is accepted (the design is slower than anything the board can clock it at)."""
     request = auto_request_hz(fmax_hz, margin=margin, tolerance=tolerance)
-    try:
-        return request, clock_config(family, in_hz, request)
-    except ValueError as exc:
-        raise ValueError(f"fmax {_mhz(fmax_hz)} MHz leaves {_mhz(request)} MHz after the "
-                         f"margin, and {exc}; the {_mhz(in_hz)} MHz oscillator is faster "
-                         f"too") from None
+    ceiling, rejected = Fraction(request), []
+    while True:
+        try:
+            config = clock_config(family, in_hz, ceiling)
+        except ValueError as exc:
+            if rejected:
+                raise ValueError(f"no clock up to {_mhz(request)} MHz (fmax {_mhz(fmax_hz)} MHz "
+                                 f"less the margin) is accepted: {_mhz(rejected[0])} MHz … "
+                                 f"{_mhz(rejected[-1])} MHz are not, and {exc}") from None
+            raise ValueError(f"fmax {_mhz(fmax_hz)} MHz leaves {_mhz(request)} MHz after the "
+                             f"margin, and {exc}; the {_mhz(in_hz)} MHz oscillator is faster "
+                             f"too") from None
+        out = Fraction(in_hz) if config is None else config.out_exact
+        if accept is None or accept(float(out)):
+            return request, config
+        rejected.append(out)
+        ceiling = out - 1  # the next lower clock: distinct PLL outputs lie kHz apart
 
 
 def pll_reference(platform) -> str | None:

@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -293,16 +293,19 @@ class AutoClock:
     request is the basis fmax × (1 − ``margin``) / (1 + ``tolerance``)
     (:func:`hwgen.rtl.clock.auto_clock`), the basis being the first pass's lowest fmax over
     its seeds, then the last rebuild's shipped fmax, which was below its clock, so every step
-    is lower than the last. After ``rebuilds`` rebuilds without success, or when nothing the
-    board can clock is low enough, it raises :class:`ToolError`. :attr:`decisions` is
+    is lower than the last; of the clocks not above the request, the highest that ``accept``
+    takes (a frequency in Hz → bool: the build's UART rate within tolerance). After
+    ``rebuilds`` rebuilds without success, or when nothing the board can clock is low enough,
+    it raises :class:`ToolError`. :attr:`decisions` is
     report.json's ``auto_clock``; :attr:`final_pass` the pass that ships (1: the first).
     """
 
     def __init__(self, family: str, in_hz: int, *, margin: float | None = None,
-                 tolerance: float = 0.0, rebuilds: int = AUTO_REBUILDS):
+                 tolerance: float = 0.0, rebuilds: int = AUTO_REBUILDS,
+                 accept: Callable[[float], bool] | None = None):
         from ..rtl.clock import AUTO_MARGIN
 
-        self.family, self.in_hz, self.rebuilds = family, in_hz, rebuilds
+        self.family, self.in_hz, self.rebuilds, self.accept = family, in_hz, rebuilds, accept
         self.margin = AUTO_MARGIN if margin is None else margin
         self.final_pass: int | None = None
         self.decisions: dict = {"margin": self.margin, "oscillator_tolerance": tolerance,
@@ -350,7 +353,8 @@ class AutoClock:
             raise ToolError("timing: clock auto: nextpnr reported no fmax for the rebuild")
         try:
             request_hz, config = auto_clock(self.family, self.in_hz, basis_mhz * 1e6,
-                                            margin=self.margin, tolerance=self.tolerance)
+                                            margin=self.margin, tolerance=self.tolerance,
+                                            accept=self.accept)
         except ValueError as exc:
             raise ToolError(f"timing: clock auto: {exc}") from None
         request = round(request_hz / 1e6, 4)
@@ -376,9 +380,17 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
     the clock; the shipping pass's files are moved up into ``tmp``, the others keep their
     logs and reports. The report of that pass, with ``clock_mode`` and ``auto_clock``."""
     from ..rtl.clock import OSCILLATOR_TOLERANCE
+    from ..rtl.uart import uart_divisor
+
+    def uart_ok(hz: float) -> bool:
+        try:
+            uart_divisor(round(hz), baud)
+        except ValueError:
+            return False
+        return True
 
     say = log or (lambda line: None)
-    auto = AutoClock(info.family, info.clk_hz,
+    auto = AutoClock(info.family, info.clk_hz, accept=uart_ok,
                      tolerance=OSCILLATOR_TOLERANCE.get(info.platform().default_clk, 0.0))
     passes = [tmp / "auto-1"]
     passes[0].mkdir()

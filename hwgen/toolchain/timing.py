@@ -20,12 +20,19 @@ __all__ = ["critical_path", "component_of", "describe_path", "fmax_of", "seed_su
 
 #: Hierarchy prefixes of the board top that name no component of their own.
 _TOP_PREFIXES = ("logic.",)
+#: What nextpnr puts in front of a cell it adds for a net: a global buffer (``$gbuf_`` and the
+#: net's name) on iCE40.
+_PNR_PREFIXES = ("$gbuf_",)
 
 
 def component_of(cell: str) -> str:
     """The component a placed cell belongs to: its hierarchical name without the last part
     (the signal and the cell-type suffix nextpnr and Yosys add), without the board top's
-    wrapper; ``"top"`` for cells of the top module itself."""
+    wrapper and nextpnr's prefix for a global buffer it inserted on a net (the net's
+    component); ``"top"`` for cells of the top module itself."""
+    for prefix in _PNR_PREFIXES:
+        if cell.startswith(prefix):
+            cell = cell[len(prefix):]
     for prefix in _TOP_PREFIXES:
         if cell.startswith(prefix):
             cell = cell[len(prefix):]

@@ -548,6 +548,38 @@ def test_auto_clock_keeps_the_oscillator_or_refuses():
         "oscillator is faster too")
 
 
+def _uart_takes(baud: int):
+    """Whether a clock makes ``baud`` within the UART's 2 % (hwgen.rtl.uart.uart_divisor)."""
+    from hwgen.rtl.uart import uart_divisor
+
+    def takes(hz: float) -> bool:
+        try:
+            uart_divisor(round(hz), baud)
+        except ValueError:
+            return False
+        return True
+    return takes
+
+
+def test_auto_clock_skips_clocks_the_uart_cannot_divide():
+    """At 3 Mbaud (the iCEBreaker's link) 20.25 MHz is 3.6 % off (divisor 7), 18.75 and
+    18.375 MHz 4.2 and 2.1 % (divisor 6): the highest clock under 20.27 MHz that works is
+    18 MHz (divisor 6, exact); at 115200 baud 20.25 MHz is fine."""
+    request, config = auto_clock("ice40", 12 * MHZ, 20.9 * MHZ, accept=_uart_takes(3_000_000))
+    assert request == pytest.approx(20.273e6) and config.out_hz == 18e6
+    assert auto_clock("ice40", 12 * MHZ, 20.9 * MHZ,
+                      accept=_uart_takes(115_200))[1].out_hz == 20.25e6
+    # 17.2 · 0.97 = 16.68 MHz: the PLL's 16.5 … 16.125 MHz miss 3 Mbaud, the 12 MHz oscillator
+    # makes it (divisor 4)
+    assert auto_clock("ice40", 12 * MHZ, 17.2 * MHZ, accept=_uart_takes(3_000_000))[1] is None
+    with pytest.raises(ValueError) as exc:
+        auto_clock("ice40", 12 * MHZ, 17.2 * MHZ, accept=lambda hz: False)
+    assert str(exc.value) == (
+        "no clock up to 16.684 MHz (fmax 17.2 MHz less the margin) is accepted: 16.5 MHz … "
+        "12 MHz are not, and SB_PLL40 cannot make 12 MHz or less from 12 MHz; the lowest "
+        "frequency it reaches from there is 16.125 MHz")
+
+
 @pytest.mark.parametrize(("family", "fin", "outputs"), [
     ("ice40", 12 * MHZ, lambda: ice40_outputs(12 * MHZ)),
     ("ecp5", 25 * MHZ, lambda: ecp5_outputs(25 * MHZ))])

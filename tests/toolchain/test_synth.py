@@ -21,7 +21,7 @@ from hwgen.toolchain.synth import (
     check_seeds,
     clock_mode,
 )
-from hwgen.toolchain.timing import best_seed, describe_seeds, seed_summary
+from hwgen.toolchain.timing import best_seed, component_of, describe_seeds, seed_summary
 from hwgen.toolchain.tools import ToolError
 from tests.helpers import chain
 
@@ -289,6 +289,18 @@ def test_seed_figures():
         seed_summary([1, 2], [3.0])
 
 
+def test_cells_are_named_by_component():
+    """nextpnr's cell names (digits_bnn on the iCEBreaker) → the component on the path."""
+    assert component_of("logic.core.network.fc3.fifo.storage[1]_SB_DFFE_Q_4_DFFLC") == \
+        "core.network.fc3.fifo"
+    assert component_of("logic.core.serializer.pos_SB_DFFESR_Q_5_D_SB_LUT4_O_LC") == \
+        "core.serializer"
+    # a global buffer nextpnr put on a net of fc1 belongs to fc1
+    assert component_of("$gbuf_logic.core.network.fc1.acc_SB_DFFER_Q_E") == "core.network.fc1"
+    assert component_of("rx_buffer.buf0") == "rx_buffer"
+    assert component_of("clk_SB_LUT4_O_LC") == "top"
+
+
 def test_nextpnr_runs_in_its_seed_folder(tmp_path):
     """The inputs Yosys and Amaranth wrote are named from seed-N; the outputs stay there."""
     (tmp_path / "top.json").write_text("{}")
@@ -367,6 +379,24 @@ def test_auto_clock_at_the_oscillator():
         auto.measured(_rebuild(16.125, [15.9, 16.0]))
     with pytest.raises(ToolError, match="^timing: clock auto: fmax 11 MHz leaves 10.67 MHz "):
         AutoClock("ice40", 12_000_000).start(_first([11.0, 11.5]))
+
+
+def test_auto_clock_keeps_the_uart_in_tolerance():
+    """At 3 Mbaud the step down from a missed 21 MHz skips the clocks the UART cannot divide
+    within 2 % (20.25 … 18.375 MHz) for 18 MHz (divisor 6)."""
+    from hwgen.rtl.uart import uart_divisor
+
+    def takes(hz: float) -> bool:
+        try:
+            uart_divisor(round(hz), 3_000_000)
+        except ValueError:
+            return False
+        return True
+
+    auto = AutoClock("ice40", 12_000_000, accept=takes)
+    assert ice40_pll(12_000_000, auto.start(_first([21.69, 21.93])) * 1e6).out_hz == 21e6
+    auto.measured(_rebuild(21.0, [20.6, 20.9]))
+    assert auto.decisions["rebuilds"][-1] == {"requested_mhz": 20.273, "clock_mhz": 18.0}
 
 
 def test_auto_clock_on_the_hfosc():
