@@ -13,7 +13,7 @@ from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from hwgen.rtl.clock import PllClock
 from hwgen.toolchain.tools import ToolError, run_tool, tool_env
-from tests.rtl.test_clock import Counter
+from tests.rtl.test_clock import Counter, upduino
 
 MHZ = 1_000_000
 
@@ -63,6 +63,21 @@ def test_ulx3s_pll(tmp_path):
     assert "placed PLL 'clock.pll'" in log
     assert "constraining clock net 'clock.out' to 132.14 MHz" in log
     _clock(report, 925 / 7)
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_upduino_pll_from_the_hfosc(tmp_path):
+    """The UPduino's SB_HFOSC (12 MHz) feeds an SB_PLL40_CORE: nextpnr places both and derives
+    the reference's constraint. (The default run covers this path with tests/test_cli.py's
+    auto build on the UPduino.)"""
+    clock = PllClock("ice40", 12 * MHZ, 50 * MHZ)
+    report, log = build(upduino(), clock, tmp_path)
+    assert report["utilization"]["ICESTORM_PLL"]["used"] == 1
+    assert report["utilization"]["ICESTORM_HFOSC"]["used"] == 1
+    assert "Derived frequency constraint of 12.0 MHz for net clock.reference" in log
+    assert "constraining clock net 'clock.out' to 49.50 MHz" in log
+    _clock(report, 49.5)
 
 
 @pytest.mark.synth
