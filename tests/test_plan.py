@@ -137,23 +137,23 @@ def test_input_lanes_default():
 # --- latency ---------------------------------------------------------------------------------
 
 def test_latency_single_dense_then_argmax():
-    # input beat at 0; four output groups of SF = 1 at 0 + j + 1 + depth (depth 7: read,
-    # read data registered, dot product in two halves, accumulate, quantize, FIFO); argmax
-    # (one lane) two later: its input register and its compare
+    # input beat at 0; four output groups of SF = 1 at 0 + j + 1 + depth (depth 8: read,
+    # read data registered, dot product in two halves, accumulate, quantize, output
+    # registered, FIFO); argmax (one lane) two later: its input register and its compare
     p = plan(net_of(Input((16,), 1, lanes=16), Dense("fc", ones(4, 16), 8, simd=16),
                     Argmax()))
-    assert MVU_DEPTH == 7
-    assert p.latency == 4 + 7 + 2
+    assert MVU_DEPTH == 8
+    assert p.latency == 4 + 8 + 2
 
 
 def test_latency_through_converter():
-    # input beats 0..3 (2 lanes); A: 1 group, SF 4 → 3 + 4 + 7 = 14;
-    # 4 → 1 converter: beats at 15, 16, 17, 18; B: SF 4, 2 groups → 18 + 8 + 7 = 33.
+    # input beats 0..3 (2 lanes); A: 1 group, SF 4 → 3 + 4 + 8 = 15;
+    # 4 → 1 converter: beats at 16, 17, 18, 19; B: SF 4, 2 groups → 19 + 8 + 8 = 35.
     p = plan(net_of(Input((8,), 1, lanes=2), Dense("a", ones(4, 8), 1, pe=4, simd=2),
                     Dense("b", ones(2, 4), 4, simd=1)))
     assert [(c.in_lanes, c.out_lanes) for c in p.converters] == [(4, 1)]
-    assert p.converters[0].out_times([14]) == [15, 16, 17, 18]
-    assert p.latency == 33
+    assert p.converters[0].out_times([15]) == [16, 17, 18, 19]
+    assert p.latency == 35
     assert p.cycles_per_inference == 8
 
 

@@ -25,8 +25,8 @@ INPUT = "input"
 
 #: Cycles from a matrix-vector unit issuing its last step of an output group to that group
 #: appearing at its output (weight/buffer read, read data registered, dot product in two
-#: halves, accumulate, quantize, FIFO).
-MVU_DEPTH = 7
+#: halves, accumulate, quantize, output lanes registered, FIFO).
+MVU_DEPTH = 8
 
 #: Bit widths the memory report compares every layer's own widths with.
 COMPARE_BITS = (16, 8, 1)

@@ -208,7 +208,7 @@ class FoldedUnit(wiring.Component):
         wbits = self.weights.weight_bits
 
         if self.unrolled:
-            # The pipeline ``m`` (stages 1–5) advances while ``advance`` is high and freezes in
+            # The pipeline ``m`` (stages 0–5) advances while ``advance`` is high and freezes in
             # place otherwise; ``top`` holds the input register and the output buffer.
             top = Module()
             advance = Signal()
@@ -218,11 +218,15 @@ class FoldedUnit(wiring.Component):
                 top.d.sync += [x.eq(self.i_stream.payload.as_value()),
                                x_valid.eq(self.i_stream.valid)]
 
-            # Stage 1: the vector leaves the input register; the weight word is a constant.
+            # Stages 0 and 1: the vector leaves the input register through two registers (the
+            # folded pipeline's memory read and read data register); the weight word is a
+            # constant.
+            s0_valid, s0_word = Signal(), Signal(lanes * ebits)
             s1_valid, s1_first, s1_last = Signal(), Const(1), Const(1)
             s1_nf = Signal(range(nf_count))
             x_word = Signal(lanes * ebits)
-            m.d.sync += [s1_valid.eq(x_valid), x_word.eq(x)]
+            m.d.sync += [s0_valid.eq(x_valid), s0_word.eq(x),
+                         s1_valid.eq(s0_valid), x_word.eq(s0_word)]
             (word,), width = self._weight_words()
             w_word = Const(word, width)
         else:
@@ -366,16 +370,16 @@ class FoldedUnit(wiring.Component):
                                 s3_valid=s3_valid)
         out_bits = self.out_type.bits
 
+        # Stage 5: the output lanes registered, so the output stage's logic does not reach the
+        # output FIFO or buffer.
         packed = []
         for p, value in enumerate(lanes_out):
             lane = Signal(out_bits, name=f"out{p}")
-            m.d.comb += lane.eq(value)
+            m.d.sync += lane.eq(value)
             packed.append(lane)
+        data, valid = Cat(*packed), Signal(name="out_valid")
+        m.d.sync += valid.eq(out_valid)
         if self.unrolled:
-            # The lanes registered before the output buffer: the cycle the folded pipeline
-            # spends on registering its memories' read data (stage 1), so the depth is the same.
-            data, valid = Signal(len(Cat(*packed)), name="out_lanes"), Signal(name="out_valid")
-            m.d.sync += [data.eq(Cat(*packed)), valid.eq(out_valid)]
             output_buffer(top, self.o_stream, data, valid, advance)
             top.submodules.pipeline = EnableInserter(advance)(m)
             return top
@@ -383,7 +387,7 @@ class FoldedUnit(wiring.Component):
         # Output FIFO; ``pending`` counts groups issued and not yet read out.
         m.submodules.fifo = out_fifo = fifo.SyncFIFO(width=pe * out_bits, depth=self.fifo_depth)
         w = out_fifo.w_stream
-        m.d.comb += [w.valid.eq(out_valid), w.payload.eq(Cat(*packed))]
+        m.d.comb += [w.valid.eq(valid), w.payload.eq(data)]
         wiring.connect(m, out_fifo.r_stream, wiring.flipped(self.o_stream))
         o_fire = self.o_stream.valid & self.o_stream.ready
         issued = go & last_sf

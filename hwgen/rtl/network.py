@@ -35,8 +35,8 @@ class NetworkTop(wiring.Component):
 
     Networks with SPRAM weights (``weight_memory = "spram"``) have ports ``load_valid``,
     ``load_data`` (16 bits) and ``load_restart``: each cycle with ``load_valid`` writes the next
-    halfword of :func:`~hwgen.weight_image.spram_image`, the first one when ``load_restart`` is
-    high. ``spram_halfwords`` is the image's length in halfwords.
+    halfword of :func:`~hwgen.weight_image.spram_image` (into its unit's SPRAM one cycle
+    later), the first one when ``load_restart`` is high. ``spram_halfwords`` is the image's length in halfwords.
 
     The network is built as ``net_plan`` plans it (a build's one plan), or as
     :func:`hwgen.plan.plan` plans it with ``dsp_budget`` (the device's DSP multipliers, which
@@ -164,13 +164,15 @@ class NetworkTop(wiring.Component):
         return m
 
     def _route_load(self, m: Module) -> None:
-        """Hands each halfword of the load image to the unit whose range holds it."""
+        """Hands each halfword of the load image to the unit whose range holds it, one cycle
+        later (registered: the decoding does not reach the SPRAMs' address and write enable
+        in the same cycle)."""
         counter = Signal(range(self.spram_halfwords + 1))
         index = Mux(self.load_restart, 0, counter)
         with m.If(self.load_valid):
             m.d.sync += counter.eq(index + 1)
         for unit, base in self.spram_units:
             inside = (index >= base) & (index < base + unit.spram_halfwords)
-            m.d.comb += [unit.load_valid.eq(self.load_valid & inside),
+            m.d.sync += [unit.load_valid.eq(self.load_valid & inside),
                          unit.load_first.eq(index == base),
                          unit.load_data.eq(self.load_data)]

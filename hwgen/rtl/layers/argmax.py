@@ -18,8 +18,8 @@ class ArgmaxUnit(wiring.Component):
     """Index of the largest of ``in_type.size`` scores arriving ``lanes`` per beat.
 
     Ties go to the lowest index. A beat goes into an input register; with more than one lane
-    the beat's best lane (a tree that prefers the lower lane) is registered next; the last
-    stage compares it with the frame's best so far. The index leaves :attr:`latency` cycles
+    a tree of compares finds the beat's best lane (the lower lane on ties), each level a
+    registered stage; the last stage compares it with the frame's best so far. The index leaves :attr:`latency` cycles
     after the frame's last beat, through two output registers
     (:func:`~hwgen.rtl.stream.output_buffer`); the stages advance together, and stop only
     while both output registers are full and another index is done, so ``i_stream.ready``
@@ -74,8 +74,11 @@ class ArgmaxUnit(wiring.Component):
                          s1_last.eq(last), s1_base.eq(base),
                          s1_scores.eq(self.i_stream.payload)]
 
-        # Stage 2 (more than one lane): the beat's best lane, the lower lane on ties.
-        level = [(s1_scores[k], k) for k in range(self.lanes)]
+        # Stages 2 …: the beat's best lane by a tree of compares, one registered level per
+        # stage; the lower lane wins ties. Each entry is (value, index).
+        f_valid, f_first, f_last = s1_valid, s1_first, s1_last
+        level = [(s1_scores[k], s1_base + k) for k in range(self.lanes)]
+        depth = 0
         while len(level) > 1:
             nxt = []
             for i in range(0, len(level) - 1, 2):
@@ -84,16 +87,20 @@ class ArgmaxUnit(wiring.Component):
                 nxt.append((Mux(take_b, vb, va), Mux(take_b, ib, ia)))
             if len(level) % 2:
                 nxt.append(level[-1])
-            level = nxt
-        value, lane = level[0]
-        if self.lanes == 1:
-            f_valid, f_first, f_last, f_value, f_index = s1_valid, s1_first, s1_last, value, s1_base
-        else:
-            f_valid, f_first, f_last = Signal(), Signal(), Signal()
-            f_value, f_index = Signal.like(s1_scores[0]), Signal(range(size))
+            regs = []
+            for j, (value, index) in enumerate(nxt):
+                r_value = Signal.like(s1_scores[0], name=f"l{depth}_value{j}")
+                r_index = Signal(range(size), name=f"l{depth}_index{j}")
+                with m.If(advance):
+                    m.d.sync += [r_value.eq(value), r_index.eq(index)]
+                regs.append((r_value, r_index))
+            r_valid, r_first, r_last = (Signal(name=f"l{depth}_{n}")
+                                        for n in ("valid", "first", "last"))
             with m.If(advance):
-                m.d.sync += [f_valid.eq(s1_valid), f_first.eq(s1_first), f_last.eq(s1_last),
-                             f_value.eq(value), f_index.eq(s1_base + lane)]
+                m.d.sync += [r_valid.eq(f_valid), r_first.eq(f_first), r_last.eq(f_last)]
+            f_valid, f_first, f_last = r_valid, r_first, r_last
+            level, depth = regs, depth + 1
+        (f_value, f_index), = level
 
         # Last stage: the frame's best so far; after the frame's last beat its index goes
         # into the output registers.
