@@ -36,7 +36,8 @@ class NetworkTop(wiring.Component):
     Networks with SPRAM weights (``weight_memory = "spram"``) have ports ``load_valid``,
     ``load_data`` (16 bits) and ``load_restart``: each cycle with ``load_valid`` writes the next
     halfword of :func:`~hwgen.weight_image.spram_image` (into its unit's SPRAM one cycle
-    later), the first one when ``load_restart`` is high. ``spram_halfwords`` is the image's length in halfwords.
+    later), the first one when ``load_restart`` is high. ``spram_halfwords`` is the image's
+    length in halfwords.
 
     The network is built as ``net_plan`` plans it (a build's one plan), or as
     :func:`hwgen.plan.plan` plans it with ``dsp_budget`` (the device's DSP multipliers, which

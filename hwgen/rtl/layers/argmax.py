@@ -19,8 +19,8 @@ class ArgmaxUnit(wiring.Component):
 
     Ties go to the lowest index. A beat goes into an input register; with more than one lane
     a tree of compares finds the beat's best lane (the lower lane on ties), each level a
-    registered stage; the last stage compares it with the frame's best so far. The index leaves :attr:`latency` cycles
-    after the frame's last beat, through two output registers
+    registered stage; the last stage compares it with the frame's best so far. The index
+    leaves :attr:`latency` cycles after the frame's last beat, through two output registers
     (:func:`~hwgen.rtl.stream.output_buffer`); the stages advance together, and stop only
     while both output registers are full and another index is done, so ``i_stream.ready``
     depends on registers only and one beat per cycle is taken otherwise.
