@@ -7,6 +7,10 @@ into a log, and a failure raises :class:`ToolError` with the log's tail. The out
 follows :mod:`hwgen.outdir`'s rule: everything is built in a temporary sibling, renamed into
 place only when the bitstream and the report are complete; a failed build's folder is kept as
 ``<output>.failed`` for its logs, and an existing output folder is left as it was.
+
+Yosys runs once per clock, nextpnr once per placement seed (``seed-N/``, in parallel) and the
+best seed ships; ``clock_mhz="auto"`` (the default) measures fmax at the oscillator and
+rebuilds from the PLL under it (:class:`AutoClock` decides, ``auto-K/`` keeps each pass).
 """
 
 from __future__ import annotations
