@@ -187,8 +187,12 @@ class BoardCore(wiring.Component):
                      parser.crc.eq(crc.crc), serializer.crc.eq(crc.crc)]
         packer = BytePacker(p.input_type, p.input_lanes)
         top = NetworkTop(self.network, taps=True, net_plan=self.plan)
-        m.submodules.packer = ResetInserter(parser.abort)(packer)
-        m.submodules.network = ResetInserter(parser.abort)(top)
+        # the parser's abort, a cycle later from a register: it resets every flip-flop of the
+        # network, and its timeout comparisons stay out of that path
+        abort = Signal()
+        m.d.sync += abort.eq(parser.abort)
+        m.submodules.packer = ResetInserter(abort)(packer)
+        m.submodules.network = ResetInserter(abort)(top)
 
         # request bytes → parser → packer → network; parser → serializer → response bytes
         wiring.connect(m, wiring.flipped(self.i_stream), parser.i_stream)
@@ -201,7 +205,7 @@ class BoardCore(wiring.Component):
             parser.result_ready.eq(capture.ready),
             # the capture watches the network
             capture.new_request.eq(parser.new_request),
-            capture.abort.eq(parser.abort),
+            capture.abort.eq(abort),
             capture.beat.eq(top.i_stream.valid & top.i_stream.ready),
             capture.score_fire.eq(getattr(top, f"tap_{score_lp.name}_fire")),
             capture.score_beat.eq(getattr(top, f"tap_{score_lp.name}_payload")),

@@ -378,8 +378,9 @@ class ResponseSerializer(wiring.Component):
     ``o_stream`` beat.
 
     A response is taken from ``i_stream`` while none is being sent, and its payload must stay
-    as it is until ``done``; its first byte is offered the next cycle and ``done`` is high the
-    cycle its last byte (the CRC's high byte) leaves. Each byte is picked by the response's
+    as it is until ``done``; its first byte is offered two cycles later, each byte from a
+    register, the next one at the earliest the cycle after a byte leaves, and ``done`` is high
+    the cycle its last byte (the CRC's high byte) leaves. Each byte is picked by the response's
     kind and the byte's position from the constants (INFO_REPLY's figures, the lengths) and
     the ports below: a RESULT's class and cycle counts, then its scores, each sent from
     ``score`` (sign-extended to 32 bits) and moved on with one cycle of ``next_score`` after
@@ -481,23 +482,32 @@ class ResponseSerializer(wiring.Component):
         fields = self._fields(response)
         pos = Signal(range(max(len(f) for f in fields.values())))  # byte within the fields
         score_index = Signal(range(self.classes))
-        out = Signal(8)
+        # Each byte is picked (``nxt``) into a register the cycle before it is offered, so
+        # neither the UART nor the CRC sees the table's logic: a byte at most every 2 cycles.
+        nxt, out = Signal(8), Signal(8)
+        have = Signal()  # ``out`` holds a byte to send
+        in_crc = Signal()  # and that byte goes into the CRC
+        load = Signal()  # the next byte is picked this cycle
         fire = self.o_stream.valid & self.o_stream.ready
-        m.d.comb += [self.o_stream.payload.eq(out), self.crc_byte.eq(out),
-                     self.i_stream.ready.eq(~self.o_stream.valid)]
+        m.d.comb += [self.o_stream.payload.eq(out), self.o_stream.valid.eq(have),
+                     self.crc_byte.eq(out), self.crc_step.eq(fire & in_crc)]
+        with m.If(fire):
+            m.d.sync += have.eq(0)
+        with m.If(load):
+            m.d.sync += [out.eq(nxt), have.eq(1)]
         score = Cat(self.score, self.score[-1].replicate(32 - self.score_bits))
 
         with m.FSM(name="response"):
             with m.State("IDLE"):
+                m.d.comb += self.i_stream.ready.eq(1)
                 with m.If(self.i_stream.valid):
                     m.d.sync += pos.eq(0)
                     m.d.comb += self.crc_clear.eq(1)
                     m.next = "FIELDS"
             with m.State("FIELDS"):
-                m.d.comb += self.o_stream.valid.eq(1)
-                with m.If(fire):
-                    m.d.sync += pos.eq(pos + 1)
-                    m.d.comb += self.crc_step.eq(pos >= len(MAGIC))
+                m.d.comb += load.eq(~have)
+                with m.If(load):
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(pos >= len(MAGIC))]
                 # the header: the same for every kind but its command and length
                 header = HEADER_BYTES
                 with m.If(pos < header):
@@ -508,12 +518,12 @@ class ResponseSerializer(wiring.Component):
                                 first = next(iter(items.values()))
                                 if all(item is first or (isinstance(item, int) and item == first)
                                        for item in items.values()):
-                                    m.d.comb += out.eq(first)
+                                    m.d.comb += nxt.eq(first)
                                 else:
                                     with m.Switch(response.kind):
                                         for kind, item in items.items():
                                             with m.Case(kind):
-                                                m.d.comb += out.eq(item)
+                                                m.d.comb += nxt.eq(item)
                 with m.Switch(response.kind):
                     for kind, items in fields.items():
                         with m.Case(kind):
@@ -521,30 +531,32 @@ class ResponseSerializer(wiring.Component):
                                 with m.Switch(pos):
                                     for k, item in enumerate(items[header:], header):
                                         with m.Case(k):
-                                            m.d.comb += out.eq(item)
-                            with m.If(fire & (pos == len(items) - 1)):
+                                            m.d.comb += nxt.eq(item)
+                            with m.If(load & (pos == len(items) - 1)):
                                 m.d.sync += [pos.eq(0), score_index.eq(0)]
                                 m.next = "SCORES" if kind == Reply.RESULT else "CRC"
             with m.State("SCORES"):
-                m.d.comb += [self.o_stream.valid.eq(1), out.eq(score.word_select(pos[:2], 8))]
-                with m.If(fire):
-                    m.d.comb += self.crc_step.eq(1)
-                    m.d.sync += pos.eq(pos + 1)
+                m.d.comb += [load.eq(~have), nxt.eq(score.word_select(pos[:2], 8))]
+                with m.If(load):
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(1)]
                     with m.If(pos[:2] == 3):
                         m.d.comb += self.next_score.eq(1)
                         m.d.sync += [pos.eq(0), score_index.eq(score_index + 1)]
                         with m.If(score_index == self.classes - 1):
                             m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += [self.o_stream.valid.eq(1),
-                             out.eq(Mux(pos[0], self.crc[8:], self.crc[:8]))]
-                with m.If(fire):
-                    m.d.sync += pos.eq(pos + 1)
+                # picked once the last byte before it has left: the CRC includes it
+                m.d.comb += [load.eq(~have), nxt.eq(Mux(pos[0], self.crc[8:], self.crc[:8]))]
+                with m.If(load):
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(0)]
                     with m.If(pos[0]):
-                        m.d.comb += self.done.eq(1)
-                        with m.If(response.kind == Reply.RESULT):
-                            m.d.sync += self.last_class.eq(self.result_class)
-                        m.next = "IDLE"
+                        m.next = "LAST"
+            with m.State("LAST"):
+                with m.If(fire):
+                    m.d.comb += self.done.eq(1)
+                    with m.If(response.kind == Reply.RESULT):
+                        m.d.sync += self.last_class.eq(self.result_class)
+                    m.next = "IDLE"
         return m
 
 
