@@ -37,7 +37,8 @@ class SlidingWindow(wiring.Component):
 
     Rows are kept in a ring of :attr:`WindowGeometry.rows` rows in one memory. An output row
     starts once every image row it reads has been written; a new row is written once the row
-    it replaces is no longer read. One input beat and one output beat per cycle at most;
+    it replaces is no longer read. A beat read from the rows leaves through an output
+    register (one cycle). One input beat and one output beat per cycle at most;
     ``i_stream.ready`` and ``o_stream.valid`` depend on registered state only.
 
     Parameters
@@ -123,9 +124,14 @@ class SlidingWindow(wiring.Component):
                            init=-left * g.chunks)            # col_left·chunks
         col_addr = Signal.like(left_addr, init=-left * g.chunks)  # (col_left + kx)·chunks + chunk
 
+        # The beat read from the line buffer (``out_valid``, ``out_pad`` and the memory's
+        # read data) moves into an output register whenever that register is free or taken,
+        # so no read data reaches the next layer's logic in the cycle it leaves the memory.
         out_valid, out_pad = Signal(), Signal()
+        reg_valid, reg_data = Signal(), Signal(g.lanes * ebits)
+        reg_free = ~reg_valid | self.o_stream.ready
         advance = Signal()
-        m.d.comb += advance.eq((rows_in >= need) & (~out_valid | self.o_stream.ready))
+        m.d.comb += advance.eq((rows_in >= need) & (~out_valid | reg_free))
 
         # Only a padded side can put a window position outside the image (the geometry's
         # output size keeps every window inside the padded image), so only those are tested.
@@ -137,13 +143,13 @@ class SlidingWindow(wiring.Component):
         pad_word = 0
         for lane in range(g.lanes):
             pad_word |= (self.pad_code & ((1 << ebits) - 1)) << (lane * ebits)
-        m.d.comb += [
-            self.o_stream.valid.eq(out_valid),
-            self.o_stream.payload.eq(Mux(out_pad, pad_word, rd.data) if outside else rd.data),
-        ]
+        with m.If(reg_free):
+            m.d.sync += [reg_valid.eq(out_valid),
+                         reg_data.eq(Mux(out_pad, pad_word, rd.data) if outside else rd.data)]
+        m.d.comb += [self.o_stream.valid.eq(reg_valid), self.o_stream.payload.eq(reg_data)]
         with m.If(advance):
             m.d.sync += [out_valid.eq(1), out_pad.eq(pad)]
-        with m.Elif(self.o_stream.ready):
+        with m.Elif(reg_free):
             m.d.sync += out_valid.eq(0)
 
         last_chunk = chunk == g.chunks - 1
