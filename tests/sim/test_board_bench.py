@@ -165,6 +165,8 @@ def test_link_rate_at_3_mbaud(tmp_path):
     assert [(r.predicted, r.scores) for r in responses] == _golden(net, x)
     tail = after_last_beat(plan(net)) / CLK_HZ  # the network's latency after the last byte
     expected = 1 / (1 / line_rate(net, FAST_BAUD) + tail)
+    print(f"{net.name} at {CLK_HZ / 1e6:g} MHz, {FAST_BAUD} baud: {rate:.1f} inferences/s "
+          f"(the line alone {line_rate(net, FAST_BAUD):.1f}/s)")
     assert 0.97 * expected <= rate <= 1.01 * expected, (rate, expected)
     assert rate > 20 * line_rate(net, BAUD)  # 74 + 62 bytes: ~2,000/s, at 115200 baud 85/s
 
@@ -183,6 +185,8 @@ def test_mnist_over_the_link_at_3_mbaud(tmp_path, design, clk_hz, minimum):
     x, _ = _test_split(net, 8)
     rate, responses, _ = link_rate(net, tmp_path, x, clk_hz=clk_hz, baud=FAST_BAUD)
     assert [(r.predicted, r.scores) for r in responses] == _golden(net, x)
+    tail = sum(r.cycles_last for r in responses) / len(responses)
     print(f"{net.name} at {clk_hz / 1e6:g} MHz, {FAST_BAUD} baud: {rate:.1f} inferences/s "
-          f"(the line alone {line_rate(net, FAST_BAUD):.1f}/s)")
+          f"(the line alone {line_rate(net, FAST_BAUD):.1f}/s; {tail:,.0f} cycles from the "
+          f"last input beat to the class)")
     assert rate >= minimum
