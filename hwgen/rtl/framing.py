@@ -87,14 +87,27 @@ def _bytes_of(value: Value, count: int) -> list[Value]:
     return [v[8 * k:8 * k + 8] for k in range(count)]
 
 
-def _bad_load_length(length: Value) -> Value:
-    """A LOAD's 16-bit ``length`` is odd, below 6 or above 4 + MAX_LOAD_DATA (1028), written
-    as bit tests: comparisons with constants would cost a carry chain each."""
+def _load_length_low(low: Value) -> Value:
+    """What :func:`_bad_load_length_high` needs of a LOAD length's low byte, as 3 bits (taken
+    into registers with the byte, so the length's checks are shallow when its high byte
+    comes): odd; below 6 if the high byte is 0; its bits 2–7 above 4."""
     assert 4 + MAX_LOAD_DATA == 0b100_0000_0100
-    below_6 = (length[3:] == 0) & ~(length[1] & length[2])
-    above_1028 = (length[11:] != 0) | (length[10] & ((length[3:10] != 0)
-                                                     | (length[2] & (length[:2] != 0))))
-    return length[0] | below_6 | above_1028
+    return Cat(low[0], (low[3:] == 0) & ~(low[1] & low[2]),
+               (low[3:] != 0) | (low[2] & (low[:2] != 0)))
+
+
+def _bad_load_length_high(low_bits: Value, high: Value) -> Value:
+    """A LOAD's length is odd, below 6 or above 4 + MAX_LOAD_DATA (1028), from
+    :func:`_load_length_low` of its low byte and its high byte: bit tests, where comparisons
+    with constants would cost a carry chain each."""
+    odd, small, above_4 = low_bits[0], low_bits[1], low_bits[2]
+    above_1028 = (high[3:] != 0) | (high[2] & (above_4 | (high[:2] != 0)))
+    return odd | (small & (high == 0)) | above_1028
+
+
+def _bad_load_length(length: Value) -> Value:
+    """:func:`_bad_load_length_high` of a whole 16-bit length (for tests)."""
+    return _bad_load_length_high(_load_length_low(length[:8]), length[8:])
 
 
 class Crc16(wiring.Component):
@@ -223,7 +236,12 @@ class RequestParser(wiring.Component):
         error = response.code  # the ErrorCode found so far, 0 for none
         request_id = response.request_id  # 0 until the frame's id has been read
         version_ok = Signal()
-        low_byte = Signal(8)  # the low byte of the id, of the length, of the CRC
+        # the command decoded as it arrives (its byte is kept for the ERROR answer)
+        is_infer, is_info, is_load = Signal(), Signal(), Signal()
+        low_byte = Signal(8)  # the low byte of the id, of the length
+        # the length's low byte checked as it arrives: INFER's, INFO's (0) and LOAD's rules
+        low_infer, low_zero, low_load = Signal(), Signal(), Signal(3)
+        crc_low_ok = Signal()  # the CRC's low byte matched
         remaining = Signal(16)  # payload bytes still to come
         feed = Signal()  # this INFER's payload goes into the network
         weights_next = self.weights_next
@@ -237,8 +255,6 @@ class RequestParser(wiring.Component):
             m.d.sync += timer.eq(0)
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
-        is_infer, is_info, is_load = (command == Command.INFER, command == Command.INFO,
-                                      command == Command.LOAD)
 
         def reply(m, kind, code=None) -> None:
             m.d.sync += response.kind.eq(kind)
@@ -281,10 +297,15 @@ class RequestParser(wiring.Component):
             # the header bytes after the magic, each stored and added to the CRC
             for state, store, after in (
                     ("VERSION", version_ok.eq(byte == VERSION), "COMMAND"),
-                    ("COMMAND", command.eq(byte), "ID0"),
+                    ("COMMAND", [command.eq(byte), is_infer.eq(byte == Command.INFER),
+                                 is_info.eq(byte == Command.INFO),
+                                 is_load.eq(byte == Command.LOAD)], "ID0"),
                     ("ID0", low_byte.eq(byte), "ID1"),
                     ("ID1", request_id.eq(Cat(low_byte, byte)), "LENGTH0"),
-                    ("LENGTH0", low_byte.eq(byte), "LENGTH1")):
+                    ("LENGTH0", [low_byte.eq(byte),
+                                 low_infer.eq(byte == self.frame_bytes & 0xFF),
+                                 low_zero.eq(byte == 0), low_load.eq(_load_length_low(byte))],
+                     "LENGTH1")):
                 with m.State(state):
                     mid_frame()
                     with m.If(take):
@@ -294,8 +315,9 @@ class RequestParser(wiring.Component):
             with m.State("LENGTH1"):
                 mid_frame()
                 full = Cat(low_byte, byte)
-                bad_length = Mux(is_infer, full != self.frame_bytes,
-                                 Mux(is_info, full != 0, _bad_load_length(full)))
+                empty = low_zero & (byte == 0)
+                bad_length = Mux(is_infer, ~low_infer | (byte != self.frame_bytes >> 8),
+                                 Mux(is_info, ~empty, _bad_load_length_high(low_load, byte)))
                 with m.If(take):
                     m.d.comb += [self.new_request.eq(1), self.crc_step.eq(1)]
                     m.d.sync += remaining.eq(full)
@@ -314,7 +336,7 @@ class RequestParser(wiring.Component):
                     m.d.sync += feed.eq(version_ok & is_infer & ~bad_length
                                         & self.weights_loaded)
                     load.header(m)
-                    with m.If(full == 0):
+                    with m.If(empty):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
@@ -331,13 +353,13 @@ class RequestParser(wiring.Component):
                         m.next = "CRC0"
             with m.State("CRC0"):
                 mid_frame()
-                with m.If(take):
-                    m.d.sync += low_byte.eq(byte)
+                with m.If(take):  # the CRC is checked a byte at a time
+                    m.d.sync += crc_low_ok.eq(byte == self.crc[:8])
                     m.next = "CRC1"
             with m.State("CRC1"):
                 mid_frame()
                 with m.If(take):
-                    with m.If(Cat(low_byte, byte) != self.crc):
+                    with m.If(~crc_low_ok | (byte != self.crc[8:])):
                         # an INFER's BAD_CRC still waits for its result
                         reply(m, Reply.ERROR, ErrorCode.BAD_CRC)
                         load.abort(m)  # the stores took bad data
