@@ -405,10 +405,10 @@ class ResponseSerializer(wiring.Component):
     the cycle its last byte (the CRC's high byte) leaves. Each byte is picked by the response's
     kind and the byte's position from the constants (INFO_REPLY's figures, the lengths) and
     the ports below: a RESULT's class and cycle counts, then its scores, each sent from
-    ``score`` (sign-extended to 32 bits) and moved on with one cycle of ``next_score`` after
-    its fourth byte; an INFO_REPLY's or LOAD_REPLY's ``weights_next`` and ``weights_loaded``.
-    These are read as their bytes leave. The CRC is computed in the shared :class:`Crc16`
-    (``crc_clear``, ``crc_step`` with the byte leaving, ``crc``).
+    ``score`` (sign-extended to 32 bits) and moved on with one cycle of ``next_score`` the
+    cycle after its fourth byte is picked; an INFO_REPLY's or LOAD_REPLY's ``weights_next``
+    and ``weights_loaded``. These are read as their bytes leave. The CRC is computed in the
+    shared :class:`Crc16` (``crc_clear``, ``crc_step`` with the byte leaving, ``crc``).
 
     Parameters
     ----------
@@ -518,6 +518,8 @@ class ResponseSerializer(wiring.Component):
         with m.If(load):
             m.d.sync += [out.eq(nxt), have.eq(1)]
         score = Cat(self.score, self.score[-1].replicate(32 - self.score_bits))
+        # from a register: it enables every score flip-flop of the capture
+        m.d.sync += self.next_score.eq(0)
 
         with m.FSM(name="response"):
             with m.State("IDLE"):
@@ -562,7 +564,7 @@ class ResponseSerializer(wiring.Component):
                 with m.If(load):
                     m.d.sync += [pos.eq(pos + 1), in_crc.eq(1)]
                     with m.If(pos[:2] == 3):
-                        m.d.comb += self.next_score.eq(1)
+                        m.d.sync += self.next_score.eq(1)
                         m.d.sync += [pos.eq(0), score_index.eq(score_index + 1)]
                         with m.If(score_index == self.classes - 1):
                             m.next = "CRC"
