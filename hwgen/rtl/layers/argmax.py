@@ -19,8 +19,9 @@ class ArgmaxUnit(wiring.Component):
 
     Ties go to the lowest index. A beat goes into an input register; with more than one lane
     a tree of compares finds the beat's best lane (the lower lane on ties), each level a
-    registered stage; the last stage compares it with the frame's best so far. The index
-    leaves :attr:`latency` cycles after the frame's last beat, through two output registers
+    registered stage; the next compares it with the frame's best so far, whose index goes to
+    the output the cycle after. The index leaves :attr:`latency` cycles after the frame's
+    last beat, through two output registers
     (:func:`~hwgen.rtl.stream.output_buffer`); the stages advance together, and stop only
     while both output registers are full and another index is done, so ``i_stream.ready``
     depends on registers only and one beat per cycle is taken otherwise.
@@ -102,16 +103,18 @@ class ArgmaxUnit(wiring.Component):
             level, depth = regs, depth + 1
         (f_value, f_index), = level
 
-        # Last stage: the frame's best so far; after the frame's last beat its index goes
-        # into the output registers.
+        # Compare stage: the frame's best so far; the cycle after a frame's last beat its
+        # best index (a register) goes into the output registers.
         best_value = Signal.like(s1_scores[0])
         best_index = Signal(range(size))
+        done = Signal()
         better = f_first | (f_value > best_value)
-        new_index = Mux(better, f_index, best_index)
+        with m.If(advance):
+            m.d.sync += done.eq(f_valid & f_last)
         with m.If(advance & f_valid):
             m.d.sync += [best_value.eq(Mux(better, f_value, best_value)),
-                         best_index.eq(new_index)]
-        output_buffer(m, self.o_stream, new_index, f_valid & f_last, advance)
+                         best_index.eq(Mux(better, f_index, best_index))]
+        output_buffer(m, self.o_stream, best_index, done, advance)
         return m
 
 
