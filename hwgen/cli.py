@@ -196,7 +196,8 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
 
 
 def cmd_boards(args) -> int:
-    """``hwgen boards``: the supported boards, their FPGA, resources, clock and UART."""
+    """``hwgen boards``: the supported boards, their FPGA, resources, clock and UART, with the
+    link's default rate (``baud``) and the fastest its USB-UART carries (``max_baud``)."""
     from .toolchain.boards import BOARDS
 
     rows = []
@@ -206,19 +207,20 @@ def cmd_boards(args) -> int:
                      "package": b.package,
                      **{k: b.resources.get(k) for k in ("lcs", "lut4", "ffs", "bram", "spram",
                                                         "dsp")},
-                     "clock_mhz": b.clock_mhz,
+                     "clock_mhz": b.clock_mhz, "baud": b.baud, "max_baud": b.max_baud,
                      "uart": {"resource": list(b.uart), **pins, "host": b.uart_host},
                      "description": b.description})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'board':20s} {'FPGA':19s} {'logic':>11s} {'BRAM':>4s} {'SPRAM':>5s} {'DSP':>3s} "
-          f"{'clock':>7s}  UART")
+          f"{'clock':>7s} {'baud':>9s}  UART")
     for r in rows:
         logic = f"{r['lcs']:,} LC" if r["lcs"] else f"{r['lut4']:,} LUT4"
         uart = r["uart"]
         print(f"{r['name']:20s} {r['device'] + '-' + r['package']:19s} {logic:>11s} "
-              f"{r['bram']:4d} {r['spram']:5d} {r['dsp']:3d} {r['clock_mhz']:3g} MHz  "
+              f"{r['bram']:4d} {r['spram']:5d} {r['dsp']:3d} {r['clock_mhz']:3g} MHz "
+              f"{r['baud']:9,d}  "
               f"rx {uart['rx']}, tx {uart['tx']}: {uart['host']}")
     return 0
 
@@ -563,8 +565,9 @@ def _add_clock_options(p) -> None:
                    help="place and route with nextpnr seeds 1 to N, in parallel up to the CPU "
                    "count, and ship the best (default 3; fmax moves by a few percent from "
                    "seed to seed)")
-    p.add_argument("--baud", type=_BAUD, default=115200, metavar="N",
-                   help="UART bit rate of the board top (default 115200)")
+    p.add_argument("--baud", type=_BAUD, default=None, metavar="N",
+                   help="UART bit rate of the board top (default: the board's link rate; see "
+                   "hwgen boards)")
 
 
 def cmd_flow(args) -> int:
@@ -612,6 +615,8 @@ def cmd_run(args) -> int:
 
     network = _load(args.spec)
     known = find_board(args.board) if args.board is not None else None
+    baud = args.baud if args.baud is not None else (known.baud if known is not None else
+                                                    runtime.DEFAULT_BAUD)
     if not isinstance(network.layers[-1], Argmax):
         raise UsageError(f"network {network.name!r} does not end in argmax; a board cannot "
                          f"run it")
@@ -620,9 +625,9 @@ def cmd_run(args) -> int:
                 check_output_file(args.json, "--json", _is_run_result))
     frame = runtime.infer_frame_bytes(network)
     if args.dry_run:
-        seconds = len(x) * frame * 10 / args.baud
+        seconds = len(x) * frame * 10 / baud
         print(f"would send {len(x)} INFER frame(s) of {frame} bytes from {where} to "
-              f"{args.port} at {args.baud} baud (at least {seconds:.2f} s on the line), after "
+              f"{args.port} at {baud} baud (at least {seconds:.2f} s on the line), after "
               f"INFO and, if the board asks for them, the SPRAM weights")
         return 0
     each = args.verbose or len(x) <= 20
@@ -639,14 +644,15 @@ def cmd_run(args) -> int:
             bar.update(i + 1)
 
     try:
-        with runtime.Board(args.port, baud=args.baud, timeout=args.timeout,
+        with runtime.Board(args.port, baud=baud, timeout=args.timeout,
                            network=network) as b:
             info = b.check_network()
             print(f"{args.port}: {network.name} (network 0x{info.network_id:08x}), "
                   f"{info.clock_hz / 1e6:g} MHz, {info.baud} baud")
-            if known is not None and info.clock_hz != known.clk_hz:
-                print(f"note: the board reports a {info.clock_hz / 1e6:g} MHz clock; "
-                      f"{known.name} runs at {known.clock_mhz:g} MHz")
+            if known is not None and not _board_makes(known, info.clock_hz):
+                print(f"note: the board reports a {info.clock_hz / 1e6:g} MHz clock, which "
+                      f"neither {known.name}'s {known.clock_mhz:g} MHz oscillator nor its PLL "
+                      f"makes")
             if not info.weights_loaded:
                 print(f"loading {info.weight_bytes:,} bytes of SPRAM weights")
                 bar = runtime.ProgressBar(info.weight_bytes)
@@ -672,7 +678,12 @@ def cmd_run(args) -> int:
         print(f"accuracy: {summary['accuracy']:.4f} ({summary['correct']}/{len(labels)})")
     print(f"host latency per inference: mean {ms['mean']:.2f} ms, p50 {ms['p50']:.2f} ms, "
           f"max {ms['max']:.2f} ms")
-    print(f"throughput: {summary['inferences_per_second']:,.1f} inferences/s")
+    link, own = summary["link"], summary["network_inferences_per_second"]
+    print(f"throughput: {summary['inferences_per_second']:,.1f} inferences/s over the link"
+          + (f" (the line carries {link['line_inferences_per_second']:,.1f}/s at "
+             f"{link['baud']:,} baud)" if link is not None else ""))
+    if own is not None:
+        print(f"the network alone: {own:,.1f} inferences/s at {info.clock_hz / 1e6:g} MHz")
     cycles = summary["cycles_last_mean"]
     print(f"board cycles from the last input byte to the class: mean {cycles:,.1f} "
           f"({cycles / info.clock_hz * 1e6:,.1f} µs at {info.clock_hz / 1e6:g} MHz)")
@@ -691,7 +702,7 @@ def cmd_run(args) -> int:
         del summary["correct"]
         doc = {
             "network": network.name, "network_id": info.network_id, "port": args.port,
-            "board": args.board, "baud": args.baud, "inputs": where, **summary,
+            "board": args.board, "baud": baud, "inputs": where, **summary,
             "results": [{"predicted": r.predicted, "scores": list(r.scores),
                          "cycles_first": r.cycles_first, "cycles_last": r.cycles_last,
                          "latency_ms": seconds * 1e3}
@@ -702,6 +713,19 @@ def cmd_run(args) -> int:
         write_file(json_out, json.dumps(doc, indent=2) + "\n")
         print(f"results: {json_out}")
     return 1 if report.mismatches else 0
+
+
+def _board_makes(known, clock_hz: int) -> bool:
+    """Whether ``known`` (a board) runs at ``clock_hz`` (as INFO reports it, rounded to the
+    hertz): its oscillator, or a clock its PLL makes from it (``--clock-mhz auto`` or MHZ)."""
+    from .rtl.clock import clock_config
+
+    try:
+        config = clock_config(known.family, known.clk_hz, clock_hz + 1)
+    except ValueError:
+        return False
+    made = known.clk_hz if config is None else config.out_hz
+    return abs(made - clock_hz) <= 1
 
 
 def _is_run_result(path: Path) -> bool:
@@ -778,7 +802,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("boards", help="list the supported boards",
                        description="The boards hwgen builds for: FPGA, logic cells or LUT4s, "
-                       "block RAMs, SPRAMs, DSPs, the oscillator and where the UART is.")
+                       "block RAMs, SPRAMs, DSPs, the oscillator, the link's default baud rate "
+                       "and where the UART is.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_boards)
 
@@ -873,16 +898,17 @@ def parser() -> argparse.ArgumentParser:
                        "framed UART protocol, docs/protocol.md): check that the board runs "
                        "SPEC, load SPRAM weights if it asks for them, print each prediction "
                        "(or a progress bar above 20 inputs), then accuracy, latency, "
-                       "throughput and board cycles. Exits 1 when the link fails or --check "
+                       "inferences/s over the link beside the network's own rate, and board "
+                       "cycles. Exits 1 when the link fails or --check "
                        "finds a mismatch.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--port", required=True, metavar="PORT",
                    help="serial device, e.g. /dev/ttyUSB1 (iCEBreaker: the second FTDI "
                    "interface) or COM4")
-    p.add_argument("--board", metavar="BOARD", help=f"one of: {boards}; optional: only checks "
-                   "the clock the board reports")
-    p.add_argument("--baud", type=_BAUD, default=115200,
-                   help="the board's UART rate (default 115200, as hwgen build)")
+    p.add_argument("--board", metavar="BOARD", help=f"one of: {boards}; optional: gives the "
+                   "default --baud and checks the clock the board reports")
+    p.add_argument("--baud", type=_BAUD, default=None, metavar="N",
+                   help="the board's UART rate (default: --board's link rate, else 115200)")
     p.add_argument("--inputs", metavar="X.npy", help="input values (N × input shape); "
                    "default: the spec's [dataset] test split, else random inputs")
     p.add_argument("--labels", metavar="Y.npy", help="labels for --inputs (prints accuracy)")

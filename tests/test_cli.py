@@ -521,6 +521,46 @@ def test_build_auto_clock_on_the_upduino(mini_spec, tmp_path, capsys):
     assert "clock auto: first pass at the 12 MHz oscillator" in printed
 
 
+def test_build_runs_the_boards_baud_by_default(mini_spec, tmp_path, capsys, monkeypatch):
+    """Without --baud the board top runs the board's link rate (report.json's ``uart``), with
+    --baud the rate given (no tools run: the passes are stubbed)."""
+    from tests.toolchain.test_synth import _stub_synthesize
+
+    _stub_synthesize(monkeypatch, passes := [])
+    out = tmp_path / "b"
+    assert main(["build", str(mini_spec), "--board", "ulx3s-85f", "--seeds", "1",
+                 "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["uart"]["baud"] == 1_000_000 and report["clock_mode"] == "auto"
+    assert [baud for _, baud in passes] == [1_000_000, 1_000_000]
+    assert main(["build", str(mini_spec), "--board", "ulx3s-85f", "--seeds", "1",
+                 "--clock-mhz", "osc", "--baud", "115200", "-o", str(out)]) == 0
+    assert json.loads((out / "report.json").read_text())["uart"]["baud"] == 115200
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", ["build", "flow"])
+def test_a_baud_the_board_cannot_make_is_one_line(mini_spec, monkeypatch, command):
+    _no_work(monkeypatch)
+    assert _refused([command, mini_spec, "--board", "ulx3s-85f", "--baud", "3000000"]) == (
+        "hwgen: error: ulx3s-85f: baud 3000000 from a 25000000 Hz clock is off by 4.2% "
+        "(divisor 8 gives 3125000 baud); at most 2% is accepted; at 25 MHz the fastest rate "
+        "that works is 1500000")
+    assert _refused([command, mini_spec, "--board", "icebreaker", "--baud", "4000000"]) == (
+        "hwgen: error: icebreaker: baud 4000000 is more than its USB-UART (FTDI FT2232H "
+        "channel B (its second serial port)) carries reliably, 3000000; the default is 3000000")
+
+
+@pytest.mark.parametrize("options, baud", [([], 115200), (["--board", "icebreaker"], 3_000_000),
+                                           (["--board", "ulx3s-85f"], 1_000_000),
+                                           (["--board", "icebreaker", "--baud", "9600"], 9600),
+                                           (["--baud", "57600"], 57600)])
+def test_run_baud_defaults_to_the_boards(mini_spec, capsys, options, baud):
+    assert main(["run", str(mini_spec), "--port", "/nonexistent/tty", "--dry-run",
+                 *options]) == 0
+    assert f" to /nonexistent/tty at {baud} baud " in capsys.readouterr().out
+
+
 def test_flow_clock_the_pll_cannot_make_refused_before_simulating(mini_spec, capsys,
                                                                    monkeypatch):
     _no_work(monkeypatch)

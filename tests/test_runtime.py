@@ -539,7 +539,9 @@ def test_run_defaults_to_the_test_split_and_loads_spram_weights(digits, monkeypa
     import hwgen.weight_image
 
     monkeypatch.setattr(hwgen.weight_image, "spram_image", lambda n: bytes(range(8)))
-    script = [(info_request(1), info_reply(info_for(network, weight_bytes=8), 1)),
+    # --board ulx3s-85f: its 1 Mbaud link rate is the default --baud
+    info = info_for(network, weight_bytes=8, baud=1_000_000)
+    script = [(info_request(1), info_reply(info, 1)),
               (protocol.load_request(0, bytes(range(8)), request_id=2), load_reply(8, True, 2))]
     script += infers(network, x[:2], results[:2], 3)
     with scripted(script) as port:
@@ -547,8 +549,35 @@ def test_run_defaults_to_the_test_split_and_loads_spram_weights(digits, monkeypa
                      "ulx3s-85f"]) == 0
     text = capsys.readouterr().out
     assert "loading 8 bytes of SPRAM weights" in text
-    assert "note: the board reports a 12 MHz clock; ulx3s-85f runs at 25 MHz" in text
+    # 12 MHz is neither the ULX3S's 25 MHz oscillator nor anything its PLL makes from it
+    assert ("note: the board reports a 12 MHz clock, which neither ulx3s-85f's 25 MHz "
+            "oscillator nor its PLL makes") in text
     assert "accuracy: 1.0000 (2/2)" in text and "digits_bnn.test.npz" in text
+
+
+@pytest.mark.parametrize("board, clock_hz", [("icebreaker", 12_000_000),
+                                             ("icebreaker", 20_250_000),
+                                             ("ulx3s-85f", 96_875_000)])
+def test_run_takes_a_pll_clock_and_prints_both_rates(digits, arrays, capsys, board, clock_hz):
+    """A clock the board's PLL makes (``--clock-mhz auto`` builds) is no surprise; the
+    summary gives inferences/s over the link beside what the line carries at that baud and
+    the network's own rate at the board's clock."""
+    from hwgen.toolchain.boards import board as find_board
+
+    network, x, _, results = digits
+    baud = find_board(board).baud
+    script = [(info_request(1), info_reply(info_for(network, clock_hz=clock_hz, baud=baud), 1))]
+    script += infers(network, x[:3], results[:3], 2)
+    with scripted(script) as port:
+        assert main(["run", str(DIGITS), "--port", port, "--inputs", arrays[0],
+                     "--board", board]) == 0
+    text = capsys.readouterr().out
+    assert "note:" not in text
+    line = next(t for t in text.splitlines() if t.startswith("throughput: "))
+    assert line.endswith(f" inferences/s over the link (the line carries "
+                         f"{baud / 10 / (74 + 62):,.1f}/s at {baud:,} baud)")
+    assert (f"the network alone: {clock_hz / 256:,.1f} inferences/s at {clock_hz / 1e6:g} MHz"
+            in text.splitlines())
 
 
 def test_run_refuses_a_board_with_another_network(digits, arrays, capsys):

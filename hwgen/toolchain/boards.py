@@ -41,11 +41,12 @@ class Board:
     ``resources`` counts the FPGA's primitives by hwgen's report names: ``lcs`` (iCE40 logic
     cells, each a LUT4 and a flip-flop) or ``lut4`` (ECP5 LUT4s), ``ffs``, ``bram`` (iCE40
     SB_RAM40_4K or ECP5 DP16KD), ``spram`` (UP5K SB_SPRAM256KA) and ``dsp`` (SB_MAC16 or
-    MULT18X18D). ``clock_mhz`` is the oscillator (the platform's default clock), which the
-    design runs at unless ``hwgen build --clock-mhz`` asks for the PLL. ``uart`` is the
+    MULT18X18D). ``clock_mhz`` is the oscillator (the platform's default clock): a build's
+    first pass runs at it and ``hwgen build --clock-mhz auto`` (the default) then picks a PLL
+    clock under the measured fmax; ``--clock-mhz osc`` stays at it. ``uart`` is the
     platform resource (name, number) with ``rx`` and ``tx`` that the board top requests;
     ``uart_host`` says how it reaches the host. ``baud`` is the link's default rate: the
-    fastest that the board's USB-UART carries reliably and its default clock makes exactly;
+    fastest that the board's USB-UART carries reliably and its oscillator makes exactly;
     ``max_baud`` the fastest the USB-UART carries at all (``None`` for an adapter of the
     user's choice); docs/boards.md gives the sources.
     """
@@ -62,8 +63,6 @@ class Board:
     uart: tuple[str, int] = ("uart", 0)
     extra_resources: tuple = ()
     platform_settings: tuple = ()
-    #: The clock a build runs at without --clock-mhz (through the PLL); None: the oscillator.
-    default_clock_mhz: float | None = None
     #: The link's default rate (``hwgen build --baud``, ``hwgen run --baud``).
     baud: int = 115_200
     #: The fastest rate the board's USB-UART carries reliably; None: an external adapter.
@@ -82,12 +81,6 @@ class Board:
     @property
     def clk_hz(self) -> int:
         return round(self.clock_mhz * 1e6)
-
-    @property
-    def default_clk_hz(self) -> int:
-        """The clock a build runs at by default (the PLL's, or the oscillator)."""
-        mhz = self.default_clock_mhz if self.default_clock_mhz is not None else self.clock_mhz
-        return round(mhz * 1e6)
 
     def fastest_baud(self, clk_hz: int) -> int:
         """The fastest of :data:`LINK_BAUDS` up to ``max_baud`` (up to ``baud`` for an adapter)
@@ -198,11 +191,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
       for size, cls in ((25, OrangeCrabR0_2_25FPlatform), (85, OrangeCrabR0_2_85FPlatform))],
     *[_board(f"ecpix5-{size}f", cls, "ecp5", _ECP5[size], 100.0,
              "FTDI FT2232H channel B (its second serial port)",
-             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator "
-             f"(designs run at 50 MHz from the PLL unless --clock-mhz says otherwise), "
+             f"LambdaConcept ECPIX-5 {size}F: LFE5UM5G-{size}F-8BG554, 100 MHz oscillator, "
              f"4 RGB LEDs",
-             default_clock_mhz=50.0,
-             # 50 MHz makes 2 Mbaud exactly (divisor 25), 3 Mbaud 2.0 % slow (17)
+             # 100 MHz makes 2 Mbaud exactly (divisor 50), 3 Mbaud only 1.0 % fast (33)
              **{**_FT2232H, "baud": 2_000_000})
       for size, cls in ((45, ECPIX545Platform), (85, ECPIX585Platform))],
 ]}

@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -165,11 +166,12 @@ def clock_mode(info: Board, clock_mhz: ClockRequest) -> float | str:
 
 
 def check_build(network: Network, board_name: str, *, clock_mhz: ClockRequest = None,
-                baud: int = 115200, seeds: Sequence[int] = DEFAULT_SEEDS) -> Board:
+                baud: int | None = None, seeds: Sequence[int] = DEFAULT_SEEDS) -> Board:
     """Everything :func:`build` refuses before it starts, checked in a moment: the board, the
-    network on the board top, its SPRAMs and DSPs, the clock and the UART rate
-    (:class:`BoardError`), the seeds (ValueError) and the tools (:class:`ToolError`). Returns
-    the board."""
+    network on the board top, its SPRAMs and DSPs, the clock and the UART rate (``baud``,
+    default the board's link rate :attr:`Board.baud`, which its USB-UART must carry and the
+    clock make within 2 %: :meth:`Board.check_baud`) (:class:`BoardError`), the seeds
+    (ValueError) and the tools (:class:`ToolError`). Returns the board."""
     return _checked(network, board_name, clock_mhz=clock_mhz, baud=baud, seeds=seeds)[0]
 
 
@@ -179,14 +181,16 @@ def board_plan(network: Network, info: Board) -> NetworkPlan:
     return plan(network, info.resources.get("dsp", 0))
 
 
-def _checked(network: Network, board_name: str, *, clock_mhz: ClockRequest, baud: int,
-             seeds: Sequence[int]) -> tuple[Board, NetworkPlan, float | str, tuple[int, ...]]:
-    """:func:`check_build`'s checks; the board, the build's one plan, its clock mode and
-    seeds."""
+def _checked(network: Network, board_name: str, *, clock_mhz: ClockRequest,
+             baud: int | None, seeds: Sequence[int]
+             ) -> tuple[Board, NetworkPlan, float | str, tuple[int, ...], int]:
+    """:func:`check_build`'s checks; the board, the build's one plan, its clock mode, seeds
+    and UART rate (``baud``, or the board's when ``None``)."""
     from ..rtl.board import check_network
 
     seeds = check_seeds(seeds)
     info = board(board_name)
+    baud = info.baud if baud is None else baud
     try:
         check_network(network)
     except ValueError as exc:
@@ -197,21 +201,22 @@ def _checked(network: Network, board_name: str, *, clock_mhz: ClockRequest, baud
     mode = clock_mode(info, clock_mhz)
     try:  # checked before the board top exists (an unused Elaboratable warns)
         from ..rtl.clock import clock_config
-        from ..rtl.uart import uart_divisor
 
         # auto's first pass runs at the oscillator; a faster clock only divides the UART finer
         config = (None if isinstance(mode, str) else
                   clock_config(info.family, info.clk_hz, mode * 1e6))
-        uart_divisor(info.clk_hz if config is None else round(config.out_hz), baud)
     except ValueError as exc:
         raise BoardError(f"cannot build for {board_name}: {exc}") from None
+    # BoardError naming the board and the rate, with the fastest rate that works
+    info.check_baud(baud, info.clk_hz if config is None else round(config.out_hz))
     tool_env(_FAMILY_TOOLS[info.family])
-    return info, net_plan, mode, seeds
+    return info, net_plan, mode, seeds, baud
 
 
 def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
-          clock_mhz: ClockRequest = None, baud: int = 115200, log=None, force: bool = False,
-          report_extra: dict | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
+          clock_mhz: ClockRequest = None, baud: int | None = None, log=None,
+          force: bool = False, report_extra: dict | None = None,
+          seeds: Sequence[int] = DEFAULT_SEEDS,
           jobs: int | None = None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
@@ -231,14 +236,17 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     first, then from the PLL at the highest frequency under the first pass's fmax with a
     margin (:func:`hwgen.rtl.clock.auto_clock`), stepping down at most
     :data:`AUTO_REBUILDS` times until the shipped seed meets it (``auto_clock`` in the
-    report). The build fails when the shipped seed's fmax is below the clock. Raises
-    :class:`BoardError` for an unknown board, a clock the PLL cannot make or a network the
-    board top cannot serve, ValueError for bad seeds, :class:`ToolError` when a tool is
-    missing or fails or timing is not met. ``log`` (a callable taking a line) hears about
-    each step.
+    report). ``baud``: the board top's UART rate, by default the board's link rate
+    (:attr:`Board.baud`, ``hwgen boards``); every clock auto chooses makes it within 2 %
+    (``uart`` in the report gives it with the frames' sizes). The build fails when the
+    shipped seed's fmax is below the clock. Raises :class:`BoardError` for an unknown board,
+    a clock the PLL cannot make, a rate the board's USB-UART does not carry or the clock does
+    not make, or a network the board top cannot serve, ValueError for bad seeds,
+    :class:`ToolError` when a tool is missing or fails or timing is not met. ``log`` (a
+    callable taking a line) hears about each step.
     """
-    info, net_plan, mode, seeds = _checked(network, board_name, clock_mhz=clock_mhz,
-                                           baud=baud, seeds=seeds)
+    info, net_plan, mode, seeds, baud = _checked(network, board_name, clock_mhz=clock_mhz,
+                                                 baud=baud, seeds=seeds)
     if isinstance(out_dir, OutputDir):
         out = out_dir
     else:
@@ -312,6 +320,8 @@ class AutoClock:
         self.family, self.in_hz, self.rebuilds, self.accept = family, in_hz, rebuilds, accept
         self.margin = AUTO_MARGIN if margin is None else margin
         self.final_pass: int | None = None
+        #: The exact frequency (Hz) of the clock the last request chose (:meth:`build_mhz`).
+        self.clock_hz: Fraction | None = None
         self.decisions: dict = {"margin": self.margin, "oscillator_tolerance": tolerance,
                                 "first_pass": None, "rebuilds": [], "clock_mhz": None,
                                 "fmax_mhz": None}
@@ -374,7 +384,21 @@ class AutoClock:
                           "oscillator": True})
             return self._ship(1, first)
         tried.append({"requested_mhz": request, "clock_mhz": round(config.out_hz / 1e6, 4)})
+        self.clock_hz = config.out_exact
         return request_hz / 1e6
+
+    def build_mhz(self, request_mhz: float) -> float:
+        """The ``clock_mhz`` to rebuild at for ``request_mhz`` (what :meth:`start` or
+        :meth:`measured` returned): the request itself when the highest clock the board makes
+        under it is the chosen one, else (``accept`` refused that one, say for the UART rate)
+        just above the chosen clock, so that the PLL solver picks it (distinct PLL outputs lie
+        kHz apart)."""
+        from ..rtl.clock import clock_config
+
+        highest = clock_config(self.family, self.in_hz, request_mhz * 1e6)
+        if highest is not None and highest.out_exact == self.clock_hz:
+            return request_mhz
+        return float(self.clock_hz + Fraction(1, 2)) / 1e6
 
 
 def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, baud: int,
@@ -382,14 +406,15 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
     """``clock_mhz="auto"`` driven by :class:`AutoClock`: a first pass at the oscillator (in
     ``tmp/auto-1``), then rebuilds from the PLL (``auto-2``, …) until the shipped seed meets
     the clock; the shipping pass's files are moved up into ``tmp``, the others keep their
-    logs and reports. The report of that pass, with ``clock_mode`` and ``auto_clock``."""
+    logs and reports. Only clocks that make ``baud`` (the build's rate, already resolved to
+    the board's when not given) within the UART's tolerance are chosen. The report of that
+    pass, with ``clock_mode`` and ``auto_clock``."""
     from ..rtl.clock import OSCILLATOR_TOLERANCE
-    from ..rtl.uart import uart_divisor
 
     def uart_ok(hz: float) -> bool:
         try:
-            uart_divisor(round(hz), baud)
-        except ValueError:
+            info.check_baud(baud, round(hz))
+        except BoardError:
             return False
         return True
 
@@ -412,8 +437,9 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
             + (f" / {1 + auto.tolerance:g}" if auto.tolerance else "") + ")")
         passes.append(tmp / f"auto-{len(passes) + 1}")
         passes[-1].mkdir()
-        report = _synthesize(network, net_plan, info, passes[-1], clock_mhz=request, baud=baud,
-                             log=log, seeds=seeds, jobs=jobs)
+        report = _synthesize(network, net_plan, info, passes[-1],
+                             clock_mhz=auto.build_mhz(request), baud=baud, log=log,
+                             seeds=seeds, jobs=jobs)
         reports.append(report)
         request = auto.measured(report)
         if request is not None:

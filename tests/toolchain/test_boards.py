@@ -83,11 +83,14 @@ def test_board_top_constrains_the_uart_pins(name):
 def test_hwgen_boards_table_and_json(capsys):
     assert main(["boards"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["board", "FPGA", "logic", "BRAM", "SPRAM", "DSP", "clock", "UART"]
+    assert lines[0].split() == ["board", "FPGA", "logic", "BRAM", "SPRAM", "DSP", "clock", "baud",
+                                "UART"]
     assert len(lines) == 1 + len(ISSUE_BOARDS)
     row = next(line for line in lines if line.startswith("orangecrab-r0.2-85f "))
-    assert row.split()[:9] == ["orangecrab-r0.2-85f", "LFE5U-85F-MG285", "83,640", "LUT4",
-                               "208", "0", "156", "48", "MHz"]
+    assert row.split()[:10] == ["orangecrab-r0.2-85f", "LFE5U-85F-MG285", "83,640", "LUT4",
+                                "208", "0", "156", "48", "MHz", "115,200"]
+    assert " 12 MHz 3,000,000  rx 6, tx 9" in next(
+        line for line in lines if line.startswith("icebreaker "))
     assert "rx N17, tx M18: a 3.3 V USB-serial adapter" in row
     assert "rx 6, tx 9: FTDI FT2232H channel B" in next(
         line for line in lines if line.startswith("icebreaker "))
@@ -104,7 +107,13 @@ def test_hwgen_boards_table_and_json(capsys):
                            "host": "FTDI FT2232H channel B (its second serial port)"}
     ecpix = next(r for r in rows if r["name"] == "ecpix5-85f")
     assert (ecpix["lcs"], ecpix["lut4"], ecpix["clock_mhz"]) == (None, 83640, 100.0)
-    assert board("ecpix5-85f").default_clock_mhz == 50.0
+    assert {r["name"]: (r["baud"], r["max_baud"]) for r in rows} == {
+        name: (b.baud, b.max_baud) for name, b in BOARDS.items()}
+    assert (ice["baud"], ice["max_baud"]) == (3_000_000, 3_000_000)
+    assert (ecpix["baud"], ecpix["max_baud"]) == (2_000_000, 3_000_000)
+    crab = next(r for r in rows if r["name"] == "orangecrab-r0.2-85f")
+    assert (crab["baud"], crab["max_baud"]) == (115_200, None)
+    assert not hasattr(board("ecpix5-85f"), "default_clock_mhz")  # auto replaced it
 
 
 def test_unknown_board():
@@ -114,9 +123,12 @@ def test_unknown_board():
                               + ", ".join(sorted(ISSUE_BOARDS)))
 
 
-#: Boards whose default build is known to fail, and why (none: the ECPIX-5, whose 100 MHz
-#: oscillator is above digits_bnn's 96-98 MHz fmax, runs at 50 MHz from the PLL by default).
+#: Boards whose build is known to fail, and why (none).
 _FAILS: dict[str, str] = {}
+#: The clock of each board's build: its oscillator (one pass; the automatic clock has its own
+#: tests), but 50 MHz from the PLL on the ECPIX-5, whose 100 MHz oscillator is above
+#: digits_bnn's 96-98 MHz fmax.
+_CLOCK = {"ecpix5-45f": "50", "ecpix5-85f": "50"}
 
 
 @pytest.mark.synth
@@ -125,14 +137,15 @@ _FAILS: dict[str, str] = {}
     pytest.param(n, marks=pytest.mark.xfail(reason=_FAILS[n], strict=True)) if n in _FAILS else n
     for n in sorted(ISSUE_BOARDS - {"icebreaker", "ulx3s-85f"})])
 def test_reference_design_builds_for_every_board(tmp_path, name):
-    """``hwgen build designs/digits_bnn.toml --board NAME`` for the boards that
+    """``hwgen build designs/digits_bnn.toml --board NAME --clock-mhz osc --seeds 1`` (50 MHz
+    on the ECPIX-5) for the boards that
     tests/test_designs.py does not build (it builds the iCEBreaker and the ULX3S-85F, also in
     the slow set; the default run builds a small network for one board of each family in
     tests/toolchain/test_synth.py)."""
     out = tmp_path / name
     root = Path(__file__).resolve().parents[2]
     assert main(["build", str(root / "designs" / "digits_bnn.toml"), "--board", name,
-                 "-o", str(out)]) == 0
+                 "--clock-mhz", _CLOCK.get(name, "osc"), "--seeds", "1", "-o", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["board"] == name and (out / report["bitstream"]).stat().st_size > 1000
     logic = report["lcs"] or report["lut4"]
@@ -152,16 +165,17 @@ DEFAULT_BAUD = {"icebreaker": 3_000_000, "ice40-hx8k-b-evn": 3_000_000, "upduino
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
-def test_default_baud_is_exact_at_the_default_clock(name):
+def test_default_baud_is_exact_at_the_oscillator(name):
+    """The default rate at the oscillator, where every build's first pass runs."""
     from hwgen.rtl.uart import uart_divisor
 
     info = BOARDS[name]
     assert info.baud == DEFAULT_BAUD[name]
     assert info.max_baud is None or info.baud <= info.max_baud
-    divisor = info.check_baud(info.baud, info.default_clk_hz)
-    assert divisor == uart_divisor(info.default_clk_hz, info.baud)
+    divisor = info.check_baud(info.baud, info.clk_hz)
+    assert divisor == uart_divisor(info.clk_hz, info.baud)
     # exact where the board's own USB-UART carries the link, within 0.2 % for an adapter
-    error = abs(info.default_clk_hz / divisor - info.baud) / info.baud
+    error = abs(info.clk_hz / divisor - info.baud) / info.baud
     assert error == 0 if info.max_baud is not None else error < 0.002
 
 

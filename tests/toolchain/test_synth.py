@@ -271,6 +271,67 @@ def test_clock_modes():
     assert check_build(tiny(), "upduino-v3", clock_mhz=20).name == "upduino-v3"
 
 
+def _stub_synthesize(monkeypatch, passes: list):
+    """``build`` without the tools: each pass records its clock and UART rate and reports an
+    fmax three times the clock, with ``uart`` as report.json has it."""
+    import hwgen.toolchain.synth as synth
+    from hwgen.rtl.clock import clock_config
+
+    def synthesize(network, net_plan, info, tmp, *, clock_mhz, baud, seeds, **options):
+        config = None if clock_mhz is None else clock_config(info.family, info.clk_hz,
+                                                             clock_mhz * 1e6)
+        clock = info.clock_mhz if config is None else round(config.out_hz / 1e6, 4)
+        passes.append((clock, baud))
+        mhz = [round(clock * 3, 2) for _ in seeds]
+        return {"board": info.name, "device": info.device, "fmax_mhz": max(mhz),
+                "fmax_seeds": seed_summary(seeds, mhz), "nextpnr_seed": seeds[0],
+                "clock_mhz": clock, "cycles_per_inference": 16,
+                "uart": synth._uart_figures(network, baud)}
+
+    monkeypatch.setattr(synth, "_synthesize", synthesize)
+
+
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-25f", "ecpix5-45f", "upduino-v3"])
+def test_the_boards_baud_is_the_default(tmp_path, monkeypatch, name):
+    """Without ``baud`` a build runs the board's link rate (``uart`` in report.json), and the
+    automatic clock only picks clocks that make it within 2 %."""
+    from hwgen.rtl.uart import uart_divisor
+
+    info = BOARDS[name]
+    passes = []
+    _stub_synthesize(monkeypatch, passes)
+    report = build(tiny(), name, tmp_path / "auto", seeds=(1,))
+    assert report["clock_mode"] == "auto" and len(passes) == 2  # oscillator, then the PLL
+    assert [baud for _, baud in passes] == [info.baud] * 2
+    assert report["uart"]["baud"] == info.baud
+    assert json.loads((tmp_path / "auto" / "report.json").read_text())["uart"] == report["uart"]
+    uart_divisor(round(report["clock_mhz"] * 1e6), info.baud)  # within 2 %
+    assert report["clock_mhz"] > info.clock_mhz
+    # a given rate wins
+    report = build(tiny(), name, tmp_path / "osc", clock_mhz="osc", baud=9600, seeds=(1,))
+    assert report["uart"]["baud"] == passes[-1][1] == 9600
+    assert check_build(tiny(), name).name == name
+
+
+def test_a_baud_the_board_cannot_carry_is_refused_before_building(tmp_path, monkeypatch):
+    _stub_synthesize(monkeypatch, passes := [])
+    for clock in (None, "osc"):
+        with pytest.raises(BoardError) as exc:
+            build(tiny(), "ulx3s-85f", tmp_path / "out", clock_mhz=clock, baud=3_000_000)
+        assert str(exc.value) == (
+            "ulx3s-85f: baud 3000000 from a 25000000 Hz clock is off by 4.2% (divisor 8 gives "
+            "3125000 baud); at most 2% is accepted; at 25 MHz the fastest rate that works is "
+            "1500000")
+    with pytest.raises(BoardError, match=r"^icebreaker: baud 4000000 is more than its USB-UART"):
+        check_build(tiny(), "icebreaker", baud=4_000_000)
+    # a PLL clock is checked at what the PLL makes: 3 Mbaud from 18 MHz is exact, from
+    # 20.25 MHz (asked 20.3) 3.6 % slow
+    assert check_build(tiny(), "icebreaker", clock_mhz=18).name == "icebreaker"
+    with pytest.raises(BoardError, match=r"^icebreaker: baud 3000000 from a 20250000 Hz clock"):
+        check_build(tiny(), "icebreaker", clock_mhz=20.3)
+    assert passes == [] and not (tmp_path / "out").exists()
+
+
 def test_seed_figures():
     """digits_bnn's three seeds on the iCEBreaker in issue 17's baseline."""
     summary = seed_summary([1, 2, 3], [21.69, 21.93, 21.70])
@@ -394,9 +455,14 @@ def test_auto_clock_keeps_the_uart_in_tolerance():
         return True
 
     auto = AutoClock("ice40", 12_000_000, accept=takes)
-    assert ice40_pll(12_000_000, auto.start(_first([21.69, 21.93])) * 1e6).out_hz == 21e6
-    auto.measured(_rebuild(21.0, [20.6, 20.9]))
+    request = auto.start(_first([21.69, 21.93]))
+    assert ice40_pll(12_000_000, request * 1e6).out_hz == 21e6
+    assert auto.build_mhz(request) == request  # the highest clock under it makes the rate
+    request = auto.measured(_rebuild(21.0, [20.6, 20.9]))
     assert auto.decisions["rebuilds"][-1] == {"requested_mhz": 20.273, "clock_mhz": 18.0}
+    # the rebuild asks for the accepted 18 MHz, not for the 20.25 MHz under the request
+    assert ice40_pll(12_000_000, request * 1e6).out_hz == 20.25e6
+    assert ice40_pll(12_000_000, auto.build_mhz(request) * 1e6).out_hz == 18e6
 
 
 def test_auto_clock_on_the_hfosc():
