@@ -40,28 +40,35 @@ def _tree_depth(terms: int) -> int:
     return max(terms - 1, 0).bit_length()
 
 
+def _tree(terms: list[Value], add, stage: Stage | None, cut: int | None) -> Value:
+    """A balanced tree of ``add(a, b, level, index)`` over ``terms`` (adjacent terms paired,
+    so the structure follows lane order; an empty list sums to 0), registered by ``stage``
+    after ``cut`` levels (default: the middle level)."""
+    level = [Value.cast(t) for t in terms]
+    if not level:
+        return stage(Value.cast(0)) if stage else Value.cast(0)
+    if cut is None:
+        cut = (_tree_depth(len(level)) + 1) // 2
+    depth = 0
+    while True:
+        if stage and depth == cut:
+            level = [stage(v) for v in level]
+        if len(level) == 1:
+            return level[0]
+        pairs = [add(level[i], level[i + 1], depth, i // 2)
+                 for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            pairs.append(level[-1])
+        level, depth = pairs, depth + 1
+
+
 def sum_tree(terms: list[Value], stage: Stage | None = None) -> Value:
     """Sum of ``terms`` as a balanced tree of two-input adders (exact: widths grow per level).
 
     Adjacent terms are paired, so the tree's structure follows lane order; an empty list sums
     to 0. With ``stage``, the tree is registered at its middle level.
     """
-    level = [Value.cast(t) for t in terms]
-    if not level:
-        return stage(Value.cast(0)) if stage else Value.cast(0)
-    cut = (_tree_depth(len(level)) + 1) // 2
-    depth = 0
-    while True:
-        if stage and depth == cut:
-            level = [stage(v) for v in level]
-        if len(level) == 1:
-            break
-        depth += 1
-        pairs = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            pairs.append(level[-1])
-        level = pairs
-    return level[0]
+    return _tree(terms, lambda a, b, depth, i: a + b, stage, None)
 
 
 # Popcount structure (see docs/results.md, "XNOR-popcount"):
@@ -183,27 +190,13 @@ def adder_tree(m: Module, terms: list[Value], name: str, stage: Stage | None = N
     """:func:`sum_tree` whose every adder drives a kept wire named ``<name>_s<level>_<i>``, so
     Yosys maps each to a carry chain instead of merging the tree into one ``$macc``. With
     ``stage``, registered after ``cut`` levels of adders (default: its middle level)."""
-    level = [Value.cast(t) for t in terms]
-    if not level:
-        return stage(Value.cast(0)) if stage else Value.cast(0)
-    if cut is None:
-        cut = (_tree_depth(len(level)) + 1) // 2
-    depth = 0
-    while True:
-        if stage and depth == cut:
-            level = [stage(v) for v in level]
-        if len(level) == 1:
-            break
-        pairs = []
-        for i in range(0, len(level) - 1, 2):
-            total = level[i] + level[i + 1]
-            wire = Signal(total.shape(), name=f"{name}_s{depth}_{i // 2}", attrs={"keep": 1})
-            m.d.comb += wire.eq(total)
-            pairs.append(wire)
-        if len(level) % 2:
-            pairs.append(level[-1])
-        level, depth = pairs, depth + 1
-    return level[0]
+    def add(a, b, depth, i):
+        total = a + b
+        wire = Signal(total.shape(), name=f"{name}_s{depth}_{i}", attrs={"keep": 1})
+        m.d.comb += wire.eq(total)
+        return wire
+
+    return _tree(terms, add, stage, cut)
 
 
 def _table_product(x: Value, y: Value) -> Value:
