@@ -104,15 +104,12 @@ def _verilog(case: str, baud: int, source: Path | None, out: Path) -> None:
 
 
 def _run(var: str, args: list[str], cwd: Path, log: Path, product: Path) -> None:
-    from hwgen.toolchain.tools import tool_path
+    """:func:`hwgen.toolchain.tools.run_tool`, and the file the step must leave behind."""
+    from hwgen.toolchain.tools import run_tool
 
-    # Output through a pipe: YoWASP Yosys can stop silently when stdout is a regular file.
-    proc = subprocess.run([tool_path(var), *args], cwd=cwd, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    log.write_text(proc.stdout)
-    if proc.returncode or not product.exists():
-        tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
-        raise RuntimeError(f"{var} failed (exit {proc.returncode}); log {log}:\n{tail}")
+    run_tool(var, args, cwd=cwd, log=log)
+    if not product.exists():
+        raise RuntimeError(f"{var} exited with status 0 but wrote no {product.name}; log {log}")
 
 
 def _part(cell: str) -> str:
