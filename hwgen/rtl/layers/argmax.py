@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -76,9 +76,10 @@ class ArgmaxUnit(wiring.Component):
                          s1_scores.eq(self.i_stream.payload)]
 
         # Stages 2 …: the beat's best lane by a tree of compares, one registered level per
-        # stage; the lower lane wins ties. Each entry is (value, index).
-        f_valid, f_first, f_last = s1_valid, s1_first, s1_last
-        level = [(s1_scores[k], s1_base + k) for k in range(self.lanes)]
+        # stage; the lower lane wins ties. Each entry is (value, lane); the beat's first index
+        # travels beside them and is added to the lane once, in the compare stage.
+        f_valid, f_first, f_last, f_base = s1_valid, s1_first, s1_last, s1_base
+        level = [(s1_scores[k], Const(k, range(self.lanes))) for k in range(self.lanes)]
         depth = 0
         while len(level) > 1:
             nxt = []
@@ -89,19 +90,22 @@ class ArgmaxUnit(wiring.Component):
             if len(level) % 2:
                 nxt.append(level[-1])
             regs = []
-            for j, (value, index) in enumerate(nxt):
+            for j, (value, lane) in enumerate(nxt):
                 r_value = Signal.like(s1_scores[0], name=f"l{depth}_value{j}")
-                r_index = Signal(range(size), name=f"l{depth}_index{j}")
+                r_lane = Signal(range(self.lanes), name=f"l{depth}_lane{j}")
                 with m.If(advance):
-                    m.d.sync += [r_value.eq(value), r_index.eq(index)]
-                regs.append((r_value, r_index))
+                    m.d.sync += [r_value.eq(value), r_lane.eq(lane)]
+                regs.append((r_value, r_lane))
             r_valid, r_first, r_last = (Signal(name=f"l{depth}_{n}")
                                         for n in ("valid", "first", "last"))
+            r_base = Signal(range(size), name=f"l{depth}_base")
             with m.If(advance):
-                m.d.sync += [r_valid.eq(f_valid), r_first.eq(f_first), r_last.eq(f_last)]
-            f_valid, f_first, f_last = r_valid, r_first, r_last
+                m.d.sync += [r_valid.eq(f_valid), r_first.eq(f_first), r_last.eq(f_last),
+                             r_base.eq(f_base)]
+            f_valid, f_first, f_last, f_base = r_valid, r_first, r_last, r_base
             level, depth = regs, depth + 1
-        (f_value, f_index), = level
+        (f_value, f_lane), = level
+        f_index = f_base + f_lane
 
         # Compare stage: the frame's best so far; the cycle after a frame's last beat its
         # best index (a register) goes into the output registers.
