@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from amaranth import Cat, Const, EnableInserter, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, EnableInserter, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,6 +21,7 @@ from ..numeric import TensorType
 from ..weight_image import pack_rows, spram_shape, weight_words
 from .arith import Stage, registered, sum_tree
 from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
+from .memory import bank_depth, block_ram
 from .output_stage import OutputStage
 from .stream import check_positive, lanes_signature, output_buffer
 from .weights import LOAD_PORTS, SpramWeights
@@ -186,6 +187,33 @@ class FoldedUnit(wiring.Component):
                  else self.pe // pack * self.w_lanes * stored_bits)
         return words, width
 
+    def _banked_weights(self, m: Module, words: list[int], width: int, per_bank: int, go,
+                        w_addr) -> Value:
+        """The weight word of the step issued with ``go`` at ``w_addr``, the cycle after (as
+        a memory read port gives it), from banks of ``per_bank`` words (a power of two) whose
+        read data go into registers before the mux that picks the bank. The banks are read a
+        cycle ahead: always at the address of the next step to issue (``w_addr``, or its
+        successor while ``go``), so their data for a step are out the cycle it issues."""
+        depth = len(words)
+        succ = Signal(range(depth), init=1)  # the step after w_addr, wrapping to 0
+        with m.If(go):
+            m.d.sync += succ.eq(Mux(succ == depth - 1, 0, succ + 1))
+        ahead = Mux(go, succ, w_addr)
+        low = per_bank.bit_length() - 1
+        held = []
+        for b, first in enumerate(range(0, depth, per_bank)):
+            bank = Memory(shape=unsigned(width), depth=min(per_bank, depth - first),
+                          init=words[first:first + per_bank])
+            m.submodules[f"weights_bank{b}"] = bank
+            port = bank.read_port()
+            m.d.comb += port.addr.eq(ahead[:low])
+            data = Signal(width, name=f"weights_bank{b}_held")
+            m.d.sync += data.eq(port.data)
+            held.append(data)
+        chosen = Signal(range(len(held)))  # the bank of the step issued last cycle
+        m.d.sync += chosen.eq(w_addr[low:])
+        return Array(held)[chosen]
+
     def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads; ``go``
         advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
@@ -206,6 +234,8 @@ class FoldedUnit(wiring.Component):
         lanes, w_lanes, words = self.lanes, self.w_lanes, self.vector_words
         ebits = 1 if self.in_type.binary else self.in_type.bits
         wbits = self.weights.weight_bits
+        ram = block_ram(platform)
+        register_reads = ram is not None and ram.register_reads
 
         if self.unrolled:
             # The pipeline ``m`` (stages 0–5) advances while ``advance`` is high and freezes in
@@ -253,17 +283,6 @@ class FoldedUnit(wiring.Component):
                     m.d.sync += wr_bank.eq(~wr_bank)
 
             # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
-            if self.spram:
-                m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
-                m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
-                             w_r.load_data.eq(self.load_data)]
-                w_r_data = w_r.r_data
-            else:
-                init, width = self._weight_words()
-                m.submodules.weights = weights = Memory(shape=unsigned(width),
-                                                        depth=nf_count * sf_count, init=init)
-                w_r = weights.read_port()
-                w_r_data = w_r.data
             nf_i = Signal(range(nf_count))
             sf_i = Signal(range(sf_count))
             w_addr = Signal(range(nf_count * sf_count))
@@ -272,13 +291,27 @@ class FoldedUnit(wiring.Component):
             go = Signal()
             m.d.comb += go.eq(Mux(rd_bank, full[1], full[0])
                               & (~last_sf | (pending < self.fifo_depth)))
+            if self.spram:
+                m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
+                m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
+                             w_r.load_data.eq(self.load_data), w_r.r_addr.eq(w_addr)]
+                w_r_data = w_r.r_data
+            else:
+                init, width = self._weight_words()
+                depth = nf_count * sf_count
+                per_bank = bank_depth(ram, width, depth) if register_reads else depth
+                if per_bank < depth:
+                    w_r_data = self._banked_weights(m, init, width, per_bank, go, w_addr)
+                else:
+                    m.submodules.weights = weights = Memory(shape=unsigned(width), depth=depth,
+                                                            init=init)
+                    w_r = weights.read_port()
+                    w_r_data = w_r.data
+                    m.d.comb += w_r.addr.eq(w_addr)
             rd_done = Signal()
             m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
             rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
-            m.d.comb += [
-                buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
-                (w_r.r_addr if self.spram else w_r.addr).eq(w_addr),
-            ]
+            m.d.comb += buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx))
             with m.If(go):
                 m.d.sync += [
                     sf_i.eq(Mux(last_sf, 0, sf_i + 1)),
@@ -366,8 +399,9 @@ class FoldedUnit(wiring.Component):
         q_values = [(res[p] << 1) - x_res if dp.mode == Mode.MASK_X else res[p] for p in range(pe)]
         lanes_out, out_valid = OutputStage(
             dp, self.weights, self.out_type, pe=pe, nf=nf_count, steps=self.output_steps,
-            mac=self.mac).build(m, q_values, q_shape, s2_nf=s2_nf, s3_nf=s3_nf,
-                                s3_valid=s3_valid)
+            mac=self.mac, registered_reads=register_reads and nf_count > 1).build(
+                m, q_values, q_shape, mid_nf=mid_nf, s2_start=s2_valid & s2_last, s2_nf=s2_nf,
+                s3_nf=s3_nf, s3_valid=s3_valid)
         out_bits = self.out_type.bits
 
         # Stage 5: the output lanes registered, so the output stage's logic does not reach the

@@ -38,11 +38,12 @@ MAX_WORD_BITS = 1 << 16
 
 
 def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
-             addr: Value) -> list[Value]:
+             addr: Value, capture: Value | None = None) -> list[Value]:
     """The lanes of the word at ``addr`` of a ROM holding ``words`` (each ``lanes`` lanes of
-    ``lane_bits``, lane 0 lowest), one cycle after ``addr``. One memory ``name`` when the word
-    fits :data:`MAX_WORD_BITS`, else whole lanes split over ``name_0``, ``name_1``, … of at
-    most that width each."""
+    ``lane_bits``, lane 0 lowest), one cycle after ``addr``; with ``capture``, held in a
+    register written in the cycles ``capture`` is high (the word addressed the cycle before)
+    and read from it after. One memory ``name`` when the word fits :data:`MAX_WORD_BITS`,
+    else whole lanes split over ``name_0``, ``name_1``, … of at most that width each."""
     if lane_bits > MAX_WORD_BITS:
         raise ValueError(f"{name}: one lane of {lane_bits} bits is wider than a memory word "
                          f"can be ({MAX_WORD_BITS})")
@@ -54,10 +55,16 @@ def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
         mask = (1 << width) - 1
         rom = Memory(shape=unsigned(width), depth=len(words),
                      init=[(w >> (first * lane_bits)) & mask for w in words])
-        m.submodules[name if per >= lanes else f"{name}_{k}"] = rom
+        part_name = name if per >= lanes else f"{name}_{k}"
+        m.submodules[part_name] = rom
         port = rom.read_port()
         m.d.comb += port.addr.eq(addr)
-        parts += [port.data[i * lane_bits:(i + 1) * lane_bits] for i in range(count)]
+        data = port.data
+        if capture is not None:
+            data = Signal(width, name=f"{part_name}_held")
+            with m.If(capture):
+                m.d.sync += data.eq(port.data)
+        parts += [data[i * lane_bits:(i + 1) * lane_bits] for i in range(count)]
     return parts
 
 
@@ -69,7 +76,9 @@ class OutputStage:
     cycle after ``s3_valid`` (``out_valid`` is that cycle); a serial one (``steps`` > 0: the
     requantize factor's bits, or n compares for n-bit thresholds) works ``steps`` cycles and
     its ``out_valid`` is the cycle after the last. Tables (thresholds, factors, offsets) are
-    ROMs of one word per output group, read with the group's index.
+    ROMs of one word per output group, read with the group's index; with registered reads
+    (:mod:`hwgen.rtl.memory`) each is addressed a cycle earlier and held in a register, so
+    no ROM output reaches logic directly and the timing is the same.
 
     Parameters
     ----------
@@ -85,18 +94,22 @@ class OutputStage:
         Cycles of a serial stage, 0 for the parallel one.
     mac : Mac
         ``Mac.DSP`` puts a parallel requantize product on a DSP multiplier, else logic.
+    registered_reads : bool
+        Register every ROM's read data before any logic (on ECP5).
     """
 
     def __init__(self, datapath: Datapath, weights: WeightMatrix, out_type: TensorType, *,
-                 pe: int, nf: int, steps: int, mac: Mac):
+                 pe: int, nf: int, steps: int, mac: Mac, registered_reads: bool = False):
         self.datapath, self.weights, self.out_type = datapath, weights, out_type
         self.pe, self.nf, self.steps, self.mac = pe, nf, steps, mac
+        self.registered_reads = registered_reads
 
-    def build(self, m: Module, q_values: list, q_shape, *, s2_nf, s3_nf,
+    def build(self, m: Module, q_values: list, q_shape, *, mid_nf, s2_start, s2_nf, s3_nf,
               s3_valid) -> tuple[list, Value]:
         """The output lanes of the group whose terms ``q_values`` (of ``q_shape``) are ready
-        the cycle ``s3_valid`` is high (its index ``s3_nf``; ``s2_nf`` the cycle before), and
-        the signal marking the cycle they are valid."""
+        the cycle ``s3_valid`` is high (its index ``s3_nf``); ``s2_start`` is high and
+        ``s2_nf`` the group's index the cycle before, ``mid_nf`` the one before that. Returns
+        the lanes and the signal marking the cycle they are valid."""
         dp, pe, nf_count = self.datapath, self.pe, self.nf
         s4_valid = Signal()
         m.d.sync += s4_valid.eq(s3_valid)
@@ -109,6 +122,19 @@ class OutputStage:
                 m.d.sync += out_nf.eq(s3_nf)
             group_nf = Mux(s3_valid, s3_nf, out_nf)
 
+        def table(name: str, bits: int, values, needed_from: str) -> list[Value]:
+            """Per lane, the group's row of ``values`` (one value or several per channel,
+            each packed ``bits`` wide): valid in the cycle ``s3_valid`` is high
+            (``needed_from`` "s3"), or from the cycle after it until the group's lanes are
+            out ("s4")."""
+            words = self.group_words(values, bits)
+            bits *= np.asarray(values).size // self.weights.out_features
+            if self.registered_reads:
+                addr, capture = (mid_nf, s2_start) if needed_from == "s3" else (s2_nf, s3_valid)
+                return lane_rom(m, name, bits, pe, words, addr, capture)
+            addr = s2_nf if needed_from == "s3" else (out_nf if steps else s3_nf)
+            return lane_rom(m, name, bits, pe, words, addr)
+
         rq = self.weights.requantize
         out_bits = self.out_type.bits
         lanes_out = []
@@ -116,16 +142,10 @@ class OutputStage:
             factors, constants, shift = dp.requantize_constants(rq)
             fbits = signed_shape(min(factors), max(factors)).width
             cbits = signed_shape(min(constants), max(constants)).width
-            m.submodules.factors = f_rom = Memory(shape=unsigned(pe * fbits), depth=nf_count,
-                                                  init=self.group_words(
-                                                      np.array(factors, dtype=object), fbits))
-            m.submodules.constants = c_rom = Memory(shape=unsigned(pe * cbits), depth=nf_count,
-                                                    init=self.group_words(
-                                                        np.array(constants, dtype=object), cbits))
-            f_r, c_r = f_rom.read_port(), c_rom.read_port()
-            m.d.comb += [f_r.addr.eq(s2_nf), c_r.addr.eq(out_nf if steps else s3_nf)]
+            f_data = table("factors", fbits, np.array(factors, dtype=object), "s3")
+            c_data = table("constants", cbits, np.array(constants, dtype=object), "s4")
             for p in range(pe):
-                factor = f_r.data[p * fbits:(p + 1) * fbits].as_signed()
+                factor = f_data[p].as_signed()
                 if steps:  # steps == fbits, checked by the constructor
                     product = self._serial_product(m, s3_valid, active, step, q_values[p],
                                                    factor, p)
@@ -135,22 +155,21 @@ class OutputStage:
                     product = Signal(value.shape(), name=f"prod{p}")
                     m.d.sync += product.eq(value)
                 scaled = Signal(signed(max(len(product), cbits) + 1), name=f"scaled{p}")
-                m.d.comb += scaled.eq((product + c_r.data[p * cbits:(p + 1) * cbits].as_signed())
-                                      >> shift)
+                m.d.comb += scaled.eq((product + c_data[p].as_signed()) >> shift)
                 lanes_out.append(saturate(scaled, out_bits, rq.signed))
         elif self.weights.thresholds is not None and steps:
             tq = dp.q_thresholds(self.weights.thresholds)
             for p in range(pe):
-                lanes_out.append(self._threshold_search(m, s3_valid, active, step, q_values[p],
-                                                        tq[p::pe], s2_nf, group_nf, p))
+                lanes_out.append(self._threshold_search(
+                    m, s3_valid, active, step, q_values[p], tq[p::pe], p,
+                    group_nf=group_nf, early_nf=(s2_nf, mid_nf), s2_start=s2_start))
         elif self.weights.thresholds is not None:
             q = [Signal(q_shape, name=f"q{p}") for p in range(pe)]
             m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
             tq = dp.q_thresholds(self.weights.thresholds)
             count = tq.shape[1]
             qbits = q_shape.width
-            t_data = lane_rom(m, "thresholds", count * qbits, pe,
-                              self.group_words(tq, qbits), s3_nf)
+            t_data = table("thresholds", qbits, tq, "s4")
             for p in range(pe):
                 hits = [q[p] >= t_data[p][t * qbits:(t + 1) * qbits].as_signed()
                         for t in range(count)]
@@ -160,13 +179,9 @@ class OutputStage:
             m.d.sync += [q[p].eq(q_values[p]) for p in range(pe)]
             off_lo, off_hi = int(dp.offset.min()), int(dp.offset.max())
             obits = signed_shape(off_lo, off_hi).width
-            rom = Memory(shape=unsigned(pe * obits), depth=nf_count,
-                         init=self.group_words(dp.offset, obits))
-            m.submodules.offsets = rom
-            o_r = rom.read_port()
-            m.d.comb += o_r.addr.eq(s3_nf)
+            o_data = table("offsets", obits, dp.offset, "s4")
             for p in range(pe):
-                off = o_r.data[p * obits:(p + 1) * obits].as_signed()
+                off = o_data[p].as_signed()
                 lanes_out.append((q[p] << (dp.beta - 1)) + off)  # beta is 1 or 2
 
         return lanes_out, out_valid
@@ -214,29 +229,67 @@ class OutputStage:
         return Cat(lo, hi).as_signed()
 
     def _threshold_search(self, m: Module, start, active, step, q, thresholds: np.ndarray,
-                          first_nf, group_nf, p: int) -> Value:
+                          p: int, *, group_nf, early_nf, s2_start) -> Value:
         """How many of its group's thresholds ``q`` reaches, by binary search: one compare a
-        step, highest result bit first. ``thresholds[g]`` holds group ``g``'s 2**n − 1
-        ascending thresholds of this lane, in a ROM at ``g·2**n + i``; the read for step 0
-        is addressed with ``first_nf`` the cycle before ``start``, each later one from the
-        compare before it. Valid the cycle after the last step; ``q`` must hold still."""
+        step, highest result bit first. Valid the cycle after the last step; ``q`` must hold
+        still.
+
+        No compare reaches a memory address: each read fetches every threshold that step
+        ``k`` may compare with, given all bits but the last ``a`` decided before it (``a`` =
+        1, or 2 with registered reads, whose data come a cycle later), and those ``a`` bits
+        (registers by step ``k``) pick one of the word's ``2**a`` slots. The word for step
+        ``k ≥ a`` is at node ``2**(k−1) + P`` (``P``: the bits before those ``a``), read during
+        step ``k − a`` from the node read before it (``node' = 2·node + b_{k−a−1}``); words
+        0 .. a − 1 serve steps 0 .. a − 1 and are read the ``a − k`` cycles before ``start``
+        (addressed with ``early_nf[a − k − 1]``: the group's index one and two cycles before
+        ``start``; ``s2_start`` marks the cycle before it). Group ``g``'s words are at
+        ``g·2**(n−1) + node``."""
         n = self.out_type.bits
+        ahead = 2 if self.registered_reads else 1
+        slots = 1 << ahead
         count = thresholds.shape[1]
         tbits = signed_shape(int(thresholds.min()), int(thresholds.max())).width
         table = np.zeros((self.nf, 1 << n), dtype=np.int64)
         table[:, :count] = thresholds
-        rom = Memory(shape=unsigned(tbits), depth=self.nf << n,
-                     init=[int(v) & ((1 << tbits) - 1) for v in table.reshape(-1).tolist()])
+        mask = (1 << tbits) - 1
+        words = []
+        for group in table.tolist():
+            for node in range(1 << (n - 1)):
+                k = node if node < ahead else node.bit_length()  # the step it serves
+                known = max(k - ahead, 0)  # bits decided before the slot's bits
+                prefix = node - (1 << (k - 1)) if node >= ahead else 0
+                word = 0
+                if prefix < 1 << known:
+                    for slot in range(slots):
+                        index = (prefix << (n - known)) | ((1 << (n - 1 - k)) - 1)
+                        for t in range(ahead):  # slot bit ahead−1−t is b_{k−ahead+t}
+                            i = k - ahead + t
+                            if i >= 0:
+                                index |= ((slot >> (ahead - 1 - t)) & 1) << (n - 1 - i)
+                        word |= (group[index] & mask) << (slot * tbits)
+                words.append(word)
+        rom = Memory(shape=unsigned(slots * tbits), depth=self.nf << (n - 1), init=words)
         m.submodules[f"thresholds{p}"] = rom
         t_r = rom.read_port()
+        data = t_r.data
+        if self.registered_reads:
+            data = Signal(len(t_r.data), name=f"thresholds{p}_held")
+            m.d.sync += data.eq(t_r.data)
         found = Signal(n, name=f"th_count{p}")
+        recent = Signal(ahead, name=f"th_recent{p}")  # the last bits decided, newest lowest
+        node = Signal(n - 1, name=f"th_node{p}")  # the node read last
         bit = Const(1 << (n - 1), n) >> step  # the result bit this step decides
-        reached = Mux(Value.cast(q) >= t_r.data.as_signed(), bit, 0)
-        found_next = Mux(start, 0, found) | reached
+        threshold = data.word_select(recent, tbits).as_signed()
+        reached = Value.cast(q) >= threshold
         with m.If(active):
-            m.d.sync += found.eq(found_next)
-        # step k reads index found + 2**(n−1−k) − 1: the lowest threshold the bit needs
-        next_index = (found_next | ((bit >> 1) - 1))[:n]
-        m.d.comb += t_r.addr.eq(Mux(active & (step != n - 1), Cat(next_index, group_nf),
-                                    Cat(Const((1 << (n - 1)) - 1, n), first_nf)))
+            m.d.sync += [found.eq(Mux(start, 0, found) | Mux(reached, bit, 0)),
+                         recent.eq(Cat(reached, recent[:-1]))]
+        next_node = Mux(start, 1 << (ahead - 1), Cat(recent[0], node)[:n - 1])
+        with m.If(active):
+            m.d.sync += node.eq(next_node)
+        first_words = Cat(Const(0, n - 1), early_nf[ahead - 1])
+        if ahead == 2:
+            first_words = Mux(s2_start, Cat(Const(1, n - 1), early_nf[0]), first_words)
+        m.d.comb += t_r.addr.eq(Mux(active & (step < n - ahead), Cat(next_node, group_nf),
+                                    first_words))
         return found

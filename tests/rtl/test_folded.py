@@ -17,6 +17,7 @@ from hwgen.numeric import TensorType
 from hwgen.plan import MVU_DEPTH, plan
 from hwgen.rtl.folded import FoldedUnit
 from hwgen.rtl.layers.dense import MatrixVectorUnit, component
+from hwgen.rtl.memory import BlockRam
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
 from hwgen_sim.runner import stream_beats
@@ -33,14 +34,15 @@ def _unit_as(net: Network, mac: str, *, pe: int, simd: int) -> MatrixVectorUnit:
                             output_steps=plan(net).layers[0].output_steps)
 
 
-def run_unit(network: Network, x: np.ndarray, *, gaps=0.0, backpressure=0.0, seed=0):
+def run_unit(network: Network, x: np.ndarray, *, gaps=0.0, backpressure=0.0, seed=0,
+             platform=None):
     layer = network.layers[0]
     in_type, out_type = network.types[0], network.types[1]
     unit = component(layer, plan(network).layers[0])  # the network's own pe and simd
     beats = stream_beats(x, in_type, layer.simd)
     expected = stream_beats(golden.run(network, x)[layer.name], out_type, layer.pe)
     got = run_stream(unit, beats, len(expected), gaps=gaps, backpressure=backpressure,
-                     seed=seed)
+                     seed=seed, platform=platform)
     return unit, got, expected
 
 
@@ -268,6 +270,46 @@ def test_serial_thresholds_at_their_extremes():
     unit, got, expected = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=4)
     assert unit.output_steps == 4
     assert got.outputs == expected
+
+
+# --- registered block-RAM reads (ECP5): same outputs, same cycles -----------------------------
+
+class _RegisteredReads:
+    """A platform on which block RAM is read through registers (as on ECP5), with banks of at
+    most 4 words (so every folded weight memory here is split)."""
+
+    hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)), register_reads=True)
+
+
+REGISTERED_CASES = [(c[0], c[1], c[2], c[3], c[4], c[5], c[6]) for c in CASES] + [
+    (c[0], c[1], c[2], c[3], c[4], c[5], True) for c in SERIAL_CASES]
+
+
+@pytest.mark.parametrize("case", REGISTERED_CASES, ids=[c[0] for c in REGISTERED_CASES])
+def test_registered_reads_same_outputs_and_cycles(case):
+    """With every block-RAM read registered (banked weights read a cycle ahead, tables
+    addressed a cycle early, the threshold search two slots ahead) a unit gives the golden
+    outputs at exactly the cycles it gives them without, under gaps and backpressure."""
+    _, (size, bits, signed), wbits, obits, pe, simd, bias = case
+    rng = np.random.default_rng(sum(map(ord, case[0])))
+    out = pe * 3 if pe > 1 else 5
+    net, x = chain(rng, Input((size,), bits, signed),
+                   [dict(out=out, weight_bits=wbits, out_bits=obits, pe=pe, simd=simd,
+                         bias=bias)], count=6)
+    unit, plain, expected = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=6)
+    _, registered, _ = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=6,
+                                platform=_RegisteredReads())
+    assert registered.outputs == expected
+    assert (registered.in_times, registered.out_times) == (plain.in_times, plain.out_times)
+    names = _memory_names(unit, _RegisteredReads())
+    if unit.nf * unit.sf > 4:
+        assert "weights_bank1" in names and "weights" not in names
+
+
+def _memory_names(unit, platform) -> set[str]:
+    from amaranth.hdl import Fragment
+    fragment = Fragment.get(unit, platform)
+    return {name for _, name, _ in fragment.subfragments}
 
 
 # --- fully unrolled: PE = out_features, SIMD = in_features (constant weights) -------------------

@@ -1,0 +1,68 @@
+"""How the units read block RAM on the family they are built for.
+
+An ECP5 DP16KD gives its read data 5.6 ns after the clock (nextpnr's timing model, speed
+grade 6; Yosys infers no output register), more than half of a 100 MHz cycle, so on ECP5
+every block-RAM read goes into a fabric register before any logic or LUT mux sees it. The
+units keep their latency by addressing those memories one cycle earlier (the addresses are
+known then: a group index, a counter's next value). On iCE40 an SB_RAM40_4K is fast enough
+and a flip-flop that follows it costs a logic cell each (the UP5K designs are nearly full),
+so the reads there stay as they are.
+
+Which family a unit is built for comes from the platform it is elaborated with
+(:func:`block_ram`); a platform object with a ``hwgen_block_ram`` attribute names the
+:class:`BlockRam` directly (tests simulate the ECP5 read paths that way).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth"]
+
+
+@dataclass(frozen=True)
+class BlockRam:
+    """A family's block RAM as the read paths see it.
+
+    Attributes
+    ----------
+    name : str
+        The primitive.
+    configs : tuple of (depth, width)
+        Its aspect ratios, widest first.
+    register_reads : bool
+        Read data go into a fabric register before any logic.
+    """
+
+    name: str
+    configs: tuple[tuple[int, int], ...]
+    register_reads: bool
+
+
+#: The ECP5's 18-Kbit block RAM.
+DP16KD = BlockRam("DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
+                             (16384, 1)), register_reads=True)
+
+
+def block_ram(platform) -> BlockRam | None:
+    """The block RAM whose reads the units registers for ``platform``: :data:`DP16KD` on
+    ECP5, ``None`` (reads used as they come) elsewhere and without a platform."""
+    chosen = getattr(platform, "hwgen_block_ram", None)
+    if chosen is not None:
+        return chosen
+    from amaranth.vendor import LatticeECP5Platform
+
+    return DP16KD if isinstance(platform, LatticeECP5Platform) else None
+
+
+def bank_depth(ram: BlockRam, width: int, depth: int) -> int:
+    """Words per bank of a ``width`` × ``depth`` memory split by address so that no bank is
+    deeper than one block RAM: the aspect ratio that needs the fewest block RAMs, the
+    shallower one on a tie (Yosys could map a deeper bank on two cascaded block RAMs of the
+    same count, with a LUT mux after them). ``depth`` itself when one bank holds it."""
+    if width < 1 or depth < 1:
+        raise ValueError(f"a memory of {width} × {depth} words")
+    best = min(ram.configs, key=lambda c: (math.ceil(width / c[1]) * math.ceil(depth / c[0]),
+                                           c[0]))
+    return min(best[0], depth)
