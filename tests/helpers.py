@@ -12,6 +12,7 @@ from hwgen.layers.channel_shuffle import ChannelShuffle
 from hwgen.layers.channel_split import ChannelSplit
 from hwgen.layers.concat import Concat
 from hwgen.numeric import TensorType, value_range
+from hwgen.rtl.memory import BlockRam
 from hwgen.spec import (
     Add,
     Argmax,
@@ -269,3 +270,11 @@ def error_line(capsys) -> str:
     assert len(err.splitlines()) == 1, err
     assert err.startswith("hwgen: error: ")
     return err
+
+
+class RegisteredReads:
+    """A platform to elaborate units with (``Fragment.get(unit, RegisteredReads())``) on which
+    block RAM is read through registers as on ECP5 (:mod:`hwgen.rtl.memory`), with banks of
+    at most 4 words, so every folded weight memory deeper than that is split."""
+
+    hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)), register_reads=True)

@@ -17,11 +17,10 @@ from hwgen.numeric import TensorType
 from hwgen.plan import MVU_DEPTH, plan
 from hwgen.rtl.folded import FoldedUnit
 from hwgen.rtl.layers.dense import MatrixVectorUnit, component
-from hwgen.rtl.memory import BlockRam
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input, Network
 from hwgen_sim.runner import stream_beats
-from tests.helpers import chain
+from tests.helpers import RegisteredReads, chain
 
 
 def _unit_as(net: Network, mac: str, *, pe: int, simd: int) -> MatrixVectorUnit:
@@ -274,13 +273,6 @@ def test_serial_thresholds_at_their_extremes():
 
 # --- registered block-RAM reads (ECP5): same outputs, same cycles -----------------------------
 
-class _RegisteredReads:
-    """A platform on which block RAM is read through registers (as on ECP5), with banks of at
-    most 4 words (so every folded weight memory here is split)."""
-
-    hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)), register_reads=True)
-
-
 REGISTERED_CASES = [(c[0], c[1], c[2], c[3], c[4], c[5], c[6]) for c in CASES] + [
     (c[0], c[1], c[2], c[3], c[4], c[5], True) for c in SERIAL_CASES]
 
@@ -298,10 +290,10 @@ def test_registered_reads_same_outputs_and_cycles(case):
                          bias=bias)], count=6)
     unit, plain, expected = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=6)
     _, registered, _ = run_unit(net, x, gaps=0.3, backpressure=0.3, seed=6,
-                                platform=_RegisteredReads())
+                                platform=RegisteredReads())
     assert registered.outputs == expected
     assert (registered.in_times, registered.out_times) == (plain.in_times, plain.out_times)
-    names = _memory_names(unit, _RegisteredReads())
+    names = _memory_names(unit, RegisteredReads())
     if unit.nf * unit.sf > 4:
         assert "weights_bank1" in names and "weights" not in names
 

@@ -10,14 +10,15 @@ from hwgen.rtl.network import NetworkTop
 from hwgen.rtl.testbench import run_stream
 from hwgen.spec import Input
 from hwgen_sim.runner import stream_beats
-from tests.helpers import chain, residual_block, shufflenet_unit
+from tests.helpers import RegisteredReads, chain, residual_block, shufflenet_unit
 
 
-def bit_exact_and_cycle_exact(net, x, *, stalls, load=None):
+def bit_exact_and_cycle_exact(net, x, *, stalls, load=None, platform=None):
     """Run ``net`` on ``x`` with each (gaps, backpressure) in ``stalls``, comparing every
     output beat with the golden model, then stall-free: back-to-back frames leave exactly
     cycles_per_inference apart. Returns the plan and the measured first-frame latency.
-    ``load``: SPRAM image halfwords, written before each run."""
+    ``load``: SPRAM image halfwords, written before each run; ``platform``: what the
+    network is elaborated with."""
     top = NetworkTop(net)
     p = top.plan
     out_lp = p.layers[-1]
@@ -25,9 +26,9 @@ def bit_exact_and_cycle_exact(net, x, *, stalls, load=None):
     beats = stream_beats(x, p.input_type, p.input_lanes)
     for seed, (gaps, backpressure) in enumerate(stalls):
         got = run_stream(top, beats, len(expected), gaps=gaps, backpressure=backpressure,
-                         seed=seed, load=load)
+                         seed=seed, load=load, platform=platform)
         assert got.outputs == expected
-    clean = run_stream(top, beats, len(expected), load=load)
+    clean = run_stream(top, beats, len(expected), load=load, platform=platform)
     per_frame = out_lp.out_type.size // out_lp.out_lanes
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
@@ -108,6 +109,20 @@ def test_conv_network_matches_golden_and_cost_model(name):
     net, x = chain(rng, inp, [dict(d) for d in layers], count=4, argmax=argmax)
     p, latency = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)])
     assert p.latency is None and 0 < latency <= p.latency_bound
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "leftover"])
+def test_registered_reads_keep_outputs_and_cycles(name):
+    """Built as for ECP5 (every block-RAM read registered, weights in 4-word banks), a
+    network gives the golden outputs, the cost model's cycles per inference and the latency
+    it has without."""
+    inp, layers, argmax = {**NETWORKS, **CONV_NETWORKS}[name]
+    rng = np.random.default_rng(len(name))
+    net, x = chain(rng, inp, [dict(d) for d in layers], count=4, argmax=argmax)
+    _, plain = bit_exact_and_cycle_exact(net, x, stalls=[])
+    _, registered = bit_exact_and_cycle_exact(net, x, stalls=[(0.3, 0.3)],
+                                              platform=RegisteredReads())
+    assert registered == plain
 
 
 @pytest.mark.parametrize("long_fast", [False, True])
