@@ -193,6 +193,10 @@ class BoardCore(wiring.Component):
         m.d.sync += abort.eq(parser.abort)
         m.submodules.packer = ResetInserter(abort)(packer)
         m.submodules.network = ResetInserter(abort)(top)
+        # the response's end reaches the parser a cycle later, from a register: the UART's
+        # ready stays out of the parser's state (bytes arriving meanwhile are skipped anyway)
+        response_done = Signal()
+        m.d.sync += response_done.eq(serializer.done)
 
         # request bytes → parser → packer → network; parser → serializer → response bytes
         wiring.connect(m, wiring.flipped(self.i_stream), parser.i_stream)
@@ -201,7 +205,7 @@ class BoardCore(wiring.Component):
         wiring.connect(m, parser.o_response, serializer.i_stream)
         wiring.connect(m, serializer.o_stream, wiring.flipped(self.o_stream))
         m.d.comb += [
-            parser.response_done.eq(serializer.done),
+            parser.response_done.eq(response_done),
             parser.result_ready.eq(capture.ready),
             # the capture watches the network
             capture.new_request.eq(parser.new_request),

@@ -59,10 +59,10 @@ def block_ram(platform) -> BlockRam | None:
 def bank_depth(ram: BlockRam, width: int, depth: int) -> int:
     """Words per bank of a ``width`` × ``depth`` memory split by address so that no bank is
     deeper than one block RAM: the aspect ratio that needs the fewest block RAMs, the
-    shallower one on a tie (Yosys could map a deeper bank on two cascaded block RAMs of the
-    same count, with a LUT mux after them). ``depth`` itself when one bank holds it."""
+    deeper one on a tie (fewer banks to mux; Yosys maps a bank as deep as an aspect ratio on
+    that ratio, without a mux). ``depth`` itself when one bank holds it."""
     if width < 1 or depth < 1:
         raise ValueError(f"a memory of {width} × {depth} words")
     best = min(ram.configs, key=lambda c: (math.ceil(width / c[1]) * math.ceil(depth / c[0]),
-                                           c[0]))
+                                           -c[0]))
     return min(best[0], depth)

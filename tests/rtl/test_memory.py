@@ -10,8 +10,10 @@ from hwgen.toolchain.boards import board
 @pytest.mark.parametrize("width,depth,expected", [
     # cnv_w1a1's conv5: 512×36 needs 2·9 = 18 DP16KDs, 1K×18 4·5 = 20, 8K×2 32
     (64, 4608, 512),
-    # conv6: 512×36 and 1K×18 both need 36; the shallower wins the tie
-    (32, 18432, 512),
+    # conv6: 512×36, 1K×18 and 2K×9 all need 36; the deepest wins the tie
+    (32, 18432, 2048),
+    # cnv_w1a1's fc2: 2K×9 … 16K×1 all need 16; two banks of 16K×1
+    (8, 32768, 16384),
     # 4K×4 holds it in one block RAM: one bank
     (4, 4096, 4096),
     # narrow and deep: 16K×1 per bit, two banks
