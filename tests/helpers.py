@@ -277,4 +277,4 @@ class RegisteredReads:
     block RAM is read through registers as on ECP5 (:mod:`hwgen.rtl.memory`), with banks of
     at most 4 words, so every folded weight memory deeper than that is split."""
 
-    hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)), register_reads=True)
+    hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)))

@@ -234,8 +234,7 @@ class FoldedUnit(wiring.Component):
         lanes, w_lanes, words = self.lanes, self.w_lanes, self.vector_words
         ebits = 1 if self.in_type.binary else self.in_type.bits
         wbits = self.weights.weight_bits
-        ram = block_ram(platform)
-        register_reads = ram is not None and ram.register_reads
+        ram = block_ram(platform)  # None: block-RAM reads used as they come
 
         if self.unrolled:
             # The pipeline ``m`` (stages 0–5) advances while ``advance`` is high and freezes in
@@ -299,7 +298,7 @@ class FoldedUnit(wiring.Component):
             else:
                 init, width = self._weight_words()
                 depth = nf_count * sf_count
-                per_bank = bank_depth(ram, width, depth) if register_reads else depth
+                per_bank = bank_depth(ram, width, depth) if ram else depth
                 if per_bank < depth:
                     w_r_data = self._banked_weights(m, init, width, per_bank, go, w_addr)
                 else:
@@ -399,7 +398,7 @@ class FoldedUnit(wiring.Component):
         q_values = [(res[p] << 1) - x_res if dp.mode == Mode.MASK_X else res[p] for p in range(pe)]
         lanes_out, out_valid = OutputStage(
             dp, self.weights, self.out_type, pe=pe, nf=nf_count, steps=self.output_steps,
-            mac=self.mac, registered_reads=register_reads and nf_count > 1).build(
+            mac=self.mac, registered_reads=ram is not None and nf_count > 1).build(
                 m, q_values, q_shape, mid_nf=mid_nf, s2_start=s2_valid & s2_last, s2_nf=s2_nf,
                 s3_nf=s3_nf, s3_valid=s3_valid)
         out_bits = self.out_type.bits

@@ -23,7 +23,7 @@ __all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth"]
 
 @dataclass(frozen=True)
 class BlockRam:
-    """A family's block RAM as the read paths see it.
+    """A family's block RAM whose read data go into a fabric register before any logic.
 
     Attributes
     ----------
@@ -31,22 +31,19 @@ class BlockRam:
         The primitive.
     configs : tuple of (depth, width)
         Its aspect ratios, widest first.
-    register_reads : bool
-        Read data go into a fabric register before any logic.
     """
 
     name: str
     configs: tuple[tuple[int, int], ...]
-    register_reads: bool
 
 
 #: The ECP5's 18-Kbit block RAM.
 DP16KD = BlockRam("DP16KD", ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2),
-                             (16384, 1)), register_reads=True)
+                             (16384, 1)))
 
 
 def block_ram(platform) -> BlockRam | None:
-    """The block RAM whose reads the units registers for ``platform``: :data:`DP16KD` on
+    """The block RAM whose reads the units register for ``platform``: :data:`DP16KD` on
     ECP5, ``None`` (reads used as they come) elsewhere and without a platform."""
     chosen = getattr(platform, "hwgen_block_ram", None)
     if chosen is not None:

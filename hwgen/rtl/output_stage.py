@@ -128,12 +128,12 @@ class OutputStage:
             (``needed_from`` "s3"), or from the cycle after it until the group's lanes are
             out ("s4")."""
             words = self.group_words(values, bits)
-            bits *= np.asarray(values).size // self.weights.out_features
+            lane_bits = bits * (np.asarray(values).size // self.weights.out_features)
             if self.registered_reads:
                 addr, capture = (mid_nf, s2_start) if needed_from == "s3" else (s2_nf, s3_valid)
-                return lane_rom(m, name, bits, pe, words, addr, capture)
+                return lane_rom(m, name, lane_bits, pe, words, addr, capture)
             addr = s2_nf if needed_from == "s3" else (out_nf if steps else s3_nf)
-            return lane_rom(m, name, bits, pe, words, addr)
+            return lane_rom(m, name, lane_bits, pe, words, addr)
 
         rq = self.weights.requantize
         out_bits = self.out_type.bits

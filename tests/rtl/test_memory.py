@@ -31,7 +31,7 @@ def test_bank_depth_refuses_an_empty_memory():
 
 
 def test_only_ecp5_registers_reads():
-    assert block_ram(board("ulx3s-85f").platform()) is DP16KD and DP16KD.register_reads
+    assert block_ram(board("ulx3s-85f").platform()) is DP16KD
     assert block_ram(board("icebreaker").platform()) is None and block_ram(None) is None
-    tiny = BlockRam("tiny", ((4, 8),), register_reads=True)
+    tiny = BlockRam("tiny", ((4, 8),))
     assert block_ram(type("P", (), {"hwgen_block_ram": tiny})()) is tiny
