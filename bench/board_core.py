@@ -12,9 +12,9 @@ and counts the placed ``ICESTORM_LC`` cells by the component their name carries
 the core or the network limits the clock.
 
 The same is done for a git revision (``--baseline REF``, default f2fed36: the board core
-before issue 17's changes): its ``hwgen``
-package is extracted into a temporary folder and elaborated in a subprocess, so the two versions
-stand side by side in one JSON.
+before issue 17's changes): its ``hwgen`` package and ``tests/helpers.py`` are extracted into a
+temporary folder and elaborated in a subprocess, so the two versions stand side by side in one
+JSON.
 
 Cases: ``tiny`` (8 8-bit inputs, 8 → 4 classes, the network of tests/toolchain/test_synth.py)
 and ``mnist`` (784 8-bit inputs, one dense layer to 10 classes: an MNIST-sized frame and
@@ -81,8 +81,11 @@ def emit_verilog(case: str, baud: int, path: Path) -> None:
 
 
 def _extract(ref: str, into: Path) -> Path:
-    """The ``hwgen`` package of git revision ``ref``, extracted under ``into``."""
-    archive = subprocess.run(["git", "archive", ref, "hwgen"], cwd=ROOT, check=True,
+    """The ``hwgen`` package of git revision ``ref`` and the test helpers that build the
+    cases' networks (they import ``hwgen``, so they must be of the same revision), extracted
+    under ``into``."""
+    archive = subprocess.run(["git", "archive", ref, "hwgen", "tests/__init__.py",
+                              "tests/helpers.py"], cwd=ROOT, check=True,
                              capture_output=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")

@@ -8,10 +8,17 @@ watches the network (its input beats, its classifier scores, its class) for the 
 serializer while its response leaves (never both at once: the board answers one request at
 a time). The wire format itself lives in :mod:`hwgen.protocol`.
 
-The parts are built for size (the whole core is a few hundred iCE40 logic cells): the serializer
-picks each byte from a table of (response kind, position) instead of loading wide words, the
-parser counts the payload down instead of comparing a count with the length, the capture's
-cycle counters are as wide as the longest count they must hold.
+The parts are built for size (bench/board_core.py counts their iCE40 logic cells; most of the
+capture is its flip-flops: the scores and the two cycle counters). The serializer picks each
+byte from constant tables held as bit masks (the header's by kind and byte, one flat 64-byte
+table of every kind's body) and from its fields, each placed in the flat table so that the
+low bits of the address select its byte and the others the field; it never loads wide words.
+The parser keeps only the error code and the command's decode: the kind of response follows
+from them. Its timeouts test only the bits of the timeout that are 1 (a counter counting up
+from 0 has those set first at the timeout itself), and it counts the payload down instead of
+comparing a count with the length. The capture's cycle counters are as wide as the longest
+count they must hold. The CRC is a byte a cycle (a bit-serial CRC was tried: its byte
+register, bit counter and the stalls it needs cost more than the XOR trees it saves).
 """
 
 import struct
@@ -58,6 +65,11 @@ RESPONSE_LAYOUT = data.StructLayout({
     "request_id": 16,
 })
 
+#: Where each kind's body starts in :class:`ResponseSerializer`'s flat table of 64 bytes: the
+#: bytes of a multi-byte field at addresses whose low bits count its bytes, so a field's byte is
+#: selected by those bits and the field by the others.
+_BODY_BASE = {Reply.INFO_REPLY: 0, Reply.RESULT: 32, Reply.ERROR: 46, Reply.LOAD_REPLY: 48}
+
 #: Largest number a 32-bit field of the protocol holds.
 _U32 = 2 ** 32 - 1
 
@@ -78,6 +90,14 @@ def crc16_step(crc: Value, byte: Value) -> Value:
         feedback = crc[15] ^ byte[7 - i]
         crc = Cat(Const(0, 1), crc[:15]) ^ Mux(feedback, 0x1021, 0)
     return crc
+
+
+def _reached(counter: Value, value: int) -> Value:
+    """``counter`` has reached ``value``, for a counter that counts up by one from 0 (and is
+    never compared once past it): its bits that are 1 in ``value`` are all 1. The first count
+    with those bits set is ``value`` itself, and the test looks at popcount(value) bits instead
+    of comparing them all."""
+    return Cat(*[counter[i] for i in range(len(counter)) if value >> i & 1]).all()
 
 
 def _bytes_of(value: Value, count: int) -> list[Value]:
@@ -232,9 +252,9 @@ class RequestParser(wiring.Component):
         byte = self.i_stream.payload
         take = self.i_stream.valid & self.i_stream.ready
         response = self.o_response.payload
-        command = response.for_command  # the request's command byte (0 after an idle timeout)
-        error = response.code  # the ErrorCode found so far, 0 for none
-        request_id = response.request_id  # 0 until the frame's id has been read
+        command = Signal(8)  # the request's command byte (0 after an idle timeout)
+        error = Signal(3)  # the ErrorCode found so far, 0 for none
+        request_id = Signal(16)  # 0 until the frame's id has been read
         version_ok = Signal()
         # the command decoded as it arrives (its byte is kept for the ERROR answer)
         is_infer, is_info, is_load = Signal(), Signal(), Signal()
@@ -256,19 +276,22 @@ class RequestParser(wiring.Component):
         with m.Else():
             m.d.sync += timer.eq(timer + 1)
 
-        def reply(m, kind, code=None) -> None:
-            m.d.sync += response.kind.eq(kind)
-            if code is not None:
-                m.d.sync += error.eq(code)
+        # the response follows from the error found and the command: an ERROR for any error,
+        # else the command's reply (an INFER without an error is always fed: its RESULT)
+        m.d.comb += [response.for_command.eq(command), response.code.eq(error),
+                     response.request_id.eq(request_id),
+                     response.kind.eq(Mux(error != 0, Reply.ERROR,
+                                          Mux(is_info, Reply.INFO_REPLY,
+                                              Mux(is_load, Reply.LOAD_REPLY, Reply.RESULT))))]
 
         load = _LoadWriter(self, m, take, byte, remaining, error, is_load)
 
         # inside a frame, a line idle for idle_cycles drops it with ERROR TIMEOUT (command 0)
         in_frame = Signal()
-        idle_timeout = in_frame & ~take & (timer == self.idle_cycles)
+        idle_timeout = in_frame & ~take & _reached(timer, self.idle_cycles)
         with m.If(idle_timeout):
             m.d.sync += command.eq(0)
-            reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
+            m.d.sync += error.eq(ErrorCode.TIMEOUT)
             with m.If(feed):
                 m.d.comb += self.abort.eq(1)
             load.abort(m)
@@ -361,14 +384,9 @@ class RequestParser(wiring.Component):
                 with m.If(take):
                     with m.If(~crc_low_ok | (byte != self.crc[8:])):
                         # an INFER's BAD_CRC still waits for its result
-                        reply(m, Reply.ERROR, ErrorCode.BAD_CRC)
+                        m.d.sync += error.eq(ErrorCode.BAD_CRC)
                         load.abort(m)  # the stores took bad data
-                    with m.Elif(error != 0):
-                        reply(m, Reply.ERROR)
-                    with m.Elif(is_info):
-                        reply(m, Reply.INFO_REPLY)
-                    with m.Elif(is_load):
-                        reply(m, Reply.LOAD_REPLY)
+                    with m.Elif(is_load & (error == 0)):
                         load.commit(m)
                     with m.If(feed):
                         m.next = "WAIT_RESULT"
@@ -376,14 +394,10 @@ class RequestParser(wiring.Component):
                         m.next = "START"
             with m.State("WAIT_RESULT"):
                 with m.If(self.result_ready):
-                    with m.If(error != 0):
-                        reply(m, Reply.ERROR)
-                    with m.Else():
-                        reply(m, Reply.RESULT)
                     m.next = "START"
-                with m.Elif(timer == self.result_cycles):
+                with m.Elif(_reached(timer, self.result_cycles)):
                     m.d.comb += self.abort.eq(1)
-                    reply(m, Reply.ERROR, ErrorCode.TIMEOUT)
+                    m.d.sync += error.eq(ErrorCode.TIMEOUT)
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += self.o_response.valid.eq(1)
@@ -473,36 +487,44 @@ class ResponseSerializer(wiring.Component):
             "crc": In(16),
         })
 
-    def _fields(self, response) -> dict:
-        """Per kind of response, its header and fixed payload bytes: an int for a constant, a
-        Value for a byte read as it leaves. A RESULT's scores follow them."""
-        weights_next = _bytes_of(self.weights_next, 4)
+    def _layout(self) -> tuple[list, dict, dict]:
+        """The frames as tables: the header's bytes (an int, a ``(kind → int)`` dict for the
+        command and length, or a field name for the request id's bytes), the bodies' flat
+        table (:data:`_BODY_BASE`: each kind's body at its base address, its variable bytes as
+        field names) and each kind's last body address."""
+        lengths = {kind: (result_bytes(self.classes) if kind == Reply.RESULT
+                          else MAX_PAYLOAD[REPLY_COMMAND[kind]]) for kind in Reply}
+        header = [*MAGIC, VERSION, {k: int(REPLY_COMMAND[k]) for k in Reply}, "id0", "id1",
+                  {k: lengths[k] & 0xFF for k in Reply}, {k: lengths[k] >> 8 for k in Reply}]
+        assert len(header) == HEADER_BYTES
+        wn = ["wn0", "wn1", "wn2", "wn3"]
         bodies = {
-            Reply.RESULT: [self.result_class, 0, *struct.pack("<H", self.classes),
-                           *_bytes_of(self.cycles_first, 4), *_bytes_of(self.cycles_last, 4)],
             Reply.INFO_REPLY: [
                 *struct.pack("<IIHI", self.network_id, self.input_bytes, self.classes,
-                             self.weight_bytes),
-                *weights_next,
+                             self.weight_bytes), *wn,
                 *struct.pack("<III", self.clk_hz, self.baud, self.cycles_per_inference)],
-            Reply.LOAD_REPLY: [*weights_next, _bytes_of(self.weights_loaded, 1)[0]],
-            Reply.ERROR: [_bytes_of(response.code, 1)[0], response.for_command],
+            Reply.RESULT: ["class", 0, *struct.pack("<H", self.classes),
+                           "cf0", "cf1", "cf2", "cf3", "cl0", "cl1", "cl2", "cl3"],
+            Reply.ERROR: ["code", "command"],
+            Reply.LOAD_REPLY: [*wn, "loaded"],
         }
-        fields = {}
-        request_id = _bytes_of(response.request_id, 2)
+        table, last = [0] * 64, {}
         for kind, body in bodies.items():
-            length = (result_bytes(self.classes) if kind == Reply.RESULT else len(body))
             assert len(body) == (result_bytes(0) if kind == Reply.RESULT
                                  else MAX_PAYLOAD[REPLY_COMMAND[kind]])
-            fields[kind] = [*MAGIC, VERSION, REPLY_COMMAND[kind],
-                            *request_id, *struct.pack("<H", length), *body]
-        return fields
+            base = _BODY_BASE[kind]
+            table[base:base + len(body)] = body
+            last[kind] = base + len(body) - 1
+        assert len(table) == 64
+        return header, table, last
 
     def elaborate(self, platform):
         m = Module()
         response = self.i_stream.payload
-        fields = self._fields(response)
-        pos = Signal(range(max(len(f) for f in fields.values())))  # byte within the fields
+        header, table, last = self._layout()
+        # ``pos``: the header's byte (0 … 7), then the body's address in the flat table
+        # (from the kind's base), a score's byte (its low 2 bits), the CRC's byte (bit 0)
+        pos = Signal(6)
         score_index = Signal(range(self.classes))
         # Each byte is picked (``nxt``) into a register the cycle before it is offered, so
         # neither the UART nor the CRC sees the table's logic: a byte at most every 2 cycles.
@@ -517,9 +539,67 @@ class ResponseSerializer(wiring.Component):
             m.d.sync += have.eq(0)
         with m.If(load):
             m.d.sync += [out.eq(nxt), have.eq(1)]
-        score = Cat(self.score, self.score[-1].replicate(32 - self.score_bits))
         # from a register: it enables every score flip-flop of the capture
         m.d.sync += self.next_score.eq(0)
+
+        # the variable bytes, each from a field selected by few bits of ``pos``
+        fields = {"id0": response.request_id[:8], "id1": response.request_id[8:],
+                  "class": self.result_class, "code": _bytes_of(response.code, 1)[0],
+                  "command": response.for_command,
+                  "loaded": _bytes_of(self.weights_loaded, 1)[0]}
+        for name, value in (("cf", self.cycles_first), ("cl", self.cycles_last),
+                            ("wn", self.weights_next)):
+            for k, byte in enumerate(_bytes_of(value, 4)):
+                fields[f"{name}{k}"] = byte
+
+        def rom(entries, index: Value) -> Value:
+            """The constant bytes of ``entries`` (0 where a field is) at ``index``."""
+            assert len(entries) == 1 << len(index)
+            bits = []
+            for b in range(8):
+                word = sum(1 << a for a, e in enumerate(entries)
+                           if isinstance(e, int) and (e >> b) & 1)
+                bits.append(Const(word, len(entries)).bit_select(index, 1))
+            return Cat(*bits)
+
+        def variable(entries) -> Value:
+            """The field bytes of ``entries`` at ``pos`` (0 where a constant is). A field's
+            bytes are at consecutive addresses; those of an aligned field are selected by the
+            low bits of ``pos`` and the field by comparing the others."""
+            width = (len(entries) - 1).bit_length()
+            at = pos[:width]
+            groups = {}
+            for a, e in enumerate(entries):
+                if not isinstance(e, str):
+                    continue
+                name, k = (e[:-1], int(e[-1])) if e[-1].isdigit() else (e, 0)
+                groups.setdefault((name, a - k), []).append(k)
+            value = Const(0, 8)
+            for (name, first), ks in groups.items():
+                count = len(ks)
+                assert ks == list(range(count))
+                if count == 1:
+                    value = value | Mux(at == first, fields[name], 0)
+                    continue
+                low = (count - 1).bit_length()
+                assert count == 1 << low
+                word = Cat(*[fields[f"{name}{k}"] for k in range(count)])
+                if first % count == 0:  # aligned
+                    hit, index = at[low:] == first >> low, at[:low]
+                else:
+                    hit = (at >= first) & (at < first + count)
+                    index = (at - first)[:low]
+                value = value | Mux(hit, word.word_select(index, 8), 0)
+            return value
+
+        score = Cat(self.score, self.score[-1].replicate(32 - self.score_bits))
+        # the header's constant bytes by (kind, byte), its request id from the fields
+        head_rom = [e[kind] if isinstance(e, dict) else e for kind in Reply for e in header]
+        head = (rom(head_rom, Cat(pos[:3], response.kind))
+                | variable([e if isinstance(e, str) else 0 for e in header]))
+        body = rom(table, pos) | variable(table)
+        # the bodies' last addresses (each kind's body has its own)
+        body_last = Const(sum(1 << a for a in last.values()), 64).bit_select(pos, 1)
 
         with m.FSM(name="response"):
             with m.State("IDLE"):
@@ -527,38 +607,27 @@ class ResponseSerializer(wiring.Component):
                 with m.If(self.i_stream.valid):
                     m.d.sync += pos.eq(0)
                     m.d.comb += self.crc_clear.eq(1)
-                    m.next = "FIELDS"
-            with m.State("FIELDS"):
-                m.d.comb += load.eq(~have)
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                m.d.comb += [load.eq(~have), nxt.eq(head)]
                 with m.If(load):
                     m.d.sync += [pos.eq(pos + 1), in_crc.eq(pos >= len(MAGIC))]
-                # the header: the same for every kind but its command and length
-                header = HEADER_BYTES
-                with m.If(pos < header):
-                    with m.Switch(pos[:3]):
-                        for k in range(header):
-                            with m.Case(k):
-                                items = {kind: f[k] for kind, f in fields.items()}
-                                first = next(iter(items.values()))
-                                if all(item is first or (isinstance(item, int) and item == first)
-                                       for item in items.values()):
-                                    m.d.comb += nxt.eq(first)
-                                else:
-                                    with m.Switch(response.kind):
-                                        for kind, item in items.items():
-                                            with m.Case(kind):
-                                                m.d.comb += nxt.eq(item)
-                with m.Switch(response.kind):
-                    for kind, items in fields.items():
-                        with m.Case(kind):
-                            with m.If(pos >= header):
-                                with m.Switch(pos):
-                                    for k, item in enumerate(items[header:], header):
-                                        with m.Case(k):
-                                            m.d.comb += nxt.eq(item)
-                            with m.If(load & (pos == len(items) - 1)):
-                                m.d.sync += [pos.eq(0), score_index.eq(0)]
-                                m.next = "SCORES" if kind == Reply.RESULT else "CRC"
+                    with m.If(pos[:3] == HEADER_BYTES - 1):
+                        with m.Switch(response.kind):
+                            for kind in Reply:
+                                with m.Case(kind):
+                                    m.d.sync += pos.eq(_BODY_BASE[kind])
+                        m.next = "BODY"
+            with m.State("BODY"):
+                m.d.comb += [load.eq(~have), nxt.eq(body)]
+                with m.If(load):
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(1)]
+                    with m.If(body_last):
+                        m.d.sync += [pos.eq(0), score_index.eq(0)]
+                        with m.If(response.kind == Reply.RESULT):
+                            m.next = "SCORES"
+                        with m.Else():
+                            m.next = "CRC"
             with m.State("SCORES"):
                 m.d.comb += [load.eq(~have), nxt.eq(score.word_select(pos[:2], 8))]
                 with m.If(load):

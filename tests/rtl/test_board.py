@@ -500,3 +500,133 @@ def test_packer_refuses_bad_arguments():
     with pytest.raises(ValueError) as exc:
         BytePacker(TensorType((4,), 8), 0)
     assert str(exc.value) == "lanes must be a positive integer, not 0"
+
+
+def _serializer_frames(weight_bytes, responses, *, classes=3, score_bits=13, seed=0):
+    """The bytes a ResponseSerializer (with its Crc16) sends for ``responses``: (kind, fields)
+    pairs, each sent after the previous one, under random backpressure; a RESULT's scores come
+    from a model of the capture (the next one after each ``next_score``)."""
+    from hwgen.rtl.framing import Reply
+
+    dut = ResponseSerializer(classes=classes, score_bits=score_bits, weight_bytes=weight_bytes,
+                             network_id=0x1234ABCD, input_bytes=784, clk_hz=12_000_000,
+                             baud=3_000_000, cycles_per_inference=4321)
+    m = Module()
+    m.submodules.serializer = dut
+    m.submodules.crc = crc = Crc16()
+    m.d.comb += [crc.clear.eq(dut.crc_clear), crc.step.eq(dut.crc_step),
+                 crc.byte.eq(dut.crc_byte), dut.crc.eq(crc.crc)]
+    sent = []
+    scores = []
+    state = {"index": 0}
+
+    async def capture(ctx):
+        async for _, _, next_score in ctx.tick().sample(dut.next_score):
+            if next_score:
+                state["index"] += 1
+            index = state["index"]
+            ctx.set(dut.score, scores[index] if index < len(scores) else 0)
+
+    async def bench(ctx):
+        clock = Clock(ctx)
+        stalls = Stalls(0.4, seed)
+        for kind, fields in responses:
+            scores[:] = fields.get("scores", [])
+            state["index"] = 0
+            for name in ("result_class", "cycles_first", "cycles_last", "weights_next",
+                         "weights_loaded"):
+                ctx.set(getattr(dut, name), fields.get(name, 0))
+            ctx.set(dut.score, scores[0] if scores else 0)
+            payload = dut.i_stream.payload
+            ctx.set(payload.kind, kind)
+            ctx.set(payload.code, fields.get("code", 0))
+            ctx.set(payload.for_command, fields.get("for_command", 0))
+            ctx.set(payload.request_id, fields["request_id"])
+            ctx.set(dut.i_stream.valid, 1)
+            await clock.idle(1)
+            ctx.set(dut.i_stream.valid, 0)
+            frame = []
+            while not _complete(frame):
+                frame.extend(await stream_get(clock, dut.o_stream, 1, stalls))
+            sent.append((Reply(kind), bytes(frame)))
+            await clock.idle(3)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_process(capture)
+    sim.add_testbench(bench)
+    sim.run()
+    return sent
+
+
+def _complete(frame) -> bool:
+    """``frame`` holds a whole frame (by its length field)."""
+    return (len(frame) >= protocol.HEADER_BYTES
+            and len(frame) == protocol.HEADER_BYTES + (frame[6] | frame[7] << 8) + 2)
+
+
+@pytest.mark.parametrize("weight_bytes", [0, 1000])
+def test_serializer_sends_the_protocol_frames(weight_bytes):
+    """ResponseSerializer's frames are the protocol's (hwgen.protocol's encoders) for every
+    kind of response, with random fields and scores, under backpressure: the flat byte table,
+    its field bytes selected by address bits (INFO's weights_next is not aligned) and the
+    header's constants by kind."""
+    from hwgen.rtl.framing import Reply
+
+    rng = np.random.default_rng(weight_bytes)
+    C, E = protocol.Command, protocol.ErrorCode
+    responses, expected = [], []
+    for _ in range(3):
+        rid = int(rng.integers(0, 1 << 16))
+        scores = [int(v) for v in rng.integers(-(1 << 12), 1 << 12, size=3)]
+        first, last = int(rng.integers(0, 1 << 32)), int(rng.integers(0, 1 << 32))
+        responses.append((Reply.RESULT, dict(request_id=rid, result_class=2, scores=scores,
+                                             cycles_first=first, cycles_last=last)))
+        expected.append(protocol.encode_frame(C.RESULT, protocol.result_payload(
+            protocol.Result(2, tuple(scores), first, last)), request_id=rid))
+        wn = int(rng.integers(0, weight_bytes + 1))
+        rid = int(rng.integers(0, 1 << 16))
+        responses.append((Reply.INFO_REPLY, dict(request_id=rid, weights_next=wn,
+                                                 weights_loaded=wn == weight_bytes)))
+        expected.append(protocol.encode_frame(C.INFO_REPLY, protocol.info_payload(
+            protocol.Info(0x1234ABCD, 784, 3, weight_bytes, wn, 12_000_000, 3_000_000, 4321)),
+            request_id=rid))
+        rid = int(rng.integers(0, 1 << 16))
+        responses.append((Reply.LOAD_REPLY, dict(request_id=rid, weights_next=wn,
+                                                 weights_loaded=wn == weight_bytes)))
+        expected.append(protocol.encode_frame(C.LOAD_REPLY, protocol.load_payload(
+            protocol.LoadReply(wn, wn == weight_bytes)), request_id=rid))
+        code, command = int(rng.integers(1, 8)), int(rng.integers(0, 256))
+        rid = int(rng.integers(0, 1 << 16))
+        responses.append((Reply.ERROR, dict(request_id=rid, code=code, for_command=command)))
+        expected.append(protocol.encode_frame(C.ERROR, protocol.error_payload(
+            protocol.ErrorReply(E(code), command)), request_id=rid))
+    sent = _serializer_frames(weight_bytes, responses)
+    assert [frame for _, frame in sent] == expected
+
+
+def test_reached_is_the_first_count_at_the_value():
+    """framing._reached: a counter counting up from 0 first has the bits of ``value`` set at
+    ``value`` itself."""
+    from hwgen.rtl.framing import _reached
+
+    values = [1, 2, 7, 12, 1000, 7300, 1_200_000 % 8192, 8191]
+    counter = Signal(13)
+    hits = [Signal(name=f"hit{k}") for k in range(len(values))]
+    m = Module()
+    m.d.sync += counter.eq(counter + 1)
+    m.d.comb += [h.eq(_reached(counter, v)) for h, v in zip(hits, values, strict=True)]
+    first = {}
+
+    async def bench(ctx):
+        for count in range(8192):
+            for k, h in enumerate(hits):
+                if ctx.get(h) and k not in first:
+                    first[k] = count
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert [first[k] for k in range(len(values))] == values
