@@ -204,6 +204,8 @@ class RequestParser(wiring.Component):
         The response's last byte leaves this cycle.
     new_request : Out(1)
         A request's header has been read this cycle: the previous result is void.
+    last_byte : Out(1)
+        The last payload byte of an accepted INFER is taken this cycle.
     result_ready : In(1)
         The class of the network's current inference has come out.
     abort : Out(1)
@@ -234,6 +236,7 @@ class RequestParser(wiring.Component):
             "o_response": Out(stream.Signature(RESPONSE_LAYOUT)),
             "response_done": In(1),
             "new_request": Out(1),
+            "last_byte": Out(1),
             "result_ready": In(1),
             "abort": Out(1),
             "load_valid": Out(1),
@@ -373,6 +376,7 @@ class RequestParser(wiring.Component):
                     m.d.comb += self.crc_step.eq(1)
                     load.payload_byte(m)
                     with m.If(remaining == 1):
+                        m.d.comb += self.last_byte.eq(feed)
                         m.next = "CRC0"
             with m.State("CRC0"):
                 mid_frame()
@@ -673,8 +677,6 @@ class ResultCapture(wiring.Component):
         Bits of a score (1 … 32).
     score_lanes : int
         Scores per classifier beat; divides ``classes``.
-    beats : int
-        Network input beats per frame.
     cycles_bits : int
         Bits of the ``cycles_first`` counter (1 … 32, default 32).
     last_bits : int or None
@@ -686,6 +688,8 @@ class ResultCapture(wiring.Component):
         The network's class output; always ready.
     beat : In(1)
         A network input beat is transferred this cycle.
+    last_byte : In(1)
+        The frame's last input byte is taken this cycle: the next beat is its last.
     abort : In(1)
         The frame in progress is dropped: its beats are forgotten.
     score_fire : In(1)
@@ -702,7 +706,7 @@ class ResultCapture(wiring.Component):
     next_score : In(1)
     """
 
-    def __init__(self, *, classes: int, score_bits: int, score_lanes: int, beats: int,
+    def __init__(self, *, classes: int, score_bits: int, score_lanes: int,
                  cycles_bits: int = 32, last_bits: int | None = None):
         _check_range("classes", classes, 1, MAX_CLASSES)
         _check_range("score_bits", score_bits, 1, 32)
@@ -710,16 +714,16 @@ class ResultCapture(wiring.Component):
                 or score_lanes < 1 or classes % score_lanes):
             raise ValueError(f"score_lanes must be a positive divisor of classes ({classes}), "
                              f"not {score_lanes!r}")
-        _check_positive("beats", beats)
         _check_range("cycles_bits", cycles_bits, 1, 32)
         last_bits = cycles_bits if last_bits is None else last_bits
         _check_range("last_bits", last_bits, 1, cycles_bits)
         self.classes, self.score_bits = classes, score_bits
-        self.score_lanes, self.beats = score_lanes, beats
+        self.score_lanes = score_lanes
         self.cycles_bits, self.last_bits = cycles_bits, last_bits
         super().__init__({
             "i_class": In(stream.Signature(8)),
             "beat": In(1),
+            "last_byte": In(1),
             "abort": In(1),
             "score_fire": In(1),
             "score_beat": In(score_lanes * score_bits),
@@ -734,7 +738,7 @@ class ResultCapture(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        sbits, lanes, beats = self.score_bits, self.score_lanes, self.beats
+        sbits, lanes = self.score_bits, self.score_lanes
         scores = Signal(self.classes * sbits)  # score 0 in the lowest bits once captured
         m.d.comb += self.score.eq(scores[:sbits])
         with m.If(self.next_score):
@@ -742,13 +746,19 @@ class ResultCapture(wiring.Component):
         with m.Elif(self.score_fire):
             m.d.sync += scores.eq(Cat(scores[lanes * sbits:], self.score_beat))
 
-        beat = Signal(range(beats))
-        first_beat = self.beat & (beat == 0)
-        last_beat = self.beat & (beat == beats - 1)
-        with m.If(self.abort):
-            m.d.sync += beat.eq(0)
-        with m.Elif(self.beat):
-            m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
+        # the frame's first beat is the first since the request (or the drop); its last is
+        # the first after its last byte was taken (the packer has sent every earlier beat)
+        started, ended = Signal(), Signal()
+        first_beat = self.beat & ~started
+        last_beat = self.beat & ended
+        with m.If(self.beat):
+            m.d.sync += started.eq(1)
+        with m.If(self.last_byte):
+            m.d.sync += ended.eq(1)
+        with m.If(last_beat | self.abort | self.new_request):
+            m.d.sync += ended.eq(0)
+        with m.If(self.abort | self.new_request):
+            m.d.sync += started.eq(0)
 
         m.d.comb += self.i_class.ready.eq(1)
         new_result = self.i_class.valid
