@@ -42,9 +42,10 @@ class FoldedUnit(wiring.Component):
     its work fits in the ``sf`` cycles between groups (:func:`~hwgen.plan.output_steps`): one
     shift-and-add multiplier per lane for requantize, one comparator per lane doing a binary
     search of the thresholds. A vector takes ``nf·sf`` cycles, and a group leaves
-    :attr:`depth` cycles after its last step. ``i_stream.ready``
-    depends on registered state only; output backpressure stalls the computation through a
-    credit counter, never combinationally.
+    :attr:`depth` cycles after its last step. ``i_stream.ready`` and the step issue are
+    registers (each takes its condition on the state the other registers are about to take), so
+    neither the input's producer nor the memories see logic behind them; output backpressure
+    stalls the computation through a credit counter, never combinationally.
 
     Fully unrolled (``nf = sf = 1``, the weights in ROM and a parallel output stage:
     :attr:`unrolled`), a vector is one beat and the weights are constants of the datapath (no
@@ -207,7 +208,7 @@ class FoldedUnit(wiring.Component):
             m.submodules[f"weights_bank{b}"] = bank
             port = bank.read_port()
             m.d.comb += port.addr.eq(ahead[:low])
-            data = Signal(width, name=f"weights_bank{b}_held")
+            data = Signal(width, name=f"weights_bank{b}_held", reset_less=True)
             m.d.sync += data.eq(port.data)
             held.append(data)
         chosen = Signal(range(len(held)))  # the bank of the step issued last cycle
@@ -264,12 +265,14 @@ class FoldedUnit(wiring.Component):
                                                   init=[])
             buf_w = buffer.write_port()
             buf_r = buffer.read_port()
-            full = Signal(2)
-            wr_bank, rd_bank = Signal(), Signal()
+            # ``ready`` is a register too (taken from the next state, as ``go`` below).
+            full, full_next = Signal(2), Signal(2)
+            wr_bank, rd_bank, rd_bank_next = Signal(), Signal(), Signal()
             wr_idx = Signal(range(words))
-            i_fire = self.i_stream.valid & self.i_stream.ready
+            ready = Signal(init=1)
+            i_fire = self.i_stream.valid & ready
             m.d.comb += [
-                self.i_stream.ready.eq(~Mux(wr_bank, full[1], full[0])),
+                self.i_stream.ready.eq(ready),
                 buf_w.addr.eq(Mux(wr_bank, wr_idx + words, wr_idx)),
                 buf_w.data.eq(self.i_stream.payload.as_value()),
                 buf_w.en.eq(i_fire),
@@ -278,18 +281,23 @@ class FoldedUnit(wiring.Component):
             m.d.comb += wr_done.eq(i_fire & (wr_idx == words - 1))
             with m.If(i_fire):
                 m.d.sync += wr_idx.eq(Mux(wr_done, 0, wr_idx + 1))
-                with m.If(wr_done):
-                    m.d.sync += wr_bank.eq(~wr_bank)
+            wr_bank_next = wr_bank ^ wr_done
+            m.d.sync += [wr_bank.eq(wr_bank_next),
+                         ready.eq(~Mux(wr_bank_next, full_next[1], full_next[0]))]
 
-            # Issue: one step (nf, sf) per cycle while the read bank is full and there is credit.
+            # Issue: one step (nf, sf) per cycle while the read bank is full and there is
+            # credit. ``go`` is a register: it takes, a cycle ahead, the condition on the state
+            # the other registers take (``*_next``), so it is the same function of the state
+            # as ever and reaches the memories' addresses and enables with no logic before it.
             nf_i = Signal(range(nf_count))
-            sf_i = Signal(range(sf_count))
+            sf_i, sf_next = Signal(range(sf_count)), Signal(range(sf_count))
             w_addr = Signal(range(nf_count * sf_count))
             pending = Signal(range(self.fifo_depth + 1))
+            pending_next = Signal.like(pending)
             last_sf = sf_i == sf_count - 1
             go = Signal()
-            m.d.comb += go.eq(Mux(rd_bank, full[1], full[0])
-                              & (~last_sf | (pending < self.fifo_depth)))
+            m.d.sync += go.eq(Mux(rd_bank_next, full_next[1], full_next[0])
+                              & ((sf_next != sf_count - 1) | (pending_next < self.fifo_depth)))
             if self.spram:
                 m.submodules.weights = w_r = SpramWeights(pe * w_lanes * wbits, nf_count * sf_count)
                 m.d.comb += [w_r.load_valid.eq(self.load_valid), w_r.load_first.eq(self.load_first),
@@ -311,20 +319,19 @@ class FoldedUnit(wiring.Component):
             m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
             rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
             m.d.comb += buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx))
+            m.d.comb += [
+                sf_next.eq(Mux(go, Mux(last_sf, 0, sf_i + 1), sf_i)),
+                rd_bank_next.eq(rd_bank ^ rd_done),
+            ]
+            m.d.sync += [sf_i.eq(sf_next), rd_bank.eq(rd_bank_next), full.eq(full_next)]
             with m.If(go):
-                m.d.sync += [
-                    sf_i.eq(Mux(last_sf, 0, sf_i + 1)),
-                    w_addr.eq(Mux(rd_done, 0, w_addr + 1)),
-                ]
+                m.d.sync += w_addr.eq(Mux(rd_done, 0, w_addr + 1))
                 with m.If(last_sf):
                     m.d.sync += nf_i.eq(Mux(nf_i == nf_count - 1, 0, nf_i + 1))
-                with m.If(rd_done):
-                    m.d.sync += rd_bank.eq(~rd_bank)
             for bank in range(2):
-                with m.If(wr_done & (wr_bank == bank)):
-                    m.d.sync += full[bank].eq(1)
-                with m.Elif(rd_done & (rd_bank == bank)):
-                    m.d.sync += full[bank].eq(0)
+                m.d.comb += full_next[bank].eq(
+                    (wr_done & (wr_bank == bank))
+                    | (full[bank] & ~(rd_done & (rd_bank == bank))))
 
             # Stage 0: the memories' read data (behind a LUT mux where a memory spans several
             # block RAMs) arrive; stage 1 registers them, so no read reaches the dot products.
@@ -334,8 +341,8 @@ class FoldedUnit(wiring.Component):
                          s0_nf.eq(nf_i)]
             s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
             s1_nf = Signal(range(nf_count))
-            x_word = Signal(lanes * ebits)
-            w_word = Signal(len(w_r_data))
+            x_word = Signal(lanes * ebits, reset_less=True)
+            w_word = Signal(len(w_r_data), reset_less=True)
             m.d.sync += [s1_valid.eq(s0_valid), s1_first.eq(s0_first), s1_last.eq(s0_last),
                          s1_nf.eq(s0_nf), x_word.eq(buf_r.data), w_word.eq(w_r_data)]
 
@@ -424,8 +431,6 @@ class FoldedUnit(wiring.Component):
         wiring.connect(m, out_fifo.r_stream, wiring.flipped(self.o_stream))
         o_fire = self.o_stream.valid & self.o_stream.ready
         issued = go & last_sf
-        with m.If(issued & ~o_fire):
-            m.d.sync += pending.eq(pending + 1)
-        with m.Elif(o_fire & ~issued):
-            m.d.sync += pending.eq(pending - 1)
+        m.d.comb += pending_next.eq(pending + issued - o_fire)
+        m.d.sync += pending.eq(pending_next)
         return m

@@ -61,7 +61,7 @@ def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
         m.d.comb += port.addr.eq(addr)
         data = port.data
         if capture is not None:
-            data = Signal(width, name=f"{part_name}_held")
+            data = Signal(width, name=f"{part_name}_held", reset_less=True)
             with m.If(capture):
                 m.d.sync += data.eq(port.data)
         parts += [data[i * lane_bits:(i + 1) * lane_bits] for i in range(count)]
@@ -273,7 +273,7 @@ class OutputStage:
         t_r = rom.read_port()
         data = t_r.data
         if self.registered_reads:
-            data = Signal(len(t_r.data), name=f"thresholds{p}_held")
+            data = Signal(len(t_r.data), name=f"thresholds{p}_held", reset_less=True)
             m.d.sync += data.eq(t_r.data)
         found = Signal(n, name=f"th_count{p}")
         recent = Signal(ahead, name=f"th_recent{p}")  # the last bits decided, newest lowest

@@ -126,9 +126,10 @@ class SlidingWindow(wiring.Component):
 
         # The beat read from the line buffer (``out_valid``, ``out_pad`` and the memory's
         # read data) moves into an output register whenever that register is free or taken,
-        # so no read data reaches the next layer's logic in the cycle it leaves the memory.
+        # so no read data reaches the next layer's logic in the cycle it leaves the memory;
+        # the read data go in as they come (a padded beat is replaced after the register).
         out_valid, out_pad = Signal(), Signal()
-        reg_valid, reg_data = Signal(), Signal(g.lanes * ebits)
+        reg_valid, reg_data = Signal(), Signal(g.lanes * ebits, reset_less=True)
         reg_free = ~reg_valid | self.o_stream.ready
         advance = Signal()
         m.d.comb += advance.eq((rows_in >= need) & (~out_valid | reg_free))
@@ -143,10 +144,12 @@ class SlidingWindow(wiring.Component):
         pad_word = 0
         for lane in range(g.lanes):
             pad_word |= (self.pad_code & ((1 << ebits) - 1)) << (lane * ebits)
+        reg_pad = Signal()
         with m.If(reg_free):
-            m.d.sync += [reg_valid.eq(out_valid),
-                         reg_data.eq(Mux(out_pad, pad_word, rd.data) if outside else rd.data)]
-        m.d.comb += [self.o_stream.valid.eq(reg_valid), self.o_stream.payload.eq(reg_data)]
+            m.d.sync += [reg_valid.eq(out_valid), reg_data.eq(rd.data), reg_pad.eq(out_pad)]
+        m.d.comb += [self.o_stream.valid.eq(reg_valid),
+                     self.o_stream.payload.eq(Mux(reg_pad, pad_word, reg_data) if outside
+                                              else reg_data)]
         with m.If(advance):
             m.d.sync += [out_valid.eq(1), out_pad.eq(pad)]
         with m.Elif(reg_free):
