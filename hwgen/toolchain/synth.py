@@ -33,6 +33,7 @@ from amaranth._toolchain import tool_env_var
 from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
 from ..spec import Network
+from .block_ram_registers import absorb_output_registers_in
 from .boards import Board, BoardError, board
 from .timing import best_seed, critical_path, describe_seeds, fmax_of, seed_summary
 from .tools import ToolError, run_tool, tool_env, tool_path
@@ -491,6 +492,9 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
         _run_step(argv[0], list(argv[1:]), tmp, env, say)
         if argv[0] == "yosys":
             _check_fit(network, info, tmp / "synth_stat.json")
+            if info.family == "ecp5":
+                moved = absorb_output_registers_in(tmp / "top.json")
+                say(f"  {moved} block-RAM read registers moved into the block RAMs")
     nextpnr = commands[place][0]
     say(f"running {nextpnr} with seed{'s' if len(seeds) > 1 else ''} "
         f"{', '.join(map(str, seeds))} ({jobs} at a time)")
