@@ -176,8 +176,8 @@ class BoardCore(wiring.Component):
             cycles_per_inference=p.cycles_per_inference)
         m.submodules.capture = capture = ResultCapture(
             classes=score_lp.out_type.size, score_bits=score_lp.out_type.bits,
-            score_lanes=score_lp.out_lanes, cycles_bits=self.cycles_bits[0],
-            last_bits=self.cycles_bits[1])
+            score_lanes=score_lp.out_lanes, beats=p.input_type.size // p.input_lanes,
+            cycles_bits=self.cycles_bits[0], last_bits=self.cycles_bits[1])
         m.submodules.crc = crc = Crc16()
         # one CRC: the parser's while a request arrives, the serializer's while it answers
         m.d.comb += [crc.clear.eq(parser.crc_clear | serializer.crc_clear),
@@ -210,7 +210,6 @@ class BoardCore(wiring.Component):
             # the capture watches the network
             capture.new_request.eq(parser.new_request),
             capture.abort.eq(abort),
-            capture.last_byte.eq(parser.last_byte),
             capture.beat.eq(top.i_stream.valid & top.i_stream.ready),
             capture.score_fire.eq(getattr(top, f"tap_{score_lp.name}_fire")),
             capture.score_beat.eq(getattr(top, f"tap_{score_lp.name}_payload")),

@@ -204,8 +204,6 @@ class RequestParser(wiring.Component):
         The response's last byte leaves this cycle.
     new_request : Out(1)
         A request's header has been read this cycle: the previous result is void.
-    last_byte : Out(1)
-        The last payload byte of an accepted INFER is taken this cycle.
     result_ready : In(1)
         The class of the network's current inference has come out.
     abort : Out(1)
@@ -236,7 +234,6 @@ class RequestParser(wiring.Component):
             "o_response": Out(stream.Signature(RESPONSE_LAYOUT)),
             "response_done": In(1),
             "new_request": Out(1),
-            "last_byte": Out(1),
             "result_ready": In(1),
             "abort": Out(1),
             "load_valid": Out(1),
@@ -261,11 +258,12 @@ class RequestParser(wiring.Component):
         version_ok = Signal()
         # the command decoded as it arrives (its byte is kept for the ERROR answer)
         is_infer, is_info, is_load = Signal(), Signal(), Signal()
-        low_byte = Signal(8)  # the low byte of the id, of the length
         # the length's low byte checked as it arrives: INFER's, INFO's (0) and LOAD's rules
         low_infer, low_zero, low_load = Signal(), Signal(), Signal(3)
         crc_low_ok = Signal()  # the CRC's low byte matched
-        remaining = Signal(16)  # payload bytes still to come
+        # payload bytes still to come; its low byte holds the id's low byte until the id's
+        # high byte comes, then the length's low byte until its high byte comes
+        remaining = Signal(16)
         feed = Signal()  # this INFER's payload goes into the network
         weights_next = self.weights_next
         m.d.comb += [self.weights_loaded.eq(weights_next == self.weight_bytes),
@@ -326,9 +324,9 @@ class RequestParser(wiring.Component):
                     ("COMMAND", [command.eq(byte), is_infer.eq(byte == Command.INFER),
                                  is_info.eq(byte == Command.INFO),
                                  is_load.eq(byte == Command.LOAD)], "ID0"),
-                    ("ID0", low_byte.eq(byte), "ID1"),
-                    ("ID1", request_id.eq(Cat(low_byte, byte)), "LENGTH0"),
-                    ("LENGTH0", [low_byte.eq(byte),
+                    ("ID0", remaining[:8].eq(byte), "ID1"),
+                    ("ID1", request_id.eq(Cat(remaining[:8], byte)), "LENGTH0"),
+                    ("LENGTH0", [remaining[:8].eq(byte),
                                  low_infer.eq(byte == self.frame_bytes & 0xFF),
                                  low_zero.eq(byte == 0), low_load.eq(_load_length_low(byte))],
                      "LENGTH1")):
@@ -340,13 +338,12 @@ class RequestParser(wiring.Component):
                         m.next = after
             with m.State("LENGTH1"):
                 mid_frame()
-                full = Cat(low_byte, byte)
                 empty = low_zero & (byte == 0)
                 bad_length = Mux(is_infer, ~low_infer | (byte != self.frame_bytes >> 8),
                                  Mux(is_info, ~empty, _bad_load_length_high(low_load, byte)))
                 with m.If(take):
                     m.d.comb += [self.new_request.eq(1), self.crc_step.eq(1)]
-                    m.d.sync += remaining.eq(full)
+                    m.d.sync += remaining[8:].eq(byte)
                     with m.If(~version_ok):
                         m.d.sync += error.eq(ErrorCode.BAD_VERSION)
                     with m.Elif(~(is_infer | is_info | is_load)):
@@ -376,7 +373,6 @@ class RequestParser(wiring.Component):
                     m.d.comb += self.crc_step.eq(1)
                     load.payload_byte(m)
                     with m.If(remaining == 1):
-                        m.d.comb += self.last_byte.eq(feed)
                         m.next = "CRC0"
             with m.State("CRC0"):
                 mid_frame()
@@ -677,6 +673,8 @@ class ResultCapture(wiring.Component):
         Bits of a score (1 … 32).
     score_lanes : int
         Scores per classifier beat; divides ``classes``.
+    beats : int
+        Network input beats per frame.
     cycles_bits : int
         Bits of the ``cycles_first`` counter (1 … 32, default 32).
     last_bits : int or None
@@ -688,8 +686,6 @@ class ResultCapture(wiring.Component):
         The network's class output; always ready.
     beat : In(1)
         A network input beat is transferred this cycle.
-    last_byte : In(1)
-        The frame's last input byte is taken this cycle: the next beat is its last.
     abort : In(1)
         The frame in progress is dropped: its beats are forgotten.
     score_fire : In(1)
@@ -706,7 +702,7 @@ class ResultCapture(wiring.Component):
     next_score : In(1)
     """
 
-    def __init__(self, *, classes: int, score_bits: int, score_lanes: int,
+    def __init__(self, *, classes: int, score_bits: int, score_lanes: int, beats: int,
                  cycles_bits: int = 32, last_bits: int | None = None):
         _check_range("classes", classes, 1, MAX_CLASSES)
         _check_range("score_bits", score_bits, 1, 32)
@@ -714,16 +710,16 @@ class ResultCapture(wiring.Component):
                 or score_lanes < 1 or classes % score_lanes):
             raise ValueError(f"score_lanes must be a positive divisor of classes ({classes}), "
                              f"not {score_lanes!r}")
+        _check_positive("beats", beats)
         _check_range("cycles_bits", cycles_bits, 1, 32)
         last_bits = cycles_bits if last_bits is None else last_bits
         _check_range("last_bits", last_bits, 1, cycles_bits)
         self.classes, self.score_bits = classes, score_bits
-        self.score_lanes = score_lanes
+        self.score_lanes, self.beats = score_lanes, beats
         self.cycles_bits, self.last_bits = cycles_bits, last_bits
         super().__init__({
             "i_class": In(stream.Signature(8)),
             "beat": In(1),
-            "last_byte": In(1),
             "abort": In(1),
             "score_fire": In(1),
             "score_beat": In(score_lanes * score_bits),
@@ -738,7 +734,7 @@ class ResultCapture(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        sbits, lanes = self.score_bits, self.score_lanes
+        sbits, lanes, beats = self.score_bits, self.score_lanes, self.beats
         scores = Signal(self.classes * sbits)  # score 0 in the lowest bits once captured
         m.d.comb += self.score.eq(scores[:sbits])
         with m.If(self.next_score):
@@ -746,19 +742,13 @@ class ResultCapture(wiring.Component):
         with m.Elif(self.score_fire):
             m.d.sync += scores.eq(Cat(scores[lanes * sbits:], self.score_beat))
 
-        # the frame's first beat is the first since the request (or the drop); its last is
-        # the first after its last byte was taken (the packer has sent every earlier beat)
-        started, ended = Signal(), Signal()
-        first_beat = self.beat & ~started
-        last_beat = self.beat & ended
-        with m.If(self.beat):
-            m.d.sync += started.eq(1)
-        with m.If(self.last_byte):
-            m.d.sync += ended.eq(1)
-        with m.If(last_beat | self.abort | self.new_request):
-            m.d.sync += ended.eq(0)
-        with m.If(self.abort | self.new_request):
-            m.d.sync += started.eq(0)
+        beat = Signal(range(beats))
+        first_beat = self.beat & (beat == 0)
+        last_beat = self.beat & (beat == beats - 1)
+        with m.If(self.abort):
+            m.d.sync += beat.eq(0)
+        with m.Elif(self.beat):
+            m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
 
         m.d.comb += self.i_class.ready.eq(1)
         new_result = self.i_class.valid

@@ -434,7 +434,7 @@ PARSER_ARGS = dict(frame_bytes=12, weight_bytes=0, idle_cycles=100, result_cycle
 SERIALIZER_ARGS = dict(classes=10, score_bits=16, weight_bytes=0, network_id=0xDEADBEEF,
                        input_bytes=64, clk_hz=12_000_000, baud=115200,
                        cycles_per_inference=256)
-CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5)
+CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5, beats=16)
 
 
 @pytest.mark.parametrize("component, args, name, value, message", [
@@ -466,6 +466,8 @@ CAPTURE_ARGS = dict(classes=10, score_bits=16, score_lanes=5)
      "score_lanes must be a positive divisor of classes (10), not 3"),
     (ResultCapture, CAPTURE_ARGS, "score_lanes", 0,
      "score_lanes must be a positive divisor of classes (10), not 0"),
+    (ResultCapture, CAPTURE_ARGS, "beats", 0,
+     "beats must be a positive integer, not 0"),
     (ResultCapture, CAPTURE_ARGS, "cycles_bits", 33,
      "cycles_bits must be an integer from 1 to 32, not 33"),
     (ResultCapture, {**CAPTURE_ARGS, "cycles_bits": 20}, "last_bits", 21,
