@@ -7,9 +7,10 @@ UART receiver and transmitter, :class:`~hwgen.rtl.framing.RequestParser`,
 case below this elaborates ``BoardLogic`` (12 MHz, the baud rate given), synthesizes it flat with
 YoWASP Yosys (``synth_ice40 -device u``), places and routes it with nextpnr for the UP5K-SG48,
 and counts the placed ``ICESTORM_LC`` cells by the component their name carries
-(:func:`hwgen.toolchain.timing.component_of`); ``core`` is the sum over every component but
-``core.network*``. It also gives nextpnr's fmax and critical path (named by component): whether
-the core or the network limits the clock.
+(:func:`hwgen.toolchain.timing.component_of`), the cells nextpnr adds to enter and leave
+carry chains by the cells they connect to (most are the network's); ``core`` is the sum over
+every component but ``core.network*``. It also gives nextpnr's fmax and critical path (named
+by component): whether the core or the network limits the clock.
 
 The same is done for a git revision (``--baseline REF``, default f2fed36: the board core
 before issue 17's changes): its ``hwgen`` package and ``tests/helpers.py`` are extracted into a
@@ -116,15 +117,41 @@ def _run(var: str, args: list[str], cwd: Path, log: Path, product: Path) -> None
 
 
 def _part(cell: str) -> str:
-    """The part a placed cell belongs to: ``network`` for the network's cells,
-    ``nextpnr`` for the cells nextpnr adds (carry chain entries and exits, constants; counted
-    in the core), else its component."""
+    """The part a placed cell belongs to by its name: ``network`` for the network's cells,
+    ``nextpnr`` for the cells nextpnr adds (carry chain entries and exits, constants), else its
+    component."""
     from hwgen.toolchain.timing import component_of
 
     if cell.startswith("$nextpnr"):
         return "nextpnr"
     component = component_of(cell)
     return "network" if component.startswith("core.network") else component
+
+
+def _parts(module: dict) -> Counter:
+    """LCs of a placed module by :func:`_part`, with each cell nextpnr added (a carry chain's
+    entry or exit) given to the part of the cells it shares nets with: most are the network's
+    counters' and adders', which a count by name would put in the core. Nets with more than 8
+    ends (constants, clocks, enables) do not count; a cell with no other neighbour stays
+    ``nextpnr`` (counted in the core)."""
+    ends: dict = {}
+    for name, cell in module["cells"].items():
+        for bits in cell["connections"].values():
+            for bit in bits:
+                ends.setdefault(bit, []).append(name)
+    parts: Counter = Counter()
+    for name, cell in module["cells"].items():
+        if cell["type"] != "ICESTORM_LC":
+            continue
+        part = _part(name)
+        if part == "nextpnr":
+            votes = Counter(_part(other) for bits in cell["connections"].values()
+                            for bit in bits if len(ends[bit]) <= 8 for other in ends[bit]
+                            if other != name and not other.startswith(("$nextpnr", "$gbuf")))
+            if votes:
+                part = votes.most_common(1)[0][0]
+        parts[part] += 1
+    return parts
 
 
 def measure(case: str, baud: int, source: Path | None, work: Path) -> dict:
@@ -145,9 +172,7 @@ def measure(case: str, baud: int, source: Path | None, work: Path) -> dict:
     placed = json.loads((work / "placed.json").read_text())
     parts: Counter = Counter()
     for module in placed["modules"].values():
-        for name, cell in module["cells"].items():
-            if cell["type"] == "ICESTORM_LC":
-                parts[_part(name)] += 1
+        parts.update(_parts(module))
     report = json.loads((work / "report.json").read_text())
     fmax = next((v["achieved"] for k, v in report.get("fmax", {}).items() if "clk" in k), None)
     path = critical_path(report, "clk")

@@ -587,7 +587,7 @@ class ResponseSerializer(wiring.Component):
                 if first % count == 0:  # aligned
                     hit, index = at[low:] == first >> low, at[:low]
                 else:
-                    hit = (at >= first) & (at < first + count)
+                    hit = Cat(*[at == a for a in range(first, first + count)]).any()
                     index = (at - first)[:low]
                 value = value | Mux(hit, word.word_select(index, 8), 0)
             return value
@@ -611,7 +611,9 @@ class ResponseSerializer(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += [load.eq(~have), nxt.eq(head)]
                 with m.If(load):
-                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(pos >= len(MAGIC))]
+                    # the bytes after the magic (``pos`` is below 8 here: no comparator)
+                    assert len(MAGIC) == 2
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(pos[1:3] != 0)]
                     with m.If(pos[:3] == HEADER_BYTES - 1):
                         with m.Switch(response.kind):
                             for kind in Reply:
