@@ -11,8 +11,9 @@ a time). The wire format itself lives in :mod:`hwgen.protocol`.
 The parts are built for size (bench/board_core.py counts their iCE40 logic cells; most of the
 capture is its flip-flops: the scores and the two cycle counters). The serializer picks each
 byte from constant tables held as bit masks (the header's by kind and byte, one flat 64-byte
-table of every kind's body) and from its fields, each placed in the flat table so that the
-low bits of the address select its byte and the others the field; it never loads wide words.
+table of every kind's body) and from its fields, placed in the flat table so that the low
+bits of the address select a field's byte and the others the field (one unaligned field is
+compared address by address); it never loads wide words.
 The parser keeps only the error code and the command's decode: the kind of response follows
 from them. Its timeouts test only the bits of the timeout that are 1 (a counter counting up
 from 0 has those set first at the timeout itself), and it counts the payload down instead of
@@ -65,9 +66,10 @@ RESPONSE_LAYOUT = data.StructLayout({
     "request_id": 16,
 })
 
-#: Where each kind's body starts in :class:`ResponseSerializer`'s flat table of 64 bytes: the
-#: bytes of a multi-byte field at addresses whose low bits count its bytes, so a field's byte is
-#: selected by those bits and the field by the others.
+#: Where each kind's body starts in :class:`ResponseSerializer`'s flat table of 64 bytes: most
+#: multi-byte fields land at addresses whose low bits count their bytes, so a field's byte is
+#: selected by those bits and the field by the others (INFO_REPLY's weights_next, at 14, is
+#: found by comparing the address with each of its 4).
 _BODY_BASE = {Reply.INFO_REPLY: 0, Reply.RESULT: 32, Reply.ERROR: 46, Reply.LOAD_REPLY: 48}
 
 #: Largest number a 32-bit field of the protocol holds.
