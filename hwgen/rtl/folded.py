@@ -21,7 +21,7 @@ from ..numeric import TensorType
 from ..weight_image import pack_rows, spram_shape, weight_words
 from .arith import Stage, registered, sum_tree
 from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
-from .memory import bank_depth, block_ram
+from .memory import COLLISION_FREE, bank_depth, block_ram
 from .output_stage import OutputStage
 from .stream import check_positive, lanes_signature, output_buffer
 from .weights import LOAD_PORTS, SpramWeights
@@ -261,8 +261,10 @@ class FoldedUnit(wiring.Component):
             w_word = Const(word, width)
         else:
             # Input double buffer: bank b holds words b·V .. b·V + V − 1 (V = vector_words).
+            # Collision-free: a half is written only while it is not full, and read (at
+            # ``go``, the read enable) only while it is full.
             m.submodules.buffer = buffer = Memory(shape=unsigned(lanes * ebits), depth=2 * words,
-                                                  init=[])
+                                                  init=[], attrs=COLLISION_FREE)
             buf_w = buffer.write_port()
             buf_r = buffer.read_port()
             # ``ready`` is a register too (taken from the next state, as ``go`` below).
@@ -318,7 +320,7 @@ class FoldedUnit(wiring.Component):
             rd_done = Signal()
             m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
             rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
-            m.d.comb += buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx))
+            m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)), buf_r.en.eq(go)]
             m.d.comb += [
                 sf_next.eq(Mux(go, Mux(last_sf, 0, sf_i + 1), sf_i)),
                 rd_bank_next.eq(rd_bank ^ rd_done),

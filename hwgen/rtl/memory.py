@@ -18,7 +18,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth"]
+__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE"]
+
+#: Attributes of a memory with one write and one read port whose read is never used in a
+#: cycle that writes the address it reads (a double buffer read in the other half, a ring of
+#: rows read only where they are complete). Synthesis tells Yosys that such a read may give
+#: anything then (:data:`hwgen.toolchain.synth.COLLISION_FREE_SCRIPT`), so Yosys adds no
+#: logic emulating a read of the old word (a compare of the addresses, a copy of the write
+#: data and a mux after the read, on every block RAM of the memory).
+COLLISION_FREE = {"hwgen_collision_free": 1}
 
 
 @dataclass(frozen=True)

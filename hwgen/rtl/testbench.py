@@ -136,7 +136,7 @@ async def load_weights(clock: Clock, dut, halfwords: list[int]) -> None:
 def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
                backpressure: float = 0.0, seed: int = 0, vcd: str | None = None,
                load: list[int] | None = None, stall_limit: int = 20_000,
-               platform=None) -> StreamRun:
+               platform=None, checks=()) -> StreamRun:
     """Simulate ``dut`` (``i_stream`` → ``o_stream``) on ``beats``; collect ``out_count`` beats.
 
     ``in_times`` and ``out_times`` are the cycles (first clock edge = 0) of every transfer.
@@ -148,11 +148,11 @@ def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
     sends too few beats), and after the last expected beat the output stays ready for twice
     the longest gap seen between output beats (at least 64 cycles): a beat offered then is an
     extra beat and fails the run. ``platform`` is what ``dut`` is elaborated with (default
-    none).
+    none); ``checks`` as for :func:`run_streams`.
     """
     run = run_streams(dut, {"i_stream": beats}, {"o_stream": out_count}, gaps=gaps,
                       backpressure=backpressure, seed=seed, vcd=vcd, load=load,
-                      stall_limit=stall_limit, platform=platform)
+                      stall_limit=stall_limit, platform=platform, checks=checks)
     return StreamRun(run.outputs["o_stream"], run.in_times["i_stream"],
                      run.out_times["o_stream"])
 
@@ -160,7 +160,7 @@ def run_stream(dut, beats: list[int], out_count: int, *, gaps: float = 0.0,
 def run_streams(dut, inputs: dict[str, list[int]], outputs: dict[str, int], *,
                 gaps: float = 0.0, backpressure: float = 0.0, seed: int = 0,
                 vcd: str | None = None, load: list[int] | None = None,
-                stall_limit: int = 20_000, platform=None) -> StreamsRun:
+                stall_limit: int = 20_000, platform=None, checks=()) -> StreamsRun:
     """Simulate ``dut`` with several input and output streams at once.
 
     ``inputs`` maps a port name of ``dut`` (``"i0_stream"``) to the raw payloads driven into
@@ -176,7 +176,9 @@ def run_streams(dut, inputs: dict[str, list[int]], outputs: dict[str, int], *,
     beat has moved on any port for ``stall_limit`` cycles, and each output, after its last
     expected beat, stays ready for twice the longest gap seen between its beats (at least
     64 cycles) and fails the run on any beat offered then. ``platform`` is what ``dut``
-    is elaborated with (default none).
+    is elaborated with (default none). Each of ``checks`` is called with the elaborated
+    design (a ``Fragment``) and returns testbenches that run in the background beside the
+    streams; an ``AssertionError`` in one fails the run.
     """
     if not inputs or not outputs:
         raise ValueError("run_streams needs at least one input and one output stream")
@@ -227,8 +229,12 @@ def run_streams(dut, inputs: dict[str, list[int]], outputs: dict[str, int], *,
             elif clock.now - last >= stall_limit:
                 raise AssertionError(_stall_message(stall_limit, result, inputs, outputs))
 
-    sim = Simulator(dut if platform is None else Fragment.get(dut, platform))
+    design = Fragment.get(dut, platform)
+    sim = Simulator(design)
     sim.add_clock(1e-6)
+    for check in checks:
+        for bench in check(design):
+            sim.add_testbench(bench, background=True)
     for k, name in enumerate(inputs):
         sim.add_testbench(source(k, name))
     for k, name in enumerate(outputs):

@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..layers.window import WindowGeometry
 from ..numeric import TensorType, encode
+from .memory import COLLISION_FREE
 from .stream import check_image, check_positive, element_shape, lanes_signature
 from .weights import LOAD_PORTS
 
@@ -80,8 +81,11 @@ class SlidingWindow(wiring.Component):
         words = ring * row_words
         ebits = self.shape.width
 
+        # Collision-free: a row is read only once written, and written only once no longer
+        # read, and the ring never holds the row written and a row read in one slot (padded
+        # positions read nothing).
         m.submodules.lines = lines = Memory(shape=unsigned(g.lanes * ebits), depth=words,
-                                            init=[])
+                                            init=[], attrs=COLLISION_FREE)
         wr = lines.write_port()
         rd = lines.read_port()
 
@@ -140,7 +144,8 @@ class SlidingWindow(wiring.Component):
         outside = [test for amount, test in zip(g.pads, (iy < 0, ix < 0, iy >= g.height,
                                                           ix >= g.width), strict=True) if amount]
         pad = Cat(*outside).any() if outside else Const(0, 1)
-        m.d.comb += [rd.addr.eq(ky_addr + col_addr[:len(rd.addr)]), rd.en.eq(advance)]
+        # A padded position reads nothing (its address may be a row being written).
+        m.d.comb += [rd.addr.eq(ky_addr + col_addr[:len(rd.addr)]), rd.en.eq(advance & ~pad)]
         pad_word = 0
         for lane in range(g.lanes):
             pad_word |= (self.pad_code & ((1 << ebits) - 1)) << (lane * ebits)

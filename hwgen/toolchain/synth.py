@@ -32,6 +32,7 @@ from amaranth._toolchain import tool_env_var
 
 from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
+from ..rtl.memory import COLLISION_FREE
 from ..spec import Network
 from .block_ram_registers import absorb_output_registers_in
 from .boards import Board, BoardError, board
@@ -64,6 +65,11 @@ _SHIPPED = {"ice40": ["top.bin"], "ecp5": ["top.bit", "top.svf"]}
 #: The tools of a build, by their environment variable.
 _CHAIN = {"YOSYS", "NEXTPNR_ICE40", "ICEPACK", "NEXTPNR_ECP5", "ECPPACK"}
 _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
+#: Yosys commands after reading the design: the memories marked
+#: :data:`hwgen.rtl.memory.COLLISION_FREE` (one write, one read port) may read anything from
+#: an address written in the same cycle.
+COLLISION_FREE_SCRIPT = ("proc; memory_collect; setparam -set RD_COLLISION_X_MASK 1'1 "
+                         f"t:$mem_v2 a:{next(iter(COLLISION_FREE))} %i")
 _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
 
 
@@ -479,6 +485,7 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     # products have no $mul cells, so only the layers planned on DSPs get them.
     synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
     build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
+                                  script_after_read=COLLISION_FREE_SCRIPT,
                                   script_after_synth=_YOSYS_STAT, synth_opts=synth_opts)
     # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
     # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).

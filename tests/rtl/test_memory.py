@@ -1,10 +1,23 @@
-"""Block-RAM read styles: the banks a weight memory is split into on ECP5, and which
-platforms register reads."""
+# amaranth: UnusedElaboratable=no
+"""Block-RAM read styles: the banks a weight memory is split into on ECP5, which platforms
+register reads, and that the memories marked collision-free never read the address they
+write in the same cycle."""
 
+import numpy as np
 import pytest
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 
-from hwgen.rtl.memory import DP16KD, BlockRam, bank_depth, block_ram
+from hwgen import golden
+from hwgen.rtl.memory import COLLISION_FREE, DP16KD, BlockRam, bank_depth, block_ram
+from hwgen.rtl.network import NetworkTop
+from hwgen.rtl.testbench import run_stream
+from hwgen.spec import Input
 from hwgen.toolchain.boards import board
+from hwgen_sim.runner import stream_beats
+from tests.helpers import chain
 
 
 @pytest.mark.parametrize("width,depth,expected", [
@@ -35,3 +48,96 @@ def test_only_ecp5_registers_reads():
     assert block_ram(board("icebreaker").platform()) is None and block_ram(None) is None
     tiny = BlockRam("tiny", ((4, 8),))
     assert block_ram(type("P", (), {"hwgen_block_ram": tiny})()) is tiny
+
+
+def collision_free_memories(fragment) -> list[Memory]:
+    """The memories marked :data:`COLLISION_FREE` in an elaborated design."""
+    found, todo = [], [fragment]
+    while todo:
+        frag = todo.pop()
+        found += [o for o in (getattr(frag, "origins", None) or ())
+                  if isinstance(o, Memory) and o.attrs.get(next(iter(COLLISION_FREE)))]
+        todo += [sub for sub, *_ in frag.subfragments]
+    return found
+
+
+def no_collisions(counted: list[int]):
+    """A check for :func:`run_stream`: every cycle, no collision-free memory both writes and
+    reads (read enable high) one address; the memories found are added to ``counted``."""
+    def check(fragment):
+        memories = collision_free_memories(fragment)
+        counted.append(len(memories))
+
+        async def watch(ctx):
+            signals = []
+            for memory in memories:
+                (w,), (r,) = memory.write_ports, memory.read_ports  # one of each
+                signals += [w.en, w.addr, r.en, r.addr]
+            async for _, _, *values in ctx.tick().sample(*signals):
+                for k in range(0, len(values), 4):
+                    w_en, w_addr, r_en, r_addr = values[k:k + 4]
+                    assert not (w_en and r_en and w_addr == r_addr), \
+                        f"memory {k // 4} reads address {r_addr} as it writes it"
+        return [watch]
+    return check
+
+
+COLLISION_NETWORKS = {
+    # same padding, a pool, a valid conv, a dense layer: three windows, three double buffers
+    "conv": (Input((5, 6, 2), 2, lanes=2), [
+        dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=1, out_bits=2, pe=2,
+             simd=2),
+        dict(kind="maxpool", size=2),
+        dict(kind="conv2d", out=4, kernel=2, weight_bits=2, out_bits=1, pe=1, simd=4),
+        dict(kind="flatten"),
+        dict(out=3, weight_bits=4, out_bits=None, pe=1, simd=4)], 6),
+    # one lane, a 3×3 stride-2 pool, a padded depthwise layer
+    "depthwise": (Input((7, 5, 3), 4, lanes=1), [
+        dict(kind="conv2d", out=4, kernel=3, padding="same", weight_bits=2, out_bits=2, pe=4,
+             simd=3),
+        dict(kind="maxpool", size=3, stride=2),
+        dict(kind="depthwise_conv2d", kernel=2, padding="same", weight_bits=2, out_bits=None,
+             pe=2)], 5),
+}
+
+
+@pytest.mark.parametrize("name", list(COLLISION_NETWORKS))
+@pytest.mark.parametrize("gaps,backpressure", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.6), (0.5, 0.5)])
+def test_the_collision_free_memories_never_read_what_they_write(name, gaps, backpressure):
+    """Window line buffers (padded reads included) and input double buffers under input gaps
+    and output backpressure, frames back to back."""
+    inp, layers, memories = COLLISION_NETWORKS[name]
+    net, x = chain(np.random.default_rng(17), inp, [dict(d) for d in layers], count=4,
+                   argmax=False)
+    top = NetworkTop(net)
+    p = top.plan
+    out = p.layers[-1]
+    expected = stream_beats(golden.run(net, x)[out.name], out.out_type, out.out_lanes)
+    counted = []
+    got = run_stream(top, stream_beats(x, p.input_type, p.input_lanes), len(expected),
+                     gaps=gaps, backpressure=backpressure, seed=3, checks=[no_collisions(counted)])
+    assert got.outputs == expected
+    assert counted == [memories]
+
+
+class Colliding(wiring.Component):
+    """A collision-free-marked memory written and read at one address every cycle."""
+
+    i_stream: In(stream.Signature(4))
+    o_stream: Out(stream.Signature(4))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=4, depth=4, init=[], attrs=COLLISION_FREE)
+        w, r = mem.write_port(), mem.read_port()
+        valid = Signal()
+        m.d.comb += [w.data.eq(self.i_stream.payload), w.en.eq(self.i_stream.valid),
+                     self.i_stream.ready.eq(1), self.o_stream.payload.eq(r.data),
+                     self.o_stream.valid.eq(valid)]
+        m.d.sync += valid.eq(self.i_stream.valid)
+        return m
+
+
+def test_the_collision_check_sees_a_collision():
+    with pytest.raises(AssertionError, match="reads address 0 as it writes it"):
+        run_stream(Colliding(), [1, 2, 3], 3, checks=[no_collisions([])])

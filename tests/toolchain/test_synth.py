@@ -6,13 +6,18 @@ import json
 
 import numpy as np
 import pytest
+from amaranth import Elaboratable, Module, Signal
+from amaranth.back import rtlil
+from amaranth.lib.memory import Memory
 
 from hwgen.outdir import OutputDir, read_manifest
 from hwgen.plan import plan
 from hwgen.rtl.clock import ice40_pll
+from hwgen.rtl.memory import COLLISION_FREE
 from hwgen.spec import Input
 from hwgen.toolchain.boards import BOARDS, BoardError
 from hwgen.toolchain.synth import (
+    COLLISION_FREE_SCRIPT,
     DEFAULT_SEEDS,
     AutoClock,
     _nextpnr_args,
@@ -22,7 +27,7 @@ from hwgen.toolchain.synth import (
     clock_mode,
 )
 from hwgen.toolchain.timing import best_seed, component_of, describe_seeds, seed_summary
-from hwgen.toolchain.tools import ToolError
+from hwgen.toolchain.tools import ToolError, run_tool, tool_env
 from tests.helpers import chain
 
 
@@ -531,3 +536,41 @@ def test_more_dsps_than_the_device_has_is_refused(tmp_path):
     assert str(exc.value) == (
         "cannot build for icebreaker: the network needs 32 DSP multipliers (fc0 32), iCE40UP5K "
         "has 8; map some layers with mac = \"lut\" or fold them further (smaller pe/simd)")
+
+
+class _Buffer(Elaboratable):
+    """A 512 × 16 memory with one write and one read port into a register (``attrs`` on the
+    memory)."""
+
+    def __init__(self, attrs: dict):
+        self.attrs = attrs
+        self.w_addr, self.r_addr = Signal(9), Signal(9)
+        self.w_data, self.w_en, self.q = Signal(16), Signal(), Signal(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=16, depth=512, init=[], attrs=self.attrs)
+        w, r = mem.write_port(), mem.read_port()
+        m.d.comb += [w.addr.eq(self.w_addr), w.data.eq(self.w_data), w.en.eq(self.w_en),
+                     r.addr.eq(self.r_addr)]
+        m.d.sync += self.q.eq(r.data)
+        return m
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_collision_free_memories_get_no_read_during_write_logic(tmp_path, family):
+    """Yosys emulates reading the old word where a write hits the read address (a compare, a
+    copy of the write data, a mux): with the build's script, not for marked memories."""
+    cells = {}
+    for marked in (False, True):
+        design = _Buffer(COLLISION_FREE if marked else {})
+        ports = [design.w_addr, design.r_addr, design.w_data, design.w_en, design.q]
+        (tmp_path / "top.il").write_text(rtlil.convert(design, name="top", ports=ports))
+        run_tool("YOSYS", ["-q", "-p", f"read_rtlil top.il; {COLLISION_FREE_SCRIPT}; "
+                           f"synth_{family} -top top; tee -q -o stat.json stat -json"],
+                 cwd=tmp_path, log=tmp_path / "yosys.log", env=tool_env(["YOSYS"]))
+        (module,) = json.loads((tmp_path / "stat.json").read_text())["modules"].values()
+        cells[marked] = sum(n for cell, n in module["num_cells_by_type"].items()
+                            if "LUT" in cell)
+    assert cells[False] > 16 and cells[True] == 0
