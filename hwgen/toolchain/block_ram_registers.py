@@ -13,7 +13,8 @@ enable was high, and starts at 0 as the flip-flop did.
 A block RAM's port is rewritten only when every read-data pin of it that anything uses drives
 exactly one flip-flop's ``DI`` and nothing else, and those flip-flops share the block RAM's
 clock (not inverted), one enable (or none), no set/reset (``LSR`` tied 0: the units' data
-registers are reset-less) and a 0 start value; the block RAM must have its resets tied 0. In
+registers are reset-less) and a 0 start value, and none of them drives more than
+:data:`MAX_FANOUT` inputs; the block RAM must have its resets tied 0. In
 the 36-bit pseudo-dual-port mode (``DATA_WIDTH_B = 36``, read on port B) both halves' output
 registers are turned on, as nextpnr does for a ``PDPW16KD`` with ``REGMODE = "OUTREG"``, and
 both ports' ``OCE`` and clock pins take the enable and the read clock (a ROM's unused write
@@ -26,7 +27,13 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["absorb_output_registers", "absorb_output_registers_in"]
+__all__ = ["MAX_FANOUT", "absorb_output_registers", "absorb_output_registers_in"]
+
+
+#: Most inputs a register's output may drive for it to move into a block RAM: a register
+#: that feeds many (a folded unit's input word, one bit to every channel's dot product) stays
+#: in the fabric, where the placer can put it among its loads.
+MAX_FANOUT = 4
 
 
 def _width(value) -> int:
@@ -104,7 +111,9 @@ def absorb_output_registers(module: dict) -> int:
             clock = conn.get(f"CLK{port[-1]}", [None])[0]
             enables = {_enable(cells[ff]) for _, ff in members}
             if len(enables) != 1 or None in enables \
-                    or not all(_plain_register(cells[ff], clock) for _, ff in members):
+                    or not all(_plain_register(cells[ff], clock) for _, ff in members) \
+                    or max(len(loads.get(cells[ff]["connections"]["Q"][0], ())) for _, ff in
+                           members) > MAX_FANOUT:
                 break
             if pdp and conn.get("CLKA") != [clock] \
                     and (conn.get("CLKA") != ["0"] or conn.get("CEA") != ["0"]):

@@ -13,6 +13,7 @@ from amaranth.back import verilog
 from amaranth.lib.memory import Memory
 
 from hwgen.toolchain.block_ram_registers import (
+    MAX_FANOUT,
     absorb_output_registers,
     absorb_output_registers_in,
 )
@@ -26,13 +27,16 @@ class RomRead(Elaboratable):
     while ``en`` is high (``reset_less`` or not), and with ``tap`` also straight to an output."""
 
     def __init__(self, width: int, depth: int, *, reset_less: bool = True, tap: bool = False,
-                 enable: bool = True):
+                 enable: bool = True, fanout: int = 1):
         self.width, self.depth = width, depth
         self.reset_less, self.tap, self.enable = reset_less, tap, enable
         self.addr = Signal(range(depth))
         self.en = Signal()
         self.q = Signal(width)
         self.raw = Signal(width)
+        # with ``fanout`` > 1, the register also goes to fanout − 1 XORs with other inputs
+        self.keys = [Signal(width, name=f"key{k}") for k in range(fanout - 1)]
+        self.mixed = [Signal(width, name=f"mixed{k}") for k in range(fanout - 1)]
 
     def elaborate(self, platform):
         m = Module()
@@ -49,12 +53,15 @@ class RomRead(Elaboratable):
             m.d.sync += held.eq(port.data)
         if self.tap:
             m.d.comb += self.raw.eq(port.data)
+        m.d.comb += [mixed.eq(held ^ key) for mixed, key in zip(self.mixed, self.keys,
+                                                                  strict=True)]
         return m
 
 
 def synthesize(design: RomRead, work: Path) -> Path:
     """``design`` through ``synth_ecp5`` into ``work/top.json``."""
-    ports = [design.addr, design.en, design.q] + ([design.raw] if design.tap else [])
+    ports = ([design.addr, design.en, design.q] + ([design.raw] if design.tap else [])
+             + design.keys + design.mixed)
     (work / "top.v").write_text(verilog.convert(design, name="top", ports=ports))
     run_tool("YOSYS", ["-q", "-p", "read_verilog top.v; synth_ecp5 -top top -json top.json"],
              cwd=work, log=work / "yosys.log", env=tool_env(["YOSYS"]))
@@ -122,7 +129,8 @@ def test_a_36_bit_read_turns_on_both_halves(tmp_path):
 @pytest.mark.parametrize("design", [
     RomRead(16, 512, reset_less=False),  # a register with a reset stays in the fabric
     RomRead(16, 512, tap=True),          # read data used by logic too
-], ids=["reset", "tapped"])
+    RomRead(16, 512, fanout=MAX_FANOUT + 1),  # the register feeds many: it stays among them
+], ids=["reset", "tapped", "fanout"])
 def test_registers_the_block_ram_cannot_take_stay(tmp_path, design):
     path = synthesize(design, tmp_path)
     text = path.read_text()
