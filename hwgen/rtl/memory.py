@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE"]
+__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE", "COLLISION_FREE_ATTR"]
 
 #: Attributes of a memory with one write and one read port whose read is never used in a
 #: cycle that writes the address it reads (a double buffer read in the other half, a ring of
@@ -26,7 +26,8 @@ __all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE"]
 #: anything then (:data:`hwgen.toolchain.synth.COLLISION_FREE_SCRIPT`), so Yosys adds no
 #: logic emulating a read of the old word (a compare of the addresses, a copy of the write
 #: data and a mux after the read, on every block RAM of the memory).
-COLLISION_FREE = {"hwgen_collision_free": 1}
+COLLISION_FREE_ATTR = "hwgen_collision_free"
+COLLISION_FREE = {COLLISION_FREE_ATTR: 1}
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,52 @@ def _plain_register(ff: dict, clock) -> bool:
             and p.get("REGSET", "RESET") == "RESET")
 
 
+def _read_registers(bram: dict, cells: dict, loads: dict) -> dict[str, list] | None:
+    """Per output register to turn on (``"A"``, ``"B"``, or ``"AB"`` for both halves of the
+    36-bit mode), the (read-data pin, flip-flop) pairs it replaces; ``None`` unless every used
+    read-data pin drives one flip-flop's ``DI`` and nothing else."""
+    pdp = _width(bram["parameters"].get("DATA_WIDTH_B", 18)) == 36
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for pin, bits in bram["connections"].items():
+        if not pin.startswith("DO") or not bits or not isinstance(bits[0], int):
+            continue
+        users = loads.get(bits[0], [])
+        if not users:
+            continue
+        user, user_port = users[0]
+        if len(users) > 1 or user_port != "DI" or cells.get(user, {}).get("type") != "TRELLIS_FF":
+            return None
+        groups["AB" if pdp else pin[2]].append((pin, user))
+    return groups or None
+
+
+def _register_plan(bram: dict, cells: dict, loads: dict) -> list | None:
+    """(register, pairs, clock, enable) for each output register of ``bram`` to turn on, or
+    ``None`` where the module docstring's conditions do not all hold."""
+    p, conn = bram["parameters"], bram["connections"]
+    if (p.get("REGMODE_A", "NOREG"), p.get("REGMODE_B", "NOREG")) != ("NOREG", "NOREG") \
+            or conn.get("RSTA", ["0"]) != ["0"] or conn.get("RSTB", ["0"]) != ["0"] \
+            or p.get("CLKAMUX", "CLKA") != "CLKA" or p.get("CLKBMUX", "CLKB") != "CLKB":
+        return None
+    groups = _read_registers(bram, cells, loads)
+    if groups is None:
+        return None
+    plan = []
+    for port, members in groups.items():
+        ffs = [cells[ff] for _, ff in members]
+        clock = conn.get(f"CLK{port[-1]}", [None])[0]
+        enables = {_enable(ff) for ff in ffs}
+        if len(enables) != 1 or None in enables \
+                or not all(_plain_register(ff, clock) for ff in ffs) \
+                or max(len(loads.get(ff["connections"]["Q"][0], ())) for ff in ffs) > MAX_FANOUT:
+            return None
+        if port == "AB" and conn.get("CLKA") != [clock] \
+                and (conn.get("CLKA") != ["0"] or conn.get("CEA") != ["0"]):
+            return None  # the write side runs on another clock
+        plan.append((port, members, clock, enables.pop()))
+    return plan
+
+
 def absorb_output_registers(module: dict) -> int:
     """Rewrite ``module`` (a Yosys JSON module after ``synth_ecp5``) as the module docstring
     says; the number of block-RAM ports whose output register was turned on."""
@@ -84,51 +130,15 @@ def absorb_output_registers(module: dict) -> int:
     loads = _loads(module)
     absorbed = 0
     for bram in [c for c in cells.values() if c["type"] == "DP16KD"]:
-        p, conn = bram["parameters"], bram["connections"]
-        if (p.get("REGMODE_A", "NOREG"), p.get("REGMODE_B", "NOREG")) != ("NOREG", "NOREG") \
-                or conn.get("RSTA", ["0"]) != ["0"] or conn.get("RSTB", ["0"]) != ["0"] \
-                or p.get("CLKAMUX", "CLKA") != "CLKA" or p.get("CLKBMUX", "CLKB") != "CLKB":
-            continue
-        pdp = _width(p.get("DATA_WIDTH_B", 18)) == 36
-        groups: dict[str, list[tuple[str, str]]] = defaultdict(list)  # port → (pin, ff)
-        usable = True
-        for pin, bits in conn.items():
-            if not pin.startswith("DO") or not bits or not isinstance(bits[0], int):
-                continue
-            users = loads.get(bits[0], [])
-            if not users:
-                continue
-            user, user_port = users[0]
-            if len(users) > 1 or user_port != "DI" \
-                    or cells.get(user, {}).get("type") != "TRELLIS_FF":
-                usable = False
-                break
-            groups["AB" if pdp else pin[2]].append((pin, user))
-        if not usable or not groups:
-            continue
-        plan = []
-        for port, members in groups.items():
-            clock = conn.get(f"CLK{port[-1]}", [None])[0]
-            enables = {_enable(cells[ff]) for _, ff in members}
-            if len(enables) != 1 or None in enables \
-                    or not all(_plain_register(cells[ff], clock) for _, ff in members) \
-                    or max(len(loads.get(cells[ff]["connections"]["Q"][0], ())) for _, ff in
-                           members) > MAX_FANOUT:
-                break
-            if pdp and conn.get("CLKA") != [clock] \
-                    and (conn.get("CLKA") != ["0"] or conn.get("CEA") != ["0"]):
-                break  # the write side runs on another clock
-            plan.append((port, members, clock, enables.pop()))
-        else:
-            for port, members, clock, enable in plan:
-                for x in port:
-                    p[f"REGMODE_{x}"] = "OUTREG"
-                    conn[f"OCE{x}"] = [enable]
-                    conn[f"CLK{x}"] = [clock]
-                for pin, ff in members:
-                    conn[pin] = cells[ff]["connections"]["Q"]
-                    del cells[ff]
-                absorbed += 1
+        for port, members, clock, enable in _register_plan(bram, cells, loads) or ():
+            for x in port:
+                bram["parameters"][f"REGMODE_{x}"] = "OUTREG"
+                bram["connections"][f"OCE{x}"] = [enable]
+                bram["connections"][f"CLK{x}"] = [clock]
+            for pin, ff in members:
+                bram["connections"][pin] = cells[ff]["connections"]["Q"]
+                del cells[ff]
+            absorbed += 1
     return absorbed
 
 

@@ -32,7 +32,7 @@ from amaranth._toolchain import tool_env_var
 
 from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
-from ..rtl.memory import COLLISION_FREE
+from ..rtl.memory import COLLISION_FREE_ATTR
 from ..spec import Network
 from .block_ram_registers import absorb_output_registers_in
 from .boards import Board, BoardError, board
@@ -69,7 +69,7 @@ _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
 #: :data:`hwgen.rtl.memory.COLLISION_FREE` (one write, one read port) may read anything from
 #: an address written in the same cycle.
 COLLISION_FREE_SCRIPT = ("proc; memory_collect; setparam -set RD_COLLISION_X_MASK 1'1 "
-                         f"t:$mem_v2 a:{next(iter(COLLISION_FREE))} %i")
+                         f"t:$mem_v2 a:{COLLISION_FREE_ATTR} %i")
 _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
 
 

@@ -13,12 +13,12 @@ from hwgen_sim.runner import stream_beats
 from tests.helpers import RegisteredReads, chain, residual_block, shufflenet_unit
 
 
-def bit_exact_and_cycle_exact(net, x, *, stalls, load=None, platform=None):
+def bit_exact_and_cycle_exact(net, x, *, stalls, load=None, platform=None, checks=()):
     """Run ``net`` on ``x`` with each (gaps, backpressure) in ``stalls``, comparing every
     output beat with the golden model, then stall-free: back-to-back frames leave exactly
     cycles_per_inference apart. Returns the plan and the measured first-frame latency.
     ``load``: SPRAM image halfwords, written before each run; ``platform``: what the
-    network is elaborated with."""
+    network is elaborated with; ``checks``: run beside every run (see ``run_streams``)."""
     top = NetworkTop(net)
     p = top.plan
     out_lp = p.layers[-1]
@@ -26,9 +26,9 @@ def bit_exact_and_cycle_exact(net, x, *, stalls, load=None, platform=None):
     beats = stream_beats(x, p.input_type, p.input_lanes)
     for seed, (gaps, backpressure) in enumerate(stalls):
         got = run_stream(top, beats, len(expected), gaps=gaps, backpressure=backpressure,
-                         seed=seed, load=load, platform=platform)
+                         seed=seed, load=load, platform=platform, checks=checks)
         assert got.outputs == expected
-    clean = run_stream(top, beats, len(expected), load=load, platform=platform)
+    clean = run_stream(top, beats, len(expected), load=load, platform=platform, checks=checks)
     per_frame = out_lp.out_type.size // out_lp.out_lanes
     ends = clean.out_times[per_frame - 1::per_frame]
     assert ends[-1] - ends[-2] == p.cycles_per_inference
