@@ -139,12 +139,12 @@ def test_input_lanes_default():
 def test_latency_single_dense_then_argmax():
     # input beat at 0; four output groups of SF = 1 at 0 + j + 1 + depth (depth 8: read,
     # read data registered, dot product in two halves, accumulate, quantize, output
-    # registered, FIFO); argmax (one lane) three later: its input register, its compare and
-    # its output register
+    # registered, FIFO); argmax (one lane) four later: its input register, the stage compared
+    # a cycle ahead, its compare and its output register
     p = plan(net_of(Input((16,), 1, lanes=16), Dense("fc", ones(4, 16), 8, simd=16),
                     Argmax()))
     assert MVU_DEPTH == 8
-    assert p.latency == 4 + 8 + 3
+    assert p.latency == 4 + 8 + 4
 
 
 def test_latency_through_converter():

@@ -18,9 +18,10 @@ __all__ = ["Argmax", "latency"]
 def latency(lanes: int) -> int:
     """Cycles from an argmax's last input beat to its index: the input register, one
     registered level per level of the tree finding the beat's best lane (⌈log2 lanes⌉), the
-    compare with the best so far, and the best index into the output register
+    stage whose comparison with the best so far is computed a cycle ahead, the compare stage,
+    and the best index into the output register
     (:class:`~hwgen.rtl.layers.argmax.ArgmaxUnit`)."""
-    return 3 + (lanes - 1).bit_length()
+    return 4 + (lanes - 1).bit_length()
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,8 +19,9 @@ class ArgmaxUnit(wiring.Component):
 
     Ties go to the lowest index. A beat goes into an input register; with more than one lane
     a tree of compares finds the beat's best lane (the lower lane on ties), each level a
-    registered stage; the next compares it with the frame's best so far, whose index goes to
-    the output the cycle after. The index leaves :attr:`latency` cycles after the frame's
+    registered stage; one more stage holds it while it is compared with the frame's best so
+    far (the comparison itself computed a stage earlier), whose index goes to the output the
+    cycle after. The index leaves :attr:`latency` cycles after the frame's
     last beat, through two output registers
     (:func:`~hwgen.rtl.stream.output_buffer`); the stages advance together, and stop only
     while both output registers are full and another index is done, so ``i_stream.ready``
@@ -77,8 +78,8 @@ class ArgmaxUnit(wiring.Component):
 
         # Stages 2 …: the beat's best lane by a tree of compares, one registered level per
         # stage; the lower lane wins ties. Each entry is (value, lane); the beat's first index
-        # travels beside them and is added to the lane once, in the compare stage.
-        f_valid, f_first, f_last, f_base = s1_valid, s1_first, s1_last, s1_base
+        # travels beside them and is added to the lane once, into the compare stage.
+        t_valid, t_first, t_last, t_base = s1_valid, s1_first, s1_last, s1_base
         level = [(s1_scores[k], Const(k, range(self.lanes))) for k in range(self.lanes)]
         depth = 0
         while len(level) > 1:
@@ -100,24 +101,34 @@ class ArgmaxUnit(wiring.Component):
                                         for n in ("valid", "first", "last"))
             r_base = Signal(range(size), name=f"l{depth}_base")
             with m.If(advance):
-                m.d.sync += [r_valid.eq(f_valid), r_first.eq(f_first), r_last.eq(f_last),
-                             r_base.eq(f_base)]
-            f_valid, f_first, f_last, f_base = r_valid, r_first, r_last, r_base
+                m.d.sync += [r_valid.eq(t_valid), r_first.eq(t_first), r_last.eq(t_last),
+                             r_base.eq(t_base)]
+            t_valid, t_first, t_last, t_base = r_valid, r_first, r_last, r_base
             level, depth = regs, depth + 1
-        (f_value, f_lane), = level
-        f_index = f_base + f_lane
+        (t_value, t_lane), = level
 
-        # Compare stage: the frame's best so far; the cycle after a frame's last beat its
-        # best index (a register) goes into the output registers.
+        # Compare stage, fed by one more register stage: the frame's best so far. Whether a
+        # beat beats the best is a register too (``beats_best``), compared while the beat is
+        # one stage earlier against both values the best can take by then: the best so far
+        # and the beat ahead of it, which becomes the best if it beats it. So the loop from
+        # the best through a compare back into the best is one LUT of select, not a carry
+        # chain. The cycle after a frame's last beat its best index (a register) goes into
+        # the output registers.
+        f_valid, f_first, f_last = Signal(), Signal(), Signal()
+        f_value = Signal.like(s1_scores[0])
+        f_index = Signal(range(size))
         best_value = Signal.like(s1_scores[0])
         best_index = Signal(range(size))
+        beats_best = Signal()
         done = Signal()
-        better = f_first | (f_value > best_value)
+        better = f_valid & (f_first | beats_best)
         with m.If(advance):
-            m.d.sync += done.eq(f_valid & f_last)
-        with m.If(advance & f_valid):
-            m.d.sync += [best_value.eq(Mux(better, f_value, best_value)),
-                         best_index.eq(Mux(better, f_index, best_index))]
+            m.d.sync += [f_valid.eq(t_valid), f_first.eq(t_first), f_last.eq(t_last),
+                         f_value.eq(t_value), f_index.eq(t_base + t_lane),
+                         beats_best.eq(Mux(better, t_value > f_value, t_value > best_value)),
+                         done.eq(f_valid & f_last)]
+            with m.If(better):
+                m.d.sync += [best_value.eq(f_value), best_index.eq(f_index)]
         output_buffer(m, self.o_stream, best_index, done, advance)
         return m
 

@@ -29,10 +29,12 @@ def test_matches_numpy_with_ties(size, lanes, bits):
 
 
 @pytest.mark.parametrize("lanes, latency", [
-    (1, 3),  # input register, compare with the best so far, best index to the output
-    (2, 4),  # and one registered level of compares between lanes
-    (4, 5),  # two levels
-    (8, 6),  # three; a whole frame per beat: one frame per cycle
+    # input register, the stage compared a cycle ahead, compare with the best so far, best
+    # index to the output
+    (1, 4),
+    (2, 5),  # and one registered level of compares between lanes
+    (4, 6),  # two levels
+    (8, 7),  # three; a whole frame per beat: one frame per cycle
 ])
 def test_one_frame_per_beats_and_latency(lanes, latency):
     t = TensorType((8,), 8, True)
