@@ -600,8 +600,10 @@ class ResponseSerializer(wiring.Component):
         head = (rom(head_rom, Cat(pos[:3], response.kind))
                 | variable([e if isinstance(e, str) else 0 for e in header]))
         body = rom(table, pos) | variable(table)
-        # the bodies' last addresses (each kind's body has its own)
-        body_last = Const(sum(1 << a for a in last.values()), 64).bit_select(pos, 1)
+        # ``pos`` is a body's last address (each kind's body has its own): a register, set
+        # as ``pos`` moves there, so the table's bit select stays out of the state's logic
+        at_body_last = Signal()
+        before_last = Const(sum(1 << (a - 1) for a in last.values()), 64)
 
         with m.FSM(name="response"):
             with m.State("IDLE"):
@@ -620,13 +622,16 @@ class ResponseSerializer(wiring.Component):
                         with m.Switch(response.kind):
                             for kind in Reply:
                                 with m.Case(kind):
-                                    m.d.sync += pos.eq(_BODY_BASE[kind])
+                                    m.d.sync += [pos.eq(_BODY_BASE[kind]),
+                                                 at_body_last.eq(_BODY_BASE[kind]
+                                                                 == last[kind])]
                         m.next = "BODY"
             with m.State("BODY"):
                 m.d.comb += [load.eq(~have), nxt.eq(body)]
                 with m.If(load):
-                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(1)]
-                    with m.If(body_last):
+                    m.d.sync += [pos.eq(pos + 1), in_crc.eq(1),
+                                 at_body_last.eq(before_last.bit_select(pos, 1))]
+                    with m.If(at_body_last):
                         m.d.sync += [pos.eq(0), score_index.eq(0)]
                         with m.If(response.kind == Reply.RESULT):
                             m.next = "SCORES"
@@ -792,6 +797,9 @@ class _LoadWriter:
         self.writing = Signal()  # this LOAD's data goes into the SPRAM stores
         self.restart = Signal()  # it starts the image again (offset 0)
         self.end = Signal(bits)  # where it ends: weights_next after it
+        # the highest offset its data fit at, taken with the offset's third byte (a byte
+        # before the check, so the check is one comparison): weight_bytes − data bytes
+        self.limit = Signal(signed(max((parser.weight_bytes + 2).bit_length(), 16) + 1))
         self.halfword_low = Signal(8)
 
     def header(self, m: Module) -> None:
@@ -814,14 +822,17 @@ class _LoadWriter:
                         m.d.sync += self.offset[8 * k:8 * k + 8].eq(byte)
                     else:
                         m.d.sync += self.high.eq(self.high | (byte != 0))
+        with m.If(head == 2):
+            # data bytes = remaining − 2 (after the offset's last byte, which comes next)
+            m.d.sync += self.limit.eq(p.weight_bytes + 2 - self.remaining)
         with m.If(self.is_load & (head == 3) & (self.error == 0)):
             # the offset is complete with this byte, and data bytes = remaining - 1
             whole = Cat(self.offset, Const(0, 8 * (3 - self.stored)), byte)
             narrow = whole[:self.bits]
             above = self.high | (whole[self.bits:] != 0)
-            last = narrow + (self.remaining - 1)
-            fits = ~above & (last <= p.weight_bytes)
-            m.d.sync += [self.end.eq(last), self.restart.eq(narrow == 0)]
+            fits = ~above & (narrow <= self.limit)
+            m.d.sync += [self.end.eq(narrow + (self.remaining - 1)),
+                         self.restart.eq(narrow == 0)]
             with m.If(((narrow == 0) | (narrow == p.weights_next)) & fits):
                 m.d.sync += self.writing.eq(1)
             with m.Else():

@@ -320,9 +320,13 @@ def test_spram_weights_load_then_infer():
         protocol.info_request(request_id=8),
         protocol.infer_request(frame_bytes(net, x[0]), request_id=9),
         protocol.infer_request(frame_bytes(net, x[1]), request_id=10),
+        protocol.load_request(size, b"\x01\x02", request_id=11),          # past the end
+        protocol.load_request(0, image + b"\x01\x02", request_id=12),     # longer than it
+        protocol.info_request(request_id=13),
     ]
+    assert size + 2 <= protocol.MAX_LOAD_DATA
     got, ids = serve(core_for(net), requests, len(requests))
-    assert ids == list(range(1, 11))
+    assert ids == list(range(1, 14))
     assert got[0] == _error(E.NOT_LOADED, 1)
     assert got[1] == _error(E.BAD_OFFSET, 3)
     assert got[2] == _error(E.BAD_CRC, 3)
@@ -331,7 +335,9 @@ def test_spram_weights_load_then_infer():
     assert got[5] == _error(E.BAD_OFFSET, 3)
     assert got[6] == protocol.LoadReply(size, True)
     assert got[7].weights_loaded
-    assert [(r.predicted, r.scores) for r in got[8:]] == golden_results(net, x)
+    assert [(r.predicted, r.scores) for r in got[8:10]] == golden_results(net, x)
+    assert got[10:12] == [_error(E.BAD_OFFSET, 3)] * 2
+    assert got[12].weights_next == size and got[12].weights_loaded
 
 
 def test_core_over_uart_lines():
