@@ -666,8 +666,9 @@ class ResultCapture(wiring.Component):
     """Watches one inference of the network for its RESULT: cycle counts, scores and class.
 
     ``cycles_first`` and ``cycles_last`` count from the cycle after the frame's first and last
-    input beat (1 on the cycle after) and stop when the class comes out; ``ready`` rises then
-    and falls with ``new_request``. The counters have ``cycles_bits`` and ``last_bits`` bits
+    input beat (2 two cycles after it: a beat is seen a cycle late, so the class must not come
+    the cycle right after a beat, which no network does) and stop when the class comes out;
+    ``ready`` rises then and falls with ``new_request``. The counters have ``cycles_bits`` and ``last_bits`` bits
     (the rest of their 32-bit ports is 0): the board core sizes them to the longest counts a
     request can make. The
     scores are shifted in as their beats leave the classifier (lane 0 of the first beat is
@@ -751,12 +752,17 @@ class ResultCapture(wiring.Component):
         with m.Elif(self.score_fire):
             m.d.sync += scores.eq(Cat(scores[lanes * sbits:], self.score_beat))
 
+        # A beat is seen a cycle after it is transferred, from a register, so the network's
+        # input handshake stays out of the counters' logic; they restart at 2 then, the count
+        # they would have reached (a result never comes the cycle after an input beat).
+        seen = Signal()
+        m.d.sync += seen.eq(self.beat & ~self.abort)
         beat = Signal(range(beats))
-        first_beat = self.beat & (beat == 0)
-        last_beat = self.beat & (beat == beats - 1)
+        first_beat = seen & (beat == 0)
+        last_beat = seen & (beat == beats - 1)
         with m.If(self.abort):
             m.d.sync += beat.eq(0)
-        with m.Elif(self.beat):
+        with m.Elif(seen):
             m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
 
         m.d.comb += self.i_class.ready.eq(1)
@@ -767,7 +773,7 @@ class ResultCapture(wiring.Component):
             count = Signal(bits, name=f"{counter.name}_count")
             m.d.comb += counter.eq(count)
             with m.If(restart):
-                m.d.sync += count.eq(1)
+                m.d.sync += count.eq(2)
             with m.Elif(counting):
                 m.d.sync += count.eq(count + 1)
         with m.If(new_result):

@@ -496,6 +496,32 @@ def test_board_parts_ports():
     assert capture.score.shape() == signed(16)
 
 
+def test_capture_counts_from_the_cycle_after_the_first_and_last_beat():
+    """cycles_first and cycles_last by the docstring's definition, with beats at chosen
+    cycles, a beat in an aborted frame that must not count, and the class at a chosen cycle."""
+    dut = ResultCapture(classes=2, score_bits=8, score_lanes=2, beats=3)
+    seen = {}
+
+    async def bench(ctx):
+        clock = Clock(ctx)
+        # cycle 0: a beat dropped by an abort in the same cycle; then beats at 3, 6, 7; the
+        # class at 12
+        for cycle in range(14):
+            ctx.set(dut.beat, cycle in (0, 3, 6, 7))
+            ctx.set(dut.abort, cycle == 0)
+            ctx.set(dut.i_class.valid, cycle == 12)
+            ctx.set(dut.i_class.payload, 1)
+            await clock.idle(1)
+        seen.update(ready=ctx.get(dut.ready), first=ctx.get(dut.cycles_first),
+                    last=ctx.get(dut.cycles_last), result_class=ctx.get(dut.result_class))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == dict(ready=1, first=12 - 3, last=12 - 7, result_class=1)
+
+
 def test_packer_refuses_bad_arguments():
     from hwgen.numeric import TensorType
 
