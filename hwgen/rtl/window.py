@@ -89,21 +89,16 @@ class SlidingWindow(wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port()
 
-        # Row bookkeeping in registers kept exact as the counters move (no subtraction,
-        # clamp or comparison between a counter and the stall decisions). With ``rows_in``
-        # the image rows of the reader's frame written (may run ahead into the next frame),
-        # ``need`` the rows the current output row reads (min(row_top + k, height)) and
-        # ``limit`` the rows the ring can hold counted from the frame's first row
-        # (ring + max(row_top, 0)), the stall decisions are signs of two differences kept
-        # as registers: ``space`` = limit − rows_in (the writer may write while it is
-        # positive) and ``short`` = need − rows_in (the reader may read while it is at most 0).
+        # Row bookkeeping in registers kept exact as the counters move (no subtraction or
+        # clamp between a counter and the stall decisions): ``rows_in`` image rows of the
+        # reader's frame written (may run ahead into the next frame), ``need`` the rows the
+        # current output row reads (min(row_top + k, height)), ``limit`` the rows the ring
+        # can hold counted from the frame's first row (ring + max(row_top, 0)).
         count_bits = (2 * (g.height + ring)).bit_length() + 1
         row_top = Signal(signed((max(g.height, top) + s).bit_length() + 1), init=-top)
-        first_need = min(k - top, g.height)
-        need = Signal(range(g.height + 1), init=first_need)
+        rows_in = Signal(signed(count_bits))
+        need = Signal(range(g.height + 1), init=min(k - top, g.height))
         limit = Signal(range(g.height + ring + 1), init=ring)
-        space = Signal(signed(count_bits + 1), init=ring)
-        short = Signal(signed(count_bits + 1), init=first_need)
 
         # Writer: the ring is one address range, rows back to back.
         w_addr = Signal(range(words))
@@ -111,7 +106,7 @@ class SlidingWindow(wiring.Component):
         i_fire = self.i_stream.valid & self.i_stream.ready
         wrote_row = Signal()
         m.d.comb += [
-            self.i_stream.ready.eq(~space[-1] & (space != 0)),
+            self.i_stream.ready.eq(rows_in < limit),
             wr.addr.eq(w_addr),
             wr.data.eq(self.i_stream.payload.as_value()),
             wr.en.eq(i_fire),
@@ -141,7 +136,7 @@ class SlidingWindow(wiring.Component):
         reg_valid, reg_data = Signal(), Signal(g.lanes * ebits, reset_less=True)
         reg_free = ~reg_valid | self.o_stream.ready
         advance = Signal()
-        m.d.comb += advance.eq((short[-1] | (short == 0)) & (~out_valid | reg_free))
+        m.d.comb += advance.eq((rows_in >= need) & (~out_valid | reg_free))
 
         # Only a padded side can put a window position outside the image (the geometry's
         # output size keeps every window inside the padded image), so only those are tested.
@@ -171,10 +166,6 @@ class SlidingWindow(wiring.Component):
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
         next_base = _wrap_add(base_addr, g.height * row_words, words)
-        # ``need`` and ``limit`` of the next output row, from registers (off the stall path)
-        next_row = row_top + s
-        next_need = Mux(next_row + k > g.height, g.height, next_row + k)
-        next_limit = ring + Mux(next_row < 0, 0, next_row)
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -193,27 +184,19 @@ class SlidingWindow(wiring.Component):
                         m.d.sync += [col_left.eq(-left), left_addr.eq(-left * g.chunks),
                                      col_addr.eq(-left * g.chunks)]
                         with m.If(~last_row):
+                            next_row = row_top + s
                             m.d.sync += [row_top.eq(next_row), top_addr.eq(next_top),
-                                         ky_addr.eq(next_top), need.eq(next_need),
-                                         limit.eq(next_limit)]
+                                         ky_addr.eq(next_top),
+                                         need.eq(Mux(next_row + k > g.height, g.height,
+                                                     next_row + k)),
+                                         limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
                             first_top = _wrap_add(next_base, -top * row_words, words)
                             m.d.sync += [row_top.eq(-top), base_addr.eq(next_base),
                                          top_addr.eq(first_top), ky_addr.eq(first_top),
-                                         need.eq(first_need), limit.eq(ring)]
-        # ``space`` and ``short`` follow rows_in, need and limit: a row written adds one to
-        # rows_in; a frame's end takes ``height`` rows off it and sets need and limit to the
-        # first row's; a new output row sets them to the next row's.
-        row_done = advance & last_chunk & last_kx & last_ky & last_col
-        frame_done = row_done & last_row
-        new_row = row_done & ~last_row
-        frame_rows = Const(g.height, count_bits)
-        space_step = Mux(frame_done, ring - limit + frame_rows,
-                         Mux(new_row, next_limit - limit, 0))
-        short_step = Mux(frame_done, first_need - need + frame_rows,
-                         Mux(new_row, next_need - need, 0))
-        m.d.sync += [space.eq(space + space_step - wrote_row),
-                     short.eq(short + short_step - wrote_row)]
+                                         need.eq(min(k - top, g.height)), limit.eq(ring)]
+        frame_done = advance & last_chunk & last_kx & last_ky & last_col & last_row
+        m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
         return m
 
 
