@@ -665,14 +665,15 @@ class ResponseSerializer(wiring.Component):
 class ResultCapture(wiring.Component):
     """Watches one inference of the network for its RESULT: cycle counts, scores and class.
 
-    ``cycles_first`` and ``cycles_last`` count from the cycle after the frame's first and last
-    input beat (2 two cycles after it: a beat is seen a cycle late, so the class must not come
-    the cycle right after a beat, which no network does) and stop when the class comes out;
-    ``ready`` rises then and falls with ``new_request``. The counters have ``cycles_bits``
-    and ``last_bits`` bits (the rest of their 32-bit ports is 0): the board core sizes them
-    to the longest counts a request can make. The scores are shifted in as their beats leave
-    the classifier (lane 0 of the first beat is score 0) and out one at a time: ``score`` is
-    the next one, ``next_score`` moves on (and wins over a score beat in the same cycle).
+    ``cycles_first`` and ``cycles_last`` are the cycles since the frame's first and last input
+    beat (k cycles after the beat they read k, from k = 2: a beat is seen a cycle late, so the
+    class must not come the cycle right after a beat, which no network does) and stop when the
+    class comes out; ``ready`` rises then and falls with ``new_request``. The counters have
+    ``cycles_bits`` and ``last_bits`` bits (the rest of their 32-bit ports is 0): the board
+    core sizes them to the longest counts a request can make. The scores are shifted in as
+    their beats leave the classifier (lane 0 of the first beat is score 0) and out one at a
+    time: ``score`` is the next one, ``next_score`` moves on (and wins over a score beat in
+    the same cycle).
 
     Parameters
     ----------
