@@ -61,11 +61,16 @@ async def stream_put(clock: Clock, stream, beats: list[int], stalls: Stalls | No
                      times: list[int] | None = None) -> None:
     """Drive raw payload integers into ``stream``, idling ``stalls`` cycles before each beat.
 
-    The cycle of each transfer (counted by ``clock``, first edge = cycle 0) goes to ``times``.
+    While ``valid`` is low the payload holds junk (a random pattern), as the stream contract
+    allows, so a unit that uses a payload it was not given shows it. The cycle of each transfer
+    (counted by ``clock``, first edge = cycle 0) goes to ``times``.
     """
     stalls = stalls or Stalls()
     payload = Value.cast(stream.payload)
+    junk = random.Random(len(beats))
+    mask = (1 << len(payload)) - 1
     for beat in beats:
+        clock.ctx.set(payload, junk.getrandbits(len(payload)) & mask)
         await clock.idle(stalls.next())
         clock.ctx.set(stream.valid, 1)
         clock.ctx.set(payload, beat)
@@ -73,6 +78,7 @@ async def stream_put(clock: Clock, stream, beats: list[int], stalls: Stalls | No
         clock.ctx.set(stream.valid, 0)
         if times is not None:
             times.append(clock.now - 1)
+    clock.ctx.set(payload, junk.getrandbits(len(payload)) & mask)
 
 
 async def stream_get(clock: Clock, stream, count: int, stalls: Stalls | None = None,
