@@ -68,9 +68,8 @@ async def stream_put(clock: Clock, stream, beats: list[int], stalls: Stalls | No
     stalls = stalls or Stalls()
     payload = Value.cast(stream.payload)
     junk = random.Random(len(beats))
-    mask = (1 << len(payload)) - 1
     for beat in beats:
-        clock.ctx.set(payload, junk.getrandbits(len(payload)) & mask)
+        clock.ctx.set(payload, junk.getrandbits(len(payload)))
         await clock.idle(stalls.next())
         clock.ctx.set(stream.valid, 1)
         clock.ctx.set(payload, beat)
@@ -78,7 +77,7 @@ async def stream_put(clock: Clock, stream, beats: list[int], stalls: Stalls | No
         clock.ctx.set(stream.valid, 0)
         if times is not None:
             times.append(clock.now - 1)
-    clock.ctx.set(payload, junk.getrandbits(len(payload)) & mask)
+    clock.ctx.set(payload, junk.getrandbits(len(payload)))
 
 
 async def stream_get(clock: Clock, stream, count: int, stalls: Stalls | None = None,
