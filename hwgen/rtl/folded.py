@@ -191,16 +191,22 @@ class FoldedUnit(wiring.Component):
     def _banked_weights(self, m: Module, words: list[int], width: int, per_bank: int, go,
                         w_addr) -> Value:
         """The weight word of the step issued with ``go`` at ``w_addr``, the cycle after (as
-        a memory read port gives it), from banks of ``per_bank`` words (a power of two) whose
-        read data go into registers before the mux that picks the bank. The banks are read a
-        cycle ahead: always at the address of the next step to issue (``w_addr``, or its
-        successor while ``go``), so their data for a step are out the cycle it issues."""
+        a memory read port gives it), from banks of ``per_bank`` words (a power of two, or
+        the whole depth, at least 2, for one bank) whose read data go into registers before
+        the mux that picks the bank. The banks are read a cycle ahead: always at the address
+        of the next step to issue (``w_addr``, or its successor while ``go``), so their data
+        for a step are out the cycle it issues.
+
+        On ECP5 the register after a bank becomes the block RAM's output register
+        (:mod:`hwgen.toolchain.block_ram_registers`), and the unit's weight-word register that
+        follows stays in the fabric, where the placer puts it near the dot products: a read
+        never crosses the device to the dot products in the cycle their logic needs."""
         depth = len(words)
         succ = Signal(range(depth), init=1)  # the step after w_addr, wrapping to 0
         with m.If(go):
             m.d.sync += succ.eq(Mux(succ == depth - 1, 0, succ + 1))
         ahead = Mux(go, succ, w_addr)
-        low = per_bank.bit_length() - 1
+        low = per_bank.bit_length() - 1 if per_bank < depth else len(ahead)
         held = []
         for b, first in enumerate(range(0, depth, per_bank)):
             bank = Memory(shape=unsigned(width), depth=min(per_bank, depth - first),
@@ -211,6 +217,8 @@ class FoldedUnit(wiring.Component):
             data = Signal(width, name=f"weights_bank{b}_held", reset_less=True)
             m.d.sync += data.eq(port.data)
             held.append(data)
+        if len(held) == 1:
+            return held[0]
         chosen = Signal(range(len(held)))  # the bank of the step issued last cycle
         m.d.sync += chosen.eq(w_addr[low:])
         return Array(held)[chosen]
@@ -308,9 +316,9 @@ class FoldedUnit(wiring.Component):
             else:
                 init, width = self._weight_words()
                 depth = nf_count * sf_count
-                per_bank = bank_depth(ram, width, depth) if ram else depth
-                if per_bank < depth:
-                    w_r_data = self._banked_weights(m, init, width, per_bank, go, w_addr)
+                if ram is not None:
+                    w_r_data = self._banked_weights(m, init, width,
+                                                    bank_depth(ram, width, depth), go, w_addr)
                 else:
                     m.submodules.weights = weights = Memory(shape=unsigned(width), depth=depth,
                                                             init=init)
