@@ -121,7 +121,10 @@ class SlidingWindow(wiring.Component):
         ky = Signal(range(k))
         kx = Signal(range(k))
         chunk = Signal(range(g.chunks))
-        base_addr = Signal(range(words))                     # row 0 of the reader's frame
+        # row ``-top`` of the reader's next frame (its row 0 is ``height`` rows after this
+        # frame's): moved on by one addition from itself at each frame's end, never from the
+        # other addresses, so a frame's end is no chain of additions
+        frame_top = Signal(range(words), init=((g.height - top) * row_words) % words)
         top_addr = Signal(range(words), init=(-top * row_words) % words)  # row ``row_top``
         ky_addr = Signal(range(words), init=(-top * row_words) % words)   # row row_top + ky
         left_addr = Signal(signed(col_left.shape().width + g.chunks.bit_length() + 1),
@@ -165,7 +168,6 @@ class SlidingWindow(wiring.Component):
         last_col = col_left == (g.out_width - 1) * s - left
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
-        next_base = _wrap_add(base_addr, g.height * row_words, words)
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -191,9 +193,10 @@ class SlidingWindow(wiring.Component):
                                                      next_row + k)),
                                          limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
-                            first_top = _wrap_add(next_base, -top * row_words, words)
-                            m.d.sync += [row_top.eq(-top), base_addr.eq(next_base),
-                                         top_addr.eq(first_top), ky_addr.eq(first_top),
+                            m.d.sync += [row_top.eq(-top), top_addr.eq(frame_top),
+                                         ky_addr.eq(frame_top),
+                                         frame_top.eq(_wrap_add(frame_top,
+                                                                g.height * row_words, words)),
                                          need.eq(min(k - top, g.height)), limit.eq(ring)]
         frame_done = advance & last_chunk & last_kx & last_ky & last_col & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
