@@ -138,8 +138,12 @@ class SlidingWindow(wiring.Component):
         out_valid, out_pad = Signal(), Signal()
         reg_valid, reg_data = Signal(), Signal(g.lanes * ebits, reset_less=True)
         reg_free = ~reg_valid | self.o_stream.ready
+        # ``enough``: rows_in ≥ need, a register kept exact a cycle ahead (below), so the
+        # comparison is not in the cycle ``advance`` enables every reader counter
+        need_first = min(k - top, g.height)
+        enough = Signal(init=0 >= need_first)
         advance = Signal()
-        m.d.comb += advance.eq((rows_in >= need) & (~out_valid | reg_free))
+        m.d.comb += advance.eq(enough & (~out_valid | reg_free))
 
         # Only a padded side can put a window position outside the image (the geometry's
         # output size keeps every window inside the padded image), so only those are tested.
@@ -168,6 +172,8 @@ class SlidingWindow(wiring.Component):
         last_col = col_left == (g.out_width - 1) * s - left
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
+        next_row = row_top + s
+        next_need = Mux(next_row + k > g.height, g.height, next_row + k)
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -186,20 +192,26 @@ class SlidingWindow(wiring.Component):
                         m.d.sync += [col_left.eq(-left), left_addr.eq(-left * g.chunks),
                                      col_addr.eq(-left * g.chunks)]
                         with m.If(~last_row):
-                            next_row = row_top + s
                             m.d.sync += [row_top.eq(next_row), top_addr.eq(next_top),
-                                         ky_addr.eq(next_top),
-                                         need.eq(Mux(next_row + k > g.height, g.height,
-                                                     next_row + k)),
+                                         ky_addr.eq(next_top), need.eq(next_need),
                                          limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
                             m.d.sync += [row_top.eq(-top), top_addr.eq(frame_top),
                                          ky_addr.eq(frame_top),
                                          frame_top.eq(_wrap_add(frame_top,
                                                                 g.height * row_words, words)),
-                                         need.eq(min(k - top, g.height)), limit.eq(ring)]
-        frame_done = advance & last_chunk & last_kx & last_ky & last_col & last_row
+                                         need.eq(need_first), limit.eq(ring)]
+        row_done = advance & last_chunk & last_kx & last_ky & last_col
+        frame_done = row_done & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
+        # rows_in ≥ need next cycle, for each way the two can move, compared from registers
+        # and chosen by the moves: a row ends (the next row's need, or the next frame's with
+        # its height of rows_in gone), or only rows_in moves (by a row written or not)
+        rows_next = rows_in + wrote_row
+        m.d.sync += enough.eq(Mux(row_done,
+                                  Mux(last_row, rows_next >= need_first + g.height,
+                                      rows_next >= next_need),
+                                  rows_next >= need))
         return m
 
 
