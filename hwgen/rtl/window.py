@@ -173,7 +173,9 @@ class SlidingWindow(wiring.Component):
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
         next_row = row_top + s
-        next_need = Mux(next_row + k > g.height, g.height, next_row + k)
+        # need = min(row_top + k, height), so the next row's is min(need + s, height)
+        next_clamped = need > g.height - s
+        next_need = Mux(next_clamped, g.height, need + s)
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -204,14 +206,20 @@ class SlidingWindow(wiring.Component):
         row_done = advance & last_chunk & last_kx & last_ky & last_col
         frame_done = row_done & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
-        # rows_in ≥ need next cycle, for each way the two can move, compared from registers
-        # and chosen by the moves: a row ends (the next row's need, or the next frame's with
-        # its height of rows_in gone), or only rows_in moves (by a row written or not)
-        rows_next = rows_in + wrote_row
+        # rows_in ≥ need next cycle, for each way the two can move, as comparisons of
+        # registers (rows_in, and its excess over need) with constants, chosen by the moves:
+        # a row ends (the next row's need, or the next frame's with its height of rows_in
+        # gone), or only rows_in moves; a written row lowers each constant by one
+        excess = rows_in - need
+
+        def at_least(value, bound: int):
+            return Mux(wrote_row, value >= bound - 1, value >= bound)
+
         m.d.sync += enough.eq(Mux(row_done,
-                                  Mux(last_row, rows_next >= need_first + g.height,
-                                      rows_next >= next_need),
-                                  rows_next >= need))
+                                  Mux(last_row, at_least(rows_in, need_first + g.height),
+                                      Mux(next_clamped, at_least(rows_in, g.height),
+                                          at_least(excess, s))),
+                                  at_least(excess, 0)))
         return m
 
 
