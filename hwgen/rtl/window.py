@@ -97,7 +97,11 @@ class SlidingWindow(wiring.Component):
         count_bits = (2 * (g.height + ring)).bit_length() + 1
         row_top = Signal(signed((max(g.height, top) + s).bit_length() + 1), init=-top)
         rows_in = Signal(signed(count_bits))
-        need = Signal(range(g.height + 1), init=min(k - top, g.height))
+        need_first = min(k - top, g.height)
+        need = Signal(range(g.height + 1), init=need_first)
+        # the next output row's need (need = min(row_top + k, height), so it is
+        # min(need + s, height)), kept in a register a row ahead
+        need_after = Signal(range(g.height + 1), init=min(need_first + s, g.height))
         limit = Signal(range(g.height + ring + 1), init=ring)
 
         # Writer: the ring is one address range, rows back to back.
@@ -140,7 +144,6 @@ class SlidingWindow(wiring.Component):
         reg_free = ~reg_valid | self.o_stream.ready
         # ``enough``: rows_in ≥ need, a register kept exact a cycle ahead (below), so the
         # comparison is not in the cycle ``advance`` enables every reader counter
-        need_first = min(k - top, g.height)
         enough = Signal(init=0 >= need_first)
         advance = Signal()
         m.d.comb += advance.eq(enough & (~out_valid | reg_free))
@@ -173,9 +176,6 @@ class SlidingWindow(wiring.Component):
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
         next_row = row_top + s
-        # need = min(row_top + k, height), so the next row's is min(need + s, height)
-        next_clamped = need > g.height - s
-        next_need = Mux(next_clamped, g.height, need + s)
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -195,31 +195,26 @@ class SlidingWindow(wiring.Component):
                                      col_addr.eq(-left * g.chunks)]
                         with m.If(~last_row):
                             m.d.sync += [row_top.eq(next_row), top_addr.eq(next_top),
-                                         ky_addr.eq(next_top), need.eq(next_need),
+                                         ky_addr.eq(next_top), need.eq(need_after),
+                                         need_after.eq(Mux(need_after > g.height - s,
+                                                           g.height, need_after + s)),
                                          limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
                             m.d.sync += [row_top.eq(-top), top_addr.eq(frame_top),
                                          ky_addr.eq(frame_top),
                                          frame_top.eq(_wrap_add(frame_top,
                                                                 g.height * row_words, words)),
-                                         need.eq(need_first), limit.eq(ring)]
+                                         need.eq(need_first), limit.eq(ring),
+                                         need_after.eq(min(need_first + s, g.height))]
         row_done = advance & last_chunk & last_kx & last_ky & last_col
         frame_done = row_done & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
-        # rows_in ≥ need next cycle, for each way the two can move, as comparisons of
-        # registers (rows_in, and its excess over need) with constants, chosen by the moves:
-        # a row ends (the next row's need, or the next frame's with its height of rows_in
-        # gone), or only rows_in moves; a written row lowers each constant by one
-        excess = rows_in - need
-
-        def at_least(value, bound: int):
-            return Mux(wrote_row, value >= bound - 1, value >= bound)
-
-        m.d.sync += enough.eq(Mux(row_done,
-                                  Mux(last_row, at_least(rows_in, need_first + g.height),
-                                      Mux(next_clamped, at_least(rows_in, g.height),
-                                          at_least(excess, s))),
-                                  at_least(excess, 0)))
+        # rows_in ≥ need next cycle: rows_in less the next need (the next row's, or the next
+        # frame's first with the frame's rows added, as rows_in loses them) in one
+        # subtraction of registers, at least 0, or -1 when a row is written this cycle
+        need_then = Mux(row_done, Mux(last_row, need_first + g.height, need_after), need)
+        short = rows_in - need_then
+        m.d.sync += enough.eq(~short[-1] | (wrote_row & short.all()))
         return m
 
 
