@@ -206,15 +206,20 @@ class SlidingWindow(wiring.Component):
                                                                 g.height * row_words, words)),
                                          need.eq(need_first), limit.eq(ring),
                                          need_after.eq(min(need_first + s, g.height))]
-        row_done = advance & last_chunk & last_kx & last_ky & last_col
-        frame_done = row_done & last_row
+        at_row_end = last_chunk & last_kx & last_ky & last_col
+        frame_done = advance & at_row_end & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
-        # rows_in ≥ need next cycle: rows_in less the next need (the next row's, or the next
-        # frame's first with the frame's rows added, as rows_in loses them) in one
-        # subtraction of registers, at least 0, or -1 when a row is written this cycle
-        need_then = Mux(row_done, Mux(last_row, need_first + g.height, need_after), need)
-        short = rows_in - need_then
-        m.d.sync += enough.eq(~short[-1] | (wrote_row & short.all()))
+        # rows_in ≥ need next cycle, as rows_in less the need after this cycle (at least 0,
+        # or -1 when a row is written this cycle), computed from registers both for a cycle
+        # that advances (at a row's end, the next row's need, or the next frame's first with
+        # the frame's rows added, as rows_in loses them) and for one that does not, and
+        # chosen by ``advance``: it comes late, and no carry chain follows it
+        def enough_then(need_then):
+            short = rows_in - need_then
+            return ~short[-1] | (wrote_row & short.all())
+
+        need_advanced = Mux(at_row_end, Mux(last_row, need_first + g.height, need_after), need)
+        m.d.sync += enough.eq(Mux(advance, enough_then(need_advanced), enough_then(need)))
         return m
 
 
