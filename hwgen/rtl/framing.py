@@ -795,12 +795,18 @@ class _LoadWriter:
         if not self.enabled:
             return
         self.bits = bits = len(parser.weights_next)
-        self.stored = min((bits + 7) // 8, 3)  # offset bytes kept before its last one
+        # an image of UP5K SPRAM (at most 128 KiB) is addressed by the offset's low 3 bytes
+        assert bits <= 24, "a weight image of 16 MiB or more"
+        self.stored = (bits + 7) // 8  # offset bytes kept before its last one
         self.head = Signal(range(7))  # payload bytes taken, up to 6
         self.odd = Signal()  # an odd number of payload bytes taken
         self.offset = Signal(8 * self.stored)  # the offset's low bytes
         self.high = Signal()  # a bit of the offset above them (before its last byte) is set
         self.writing = Signal()  # this LOAD's data goes into the SPRAM stores
+        # the offset's checks, taken with its last byte (from registers: its low 3 bytes
+        # address the image) and acted on with the next byte, the first data byte
+        self.offset_ok = Signal()  # 0 or weights_next, and the data fit the image
+        self.above = Signal()  # a bit of the offset beyond the image's addresses is set
         self.restart = Signal()  # it starts the image again (offset 0)
         self.end = Signal(bits)  # where it ends: weights_next after it
         # the highest offset its data fit at, taken with the offset's third byte (a byte
@@ -831,19 +837,21 @@ class _LoadWriter:
         with m.If(head == 2):
             # data bytes = remaining − 2 (after the offset's last byte, which comes next)
             m.d.sync += self.limit.eq(p.weight_bytes + 2 - self.remaining)
-        with m.If(self.is_load & (head == 3) & (self.error == 0)):
+        with m.If(head == 3):
             # the offset is complete with this byte, and data bytes = remaining - 1
             whole = Cat(self.offset, Const(0, 8 * (3 - self.stored)), byte)
             narrow = whole[:self.bits]
-            above = self.high | (whole[self.bits:] != 0)
-            fits = ~above & (narrow <= self.limit)
             m.d.sync += [self.end.eq(narrow + (self.remaining - 1)),
-                         self.restart.eq(narrow == 0)]
-            with m.If(((narrow == 0) | (narrow == p.weights_next)) & fits):
+                         self.restart.eq(narrow == 0),
+                         self.above.eq(self.high | (whole[self.bits:] != 0)),
+                         self.offset_ok.eq(((narrow == 0) | (narrow == p.weights_next))
+                                           & (narrow <= self.limit))]
+        with m.If(self.is_load & (head == 4) & (self.error == 0)):
+            with m.If(self.offset_ok & ~self.above):
                 m.d.sync += self.writing.eq(1)
             with m.Else():
                 m.d.sync += self.error.eq(ErrorCode.BAD_OFFSET)
-        with m.If(self.writing & ~self.odd):
+        with m.If(~self.odd):  # used only with the odd byte after it, while writing
             m.d.sync += self.halfword_low.eq(byte)
         m.d.comb += [
             p.load_valid.eq(self.writing & self.odd),

@@ -323,10 +323,12 @@ def test_spram_weights_load_then_infer():
         protocol.load_request(size, b"\x01\x02", request_id=11),          # past the end
         protocol.load_request(0, image + b"\x01\x02", request_id=12),     # longer than it
         protocol.info_request(request_id=13),
+        protocol.load_request(0, image[:half], request_id=14),  # loaded: starts again at 0
+        protocol.infer_request(frame_bytes(net, x[0]), request_id=15),
     ]
     assert size + 2 <= protocol.MAX_LOAD_DATA
     got, ids = serve(core_for(net), requests, len(requests))
-    assert ids == list(range(1, 14))
+    assert ids == list(range(1, 16))
     assert got[0] == _error(E.NOT_LOADED, 1)
     assert got[1] == _error(E.BAD_OFFSET, 3)
     assert got[2] == _error(E.BAD_CRC, 3)
@@ -338,6 +340,8 @@ def test_spram_weights_load_then_infer():
     assert [(r.predicted, r.scores) for r in got[8:10]] == golden_results(net, x)
     assert got[10:12] == [_error(E.BAD_OFFSET, 3)] * 2
     assert got[12].weights_next == size and got[12].weights_loaded
+    assert got[13] == protocol.LoadReply(half, False)
+    assert got[14] == _error(E.NOT_LOADED, 1)
 
 
 def test_core_over_uart_lines():
