@@ -223,9 +223,8 @@ class FoldedUnit(wiring.Component):
         m.d.sync += chosen.eq(w_addr[low:])
         return Array(held)[chosen]
 
-    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i, sf_next):
-        """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads, and
-        the one the step after this cycle reads (``sf_next`` is ``sf_i``'s next value); ``go``
+    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
+        """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads; ``go``
         advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
         raise NotImplementedError
 
@@ -328,22 +327,8 @@ class FoldedUnit(wiring.Component):
                     m.d.comb += w_r.addr.eq(w_addr)
             rd_done = Signal()
             m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
-            rd_idx, rd_idx_next = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i,
-                                                   sf_next)
-            if ram is not None and words > 1:
-                # Read a cycle ahead, as the weights are (:meth:`_banked_weights`): always the
-                # word of the step that can issue next cycle, into a register that becomes
-                # the block RAM's output register on ECP5, so the word register after it
-                # stays in the fabric among the dot products it feeds. That word is never the
-                # one written this cycle: a vector's first step reads its word 0, and its
-                # bank is full only after its last word (another, words > 1) was written.
-                m.d.comb += buf_r.addr.eq(Mux(rd_bank_next, rd_idx_next + words, rd_idx_next))
-                x_read = Signal(lanes * ebits, name="buffer_held", reset_less=True)
-                m.d.sync += x_read.eq(buf_r.data)
-            else:
-                m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
-                             buf_r.en.eq(go)]
-                x_read = buf_r.data
+            rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
+            m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)), buf_r.en.eq(go)]
             m.d.comb += [
                 sf_next.eq(Mux(go, Mux(last_sf, 0, sf_i + 1), sf_i)),
                 rd_bank_next.eq(rd_bank ^ rd_done),
@@ -369,7 +354,7 @@ class FoldedUnit(wiring.Component):
             x_word = Signal(lanes * ebits, reset_less=True)
             w_word = Signal(len(w_r_data), reset_less=True)
             m.d.sync += [s1_valid.eq(s0_valid), s1_first.eq(s0_first), s1_last.eq(s0_last),
-                         s1_nf.eq(s0_nf), x_word.eq(x_read), w_word.eq(w_r_data)]
+                         s1_nf.eq(s0_nf), x_word.eq(buf_r.data), w_word.eq(w_r_data)]
 
         def x_lane(k):
             v = x_word[k * ebits:(k + 1) * ebits]

@@ -66,8 +66,8 @@ class MatrixVectorUnit(FoldedUnit):
                          shared_input=True, dsp_pack=dsp_pack, output_steps=output_steps,
                          spram=spram)
 
-    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i, sf_next):
-        return sf_i, sf_next
+    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
+        return sf_i
 
     def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         dp, pe, simd = self.datapath, self.pe, self.simd

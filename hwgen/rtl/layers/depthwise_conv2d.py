@@ -68,14 +68,12 @@ class VectorVectorUnit(FoldedUnit):
                          nf=channels // pe, sf=positions, vector_words=positions * channels // pe,
                          mac=mac, shared_input=False, output_steps=output_steps, spram=spram)
 
-    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i, sf_next):
+    def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         # Step (chunk nf, position sf) reads window beat sf·NF + nf.
         index = Signal(range(self.vector_words), name="rd_index")
-        index_next = Signal.like(index, name="rd_index_next")
-        m.d.comb += index_next.eq(Mux(go, Mux(rd_done, 0, Mux(last_sf, nf_i + 1,
-                                                              index + self.nf)), index))
-        m.d.sync += index.eq(index_next)
-        return index, index_next
+        with m.If(go):
+            m.d.sync += index.eq(Mux(rd_done, 0, Mux(last_sf, nf_i + 1, index + self.nf)))
+        return index
 
     def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         mode = self.datapath.mode
