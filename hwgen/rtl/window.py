@@ -97,11 +97,7 @@ class SlidingWindow(wiring.Component):
         count_bits = (2 * (g.height + ring)).bit_length() + 1
         row_top = Signal(signed((max(g.height, top) + s).bit_length() + 1), init=-top)
         rows_in = Signal(signed(count_bits))
-        need_first = min(k - top, g.height)
-        need = Signal(range(g.height + 1), init=need_first)
-        # the next output row's need (need = min(row_top + k, height), so it is
-        # min(need + s, height)), kept in a register a row ahead
-        need_after = Signal(range(g.height + 1), init=min(need_first + s, g.height))
+        need = Signal(range(g.height + 1), init=min(k - top, g.height))
         limit = Signal(range(g.height + ring + 1), init=ring)
 
         # Writer: the ring is one address range, rows back to back.
@@ -142,11 +138,8 @@ class SlidingWindow(wiring.Component):
         out_valid, out_pad = Signal(), Signal()
         reg_valid, reg_data = Signal(), Signal(g.lanes * ebits, reset_less=True)
         reg_free = ~reg_valid | self.o_stream.ready
-        # ``enough``: rows_in ≥ need, a register kept exact a cycle ahead (below), so the
-        # comparison is not in the cycle ``advance`` enables every reader counter
-        enough = Signal(init=0 >= need_first)
         advance = Signal()
-        m.d.comb += advance.eq(enough & (~out_valid | reg_free))
+        m.d.comb += advance.eq((rows_in >= need) & (~out_valid | reg_free))
 
         # Only a padded side can put a window position outside the image (the geometry's
         # output size keeps every window inside the padded image), so only those are tested.
@@ -175,7 +168,6 @@ class SlidingWindow(wiring.Component):
         last_col = col_left == (g.out_width - 1) * s - left
         last_row = row_top == (g.out_height - 1) * s - top
         next_top = _wrap_add(top_addr, s * row_words, words)
-        next_row = row_top + s
         with m.If(advance):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)), col_addr.eq(col_addr + 1)]
             with m.If(last_chunk):
@@ -194,32 +186,20 @@ class SlidingWindow(wiring.Component):
                         m.d.sync += [col_left.eq(-left), left_addr.eq(-left * g.chunks),
                                      col_addr.eq(-left * g.chunks)]
                         with m.If(~last_row):
+                            next_row = row_top + s
                             m.d.sync += [row_top.eq(next_row), top_addr.eq(next_top),
-                                         ky_addr.eq(next_top), need.eq(need_after),
-                                         need_after.eq(Mux(need_after > g.height - s,
-                                                           g.height, need_after + s)),
+                                         ky_addr.eq(next_top),
+                                         need.eq(Mux(next_row + k > g.height, g.height,
+                                                     next_row + k)),
                                          limit.eq(ring + Mux(next_row < 0, 0, next_row))]
                         with m.Else():
                             m.d.sync += [row_top.eq(-top), top_addr.eq(frame_top),
                                          ky_addr.eq(frame_top),
                                          frame_top.eq(_wrap_add(frame_top,
                                                                 g.height * row_words, words)),
-                                         need.eq(need_first), limit.eq(ring),
-                                         need_after.eq(min(need_first + s, g.height))]
-        at_row_end = last_chunk & last_kx & last_ky & last_col
-        frame_done = advance & at_row_end & last_row
+                                         need.eq(min(k - top, g.height)), limit.eq(ring)]
+        frame_done = advance & last_chunk & last_kx & last_ky & last_col & last_row
         m.d.sync += rows_in.eq(rows_in + wrote_row - Mux(frame_done, g.height, 0))
-        # rows_in ≥ need next cycle, as rows_in less the need after this cycle (at least 0,
-        # or -1 when a row is written this cycle), computed from registers both for a cycle
-        # that advances (at a row's end, the next row's need, or the next frame's first with
-        # the frame's rows added, as rows_in loses them) and for one that does not, and
-        # chosen by ``advance``: it comes late, and no carry chain follows it
-        def enough_then(need_then):
-            short = rows_in - need_then
-            return ~short[-1] | (wrote_row & short.all())
-
-        need_advanced = Mux(at_row_end, Mux(last_row, need_first + g.height, need_after), need)
-        m.d.sync += enough.eq(Mux(advance, enough_then(need_advanced), enough_then(need)))
         return m
 
 
