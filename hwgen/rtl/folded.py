@@ -223,9 +223,43 @@ class FoldedUnit(wiring.Component):
         m.d.sync += chosen.eq(w_addr[low:])
         return Array(held)[chosen]
 
+    def _buffer_ahead(self, m: Module, buf_r, go, rd_idx, nf_i, sf_i, nf_next, sf_next,
+                      bank_next) -> Value:
+        """The input buffer's read data for the step issued with ``go``, the cycle after (as
+        the read port gives it), read a cycle ahead as the weights are
+        (:meth:`_banked_weights`) into a register that becomes the block RAM's output
+        register on ECP5, so the word register after it stays in the fabric among the dot
+        products it feeds. The address read is that of the step that can issue next cycle,
+        chosen by ``go`` between two registers: the pending step's address and its
+        successor's, the latter computed a cycle ahead from the steps' next state. (Its start
+        value does not matter: no step issues before the buffer holds a vector, two or more
+        writes after a reset.) The word read is never the one written that cycle: a vector's
+        first step reads its word 0, and its bank is full only after its last word, another
+        one, was written."""
+        words, nf_count, sf_count = self.vector_words, self.nf, self.sf
+        index_next = Mux(go, self._index_after(rd_idx, nf_i, sf_i, sf_i == sf_count - 1,
+                                               nf_i == nf_count - 1), rd_idx)
+        last_sf, last_nf = sf_next == sf_count - 1, nf_next == nf_count - 1
+        succ_index = self._index_after(index_next, nf_next, sf_next, last_sf, last_nf)
+        succ_bank = bank_next ^ (last_sf & last_nf)
+        pending = Signal(range(2 * words))  # the pending step's address
+        successor = Signal(range(2 * words))  # the address of the step after it
+        ahead = Mux(go, successor, pending)
+        m.d.sync += [pending.eq(ahead),
+                     successor.eq(Mux(succ_bank, succ_index + words, succ_index))]
+        m.d.comb += buf_r.addr.eq(ahead)
+        held = Signal(len(buf_r.data), name="buffer_held", reset_less=True)
+        m.d.sync += held.eq(buf_r.data)
+        return held
+
     def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         """The buffer word (0 .. vector_words − 1) that step (``nf_i``, ``sf_i``) reads; ``go``
         advances the steps, ``last_sf`` ends a group, ``rd_done`` the vector."""
+        raise NotImplementedError
+
+    def _index_after(self, index, nf_i, sf_i, last_sf, last_nf):
+        """The buffer word the step after step (``nf_i``, ``sf_i``) reads, from that step's
+        word ``index`` (``last_sf`` and ``last_nf``: it ends its group, its vector's groups)."""
         raise NotImplementedError
 
     def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage: Stage) -> list:
@@ -328,16 +362,23 @@ class FoldedUnit(wiring.Component):
             rd_done = Signal()
             m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
             rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
-            m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)), buf_r.en.eq(go)]
+            nf_next = Signal.like(nf_i)
             m.d.comb += [
                 sf_next.eq(Mux(go, Mux(last_sf, 0, sf_i + 1), sf_i)),
+                nf_next.eq(Mux(go & last_sf, Mux(nf_i == nf_count - 1, 0, nf_i + 1), nf_i)),
                 rd_bank_next.eq(rd_bank ^ rd_done),
             ]
-            m.d.sync += [sf_i.eq(sf_next), rd_bank.eq(rd_bank_next), full.eq(full_next)]
+            m.d.sync += [sf_i.eq(sf_next), nf_i.eq(nf_next), rd_bank.eq(rd_bank_next),
+                         full.eq(full_next)]
             with m.If(go):
                 m.d.sync += w_addr.eq(Mux(rd_done, 0, w_addr + 1))
-                with m.If(last_sf):
-                    m.d.sync += nf_i.eq(Mux(nf_i == nf_count - 1, 0, nf_i + 1))
+            if ram is not None and words > 1:
+                x_read = self._buffer_ahead(m, buf_r, go, rd_idx, nf_i, sf_i, nf_next,
+                                            sf_next, rd_bank_next)
+            else:
+                m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
+                             buf_r.en.eq(go)]
+                x_read = buf_r.data
             for bank in range(2):
                 m.d.comb += full_next[bank].eq(
                     (wr_done & (wr_bank == bank))
@@ -354,7 +395,7 @@ class FoldedUnit(wiring.Component):
             x_word = Signal(lanes * ebits, reset_less=True)
             w_word = Signal(len(w_r_data), reset_less=True)
             m.d.sync += [s1_valid.eq(s0_valid), s1_first.eq(s0_first), s1_last.eq(s0_last),
-                         s1_nf.eq(s0_nf), x_word.eq(buf_r.data), w_word.eq(w_r_data)]
+                         s1_nf.eq(s0_nf), x_word.eq(x_read), w_word.eq(w_r_data)]
 
         def x_lane(k):
             v = x_word[k * ebits:(k + 1) * ebits]

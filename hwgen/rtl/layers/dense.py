@@ -69,6 +69,9 @@ class MatrixVectorUnit(FoldedUnit):
     def _read_index(self, m: Module, go, last_sf, rd_done, nf_i, sf_i):
         return sf_i
 
+    def _index_after(self, index, nf_i, sf_i, last_sf, last_nf):
+        return Mux(last_sf, 0, sf_i + 1)
+
     def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         dp, pe, simd = self.datapath, self.pe, self.simd
         if dp.mode == "mul" and self.mac == Mac.DSP:

@@ -72,8 +72,12 @@ class VectorVectorUnit(FoldedUnit):
         # Step (chunk nf, position sf) reads window beat sf·NF + nf.
         index = Signal(range(self.vector_words), name="rd_index")
         with m.If(go):
-            m.d.sync += index.eq(Mux(rd_done, 0, Mux(last_sf, nf_i + 1, index + self.nf)))
+            m.d.sync += index.eq(self._index_after(index, nf_i, sf_i, last_sf,
+                                                   nf_i == self.nf - 1))
         return index
+
+    def _index_after(self, index, nf_i, sf_i, last_sf, last_nf):
+        return Mux(last_sf, Mux(last_nf, 0, nf_i + 1), index + self.nf)
 
     def _partials(self, m: Module, x_word, x_lane, w_word, w_lane, stage) -> list:
         mode = self.datapath.mode
