@@ -223,8 +223,8 @@ class FoldedUnit(wiring.Component):
         m.d.sync += chosen.eq(w_addr[low:])
         return Array(held)[chosen]
 
-    def _buffer_ahead(self, m: Module, buf_r, go, rd_idx, nf_i, sf_i, nf_next, sf_next,
-                      bank_next) -> Value:
+    def _buffer_ahead(self, m: Module, buf_r, go, rd_idx, nf_i, sf_i, last_nf, last_sf,
+                      nf_next, sf_next, bank_next) -> Value:
         """The input buffer's read data for the step issued with ``go``, the cycle after (as
         the read port gives it), read a cycle ahead as the weights are
         (:meth:`_banked_weights`) into a register that becomes the block RAM's output
@@ -237,11 +237,11 @@ class FoldedUnit(wiring.Component):
         first step reads its word 0, and its bank is full only after its last word, another
         one, was written."""
         words, nf_count, sf_count = self.vector_words, self.nf, self.sf
-        index_next = Mux(go, self._index_after(rd_idx, nf_i, sf_i, sf_i == sf_count - 1,
-                                               nf_i == nf_count - 1), rd_idx)
-        last_sf, last_nf = sf_next == sf_count - 1, nf_next == nf_count - 1
-        succ_index = self._index_after(index_next, nf_next, sf_next, last_sf, last_nf)
-        succ_bank = bank_next ^ (last_sf & last_nf)
+        index_next = Mux(go, self._index_after(rd_idx, nf_i, sf_i, last_sf, last_nf), rd_idx)
+        next_last_sf, next_last_nf = sf_next == sf_count - 1, nf_next == nf_count - 1
+        succ_index = self._index_after(index_next, nf_next, sf_next, next_last_sf,
+                                       next_last_nf)
+        succ_bank = bank_next ^ (next_last_sf & next_last_nf)
         pending = Signal(range(2 * words))  # the pending step's address
         successor = Signal(range(2 * words))  # the address of the step after it
         ahead = Mux(go, successor, pending)
@@ -359,13 +359,14 @@ class FoldedUnit(wiring.Component):
                     w_r = weights.read_port()
                     w_r_data = w_r.data
                     m.d.comb += w_r.addr.eq(w_addr)
+            last_nf = nf_i == nf_count - 1
             rd_done = Signal()
-            m.d.comb += rd_done.eq(go & last_sf & (nf_i == nf_count - 1))
+            m.d.comb += rd_done.eq(go & last_sf & last_nf)
             rd_idx = self._read_index(m, go, last_sf, rd_done, nf_i, sf_i)
             nf_next = Signal.like(nf_i)
             m.d.comb += [
                 sf_next.eq(Mux(go, Mux(last_sf, 0, sf_i + 1), sf_i)),
-                nf_next.eq(Mux(go & last_sf, Mux(nf_i == nf_count - 1, 0, nf_i + 1), nf_i)),
+                nf_next.eq(Mux(go & last_sf, Mux(last_nf, 0, nf_i + 1), nf_i)),
                 rd_bank_next.eq(rd_bank ^ rd_done),
             ]
             m.d.sync += [sf_i.eq(sf_next), nf_i.eq(nf_next), rd_bank.eq(rd_bank_next),
@@ -373,8 +374,8 @@ class FoldedUnit(wiring.Component):
             with m.If(go):
                 m.d.sync += w_addr.eq(Mux(rd_done, 0, w_addr + 1))
             if ram is not None and words > 1:
-                x_read = self._buffer_ahead(m, buf_r, go, rd_idx, nf_i, sf_i, nf_next,
-                                            sf_next, rd_bank_next)
+                x_read = self._buffer_ahead(m, buf_r, go, rd_idx, nf_i, sf_i, last_nf, last_sf,
+                                            nf_next, sf_next, rd_bank_next)
             else:
                 m.d.comb += [buf_r.addr.eq(Mux(rd_bank, rd_idx + words, rd_idx)),
                              buf_r.en.eq(go)]
