@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import numpy as np
 from . import golden
 from .outdir import OutputDir, OutputError, check_output_file, write_file
 from .plan import format_table, plan
-from .spec import Network, SpecError, load, load_npz
+from .spec import Network, SpecError, load_npz
 
 __all__ = ["main"]
 
@@ -48,7 +49,10 @@ MAX_BAUD = 12_000_000
 
 
 def _load(path: str) -> Network:
-    return load(path)
+    """A SPEC argument: a TOML spec or a QONNX/ONNX model."""
+    from . import load as load_any
+
+    return load_any(path)
 
 
 def _load_array(path: str, option: str) -> np.ndarray:
@@ -238,6 +242,98 @@ def cmd_check(args) -> int:
         p = plan(network)
     print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
     return 0
+
+
+#: The first line of every spec ``hwgen import`` writes: a spec that starts with it may be
+#: replaced by another import.
+IMPORT_MARK = "# Written by hwgen import"
+
+
+def _is_import(path: Path) -> bool:
+    """Whether ``path`` is a spec ``hwgen import`` wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith(IMPORT_MARK)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def cmd_import(args) -> int:
+    """``hwgen import``: a QONNX/ONNX model → spec TOML + NPZ (docs/import.md)."""
+    from .importers.qonnx import InputFormat, import_onnx, verify
+    from .spec import save
+
+    if Path(args.model).suffix.lower() != ".onnx":
+        raise UsageError(f"MODEL {args.model}: expected an .onnx file")
+    fmt = None
+    if args.input_bits is not None:
+        fmt = InputFormat(args.input_bits, args.input_signed, args.input_scale)
+    elif args.input_signed or args.input_scale != 1.0:
+        raise UsageError("--input-signed and --input-scale need --input-bits")
+    toml_out = Path(args.output) if args.output else Path(args.model).with_suffix(".toml")
+    if toml_out.suffix.lower() != ".toml":
+        raise UsageError(f"-o {args.output}: expected a .toml file name (the NPZ goes beside "
+                         f"it)")
+    npz_out = toml_out.with_suffix(".npz")
+    check_output_file(str(toml_out), "-o", _is_import)
+    # the NPZ beside the spec is hwgen's if the spec is: an import wrote both
+    check_output_file(str(npz_out), "-o (its NPZ)",
+                      lambda p: _is_import(toml_out) and toml_out.exists())
+    imported = import_onnx(args.model, input_format=fmt)
+    network = imported.network
+    print(f"input: {network.input_type.describe()} from {imported.input_from}; the model's "
+          f"input is {imported.input_scale:g} × the value")
+    for note in imported.notes:
+        print(f"note: {note}")
+    print(format_table(plan(network)))
+    if args.verify:
+        x = _verify_inputs(network, args)
+        result = verify(imported, x)
+        layers = ", ".join(f"{k} {v}" for k, v in result.mismatches.items() if v) or "none"
+        print(f"QONNX executor vs hwgen golden model on {result.inputs} inputs: classes equal "
+              f"on {result.classes_equal}; inputs with a different integer output, by layer: "
+              f"{layers}")
+        if not result.exact:
+            print("import not exact on these inputs (docs/import.md, \"Exactness\"); no spec "
+                  "written", file=sys.stderr)
+            return 1
+    dataset = network.dataset
+    if dataset is not None and dataset.parent.resolve() != toml_out.parent.resolve():
+        network = dataclasses.replace(network, dataset=None)
+        print(f"note: the test split {dataset} is not beside {toml_out}; the spec names none")
+    with tempfile.TemporaryDirectory(prefix=".hwgen-partial-", dir=toml_out.parent) as tmp:
+        staged = Path(tmp) / toml_out.name
+        save(network, staged, header=f"{IMPORT_MARK[2:]} from {args.model}; hwgen import "
+             f"replaces this file and its NPZ.")
+        os.replace(staged.with_suffix(".npz"), npz_out)
+        os.replace(staged, toml_out)
+    print(f"wrote {toml_out} and {npz_out}")
+    return 0
+
+
+def _verify_inputs(network: Network, args) -> np.ndarray:
+    """``hwgen import --verify N``'s inputs: the first N of --inputs, else of the model's test
+    split, else N random ones (--seed)."""
+    if args.inputs is not None:
+        x = _load_array(args.inputs, "--inputs")
+    elif network.dataset is not None:
+        x = load_npz(network.dataset, network.source, "test split",
+                     max_elements=MAX_DATASET_VALUES, what="test split").get("x")
+        if x is None:
+            raise SpecError(str(network.dataset), "x", "the test split holds no inputs (x)")
+    else:
+        lo, hi = network.input_type.range
+        rng = np.random.default_rng(args.seed)
+        shape = (args.verify, *network.input_type.shape)
+        x = (rng.choice([-1, 1], size=shape) if network.input_type.binary
+             else rng.integers(lo, hi + 1, size=shape))
+    x = x[:args.verify]
+    if len(x) and x.size == len(x) * network.input_type.size:
+        x = x.reshape(len(x), *network.input_type.shape)
+    try:
+        return golden.check_inputs(network, x)
+    except ValueError as exc:
+        raise UsageError(f"--verify inputs: {exc}") from None
 
 
 def _output_dir(args, network: Network, *, kind: str, default: str,
@@ -815,6 +911,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", metavar="BOARD", help="map mac = \"auto\" layers as a build for "
                    "BOARD would (its DSPs) and refuse what it would refuse")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("import", help="read a QONNX/ONNX model into a spec",
+                       description="Read a trained QONNX/ONNX model (Brevitas, FINN, hls4ml "
+                       "exports) into an hwgen spec, exact in integers (docs/import.md), print "
+                       "its table, optionally check it against QONNX's executor, and write "
+                       "SPEC.toml + SPEC.npz. Every command that takes a SPEC also takes the "
+                       ".onnx file directly.")
+    p.add_argument("model", metavar="MODEL", help="the .onnx file")
+    p.add_argument("-o", "--output", metavar="SPEC.toml", help="default MODEL with .toml; the "
+                   "NPZ goes beside it (replaces only files an import wrote)")
+    p.add_argument("--input-bits", type=_bounded("bits", 1, 8, integer=True), metavar="N",
+                   help="the input's integer bits, for a model whose input has no quantizer")
+    p.add_argument("--input-signed", action="store_true", help="with --input-bits: signed")
+    p.add_argument("--input-scale", type=_bounded("a scale", 0, 1e30, low_open=True),
+                   default=1.0, metavar="S", help="with --input-bits: the model's input is "
+                   "S × the integer (default 1)")
+    p.add_argument("--verify", type=_positive, metavar="N", help="run N inputs through QONNX's "
+                   "executor and hwgen's golden model and require equal classes and integer "
+                   "outputs (inputs: --inputs, else the model's test split, else random)")
+    p.add_argument("--inputs", metavar="X.npy", help="input values for --verify")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of --verify's random inputs")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("generate", help="write the network's Verilog",
                        description="Elaborate SPEC into Verilog (module named after the "

@@ -1,0 +1,957 @@
+"""QONNX/ONNX models → :class:`hwgen.spec.Network`, exact in integers.
+
+A QONNX graph computes in floats: weights pass through ``Quant``/``BipolarQuant`` nodes,
+matrix products are followed by scales, biases and BatchNorm, and an activation quantizer
+(``Quant``, ``BipolarQuant`` or ``MultiThreshold``) turns each result back into a few bits.
+hwgen computes the same network in integers: each weighted layer's integer accumulator is
+compared with per-channel integer thresholds. The import follows every tensor symbolically,
+as an affine image of an integer tensor hwgen has:
+
+- an *activation* is ``α·v + β``, ``v`` the values of an hwgen tensor (the input or a layer's
+  output: ±1 for binary tensors, else integers), ``α``, ``β`` rational constants;
+- an *accumulation* is ``A[o]·acc[o] + B[o]`` followed by monotone elementwise functions
+  (Relu, Clip, more scales and biases), ``acc`` the integer dot product of a layer still
+  being read.
+
+When a quantizer meets an accumulation, the layer is emitted: its output level k is reached
+exactly when ``acc ≥ T[o, k]``, and each ``T[o, k]`` is found by a binary search over the
+accumulator's reachable range, evaluating the quantizer in exact rational arithmetic as QONNX
+defines it (``ROUND`` is half to even). A channel whose function falls as ``acc`` rises has its
+weight row negated. Scores at the end (no quantizer) become the raw accumulator with an integer
+bias, if the per-class scale is the same for every class; otherwise the argmax would need the
+floats and the import refuses.
+
+Exactness is judged against QONNX's own executor (:func:`verify`): it computes in float32,
+so a model whose scales are not powers of two can differ from the rational definition on an
+input that lands within float32 rounding of a threshold; :func:`verify` counts such inputs.
+
+Supported (see docs/import.md): ``Quant`` (zero point 0), ``BipolarQuant``,
+``MultiThreshold``, ``MatMul``, ``Gemm``, ``Add``/``Sub``/``Mul``/``Div`` by constants,
+``BatchNormalization``, ``Relu``, ``Clip``, ``Identity``, ``Dropout``, ``Flatten``,
+``Reshape`` (to one dimension per sample), ``ArgMax`` and ``TopK`` (k = 1) at the end. Every
+other op is refused with one line naming the node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MAX_NAME, SpecError, reason
+from ..layers import Argmax, Dense, Flatten
+from ..numeric import dot_bounds, value_range
+from ..spec import INPUT, Input, Network
+
+__all__ = ["InputFormat", "Imported", "SUPPORTED_OPS", "OPSET_RANGE", "import_onnx", "verify",
+           "VerifyResult"]
+
+#: The ops the import reads, by the name ONNX gives them.
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Sub",
+                 "Mul", "Div", "BatchNormalization", "Relu", "Clip", "Identity", "Dropout",
+                 "Flatten", "Reshape", "ArgMax", "TopK")
+#: Default-domain opsets the import accepts (those whose ops above keep today's meaning).
+OPSET_RANGE = (9, 21)
+#: Largest file the import reads: hwgen's networks hold at most a few million weights.
+MAX_MODEL_BYTES = 256 << 20
+#: Most bits of an activation quantizer's output (a layer's thresholds: 2**8 − 1 per channel).
+MAX_ACTIVATION_BITS = 8
+#: Most bits of a weight quantizer.
+MAX_WEIGHT_BITS = 16
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """The integer format of a model input that carries no quantizer: the model's float input
+    is ``scale · v``, ``v`` a ``bits``-bit integer (unsigned unless ``signed``; ``bits = 1``:
+    ±1)."""
+
+    bits: int
+    signed: bool = False
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Imported:
+    """An imported model: the network and what ties it to the model's tensors.
+
+    ``input_scale``: the model's float input is ``input_scale · v`` for hwgen input values
+    ``v``; ``input_from`` says where that format came from. ``outputs`` maps each hwgen layer
+    whose output is a model tensor to ``(tensor name, α, β)``: the tensor is ``α·v + β``
+    (per channel). ``scores``: ``(tensor name, A, B)``: the model's class scores are
+    ``A·s + B`` for the network's integer scores ``s``, or None when the model ends in a
+    quantized tensor. ``notes``: one line per decision the import made.
+    """
+
+    network: Network
+    model: object  # the cleaned qonnx ModelWrapper
+    input_name: str
+    input_scale: float
+    input_from: str
+    outputs: dict[str, tuple[str, np.ndarray, np.ndarray]]
+    scores: tuple[str, float, np.ndarray] | None
+    class_output: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- symbolic tensors ------------------------------------------------------------------------
+
+@dataclass
+class _Const:
+    """A constant tensor (an initializer)."""
+
+    value: np.ndarray
+
+
+@dataclass
+class _Weights:
+    """A quantized constant: ``value = scale · q``, ``q`` integers of ``bits`` bits (±1 for
+    a binary quantizer), ``scale`` broadcastable to ``q``."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    bits: int
+    node: str
+
+
+@dataclass
+class _Act:
+    """``α·v + β`` of hwgen tensor ``source`` (``None``: the raw model input, not yet
+    quantized). ``shape``: the model's shape without the batch; ``order`` for a flattened
+    4-D tensor: model element j is hwgen element ``order[j]``."""
+
+    source: str | None
+    alpha: Fraction
+    beta: Fraction
+    shape: tuple[int, ...]
+    bits: int = 0
+    signed: bool = False
+    order: np.ndarray | None = None
+
+
+@dataclass
+class _Acc:
+    """``post(A[o]·acc[o] + B[o])`` of a weighted layer still being read: ``weights`` (out ×
+    in, hwgen's input order), its source and input range; ``post``: the monotone functions
+    after the first non-affine one, in order: ``("relu",)``, ``("clip", lo, hi)``,
+    ``("affine", a, b)`` (per-channel lists)."""
+
+    name: str
+    node: str
+    weights: np.ndarray
+    weight_bits: int
+    source: str
+    x_range: tuple[int, int]
+    A: list[Fraction]
+    B: list[Fraction]
+    post: list[tuple] = field(default_factory=list)
+
+    @property
+    def channels(self) -> int:
+        return int(self.weights.shape[0])
+
+
+def _frac(x) -> Fraction:
+    return Fraction(float(x))
+
+
+class _Reader:
+    """One pass over a cleaned QONNX graph in topological order (see the module docstring)."""
+
+    def __init__(self, model, source: str, input_format: InputFormat | None):
+        self.model, self.source = model, source
+        self.input_format = input_format
+        self.values: dict[str, object] = {}
+        self.layers: list = []
+        self.names: set[str] = set()
+        self.outputs: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
+        self.notes: list[str] = []
+        self.input: Input | None = None
+        self.input_scale: float | None = None
+        self.input_from = ""
+        self.scores = None
+        self.class_output: str | None = None
+        self.types: dict[str, tuple[int, bool]] = {}  # hwgen tensor → (bits, signed)
+
+    # errors --------------------------------------------------------------------------------
+
+    def error(self, node, message: str) -> SpecError:
+        return SpecError(self.source, f"node {node.name!r} ({node.op_type})", message)
+
+    # names ---------------------------------------------------------------------------------
+
+    def layer_name(self, text: str) -> str:
+        """A new layer name made from ``text`` (an ONNX node's name): lower case, unique."""
+        base = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "layer"
+        if not base[0].isalpha():
+            base = f"l_{base}"
+        base = base[:MAX_NAME - 4]
+        name, k = base, 1
+        while name in self.names or name == INPUT:
+            k += 1
+            name = f"{base}_{k}"
+        self.names.add(name)
+        return name
+
+    # values --------------------------------------------------------------------------------
+
+    def get(self, node, tensor: str):
+        if tensor in self.values:
+            return self.values[tensor]
+        init = self.model.get_initializer(tensor)
+        if init is not None:
+            return _Const(np.asarray(init))
+        raise self.error(node, f"input {tensor!r} is neither a constant nor computed before "
+                         f"this node (dynamic inputs are not supported)")
+
+    def const(self, node, index: int, what: str) -> np.ndarray:
+        if len(node.input) <= index or not node.input[index]:
+            raise self.error(node, f"missing {what}")
+        value = self.get(node, node.input[index])
+        if not isinstance(value, _Const):
+            raise self.error(node, f"its {what} must be a constant")
+        return value.value
+
+    def scalar(self, node, index: int, what: str) -> float:
+        value = self.const(node, index, what)
+        if value.size != 1:
+            raise self.error(node, f"its {what} must be a single number, got shape "
+                             f"{tuple(value.shape)}")
+        return float(value.reshape(-1)[0])
+
+    def attr(self, node, name: str, default=None):
+        from onnx import helper
+
+        for a in node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def per_channel(self, node, value: np.ndarray, channels: int, what: str) -> list[Fraction]:
+        """A constant operand that applies per channel of a (batch, channels) tensor: a
+        scalar or a vector of ``channels`` (any shape broadcasting so)."""
+        v = np.asarray(value, dtype=np.float64)
+        if v.size == 1:
+            return [_frac(v.reshape(-1)[0])] * channels
+        squeezed = v.reshape(-1)
+        if squeezed.size == channels and max(v.shape) == channels:
+            return [_frac(x) for x in squeezed]
+        raise self.error(node, f"its {what} has shape {tuple(v.shape)}; expected a scalar or "
+                         f"one value per channel ({channels})")
+
+    # the graph -----------------------------------------------------------------------------
+
+    def read(self) -> None:
+        graph = self.model.graph
+        inits = {i.name for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in inits]
+        if len(inputs) != 1:
+            raise SpecError(self.source, "graph.input", f"{len(inputs)} inputs; hwgen networks "
+                            f"have one")
+        self.input_name = inputs[0].name
+        shape = self.model.get_tensor_shape(self.input_name)
+        if shape is None or any(not isinstance(d, int) or d < 1 for d in shape):
+            raise SpecError(self.source, f"input {self.input_name!r}", f"shape {shape} is not "
+                            f"static; export the model with a fixed input shape")
+        if len(shape) not in (2, 4) or shape[0] != 1:
+            raise SpecError(self.source, f"input {self.input_name!r}", f"shape {tuple(shape)}; "
+                            f"expected (1, features) or (1, channels, height, width)")
+        self.raw_shape = tuple(shape[1:])
+        self.values[self.input_name] = _Act(None, Fraction(1), Fraction(0), self.raw_shape)
+        if self.input_format is not None:
+            self.set_input(None, self.input_format.bits, self.input_format.signed,
+                           self.input_format.scale, "the options --input-bits/--input-signed/"
+                           "--input-scale")
+        for node in graph.node:
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if handler is None or node.op_type not in SUPPORTED_OPS:
+                raise self.error(node, f"unsupported op; hwgen imports {', '.join(SUPPORTED_OPS)}")
+            if node.domain not in ("", "ai.onnx", "qonnx.custom_op.general",
+                                   "finn.custom_op.general"):
+                raise self.error(node, f"op domain {node.domain!r} is not ONNX's or QONNX's")
+            handler(node)
+        outputs = [o.name for o in graph.output]
+        if len(outputs) != 1:
+            raise SpecError(self.source, "graph.output", f"{len(outputs)} outputs; hwgen "
+                            f"networks have one (the class or the scores)")
+        self.finish(outputs[0])
+
+    def set_input(self, node, bits: int, signed: bool, scale: float, origin: str) -> None:
+        if self.input is not None:
+            raise self.error(node, "a second quantizer on the model input")
+        if len(self.raw_shape) == 1:
+            shape = self.raw_shape
+        else:
+            c, h, w = self.raw_shape
+            shape = (h, w, c)
+        self.input = Input(shape=shape, bits=bits, signed=signed and bits > 1)
+        self.input_scale, self.input_from = scale, origin
+        self.types[INPUT] = (bits, signed and bits > 1)
+        lo, hi = (-1, 1) if bits == 1 else value_range(bits, signed)
+        self.values[self.input_name] = _Act(INPUT, _frac(scale), Fraction(0), self.raw_shape,
+                                            bits, signed and bits > 1)
+        self.input_range = (lo, hi)
+
+    # quantizers ----------------------------------------------------------------------------
+
+    def quant_params(self, node) -> tuple[float, int, bool, bool, str]:
+        scale = self.const(node, 1, "scale")
+        zero = self.const(node, 2, "zero point")
+        if np.any(zero != 0):
+            raise self.error(node, "non-zero zero point; hwgen's integers are symmetric "
+                             "(zero point 0)")
+        bits = self.scalar(node, 3, "bit width")
+        if bits != int(bits) or not 1 <= bits <= MAX_WEIGHT_BITS:
+            raise self.error(node, f"bit width {bits:g}; expected an integer 1..{MAX_WEIGHT_BITS}")
+        if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+            raise self.error(node, "scale must be positive and finite")
+        mode = self.attr(node, "rounding_mode", b"ROUND")
+        mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
+        if mode not in ("ROUND", "HALF_EVEN", "FLOOR", "CEIL"):
+            raise self.error(node, f"rounding mode {mode}; hwgen reads ROUND (half to even), "
+                             f"FLOOR and CEIL")
+        return scale, int(bits), bool(self.attr(node, "signed", 1)), \
+            bool(self.attr(node, "narrow", 0)), mode
+
+    def op_Quant(self, node) -> None:
+        x = self.get(node, node.input[0])
+        scale, bits, signed, narrow, mode = self.quant_params(node)
+        if isinstance(x, _Const):  # weights
+            self.values[node.output[0]] = self.quantize_weights(node, x.value, scale, bits,
+                                                                signed, narrow, mode)
+            return
+        if bits > MAX_ACTIVATION_BITS:
+            raise self.error(node, f"{bits}-bit activations; hwgen's thresholds give at most "
+                             f"{MAX_ACTIVATION_BITS}")
+        if scale.size != 1:
+            raise self.error(node, "a per-channel activation scale; hwgen's activations have "
+                             "one scale per tensor")
+        s = float(scale.reshape(-1)[0])
+        lo, hi = _quant_range(bits, signed, narrow)
+        if isinstance(x, _Act) and x.source is None:
+            if mode not in ("ROUND", "HALF_EVEN") or (narrow and bits > 1):
+                raise self.error(node, "the input quantizer must be ROUND and not narrow "
+                                 "(hwgen's input takes every code of its bits)")
+            self.set_input(node, bits, signed, s, f"the model's {node.op_type} node "
+                           f"{node.name!r}")
+            self.values[node.output[0]] = self.values[self.input_name]
+            return
+        if bits == 1 and signed:
+            self.emit(node, x, ("bipolar",), Fraction(0), s)
+            return
+        self.emit(node, x, ("quant", _frac(s), lo, hi, mode), _frac(s), lo)
+
+    def op_BipolarQuant(self, node) -> None:
+        x = self.get(node, node.input[0])
+        scale = self.const(node, 1, "scale")
+        if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+            raise self.error(node, "scale must be positive and finite")
+        if isinstance(x, _Const):
+            self.values[node.output[0]] = self.quantize_weights(node, x.value, scale, 1, True,
+                                                                False, "ROUND")
+            return
+        if scale.size != 1:
+            raise self.error(node, "a per-channel activation scale; hwgen's activations have "
+                             "one scale per tensor")
+        s = float(scale.reshape(-1)[0])
+        if isinstance(x, _Act) and x.source is None:
+            self.set_input(node, 1, True, s, f"the model's BipolarQuant node {node.name!r}")
+            self.values[node.output[0]] = self.values[self.input_name]
+            return
+        self.emit(node, x, ("bipolar",), Fraction(0), s)
+
+    def op_MultiThreshold(self, node) -> None:
+        x = self.get(node, node.input[0])
+        t = self.const(node, 1, "thresholds")
+        if not isinstance(x, _Acc):
+            raise self.error(node, "thresholds on a tensor that is not a layer's accumulation")
+        if t.ndim != 2 or t.shape[0] not in (1, x.channels) or t.shape[1] < 1:
+            raise self.error(node, f"thresholds of shape {tuple(t.shape)}; expected "
+                             f"({x.channels}, steps) or (1, steps)")
+        steps = t.shape[1]
+        if steps > 2 ** MAX_ACTIVATION_BITS - 1:
+            raise self.error(node, f"{steps} thresholds; at most {2 ** MAX_ACTIVATION_BITS - 1}")
+        rows = np.broadcast_to(t, (x.channels, steps))
+        table = [sorted(_frac(v) for v in row) for row in rows]
+        out_scale = float(self.attr(node, "out_scale", 1.0))
+        out_bias = float(self.attr(node, "out_bias", 0.0))
+        if out_scale <= 0 or not math.isfinite(out_scale) or not math.isfinite(out_bias):
+            raise self.error(node, "out_scale must be positive and finite")
+        self.emit(node, x, ("thresholds", table, steps), _frac(out_bias) / _frac(out_scale),
+                  out_scale, levels=steps)
+
+    def quantize_weights(self, node, w: np.ndarray, scale: np.ndarray, bits: int, signed: bool,
+                         narrow: bool, mode: str) -> _Weights:
+        """QONNX's Quant on a constant, in float32 as its executor does: the integers."""
+        w32 = np.asarray(w, dtype=np.float32)
+        s32 = np.asarray(scale, dtype=np.float32)
+        try:
+            u = w32 / s32
+        except ValueError:
+            raise self.error(node, f"scale of shape {tuple(scale.shape)} does not broadcast to "
+                             f"the weights' {tuple(w.shape)}") from None
+        if bits == 1 and signed:
+            q = np.where(u >= 0, 1, -1)
+        else:
+            if not signed:
+                raise self.error(node, "unsigned weights; hwgen's multi-bit weights are "
+                                 "signed two's complement")
+            lo, hi = _quant_range(bits, signed, narrow)
+            u = np.clip(u, lo, hi)
+            q = {"FLOOR": np.floor, "CEIL": np.ceil}.get(mode, np.round)(u)
+        return _Weights(q.astype(np.int64), np.broadcast_to(s32, w.shape).astype(np.float64),
+                        bits, node.name)
+
+    # the weighted layer ---------------------------------------------------------------------
+
+    def matmul(self, node, x, w, rows_last: bool) -> None:
+        """``x @ W`` with ``W`` (in, out) when ``rows_last``, else (out, in)."""
+        if not isinstance(x, _Act) or x.source is None:
+            what = "raw model input" if isinstance(x, _Act) else "tensor that is not a " \
+                "quantized activation"
+            raise self.error(node, f"its data input is a {what}; put a Quant or BipolarQuant "
+                             f"(or MultiThreshold) before it, or give --input-bits")
+        if isinstance(w, _Const):
+            raise self.error(node, "float weights without a Quant/BipolarQuant node; hwgen "
+                             "imports quantized (QONNX) weights")
+        if not isinstance(w, _Weights) or w.q.ndim != 2:
+            raise self.error(node, "weights must be a quantized 2-D constant")
+        q, s = (w.q.T, w.scale.T) if rows_last else (w.q, w.scale)
+        out, n_in = q.shape
+        if len(x.shape) != 1 or x.shape[0] != n_in:
+            raise self.error(node, f"input of shape {x.shape} does not match weights with "
+                             f"{n_in} inputs (a 4-D tensor needs a Flatten first)")
+        if np.any(s != s[:, :1]):
+            raise self.error(node, "a weight scale that varies along the input axis; hwgen "
+                             "takes one scale per output channel")
+        source = x.source
+        if x.order is not None:  # a flattened (c, h, w) tensor: hwgen's order is (h, w, c)
+            permuted = np.empty_like(q)
+            permuted[:, x.order] = q
+            q = permuted
+            source = self.flatten(x.source)
+        lo, hi = self.range_of(x.source)
+        # float = Σ (α·v + β)·(s_o·q) = α·s_o·acc + β·s_o·Σq
+        rowsum = q.sum(axis=1)
+        A = [x.alpha * _frac(s[o, 0]) for o in range(out)]
+        B = [x.beta * _frac(s[o, 0]) * int(rowsum[o]) for o in range(out)]
+        self.values[node.output[0]] = _Acc(self.layer_name(node.name), node.name, q, w.bits,
+                                           source, (lo, hi), A, B)
+
+    def range_of(self, tensor: str) -> tuple[int, int]:
+        bits, signed = self.types[tensor]
+        return (-1, 1) if bits == 1 else value_range(bits, signed)
+
+    def flatten(self, source: str) -> str:
+        name = self.layer_name(f"{source}_flatten")
+        self.layers.append(Flatten(name=name, inputs=(source,)))
+        self.types[name] = self.types[source]
+        return name
+
+    def op_MatMul(self, node) -> None:
+        self.matmul(node, self.get(node, node.input[0]), self.get(node, node.input[1]), True)
+
+    def op_Gemm(self, node) -> None:
+        if self.attr(node, "transA", 0):
+            raise self.error(node, "transA = 1 is not supported")
+        alpha, beta = float(self.attr(node, "alpha", 1.0)), float(self.attr(node, "beta", 1.0))
+        self.matmul(node, self.get(node, node.input[0]), self.get(node, node.input[1]),
+                    not self.attr(node, "transB", 0))
+        acc = self.values[node.output[0]]
+        a = _frac(alpha)
+        acc.A = [v * a for v in acc.A]
+        acc.B = [v * a for v in acc.B]
+        if len(node.input) > 2 and node.input[2]:
+            c = self.per_channel(node, self.const(node, 2, "bias C"), acc.channels, "bias C")
+            acc.B = [b + _frac(beta) * v for b, v in zip(acc.B, c, strict=True)]
+
+    # elementwise ---------------------------------------------------------------------------
+
+    def affine(self, node, x, a: list[Fraction] | Fraction, b: list[Fraction] | Fraction):
+        """``a·x + b`` (per channel or scalars) of an accumulation or activation."""
+        if isinstance(x, _Acc):
+            n = x.channels
+            a = a if isinstance(a, list) else [a] * n
+            b = b if isinstance(b, list) else [b] * n
+            if x.post:
+                x.post.append(("affine", a, b))
+            else:
+                x.A = [ai * v for ai, v in zip(a, x.A, strict=True)]
+                x.B = [ai * v + bi for ai, v, bi in zip(a, x.B, b, strict=True)]
+            return x
+        if isinstance(x, _Act) and x.source is not None:
+            if isinstance(a, list) or isinstance(b, list):
+                raise self.error(node, "a per-channel scale or bias on a quantized activation; "
+                                 "only a scalar can be folded")
+            return _Act(x.source, a * x.alpha, a * x.beta + b, x.shape, x.bits, x.signed,
+                        x.order)
+        raise self.error(node, "scales and biases apply to a layer's accumulation or a "
+                         "quantized activation")
+
+    def operands(self, node):
+        """(the tensor, the constant) of a binary elementwise node, in either order."""
+        a, b = (self.get(node, t) for t in node.input[:2])
+        if isinstance(b, _Const) and not isinstance(a, _Const):
+            return a, b.value, False
+        if isinstance(a, _Const) and not isinstance(b, _Const):
+            return b, a.value, True
+        raise self.error(node, "one operand must be a constant (residual adds of two tensors "
+                         "are not imported yet)")
+
+    def channels_of(self, x) -> int:
+        return x.channels if isinstance(x, _Acc) else 1
+
+    def constant_operand(self, node, x, c):
+        if isinstance(x, _Acc):
+            return self.per_channel(node, c, x.channels, "constant")
+        if np.asarray(c).size != 1:
+            raise self.error(node, "a per-channel constant on a quantized activation")
+        return _frac(np.asarray(c).reshape(-1)[0])
+
+    def op_Add(self, node) -> None:
+        x, c, _ = self.operands(node)
+        self.values[node.output[0]] = self.affine(node, x, Fraction(1),
+                                                  self.constant_operand(node, x, c))
+
+    def op_Sub(self, node) -> None:
+        x, c, swapped = self.operands(node)
+        c = self.constant_operand(node, x, c)
+        neg = [-v for v in c] if isinstance(c, list) else -c
+        if swapped:  # c − x
+            self.values[node.output[0]] = self.affine(node, x, Fraction(-1), c)
+        else:
+            self.values[node.output[0]] = self.affine(node, x, Fraction(1), neg)
+
+    def op_Mul(self, node) -> None:
+        x, c, _ = self.operands(node)
+        self.values[node.output[0]] = self.affine(node, x, self.constant_operand(node, x, c),
+                                                  Fraction(0))
+
+    def op_Div(self, node) -> None:
+        x, c, swapped = self.operands(node)
+        if swapped:
+            raise self.error(node, "a constant divided by a tensor is not affine")
+        c = self.constant_operand(node, x, c)
+        values = c if isinstance(c, list) else [c]
+        if any(v == 0 for v in values):
+            raise self.error(node, "division by zero")
+        inv = [1 / v for v in c] if isinstance(c, list) else 1 / c
+        self.values[node.output[0]] = self.affine(node, x, inv, Fraction(0))
+
+    def op_BatchNormalization(self, node) -> None:
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Acc):
+            raise self.error(node, "BatchNorm on a tensor that is not a layer's accumulation")
+        n = x.channels
+        gamma, beta, mean, var = (np.asarray(self.const(node, i, what), dtype=np.float64)
+                                  for i, what in ((1, "scale"), (2, "bias"), (3, "mean"),
+                                                  (4, "variance")))
+        eps = float(self.attr(node, "epsilon", 1e-5))
+        for what, v in (("scale", gamma), ("bias", beta), ("mean", mean), ("variance", var)):
+            if v.size not in (1, n):
+                raise self.error(node, f"{what} has {v.size} values for {n} channels")
+        a = np.broadcast_to(gamma / np.sqrt(var + eps), (n,))
+        b = np.broadcast_to(beta, (n,)) - np.broadcast_to(mean, (n,)) * a
+        self.values[node.output[0]] = self.affine(node, x, [_frac(v) for v in a],
+                                                  [_frac(v) for v in b])
+
+    def op_Relu(self, node) -> None:
+        self.monotone(node, ("relu",))
+
+    def op_Clip(self, node) -> None:
+        lo = self.scalar(node, 1, "min") if len(node.input) > 1 and node.input[1] else -math.inf
+        hi = self.scalar(node, 2, "max") if len(node.input) > 2 and node.input[2] else math.inf
+        lo, hi = self.attr(node, "min", lo), self.attr(node, "max", hi)
+        self.monotone(node, ("clip", lo, hi))
+
+    def monotone(self, node, op: tuple) -> None:
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Acc):
+            raise self.error(node, "on a tensor that is not a layer's accumulation (hwgen "
+                             "folds it into the next quantizer)")
+        x.post.append(op)
+        self.values[node.output[0]] = x
+
+    def passthrough(self, node) -> None:
+        self.values[node.output[0]] = self.get(node, node.input[0])
+
+    op_Identity = passthrough
+
+    def op_Dropout(self, node) -> None:
+        self.passthrough(node)
+
+    def op_Flatten(self, node) -> None:
+        self.reshape(node, self.get(node, node.input[0]))
+
+    def op_Reshape(self, node) -> None:
+        shape = [int(d) for d in self.const(node, 1, "shape")]
+        x = self.get(node, node.input[0])
+        size = int(np.prod(x.shape)) if isinstance(x, _Act) else None
+        if len(shape) != 2 or shape[0] not in (1, -1, 0) or shape[1] not in (-1, size):
+            raise self.error(node, f"shape {shape}; hwgen reads reshapes to (batch, features)")
+        self.reshape(node, x)
+
+    def reshape(self, node, x) -> None:
+        if not isinstance(x, _Act):
+            raise self.error(node, "flattening a tensor that is not a quantized activation")
+        if len(x.shape) == 1:
+            self.values[node.output[0]] = x
+            return
+        c, h, w = x.shape
+        order = np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+        self.values[node.output[0]] = _Act(x.source, x.alpha, x.beta, (c * h * w,), x.bits,
+                                           x.signed, order)
+
+    # emitting ------------------------------------------------------------------------------
+
+    def emit(self, node, x, quantizer: tuple, beta_codes: Fraction | int, alpha: float,
+             levels: int | None = None) -> None:
+        """The layer of accumulation ``x`` with ``quantizer`` as its output: output code c
+        (0 … levels) stands for ``alpha·(c + beta_codes)``."""
+        if not isinstance(x, _Acc):
+            raise self.error(node, "a quantizer on a tensor that is not a layer's "
+                             "accumulation (a weight, the input, or an accumulation)")
+        if levels is None:
+            levels = 1 if quantizer[0] == "bipolar" else quantizer[3] - quantizer[2]
+        weights = x.weights.copy()
+        lo, hi = dot_bounds(weights, *x.x_range)
+        thresholds = []
+        for o in range(x.channels):
+            def code(acc: int, o=o, sign=1) -> int:
+                return _code(sign * x.A[o] * acc + x.B[o], o, x.post, quantizer)
+
+            slope = x.A[o] * math.prod((op[1][o] for op in x.post if op[0] == "affine"),
+                                       start=Fraction(1))
+            sign = -1 if slope < 0 else 1
+            if sign < 0:
+                weights[o] = -weights[o]
+            row_lo, row_hi = int(lo[o]), int(hi[o])  # the range is symmetric under negation
+            if sign < 0:
+                row_lo, row_hi = -int(hi[o]), -int(lo[o])
+            row, start = [], row_lo
+            for k in range(1, levels + 1):
+                t = _first_reaching(lambda a, o=o, s=sign: code(a, o, s), k, start, row_hi)
+                row.append(t)
+                start = min(t, row_hi + 1)
+            thresholds.append(row)
+        # an n-bit output has 2**n − 1 thresholds: those past the levels are never reached
+        bits = max(1, levels.bit_length())
+        never = int(max(np.abs(lo).max(), np.abs(hi).max())) + 1
+        table = np.array([row + [never] * ((1 << bits) - 1 - levels) for row in thresholds],
+                         dtype=np.int64)
+        layer = Dense(name=x.name, weights=weights, weight_bits=x.weight_bits,
+                      thresholds=table, inputs=(x.source,))
+        self.layers.append(layer)
+        self.types[x.name] = (bits, False)
+        # code c stands for alpha·(c + beta_codes); hwgen's binary value v = 2c − 1
+        if bits == 1:
+            a = Fraction(alpha) / 2 if levels == 1 else None
+            if quantizer[0] == "bipolar":
+                act = _Act(x.name, _frac(alpha), Fraction(0), (x.channels,), 1)
+            else:
+                base = _frac(alpha) * Fraction(beta_codes)
+                act = _Act(x.name, a, base + a, (x.channels,), 1)
+        else:
+            act = _Act(x.name, _frac(alpha), _frac(alpha) * Fraction(beta_codes),
+                       (x.channels,), bits)
+        self.values[node.output[0]] = act
+        self.outputs[x.name] = (node.output[0], np.full(x.channels, float(act.alpha)),
+                                np.full(x.channels, float(act.beta)))
+
+    def finish(self, output: str) -> None:
+        x = self.values.get(output)
+        if isinstance(x, _Acc):
+            self.scores_layer(x, output)
+        elif isinstance(x, _Act) and x.source not in (None, INPUT) and len(x.shape) == 1:
+            self.layers.append(Argmax(name=self.layer_name("argmax"),
+                                      inputs=(x.source,)))
+            self.notes.append(f"appended an argmax after {output!r}: the model ends in "
+                              f"quantized scores")
+        elif isinstance(x, tuple) and x[0] == "class":
+            self.class_output = output
+        else:
+            raise SpecError(self.source, f"output {output!r}", "expected class scores or their "
+                            "argmax, computed by at least one layer")
+
+    def scores_layer(self, x: _Acc, output: str, argmax_node=None) -> None:
+        if x.post:
+            raise SpecError(self.source, f"output {output!r}", "a Relu or Clip after the last "
+                            "layer's product; hwgen's scores are the raw accumulator")
+        A, B = x.A, x.B
+        weights = x.weights.copy()
+        if any(a < 0 for a in A):
+            weights = -weights
+            A = [-a for a in A]
+        if len(set(A)) != 1 or A[0] == 0:
+            raise SpecError(self.source, f"output {output!r}", "the class scores have a "
+                            "different scale per class; the argmax of integer scores would not "
+                            "be the model's (only one positive scale for every class is exact)")
+        offsets = [(b - min(B)) / A[0] for b in B]
+        if any(v.denominator != 1 for v in offsets):
+            raise SpecError(self.source, f"output {output!r}", "the class biases are not "
+                            "whole multiples of the scores' scale; the argmax of integer scores "
+                            "would not be the model's")
+        bias = np.array([int(v) for v in offsets], dtype=np.int64)
+        layer = Dense(name=x.name, weights=weights, weight_bits=x.weight_bits,
+                      bias=bias if bias.any() else None, inputs=(x.source,))
+        self.layers.append(layer)
+        self.layers.append(Argmax(name=self.layer_name("argmax"),
+                                  inputs=(x.name,)))
+        self.scores = (output, float(A[0]), np.array([float(min(B))] * x.channels))
+        if argmax_node is None:
+            self.notes.append(f"appended an argmax after {output!r}: the model ends in class "
+                              f"scores")
+
+    def op_ArgMax(self, node) -> None:
+        x = self.get(node, node.input[0])
+        if self.attr(node, "select_last_index", 0):
+            raise self.error(node, "select_last_index = 1; hwgen's ties go to the lowest index")
+        if self.attr(node, "axis", 0) not in (1, -1):
+            raise self.error(node, "axis must be the features (1 or -1)")
+        self.class_of(node, x)
+
+    def op_TopK(self, node) -> None:
+        x = self.get(node, node.input[0])
+        k = self.const(node, 1, "k")
+        if k.size != 1 or int(k.reshape(-1)[0]) != 1 or not self.attr(node, "largest", 1):
+            raise self.error(node, "only TopK with k = 1 and largest = 1 (an argmax)")
+        if self.attr(node, "axis", -1) not in (1, -1):
+            raise self.error(node, "axis must be the features (1 or -1)")
+        self.class_of(node, x, output=node.output[1])
+
+    def class_of(self, node, x, output: str | None = None) -> None:
+        if isinstance(x, _Acc):
+            self.scores_layer(x, node.input[0], argmax_node=node)
+            self.scores = (node.input[0], *self.scores[1:])
+        elif isinstance(x, _Act) and x.source not in (None, INPUT) and len(x.shape) == 1:
+            self.layers.append(Argmax(name=self.layer_name(node.name), inputs=(x.source,)))
+        else:
+            raise self.error(node, "an argmax of a tensor that is not a layer's output")
+        self.values[output or node.output[0]] = ("class",)
+
+
+def _quant_range(bits: int, signed: bool, narrow: bool) -> tuple[int, int]:
+    """QONNX's integer range of a Quant."""
+    if signed:
+        return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1 - int(narrow)
+
+
+def _round(u: Fraction, mode: str) -> int:
+    if mode == "FLOOR":
+        return math.floor(u)
+    if mode == "CEIL":
+        return math.ceil(u)
+    return round(u)  # Fraction rounds half to even, as numpy's round
+
+
+def _code(z: Fraction, o: int, post: list[tuple], quantizer: tuple) -> int:
+    """The output code (0 … levels) of a channel ``o`` whose pre-function value is ``z``."""
+    for op in post:
+        if op[0] == "relu":
+            z = max(z, Fraction(0))
+        elif op[0] == "clip":
+            if op[1] != -math.inf:
+                z = max(z, _frac(op[1]))
+            if op[2] != math.inf:
+                z = min(z, _frac(op[2]))
+        else:
+            z = op[1][o] * z + op[2][o]
+    kind = quantizer[0]
+    if kind == "bipolar":
+        return int(z >= 0)
+    if kind == "quant":
+        _, s, lo, hi, mode = quantizer
+        return _round(min(max(z / s, Fraction(lo)), Fraction(hi)), mode) - lo
+    table = quantizer[1][o]
+    return sum(1 for t in table if z >= t)
+
+
+def _first_reaching(code, k: int, lo: int, hi: int) -> int:
+    """The least ``a`` in lo … hi with ``code(a) ≥ k`` (``code`` non-decreasing), or hi + 1."""
+    if code(hi) < k:
+        return hi + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if code(mid) >= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+# -- the entry points ------------------------------------------------------------------------
+
+def _load_model(path: Path, source: str):
+    try:
+        import onnx
+        from qonnx.core.modelwrapper import ModelWrapper
+    except ImportError:
+        raise SpecError(source, "", "reading ONNX needs the onnx extra: pip install "
+                        "'hwgen[onnx]'") from None
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise SpecError(source, "", "file not found") from None
+    except OSError as exc:
+        raise SpecError(source, "", f"cannot read ({reason(exc)})") from None
+    if path.is_dir():
+        raise SpecError(source, "", "is a folder, not an ONNX model")
+    if size > MAX_MODEL_BYTES:
+        raise SpecError(source, "", f"{size:,} bytes, larger than the {MAX_MODEL_BYTES:,} an "
+                        f"hwgen network can hold")
+    try:
+        proto = onnx.load(os.fspath(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+        raise SpecError(source, "", f"not an ONNX model ({reason(exc)})") from None
+    if not proto.graph.node:
+        raise SpecError(source, "", "not an ONNX model (no graph nodes)")
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx") and not (
+                OPSET_RANGE[0] <= opset.version <= OPSET_RANGE[1]):
+            raise SpecError(source, "opset_import", f"ONNX opset {opset.version}; hwgen reads "
+                            f"opsets {OPSET_RANGE[0]}..{OPSET_RANGE[1]}")
+    try:
+        model = _cleaned(ModelWrapper(proto))
+    except Exception as exc:  # noqa: BLE001 - a malformed graph fails anywhere in qonnx
+        raise SpecError(source, "", f"QONNX could not read the graph ({reason(exc)})") from None
+    return model
+
+
+def _cleaned(model):
+    """QONNX's clean-up (shapes inferred, constants folded but for the quantizers on
+    weights), keeping the model's node and tensor names; a node without a unique name gets
+    ``<op>_<k>``."""
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
+    for node in model.graph.node:
+        if node.op_type in ("Quant", "BipolarQuant", "Trunc", "MultiThreshold"):
+            node.domain = "qonnx.custom_op.general"
+    for t in (InferShapes(), GiveUniqueParameterTensors(),
+              FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]),
+              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()):
+        model = model.transform(t)
+    seen: dict[str, int] = {}
+    for node in model.graph.node:
+        seen[node.name] = seen.get(node.name, 0) + 1
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        if not node.name or seen[node.name] > 1:
+            k = counts[node.op_type] = counts.get(node.op_type, -1) + 1
+            node.name = f"{node.op_type}_{k}"
+    return model
+
+
+def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = None,
+                name: str | None = None) -> Imported:
+    """Read the QONNX/ONNX model at ``path`` as a validated :class:`Imported` network;
+    :class:`SpecError` (one line naming the file and the node) for anything that cannot be
+    imported exactly. ``input_format`` gives the input's integer format when the model's input
+    has no quantizer (and overrides none that it has: a model with one refuses it)."""
+    path = Path(path)
+    source = str(path)
+    model = _load_model(path, source)
+    reader = _Reader(model, source, input_format)
+    reader.read()
+    if reader.input is None:
+        raise SpecError(source, f"input {reader.input_name!r}", "no Quant or BipolarQuant on "
+                        "the model input, so its integer format is unknown; give --input-bits "
+                        "(and --input-signed, --input-scale)")
+    net_name = name or re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "model"
+    if not net_name[0].isalpha():
+        net_name = f"m_{net_name}"
+    layers, previous = [], INPUT
+    for layer in reader.layers:  # a chain's inputs go without saying
+        layers.append(dataclasses.replace(layer, inputs=()) if layer.inputs == (previous,)
+                      else layer)
+        previous = layer.name
+    # the test split of a model is the NPZ <stem>.test.npz beside it (x inputs, y labels)
+    dataset = path.with_name(f"{path.stem}.test.npz")
+    network = Network(name=net_name[:MAX_NAME], input=reader.input, layers=layers,
+                      source=source, arrays_source=source,
+                      dataset=dataset if dataset.is_file() else None)
+    return Imported(network=network, model=model, input_name=reader.input_name,
+                    input_scale=reader.input_scale, input_from=reader.input_from,
+                    outputs=reader.outputs, scores=reader.scores,
+                    class_output=reader.class_output, notes=reader.notes)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify` found over ``inputs`` inputs: how many classes agree, and per layer
+    (and ``"scores"``) the inputs whose integer outputs differ."""
+
+    inputs: int
+    classes_equal: int
+    mismatches: dict[str, int]
+
+    @property
+    def exact(self) -> bool:
+        return self.classes_equal == self.inputs and not any(self.mismatches.values())
+
+
+def model_input(imported: Imported, x: np.ndarray) -> np.ndarray:
+    """The model's float32 input for hwgen input values ``x`` (N × hwgen input shape):
+    ``input_scale · x``, channels first for an image."""
+    xf = np.asarray(x, dtype=np.float64) * imported.input_scale
+    if xf.ndim == 4:  # (N, H, W, C) → (N, C, H, W)
+        xf = xf.transpose(0, 3, 1, 2)
+    return xf.astype(np.float32)
+
+
+def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of ``model`` for the batch ``xf``, by QONNX's executor, one input at a
+    time (the exported batch size is 1)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    context: dict[str, list] = {}
+    for row in xf:
+        out = execute_onnx(model, {input_name: row[None]}, return_full_exec_context=True)
+        for k, v in out.items():
+            context.setdefault(k, []).append(np.asarray(v))
+    return {k: np.concatenate(v) if v[0].ndim else np.stack(v) for k, v in context.items()}
+
+
+def verify(imported: Imported, x: np.ndarray) -> VerifyResult:
+    """Run hwgen input values ``x`` through QONNX's executor and hwgen's golden model and
+    compare every layer output the import tied to a model tensor (as integers, after the
+    import's α, β), the class scores (after their scale and offset) and the classes."""
+    from .. import golden
+
+    network = imported.network
+    x = golden.check_inputs(network, np.asarray(x))
+    ours = golden.run(network, x)
+    theirs = _execute(imported.model, imported.input_name, model_input(imported, x))
+    mismatches = {}
+
+    def integers(t: np.ndarray, alpha, beta) -> np.ndarray:
+        v = (t.reshape(len(x), -1).astype(np.float64) - beta) / alpha
+        r = np.round(v)
+        return np.where(np.abs(v - r) <= 1e-3 * np.maximum(1, np.abs(r)), r, np.nan)
+
+    for layer, (tensor, alpha, beta) in imported.outputs.items():
+        got = integers(theirs[tensor], alpha, beta)
+        mismatches[layer] = int(np.sum(np.any(got != ours[layer].reshape(len(x), -1), axis=1)))
+    if imported.scores is not None:
+        tensor, scale, offset = imported.scores
+        score_layer = network.layers[-2].name
+        got = integers(theirs[tensor], scale, offset)
+        mismatches["scores"] = int(np.sum(np.any(got != ours[score_layer], axis=1)))
+        their_class = np.argmax(theirs[tensor].reshape(len(x), -1), axis=1)
+    if imported.class_output is not None:
+        their_class = theirs[imported.class_output].reshape(len(x))
+    our_class = golden.predict(network, x)
+    return VerifyResult(len(x), int(np.sum(their_class == our_class)), mismatches)
