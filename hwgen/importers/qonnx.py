@@ -334,7 +334,7 @@ class _Reader:
                              "one scale per tensor")
         s = float(scale.reshape(-1)[0])
         lo, hi = _quant_range(bits, signed, narrow)
-        if isinstance(x, _Act) and x.source is None:
+        if node.input[0] == self.input_name:
             if mode not in ("ROUND", "HALF_EVEN") or (narrow and bits > 1):
                 raise self.error(node, "the input quantizer must be ROUND and not narrow "
                                  "(hwgen's input takes every code of its bits)")
@@ -345,7 +345,7 @@ class _Reader:
         if bits == 1 and signed:
             self.emit(node, x, ("bipolar",), Fraction(0), s)
             return
-        self.emit(node, x, ("quant", _frac(s), lo, hi, mode), _frac(s), lo)
+        self.emit(node, x, ("quant", _frac(s), lo, hi, mode), lo, s)
 
     def op_BipolarQuant(self, node) -> None:
         x = self.get(node, node.input[0])
@@ -360,7 +360,7 @@ class _Reader:
             raise self.error(node, "a per-channel activation scale; hwgen's activations have "
                              "one scale per tensor")
         s = float(scale.reshape(-1)[0])
-        if isinstance(x, _Act) and x.source is None:
+        if node.input[0] == self.input_name:
             self.set_input(node, 1, True, s, f"the model's BipolarQuant node {node.name!r}")
             self.values[node.output[0]] = self.values[self.input_name]
             return
@@ -412,11 +412,13 @@ class _Reader:
 
     def matmul(self, node, x, w, rows_last: bool) -> None:
         """``x @ W`` with ``W`` (in, out) when ``rows_last``, else (out, in)."""
-        if not isinstance(x, _Act) or x.source is None:
-            what = "raw model input" if isinstance(x, _Act) else "tensor that is not a " \
-                "quantized activation"
-            raise self.error(node, f"its data input is a {what}; put a Quant or BipolarQuant "
-                             f"(or MultiThreshold) before it, or give --input-bits")
+        if isinstance(x, _Act) and x.source is None:
+            raise SpecError(self.source, f"input {self.input_name!r}", "no Quant or "
+                            "BipolarQuant on the model input, so its integer format is "
+                            "unknown; give --input-bits (and --input-signed, --input-scale)")
+        if not isinstance(x, _Act):
+            raise self.error(node, "its data input is not a quantized activation; put a "
+                             "Quant, BipolarQuant or MultiThreshold before it")
         if isinstance(w, _Const):
             raise self.error(node, "float weights without a Quant/BipolarQuant node; hwgen "
                              "imports quantized (QONNX) weights")
@@ -645,8 +647,11 @@ class _Reader:
         never = int(max(np.abs(lo).max(), np.abs(hi).max())) + 1
         table = np.array([row + [never] * ((1 << bits) - 1 - levels) for row in thresholds],
                          dtype=np.int64)
-        layer = Dense(name=x.name, weights=weights, weight_bits=x.weight_bits,
-                      thresholds=table, inputs=(x.source,))
+        layer = Dense(name=x.name, weights=weights,
+                      weight_bits=self.flipped_bits(x, weights,
+                                                    lambda m: self.error(node, m)),
+                      thresholds=table,
+                      inputs=(x.source,))
         self.layers.append(layer)
         self.types[x.name] = (bits, False)
         # code c stands for alpha·(c + beta_codes); hwgen's binary value v = 2c − 1
@@ -663,6 +668,20 @@ class _Reader:
         self.values[node.output[0]] = act
         self.outputs[x.name] = (node.output[0], np.full(x.channels, float(act.alpha)),
                                 np.full(x.channels, float(act.beta)))
+
+    def flipped_bits(self, x: _Acc, weights: np.ndarray, fail) -> int:
+        """The weight bits of a layer whose falling rows were negated: one more when a
+        negated −2**(n−1) needs it (n > 1); ``fail(message)`` makes the error otherwise."""
+        bits = x.weight_bits
+        if bits > 1 and weights.max() >= 1 << (bits - 1):
+            if bits == MAX_WEIGHT_BITS:
+                raise fail(f"a channel with a negative scale negates its "
+                                 f"{bits}-bit weights, and −2**{bits - 1} has no "
+                                 f"{bits}-bit negation; use a narrow-range weight quantizer")
+            self.notes.append(f"{x.name}: {bits + 1}-bit weights: a negated row holds "
+                              f"2**{bits - 1}")
+            bits += 1
+        return bits
 
     def finish(self, output: str) -> None:
         x = self.values.get(output)
@@ -698,7 +717,9 @@ class _Reader:
                             "whole multiples of the scores' scale; the argmax of integer scores "
                             "would not be the model's")
         bias = np.array([int(v) for v in offsets], dtype=np.int64)
-        layer = Dense(name=x.name, weights=weights, weight_bits=x.weight_bits,
+        layer = Dense(name=x.name, weights=weights,
+                      weight_bits=self.flipped_bits(
+                          x, weights, lambda m: SpecError(self.source, f"output {output!r}", m)),
                       bias=bias if bias.any() else None, inputs=(x.source,))
         self.layers.append(layer)
         self.layers.append(Argmax(name=self.layer_name("argmax"),

@@ -1,0 +1,293 @@
+"""QONNX import: small graphs built with onnx.helper, each checked against QONNX's own executor
+(every layer's integer outputs, the scores and the classes), one in RTL; the layout, rounding
+and refusal cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from qonnx.custom_op.general.quant import quant as qonnx_quant
+
+import hwgen
+from hwgen.importers.qonnx import InputFormat, import_onnx, verify
+from hwgen.spec import SpecError
+
+QONNX = "qonnx.custom_op.general"
+
+
+class Graph:
+    """A QONNX graph under construction: nodes, constants, one input ``x``."""
+
+    def __init__(self, shape: tuple[int, ...], dims=None):
+        self.shape, self.dims = shape, dims
+        self.nodes, self.inits, self.k = [], [], 0
+
+    def name(self, stem: str) -> str:
+        self.k += 1
+        return f"{stem}{self.k}"
+
+    def const(self, value, dtype=np.float32) -> str:
+        name = self.name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def node(self, op: str, *inputs: str, domain: str = "", outputs: int = 1,
+             name: str | None = None, **attrs):
+        name = name or self.name(op.lower())
+        outs = [f"{name}_out{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=name, domain=domain,
+                                           **attrs))
+        return outs[0] if outputs == 1 else outs
+
+    def quant(self, x: str, scale, bits: int, signed: bool = True, narrow: bool = False,
+              mode: str = "ROUND", zero=0.0, name: str | None = None) -> str:
+        return self.node("Quant", x, self.const(scale), self.const(zero), self.const(bits),
+                         domain=QONNX, signed=int(signed), narrow=int(narrow),
+                         rounding_mode=mode, name=name)
+
+    def bipolar(self, x: str, scale=1.0, name: str | None = None) -> str:
+        return self.node("BipolarQuant", x, self.const(scale), domain=QONNX, name=name)
+
+    def binary_matmul(self, x: str, rng, n_in: int, n_out: int, scale=1.0,
+                      name: str | None = None) -> str:
+        w = self.bipolar(self.const(rng.standard_normal((n_in, n_out))), scale)
+        return self.node("MatMul", x, w, name=name)
+
+    def batchnorm(self, x: str, rng, n: int, negative: bool = True) -> str:
+        gamma = rng.uniform(0.2, 2.0, n) * (np.where(rng.random(n) < 0.3, -1, 1) if negative
+                                             else 1)
+        return self.node("BatchNormalization", x, self.const(gamma),
+                         self.const(rng.standard_normal(n) * 3),
+                         self.const(rng.standard_normal(n) * 4),
+                         self.const(rng.uniform(0.5, 20, n)))
+
+    def save(self, path, out: str, out_shape, opset: int = 13, out_type=TensorProto.FLOAT):
+        dims = self.dims or [1, *self.shape]
+        graph = helper.make_graph(
+            self.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+            [helper.make_tensor_value_info(out, out_type, out_shape)], initializer=self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset),
+                                                        helper.make_opsetid(QONNX, 1)])
+        onnx.save(model, path)
+        return path
+
+
+def fc_thresholds(imported):
+    return imported.network.layers[0].thresholds
+
+
+def random_inputs(network, rng, count: int) -> np.ndarray:
+    t = network.input_type
+    if t.binary:
+        return rng.choice([-1, 1], size=(count, *t.shape))
+    lo, hi = t.range
+    return rng.integers(lo, hi + 1, size=(count, *t.shape))
+
+
+def binary_mlp(path, seed: int = 0, sizes=(23, 13, 7, 5)):
+    """u8 input → binary layers with BatchNorm (some negative scales) → scores through a
+    scalar scale and bias (Brevitas' TensorNorm)."""
+    rng = np.random.default_rng(seed)
+    g = Graph((sizes[0],))
+    x = g.quant("x", 1 / 255, 8, signed=False, name="inq")
+    for k, (a, b) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=True)):
+        x = g.binary_matmul(x, rng, a, b, name=f"fc{k}")
+        x = g.bipolar(g.batchnorm(x, rng, b), name=f"act{k}")
+    x = g.binary_matmul(x, rng, sizes[-2], sizes[-1], name="classifier")
+    x = g.node("Add", g.node("Mul", x, g.const(0.37)), g.const(-1.5))
+    return g.save(path, x, [1, sizes[-1]])
+
+
+def multibit_mlp(path, seed: int = 1):
+    """4-bit weights with per-channel scales through a Gemm with a bias, Relu and a 3-bit
+    unsigned quantizer; 3-bit weights, per-channel Mul/Add and a signed narrow 2-bit
+    quantizer (3 levels: a threshold is padded); binary weights into a MultiThreshold with
+    out_scale and out_bias; a 16-bit classifier; ArgMax."""
+    rng = np.random.default_rng(seed)
+    g = Graph((19,))
+    x = g.quant("x", 0.05, 6, signed=True, name="inq")
+    w = rng.standard_normal((11, 19))  # Gemm transB: (out, in)
+    w = g.quant(g.const(w), rng.uniform(0.05, 0.3, (11, 1)), 4)
+    x = g.node("Gemm", x, w, g.const(rng.standard_normal(11)), transB=1, alpha=0.8,
+               name="gemm")
+    x = g.quant(g.node("Relu", x), 0.37, 3, signed=False, name="act_relu")
+    w = g.quant(g.const(rng.standard_normal((11, 9))), 0.25, 3)
+    x = g.node("MatMul", x, w, name="mm3")
+    x = g.node("Add", g.node("Mul", x, g.const(rng.uniform(-1, 1, (1, 9)))),
+               g.const(rng.standard_normal((1, 9))))
+    x = g.quant(x, 0.6, 2, signed=True, narrow=True, name="act_ternary")
+    x = g.node("MatMul", x, g.bipolar(g.const(rng.standard_normal((9, 8))), 0.5), name="mmb")
+    t = np.sort(rng.uniform(-3, 3, (8, 3)), axis=1)
+    x = g.node("MultiThreshold", x, g.const(t), domain=QONNX, out_scale=2.0, out_bias=-4.0,
+               name="mt")
+    w = g.quant(g.const(rng.standard_normal((8, 6))), 2.0 ** -10, 16)
+    x = g.node("ArgMax", g.node("MatMul", x, w, name="classifier"), axis=1, keepdims=1)
+    return g.save(path, x, [1, 1], out_type=TensorProto.INT64)
+
+
+def test_binary_mlp_matches_qonnx_executor(tmp_path):
+    imported = import_onnx(binary_mlp(tmp_path / "m.onnx"))
+    kinds = [layer.kind for layer in imported.network.layers]
+    assert kinds == ["dense", "dense", "dense", "argmax"]
+    assert imported.input_scale == pytest.approx(1 / 255)
+    x = random_inputs(imported.network, np.random.default_rng(2), 300)
+    result = verify(imported, x)
+    assert result.inputs == 300 and result.exact, result
+    assert set(result.mismatches) == {"fc0", "fc1", "scores"}
+
+
+def test_multibit_mlp_matches_qonnx_executor(tmp_path):
+    imported = import_onnx(multibit_mlp(tmp_path / "m.onnx"))
+    net = imported.network
+    # mm3's 3-bit weights take −4, and a channel with a negative scale negates its row
+    assert [(layer.name, layer.weight_bits) for layer in net.layers[:-1]] == [
+        ("gemm", 4), ("mm3", 4), ("mmb", 1), ("classifier", 16)]
+    assert "mm3: 4-bit weights: a negated row holds 2**2" in imported.notes
+    assert [net.type_of(layer.name).bits for layer in net.layers[:3]] == [3, 2, 2]
+    assert imported.class_output is not None  # the graph's own ArgMax
+    result = verify(imported, random_inputs(net, np.random.default_rng(3), 300))
+    assert result.exact, result
+
+
+def test_round_half_to_even_at_every_tie(tmp_path):
+    """7 binary inputs × ±0.5 weights: every pre-activation is a half-integer, so every
+    input meets a rounding tie; all 128 inputs agree with the executor, and the thresholds
+    are those QONNX's own quant function gives over every accumulator value."""
+    rng = np.random.default_rng(4)
+    g = Graph((7,))
+    x = g.bipolar("x", name="inb")
+    x = g.binary_matmul(x, rng, 7, 4, scale=0.5, name="fc")
+    x = g.quant(x, 1.0, 3, signed=False, name="act")
+    x = g.binary_matmul(x, rng, 4, 3, name="classifier")
+    imported = import_onnx(g.save(tmp_path / "m.onnx", x, [1, 3]))
+    acc = np.arange(-7, 8)  # the accumulator's range; z = acc / 2 in every channel
+    codes = qonnx_quant(acc * 0.5, np.float32(1), np.float32(0), np.float32(3), signed=False,
+                        narrow=False, rounding_mode="ROUND")
+    expected = [int(acc[np.argmax(codes >= k)]) if (codes >= k).any() else 8
+                for k in range(1, 8)]
+    # round(0.5) = 0, round(1.5) = 2, round(2.5) = 2, round(3) = 3; half up: [1, 3, 5]
+    assert expected[:3] == [2, 3, 6]
+    assert fc_thresholds(imported).tolist() == [expected] * 4
+    everything = np.array([[1 if (i >> b) & 1 else -1 for b in range(7)] for i in range(128)])
+    assert verify(imported, everything).exact
+
+
+def test_flatten_permutes_channels_first_to_channels_last(tmp_path):
+    """A (1, 3, 5, 7) image flattened into a dense layer: hwgen's input is (5, 7, 3) and the
+    weights' columns follow; without the permutation the executor disagrees."""
+    rng = np.random.default_rng(5)
+    g = Graph((3, 5, 7))
+    x = g.quant("x", 1 / 15, 4, signed=False, name="inq")
+    x = g.node("Flatten", x, axis=1)
+    x = g.bipolar(g.batchnorm(g.binary_matmul(x, rng, 105, 6, name="fc"), rng, 6), name="a")
+    x = g.binary_matmul(x, rng, 6, 4, name="classifier")
+    imported = import_onnx(g.save(tmp_path / "m.onnx", x, [1, 4]))
+    net = imported.network
+    assert net.input_type.shape == (5, 7, 3)
+    assert [layer.kind for layer in net.layers] == ["flatten", "dense", "dense", "argmax"]
+    x = random_inputs(net, rng, 200)
+    assert verify(imported, x).exact
+    fc = net.layers[1]
+    unpermuted = dataclasses.replace(
+        fc, weights=fc.weights.reshape(6, 5, 7, 3).transpose(0, 3, 1, 2).reshape(6, -1))
+    wrong = dataclasses.replace(net, layers=[net.layers[0], unpermuted, *net.layers[2:]])
+    assert not verify(dataclasses.replace(imported, network=wrong), x).exact
+
+
+@pytest.mark.parametrize("end", ["argmax", "topk"])
+def test_argmax_or_topk_ends_the_graph(tmp_path, end):
+    rng = np.random.default_rng(6)
+    g = Graph((10,))
+    x = g.bipolar(g.batchnorm(g.binary_matmul(g.bipolar("x"), rng, 10, 8), rng, 8))
+    x = g.binary_matmul(x, rng, 8, 4)
+    if end == "argmax":
+        out = g.node("ArgMax", x, axis=-1, keepdims=1)
+    else:
+        out = g.node("TopK", x, g.const([1], np.int64), axis=-1, outputs=2)[1]
+    imported = import_onnx(g.save(tmp_path / "m.onnx", out, [1, 1], out_type=TensorProto.INT64))
+    assert imported.class_output == out and not imported.notes
+    assert verify(imported, random_inputs(imported.network, rng, 100)).exact
+
+
+def test_input_format_from_options(tmp_path):
+    """A float input (no quantizer) needs the format from the user; a model that has one
+    refuses a second."""
+    rng = np.random.default_rng(7)
+    g = Graph((9,))
+    x = g.bipolar(g.batchnorm(g.binary_matmul("x", rng, 9, 5), rng, 5))
+    path = g.save(tmp_path / "m.onnx", g.binary_matmul(x, rng, 5, 3), [1, 3])
+    with pytest.raises(SpecError, match="no Quant or BipolarQuant on the model input"):
+        import_onnx(path)
+    imported = import_onnx(path, input_format=InputFormat(5, True, 0.25))
+    assert imported.network.input_type.describe() == "s5"
+    assert verify(imported, random_inputs(imported.network, rng, 100)).exact
+    with pytest.raises(SpecError, match="a second quantizer"):
+        import_onnx(binary_mlp(tmp_path / "q.onnx"), input_format=InputFormat(8))
+
+
+def test_hwgen_load_reads_onnx_and_the_test_split_beside_it(tmp_path):
+    path = binary_mlp(tmp_path / "mlp.onnx")
+    assert hwgen.load(path).dataset is None
+    np.savez(tmp_path / "mlp.test.npz", x=np.zeros((2, 23), np.uint8), y=np.zeros(2))
+    net = hwgen.load(str(path))
+    assert net.name == "mlp" and net.dataset == tmp_path / "mlp.test.npz"
+
+
+def _refusal(tmp_path, case: str):
+    rng = np.random.default_rng(8)
+    g = Graph((6,))
+    x = g.bipolar("x")
+    opset, dims = 13, None
+    if case == "zero point":
+        x = g.quant(g.binary_matmul(x, rng, 6, 4), 1.0, 2, zero=1.0)
+    elif case == "unsupported op":
+        x = g.bipolar(g.node("Tanh", g.binary_matmul(x, rng, 6, 4)))
+    elif case == "float weights":
+        x = g.bipolar(g.node("MatMul", x, g.const(rng.standard_normal((6, 4)))))
+    elif case == "scale per class":
+        x = g.node("Mul", g.binary_matmul(x, rng, 6, 4), g.const([1.0, 2.0, 1.0, 1.0]))
+    elif case == "quantized twice":
+        x = g.quant(g.bipolar(g.binary_matmul(x, rng, 6, 4)), 1.0, 2)
+    elif case == "transA":
+        x = g.node("Gemm", x, g.bipolar(g.const(rng.standard_normal((6, 4)))), transA=1)
+    elif case == "opset":
+        x, opset = g.binary_matmul(x, rng, 6, 4), 7
+    elif case == "dynamic":
+        x, dims = g.binary_matmul(x, rng, 6, 4), ["N", 6]
+    g.dims = dims
+    return g.save(tmp_path / "m.onnx", x, [1, 4], opset=opset)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("zero point", r"node 'quant\d+' \(Quant\): non-zero zero point"),
+    ("unsupported op", r"node 'tanh\d+' \(Tanh\): unsupported op; hwgen imports Quant, "),
+    ("float weights", r"\(MatMul\): float weights without a Quant/BipolarQuant node"),
+    ("scale per class", r"a different scale per class"),
+    ("quantized twice", r"\(Quant\): a quantizer on a tensor that is not a layer's "
+                        r"accumulation"),
+    ("transA", r"\(Gemm\): transA = 1"),
+    ("opset", r"opset_import: ONNX opset 7; hwgen reads opsets 9\.\.21"),
+    ("dynamic", r"is not static"),
+])
+def test_refusals_name_the_node_and_the_reason(tmp_path, case, message):
+    path = _refusal(tmp_path, case)
+    with pytest.raises(SpecError, match=message) as info:
+        import_onnx(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x00\x01garbage" * 10, "not an ONNX model"),
+    (b"", "not an ONNX model"),
+])
+def test_not_an_onnx_file(tmp_path, content, message):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    with pytest.raises(SpecError, match=message):
+        import_onnx(path)
+    with pytest.raises(SpecError, match="file not found"):
+        import_onnx(tmp_path / "missing.onnx")
