@@ -751,3 +751,84 @@ def test_a_broken_test_split_is_one_line(mini_spec, tmp_path, capsys, kind, word
     _test_split_variants(tmp_path / "mini.test.npz", kind)
     assert main(["sim", str(mini_spec), "--work-dir", str(tmp_path / "work")]) == 2
     assert words in error_line(capsys)
+
+
+# -- hwgen import ----------------------------------------------------------------------------
+
+@pytest.fixture
+def onnx_model(tmp_path) -> Path:
+    from tests.importers.test_qonnx import binary_mlp
+
+    return binary_mlp(tmp_path / "mlp.onnx")
+
+
+def test_import_verifies_and_writes_a_spec_that_loads_as_the_model(onnx_model, tmp_path,
+                                                                    capsys):
+    import hwgen
+
+    out = tmp_path / "spec" / "mlp.toml"
+    out.parent.mkdir()
+    assert main(["import", str(onnx_model), "-o", str(out), "--verify", "40"]) == 0
+    printed = capsys.readouterr().out
+    assert "from the model's Quant node 'inq'" in printed
+    assert "on 40 inputs: classes equal on 40; inputs with a different integer output, by " \
+           "layer: none" in printed
+    assert out.read_text().startswith("# Written by hwgen import from ")
+    written, imported = spec.load(out), hwgen.load(onnx_model)
+    assert [layer.name for layer in written.layers] == [layer.name for layer in
+                                                        imported.layers]
+    for a, b in zip(written.layers[:-1], imported.layers[:-1], strict=True):
+        assert np.array_equal(a.weights, b.weights)
+        assert (a.thresholds is None and b.thresholds is None) or np.array_equal(
+            a.thresholds, b.thresholds)
+
+
+def test_import_replaces_its_own_spec_but_no_other_file(onnx_model, tmp_path, capsys):
+    out = tmp_path / "mlp.toml"
+    assert main(["import", str(onnx_model), "-o", str(out)]) == 0
+    assert main(["import", str(onnx_model), "-o", str(out)]) == 0  # its own: replaced
+    capsys.readouterr()
+    foreign = tmp_path / "mine.toml"
+    foreign.write_text("name = 'mine'\n")
+    assert main(["import", str(onnx_model), "-o", str(foreign)]) == 2
+    assert "-o " + str(foreign) + ": exists and was not written by hwgen" in error_line(capsys)
+    assert foreign.read_text() == "name = 'mine'\n"
+    (tmp_path / "new.npz").write_bytes(b"user data")
+    assert main(["import", str(onnx_model), "-o", str(tmp_path / "new.toml")]) == 2
+    assert "new.npz: exists and was not written by hwgen" in error_line(capsys)
+    assert (tmp_path / "new.npz").read_bytes() == b"user data"
+    assert not (tmp_path / "new.toml").exists()
+
+
+def test_import_that_is_not_exact_writes_nothing(onnx_model, tmp_path, monkeypatch, capsys):
+    from hwgen.importers import qonnx
+
+    monkeypatch.setattr(qonnx, "verify", lambda imported, x: qonnx.VerifyResult(
+        len(x), len(x) - 1, {"fc0": 1}))
+    assert main(["import", str(onnx_model), "--verify", "5"]) == 1
+    captured = capsys.readouterr()
+    assert "by layer: fc0 1" in captured.out and "no spec written" in captured.err
+    assert not onnx_model.with_suffix(".toml").exists()
+
+
+def test_spec_commands_take_an_onnx_model(onnx_model, tmp_path, capsys):
+    assert main(["check", str(onnx_model)]) == 0
+    assert "classifier" in capsys.readouterr().out
+    assert main(["generate", str(onnx_model), "-o", str(tmp_path / "v")]) == 0
+    assert (tmp_path / "v" / "mlp.v").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["import", "{model}", "--input-signed"], "--input-signed and --input-scale need "
+                                              "--input-bits"),
+    (["import", "{dir}/m.txt"], "MODEL {dir}/m.txt: expected an .onnx file"),
+    (["import", "{dir}/none.onnx"], "none.onnx: file not found"),
+    (["import", "{model}", "-o", "{dir}/x.json"], "expected a .toml file name"),
+    (["import", "{model}", "--input-bits", "4"], "a second quantizer on the model input"),
+    (["check", "{dir}/garbage.onnx"], "garbage.onnx: not an ONNX model"),
+])
+def test_import_errors_are_one_line(onnx_model, tmp_path, capsys, argv, message):
+    (tmp_path / "garbage.onnx").write_bytes(b"\x07not a protobuf at all")
+    argv = [a.format(model=onnx_model, dir=tmp_path) for a in argv]
+    assert main(argv) == 2
+    assert message.format(dir=tmp_path) in error_line(capsys)

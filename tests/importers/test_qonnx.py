@@ -291,3 +291,27 @@ def test_not_an_onnx_file(tmp_path, content, message):
         import_onnx(path)
     with pytest.raises(SpecError, match="file not found"):
         import_onnx(tmp_path / "missing.onnx")
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("model", ["multibit", pytest.param("flatten", marks=pytest.mark.slow)])
+def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
+    """QONNX executor = golden (verify) = RTL (cocotb, gaps and backpressure, cycles as
+    modelled) on the same inputs."""
+    from hwgen_sim.runner import simulate
+
+    if model == "multibit":
+        imported = import_onnx(multibit_mlp(tmp_path / "m.onnx"))
+    else:
+        rng = np.random.default_rng(9)
+        g = Graph((2, 3, 5))
+        x = g.node("Flatten", g.quant("x", 1 / 3, 2, signed=False), axis=1)
+        x = g.bipolar(g.batchnorm(g.binary_matmul(x, rng, 30, 6, name="fc"), rng, 6))
+        imported = import_onnx(g.save(tmp_path / "m.onnx", g.binary_matmul(x, rng, 6, 3),
+                                      [1, 3]))
+    x = random_inputs(imported.network, np.random.default_rng(10), 12)
+    assert verify(imported, x).exact
+    result = simulate(imported.network, x, tmp_path / "sim", seed=3, gaps=0.3,
+                      backpressure=0.4)
+    assert result.mismatches == [] and result.ok
+    assert result.cycles_per_inference == result.model_cycles_per_inference
