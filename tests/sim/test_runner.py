@@ -257,3 +257,20 @@ def test_spram_weights_are_loaded_by_the_bulk_harness(tmp_path):
     net, x = _spram_cnn(20)
     result = runner.verify_bulk(net, x, tmp_path, gaps=0.2, backpressure=0.2, seed=3)
     assert result.ok and result.errors == 0
+
+
+def test_rows_no_later_layer_reads_still_drain(tmp_path):
+    """A 2×2 maxpool on a 7-row conv output drops the conv's last row: the network's last
+    class leaves before the conv has sent that row. The bench waits for every tap's beats
+    (and every input beat) before it counts them, and the next phase starts on a frame
+    boundary."""
+    rng = np.random.default_rng(0)
+    net, x = chain(rng, Input((7, 6, 3), 8, lanes=3), [
+        dict(kind="conv2d", out=6, kernel=3, padding="same", weight_bits=1, out_bits=1, pe=1,
+             simd=3),
+        dict(kind="maxpool", size=2),
+        dict(kind="flatten"),
+        dict(out=4, weight_bits=8, out_bits=None, pe=1, simd=2)], count=12, argmax=True)
+    result = simulate(net, x, tmp_path, seed=3, gaps=0.3, backpressure=0.4)
+    assert result.mismatches == [] and result.ok
+    assert result.cycles_per_inference == result.model_cycles_per_inference
