@@ -38,6 +38,7 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -45,17 +46,20 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MAX_NAME, SpecError, reason
-from ..layers import Argmax, Dense, Flatten
-from ..numeric import dot_bounds, value_range
+from ..layers import Add as AddLayer
+from ..layers import Argmax, Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalSumPool, MaxPool
+from ..layers.window import same_padding
+from ..numeric import dot_bounds, value_range, width_for
 from ..spec import INPUT, Input, Network
 
 __all__ = ["InputFormat", "Imported", "SUPPORTED_OPS", "OPSET_RANGE", "import_onnx", "verify",
            "VerifyResult"]
 
 #: The ops the import reads, by the name ONNX gives them.
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Add", "Sub",
-                 "Mul", "Div", "BatchNormalization", "Relu", "Clip", "Identity", "Dropout",
-                 "Flatten", "Reshape", "ArgMax", "TopK")
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add",
+                 "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "MaxPool",
+                 "GlobalAveragePool", "Identity", "Dropout", "Flatten", "Reshape", "ArgMax",
+                 "TopK")
 #: Default-domain opsets the import accepts (those whose ops above keep today's meaning).
 OPSET_RANGE = (9, 21)
 #: Largest file the import reads: hwgen's networks hold at most a few million weights.
@@ -137,24 +141,27 @@ class _Act:
 
 @dataclass
 class _Acc:
-    """``post(A[o]·acc[o] + B[o])`` of a weighted layer still being read: ``weights`` (out ×
-    in, hwgen's input order), its source and input range; ``post``: the monotone functions
+    """``post(A[o]·acc[o] + B[o])`` of a layer still being read (dense, conv2d,
+    depthwise_conv2d, or the add of two tensors): ``weights`` (out × inputs per output, in
+    hwgen's order; None for an add) and ``weight_bits``; ``bounds``, each channel's reachable
+    accumulator range; ``build(weights, weight_bits, thresholds, bias)`` makes the hwgen
+    layer; ``shape`` the model's shape without the batch; ``post``: the monotone functions
     after the first non-affine one, in order: ``("relu",)``, ``("clip", lo, hi)``,
     ``("affine", a, b)`` (per-channel lists)."""
 
     name: str
-    node: str
-    weights: np.ndarray
+    weights: np.ndarray | None
     weight_bits: int
-    source: str
-    x_range: tuple[int, int]
+    bounds: tuple[np.ndarray, np.ndarray]
+    build: Callable
+    shape: tuple[int, ...]
     A: list[Fraction]
     B: list[Fraction]
     post: list[tuple] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
-        return int(self.weights.shape[0])
+        return int(self.shape[0])
 
 
 def _frac(x) -> Fraction:
@@ -410,8 +417,8 @@ class _Reader:
 
     # the weighted layer ---------------------------------------------------------------------
 
-    def matmul(self, node, x, w, rows_last: bool) -> None:
-        """``x @ W`` with ``W`` (in, out) when ``rows_last``, else (out, in)."""
+    def data_input(self, node, x) -> None:
+        """Refuses a layer's data input unless it is a quantized activation."""
         if isinstance(x, _Act) and x.source is None:
             raise SpecError(self.source, f"input {self.input_name!r}", "no Quant or "
                             "BipolarQuant on the model input, so its integer format is "
@@ -419,6 +426,10 @@ class _Reader:
         if not isinstance(x, _Act):
             raise self.error(node, "its data input is not a quantized activation; put a "
                              "Quant, BipolarQuant or MultiThreshold before it")
+
+    def matmul(self, node, x, w, rows_last: bool) -> None:
+        """``x @ W`` with ``W`` (in, out) when ``rows_last``, else (out, in)."""
+        self.data_input(node, x)
         if isinstance(w, _Const):
             raise self.error(node, "float weights without a Quant/BipolarQuant node; hwgen "
                              "imports quantized (QONNX) weights")
@@ -438,23 +449,161 @@ class _Reader:
             permuted[:, x.order] = q
             q = permuted
             source = self.flatten(x.source)
-        lo, hi = self.range_of(x.source)
-        # float = Σ (α·v + β)·(s_o·q) = α·s_o·acc + β·s_o·Σq
+        name = self.layer_name(node.name)
+
+        def build(weights, bits, thresholds, bias):
+            return Dense(name=name, weights=weights, weight_bits=bits, thresholds=thresholds,
+                         bias=bias, inputs=(source,))
+
+        self.values[node.output[0]] = self.accumulation(name, x, q, s[:, 0], w.bits, build,
+                                                        (out,))
+
+    def accumulation(self, name: str, x: _Act, q: np.ndarray, scale: np.ndarray, bits: int,
+                     build: Callable, shape: tuple[int, ...]) -> _Acc:
+        """The accumulation of weights ``q`` (out × inputs per output) with per-channel
+        ``scale`` on activation ``x``: float = Σ (α·v + β)·(s_o·q) = α·s_o·acc + β·s_o·Σq
+        (a padded tap counts too: its value v makes α·v + β = 0)."""
         rowsum = q.sum(axis=1)
-        A = [x.alpha * _frac(s[o, 0]) for o in range(out)]
-        B = [x.beta * _frac(s[o, 0]) * int(rowsum[o]) for o in range(out)]
-        self.values[node.output[0]] = _Acc(self.layer_name(node.name), node.name, q, w.bits,
-                                           source, (lo, hi), A, B)
+        A = [x.alpha * _frac(scale[o]) for o in range(len(q))]
+        B = [x.beta * _frac(scale[o]) * int(rowsum[o]) for o in range(len(q))]
+        return _Acc(name, q, bits, dot_bounds(q, *self.range_of(x.source)), build, shape, A, B)
 
     def range_of(self, tensor: str) -> tuple[int, int]:
         bits, signed = self.types[tensor]
-        return (-1, 1) if bits == 1 else value_range(bits, signed)
+        return (-1, 1) if bits == 1 and not signed else value_range(bits, signed)
 
     def flatten(self, source: str) -> str:
         name = self.layer_name(f"{source}_flatten")
         self.layers.append(Flatten(name=name, inputs=(source,)))
         self.types[name] = self.types[source]
         return name
+
+    def op_Conv(self, node) -> None:
+        """Conv with group 1 (conv2d) or group = channels (depthwise_conv2d), a square
+        kernel, equal strides, no dilation, and no padding or the padding hwgen calls
+        "same"; the padded value must be a value of the input (float 0 = α·v + β)."""
+        x, w = (self.get(node, t) for t in node.input[:2])
+        self.data_input(node, x)
+        if len(x.shape) != 3:
+            raise self.error(node, f"input of shape {x.shape}; expected (C, H, W)")
+        if not isinstance(w, _Weights) or w.q.ndim != 4:
+            raise self.error(node, "float weights without a Quant/BipolarQuant node; hwgen "
+                             "imports quantized (QONNX) weights" if isinstance(w, _Const)
+                             else "weights must be a quantized 4-D constant")
+        c, h, wd = x.shape
+        o, per_group, kh, kw = w.q.shape
+        group = int(self.attr(node, "group", 1))
+        if kh != kw:
+            raise self.error(node, f"kernel {kh}×{kw}; hwgen's kernels are square")
+        if any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+            raise self.error(node, "dilation; hwgen's convolutions have none")
+        strides = list(self.attr(node, "strides", [1, 1]))
+        if strides[0] != strides[1]:
+            raise self.error(node, f"strides {strides}; hwgen's are equal in both dimensions")
+        stride = strides[0]
+        padding, pads = self.padding(node, (h, wd), kh, stride)
+        pad_value = 0
+        if padding != "valid":
+            pad = -x.beta / x.alpha
+            lo, hi = self.range_of(x.source)
+            if pad.denominator != 1 or not lo <= pad <= hi or (x.bits == 1 and pad == 0):
+                raise self.error(node, f"zero padding of an input whose 0 is the value "
+                                 f"{float(pad):g}, not one of its integers {lo}..{hi}"
+                                 + (" (±1)" if x.bits == 1 else ""))
+            pad_value = int(pad)
+        scale = w.scale.reshape(o, -1)
+        if np.any(scale != scale[:, :1]):
+            raise self.error(node, "a weight scale that varies within a filter; hwgen takes "
+                             "one scale per output channel")
+        ho = (h + pads[0] + pads[2] - kh) // stride + 1
+        wo = (wd + pads[1] + pads[3] - kh) // stride + 1
+        name, source = self.layer_name(node.name), x.source
+        common = dict(name=name, stride=stride, padding=padding, pad_value=pad_value,
+                      inputs=(source,))
+        if group == 1 and per_group == c:
+            q = w.q.transpose(0, 2, 3, 1).reshape(o, -1)  # (O, ky, kx, C) like hwgen
+
+            def build(weights, bits, thresholds, bias):
+                return Conv2d(weights=weights.reshape(o, kh, kh, c), weight_bits=bits,
+                              thresholds=thresholds, bias=bias, **common)
+        elif group == c == o and per_group == 1:
+            q = w.q.reshape(o, -1)
+
+            def build(weights, bits, thresholds, bias):
+                return DepthwiseConv2d(weights=weights.reshape(o, kh, kh), weight_bits=bits,
+                                       thresholds=thresholds, bias=bias, **common)
+        else:
+            raise self.error(node, f"group {group} with {c} input and {o} output channels; "
+                             f"hwgen reads group 1 (conv2d) or group = channels (depthwise)")
+        acc = self.accumulation(name, x, q, scale[:, 0], w.bits, build, (o, ho, wo))
+        if len(node.input) > 2 and node.input[2]:
+            bias = self.per_channel(node, self.const(node, 2, "bias"), o, "bias")
+            acc.B = [b + v for b, v in zip(acc.B, bias, strict=True)]
+        self.values[node.output[0]] = acc
+
+    def padding(self, node, size: tuple[int, int], kernel: int,
+                stride: int) -> tuple[str, tuple[int, int, int, int]]:
+        """("valid" or "same", the pads (top, left, bottom, right) in effect) of a Conv."""
+        auto = self.attr(node, "auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto == "VALID":
+            return "valid", (0, 0, 0, 0)
+        if auto == "SAME_UPPER":
+            pads = [same_padding(n, kernel, stride) for n in size]
+            return "same", (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+        if auto != "NOTSET":
+            raise self.error(node, f"auto_pad {auto}; hwgen pads as SAME_UPPER or not at all")
+        pads = tuple(int(v) for v in self.attr(node, "pads", [0, 0, 0, 0]))
+        if not any(pads):
+            return "valid", pads
+        same = [same_padding(n, kernel, stride) for n in size]
+        outs = [(n + pads[d] + pads[d + 2] - kernel) // stride + 1 for d, n in enumerate(size)]
+        if all(pads[d] == same[d][0] and outs[d] == -(-n // stride)
+               for d, n in enumerate(size)):
+            return "same", pads
+        raise self.error(node, f"pads {list(pads)}: hwgen pads none, or as \"same\" "
+                         f"({same[0][0]} before and {same[0][1]} after the rows here)")
+
+    def op_MaxPool(self, node) -> None:
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Act) or x.source is None or len(x.shape) != 3:
+            raise self.error(node, "MaxPool on a tensor that is not a quantized (C, H, W) "
+                             "activation; put it after the activation's quantizer")
+        k = list(self.attr(node, "kernel_shape"))
+        strides = list(self.attr(node, "strides", [1, 1]))
+        if k[0] != k[1] or strides[0] != strides[1]:
+            raise self.error(node, f"kernel {k}, strides {strides}; hwgen pools square "
+                             f"windows with equal strides")
+        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
+                or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+            raise self.error(node, "padding, ceil_mode or dilation; hwgen's maxpool has none")
+        c, h, w = x.shape
+        size, stride = k[0], strides[0]
+        name = self.layer_name(node.name)
+        self.layers.append(MaxPool(name=name, size=size,
+                                   stride=None if stride == size else stride,
+                                   inputs=(x.source,)))
+        self.types[name] = self.types[x.source]
+        self.values[node.output[0]] = _Act(name, x.alpha, x.beta, (c, (h - size) // stride + 1,
+                                           (w - size) // stride + 1), x.bits, x.signed)
+        self.outputs[name] = (node.output[0], np.full(c, float(x.alpha)),
+                              np.full(c, float(x.beta)))
+
+    def op_GlobalAveragePool(self, node) -> None:
+        """The mean over positions: hwgen's global_sum_pool, whose sum is read as the
+        activation (α / (H·W))·sum + β."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Act) or x.source is None or len(x.shape) != 3:
+            raise self.error(node, "GlobalAveragePool on a tensor that is not a quantized "
+                             "(C, H, W) activation")
+        c, h, w = x.shape
+        name = self.layer_name(node.name)
+        self.layers.append(GlobalSumPool(name=name, inputs=(x.source,)))
+        lo, hi = self.range_of(x.source)
+        self.types[name] = width_for(h * w * lo, h * w * hi)
+        act = self.values[node.output[0]] = _Act(name, x.alpha / (h * w), x.beta, (c,))
+        self.outputs[name] = (node.output[0], np.full(c, float(act.alpha)),
+                              np.full(c, float(act.beta)))
 
     def op_MatMul(self, node) -> None:
         self.matmul(node, self.get(node, node.input[0]), self.get(node, node.input[1]), True)
@@ -496,6 +645,26 @@ class _Reader:
         raise self.error(node, "scales and biases apply to a layer's accumulation or a "
                          "quantized activation")
 
+    def residual(self, node, a: _Act, b: _Act) -> _Acc:
+        """The sum of two quantized activations of one scale: hwgen's add, its thresholds
+        from the quantizer that follows."""
+        if a.source is None or b.source is None or a.shape != b.shape or a.order is not None \
+                or b.order is not None:
+            raise self.error(node, "a residual add of two quantized activations of one shape")
+        if a.alpha != b.alpha:
+            raise self.error(node, f"the two inputs' scales differ ({float(a.alpha):g}, "
+                             f"{float(b.alpha):g}); hwgen adds integers of one scale")
+        name, sources = self.layer_name(node.name), (a.source, b.source)
+        (alo, ahi), (blo, bhi) = self.range_of(a.source), self.range_of(b.source)
+        channels = a.shape[0]
+
+        def build(weights, bits, thresholds, bias):
+            return AddLayer(name=name, inputs=sources, thresholds=thresholds)
+
+        bounds = (np.full(channels, alo + blo), np.full(channels, ahi + bhi))
+        return _Acc(name, None, 0, bounds, build, a.shape, [a.alpha] * channels,
+                    [a.beta + b.beta] * channels)
+
     def operands(self, node):
         """(the tensor, the constant) of a binary elementwise node, in either order."""
         a, b = (self.get(node, t) for t in node.input[:2])
@@ -517,6 +686,10 @@ class _Reader:
         return _frac(np.asarray(c).reshape(-1)[0])
 
     def op_Add(self, node) -> None:
+        a, b = (self.get(node, t) for t in node.input[:2])
+        if isinstance(a, _Act) and isinstance(b, _Act):
+            self.values[node.output[0]] = self.residual(node, a, b)
+            return
         x, c, _ = self.operands(node)
         self.values[node.output[0]] = self.affine(node, x, Fraction(1),
                                                   self.constant_operand(node, x, c))
@@ -621,8 +794,8 @@ class _Reader:
                              "accumulation (a weight, the input, or an accumulation)")
         if levels is None:
             levels = 1 if quantizer[0] == "bipolar" else quantizer[3] - quantizer[2]
-        weights = x.weights.copy()
-        lo, hi = dot_bounds(weights, *x.x_range)
+        weights = None if x.weights is None else x.weights.copy()
+        lo, hi = x.bounds
         thresholds = []
         for o in range(x.channels):
             def code(acc: int, o=o, sign=1) -> int:
@@ -631,6 +804,9 @@ class _Reader:
             slope = x.A[o] * math.prod((op[1][o] for op in x.post if op[0] == "affine"),
                                        start=Fraction(1))
             sign = -1 if slope < 0 else 1
+            if sign < 0 and weights is None:
+                raise self.error(node, "the sum of the residual add falls as its inputs rise "
+                                 "(a negative scale); hwgen's add compares with ≥ only")
             if sign < 0:
                 weights[o] = -weights[o]
             row_lo, row_hi = int(lo[o]), int(hi[o])  # the range is symmetric under negation
@@ -647,24 +823,19 @@ class _Reader:
         never = int(max(np.abs(lo).max(), np.abs(hi).max())) + 1
         table = np.array([row + [never] * ((1 << bits) - 1 - levels) for row in thresholds],
                          dtype=np.int64)
-        layer = Dense(name=x.name, weights=weights,
-                      weight_bits=self.flipped_bits(x, weights,
-                                                    lambda m: self.error(node, m)),
-                      thresholds=table,
-                      inputs=(x.source,))
-        self.layers.append(layer)
+        bits_w = self.flipped_bits(x, weights, lambda m: self.error(node, m))
+        self.layers.append(x.build(weights, bits_w, table, None))
         self.types[x.name] = (bits, False)
         # code c stands for alpha·(c + beta_codes); hwgen's binary value v = 2c − 1
         if bits == 1:
             a = Fraction(alpha) / 2 if levels == 1 else None
             if quantizer[0] == "bipolar":
-                act = _Act(x.name, _frac(alpha), Fraction(0), (x.channels,), 1)
+                act = _Act(x.name, _frac(alpha), Fraction(0), x.shape, 1)
             else:
                 base = _frac(alpha) * Fraction(beta_codes)
-                act = _Act(x.name, a, base + a, (x.channels,), 1)
+                act = _Act(x.name, a, base + a, x.shape, 1)
         else:
-            act = _Act(x.name, _frac(alpha), _frac(alpha) * Fraction(beta_codes),
-                       (x.channels,), bits)
+            act = _Act(x.name, _frac(alpha), _frac(alpha) * Fraction(beta_codes), x.shape, bits)
         self.values[node.output[0]] = act
         self.outputs[x.name] = (node.output[0], np.full(x.channels, float(act.alpha)),
                                 np.full(x.channels, float(act.beta)))
@@ -673,7 +844,7 @@ class _Reader:
         """The weight bits of a layer whose falling rows were negated: one more when a
         negated −2**(n−1) needs it (n > 1); ``fail(message)`` makes the error otherwise."""
         bits = x.weight_bits
-        if bits > 1 and weights.max() >= 1 << (bits - 1):
+        if weights is not None and bits > 1 and weights.max() >= 1 << (bits - 1):
             if bits == MAX_WEIGHT_BITS:
                 raise fail(f"a channel with a negative scale negates its "
                                  f"{bits}-bit weights, and −2**{bits - 1} has no "
@@ -703,6 +874,9 @@ class _Reader:
             raise SpecError(self.source, f"output {output!r}", "a Relu or Clip after the last "
                             "layer's product; hwgen's scores are the raw accumulator")
         A, B = x.A, x.B
+        if x.weights is None or len(x.shape) != 1:
+            raise SpecError(self.source, f"output {output!r}", "the class scores must come "
+                            "from a dense layer")
         weights = x.weights.copy()
         if any(a < 0 for a in A):
             weights = -weights
@@ -717,11 +891,9 @@ class _Reader:
                             "whole multiples of the scores' scale; the argmax of integer scores "
                             "would not be the model's")
         bias = np.array([int(v) for v in offsets], dtype=np.int64)
-        layer = Dense(name=x.name, weights=weights,
-                      weight_bits=self.flipped_bits(
-                          x, weights, lambda m: SpecError(self.source, f"output {output!r}", m)),
-                      bias=bias if bias.any() else None, inputs=(x.source,))
-        self.layers.append(layer)
+        bits = self.flipped_bits(x, weights,
+                                 lambda m: SpecError(self.source, f"output {output!r}", m))
+        self.layers.append(x.build(weights, bits, None, bias if bias.any() else None))
         self.layers.append(Argmax(name=self.layer_name("argmax"),
                                   inputs=(x.name,)))
         self.scores = (output, float(A[0]), np.array([float(min(B))] * x.channels))
@@ -959,13 +1131,20 @@ def verify(imported: Imported, x: np.ndarray) -> VerifyResult:
     mismatches = {}
 
     def integers(t: np.ndarray, alpha, beta) -> np.ndarray:
-        v = (t.reshape(len(x), -1).astype(np.float64) - beta) / alpha
+        """A model tensor as hwgen's integers, channels last, flat per input; NaN where a
+        value is not within float rounding of an integer."""
+        t = np.asarray(t, dtype=np.float64)
+        if t.ndim == 4:
+            t = t.transpose(0, 2, 3, 1)
+        v = (t - beta) / alpha
         r = np.round(v)
-        return np.where(np.abs(v - r) <= 1e-3 * np.maximum(1, np.abs(r)), r, np.nan)
+        exact = np.abs(v - r) <= 1e-3 * np.maximum(1, np.abs(r))
+        return np.where(exact, r, np.nan).reshape(len(x), -1)
 
     for layer, (tensor, alpha, beta) in imported.outputs.items():
         got = integers(theirs[tensor], alpha, beta)
-        mismatches[layer] = int(np.sum(np.any(got != ours[layer].reshape(len(x), -1), axis=1)))
+        mismatches[layer] = int(np.sum(np.any(got != ours[layer].reshape(len(x), -1),
+                                              axis=1)))
     if imported.scores is not None:
         tensor, scale, offset = imported.scores
         score_layer = network.layers[-2].name

@@ -129,6 +129,31 @@ def multibit_mlp(path, seed: int = 1):
     return g.save(path, x, [1, 1], out_type=TensorProto.INT64)
 
 
+def conv_net(path, seed: int = 0, size=(13, 11)):
+    """u8 image (3 × 13 × 11): a "same" binary conv, 2×2 maxpool, a depthwise conv into a
+    1-bit unsigned quantizer ({0, 0.5}: its 0 is the value −1, so the next conv may pad), a
+    4-bit narrow conv with Relu into a 2-bit quantizer, global average pool, an 8-bit
+    classifier."""
+    rng = np.random.default_rng(seed)
+    g = Graph((3, *size))
+    x = g.quant("x", 1 / 255, 8, signed=False, name="inq")
+    x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal((6, 3, 3, 3)))),
+               name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = g.bipolar(g.batchnorm(x, rng, 6), name="a1")
+    x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2], name="pool1")
+    x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal((6, 1, 3, 3)))), name="dw",
+               kernel_shape=[3, 3], group=6)
+    x = g.quant(g.batchnorm(x, rng, 6), 0.5, 1, signed=False, name="a2")
+    w = g.quant(g.const(rng.standard_normal((5, 6, 3, 3))), 0.2, 4, narrow=True)
+    x = g.node("Conv", x, w, g.const(rng.standard_normal(5)), name="conv3",
+               kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = g.quant(g.node("Relu", g.batchnorm(x, rng, 5, negative=False)), 0.3, 2,
+                signed=False, name="a3")
+    x = g.node("Flatten", g.node("GlobalAveragePool", x, name="gap"), axis=1)
+    w = g.quant(g.const(rng.standard_normal((5, 4))), 0.01, 8)
+    return g.save(path, g.node("MatMul", x, w, name="classifier"), [1, 4])
+
+
 def test_binary_mlp_matches_qonnx_executor(tmp_path):
     imported = import_onnx(binary_mlp(tmp_path / "m.onnx"))
     kinds = [layer.kind for layer in imported.network.layers]
@@ -198,6 +223,44 @@ def test_flatten_permutes_channels_first_to_channels_last(tmp_path):
     assert not verify(dataclasses.replace(imported, network=wrong), x).exact
 
 
+def test_conv_network_matches_qonnx_executor(tmp_path):
+    """Conv (group 1 and group C, "same" and no padding, a bias), MaxPool and
+    GlobalAveragePool: every layer's integers equal the executor's, channels last."""
+    imported = import_onnx(conv_net(tmp_path / "m.onnx"))
+    net = imported.network
+    assert [(layer.kind, layer.name) for layer in net.layers] == [
+        ("conv2d", "conv1"), ("maxpool", "pool1"), ("depthwise_conv2d", "dw"),
+        ("conv2d", "conv3"), ("global_sum_pool", "gap"), ("dense", "classifier"),
+        ("argmax", "argmax")]
+    conv1, _, dw, conv3 = net.layers[:4]
+    assert conv1.padding == "same" and dw.padding == "valid" and conv3.pad_value == -1
+    assert net.type_of("pool1").shape == (6, 5, 6)
+    result = verify(imported, random_inputs(net, np.random.default_rng(1), 100))
+    assert result.exact and set(result.mismatches) == {"conv1", "pool1", "dw", "conv3", "gap",
+                                                       "scores"}
+
+
+def test_residual_add_of_two_quantized_activations(tmp_path):
+    """x → conv → bipolar (a); a → conv → bipolar (b); Add(a, b) → 2-bit quantizer: hwgen's
+    add layer with thresholds."""
+    rng = np.random.default_rng(11)
+    g = Graph((4, 5, 5))
+    a = g.node("Conv", g.quant("x", 0.25, 3, signed=True),
+               g.bipolar(g.const(rng.standard_normal((4, 4, 3, 3)))), kernel_shape=[3, 3],
+               pads=[1, 1, 1, 1], name="conv_a")
+    a = g.bipolar(g.batchnorm(a, rng, 4), name="act_a")
+    b = g.node("Conv", a, g.bipolar(g.const(rng.standard_normal((4, 4, 1, 1)))),
+               kernel_shape=[1, 1], name="conv_b")
+    b = g.bipolar(g.batchnorm(b, rng, 4), name="act_b")
+    s = g.quant(g.node("Add", a, b, name="res"), 1.0, 2, signed=True, name="act_s")
+    x = g.node("Flatten", s, axis=1)
+    x = g.binary_matmul(x, rng, 100, 3, name="classifier")
+    imported = import_onnx(g.save(tmp_path / "m.onnx", x, [1, 3]))
+    kinds = [(layer.kind, layer.name) for layer in imported.network.layers]
+    assert ("add", "res") in kinds
+    assert verify(imported, random_inputs(imported.network, rng, 100)).exact
+
+
 @pytest.mark.parametrize("end", ["argmax", "topk"])
 def test_argmax_or_topk_ends_the_graph(tmp_path, end):
     rng = np.random.default_rng(6)
@@ -254,6 +317,22 @@ def _refusal(tmp_path, case: str):
         x = g.quant(g.bipolar(g.binary_matmul(x, rng, 6, 4)), 1.0, 2)
     elif case == "transA":
         x = g.node("Gemm", x, g.bipolar(g.const(rng.standard_normal((6, 4)))), transA=1)
+    elif case in ("group", "dilation", "pads", "binary zero pad", "pool on accumulation"):
+        g = Graph((4, 5, 5))
+        x = g.quant("x", 1.0, 2, signed=False) if case != "binary zero pad" else g.bipolar("x")
+        attrs = dict(kernel_shape=[3, 3])
+        weights = (4, 4, 3, 3)
+        if case == "group":
+            attrs["group"], weights = 2, (4, 2, 3, 3)
+        elif case == "dilation":
+            attrs["dilations"] = [2, 2]
+        elif case in ("pads", "binary zero pad"):
+            attrs["pads"] = [0, 1, 1, 1] if case == "pads" else [1, 1, 1, 1]
+        x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal(weights))), **attrs)
+        if case == "pool on accumulation":
+            x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2])
+        x = g.bipolar(x)
+        return g.save(tmp_path / "m.onnx", x, [1, 4, 3, 3])
     elif case == "opset":
         x, opset = g.binary_matmul(x, rng, 6, 4), 7
     elif case == "dynamic":
@@ -272,6 +351,12 @@ def _refusal(tmp_path, case: str):
     ("transA", r"\(Gemm\): transA = 1"),
     ("opset", r"opset_import: ONNX opset 7; hwgen reads opsets 9\.\.21"),
     ("dynamic", r"is not static"),
+    ("group", r"\(Conv\): group 2 with 4 input and 4 output channels; hwgen reads group 1"),
+    ("dilation", r"\(Conv\): dilation"),
+    ("pads", r"\(Conv\): pads \[0, 1, 1, 1\]: hwgen pads none, or as \"same\""),
+    ("binary zero pad", r"\(Conv\): zero padding of an input whose 0 is the value 0, not one "
+                        r"of its integers -1\.\.1 \(±1\)"),
+    ("pool on accumulation", r"\(MaxPool\): MaxPool on a tensor that is not a quantized"),
 ])
 def test_refusals_name_the_node_and_the_reason(tmp_path, case, message):
     path = _refusal(tmp_path, case)
@@ -294,7 +379,8 @@ def test_not_an_onnx_file(tmp_path, content, message):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("model", ["multibit", pytest.param("flatten", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("model", ["multibit", "conv",
+                                   pytest.param("flatten", marks=pytest.mark.slow)])
 def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
     """QONNX executor = golden (verify) = RTL (cocotb, gaps and backpressure, cycles as
     modelled) on the same inputs."""
@@ -302,6 +388,8 @@ def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
 
     if model == "multibit":
         imported = import_onnx(multibit_mlp(tmp_path / "m.onnx"))
+    elif model == "conv":
+        imported = import_onnx(conv_net(tmp_path / "m.onnx", size=(7, 6)))
     else:
         rng = np.random.default_rng(9)
         g = Graph((2, 3, 5))
