@@ -260,7 +260,7 @@ def _is_import(path: Path) -> bool:
 
 def cmd_import(args) -> int:
     """``hwgen import``: a QONNX/ONNX model → spec TOML + NPZ (docs/import.md)."""
-    from .importers.qonnx import InputFormat, import_onnx, verify
+    from .importers.qonnx import FloatOptions, InputFormat, import_onnx, input_codes, verify
     from .spec import save
 
     if Path(args.model).suffix.lower() != ".onnx":
@@ -279,8 +279,34 @@ def cmd_import(args) -> int:
     # the NPZ beside the spec is hwgen's if the spec is: an import wrote both
     check_output_file(str(npz_out), "-o (its NPZ)",
                       lambda p: _is_import(toml_out) and toml_out.exists())
-    imported = import_onnx(args.model, input_format=fmt)
+    options = calibration = labels = None
+    if (args.bits is None) != (args.calibration is None):
+        raise UsageError("--bits and --calibration go together (post-training quantization of "
+                         "a float model)")
+    if args.bits is None and (args.act_bits or args.classifier_bits or args.labels):
+        raise UsageError("--act-bits, --classifier-bits and --labels need --bits and "
+                         "--calibration")
+    if args.bits is not None:
+        calibration = _load_array(args.calibration, "--calibration")
+        if args.labels is not None:
+            labels = check_labels(_load_array(args.labels, "--labels"), len(calibration), None,
+                                  f"--labels {args.labels}")
+        options = FloatOptions(calibration, weight_bits=args.bits,
+                               act_bits=args.act_bits or args.bits,
+                               classifier_bits=args.classifier_bits or 8)
+    imported = import_onnx(args.model, input_format=fmt, float_options=options)
     network = imported.network
+    if labels is not None:
+        from .importers.ptq import float_predictions
+        from .importers.qonnx import load_model
+
+        float_model = load_model(Path(args.model), args.model)
+        x = calibration.reshape(len(calibration), *float_model.get_tensor_shape(
+            float_model.graph.input[0].name)[1:])
+        float_acc = float(np.mean(float_predictions(float_model, x) == labels))
+        int_acc = float(np.mean(golden.predict(network, input_codes(imported, x)) == labels))
+        print(f"accuracy on the {len(labels)} calibration inputs: float model {float_acc:.4f}, "
+              f"integer network {int_acc:.4f}")
     print(f"input: {network.input_type.describe()} from {imported.input_from}; the model's "
           f"input is {imported.input_scale:g} × the value")
     for note in imported.notes:
@@ -932,6 +958,18 @@ def parser() -> argparse.ArgumentParser:
                    "outputs (inputs: --inputs, else the model's test split, else random)")
     p.add_argument("--inputs", metavar="X.npy", help="input values for --verify")
     p.add_argument("--seed", type=_SEED, default=0, help="seed of --verify's random inputs")
+    bits = _bounded("bits", 1, 16, integer=True)
+    p.add_argument("--bits", type=bits, metavar="W", help="a float model (no Quant nodes): "
+                   "quantize it after training, weights to W bits per channel (with "
+                   "--calibration; docs/import.md)")
+    p.add_argument("--act-bits", type=_bounded("bits", 1, 8, integer=True), metavar="A",
+                   help="with --bits: the Relu outputs' bits (default W, at most 8)")
+    p.add_argument("--classifier-bits", type=bits, metavar="C",
+                   help="with --bits: the last layer's weight bits (default 8)")
+    p.add_argument("--calibration", metavar="X.npy", help="with --bits: float inputs of the "
+                   "model (N × its input shape) to calibrate the activations on")
+    p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration: print the float "
+                   "and the integer accuracy")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("generate", help="write the network's Verilog",

@@ -832,3 +832,22 @@ def test_import_errors_are_one_line(onnx_model, tmp_path, capsys, argv, message)
     argv = [a.format(model=onnx_model, dir=tmp_path) for a in argv]
     assert main(argv) == 2
     assert message.format(dir=tmp_path) in error_line(capsys)
+
+
+def test_import_quantizes_a_float_model_and_prints_both_accuracies(tmp_path, capsys):
+    from tests.importers.test_ptq import float_mlp
+
+    model = float_mlp(tmp_path / "f.onnx")
+    x = np.random.default_rng(2).random((60, 20)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(60) % 4)
+    assert main(["import", str(model), "--bits", "4", "--calibration", str(tmp_path / "x.npy"),
+                 "--labels", str(tmp_path / "y.npy"), "--verify", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy on the 60 calibration inputs: float model " in out
+    assert "post-training quantization: weights 4-bit per channel" in out
+    assert (tmp_path / "f.toml").exists()
+    assert main(["import", str(model), "--bits", "4"]) == 2
+    assert "--bits and --calibration go together" in error_line(capsys)
+    assert main(["import", str(model), "--act-bits", "4"]) == 2
+    assert "need --bits and --calibration" in error_line(capsys)

@@ -52,8 +52,8 @@ from ..layers.window import same_padding
 from ..numeric import dot_bounds, value_range, width_for
 from ..spec import INPUT, Input, Network
 
-__all__ = ["InputFormat", "Imported", "SUPPORTED_OPS", "OPSET_RANGE", "import_onnx", "verify",
-           "VerifyResult"]
+__all__ = ["InputFormat", "FloatOptions", "Imported", "SUPPORTED_OPS", "OPSET_RANGE",
+           "import_onnx", "load_model", "input_codes", "verify", "VerifyResult"]
 
 #: The ops the import reads, by the name ONNX gives them.
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add",
@@ -68,6 +68,8 @@ MAX_MODEL_BYTES = 256 << 20
 MAX_ACTIVATION_BITS = 8
 #: Most bits of a weight quantizer.
 MAX_WEIGHT_BITS = 16
+#: Most bits of a quantizer on a constant that is not a weight (a bias).
+MAX_CONSTANT_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -240,15 +242,28 @@ class _Reader:
                 return helper.get_attribute_value(a)
         return default
 
+    def exact(self, node, value, what: str) -> np.ndarray:
+        """A constant operand as exact rationals (an object array): a float constant, or a
+        quantized one (``scale · q``, e.g. a bias through a Quant)."""
+        if isinstance(value, _Const):
+            return np.vectorize(_frac, otypes=[object])(np.asarray(value.value, np.float64))
+        if isinstance(value, _Weights):
+            scale = np.vectorize(_frac, otypes=[object])(value.scale)
+            return scale * value.q.astype(object)
+        raise self.error(node, f"its {what} must be a constant")
+
     def per_channel(self, node, value: np.ndarray, channels: int, what: str) -> list[Fraction]:
         """A constant operand that applies per channel of a (batch, channels) tensor: a
-        scalar or a vector of ``channels`` (any shape broadcasting so)."""
-        v = np.asarray(value, dtype=np.float64)
+        scalar or a vector of ``channels`` (any shape broadcasting so); floats or the
+        rationals of :meth:`exact`."""
+        v = np.asarray(value)
+        def frac(x):
+            return x if isinstance(x, Fraction) else _frac(x)
         if v.size == 1:
-            return [_frac(v.reshape(-1)[0])] * channels
+            return [frac(v.reshape(-1)[0])] * channels
         squeezed = v.reshape(-1)
         if squeezed.size == channels and max(v.shape) == channels:
-            return [_frac(x) for x in squeezed]
+            return [frac(x) for x in squeezed]
         raise self.error(node, f"its {what} has shape {tuple(v.shape)}; expected a scalar or "
                          f"one value per channel ({channels})")
 
@@ -314,8 +329,9 @@ class _Reader:
             raise self.error(node, "non-zero zero point; hwgen's integers are symmetric "
                              "(zero point 0)")
         bits = self.scalar(node, 3, "bit width")
-        if bits != int(bits) or not 1 <= bits <= MAX_WEIGHT_BITS:
-            raise self.error(node, f"bit width {bits:g}; expected an integer 1..{MAX_WEIGHT_BITS}")
+        if bits != int(bits) or not 1 <= bits <= MAX_CONSTANT_BITS:
+            raise self.error(node, f"bit width {bits:g}; expected an integer "
+                             f"1..{MAX_CONSTANT_BITS}")
         if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
             raise self.error(node, "scale must be positive and finite")
         mode = self.attr(node, "rounding_mode", b"ROUND")
@@ -435,6 +451,9 @@ class _Reader:
                              "imports quantized (QONNX) weights")
         if not isinstance(w, _Weights) or w.q.ndim != 2:
             raise self.error(node, "weights must be a quantized 2-D constant")
+        if w.bits > MAX_WEIGHT_BITS:
+            raise self.error(node, f"{w.bits}-bit weights; hwgen's have at most "
+                             f"{MAX_WEIGHT_BITS}")
         q, s = (w.q.T, w.scale.T) if rows_last else (w.q, w.scale)
         out, n_in = q.shape
         if len(x.shape) != 1 or x.shape[0] != n_in:
@@ -486,6 +505,9 @@ class _Reader:
         self.data_input(node, x)
         if len(x.shape) != 3:
             raise self.error(node, f"input of shape {x.shape}; expected (C, H, W)")
+        if isinstance(w, _Weights) and w.bits > MAX_WEIGHT_BITS:
+            raise self.error(node, f"{w.bits}-bit weights; hwgen's have at most "
+                             f"{MAX_WEIGHT_BITS}")
         if not isinstance(w, _Weights) or w.q.ndim != 4:
             raise self.error(node, "float weights without a Quant/BipolarQuant node; hwgen "
                              "imports quantized (QONNX) weights" if isinstance(w, _Const)
@@ -537,7 +559,8 @@ class _Reader:
                              f"hwgen reads group 1 (conv2d) or group = channels (depthwise)")
         acc = self.accumulation(name, x, q, scale[:, 0], w.bits, build, (o, ho, wo))
         if len(node.input) > 2 and node.input[2]:
-            bias = self.per_channel(node, self.const(node, 2, "bias"), o, "bias")
+            bias = self.per_channel(node, self.exact(node, self.get(node, node.input[2]),
+                                                     "bias"), o, "bias")
             acc.B = [b + v for b, v in zip(acc.B, bias, strict=True)]
         self.values[node.output[0]] = acc
 
@@ -619,7 +642,8 @@ class _Reader:
         acc.A = [v * a for v in acc.A]
         acc.B = [v * a for v in acc.B]
         if len(node.input) > 2 and node.input[2]:
-            c = self.per_channel(node, self.const(node, 2, "bias C"), acc.channels, "bias C")
+            c = self.per_channel(node, self.exact(node, self.get(node, node.input[2]), "bias C"),
+                                 acc.channels, "bias C")
             acc.B = [b + _frac(beta) * v for b, v in zip(acc.B, c, strict=True)]
 
     # elementwise ---------------------------------------------------------------------------
@@ -668,10 +692,11 @@ class _Reader:
     def operands(self, node):
         """(the tensor, the constant) of a binary elementwise node, in either order."""
         a, b = (self.get(node, t) for t in node.input[:2])
-        if isinstance(b, _Const) and not isinstance(a, _Const):
-            return a, b.value, False
-        if isinstance(a, _Const) and not isinstance(b, _Const):
-            return b, a.value, True
+        constant = (_Const, _Weights)
+        if isinstance(b, constant) and not isinstance(a, constant):
+            return a, self.exact(node, b, "constant"), False
+        if isinstance(a, constant) and not isinstance(b, constant):
+            return b, self.exact(node, a, "constant"), True
         raise self.error(node, "one operand must be a constant (residual adds of two tensors "
                          "are not imported yet)")
 
@@ -683,7 +708,7 @@ class _Reader:
             return self.per_channel(node, c, x.channels, "constant")
         if np.asarray(c).size != 1:
             raise self.error(node, "a per-channel constant on a quantized activation")
-        return _frac(np.asarray(c).reshape(-1)[0])
+        return self.per_channel(node, c, 1, "constant")[0]
 
     def op_Add(self, node) -> None:
         a, b = (self.get(node, t) for t in node.input[:2])
@@ -981,7 +1006,10 @@ def _first_reaching(code, k: int, lo: int, hi: int) -> int:
 
 # -- the entry points ------------------------------------------------------------------------
 
-def _load_model(path: Path, source: str):
+def load_model(path: Path, source: str):
+    """The ONNX file ``path`` read and cleaned (:func:`_cleaned`) as a qonnx ModelWrapper;
+    :class:`SpecError` naming ``source`` for a file that is missing, too large, not ONNX, of
+    an opset outside :data:`OPSET_RANGE`, or that QONNX cannot read."""
     try:
         import onnx
         from qonnx.core.modelwrapper import ModelWrapper
@@ -1048,7 +1076,36 @@ def _cleaned(model):
     return model
 
 
+@dataclass(frozen=True)
+class FloatOptions:
+    """Post-training quantization of a float model (:mod:`hwgen.importers.ptq`): bits of the
+    weights, the Relu outputs, the classifier's weights and the input (ignored when the
+    input's format is given), and the float calibration inputs (N × the model's input shape
+    without the batch)."""
+
+    calibration: np.ndarray
+    weight_bits: int = 8
+    act_bits: int = 8
+    classifier_bits: int = 8
+    input_bits: int = 8
+
+
+def _calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
+    """Calibration inputs shaped as the model's input without the batch (N rows)."""
+    shape = tuple(model.get_tensor_shape(model.graph.input[0].name)[1:])
+    x = np.asarray(x)
+    size = int(np.prod(shape))
+    if x.ndim < 1 or len(x) == 0 or x.size != len(x) * size or not np.issubdtype(
+            x.dtype, np.number):
+        raise SpecError(source, "calibration", f"calibration inputs of shape {x.shape}; "
+                        f"expected N × {shape} numbers")
+    if not np.all(np.isfinite(x)):
+        raise SpecError(source, "calibration", "calibration inputs hold NaN or infinity")
+    return x.reshape(len(x), *shape).astype(np.float32)
+
+
 def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = None,
+                float_options: FloatOptions | None = None,
                 name: str | None = None) -> Imported:
     """Read the QONNX/ONNX model at ``path`` as a validated :class:`Imported` network;
     :class:`SpecError` (one line naming the file and the node) for anything that cannot be
@@ -1056,8 +1113,25 @@ def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = N
     has no quantizer (and overrides none that it has: a model with one refuses it)."""
     path = Path(path)
     source = str(path)
-    model = _load_model(path, source)
+    model = load_model(path, source)
+    notes = []
+    from .ptq import is_float_model, quantize_float_model
+
+    if is_float_model(model):
+        if float_options is None:
+            raise SpecError(source, "", "a float model (no Quant, BipolarQuant or "
+                            "MultiThreshold node); give --bits and --calibration to quantize "
+                            "it after training")
+        calibration = _calibration_inputs(model, float_options.calibration, source)
+        model, notes = quantize_float_model(
+            model, calibration, source=source, weight_bits=float_options.weight_bits,
+            act_bits=float_options.act_bits, classifier_bits=float_options.classifier_bits,
+            input_bits=None if input_format is not None else float_options.input_bits)
+    elif float_options is not None:
+        raise SpecError(source, "", "the model is already quantized (it has Quant nodes); "
+                        "--bits and --calibration are for float models")
     reader = _Reader(model, source, input_format)
+    reader.notes += notes
     reader.read()
     if reader.input is None:
         raise SpecError(source, f"input {reader.input_name!r}", "no Quant or BipolarQuant on "
@@ -1105,6 +1179,22 @@ def model_input(imported: Imported, x: np.ndarray) -> np.ndarray:
     return xf.astype(np.float32)
 
 
+def input_codes(imported: Imported, x: np.ndarray) -> np.ndarray:
+    """hwgen input values for the model's float inputs ``x`` (N × the model's input shape
+    without the batch): its input quantizer as QONNX's executor applies it (float32, clipped,
+    half to even); channels last for an image."""
+    t = imported.network.input_type
+    lo, hi = (0, 1) if t.binary else t.range
+    u = np.asarray(x, dtype=np.float32) / np.float32(imported.input_scale)
+    if t.binary:
+        v = np.where(u >= 0, 1, -1)
+    else:
+        v = np.round(np.clip(u, lo, hi)).astype(np.int64)
+    if v.ndim == 4:
+        v = v.transpose(0, 2, 3, 1)
+    return v.reshape(len(v), *t.shape)
+
+
 def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor of ``model`` for the batch ``xf``, by QONNX's executor, one input at a
     time (the exported batch size is 1)."""
@@ -1150,7 +1240,10 @@ def verify(imported: Imported, x: np.ndarray) -> VerifyResult:
         score_layer = network.layers[-2].name
         got = integers(theirs[tensor], scale, offset)
         mismatches["scores"] = int(np.sum(np.any(got != ours[score_layer], axis=1)))
-        their_class = np.argmax(theirs[tensor].reshape(len(x), -1), axis=1)
+        # the class of the scores as integers: float32 noise in the executor can break an
+        # exact tie, which the model's arithmetic gives to the lowest class
+        scores = np.where(np.isnan(got), theirs[tensor].reshape(len(x), -1) / scale, got)
+        their_class = np.argmax(scores, axis=1)
     if imported.class_output is not None:
         their_class = theirs[imported.class_output].reshape(len(x))
     our_class = golden.predict(network, x)

@@ -1,0 +1,66 @@
+"""Post-training quantization of float ONNX models: the inserted quantizers, exactness against
+QONNX's executor of the quantized model, and the accuracy it keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwgen import golden
+from hwgen.importers.ptq import float_predictions
+from hwgen.importers.qonnx import FloatOptions, import_onnx, input_codes, load_model, verify
+from hwgen.spec import SpecError
+from tests.importers.test_qonnx import Graph
+
+
+def float_mlp(path, seed: int = 0, classifier: str = "gemm"):
+    """20 → 16 (MatMul + Add, Relu) → 8 (Gemm with bias, Relu) → 4 scores (Gemm with bias,
+    or MatMul + Add)."""
+    rng = np.random.default_rng(seed)
+    g = Graph((20,))
+    x = g.node("MatMul", "x", g.const(rng.standard_normal((20, 16))), name="fc1")
+    x = g.node("Relu", g.node("Add", x, g.const(rng.standard_normal(16))))
+    x = g.node("Relu", g.node("Gemm", x, g.const(rng.standard_normal((8, 16))),
+                              g.const(rng.standard_normal(8)), transB=1, name="fc2"))
+    w, b = g.const(rng.standard_normal((8, 4))), g.const(rng.standard_normal(4))
+    if classifier == "gemm":
+        x = g.node("Gemm", x, w, b, name="classifier")
+    else:
+        x = g.node("Add", g.node("MatMul", x, w, name="classifier"), b)
+    return g.save(path, x, [1, 4])
+
+
+@pytest.mark.parametrize("classifier", ["gemm", "matmul_add"])
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_quantized_float_model_is_exact_and_keeps_its_classes(tmp_path, bits, classifier):
+    path = float_mlp(tmp_path / "f.onnx", classifier=classifier)
+    rng = np.random.default_rng(1)
+    calibration = rng.random((200, 20)).astype(np.float32)
+    imported = import_onnx(path, float_options=FloatOptions(calibration, weight_bits=bits,
+                                                            act_bits=max(bits, 2)))
+    net = imported.network
+    assert [(layer.name, layer.weight_bits) for layer in net.layers[:3]] == [
+        ("fc1", bits), ("fc2", bits), ("classifier", 8)]
+    assert net.layers[2].bias is not None  # the float bias, on the scores' grid
+    assert any(n.startswith("post-training quantization") for n in imported.notes)
+    codes = input_codes(imported, calibration)
+    assert verify(imported, codes[:100]).exact
+    agree = np.mean(float_predictions(load_model(Path(path), "f"), calibration)
+                    == golden.predict(net, codes))
+    if bits > 1:  # binarizing an untrained random network keeps little of it
+        assert agree >= {4: 0.75, 8: 0.95}[bits]
+
+
+def test_float_model_needs_bits_and_a_quantized_one_refuses_them(tmp_path):
+    path = float_mlp(tmp_path / "f.onnx")
+    with pytest.raises(SpecError, match="a float model .* give --bits and --calibration"):
+        import_onnx(path)
+    from tests.importers.test_qonnx import binary_mlp
+
+    with pytest.raises(SpecError, match="already quantized"):
+        import_onnx(binary_mlp(tmp_path / "q.onnx"),
+                    float_options=FloatOptions(np.zeros((2, 23), np.float32)))
+    with pytest.raises(SpecError, match=r"calibration inputs of shape \(3, 7\)"):
+        import_onnx(path, float_options=FloatOptions(np.zeros((3, 7), np.float32)))
