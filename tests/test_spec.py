@@ -799,8 +799,39 @@ def test_conv2d_weights_must_match_input_channels():
 
 
 def test_conv2d_padding_name():
-    with pytest.raises(SpecError, match="layers\\[0\\].padding: expected \"valid\" or \"same\""):
+    with pytest.raises(SpecError, match="layers\\[0\\].padding: expected \"valid\", \"same\" or "
+                       "\\[top, left, bottom, right\\]"):
         Network("n", Input((5, 5, 2), 1), [_conv(padding="full")])
+
+
+@pytest.mark.parametrize("pads, shape", [((1, 1, 1, 1), (3, 3, 4)), ((0, 2, 1, 0), (3, 3, 4)),
+                                         ([2, 0, 0, 2], (3, 3, 4))])
+def test_conv2d_explicit_pads(tmp_path, pads, shape):
+    """PyTorch's and ONNX's explicit pads (top, left, bottom, right), each below the kernel:
+    the windows the golden model reads, the shape, and the TOML round trip."""
+    from hwgen import golden
+
+    net = Network("n", Input((6, 5, 2), 1), [_conv(stride=2, padding=pads)])
+    assert net.types[-1].shape == shape and net.layers[0].padding == tuple(pads)
+    x = np.random.default_rng(0).choice([-1, 1], size=(1, 6, 5, 2))
+    top, left, bottom, right = pads
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-1)
+    want = np.array([[[xp[0, 2 * r:2 * r + 3, 2 * c:2 * c + 3].sum() for _ in range(4)]
+                      for c in range(shape[1])] for r in range(shape[0])])
+    acc = golden.accumulate(net.layers[0], x)
+    np.testing.assert_array_equal(acc[0], want)
+    save(net, tmp_path / "p.toml")
+    assert f"padding = {list(pads)}".replace(" ", "") in (tmp_path / "p.toml").read_text() \
+        .replace(" ", "")
+    assert load(tmp_path / "p.toml").layers[0].padding == tuple(pads)
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1), (0, 3, 0, 0), (-1, 0, 0, 0), (0.5, 0, 0, 0)])
+def test_conv2d_explicit_pads_refused(pads):
+    with pytest.raises(SpecError, match=re.escape(
+            "layers[0].padding: expected [top, left, bottom, right], each 0..2 (below the "
+            "kernel size), got")):
+        Network("n", Input((6, 5, 2), 1), [_conv(padding=pads)])
 
 
 def test_maxpool_window_larger_than_input():
@@ -915,7 +946,8 @@ def test_depthwise_outputs_thresholds_and_requantize():
     (Input((2, 5, 4), 8), {}, "layers[0].kind: kernel 3×3 is larger than the padded input "
      "2×5"),
     (Input((5, 5, 4), 8), dict(padding="full"),
-     "layers[0].padding: expected \"valid\" or \"same\", got 'full'"),
+     "layers[0].padding: expected \"valid\", \"same\" or [top, left, bottom, right], got "
+     "'full'"),
     (Input((5, 5, 4), 1), dict(weights=np.ones((4, 3, 3), int), weight_bits=1, mac="lut"),
      "layers[0].mac: 'lut': the layer has no multiplications (binary weights take an "
      "add/subtract or XNOR path); leave mac = \"auto\""),
@@ -1582,7 +1614,8 @@ W4 = np.ones((2, 4), int)
      "layers[0].stride: expected a positive integer, got 1.0"),
     (lambda: Network("n", Input((4, 4, 2), 8), [Conv2d("c", np.ones((2, 1, 1, 2), int), 2,
                                                        padding=None)]),
-     "layers[0].padding: expected \"valid\" or \"same\", got None"),
+     "layers[0].padding: expected \"valid\", \"same\" or [top, left, bottom, right], got "
+     "None"),
     (lambda: Network("n", Input((4, 4, 2), 8), [MaxPool("p", 2.0)]),
      "layers[0].size: expected a positive integer, got 2.0"),
     (lambda: Network("n", Input((4, 4, 2), 8), [MaxPool("p", 2, stride=0)]),

@@ -565,8 +565,9 @@ class _Reader:
         self.values[node.output[0]] = acc
 
     def padding(self, node, size: tuple[int, int], kernel: int,
-                stride: int) -> tuple[str, tuple[int, int, int, int]]:
-        """("valid" or "same", the pads (top, left, bottom, right) in effect) of a Conv."""
+                stride: int) -> tuple[str | tuple[int, int, int, int], tuple[int, int, int, int]]:
+        """(hwgen's padding: "valid", "same" or the pads themselves; the pads (top, left,
+        bottom, right) in effect) of a Conv."""
         auto = self.attr(node, "auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else str(auto)
         if auto == "VALID":
@@ -574,9 +575,15 @@ class _Reader:
         if auto == "SAME_UPPER":
             pads = [same_padding(n, kernel, stride) for n in size]
             return "same", (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+        if auto == "SAME_LOWER":  # the odd pixel before
+            pads = [same_padding(n, kernel, stride)[::-1] for n in size]
+            lower = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+            return lower, lower
         if auto != "NOTSET":
-            raise self.error(node, f"auto_pad {auto}; hwgen pads as SAME_UPPER or not at all")
-        pads = tuple(int(v) for v in self.attr(node, "pads", [0, 0, 0, 0]))
+            raise self.error(node, f"auto_pad {auto}; expected NOTSET, VALID, SAME_UPPER or "
+                             f"SAME_LOWER")
+        onnx_pads = [int(v) for v in self.attr(node, "pads", [0, 0, 0, 0])]
+        pads = (onnx_pads[0], onnx_pads[1], onnx_pads[2], onnx_pads[3])  # ONNX: t, l, b, r
         if not any(pads):
             return "valid", pads
         same = [same_padding(n, kernel, stride) for n in size]
@@ -584,8 +591,10 @@ class _Reader:
         if all(pads[d] == same[d][0] and outs[d] == -(-n // stride)
                for d, n in enumerate(size)):
             return "same", pads
-        raise self.error(node, f"pads {list(pads)}: hwgen pads none, or as \"same\" "
-                         f"({same[0][0]} before and {same[0][1]} after the rows here)")
+        if any(p >= kernel for p in pads):
+            raise self.error(node, f"pads {list(pads)}: each must be below the kernel size "
+                             f"{kernel}")
+        return pads, pads
 
     def op_MaxPool(self, node) -> None:
         x = self.get(node, node.input[0])

@@ -28,8 +28,9 @@ class Conv2d(Window, WeightedLayer):
 
     ``acc[y, x, o] = Σ_{ky, kx, c} xp[y·s + ky, x·s + kx, c]·weights[o, ky, kx, c] + bias[o]``
     where ``xp`` is the input padded with ``pad_value`` (a value of the input's type: ±1 for
-    binary inputs). ``padding`` is ``"valid"`` (none) or ``"same"`` (``ceil(H / s)`` output rows,
-    see :func:`~hwgen.layers.window.same_padding`). Weights, bias, ``pe``, ``mac`` and output
+    binary inputs). ``padding`` is ``"valid"`` (none), ``"same"`` (``ceil(H / s)`` output rows,
+    see :func:`~hwgen.layers.window.same_padding`) or explicit ``(top, left, bottom, right)``
+    rows and columns, each below k). Weights, bias, ``pe``, ``mac`` and output
     quantization (thresholds, requantize or none) are as in :class:`~hwgen.layers.dense.Dense`
     with ``k·k·C`` inputs per output; ``simd`` must divide C.
     """
@@ -42,7 +43,7 @@ class Conv2d(Window, WeightedLayer):
     weights: np.ndarray
     weight_bits: int
     stride: int = 1
-    padding: str = "valid"
+    padding: str | tuple[int, int, int, int] = "valid"
     pad_value: int = 0
     thresholds: np.ndarray | None = None
     bias: np.ndarray | None = None

@@ -42,7 +42,7 @@ class DepthwiseConv2d(Window, WeightedLayer):
     weights: np.ndarray
     weight_bits: int
     stride: int = 1
-    padding: str = "valid"
+    padding: str | tuple[int, int, int, int] = "valid"
     pad_value: int = 0
     thresholds: np.ndarray | None = None
     bias: np.ndarray | None = None

@@ -50,15 +50,19 @@ def windows(x: np.ndarray, kernel: int, stride: int, pads: tuple[int, int, int, 
 
 class Window:
     """What the convolution kinds (conv2d, depthwise_conv2d) share: a k×k kernel moved by
-    ``stride`` over the input padded by ``padding`` with ``pad_value``."""
+    ``stride`` over the input padded by ``padding`` with ``pad_value``. ``padding`` is
+    ``"valid"``, ``"same"`` or explicit ``(top, left, bottom, right)`` rows and columns, each
+    below the kernel size (PyTorch's and ONNX's ``pads``)."""
 
     kernel: int
     stride: int
-    padding: str
+    padding: str | tuple[int, int, int, int]
     pad_value: int
 
     def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) padding for an input of ``height`` × ``width``."""
+        if isinstance(self.padding, tuple):
+            return self.padding
         if self.padding == "valid":
             return 0, 0, 0, 0
         top, bottom = same_padding(height, self.kernel, self.stride)
@@ -72,21 +76,30 @@ class Window:
         width."""
         h, w_, _ = x.shape
         stride = check_positive(self.stride, "stride", where)
-        if not isinstance(self.padding, str) or self.padding not in ("valid", "same"):
-            raise where.spec_error("padding", f'expected "valid" or "same", got '
-                                   f"{show(self.padding)}")
+        k = self.kernel
+        padding = self.padding
+        if isinstance(padding, list | tuple):
+            if len(padding) != 4 or not all(is_int(p) and 0 <= p < k for p in padding):
+                raise where.spec_error("padding", f"expected [top, left, bottom, right], "
+                                       f"each 0..{k - 1} (below the kernel size), got "
+                                       f"{show(padding)}")
+            padding = tuple(int(p) for p in padding)
+        elif not isinstance(padding, str) or padding not in ("valid", "same"):
+            raise where.spec_error("padding", f'expected "valid", "same" or [top, left, '
+                                   f'bottom, right], got {show(padding)}')
         lo, hi = x.range
         expected = "-1 or +1 (binary input)" if x.binary else f"an integer in {lo}..{hi}"
         if not is_int(self.pad_value):  # checked even where unused: save() writes it
             raise where.spec_error("pad_value", f"expected {expected}, got "
                                    f"{show(self.pad_value)}")
         pad_value = int(self.pad_value)
-        k = self.kernel
         top = left = bottom = right = 0
-        if self.padding == "same":
+        if padding == "same":
             top, bottom = same_padding(h, k, stride)
             left, right = same_padding(w_, k, stride)
-        padded = self.padding == "same" and any((top, left, bottom, right))
+        elif isinstance(padding, tuple):
+            top, left, bottom, right = padding
+        padded = any((top, left, bottom, right))
         if padded and (not lo <= pad_value <= hi or (x.binary and pad_value == 0)):
             raise where.spec_error("pad_value", f"expected {expected}, got {pad_value!r}")
         if k > h + top + bottom or k > w_ + left + right:
@@ -97,13 +110,14 @@ class Window:
                                    f"{h + top + bottom}×{w_ + left + right}")
         # rows and columns past the last window are read and dropped, as TensorFlow and
         # PyTorch do (floor((H + pads − k) / s) + 1 outputs)
-        return ({"stride": stride, "pad_value": pad_value},
+        return ({"stride": stride, "pad_value": pad_value, "padding": padding},
                 (h + top + bottom - k) // stride + 1, (w_ + left + right - k) // stride + 1)
 
     def window_toml(self) -> list[str]:
         """Its window's TOML lines."""
+        padding = list(self.padding) if isinstance(self.padding, tuple) else self.padding
         return [f"kernel = {self.kernel}", f"stride = {self.stride}",
-                f"padding = {toml_value(self.padding)}", f"pad_value = {self.pad_value}"]
+                f"padding = {toml_value(padding)}", f"pad_value = {self.pad_value}"]
 
     def geometry(self, x: TensorType, lanes: int) -> WindowGeometry:
         """The windows it reads from its input ``x``, ``lanes`` per beat."""

@@ -240,6 +240,32 @@ def test_conv_network_matches_qonnx_executor(tmp_path):
                                                        "scores"}
 
 
+def strided_net(path, seed: int = 12):
+    """PyTorch's usual stride-2 convolutions: pads 1 on an even image (the bottom and right
+    pad rows are never read), asymmetric pads, and ONNX's SAME_LOWER."""
+    rng = np.random.default_rng(seed)
+    g = Graph((2, 8, 6))
+    x = g.quant("x", 1 / 7, 3, signed=False)
+    for k, attrs in enumerate([dict(strides=[2, 2], pads=[1, 1, 1, 1]),
+                               dict(pads=[0, 2, 1, 0]), dict(auto_pad="SAME_LOWER")]):
+        x = g.node("Conv", x, g.quant(g.const(rng.standard_normal((3, 2 if k == 0 else 3, 3,
+                                                                   3))), 0.5, 3, narrow=True),
+                   kernel_shape=[3, 3], name=f"conv{k}", **attrs)
+        x = g.quant(g.node("Relu", g.batchnorm(x, rng, 3, negative=False)), 0.5, 2,
+                    signed=False)
+    x = g.node("Flatten", g.node("GlobalAveragePool", x), axis=1)
+    return g.save(path, g.binary_matmul(x, rng, 3, 3, name="classifier"), [1, 3])
+
+
+def test_explicit_pads_and_same_lower(tmp_path):
+    imported = import_onnx(strided_net(tmp_path / "m.onnx"))
+    convs = imported.network.layers[:3]
+    assert [c.padding for c in convs] == [(1, 1, 1, 1), (0, 2, 1, 0), (1, 1, 1, 1)]
+    assert imported.network.type_of("conv0").shape == (4, 3, 3)
+    assert verify(imported, random_inputs(imported.network, np.random.default_rng(13),
+                                          150)).exact
+
+
 def test_residual_add_of_two_quantized_activations(tmp_path):
     """x → conv → bipolar (a); a → conv → bipolar (b); Add(a, b) → 2-bit quantizer: hwgen's
     add layer with thresholds."""
@@ -327,7 +353,7 @@ def _refusal(tmp_path, case: str):
         elif case == "dilation":
             attrs["dilations"] = [2, 2]
         elif case in ("pads", "binary zero pad"):
-            attrs["pads"] = [0, 1, 1, 1] if case == "pads" else [1, 1, 1, 1]
+            attrs["pads"] = [0, 3, 1, 1] if case == "pads" else [1, 1, 1, 1]
         x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal(weights))), **attrs)
         if case == "pool on accumulation":
             x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2])
@@ -353,7 +379,7 @@ def _refusal(tmp_path, case: str):
     ("dynamic", r"is not static"),
     ("group", r"\(Conv\): group 2 with 4 input and 4 output channels; hwgen reads group 1"),
     ("dilation", r"\(Conv\): dilation"),
-    ("pads", r"\(Conv\): pads \[0, 1, 1, 1\]: hwgen pads none, or as \"same\""),
+    ("pads", r"\(Conv\): pads \[0, 3, 1, 1\]: each must be below the kernel size 3"),
     ("binary zero pad", r"\(Conv\): zero padding of an input whose 0 is the value 0, not one "
                         r"of its integers -1\.\.1 \(±1\)"),
     ("pool on accumulation", r"\(MaxPool\): MaxPool on a tensor that is not a quantized"),
@@ -380,7 +406,8 @@ def test_not_an_onnx_file(tmp_path, content, message):
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("model", ["multibit", "conv",
-                                   pytest.param("flatten", marks=pytest.mark.slow)])
+                                   pytest.param("flatten", marks=pytest.mark.slow),
+                                   pytest.param("strided", marks=pytest.mark.slow)])
 def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
     """QONNX executor = golden (verify) = RTL (cocotb, gaps and backpressure, cycles as
     modelled) on the same inputs."""
@@ -390,6 +417,8 @@ def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
         imported = import_onnx(multibit_mlp(tmp_path / "m.onnx"))
     elif model == "conv":
         imported = import_onnx(conv_net(tmp_path / "m.onnx", size=(7, 6)))
+    elif model == "strided":
+        imported = import_onnx(strided_net(tmp_path / "m.onnx"))
     else:
         rng = np.random.default_rng(9)
         g = Graph((2, 3, 5))
