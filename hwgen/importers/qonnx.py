@@ -47,7 +47,18 @@ import numpy as np
 
 from ..errors import MAX_NAME, SpecError, reason
 from ..layers import Add as AddLayer
-from ..layers import Argmax, Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalSumPool, MaxPool
+from ..layers import (
+    Argmax,
+    ChannelShuffle,
+    ChannelSplit,
+    Concat,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalSumPool,
+    MaxPool,
+)
 from ..layers.window import same_padding
 from ..numeric import dot_bounds, value_range, width_for
 from ..spec import INPUT, Input, Network
@@ -58,8 +69,8 @@ __all__ = ["InputFormat", "FloatOptions", "Imported", "SUPPORTED_OPS", "OPSET_RA
 #: The ops the import reads, by the name ONNX gives them.
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add",
                  "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "MaxPool",
-                 "GlobalAveragePool", "Identity", "Dropout", "Flatten", "Reshape", "ArgMax",
-                 "TopK")
+                 "GlobalAveragePool", "Identity", "Dropout", "Flatten", "Reshape", "Transpose",
+                 "Split", "Concat", "ArgMax", "TopK")
 #: Default-domain opsets the import accepts (those whose ops above keep today's meaning).
 OPSET_RANGE = (9, 21)
 #: Largest file the import reads: hwgen's networks hold at most a few million weights.
@@ -164,6 +175,16 @@ class _Acc:
     @property
     def channels(self) -> int:
         return int(self.shape[0])
+
+
+@dataclass
+class _Grouped:
+    """An activation viewed as (g, C/g, H, W), its two group axes swapped once
+    ``transposed``: the middle of a channel shuffle."""
+
+    act: _Act
+    groups: int
+    transposed: bool = False
 
 
 def _frac(x) -> Fraction:
@@ -799,12 +820,96 @@ class _Reader:
         self.reshape(node, self.get(node, node.input[0]))
 
     def op_Reshape(self, node) -> None:
-        shape = [int(d) for d in self.const(node, 1, "shape")]
+        """To (batch, features): a flatten; (batch, g, C/g, H, W) and back after a Transpose
+        of the two group axes: a channel shuffle (PyTorch's ShuffleNet idiom)."""
+        self.const(node, 1, "shape")
+        out = self.model.get_tensor_shape(node.output[0])
         x = self.get(node, node.input[0])
-        size = int(np.prod(x.shape)) if isinstance(x, _Act) else None
-        if len(shape) != 2 or shape[0] not in (1, -1, 0) or shape[1] not in (-1, size):
-            raise self.error(node, f"shape {shape}; hwgen reads reshapes to (batch, features)")
+        if isinstance(x, _Act) and x.source is not None and len(x.shape) == 3 \
+                and out is not None and len(out) == 5 and out[3:] == list(x.shape[1:]) \
+                and out[1] * out[2] == x.shape[0]:
+            self.values[node.output[0]] = _Grouped(x, out[1])
+            return
+        if isinstance(x, _Grouped):
+            if not x.transposed or out is None or list(out[1:]) != list(x.act.shape):
+                raise self.error(node, "a grouped view of channels must be transposed (axes 1 "
+                                 "and 2) and reshaped back: a channel shuffle")
+            name = self.layer_name(node.name)
+            self.layers.append(ChannelShuffle(name=name, groups=x.groups,
+                                              inputs=(x.act.source,)))
+            self.types[name] = self.types[x.act.source]
+            act = self.values[node.output[0]] = dataclasses.replace(x.act, source=name)
+            self.tie(name, node.output[0], act)
+            return
+        if out is None or len(out) != 2:
+            raise self.error(node, f"output shape {out}; hwgen reads reshapes to (batch, "
+                             f"features) and the channel shuffle's (batch, g, C/g, H, W)")
         self.reshape(node, x)
+
+    def tie(self, tensor: str, model_tensor: str, act: _Act) -> None:
+        """Record that hwgen tensor ``tensor`` is ``act`` of the model's ``model_tensor``
+        (checked by :func:`verify`)."""
+        channels = act.shape[0]
+        self.outputs[tensor] = (model_tensor, np.full(channels, float(act.alpha)),
+                                np.full(channels, float(act.beta)))
+
+    def op_Transpose(self, node) -> None:
+        x = self.get(node, node.input[0])
+        perm = list(self.attr(node, "perm", []))
+        if not isinstance(x, _Grouped) or perm != [0, 2, 1, 3, 4] or x.transposed:
+            raise self.error(node, f"perm {perm}; hwgen reads a Transpose only as the channel "
+                             f"shuffle's swap of the two group axes of a (batch, g, C/g, H, W) "
+                             f"view")
+        self.values[node.output[0]] = dataclasses.replace(x, transposed=True)
+
+    def op_Split(self, node) -> None:
+        """Two equal halves along the channels: hwgen's channel_split."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Act) or x.source is None or x.order is not None:
+            raise self.error(node, "Split of a tensor that is not a quantized activation")
+        axis = self.attr(node, "axis", 0)
+        sizes = None
+        if len(node.input) > 1 and node.input[1]:
+            sizes = [int(v) for v in self.const(node, 1, "split")]
+        elif self.attr(node, "split", None) is not None:
+            sizes = list(self.attr(node, "split"))
+        channels = x.shape[0]
+        if axis != 1 or len(node.output) != 2 or (sizes is not None
+                                                  and sizes != [channels // 2] * 2) \
+                or channels % 2:
+            raise self.error(node, "hwgen reads a Split into two equal halves of the channels "
+                             "(axis 1)")
+        name = self.layer_name(node.name)
+        self.layers.append(ChannelSplit(name=name, inputs=(x.source,)))
+        for k, out in enumerate(node.output):
+            half = f"{name}.{k}"
+            self.types[half] = self.types[x.source]
+            self.values[out] = _Act(half, x.alpha, x.beta, (channels // 2, *x.shape[1:]),
+                                    x.bits, x.signed)
+            self.tie(half, out, self.values[out])
+
+    def op_Concat(self, node) -> None:
+        xs = [self.get(node, t) for t in node.input]
+        if self.attr(node, "axis", None) != 1 or any(
+                not isinstance(x, _Act) or x.source is None or x.order is not None for x in xs):
+            raise self.error(node, "hwgen reads a Concat of quantized activations along the "
+                             "channels (axis 1)")
+        first = xs[0]
+        if any((x.alpha, x.beta, x.shape[1:]) != (first.alpha, first.beta, first.shape[1:])
+               for x in xs):
+            raise self.error(node, "the inputs' scales, offsets or positions differ; hwgen "
+                             "joins integers of one scale")
+        name = self.layer_name(node.name)
+        self.layers.append(Concat(name=name, inputs=tuple(x.source for x in xs)))
+        if all(self.types[x.source] == (1, False) for x in xs):
+            self.types[name] = (1, False)
+        else:
+            ranges = [self.range_of(x.source) for x in xs]
+            self.types[name] = width_for(min(r[0] for r in ranges), max(r[1] for r in ranges))
+        act = self.values[node.output[0]] = _Act(
+            name, first.alpha, first.beta, (sum(x.shape[0] for x in xs), *first.shape[1:]),
+            self.types[name][0], self.types[name][1])
+        self.tie(name, node.output[0], act)
 
     def reshape(self, node, x) -> None:
         if not isinstance(x, _Act):

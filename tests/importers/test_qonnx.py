@@ -287,6 +287,42 @@ def test_residual_add_of_two_quantized_activations(tmp_path):
     assert verify(imported, random_inputs(imported.network, rng, 100)).exact
 
 
+def shuffle_unit(path, seed: int = 14):
+    """ShuffleNetV2's unit as PyTorch exports it: Split into two halves, one branch through a
+    1×1 conv and a depthwise conv, Concat, and the channel shuffle as Reshape (N, 2, C/2, H,
+    W) → Transpose (0, 2, 1, 3, 4) → Reshape (N, C, H, W)."""
+    rng = np.random.default_rng(seed)
+    g = Graph((8, 5, 5))
+    x = g.node("Conv", g.quant("x", 0.1, 4, signed=True),
+               g.bipolar(g.const(rng.standard_normal((8, 8, 1, 1)))), kernel_shape=[1, 1],
+               name="stem")
+    x = g.bipolar(g.batchnorm(x, rng, 8))
+    left, right = g.node("Split", x, g.const([4, 4], np.int64), axis=1, outputs=2,
+                         name="split")
+    r = g.node("Conv", right, g.bipolar(g.const(rng.standard_normal((4, 4, 1, 1)))),
+               kernel_shape=[1, 1], name="pw")
+    # ONNX pads with 0: a 1-bit unsigned quantizer's {0, 1} is hwgen's ±1, its 0 the −1
+    r = g.quant(g.batchnorm(r, rng, 4), 1.0, 1, signed=False)
+    r = g.node("Conv", r, g.bipolar(g.const(rng.standard_normal((4, 1, 3, 3)))),
+               kernel_shape=[3, 3], group=4, pads=[1, 1, 1, 1], name="dw")
+    r = g.bipolar(g.batchnorm(r, rng, 4))
+    x = g.node("Concat", left, r, axis=1, name="concat")
+    x = g.node("Reshape", x, g.const([1, 2, 4, 5, 5], np.int64))
+    x = g.node("Transpose", x, perm=[0, 2, 1, 3, 4])
+    x = g.node("Reshape", x, g.const([1, 8, 5, 5], np.int64), name="shuffle")
+    x = g.node("Flatten", x, axis=1)
+    return g.save(path, g.binary_matmul(x, rng, 200, 3, name="classifier"), [1, 3])
+
+
+def test_shufflenet_unit_split_concat_and_shuffle(tmp_path):
+    imported = import_onnx(shuffle_unit(tmp_path / "m.onnx"))
+    kinds = [layer.kind for layer in imported.network.layers]
+    assert kinds[:2] == ["conv2d", "channel_split"]
+    assert "concat" in kinds and "channel_shuffle" in kinds
+    result = verify(imported, random_inputs(imported.network, np.random.default_rng(15), 120))
+    assert result.exact and {"split.0", "split.1", "concat", "shuffle"} <= set(result.mismatches)
+
+
 @pytest.mark.parametrize("end", ["argmax", "topk"])
 def test_argmax_or_topk_ends_the_graph(tmp_path, end):
     rng = np.random.default_rng(6)
@@ -407,7 +443,8 @@ def test_not_an_onnx_file(tmp_path, content, message):
 @pytest.mark.cocotb
 @pytest.mark.parametrize("model", ["multibit", "conv",
                                    pytest.param("flatten", marks=pytest.mark.slow),
-                                   pytest.param("strided", marks=pytest.mark.slow)])
+                                   pytest.param("strided", marks=pytest.mark.slow),
+                                   pytest.param("shuffle", marks=pytest.mark.slow)])
 def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
     """QONNX executor = golden (verify) = RTL (cocotb, gaps and backpressure, cycles as
     modelled) on the same inputs."""
@@ -419,6 +456,8 @@ def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
         imported = import_onnx(conv_net(tmp_path / "m.onnx", size=(7, 6)))
     elif model == "strided":
         imported = import_onnx(strided_net(tmp_path / "m.onnx"))
+    elif model == "shuffle":
+        imported = import_onnx(shuffle_unit(tmp_path / "m.onnx"))
     else:
         rng = np.random.default_rng(9)
         g = Graph((2, 3, 5))
