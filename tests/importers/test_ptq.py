@@ -32,8 +32,10 @@ def float_mlp(path, seed: int = 0, classifier: str = "gemm"):
     return g.save(path, x, [1, 4])
 
 
-@pytest.mark.parametrize("classifier", ["gemm", "matmul_add"])
-@pytest.mark.parametrize("bits", [1, 4, 8])
+@pytest.mark.parametrize("bits, classifier", [
+    (4, "gemm"), (1, "matmul_add"),
+    pytest.param(8, "gemm", marks=pytest.mark.slow),
+    pytest.param(4, "matmul_add", marks=pytest.mark.slow)])
 def test_quantized_float_model_is_exact_and_keeps_its_classes(tmp_path, bits, classifier):
     path = float_mlp(tmp_path / "f.onnx", classifier=classifier)
     rng = np.random.default_rng(1)

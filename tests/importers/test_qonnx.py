@@ -441,7 +441,7 @@ def test_not_an_onnx_file(tmp_path, content, message):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("model", ["multibit", "conv",
+@pytest.mark.parametrize("model", [pytest.param("multibit", marks=pytest.mark.slow), "conv",
                                    pytest.param("flatten", marks=pytest.mark.slow),
                                    pytest.param("strided", marks=pytest.mark.slow),
                                    pytest.param("shuffle", marks=pytest.mark.slow)])
