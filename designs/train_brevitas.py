@@ -34,9 +34,10 @@ which is too narrow to gain from it in a short run); ``torch.set_num_threads(--t
 
 Export: ``brevitas.export.export_qonnx`` with a (1, 784) input, then
 ``qonnx.util.cleanup.cleanup_model`` (shapes inferred, constants folded, Quant and
-BipolarQuant nodes kept, readable tensor names). QONNX's check: the exported file run by
-``execute_onnx`` on all 10,000 test images (1,000 a run, the batch dimension rewritten by
-QONNX's ChangeBatchSize), its predictions compared with the torch model's.
+BipolarQuant nodes kept, readable tensor names), the exporter's stack-trace metadata
+dropped. QONNX's check: the exported file run by ``execute_onnx`` on all 10,000 test images
+(1,000 a run, the batch dimension rewritten by QONNX's ChangeBatchSize), its predictions
+compared with the torch model's.
 
 Measured (seed 0, ``python designs/train_brevitas.py --mnist ../shared/data/mnist.npz``, one
 thread, 16 min in all; Brevitas' published figures, with 1-bit inputs: TFC 93.17 %, SFC 97.81 %)::
@@ -257,9 +258,20 @@ def accuracy(model: FC, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(np.mean(predict(model, x) == y.numpy()))
 
 
+def strip_metadata(model: ModelWrapper) -> None:
+    """Drop the exporter's per-tensor and per-node ``metadata_props`` in place: torch's dynamo
+    exporter records stack traces there (absolute paths and line numbers of this machine's
+    files), which carry no semantics and would make the files differ between checkouts."""
+    graph = model.graph
+    for item in (*graph.node, *graph.input, *graph.output, *graph.value_info,
+                 *graph.initializer):
+        del item.metadata_props[:]
+
+
 def export(model: FC, path: Path) -> ModelWrapper:
     """Export ``model`` (eval mode) with ``export_qonnx`` for a (1, 784) input, clean the graph
-    with QONNX's ``cleanup_model`` and save it at ``path``; returns the cleaned model."""
+    with QONNX's ``cleanup_model``, drop the exporter's metadata (:func:`strip_metadata`) and
+    save it at ``path``; returns the cleaned model."""
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -267,6 +279,7 @@ def export(model: FC, path: Path) -> ModelWrapper:
             warnings.simplefilter("ignore")
             export_qonnx(model, input_t=torch.zeros(1, 784), export_path=str(raw))
         clean = cleanup_model(ModelWrapper(str(raw)))
+    strip_metadata(clean)
     clean.save(str(path))
     return clean
 
