@@ -16,15 +16,17 @@ Topology (brevitas_examples/bnn_pynq/models/FC.py in spirit)::
     QuantIdentity 8-bit unsigned, constant scale 1/255   → Quant (integer codes = u8 pixels)
     hidden × 3: QuantLinear binary weights (scale 1, no bias) → BatchNorm1d
                 → QuantIdentity binary (bipolar, scale 1) → BipolarQuant
-    classifier: QuantLinear binary weights (scale 1, no bias) → BatchNorm1d → 10 class scores
+    classifier: QuantLinear binary weights (scale 1, no bias) → TensorNorm → 10 class scores
 
     tfc_w1a1: 784-64-64-64-10        sfc_w1a1: 784-256-256-256-10
 
 Deviation from FINN, on purpose: FINN's FC feeds ``2·x − 1`` to a 1-bit signed input
 quantizer; here the input quantizer is 8-bit unsigned with the constant scale 1/255 (maximum
 1.0), so the integer codes its QONNX ``Quant`` node produces are exactly the u8 pixels that
-hwgen's boards receive. FINN's scalar TensorNorm after the classifier is a BatchNorm1d here (a
-per-class affine, exported as a standard BatchNormalization node). No argmax in the graph.
+hwgen's boards receive. The classifier ends in FINN's TensorNorm, one scalar affine for all
+classes (exported as Mul and Add by scalars): a per-class affine such as BatchNorm1d would give
+every class its own scale, and the argmax of the integer scores on the board would no longer
+be the model's. No argmax in the graph.
 
 Training: straight-through estimators as Brevitas does them, latent weights clipped to
 [−1, 1] after every step (as FINN's trainer), softmax cross-entropy, Adam with a cosine
@@ -42,11 +44,11 @@ compared with the torch model's.
 Measured (seed 0, ``python designs/train_brevitas.py --mnist ../shared/data/mnist.npz``, one
 thread, 16 min in all; Brevitas' published figures, with 1-bit inputs: TFC 93.17 %, SFC 97.81 %)::
 
-    tfc_w1a1   30 epochs   2 min   torch 95.56 %   QONNX executor 95.56 %   0 of 10,000 differ
-    sfc_w1a1  100 epochs  14 min   torch 97.97 %   QONNX executor 97.97 %   0 of 10,000 differ
+    tfc_w1a1   30 epochs   2 min   torch 95.55 %   QONNX executor 95.55 %   0 of 10,000 differ
+    sfc_w1a1  100 epochs  14 min   torch 97.98 %   QONNX executor 97.98 %   0 of 10,000 differ
 
-(SFC with ``--epochs 20``: 97.61 %, with ``--epochs 60``: 97.99 %. The
-thread count changes float summation order, hence the weights: two threads gave TFC 95.82 %.)
+(The thread count changes the order of float sums, hence the weights: ``--threads 2`` trains
+slightly different models. ``--epochs`` trains longer.)
 """
 
 from __future__ import annotations
@@ -150,6 +152,32 @@ class PixelQuant(_ConstQuant, ActQuantSolver):
     max_val = 1.0
 
 
+class TensorNorm(nn.Module):
+    """FINN's TensorNorm: one learned affine ``weight``, ``bias`` for the whole tensor, after
+    normalising with the mean and variance of all its elements (the batch's in training, running
+    estimates in eval). In eval it computes ``x·a + b`` with two scalars, which the export
+    folds into one Mul and one Add: one scale for every class, so the argmax of the scores
+    stays the argmax of the integer dot products when ``a > 0``."""
+
+    def __init__(self, eps: float = 1e-4, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_var", torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean, var = x.mean(), x.var(unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.reshape(1), self.momentum)
+                self.running_var.lerp_(x.var(unbiased=True).reshape(1), self.momentum)
+            return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+        scale = self.weight / torch.sqrt(self.running_var + self.eps)
+        return x * scale + (self.bias - self.running_mean * scale)
+
+
 class FC(nn.Module):
     """A FINN-style binarized MLP: (N, 784) floats in [0, 1] → (N, 10) class scores."""
 
@@ -165,7 +193,7 @@ class FC(nn.Module):
             in_features = width
         layers += [QuantLinear(in_features, num_classes, bias=False,
                                weight_quant=BinaryWeightQuant),
-                   nn.BatchNorm1d(num_classes)]
+                   TensorNorm()]
         self.features = nn.ModuleList(layers)
         for m in self.modules():
             if isinstance(m, QuantLinear):
@@ -318,6 +346,10 @@ def run(name: str, args: argparse.Namespace, data: tuple[np.ndarray, ...], comma
     train(model, xt_tr, yt_tr, epochs=epochs, batch=args.batch, lr=args.lr, seed=args.seed,
           x_test=xt_te if args.verbose else None, y_test=yt_te if args.verbose else None)
     train_s = time.perf_counter() - start
+    norm = model.features[-1]
+    if norm.weight.item() <= 0:
+        print(f"{name}: warning: TensorNorm weight {norm.weight.item():.4g} <= 0: the class "
+              "scores are the dot products negated", flush=True)
     torch_pred = predict(model, xt_te)
     torch_acc = float(np.mean(torch_pred == y_te))
 
