@@ -24,9 +24,64 @@ STATED_CORRECT = {"digits_bnn": (435, 450), "mnist_cnn": (9773, 10000),
 SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200}
 
 
+#: The QONNX models trained with Brevitas (designs/train_brevitas.py); their accuracy under
+#: QONNX's executor is in <name>.json, measured by the training script.
+IMPORTED = ("tfc_w1a1", "sfc_w1a1")
+
+
 def test_every_shipped_design_is_listed_here():
     shipped = {p.stem for p in DESIGNS.glob("*.toml")}
     assert shipped == set(STATED_CORRECT) | set(SYNTHETIC)
+    assert {p.stem for p in DESIGNS.glob("*.onnx")} == set(IMPORTED)
+
+
+def _imported(name: str):
+    import json
+
+    from hwgen.importers.qonnx import import_onnx
+
+    imported = import_onnx(DESIGNS / f"{name}.onnx")
+    with np.load(imported.network.dataset) as data:
+        x, y = data["x"], data["y"].reshape(-1)
+    stated = json.loads((DESIGNS / f"{name}.json").read_text())
+    return imported, x.reshape(len(x), *imported.network.input_type.shape), y, stated
+
+
+@pytest.mark.parametrize("name", ["tfc_w1a1", pytest.param("sfc_w1a1", marks=pytest.mark.slow)])
+def test_imported_model_equals_qonnx_executor_on_test_images(name):
+    """The shipped QONNX file imports and agrees with QONNX's executor, layer by layer, on the
+    first 200 test images (the whole split: the slow test below)."""
+    from hwgen.importers.qonnx import verify
+
+    imported, x, _, _ = _imported(name)
+    assert [layer.kind for layer in imported.network.layers] == ["dense"] * 4 + ["argmax"]
+    result = verify(imported, x[:200])
+    assert result.exact, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", IMPORTED)
+def test_imported_model_accuracy_is_the_executors_on_the_whole_split(name):
+    """The golden model's accuracy on all 10,000 test images is the one the training script
+    measured with QONNX's executor, and the two agree on every image."""
+    from hwgen.importers.qonnx import verify
+
+    imported, x, y, stated = _imported(name)
+    correct = int(np.sum(golden.predict(imported.network, x) == y))
+    assert correct == round(stated["qonnx_test_accuracy"] * len(y))
+    assert verify(imported, x).exact
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("name", IMPORTED)
+def test_imported_model_rtl_is_bit_exact_on_the_whole_split(name, tmp_path):
+    from hwgen_sim.runner import verify_bulk
+
+    imported, x, _, _ = _imported(name)
+    result = verify_bulk(imported.network, x, tmp_path, gaps=0.1, backpressure=0.1, seed=1)
+    assert result.ok, result.first_mismatch
+    assert result.inferences == len(x)
 
 
 def _split(name: str):
