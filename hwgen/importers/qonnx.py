@@ -1309,16 +1309,43 @@ def input_codes(imported: Imported, x: np.ndarray) -> np.ndarray:
     return v.reshape(len(v), *t.shape)
 
 
+#: Inputs per run of QONNX's executor in :func:`verify`.
+VERIFY_BATCH = 500
+
+
 def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of ``model`` for the batch ``xf``, by QONNX's executor, one input at a
-    time (the exported batch size is 1)."""
+    """Every tensor of ``model`` for the batch ``xf``, by QONNX's executor: up to
+    :data:`VERIFY_BATCH` inputs a run with the batch dimension rewritten (QONNX's
+    ChangeBatchSize), or one at a time where the graph does not allow it (a Reshape to a
+    constant shape with the batch in it)."""
     from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+
+    def run(m, rows: np.ndarray) -> dict[str, np.ndarray]:
+        out = execute_onnx(m, {input_name: rows}, return_full_exec_context=True)
+        return {k: np.asarray(v) for k, v in out.items()}
 
     context: dict[str, list] = {}
-    for row in xf:
-        out = execute_onnx(model, {input_name: row[None]}, return_full_exec_context=True)
+    batched = {}
+    for start in range(0, len(xf), VERIFY_BATCH):
+        rows = xf[start:start + VERIFY_BATCH]
+        out = None
+        if len(rows) > 1:
+            try:
+                if len(rows) not in batched:
+                    batched[len(rows)] = model.transform(ChangeBatchSize(len(rows)))
+                out = run(batched[len(rows)], rows)
+                if any(v.ndim and v.shape[0] != len(rows)
+                       for k, v in out.items() if model.get_initializer(k) is None):
+                    out = None
+            except Exception:  # noqa: BLE001 - a graph that needs batch 1: one at a time
+                out = None
+        if out is None:
+            parts = [run(model, row[None]) for row in rows]
+            out = {k: np.concatenate([p[k] for p in parts]) if parts[0][k].ndim
+                   else np.stack([p[k] for p in parts]) for k in parts[0]}
         for k, v in out.items():
-            context.setdefault(k, []).append(np.asarray(v))
+            context.setdefault(k, []).append(v)
     return {k: np.concatenate(v) if v[0].ndim else np.stack(v) for k, v in context.items()}
 
 
