@@ -1313,8 +1313,10 @@ def input_codes(imported: Imported, x: np.ndarray) -> np.ndarray:
 VERIFY_BATCH = 500
 
 
-def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
-    """Every tensor of ``model`` for the batch ``xf``, by QONNX's executor: up to
+def _execute(model, input_name: str, xf: np.ndarray,
+             wanted: set[str]) -> dict[str, np.ndarray]:
+    """The ``wanted`` tensors of ``model`` (activations, batch first) for the batch ``xf``,
+    by QONNX's executor: up to
     :data:`VERIFY_BATCH` inputs a run with the batch dimension rewritten (QONNX's
     ChangeBatchSize), or one at a time where the graph does not allow it (a Reshape to a
     constant shape with the batch in it)."""
@@ -1323,7 +1325,7 @@ def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
 
     def run(m, rows: np.ndarray) -> dict[str, np.ndarray]:
         out = execute_onnx(m, {input_name: rows}, return_full_exec_context=True)
-        return {k: np.asarray(v) for k, v in out.items()}
+        return {k: np.asarray(out[k]) for k in wanted}
 
     context: dict[str, list] = {}
     batched = {}
@@ -1335,15 +1337,14 @@ def _execute(model, input_name: str, xf: np.ndarray) -> dict[str, np.ndarray]:
                 if len(rows) not in batched:
                     batched[len(rows)] = model.transform(ChangeBatchSize(len(rows)))
                 out = run(batched[len(rows)], rows)
-                if any(v.ndim and v.shape[0] != len(rows)
-                       for k, v in out.items() if model.get_initializer(k) is None):
+                if any(v.ndim == 0 or v.shape[0] != len(rows) for v in out.values()):
                     out = None
             except Exception:  # noqa: BLE001 - a graph that needs batch 1: one at a time
                 out = None
         if out is None:
             parts = [run(model, row[None]) for row in rows]
             out = {k: np.concatenate([p[k] for p in parts]) if parts[0][k].ndim
-                   else np.stack([p[k] for p in parts]) for k in parts[0]}
+                   else np.stack([p[k] for p in parts]) for k in wanted}
         for k, v in out.items():
             context.setdefault(k, []).append(v)
     return {k: np.concatenate(v) if v[0].ndim else np.stack(v) for k, v in context.items()}
@@ -1358,7 +1359,9 @@ def verify(imported: Imported, x: np.ndarray) -> VerifyResult:
     network = imported.network
     x = golden.check_inputs(network, np.asarray(x))
     ours = golden.run(network, x)
-    theirs = _execute(imported.model, imported.input_name, model_input(imported, x))
+    wanted = {tensor for tensor, _, _ in imported.outputs.values()}
+    wanted |= {t for t in (imported.scores and imported.scores[0], imported.class_output) if t}
+    theirs = _execute(imported.model, imported.input_name, model_input(imported, x), wanted)
     mismatches = {}
 
     def integers(t: np.ndarray, alpha, beta) -> np.ndarray:
