@@ -33,7 +33,7 @@ def float_mlp(path, seed: int = 0, classifier: str = "gemm"):
 
 
 @pytest.mark.parametrize("bits, classifier", [
-    (4, "gemm"), (1, "matmul_add"),
+    (4, "gemm"), pytest.param(1, "matmul_add", marks=pytest.mark.slow),
     pytest.param(8, "gemm", marks=pytest.mark.slow),
     pytest.param(4, "matmul_add", marks=pytest.mark.slow)])
 def test_quantized_float_model_is_exact_and_keeps_its_classes(tmp_path, bits, classifier):

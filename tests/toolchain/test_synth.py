@@ -500,7 +500,9 @@ def test_dsp_layers_use_the_planned_dsps(tmp_path, board_name, cell_count):
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s-25f"])
+@pytest.mark.parametrize("board_name", [
+    # iCE40's SB_MAC16 mapping stays in the default run through the dense test above
+    pytest.param("icebreaker", marks=pytest.mark.slow), "ulx3s-25f"])
 def test_depthwise_products_on_dsps_are_the_planned_cells(tmp_path, board_name):
     """A separable block whose depthwise layer asks for DSPs: one unpacked multiplier per
     channel in parallel (pe = 4), nothing else on DSPs, on both families."""
