@@ -1,4 +1,4 @@
-"""Train the FINN/Brevitas reference MLPs TFC-w1a1 and SFC-w1a1 on MNIST and export them as QONNX.
+"""Train Brevitas BNNs (the FINN MLPs TFC/SFC-w1a1, a small CNV) on MNIST and export them as QONNX.
 
 Brevitas + PyTorch (``pip install -e ".[train]"``), CPU only, reproducible from ``--seed``::
 
@@ -20,6 +20,17 @@ Topology (brevitas_examples/bnn_pynq/models/FC.py in spirit)::
 
     tfc_w1a1: 784-64-64-64-10        sfc_w1a1: 784-256-256-256-10
 
+cnv_mnist_w1a1, a small convolutional BNN on the same quantizers (input (1, 1, 28, 28))::
+
+    QuantIdentity 8-bit unsigned, scale 1/255                          → Quant
+    QuantConv2d 1→16, 3×3, no padding, binary weights → BatchNorm2d → binary act → MaxPool 2
+    QuantConv2d 16→32, 3×3, no padding, binary weights → BatchNorm2d → binary act → MaxPool 2
+    flatten (32·5·5 = 800) → QuantLinear 800→128 → BatchNorm1d → binary act
+    QuantLinear 128→10 → TensorNorm → 10 class scores
+
+(28 → 26 → 13 → 11 → 5: no padding, since a ±1 tensor has no exact zero to pad with; each
+MaxPool pools the ±1 activations and drops an odd last row and column.)
+
 Deviation from FINN, on purpose: FINN's FC feeds ``2·x − 1`` to a 1-bit signed input
 quantizer; here the input quantizer is 8-bit unsigned with the constant scale 1/255 (maximum
 1.0), so the integer codes its QONNX ``Quant`` node produces are exactly the u8 pixels that
@@ -32,20 +43,27 @@ Training: straight-through estimators as Brevitas does them, latent weights clip
 [−1, 1] after every step (as FINN's trainer), softmax cross-entropy, Adam with a cosine
 learning rate from 0.02 (FINN's rate) to 0, batches of 100 in an order fixed by ``--seed``,
 dropout after the input and every hidden activation (0.2 as in FC.py for SFC; none for TFC,
-which is too narrow to gain from it in a short run); ``torch.set_num_threads(--threads)``.
+which is too narrow to gain from it in a short run; none for the CNV by default, whose
+``--dropout`` acts after its 128-wide activation only); ``torch.set_num_threads(--threads)``.
 
-Export: ``brevitas.export.export_qonnx`` with a (1, 784) input, then
-``qonnx.util.cleanup.cleanup_model`` (shapes inferred, constants folded, Quant and
+Export: ``brevitas.export.export_qonnx`` with a (1, 784) input ((1, 1, 28, 28) for the CNV),
+then ``qonnx.util.cleanup.cleanup_model`` (shapes inferred, constants folded, Quant and
 BipolarQuant nodes kept, readable tensor names), the exporter's stack-trace metadata
 dropped. QONNX's check: the exported file run by ``execute_onnx`` on all 10,000 test images
 (1,000 a run, the batch dimension rewritten by QONNX's ChangeBatchSize), its predictions
 compared with the torch model's.
 
 Measured (seed 0, ``python designs/train_brevitas.py --mnist ../shared/data/mnist.npz``, one
-thread, 16 min in all; Brevitas' published figures, with 1-bit inputs: TFC 93.17 %, SFC 97.81 %)::
+thread, 16 min for the two MLPs; Brevitas' published figures, with 1-bit inputs: TFC 93.17 %,
+SFC 97.81 %)::
 
     tfc_w1a1   30 epochs   2 min   torch 95.55 %   QONNX executor 95.55 %   0 of 10,000 differ
     sfc_w1a1  100 epochs  14 min   torch 97.98 %   QONNX executor 97.98 %   0 of 10,000 differ
+
+and (``python designs/train_brevitas.py --mnist ../shared/data/mnist.npz --model
+cnv_mnist_w1a1``, one thread, 9 min, about 25 s an epoch while a synthesis job shared the cores)::
+
+    cnv_mnist_w1a1  20 epochs  9 min   torch 98.60 %   QONNX executor 98.60 %   0 of 10,000 differ
 
 (The thread count changes the order of float sums, hence the weights: ``--threads 2`` trains
 slightly different models. ``--epochs`` trains longer.)
@@ -76,7 +94,7 @@ with warnings.catch_warnings():  # Brevitas warns about optional kernels it does
     from brevitas.core.zero_point import ZeroZeroPoint
     from brevitas.export import export_qonnx
     from brevitas.inject import ExtendedInjector
-    from brevitas.nn import QuantIdentity, QuantLinear
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
     from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -91,17 +109,20 @@ NUM_CLASSES = 10
 
 @dataclass(frozen=True)
 class Recipe:
-    """A reference MLP: hidden layer widths and its default epochs and dropout."""
+    """A reference model: ``kind`` "fc" (an MLP with ``hidden`` layer widths) or "cnv" (the
+    convolutional BNN :class:`CNV`, ``hidden`` unused), its default epochs and dropout."""
 
     hidden: tuple[int, ...]
     epochs: int
     dropout: float
+    kind: str = "fc"
 
 
 #: ``--epochs`` and ``--dropout`` override the defaults. TFC has too few neurons to need
 #: dropout in a short run (it lowers its accuracy); SFC overfits without it.
 MODELS = {"tfc_w1a1": Recipe((64, 64, 64), epochs=30, dropout=0.0),
-          "sfc_w1a1": Recipe((256, 256, 256), epochs=100, dropout=0.2)}
+          "sfc_w1a1": Recipe((256, 256, 256), epochs=100, dropout=0.2),
+          "cnv_mnist_w1a1": Recipe((), epochs=20, dropout=0.0, kind="cnv")}
 
 
 class DataError(Exception):
@@ -203,13 +224,42 @@ class FC(nn.Module):
         """Clip the latent (float) weights in place, as FINN's trainer does after each step."""
         with torch.no_grad():
             for m in self.features:
-                if isinstance(m, QuantLinear):
+                if isinstance(m, QuantLinear | QuantConv2d):
                     m.weight.clamp_(lo, hi)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for m in self.features:
             x = m(x)
         return x
+
+
+class CNV(FC):
+    """A small convolutional BNN: (N, 1, 28, 28) floats in [0, 1] → (N, 10) class scores.
+    Convolutions without padding (a ±1 tensor has no exact zero to pad with); each MaxPool
+    comes after the binary activation, so it pools ±1 values (floor: 26 → 13, 11 → 5)."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.0) -> None:
+        nn.Module.__init__(self)
+        layers: list[nn.Module] = [QuantIdentity(act_quant=PixelQuant)]
+        in_ch = 1
+        for ch in (16, 32):
+            layers += [QuantConv2d(in_ch, ch, 3, padding=0, bias=False,
+                                   weight_quant=BinaryWeightQuant),
+                       nn.BatchNorm2d(ch),
+                       QuantIdentity(act_quant=BinaryActQuant),
+                       nn.MaxPool2d(2)]
+            in_ch = ch
+        layers += [nn.Flatten(),
+                   QuantLinear(32 * 5 * 5, 128, bias=False, weight_quant=BinaryWeightQuant),
+                   nn.BatchNorm1d(128),
+                   QuantIdentity(act_quant=BinaryActQuant),
+                   nn.Dropout(dropout),
+                   QuantLinear(128, num_classes, bias=False, weight_quant=BinaryWeightQuant),
+                   TensorNorm()]
+        self.features = nn.ModuleList(layers)
+        for m in self.modules():
+            if isinstance(m, QuantLinear | QuantConv2d):
+                nn.init.uniform_(m.weight, -1, 1)
 
 
 def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -238,9 +288,11 @@ def load_mnist(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return x_tr, y_tr.astype(np.int64), x_te, y_te.astype(np.int64)
 
 
-def to_input(x_u8: np.ndarray) -> np.ndarray:
-    """The model input for u8 images: (N, 784) float32 pixels / 255."""
-    return (x_u8.reshape(len(x_u8), -1).astype(np.float32) / np.float32(255)).astype(np.float32)
+def to_input(x_u8: np.ndarray, kind: str = "fc") -> np.ndarray:
+    """The model input for u8 images: (N, 784) float32 pixels / 255, or (N, 1, 28, 28) for
+    ``kind`` "cnv"."""
+    shape = (len(x_u8), -1) if kind == "fc" else (len(x_u8), 1, 28, 28)
+    return (x_u8.reshape(shape).astype(np.float32) / np.float32(255)).astype(np.float32)
 
 
 def train(model: FC, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch: int, lr: float,
@@ -297,7 +349,8 @@ def strip_metadata(model: ModelWrapper) -> None:
 
 
 def export(model: FC, path: Path) -> ModelWrapper:
-    """Export ``model`` (eval mode) with ``export_qonnx`` for a (1, 784) input, clean the graph
+    """Export ``model`` (eval mode) with ``export_qonnx`` for a (1, 784) input ((1, 1, 28, 28)
+    for a :class:`CNV`), clean the graph
     with QONNX's ``cleanup_model``, drop the exporter's metadata (:func:`strip_metadata`) and
     save it at ``path``; returns the cleaned model."""
     model.eval()
@@ -305,7 +358,8 @@ def export(model: FC, path: Path) -> ModelWrapper:
         raw = Path(tmp) / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_qonnx(model, input_t=torch.zeros(1, 784), export_path=str(raw))
+            shape = (1, 1, 28, 28) if isinstance(model, CNV) else (1, 784)
+            export_qonnx(model, input_t=torch.zeros(shape), export_path=str(raw))
         clean = cleanup_model(ModelWrapper(str(raw)))
     strip_metadata(clean)
     clean.save(str(path))
@@ -338,11 +392,15 @@ def run(name: str, args: argparse.Namespace, data: tuple[np.ndarray, ...], comma
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     start = time.perf_counter()
-    model = FC(recipe.hidden, dropout=dropout)
-    xt_tr, yt_tr = torch.from_numpy(to_input(x_tr)), torch.from_numpy(y_tr)
-    xt_te, yt_te = torch.from_numpy(to_input(x_te)), torch.from_numpy(y_te)
-    print(f"{name}: 784-{'-'.join(map(str, recipe.hidden))}-10, {epochs} epochs, "
-          f"dropout {dropout}", flush=True)
+    if recipe.kind == "cnv":
+        model: FC = CNV(dropout=dropout)
+        topology = "C16-P-C32-P-128-10"
+    else:
+        model = FC(recipe.hidden, dropout=dropout)
+        topology = f"784-{'-'.join(map(str, recipe.hidden))}-10"
+    xt_tr, yt_tr = torch.from_numpy(to_input(x_tr, recipe.kind)), torch.from_numpy(y_tr)
+    xt_te, yt_te = torch.from_numpy(to_input(x_te, recipe.kind)), torch.from_numpy(y_te)
+    print(f"{name}: {topology}, {epochs} epochs, dropout {dropout}", flush=True)
     train(model, xt_tr, yt_tr, epochs=epochs, batch=args.batch, lr=args.lr, seed=args.seed,
           x_test=xt_te if args.verbose else None, y_test=yt_te if args.verbose else None)
     train_s = time.perf_counter() - start
@@ -355,7 +413,7 @@ def run(name: str, args: argparse.Namespace, data: tuple[np.ndarray, ...], comma
 
     onnx_path = args.out / f"{name}.onnx"
     export(model, onnx_path)
-    qonnx_pred = qonnx_predict(onnx_path, to_input(x_te))
+    qonnx_pred = qonnx_predict(onnx_path, to_input(x_te, recipe.kind))
     qonnx_acc = float(np.mean(qonnx_pred == y_te))
     disagree = int(np.sum(qonnx_pred != torch_pred))
     record = {
