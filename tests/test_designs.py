@@ -26,7 +26,9 @@ SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200}
 
 #: The QONNX models trained with Brevitas (designs/train_brevitas.py); their accuracy under
 #: QONNX's executor is in <name>.json, measured by the training script.
-IMPORTED = ("tfc_w1a1", "sfc_w1a1")
+IMPORTED = {"tfc_w1a1": ["dense"] * 4, "sfc_w1a1": ["dense"] * 4,
+            "cnv_mnist_w1a1": ["conv2d", "maxpool", "conv2d", "maxpool", "flatten", "dense",
+                               "dense"]}
 
 
 def test_every_shipped_design_is_listed_here():
@@ -47,20 +49,21 @@ def _imported(name: str):
     return imported, x.reshape(len(x), *imported.network.input_type.shape), y, stated
 
 
-@pytest.mark.parametrize("name", ["tfc_w1a1", pytest.param("sfc_w1a1", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["tfc_w1a1", "cnv_mnist_w1a1",
+                                  pytest.param("sfc_w1a1", marks=pytest.mark.slow)])
 def test_imported_model_equals_qonnx_executor_on_test_images(name):
     """The shipped QONNX file imports and agrees with QONNX's executor, layer by layer, on the
     first 200 test images (the whole split: the slow test below)."""
     from hwgen.importers.qonnx import verify
 
     imported, x, _, _ = _imported(name)
-    assert [layer.kind for layer in imported.network.layers] == ["dense"] * 4 + ["argmax"]
+    assert [layer.kind for layer in imported.network.layers] == IMPORTED[name] + ["argmax"]
     result = verify(imported, x[:200])
     assert result.exact, result
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", IMPORTED)
+@pytest.mark.parametrize("name", list(IMPORTED))
 def test_imported_model_accuracy_is_the_executors_on_the_whole_split(name):
     """The golden model's accuracy on all 10,000 test images is the one the training script
     measured with QONNX's executor, and the two agree on every image."""
@@ -74,7 +77,7 @@ def test_imported_model_accuracy_is_the_executors_on_the_whole_split(name):
 
 @pytest.mark.slow
 @pytest.mark.cocotb
-@pytest.mark.parametrize("name", IMPORTED)
+@pytest.mark.parametrize("name", list(IMPORTED))
 def test_imported_model_rtl_is_bit_exact_on_the_whole_split(name, tmp_path):
     from hwgen_sim.runner import verify_bulk
 
