@@ -1,4 +1,4 @@
-"""The ``hwgen`` command: check, generate, sim, build, flow."""
+"""The ``hwgen`` command: import, check, generate, sim, build, flow, flash, run, boards."""
 
 from __future__ import annotations
 
