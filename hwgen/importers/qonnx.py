@@ -730,9 +730,6 @@ class _Reader:
         raise self.error(node, "one operand must be a constant (residual adds of two tensors "
                          "are not imported yet)")
 
-    def channels_of(self, x) -> int:
-        return x.channels if isinstance(x, _Acc) else 1
-
     def constant_operand(self, node, x, c):
         if isinstance(x, _Acc):
             return self.per_channel(node, c, x.channels, "constant")
@@ -811,10 +808,7 @@ class _Reader:
     def passthrough(self, node) -> None:
         self.values[node.output[0]] = self.get(node, node.input[0])
 
-    op_Identity = passthrough
-
-    def op_Dropout(self, node) -> None:
-        self.passthrough(node)
+    op_Identity = op_Dropout = passthrough
 
     def op_Flatten(self, node) -> None:
         self.reshape(node, self.get(node, node.input[0]))
@@ -967,7 +961,7 @@ class _Reader:
         self.types[x.name] = (bits, False)
         # code c stands for alpha·(c + beta_codes); hwgen's binary value v = 2c − 1
         if bits == 1:
-            a = Fraction(alpha) / 2 if levels == 1 else None
+            a = Fraction(alpha) / 2  # one bit: one level
             if quantizer[0] == "bipolar":
                 act = _Act(x.name, _frac(alpha), Fraction(0), x.shape, 1)
             else:
@@ -1060,7 +1054,6 @@ class _Reader:
     def class_of(self, node, x, output: str | None = None) -> None:
         if isinstance(x, _Acc):
             self.scores_layer(x, node.input[0], argmax_node=node)
-            self.scores = (node.input[0], *self.scores[1:])
         elif isinstance(x, _Act) and x.source not in (None, INPUT) and len(x.shape) == 1:
             self.layers.append(Argmax(name=self.layer_name(node.name), inputs=(x.source,)))
         else:
