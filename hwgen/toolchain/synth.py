@@ -71,6 +71,15 @@ _NEXTPNR_REPORT = ["--report", "report_pnr.json"]
 COLLISION_FREE_SCRIPT = ("proc; memory_collect; setparam -set RD_COLLISION_X_MASK 1'1 "
                          f"t:$mem_v2 a:{COLLISION_FREE_ATTR} %i")
 _YOSYS_STAT = "tee -q -o synth_stat.json stat -json"
+#: Yosys 0.70's ABC9 re-integration (``abc_ops_reintegrate``, which took over the renaming of
+#: mapped nets in Yosys PR 5973) can stop on this assertion for a correct design, depending
+#: only on its wire names: sfc_w1a1 at its default folding on the ULX3S does, the same network
+#: with the unused names purged or one layer folded differently does not (docs/boards.md,
+#: "Yosys workarounds").
+YOSYS_RENAME_ASSERT = "GetSize(conn.first) == GetSize(conn.second)"
+#: The retry after :data:`YOSYS_RENAME_ASSERT`: drop the wires that drive nothing before
+#: synthesis. The logic is unchanged; fewer cells are named after hwgen's signals.
+YOSYS_RENAME_RETRY = "opt_clean -purge"
 
 
 def _check_spram(network: Network, info: Board) -> None:
@@ -495,8 +504,12 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     for name, content in build_plan.files.items():
         (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
     place = next(i for i, argv in enumerate(commands) if argv[0].startswith("nextpnr"))
+    yosys_retry = None
     for argv in commands[:place]:
-        _run_step(argv[0], list(argv[1:]), tmp, env, say)
+        if argv[0] == "yosys":
+            yosys_retry = _run_yosys(list(argv[1:]), tmp, env, say)
+        else:
+            _run_step(argv[0], list(argv[1:]), tmp, env, say)
         if argv[0] == "yosys":
             _check_fit(network, info, tmp / "synth_stat.json")
             if info.family == "ecp5":
@@ -529,6 +542,8 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     report = _report(network, net_plan, info, tmp, placed[seeds.index(chosen)], env, top)
     report.update({"nextpnr_seed": chosen, "fmax_seeds": summary,
                    "pass_seconds": round(time.monotonic() - start, 1)})
+    if yosys_retry:
+        report["yosys_retry"] = yosys_retry
     return report
 
 
@@ -549,6 +564,43 @@ def _run_step(tool: str, args: list[str], work: Path, env: dict, say) -> None:
     run_tool(tool_env_var(tool), args, cwd=work, log=work / f"{tool}.log", env=env)
     _check_products(tool, work)
     say(f"  {tool} done in {time.monotonic() - step:.1f} s")
+
+
+def _run_yosys(args: list[str], work: Path, env: dict, say) -> str | None:
+    """Yosys on the build script in ``work``. If it stops on :data:`YOSYS_RENAME_ASSERT`, its
+    report is kept as ``top.first.rpt`` and it runs once more with :data:`YOSYS_RENAME_RETRY`
+    after the design is read; the retry's description is returned (``None``: no retry). Any
+    other failure raises :class:`ToolError` with the ERROR lines of Yosys' own report, which
+    its standard output does not always carry. The retry's command goes after
+    :data:`COLLISION_FREE_SCRIPT`, the script's own commands after reading."""
+    try:
+        _run_step("yosys", args, work, env, say)
+        return None
+    except ToolError as error:
+        errors = _yosys_errors(work / "top.rpt")
+        if not any(YOSYS_RENAME_ASSERT in line for line in errors):
+            raise ToolError("\n".join([str(error), *errors])) from None
+    (work / "top.rpt").rename(work / "top.first.rpt")
+    script = work / "top.ys"
+    lines = script.read_text().splitlines()
+    lines.insert(lines.index(COLLISION_FREE_SCRIPT) + 1, YOSYS_RENAME_RETRY)
+    script.write_text("\n".join(lines) + "\n")
+    retry = (f"Yosys stopped on its ABC9 re-integration assertion ({YOSYS_RENAME_ASSERT}; "
+             f"report top.first.rpt); ran again with '{YOSYS_RENAME_RETRY}' before synthesis")
+    say(f"  {retry}")
+    try:
+        _run_step("yosys", args, work, env, say)
+    except ToolError as error:
+        raise ToolError("\n".join([str(error), *_yosys_errors(work / "top.rpt")])) from None
+    return retry
+
+
+def _yosys_errors(report: Path) -> list[str]:
+    """The ERROR lines of a Yosys report (``-l``), if it has any."""
+    if not report.is_file():
+        return []
+    return [line for line in report.read_text(errors="replace").splitlines()
+            if line.startswith("ERROR")]
 
 
 def _check_products(tool: str, work: Path) -> None:

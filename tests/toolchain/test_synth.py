@@ -19,6 +19,8 @@ from hwgen.toolchain.boards import BOARDS, BoardError
 from hwgen.toolchain.synth import (
     COLLISION_FREE_SCRIPT,
     DEFAULT_SEEDS,
+    YOSYS_RENAME_ASSERT,
+    YOSYS_RENAME_RETRY,
     AutoClock,
     _nextpnr_args,
     build,
@@ -26,8 +28,9 @@ from hwgen.toolchain.synth import (
     check_seeds,
     clock_mode,
 )
+from hwgen.toolchain.synth import _run_yosys as run_yosys
 from hwgen.toolchain.timing import best_seed, component_of, describe_seeds, seed_summary
-from hwgen.toolchain.tools import ToolError, run_tool, tool_env
+from hwgen.toolchain.tools import ToolError, run_tool, tool_env, tool_path
 from tests.helpers import chain
 
 
@@ -197,6 +200,63 @@ def test_failing_tool(tmp_path, monkeypatch):
         build(tiny(), "icebreaker", out)
     assert "false failed (exit 1)" in str(exc.value)
     assert not out.exists()
+
+
+def _yosys_failing_once(tmp_path, error: str):
+    """A user's Yosys (``YOSYS=...``) that, the first time it runs, writes Yosys' report with
+    ``error`` and exits 1, as YoWASP Yosys 0.70 does on sfc_w1a1; then the real Yosys."""
+    real = tool_path("YOSYS", tool_env(["YOSYS"]))
+    (tmp_path / "error.rpt").write_text(f"ERROR: {error}\n")
+    wrapper = tmp_path / "yosys-once"
+    wrapper.write_text(f"""#!/bin/sh
+if [ ! -e {tmp_path}/failed-once ]; then
+    touch {tmp_path}/failed-once
+    cp {tmp_path}/error.rpt top.rpt
+    exit 1
+fi
+exec {real} "$@"
+""")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _yosys_work(tmp_path):
+    """A build folder holding the script shape Amaranth writes (read, hwgen's commands after
+    reading, synthesis) for a two-bit counter."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "top.v").write_text("module top(input clk, output reg [1:0] q);\n"
+                                "always @(posedge clk) q <= q + 1;\nendmodule\n")
+    (work / "top.ys").write_text(f"read_verilog top.v\n{COLLISION_FREE_SCRIPT}\n"
+                                 "synth_ice40 -top top\nwrite_json top.json\n")
+    return work
+
+
+def test_yosys_is_retried_once_after_its_rename_assertion(tmp_path, monkeypatch):
+    wrapper = _yosys_failing_once(tmp_path, f"Assert `{YOSYS_RENAME_ASSERT}' failed in "
+                                            "kernel/rtlil.cc:3091.")
+    monkeypatch.setenv("YOSYS", str(wrapper))
+    work = _yosys_work(tmp_path)
+    said = []
+    retry = run_yosys(["-q", "-l", "top.rpt", "top.ys"], work, tool_env(["YOSYS"]), said.append)
+    assert retry is not None and YOSYS_RENAME_ASSERT in retry and YOSYS_RENAME_RETRY in retry
+    assert any(retry in line for line in said)
+    script = (work / "top.ys").read_text().splitlines()
+    assert script[script.index(COLLISION_FREE_SCRIPT) + 1] == YOSYS_RENAME_RETRY
+    assert YOSYS_RENAME_ASSERT in (work / "top.first.rpt").read_text()
+    assert json.loads((work / "top.json").read_text())["modules"]["top"]  # the real Yosys ran
+    assert "ERROR" not in (work / "top.rpt").read_text()
+
+
+def test_other_yosys_errors_are_not_retried_and_name_the_report_line(tmp_path, monkeypatch):
+    wrapper = _yosys_failing_once(tmp_path, "Module `foo' referenced but not found.")
+    monkeypatch.setenv("YOSYS", str(wrapper))
+    work = _yosys_work(tmp_path)
+    with pytest.raises(ToolError) as exc:
+        run_yosys(["-q", "-l", "top.rpt", "top.ys"], work, tool_env(["YOSYS"]), print)
+    assert str(exc.value).endswith("ERROR: Module `foo' referenced but not found.")
+    assert YOSYS_RENAME_RETRY not in (work / "top.ys").read_text()
+    assert not (work / "top.first.rpt").exists() and not (work / "top.json").exists()
 
 
 def test_refuses_network_without_argmax(tmp_path):
