@@ -67,10 +67,10 @@ __all__ = ["InputFormat", "FloatOptions", "Imported", "SUPPORTED_OPS", "OPSET_RA
            "import_onnx", "load_model", "input_codes", "verify", "VerifyResult"]
 
 #: The ops the import reads, by the name ONNX gives them.
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "MatMul", "Gemm", "Conv", "Add",
-                 "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip", "MaxPool",
-                 "GlobalAveragePool", "Identity", "Dropout", "Flatten", "Reshape", "Transpose",
-                 "Split", "Concat", "ArgMax", "TopK")
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Sign", "MatMul", "Gemm",
+                 "Conv", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Relu", "Clip",
+                 "MaxPool", "AveragePool", "GlobalAveragePool", "Identity", "Dropout",
+                 "Flatten", "Reshape", "Transpose", "Split", "Concat", "ArgMax", "TopK")
 #: Default-domain opsets the import accepts (those whose ops above keep today's meaning).
 OPSET_RANGE = (9, 21)
 #: Largest file the import reads: hwgen's networks hold at most a few million weights.
@@ -430,6 +430,82 @@ class _Reader:
         self.emit(node, x, ("thresholds", table, steps), _frac(out_bias) / _frac(out_scale),
                   out_scale, levels=steps)
 
+    def op_Trunc(self, node) -> None:
+        """QONNX's Trunc (version 1, or 2 when the model imports its domain at 2 or more) of a
+        layer's accumulation, e.g. an AveragePool's mean: thresholds from its exact
+        definition, like Quant's. The output integers are those the accumulation reaches."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Acc):
+            raise self.error(node, "Trunc of a tensor that is not a layer's accumulation (an "
+                             "AveragePool, a convolution, a product); hwgen cannot narrow a "
+                             "finished activation")
+        version = {o.domain: o.version for o in self.model.model.opset_import}.get(node.domain, 1)
+        version = 2 if version >= 2 else 1
+        scale = self.const(node, 1, "scale")
+        if np.any(self.const(node, 2, "zero point") != 0):
+            raise self.error(node, "non-zero zero point; hwgen's integers are symmetric "
+                             "(zero point 0)")
+        if scale.size != 1 or not math.isfinite(float(scale.reshape(-1)[0])) \
+                or float(scale.reshape(-1)[0]) <= 0:
+            raise self.error(node, "scale must be one positive, finite number")
+        s = _frac(scale.reshape(-1)[0])
+        in_bits = self.scalar(node, 3, "input bit width")
+        mode = self.attr(node, "rounding_mode", b"FLOOR")
+        mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
+        if mode not in ("ROUND", "HALF_EVEN", "FLOOR", "CEIL"):
+            raise self.error(node, f"rounding mode {mode}; hwgen reads ROUND (half to even), "
+                             f"FLOOR and CEIL")
+        if version == 1:
+            out_bits = self.scalar(node, 4, "output bit width")
+            shift, out_scale, clamp = Fraction(2) ** int(in_bits - out_bits), s, None
+        else:
+            out_scale = _frac(self.scalar(node, 4, "output scale"))
+            out_bits = self.scalar(node, 5, "output bit width")
+            if out_scale <= 0:
+                raise self.error(node, "output scale must be positive")
+            shift = Fraction(2) ** round(math.log2(out_scale / s))
+            clamp = _quant_range(int(out_bits), bool(self.attr(node, "signed", 1)),
+                                 bool(self.attr(node, "narrow", 0)))
+        if out_bits != int(out_bits) or not 1 <= out_bits <= MAX_CONSTANT_BITS:
+            raise self.error(node, f"output bit width {out_bits:g}; expected an integer "
+                             f"1..{MAX_CONSTANT_BITS}")
+
+        def truncated(z: Fraction) -> int:
+            y = Fraction(round(z / s)) / shift
+            if clamp is not None:
+                y = min(max(y, Fraction(clamp[0])), Fraction(clamp[1]))
+            return _round(y, mode)
+
+        lo, hi = self.reached(x, truncated)
+        if hi - lo > 2 ** MAX_ACTIVATION_BITS - 1:
+            raise self.error(node, f"the truncated values span {lo}..{hi}, {hi - lo} steps; "
+                             f"hwgen's thresholds give at most {2 ** MAX_ACTIVATION_BITS - 1}")
+        self.emit(node, x, ("function", truncated, lo, hi), lo, float(out_scale))
+
+    def op_Sign(self, node) -> None:
+        """Sign of a layer's accumulation, exact as a one-bit (±1) activation only where the
+        accumulation cannot be 0 (Sign(0) = 0 is not ±1)."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Acc):
+            raise self.error(node, "Sign of a tensor that is not a layer's accumulation")
+        lo, hi = x.bounds
+        for o in range(x.channels):
+            zero = -x.B[o] / x.A[o] if x.A[o] and not x.post else None
+            if x.post or (zero is not None and zero.denominator == 1
+                          and int(lo[o]) <= zero <= int(hi[o])) or (not x.A[o] and not x.B[o]):
+                raise self.error(node, f"channel {o} can be 0 before the Sign, whose output 0 "
+                                 f"is not one of hwgen's binary values ±1; use BipolarQuant "
+                                 f"(0 → +1)")
+        self.emit(node, x, ("bipolar",), Fraction(0), 1.0)
+
+    def reached(self, x: _Acc, function) -> tuple[int, int]:
+        """The least and greatest of ``function`` (non-decreasing) over every channel's
+        reachable accumulations of ``x``, the functions after it (``post``) included."""
+        lo, hi = x.bounds
+        values = [function(_post(x.A[o] * int(a) + x.B[o], o, x.post))
+                  for o in range(x.channels) for a in (lo[o], hi[o])]
+        return min(values), max(values)
+
     def quantize_weights(self, node, w: np.ndarray, scale: np.ndarray, bits: int, signed: bool,
                          narrow: bool, mode: str) -> _Weights:
         """QONNX's Quant on a constant, in float32 as its executor does: the integers."""
@@ -641,6 +717,40 @@ class _Reader:
                                            (w - size) // stride + 1), x.bits, x.signed)
         self.outputs[name] = (node.output[0], np.full(c, float(x.alpha)),
                               np.full(c, float(x.beta)))
+
+    def op_AveragePool(self, node) -> None:
+        """A k×k mean without padding: hwgen's depthwise_conv2d with every weight 1 (two-bit
+        weights), whose sum is read as (α / k²)·sum + β; a quantizer (Quant, Trunc,
+        MultiThreshold) must follow, as after any layer."""
+        x = self.get(node, node.input[0])
+        if not isinstance(x, _Act) or x.source is None or len(x.shape) != 3:
+            raise self.error(node, "AveragePool on a tensor that is not a quantized (C, H, W) "
+                             "activation")
+        k = list(self.attr(node, "kernel_shape"))
+        strides = list(self.attr(node, "strides", [1, 1]))
+        if len(k) != 2 or k[0] != k[1] or strides[0] != strides[1]:
+            raise self.error(node, f"kernel {k}, strides {strides}; hwgen pools square "
+                             f"windows with equal strides")
+        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
+                or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+            raise self.error(node, "padding, ceil_mode or dilation; hwgen reads an "
+                             "AveragePool without them")
+        c, h, w = x.shape
+        size, stride = k[0], strides[0]
+        name = self.layer_name(node.name)
+
+        def build(weights, bits, thresholds, bias):
+            return DepthwiseConv2d(name=name, weights=weights.reshape(c, size, size),
+                                   weight_bits=bits, thresholds=thresholds, bias=bias,
+                                   stride=stride, padding="valid", pad_value=0,
+                                   inputs=(x.source,))
+        ones = np.ones((c, size * size), dtype=np.int64)
+        acc = self.accumulation(name, x, ones, np.ones(c), 2, build,
+                                (c, (h - size) // stride + 1, (w - size) // stride + 1))
+        # the mean: the sum's scale and offset divided by k², exactly
+        acc.A = [x.alpha / (size * size)] * c
+        acc.B = [x.beta] * c
+        self.values[node.output[0]] = acc
 
     def op_GlobalAveragePool(self, node) -> None:
         """The mean over positions: hwgen's global_sum_pool, whose sum is read as the
@@ -1078,6 +1188,21 @@ def _round(u: Fraction, mode: str) -> int:
 
 def _code(z: Fraction, o: int, post: list[tuple], quantizer: tuple) -> int:
     """The output code (0 … levels) of a channel ``o`` whose pre-function value is ``z``."""
+    z = _post(z, o, post)
+    kind = quantizer[0]
+    if kind == "bipolar":
+        return int(z >= 0)
+    if kind == "quant":
+        _, s, lo, hi, mode = quantizer
+        return _round(min(max(z / s, Fraction(lo)), Fraction(hi)), mode) - lo
+    if kind == "function":  # an integer-valued non-decreasing function, lo … hi
+        return quantizer[1](z) - quantizer[2]
+    table = quantizer[1][o]
+    return sum(1 for t in table if z >= t)
+
+
+def _post(z: Fraction, o: int, post: list[tuple]) -> Fraction:
+    """``z`` through the monotone functions ``post`` of channel ``o`` (see :class:`_Acc`)."""
     for op in post:
         if op[0] == "relu":
             z = max(z, Fraction(0))
@@ -1088,14 +1213,7 @@ def _code(z: Fraction, o: int, post: list[tuple], quantizer: tuple) -> int:
                 z = min(z, _frac(op[2]))
         else:
             z = op[1][o] * z + op[2][o]
-    kind = quantizer[0]
-    if kind == "bipolar":
-        return int(z >= 0)
-    if kind == "quant":
-        _, s, lo, hi, mode = quantizer
-        return _round(min(max(z / s, Fraction(lo)), Fraction(hi)), mode) - lo
-    table = quantizer[1][o]
-    return sum(1 for t in table if z >= t)
+    return z
 
 
 def _first_reaching(code, k: int, lo: int, hi: int) -> int:

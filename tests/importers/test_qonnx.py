@@ -65,13 +65,15 @@ class Graph:
                          self.const(rng.standard_normal(n) * 4),
                          self.const(rng.uniform(0.5, 20, n)))
 
-    def save(self, path, out: str, out_shape, opset: int = 13, out_type=TensorProto.FLOAT):
+    def save(self, path, out: str, out_shape, opset: int = 13, out_type=TensorProto.FLOAT,
+             qonnx_opset: int = 1):
         dims = self.dims or [1, *self.shape]
         graph = helper.make_graph(
             self.nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
             [helper.make_tensor_value_info(out, out_type, out_shape)], initializer=self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset),
-                                                        helper.make_opsetid(QONNX, 1)])
+                                                        helper.make_opsetid(QONNX,
+                                                                            qonnx_opset)])
         onnx.save(model, path)
         return path
 
@@ -240,6 +242,50 @@ def test_conv_network_matches_qonnx_executor(tmp_path):
                                                        "scores"}
 
 
+def pool_net(path, trunc_version: int = 1, seed: int = 21):
+    """AveragePool twice (2×2 stride 2 into QONNX's Trunc, as Brevitas' TruncAvgPool2d
+    exports; 3×3 stride 1 into a signed Quant), a conv whose bias keeps its sum off 0 into a
+    Sign, a classifier. ``trunc_version``: the QONNX opset of the model (Trunc 1 or 2)."""
+    rng = np.random.default_rng(seed)
+    g = Graph((2, 11, 9))
+    x = g.quant("x", 1 / 3, 2, signed=False)
+    w = g.quant(g.const(rng.standard_normal((3, 2, 3, 3))), 0.25, 4, narrow=True)
+    x = g.node("Conv", x, w, kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv0")
+    x = g.quant(g.node("Relu", g.batchnorm(x, rng, 3, negative=False)), 0.3, 4, signed=False)
+    x = g.node("AveragePool", x, kernel_shape=[2, 2], strides=[2, 2], name="avg0")
+    if trunc_version == 1:  # the mean's sum on 6 bits, its top 4 kept: floor(sum / 4)
+        x = g.node("Trunc", x, g.const(0.3 / 4), g.const(0.0), g.const(6.0), g.const(4.0),
+                   domain=QONNX, rounding_mode="FLOOR", name="trunc0")
+    else:  # the mean's sum on a 0.3/4 grid, a 0.6 output scale, clamped to 3 signed bits
+        x = g.node("Trunc", x, g.const(0.3 / 4), g.const(0.0), g.const(6.0), g.const(0.6),
+                   g.const(3.0), domain=QONNX, rounding_mode="ROUND", signed=1, narrow=0,
+                   name="trunc0")
+    x = g.node("AveragePool", x, kernel_shape=[3, 3], strides=[1, 1], name="avg1")
+    # no sum of avg1 falls on a tie of act1 (float32 and exact rounding would differ there)
+    x = g.quant(g.node("Add", x, g.const(-0.4137)), 0.21, 3, signed=True, name="act1")
+    w = g.quant(g.const(rng.standard_normal((4, 3, 2, 2))), 0.5, 3, narrow=True)
+    x = g.node("Conv", x, w, g.const(np.full(4, 0.05)), kernel_shape=[2, 2], name="conv2")
+    x = g.node("Flatten", g.node("Sign", x, name="sign2"), axis=1)
+    return g.save(path, g.binary_matmul(x, rng, 4 * 2 * 1, 3, name="classifier"), [1, 3],
+                  qonnx_opset=trunc_version)
+
+
+@pytest.mark.parametrize("trunc_version", [1, 2])
+def test_average_pool_trunc_and_sign_match_qonnx_executor(tmp_path, trunc_version):
+    imported = import_onnx(pool_net(tmp_path / "m.onnx", trunc_version))
+    net = imported.network
+    assert [(layer.kind, layer.name) for layer in net.layers] == [
+        ("conv2d", "conv0"), ("depthwise_conv2d", "avg0"), ("depthwise_conv2d", "avg1"),
+        ("conv2d", "conv2"), ("flatten", "conv2_flatten"), ("dense", "classifier"),
+        ("argmax", "argmax")]
+    avg0, avg1 = net.layers[1], net.layers[2]
+    assert avg0.kind == avg1.kind == "depthwise_conv2d"
+    assert np.all(avg0.weights == 1) and avg0.stride == 2 and avg1.weights.shape == (3, 3, 3)
+    assert net.type_of("avg0").shape == (5, 4, 3) and net.type_of("avg1").shape == (3, 2, 3)
+    result = verify(imported, random_inputs(net, np.random.default_rng(22), 300))
+    assert result.exact and {"avg0", "avg1", "conv2"} <= set(result.mismatches)
+
+
 def strided_net(path, seed: int = 12):
     """PyTorch's usual stride-2 convolutions: pads 1 on an even image (the bottom and right
     pad rows are never read), asymmetric pads, and ONNX's SAME_LOWER."""
@@ -395,6 +441,16 @@ def _refusal(tmp_path, case: str):
             x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2])
         x = g.bipolar(x)
         return g.save(tmp_path / "m.onnx", x, [1, 4, 3, 3])
+    elif case == "trunc of an activation":
+        x = g.node("Trunc", g.quant(g.binary_matmul(x, rng, 6, 4), 1.0, 4), g.const(1.0),
+                   g.const(0.0), g.const(4.0), g.const(2.0), domain=QONNX)
+    elif case == "sign of zero":
+        x = g.node("Sign", g.binary_matmul(x, rng, 6, 4))
+    elif case == "average pool pads":
+        g = Graph((2, 4, 4))
+        x = g.node("AveragePool", g.quant("x", 1.0, 2, signed=False), kernel_shape=[2, 2],
+                   pads=[1, 1, 0, 0])
+        return g.save(tmp_path / "m.onnx", g.quant(x, 0.5, 2), [1, 2, 4, 4])
     elif case == "opset":
         x, opset = g.binary_matmul(x, rng, 6, 4), 7
     elif case == "dynamic":
@@ -411,6 +467,10 @@ def _refusal(tmp_path, case: str):
     ("quantized twice", r"\(Quant\): a quantizer on a tensor that is not a layer's "
                         r"accumulation"),
     ("transA", r"\(Gemm\): transA = 1"),
+    ("trunc of an activation", r"\(Trunc\): Trunc of a tensor that is not a layer's "
+                               r"accumulation"),
+    ("sign of zero", r"\(Sign\): channel 0 can be 0 before the Sign"),
+    ("average pool pads", r"\(AveragePool\): padding, ceil_mode or dilation"),
     ("opset", r"opset_import: ONNX opset 7; hwgen reads opsets 9\.\.21"),
     ("dynamic", r"is not static"),
     ("group", r"\(Conv\): group 2 with 4 input and 4 output channels; hwgen reads group 1"),
@@ -444,7 +504,8 @@ def test_not_an_onnx_file(tmp_path, content, message):
 @pytest.mark.parametrize("model", [pytest.param("multibit", marks=pytest.mark.slow), "conv",
                                    pytest.param("flatten", marks=pytest.mark.slow),
                                    pytest.param("strided", marks=pytest.mark.slow),
-                                   pytest.param("shuffle", marks=pytest.mark.slow)])
+                                   pytest.param("shuffle", marks=pytest.mark.slow),
+                                   pytest.param("pool", marks=pytest.mark.slow)])
 def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
     """QONNX executor = golden (verify) = RTL (cocotb, gaps and backpressure, cycles as
     modelled) on the same inputs."""
@@ -458,6 +519,8 @@ def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
         imported = import_onnx(strided_net(tmp_path / "m.onnx"))
     elif model == "shuffle":
         imported = import_onnx(shuffle_unit(tmp_path / "m.onnx"))
+    elif model == "pool":
+        imported = import_onnx(pool_net(tmp_path / "m.onnx", trunc_version=2))
     else:
         rng = np.random.default_rng(9)
         g = Graph((2, 3, 5))
