@@ -462,6 +462,11 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
             say(f"clock auto: fmax {report['fmax_mhz']} MHz (seed {report['nextpnr_seed']}) "
                 f"is below {report['clock_mhz']} MHz; stepping down")
     final, folder = reports[auto.final_pass - 1], passes[auto.final_pass - 1]
+    retried = [f"{path.name}: {r['yosys_retry']}" for path, r in zip(passes, reports,
+                                                                      strict=True)
+               if r.get("yosys_retry")]
+    if retried:  # any pass's, named by its folder
+        final["yosys_retry"] = "; ".join(retried)
     say(f"clock auto: {final['clock_mhz']} MHz, fmax {final['fmax_mhz']} MHz (seed "
         f"{final['nextpnr_seed']})")
     _check_timing(final, folder)
