@@ -160,7 +160,7 @@ class _Acc:
     accumulator range; ``build(weights, weight_bits, thresholds, bias)`` makes the hwgen
     layer; ``shape`` the model's shape without the batch; ``post``: the monotone functions
     after the first non-affine one, in order: ``("relu",)``, ``("clip", lo, hi)``,
-    ``("affine", a, b)`` (per-channel lists)."""
+    ``("affine", a, b)`` (per-channel lists); ``shape`` is the pooled one after a ``pool``."""
 
     name: str
     weights: np.ndarray | None
@@ -171,6 +171,10 @@ class _Acc:
     A: list[Fraction]
     B: list[Fraction]
     post: list[tuple] = field(default_factory=list)
+    #: a MaxPool read before the quantizer: (hwgen layer name, size, stride), and each
+    #: channel's sign of the affine functions after it (the max commutes with rising ones only)
+    pool: tuple[str, int, int] | None = None
+    pool_signs: list[int] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -694,20 +698,24 @@ class _Reader:
         return pads, pads
 
     def op_MaxPool(self, node) -> None:
+        """A MaxPool of a quantized activation is hwgen's maxpool; one of a layer's
+        accumulation (PyTorch's conv → pool → BatchNorm → quantizer) is the maxpool after the
+        layer's thresholds, exact because the max commutes with the non-decreasing functions
+        up to the quantizer (a falling one is refused when the quantizer is read)."""
         x = self.get(node, node.input[0])
+        if isinstance(x, _Acc) and len(x.shape) == 3 and x.pool is None:
+            size, stride = self.pool_window(node)
+            c, h, w = x.shape
+            x.pool = (self.layer_name(node.name), size, stride)
+            x.pool_signs = [1] * c
+            x.shape = (c, (h - size) // stride + 1, (w - size) // stride + 1)
+            self.values[node.output[0]] = x
+            return
         if not isinstance(x, _Act) or x.source is None or len(x.shape) != 3:
             raise self.error(node, "MaxPool on a tensor that is not a quantized (C, H, W) "
-                             "activation; put it after the activation's quantizer")
-        k = list(self.attr(node, "kernel_shape"))
-        strides = list(self.attr(node, "strides", [1, 1]))
-        if k[0] != k[1] or strides[0] != strides[1]:
-            raise self.error(node, f"kernel {k}, strides {strides}; hwgen pools square "
-                             f"windows with equal strides")
-        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
-                or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
-            raise self.error(node, "padding, ceil_mode or dilation; hwgen's maxpool has none")
+                             "activation or a convolution's (C, H, W) accumulation")
+        size, stride = self.pool_window(node)
         c, h, w = x.shape
-        size, stride = k[0], strides[0]
         name = self.layer_name(node.name)
         self.layers.append(MaxPool(name=name, size=size,
                                    stride=None if stride == size else stride,
@@ -717,6 +725,18 @@ class _Reader:
                                            (w - size) // stride + 1), x.bits, x.signed)
         self.outputs[name] = (node.output[0], np.full(c, float(x.alpha)),
                               np.full(c, float(x.beta)))
+
+    def pool_window(self, node) -> tuple[int, int]:
+        """(size, stride) of a MaxPool with a square window, equal strides and no padding."""
+        k = list(self.attr(node, "kernel_shape"))
+        strides = list(self.attr(node, "strides", [1, 1]))
+        if len(k) != 2 or k[0] != k[1] or strides[0] != strides[1]:
+            raise self.error(node, f"kernel {k}, strides {strides}; hwgen pools square "
+                             f"windows with equal strides")
+        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
+                or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
+            raise self.error(node, "padding, ceil_mode or dilation; hwgen's maxpool has none")
+        return k[0], strides[0]
 
     def op_AveragePool(self, node) -> None:
         """A k×k mean without padding: hwgen's depthwise_conv2d with every weight 1 (two-bit
@@ -794,6 +814,9 @@ class _Reader:
             n = x.channels
             a = a if isinstance(a, list) else [a] * n
             b = b if isinstance(b, list) else [b] * n
+            if x.pool is not None:
+                x.pool_signs = [sg * (-1 if ai < 0 else 1) for sg, ai in zip(x.pool_signs, a,
+                                                                             strict=True)]
             if x.post:
                 x.post.append(("affine", a, b))
             else:
@@ -1037,6 +1060,11 @@ class _Reader:
                              "accumulation (a weight, the input, or an accumulation)")
         if levels is None:
             levels = 1 if quantizer[0] == "bipolar" else quantizer[3] - quantizer[2]
+        if x.pool is not None and min(x.pool_signs) < 0:
+            raise self.error(node, f"channel {x.pool_signs.index(-1)} falls (a negative scale) "
+                             f"between the MaxPool {x.pool[0]!r} and this quantizer; the max "
+                             f"commutes with rising functions only (put the MaxPool after "
+                             f"the quantizer)")
         weights = None if x.weights is None else x.weights.copy()
         lo, hi = x.bounds
         thresholds = []
@@ -1079,9 +1107,16 @@ class _Reader:
                 act = _Act(x.name, a, base + a, x.shape, 1)
         else:
             act = _Act(x.name, _frac(alpha), _frac(alpha) * Fraction(beta_codes), x.shape, bits)
+        if x.pool is not None:  # the layer's codes, pooled: the model's tensor is the pool's
+            pool, size, stride = x.pool
+            self.layers.append(MaxPool(name=pool, size=size,
+                                       stride=None if stride == size else stride,
+                                       inputs=(x.name,)))
+            self.types[pool] = self.types[x.name]
+            act = dataclasses.replace(act, source=pool)
         self.values[node.output[0]] = act
-        self.outputs[x.name] = (node.output[0], np.full(x.channels, float(act.alpha)),
-                                np.full(x.channels, float(act.beta)))
+        self.outputs[act.source] = (node.output[0], np.full(x.channels, float(act.alpha)),
+                                    np.full(x.channels, float(act.beta)))
 
     def flipped_bits(self, x: _Acc, weights: np.ndarray, fail) -> int:
         """The weight bits of a layer whose falling rows were negated: one more when a
@@ -1113,6 +1148,9 @@ class _Reader:
                             "argmax, computed by at least one layer")
 
     def scores_layer(self, x: _Acc, output: str, argmax_node=None) -> None:
+        if x.pool is not None:
+            raise SpecError(self.source, f"output {output!r}", "a MaxPool of the class "
+                            "scores; hwgen's scores come from a dense layer")
         if x.post:
             raise SpecError(self.source, f"output {output!r}", "a Relu or Clip after the last "
                             "layer's product; hwgen's scores are the raw accumulator")

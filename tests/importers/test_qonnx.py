@@ -286,6 +286,36 @@ def test_average_pool_trunc_and_sign_match_qonnx_executor(tmp_path, trunc_versio
     assert result.exact and {"avg0", "avg1", "conv2"} <= set(result.mismatches)
 
 
+def pool_first_net(path, seed: int = 31):
+    """PyTorch's conv → MaxPool → BatchNorm → Relu → quantizer order, with negative weight
+    scales before the pool (rows negated) and a rising BatchNorm after it; a binary conv →
+    MaxPool → BipolarQuant; a classifier."""
+    rng = np.random.default_rng(seed)
+    g = Graph((3, 10, 10))
+    x = g.quant("x", 1 / 15, 4, signed=False)
+    w = g.quant(g.const(rng.standard_normal((4, 3, 3, 3))), 0.3, 3, narrow=True)
+    x = g.node("Conv", x, w, kernel_shape=[3, 3], name="conv0")
+    x = g.node("Mul", x, g.const([[[[1.0]], [[-0.5]], [[2.0]], [[-1.0]]]]))
+    x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2], name="pool0")
+    x = g.quant(g.node("Relu", g.batchnorm(x, rng, 4, negative=False)), 0.4, 3,
+                signed=False, name="act0")
+    x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal((5, 4, 2, 2)))),
+               kernel_shape=[2, 2], name="conv1")
+    x = g.node("MaxPool", x, kernel_shape=[3, 3], strides=[1, 1], name="pool1")
+    x = g.node("Flatten", g.bipolar(g.node("Add", x, g.const(0.5)), name="act1"), axis=1)
+    return g.save(path, g.binary_matmul(x, rng, 5 * 1 * 1, 3, name="classifier"), [1, 3])
+
+
+def test_max_pool_before_the_quantizer(tmp_path):
+    imported = import_onnx(pool_first_net(tmp_path / "m.onnx"))
+    net = imported.network
+    assert [(layer.kind, layer.name) for layer in net.layers[:4]] == [
+        ("conv2d", "conv0"), ("maxpool", "pool0"), ("conv2d", "conv1"), ("maxpool", "pool1")]
+    assert net.type_of("pool0").shape == (4, 4, 4) and net.type_of("pool1").shape == (1, 1, 5)
+    result = verify(imported, random_inputs(net, np.random.default_rng(32), 300))
+    assert result.exact and {"pool0", "pool1", "scores"} <= set(result.mismatches)
+
+
 def strided_net(path, seed: int = 12):
     """PyTorch's usual stride-2 convolutions: pads 1 on an even image (the bottom and right
     pad rows are never read), asymmetric pads, and ONNX's SAME_LOWER."""
@@ -425,7 +455,7 @@ def _refusal(tmp_path, case: str):
         x = g.quant(g.bipolar(g.binary_matmul(x, rng, 6, 4)), 1.0, 2)
     elif case == "transA":
         x = g.node("Gemm", x, g.bipolar(g.const(rng.standard_normal((6, 4)))), transA=1)
-    elif case in ("group", "dilation", "pads", "binary zero pad", "pool on accumulation"):
+    elif case in ("group", "dilation", "pads", "binary zero pad", "falling after a pool"):
         g = Graph((4, 5, 5))
         x = g.quant("x", 1.0, 2, signed=False) if case != "binary zero pad" else g.bipolar("x")
         attrs = dict(kernel_shape=[3, 3])
@@ -437,8 +467,10 @@ def _refusal(tmp_path, case: str):
         elif case in ("pads", "binary zero pad"):
             attrs["pads"] = [0, 3, 1, 1] if case == "pads" else [1, 1, 1, 1]
         x = g.node("Conv", x, g.bipolar(g.const(rng.standard_normal(weights))), **attrs)
-        if case == "pool on accumulation":
-            x = g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2])
+        if case == "falling after a pool":
+            x = g.node("Mul", g.node("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2],
+                                     name="pool"), g.const([[[[1.0]], [[-2.0]], [[1.0]],
+                                                             [[1.0]]]]))
         x = g.bipolar(x)
         return g.save(tmp_path / "m.onnx", x, [1, 4, 3, 3])
     elif case == "trunc of an activation":
@@ -478,7 +510,8 @@ def _refusal(tmp_path, case: str):
     ("pads", r"\(Conv\): pads \[0, 3, 1, 1\]: each must be below the kernel size 3"),
     ("binary zero pad", r"\(Conv\): zero padding of an input whose 0 is the value 0, not one "
                         r"of its integers -1\.\.1 \(±1\)"),
-    ("pool on accumulation", r"\(MaxPool\): MaxPool on a tensor that is not a quantized"),
+    ("falling after a pool", r"\(BipolarQuant\): channel 1 falls \(a negative scale\) "
+                             r"between the MaxPool 'pool' and this quantizer"),
 ])
 def test_refusals_name_the_node_and_the_reason(tmp_path, case, message):
     path = _refusal(tmp_path, case)
