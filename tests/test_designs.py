@@ -148,3 +148,21 @@ def test_digits_bnn_builds_and_meets_timing(board_name, tmp_path):
     assert report["fmax_mhz"] >= report["clock_mhz"]
     logic = report["lcs"] or report["lut4"]
     assert 0 < logic["used"] <= logic["available"]
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_sfc_w1a1_builds_from_its_qonnx_file_for_the_ulx3s(tmp_path):
+    """Issue 18's end: the shipped QONNX file to a ULX3S-85F bitstream at the oscillator (one
+    seed), through Yosys 0.70's re-integration assertion where that Yosys stops on it."""
+    from hwgen.importers.qonnx import import_onnx
+    from hwgen.toolchain.synth import YOSYS_RENAME_ASSERT, build
+
+    network = import_onnx(DESIGNS / "sfc_w1a1.onnx").network
+    out = tmp_path / "sfc_w1a1-ulx3s-85f"
+    report = build(network, "ulx3s-85f", out, clock_mhz="osc", seeds=(1,))
+    assert (out / report["bitstream"]).stat().st_size > 1000
+    assert report["fmax_mhz"] >= report["clock_mhz"]
+    assert report["bram"]["used"] == 27 and report["cycles_per_inference"] == 12544
+    if "yosys_retry" in report:  # the first Yosys' report is kept beside the bitstream
+        assert YOSYS_RENAME_ASSERT in (out / "top.first.rpt").read_text()
