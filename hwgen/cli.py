@@ -231,16 +231,33 @@ def cmd_boards(args) -> int:
 
 def cmd_check(args) -> int:
     network = _load(args.spec)
-    if args.board is not None:
-        from .toolchain.boards import board
-        from .toolchain.synth import board_plan, check_dsp
-
-        info = board(args.board)
-        p = board_plan(network, info)
-        check_dsp(network, info, p)
-    else:
+    if args.board is None:
         p = plan(network)
-    print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
+        print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
+        return 0
+    from .resources import RESOURCE_NAMES, estimate, estimate_logic, format_resources
+    from .toolchain.boards import BoardError, board
+    from .toolchain.synth import board_plan, check_dsp
+
+    info = board(args.board)
+    p = board_plan(network, info)
+    check_dsp(network, info, p)
+    use = estimate(network, info, p)
+    logic, error = estimate_logic(network, p, use)
+    if args.json:
+        print(json.dumps({**p.to_json(), "resources": {
+            **use.to_json(), "logic_model": logic, "logic_model_error_percent": error}},
+            indent=2))
+    else:
+        print(format_table(p))
+        print()
+        print(format_resources(use, info.name, info.device, logic,
+                               info.resources.get("lcs") or info.resources.get("lut4"),
+                               error))
+    if use.over():
+        raise BoardError(f"{network.name} does not fit {info.name} ({info.device}): "
+                         + ", ".join(f"needs {use.total[k]} {RESOURCE_NAMES[k]}, the device "
+                                     f"has {use.available[k]}" for k in use.over()))
     return 0
 
 
@@ -935,7 +952,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="network TOML file (its NPZ beside it)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.add_argument("--board", metavar="BOARD", help="map mac = \"auto\" layers as a build for "
-                   "BOARD would (its DSPs) and refuse what it would refuse")
+                   "BOARD would (its DSPs), refuse what it would refuse, and print the block "
+                   "RAMs, SPRAMs and DSPs each layer takes there, as Yosys will map them, "
+                   "against the device (exit 2 when they do not fit)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("import", help="read a QONNX/ONNX model into a spec",

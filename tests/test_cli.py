@@ -212,6 +212,26 @@ def test_check_board_refuses_dsp_without_dsps(mixed_spec, capsys):
         f"(iCE40HX8K) has no DSP blocks; use \"lut\" or \"auto\"")
 
 
+def test_check_board_reports_memories_and_refuses_what_does_not_fit(capsys):
+    designs = Path(__file__).resolve().parents[1] / "designs"
+    assert main(["check", str(designs / "digits_bnn.toml"), "--board", "icebreaker"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    total = next(line for line in out if line.startswith("total") and "/ 30" in line)
+    assert total.split()[1:4] == ["18", "/", "30"]
+    assert "fits: block RAMs, SPRAMs and DSPs within the device" in out
+    assert main(["check", str(designs / "digits_bnn.toml"), "--board", "icebreaker",
+                 "--json"]) == 0
+    resources = json.loads(capsys.readouterr().out)["resources"]
+    assert resources["total"]["bram"] == 18 and resources["available"]["bram"] == 30
+    assert {m["placed"] for m in resources["memories"]} == {"bram", "logic"}
+    assert main(["check", str(designs / "cnv_w1a1.toml"), "--board", "icebreaker"]) == 2
+    captured = capsys.readouterr()
+    assert "does not fit: " in captured.out
+    assert captured.err.strip().splitlines() == [
+        "hwgen: error: cnv_w1a1 does not fit icebreaker (iCE40UP5K): needs 485 block RAMs, "
+        "the device has 30"]
+
+
 def test_sim_netlist_refuses_bulk(mixed_spec, tmp_path, capsys):
     assert main(["sim", str(mixed_spec), "--netlist", "ice40", "--bulk", "--random", "3",
                  "--work-dir", str(tmp_path / "w")]) == 2

@@ -192,6 +192,14 @@ class Layer:
         """Elements per beat it reads, given its first input arrives ``upstream`` per beat."""
         return upstream
 
+    def logic_features(self, lp: LayerPlan) -> dict[str, float]:
+        """What its logic (LUTs, flip-flops) grows with, as built per ``lp``: named counts
+        that :mod:`hwgen.resources` weighs with coefficients fitted to synthesized layers
+        (``bench/calibrate.py``). The default: a stream stage of its kind, one unit plus its
+        input bits per beat."""
+        bits = sum(t.bits for t in (lp.in_types or (lp.in_type,))) * lp.in_lanes
+        return {self.kind: 1.0, f"{self.kind}_bits": float(bits)}
+
     def cost(self, inputs: Sequence[TensorType], out: TensorType, lanes: int,
              dsp: bool) -> LayerPlan:
         """Its plan: ``lanes`` elements per input beat; ``dsp`` puts ``mac = "auto"`` products

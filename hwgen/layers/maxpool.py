@@ -64,6 +64,12 @@ class MaxPool(Layer):
             lines.append(f"stride = {self.stride}")
         return lines, {}
 
+    def logic_features(self, lp) -> dict[str, float]:
+        """A stream stage's features and its window generator's (size² positions of one
+        beat's bits)."""
+        return {**super().logic_features(lp), "window": 1.0,
+                "window_bits": float(self.size ** 2 * lp.in_lanes * lp.in_type.bits)}
+
     def golden(self, x: np.ndarray) -> list[np.ndarray]:
         size, stride = self.size, self.step
         n, h, w, c = x.shape

@@ -282,15 +282,19 @@ def output_steps(layer: WeightedLayer, x: TensorType, sf: int) -> int:
     return steps if steps <= sf else 0
 
 
-def layer_dsps(layer: WeightedLayer, x: TensorType, pe: int, simd: int) -> int:
+def layer_dsps(layer: WeightedLayer, x: TensorType, pe: int, simd: int,
+               operand_bits: int = DSP_OPERAND_BITS) -> int:
     """DSP multipliers of a layer mapped to DSPs: the packed products, and its parallel
-    requantize multipliers split into 16×16 pieces (an estimate: Yosys decides the split)."""
+    requantize multipliers split into pieces of ``operand_bits`` signed bits (16: the
+    SB_MAC16, and the count the plan budgets with on every family; 18: the ECP5's
+    MULT18X18D, as Yosys' mul2dsp splits them there)."""
     count = pe // layer_dsp_pack(layer, x, pe) * simd
     if layer.requantize is not None and not output_steps(layer, x, layer.in_features // simd):
         lo, hi = layer.acc_bounds(x)
-        qbits = width_for(int(lo.min()), int(hi.max()))[0] + 1
+        qbits, signed = width_for(int(lo.min()), int(hi.max()))
+        qbits += not signed  # an unsigned sum times a signed factor: one more bit
         fbits = signed_bits(requantize_factors(layer, x).tolist())
-        count += pe * -(-qbits // DSP_OPERAND_BITS) * -(-fbits // DSP_OPERAND_BITS)
+        count += pe * -(-qbits // operand_bits) * -(-fbits // operand_bits)
     return count
 
 
@@ -350,6 +354,32 @@ class WeightedLayer(Layer):
         quantization, for the RTL."""
         return WeightMatrix(self.matrix, self.weight_bits, self.bias, self.thresholds,
                             self.requantize)
+
+    def logic_features(self, lp: LayerPlan) -> dict[str, float]:
+        """The folded unit's: its control, the ``pe × simd`` products by how they are mapped
+        (XNOR bits, add/subtract operand bits, LUT multiplier bit-products, DSP lanes), the
+        ``pe`` accumulators, the output stage (threshold compares, requantize products) and
+        the input and output stream bits."""
+        x = lp.in_type
+        lanes = lp.pe * lp.simd
+        lo, hi = self.acc_bounds(x)
+        acc = width_for(int(lo.min()), int(hi.max()))[0]
+        out: dict[str, float] = {"mvu": 1.0, "mvu_acc": float(lp.pe * acc),
+                                 "mvu_in": float(lp.in_lanes * x.bits),
+                                 "mvu_out": float(lp.out_lanes * lp.out_type.bits)}
+        multi = x.bits if self.weight_bits == 1 else self.weight_bits
+        out[{Mac.XNOR: "mac_xnor", Mac.ADDSUB: "mac_addsub", Mac.LUT: "mac_lut",
+             Mac.DSP: "mac_dsp"}[lp.mac]] = float(
+            lanes * ({Mac.XNOR: 1, Mac.ADDSUB: multi, Mac.DSP: 1}.get(lp.mac)
+                     or self.weight_bits * x.bits))
+        if self.thresholds is not None:
+            compares = 1 if lp.output_steps else self.thresholds.shape[1]
+            out["thresholds"] = float(lp.pe * compares * acc)
+        elif self.requantize is not None:
+            fbits = signed_bits(requantize_factors(self, x).tolist())
+            serial = lp.output_steps or lp.mac == Mac.DSP
+            out["requantize"] = float(lp.pe * (acc + fbits if serial else acc * fbits))
+        return out
 
     def acc_bounds(self, x: TensorType) -> tuple[np.ndarray, np.ndarray]:
         """Per output channel, the reachable accumulator range (bias included)."""

@@ -59,6 +59,12 @@ class Window:
     padding: str | tuple[int, int, int, int]
     pad_value: int
 
+    def logic_features(self, lp) -> dict[str, float]:
+        """The kind's own features (the next class in line) and the window generator's: its
+        control and the k·k window positions of one beat's input bits it assembles."""
+        return {**super().logic_features(lp), "window": 1.0,  # type: ignore[misc]
+                "window_bits": float(self.kernel ** 2 * lp.in_lanes * lp.in_type.bits)}
+
     def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) padding for an input of ``height`` × ``width``."""
         if isinstance(self.padding, tuple):

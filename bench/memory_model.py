@@ -1,0 +1,110 @@
+"""hwgen.resources' block RAM, SPRAM and DSP counts against Yosys on every reference design.
+
+For each design (designs/*.toml and the imported designs/*.onnx) and board, the prediction
+(:func:`hwgen.resources.estimate`: the elaborated board top's memories placed by the
+``memory_libmap`` rule) is set beside what Yosys makes of the same board top: the build's
+RTLIL and script, run through ``synth_<family>`` up to the end of its memory mapping (no
+logic mapping, no placement), its cells counted with ``stat``. Written side by side, with
+the time each took.
+
+Usage::
+
+    python bench/memory_model.py [--out bench/results/memory_model.json]
+        [--boards icebreaker ulx3s-85f] [--only NAME ...] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import hwgen  # noqa: E402
+from hwgen.resources import estimate  # noqa: E402
+from hwgen.toolchain.boards import board  # noqa: E402
+from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, board_plan  # noqa: E402
+from hwgen.toolchain.tools import run_tool, tool_env  # noqa: E402
+
+#: Yosys cells → resource keys, per family.
+CELLS = {"ice40": {"SB_RAM40_4K": "bram", "SB_SPRAM256KA": "spram", "SB_MAC16": "dsp"},
+         "ecp5": {"DP16KD": "bram", "PDPW16KD": "bram", "MULT18X18D": "dsp",
+                  "TRELLIS_DPR16X4": "lutram"}}
+
+
+def designs() -> list[Path]:
+    return sorted((ROOT / "designs").glob("*.toml")) + sorted((ROOT / "designs").glob("*.onnx"))
+
+
+def yosys_counts(network, info, net_plan, work: Path) -> dict:
+    """Yosys' block RAM, SPRAM, DSP (and ECP5 distributed RAM) cells of the board top after
+    ``synth_<family>``'s memory mapping."""
+    from hwgen.rtl.board import BoardTop
+
+    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
+                   clock_hz=None, family=info.family, net_plan=net_plan)
+    files = info.platform().prepare(top, name="top").files
+    (work / "top.il").write_text(files["top.il"])
+    synth = "synth_ice40 -dsp" if info.family == "ice40" else "synth_ecp5"
+    (work / "memory.ys").write_text(
+        f"read_rtlil top.il\n{COLLISION_FREE_SCRIPT}\n{synth} -top top -run :map_ffram\n"
+        "tee -q -o stat.json stat -json\n")
+    run_tool("YOSYS", ["-q", "memory.ys"], cwd=work, log=work / "yosys.log",
+             env=tool_env(["YOSYS"]))
+    cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
+    counts = {"bram": 0, "spram": 0, "dsp": 0, "lutram": 0}
+    for cell, key in CELLS[info.family].items():
+        counts[key] += int(cells.get(cell, 0))
+    return counts
+
+
+def case(path: Path, board_name: str) -> dict:
+    info = board(board_name)
+    network = hwgen.load(path)
+    net_plan = board_plan(network, info)
+    start = time.monotonic()
+    use = estimate(network, info, net_plan)
+    predicted_s = time.monotonic() - start
+    total = use.total
+    predicted = {k: int(total[k]) for k in ("bram", "spram", "dsp", "lutram")}
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        yosys = yosys_counts(network, info, net_plan, Path(tmp))
+        yosys_s = time.monotonic() - start
+    keys = ("bram", "spram", "dsp") + (("lutram",) if info.family == "ecp5" else ())
+    return {"design": path.name, "board": board_name, "family": info.family,
+            "predicted": predicted, "yosys": yosys,
+            "exact": all(predicted[k] == yosys[k] for k in keys),
+            "predicted_seconds": round(predicted_s, 2), "yosys_seconds": round(yosys_s, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "bench/results/memory_model.json"))
+    ap.add_argument("--boards", nargs="+", default=["icebreaker", "ulx3s-85f"])
+    ap.add_argument("--only", nargs="+", default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    paths = [p for p in designs() if args.only is None or p.stem in args.only]
+    jobs = [(p, b) for p in paths for b in args.boards]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        cases = list(pool.map(lambda j: case(*j), jobs))
+    for c in cases:
+        print(f"{c['design']:22s} {c['board']:11s} predicted {c['predicted']} "
+              f"yosys {c['yosys']} {'exact' if c['exact'] else 'DIFFERS'}")
+    result = {"command": "python bench/memory_model.py " + " ".join(sys.argv[1:]),
+              "tools": "YoWASP Yosys (hwgen's default)", "cases": cases,
+              "exact": sum(c["exact"] for c in cases), "of": len(cases)}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['exact']} of {result['of']} exact; wrote {args.out}")
+    return 0 if result["exact"] == result["of"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
