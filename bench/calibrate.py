@@ -43,9 +43,11 @@ from hwgen.resources import (  # noqa: E402
     estimate,
     logic_features,
     memory_features,
-    predict_logic,
+    owner_of,
+    predict_total,
 )
 from hwgen.spec import Input, SpecError  # noqa: E402
+from hwgen.toolchain.block_ram_registers import absorb_output_registers_in  # noqa: E402
 from hwgen.toolchain.boards import board  # noqa: E402
 from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, YOSYS_RENAME_RETRY, board_plan  # noqa: E402
 from hwgen.toolchain.tools import ToolError, run_tool, tool_env  # noqa: E402
@@ -181,6 +183,9 @@ def measure(network, family: str, work: Path) -> dict:
             COLLISION_FREE_SCRIPT, f"{COLLISION_FREE_SCRIPT}\n{YOSYS_RENAME_RETRY}")
         (work / "top.ys").write_text(script)
         run_tool("YOSYS", yosys[1:], cwd=work, log=work / "yosys.log", env=env)
+    if family == "ecp5":  # as the build: block-RAM read registers into the block RAMs
+        absorb_output_registers_in(work / "top.json")
+    rows = row_cells(work / "top.json", family, [lp.name for lp in net_plan.layers])
     pnr = next(c for c in commands if c[0].startswith("nextpnr"))
     args, skip = [], False  # no bitstream output: a packed design is not placed
     for a in pnr[1:]:
@@ -196,37 +201,85 @@ def measure(network, family: str, work: Path) -> dict:
         if cell is not None:
             out[key] = int(util[cell]["used"])
     if family == "ice40":  # flip-flops: Yosys' SB_DFF* cells (an LC holds one)
-        cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-        out["ffs"] = sum(int(n) for c, n in cells.items() if c.startswith("SB_DFF"))
-    return out
+        out["ffs"] = sum(int(r.get("ffs", 0)) for r in rows.values())
+    return {"packed": out, "rows": rows}
 
 
-def features(network, family: str) -> dict[str, float]:
-    """The design's features summed over its rows (layers and board core)."""
+#: Yosys' logic cells → the model's cell kinds, per family.
+CELL_KINDS = {
+    "ice40": {"SB_LUT4": "lut4", "SB_CARRY": "carry"},
+    "ecp5": {"LUT4": "lut4", "CCU2C": "carry", "PFUMX": "mux", "L6MUX21": "mux",
+             "TRELLIS_DPR16X4": "lutram"},
+}
+
+
+def row_cells(netlist: Path, family: str, layers: list[str]) -> dict[str, dict[str, int]]:
+    """Yosys' logic cells and flip-flops per :class:`hwgen.resources.ResourceUse` row, by
+    the hierarchy in each cell's name; on iCE40 also ``unpaired_ffs``, the flip-flops whose D
+    no LUT drives (nextpnr packs a LUT and the flip-flop it drives into one LC; these take
+    an LC of their own)."""
+    module = next(m for m in json.loads(netlist.read_text())["modules"].values()
+                  if m.get("attributes", {}).get("top"))
+    cells = module["cells"]
+    drivers = {}
+    for cell in cells.values():
+        for port, direction in cell.get("port_directions", {}).items():
+            if direction == "output":
+                for bit in cell["connections"][port]:
+                    drivers[bit] = cell["type"]
+    rows: dict[str, dict[str, int]] = {}
+    for name, cell in cells.items():
+        kind = CELL_KINDS[family].get(cell["type"])
+        ff = cell["type"].startswith("SB_DFF") or cell["type"] == "TRELLIS_FF"
+        if kind is None and not ff:
+            continue
+        row = rows.setdefault(owner_of(name, layers), {})
+        key = "ffs" if ff else kind
+        row[key] = row.get(key, 0) + 1
+        if ff and family == "ice40" and drivers.get(cell["connections"]["D"][0]) != "SB_LUT4":
+            row["unpaired_ffs"] = row.get("unpaired_ffs", 0) + 1
+    return rows
+
+
+def features(network, family: str) -> dict[str, dict[str, float]]:
+    """The design's features per row (layers and board core)."""
     info = board(BOARDS[family])
     net_plan = board_plan(network, info)
     use = estimate(network, info, net_plan)
-    total: dict[str, float] = {}
-    for rows in (logic_features(network, net_plan), memory_features(use)):
-        for row in rows.values():
-            for k, v in row.items():
-                total[k] = total.get(k, 0.0) + v
-    return total
+    rows = logic_features(network, net_plan)
+    for name, row in memory_features(use).items():
+        for k, v in row.items():
+            rows[name][k] = rows[name].get(k, 0.0) + v
+    return rows
 
 
 def fit(samples: list[dict], family: str) -> dict:
-    """Non-negative least squares of the measured counts on the features, per resource."""
+    """Per cell kind, the non-negative least squares of every sample row's Yosys cells on
+    its features; then the packing: the measured LCs / LUT4s of whole designs on their
+    Yosys cell totals (nextpnr's packing of LUTs, carries and flip-flops)."""
     from scipy.optimize import nnls
 
-    rows = [s for s in samples if s["family"] == family and "measured" in s]
-    names = sorted({k for s in rows for k in s["features"]})
-    a = np.array([[s["features"].get(k, 0.0) for k in names] for s in rows])
-    out = {}
-    for key in rows[0]["measured"]:
-        b = np.array([s["measured"][key] for s in rows], dtype=float)
-        coef, _ = nnls(a, b)
-        out[key] = {k: round(float(c), 4) for k, c in zip(names, coef, strict=True) if c}
-    return out
+    rows = [(r, s["measured"]["rows"].get(name, {})) for s in samples
+            if s["family"] == family and "measured" in s
+            for name, r in s["features"].items()]
+    names = sorted({k for r, _ in rows for k in r})
+    a = np.array([[r.get(k, 0.0) for k in names] for r, _ in rows])
+    kinds = sorted({k for _, cells in rows for k in cells if k != "lutram"})
+    cells = {}
+    for kind in kinds:
+        coef, _ = nnls(a, np.array([c.get(kind, 0) for _, c in rows], dtype=float))
+        cells[kind] = {k: round(float(v), 4) for k, v in zip(names, coef, strict=True) if v}
+    designs = [s for s in samples if s["family"] == family and "measured" in s]
+    inputs = sorted(k for k in kinds + ["lutram"] if not (family == "ice40" and k == "ffs"))
+    totals = np.array([[sum(r.get(k, 0) for r in s["measured"]["rows"].values())
+                        for k in inputs] for s in designs], dtype=float)
+    logic_key = "lcs" if family == "ice40" else "lut4"
+    coef, _ = nnls(totals, np.array([s["measured"]["packed"][logic_key] for s in designs],
+                                    dtype=float))
+    packing = {logic_key: {k: round(float(v), 4) for k, v in zip(inputs, coef, strict=True)
+                           if v},
+               "ffs": {"ffs": 1.0}}
+    return {"cells": cells, "packing": packing}
 
 
 def run_case(job) -> dict:
@@ -271,14 +324,14 @@ def main() -> int:
     if Path(args.out).is_file() and not args.remeasure:
         old = json.loads(Path(args.out).read_text())
         earlier = {(e["name"], e["family"]): e["measured"]
-                   for e in old["sweep"] + old["designs"] if "measured" in e}
+                   for e in old["sweep"] + old["designs"] if "rows" in e.get("measured", {})}
     jobs = [(name, family, build_network(name, inp, specs), earlier.get((name, family)))
             for name, inp, specs in sweep() for family in BOARDS]
     with ThreadPoolExecutor(args.jobs) as pool:
         samples = list(pool.map(run_case, jobs))
     sweep_seconds = round(time.monotonic() - start, 1)
     model = {"fitted_from": "bench/calibrate.py (the sweep in bench/results/calibrate.json)",
-             "families": {f: {"coefficients": fit(samples, f)} for f in BOARDS}}
+             "families": {f: fit(samples, f) for f in BOARDS}}
     LOGIC_MODEL.parent.mkdir(exist_ok=True)
     LOGIC_MODEL.write_text(json.dumps(model, indent=2) + "\n")
     start = time.monotonic()
@@ -289,11 +342,11 @@ def main() -> int:
     for entry in held:
         if "measured" not in entry:
             continue
-        predicted = predict_logic({"all": entry["features"]}, entry["family"], model)["all"]
+        predicted = predict_total(entry["features"], entry["family"], model)
         entry["predicted"] = {k: round(v, 1) for k, v in predicted.items()}
         entry["error_percent"] = {k: round(100 * (predicted[k] - m) / m, 1)
-                                  for k, m in entry["measured"].items() if m}
-        print(f"{entry['name']:24s} {entry['family']:5s} measured {entry['measured']} "
+                                  for k, m in entry["measured"]["packed"].items() if m}
+        print(f"{entry['name']:24s} {entry['family']:5s} measured {entry['measured']['packed']} "
               f"predicted {entry['predicted']} error % {entry['error_percent']}")
     for family in BOARDS:  # the held-out error, stored with the model for hwgen check
         errors = [e["error_percent"] for e in held if e["family"] == family and

@@ -35,7 +35,8 @@ from .plan import NetworkPlan
 from .spec import Network
 
 __all__ = ["MemoryUse", "Placement", "ResourceUse", "RamKind", "memories", "map_memory",
-           "estimate", "BOARD_CORE", "RAM_KINDS"]
+           "estimate", "estimate_logic", "logic_features", "memory_features", "predict_cells",
+           "predict_total", "owner_of", "format_resources", "BOARD_CORE", "RAM_KINDS"]
 
 #: The part of a build that is not a layer: the board top's protocol core and UART.
 BOARD_CORE = "board core"
@@ -215,8 +216,8 @@ class ResourceUse:
         }
 
 
-def _owner(where: str, layers: list[str]) -> str:
-    """The layer a memory at hierarchy ``where`` belongs to: the network unit it is in, or
+def owner_of(where: str, layers: list[str]) -> str:
+    """The row a memory or cell at hierarchy ``where`` belongs to: the network unit it is in, or
     the layer a network-level FIFO/converter named ``<layer>_…`` feeds; else the board
     core."""
     parts = where.split(".")
@@ -234,16 +235,14 @@ def _owner(where: str, layers: list[str]) -> str:
 def estimate_logic(network: Network, net_plan: NetworkPlan, use: ResourceUse
                    ) -> tuple[dict[str, float], list[float] | None]:
     """The fitted model's logic cells and flip-flops of the whole build (``{}`` without a
-    model), and its measured error range (percent) on the reference designs. The model is
-    fitted to whole designs, so only the total is a prediction (its features are kept per
-    row)."""
+    model: :func:`predict_total`), and its measured error range (percent) on the reference
+    designs."""
     model = load_logic_model()
     features = logic_features(network, net_plan)
     for name, row in memory_features(use).items():
         for key, value in row.items():
             features[name][key] = features[name].get(key, 0.0) + value
-    rows = predict_logic(features, use.family, model)
-    logic = {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()), {})}
+    logic = predict_total(features, use.family, model)
     key = "lut4" if use.family == "ecp5" else "lcs"
     error = (model or {}).get("families", {}).get(use.family, {}).get(
         "held_out_error_percent", {}).get(key)
@@ -260,14 +259,14 @@ def estimate(network: Network, info, net_plan: NetworkPlan) -> ResourceUse:
     found, primitives = memories(network, info, net_plan)
     for mem in found:
         placed = map_memory(mem, info.family)
-        owner = _owner(mem.where, names)
+        owner = owner_of(mem.where, names)
         use.memories.append((owner, mem, placed))
         key = {"bram": "bram", "lutram": "lutram", "logic": "logic_bits"}[placed.kind]
         use.rows[owner][key] += placed.count
         if placed.kind == "logic":
             use.rows[owner]["logic_rom_bits" if mem.rom else "logic_ram_bits"] += placed.count
     for (where, key), count in primitives.items():
-        use.rows[_owner(where, names)][key] += count
+        use.rows[owner_of(where, names)][key] += count
     for layer, lp in zip(network.layers, net_plan.layers, strict=True):
         if lp.dsps:  # the plan's 16-bit count, split for this family's multipliers
             use.rows[lp.name]["dsp"] += layer_dsps(layer, lp.in_type, lp.pe, lp.simd,
@@ -319,17 +318,36 @@ def load_logic_model(path: Path = LOGIC_MODEL) -> dict | None:
         return None
 
 
-def predict_logic(features: dict[str, dict[str, float]], family: str,
+def predict_cells(features: dict[str, dict[str, float]], family: str,
                   model: dict | None = None) -> dict[str, dict[str, float]]:
-    """Per row, the model's logic cells (``lcs`` on iCE40, ``lut4`` on ECP5) and flip-flops;
-    ``{}`` without a fitted model."""
+    """Per row, the model's Yosys cells: LUT4s, carries (and on ECP5 the wide-function
+    muxes), flip-flops; ``{}`` without a fitted model."""
     model = load_logic_model() if model is None else model
     if model is None or family not in model["families"]:
         return {}
-    coefficients = model["families"][family]["coefficients"]
-    return {name: {key: sum(c.get(f, 0.0) * v for f, v in row.items())
-                   for key, c in coefficients.items()}
+    cells = model["families"][family]["cells"]
+    return {name: {kind: sum(c.get(f, 0.0) * v for f, v in row.items())
+                   for kind, c in cells.items()}
             for name, row in features.items()}
+
+
+def predict_total(features: dict[str, dict[str, float]], family: str,
+                  model: dict | None = None) -> dict[str, float]:
+    """The whole build's logic cells after nextpnr's packing (``lcs`` on iCE40, ``lut4`` on
+    ECP5) and flip-flops: the rows' predicted cells summed, the ECP5's distributed RAM
+    cells added (exact, from the memory placement), through the fitted packing."""
+    model = load_logic_model() if model is None else model
+    rows = predict_cells(features, family, model)
+    if not rows:
+        return {}
+    totals: dict[str, float] = {}
+    for name, row in rows.items():
+        for kind, value in row.items():
+            totals[kind] = totals.get(kind, 0.0) + value
+        totals["lutram"] = totals.get("lutram", 0.0) + features[name].get("lutram", 0.0)
+    packing = model["families"][family]["packing"]
+    return {key: sum(c * totals.get(kind, 0.0) for kind, c in coefficients.items())
+            for key, coefficients in packing.items()}
 
 
 def format_resources(use: ResourceUse, board_name: str, device: str,
