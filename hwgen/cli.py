@@ -236,12 +236,23 @@ def cmd_check(args) -> int:
         print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
         return 0
     from .resources import RESOURCE_NAMES, estimate, estimate_logic, format_resources
+    from .rtl.board import check_network
     from .toolchain.boards import BoardError, board
     from .toolchain.synth import board_plan, check_dsp
 
     info = board(args.board)
     p = board_plan(network, info)
     check_dsp(network, info, p)
+    try:
+        check_network(network)
+    except ValueError as exc:  # no board top to estimate: the table, and why not more
+        if args.json:
+            print(json.dumps({**p.to_json(), "resources": None,
+                              "resources_note": str(exc)}, indent=2))
+        else:
+            print(format_table(p))
+            print(f"\nresources on {info.name}: not estimated: {exc}")
+        return 0
     use = estimate(network, info, p)
     logic, error = estimate_logic(network, p, use)
     if args.json:

@@ -254,7 +254,10 @@ def test_check_a_separable_block_from_toml(tmp_path, capsys):
                if line.startswith("dw0 "))
     assert row.split()[:7] == ["dw0", "depthwise_conv2d", "6×6×4", "6×6×4", "W8A8", "lut", "u8"]
     assert main(["check", str(path), "--json", "--board", "icebreaker"]) == 0
-    dw = json.loads(capsys.readouterr().out)["layers"][0]
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["resources"] is None and "does not end in argmax" in \
+        checked["resources_note"]
+    dw = checked["layers"][0]
     assert (dw["kind"], dw["mac"], dw["dsp_pack"], dw["pe"], dw["simd"]) == \
         ("depthwise_conv2d", "dsp", 1, 2, 1)
     assert dw["cycles"] == 36 * 2 * 9 and dw["macs"] == 36 * 4 * 9
