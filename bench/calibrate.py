@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import hwgen  # noqa: E402
 from hwgen.resources import (  # noqa: E402
     LOGIC_MODEL,
+    board_top,
     estimate,
     logic_features,
     memory_features,
@@ -49,7 +50,8 @@ from hwgen.resources import (  # noqa: E402
 from hwgen.spec import Input, SpecError  # noqa: E402
 from hwgen.toolchain.block_ram_registers import absorb_output_registers_in  # noqa: E402
 from hwgen.toolchain.boards import board  # noqa: E402
-from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, YOSYS_RENAME_RETRY, board_plan  # noqa: E402
+from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, board_plan  # noqa: E402
+from hwgen.toolchain.synth import _run_yosys as run_yosys  # noqa: E402
 from hwgen.toolchain.tools import ToolError, run_tool, tool_env  # noqa: E402
 from tests.helpers import chain  # noqa: E402
 
@@ -162,13 +164,10 @@ def measure(network, family: str, work: Path) -> dict:
     does and packed by nextpnr: logic cells (``lcs`` / ``lut4``) and flip-flops."""
     from amaranth._toolchain import tool_env_var
 
-    from hwgen.rtl.board import BoardTop
-
     info = board(BOARDS[family])
     net_plan = board_plan(network, info)
-    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
-                   clock_hz=None, family=family, net_plan=net_plan)
-    plan = info.platform().prepare(top, name="top", script_after_read=COLLISION_FREE_SCRIPT,
+    plan = info.platform().prepare(board_top(network, info, net_plan), name="top",
+                                   script_after_read=COLLISION_FREE_SCRIPT,
                                    script_after_synth="tee -q -o stat.json stat -json")
     for file, content in plan.files.items():
         (work / file).write_text(content) if isinstance(content, str) else \
@@ -176,13 +175,7 @@ def measure(network, family: str, work: Path) -> dict:
     commands = json.loads(plan.files["build_top.json"])["commands"]
     env = tool_env(["YOSYS", "NEXTPNR_ICE40" if family == "ice40" else "NEXTPNR_ECP5"])
     yosys = next(c for c in commands if c[0] == "yosys")
-    try:
-        run_tool("YOSYS", yosys[1:], cwd=work, log=work / "yosys.log", env=env)
-    except ToolError:  # Yosys 0.70's re-integration assertion: as the build retries it
-        script = (work / "top.ys").read_text().replace(
-            COLLISION_FREE_SCRIPT, f"{COLLISION_FREE_SCRIPT}\n{YOSYS_RENAME_RETRY}")
-        (work / "top.ys").write_text(script)
-        run_tool("YOSYS", yosys[1:], cwd=work, log=work / "yosys.log", env=env)
+    run_yosys(yosys[1:], work, env, lambda line: None)  # with the build's retry
     if family == "ecp5":  # as the build: block-RAM read registers into the block RAMs
         absorb_output_registers_in(work / "top.json")
     rows = row_cells(work / "top.json", family, [lp.name for lp in net_plan.layers])

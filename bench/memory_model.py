@@ -27,15 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hwgen  # noqa: E402
-from hwgen.resources import estimate  # noqa: E402
+from hwgen.resources import board_top, estimate  # noqa: E402
 from hwgen.toolchain.boards import board  # noqa: E402
-from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, board_plan  # noqa: E402
-from hwgen.toolchain.tools import run_tool, tool_env  # noqa: E402
-
-#: Yosys cells → resource keys, per family.
-CELLS = {"ice40": {"SB_RAM40_4K": "bram", "SB_SPRAM256KA": "spram", "SB_MAC16": "dsp"},
-         "ecp5": {"DP16KD": "bram", "PDPW16KD": "bram", "MULT18X18D": "dsp",
-                  "TRELLIS_DPR16X4": "lutram"}}
+from hwgen.toolchain.synth import board_plan  # noqa: E402
+from tests.test_resources import yosys_cells  # noqa: E402
 
 
 def designs() -> list[Path]:
@@ -44,24 +39,10 @@ def designs() -> list[Path]:
 
 def yosys_counts(network, info, net_plan, work: Path) -> dict:
     """Yosys' block RAM, SPRAM, DSP (and ECP5 distributed RAM) cells of the board top after
-    ``synth_<family>``'s memory mapping."""
-    from hwgen.rtl.board import BoardTop
-
-    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
-                   clock_hz=None, family=info.family, net_plan=net_plan)
-    files = info.platform().prepare(top, name="top").files
-    (work / "top.il").write_text(files["top.il"])
-    synth = "synth_ice40 -dsp" if info.family == "ice40" else "synth_ecp5"
-    (work / "memory.ys").write_text(
-        f"read_rtlil top.il\n{COLLISION_FREE_SCRIPT}\n{synth} -top top -run :map_ffram\n"
-        "tee -q -o stat.json stat -json\n")
-    run_tool("YOSYS", ["-q", "memory.ys"], cwd=work, log=work / "yosys.log",
-             env=tool_env(["YOSYS"]))
-    cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-    counts = {"bram": 0, "spram": 0, "dsp": 0, "lutram": 0}
-    for cell, key in CELLS[info.family].items():
-        counts[key] += int(cells.get(cell, 0))
-    return counts
+    ``synth_<family>``'s memory mapping (tests/test_resources.py's count)."""
+    top = board_top(network, info, net_plan)
+    return yosys_cells(info.platform().prepare(top, name="top").files["top.il"], info.family,
+                       work)
 
 
 def case(path: Path, board_name: str) -> dict:

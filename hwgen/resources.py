@@ -35,8 +35,9 @@ from .plan import NetworkPlan
 from .spec import Network
 
 __all__ = ["MemoryUse", "Placement", "ResourceUse", "RamKind", "memories", "map_memory",
-           "estimate", "estimate_logic", "logic_features", "memory_features", "predict_cells",
-           "predict_total", "owner_of", "format_resources", "BOARD_CORE", "RAM_KINDS"]
+           "board_top", "estimate", "estimate_logic", "logic_features", "memory_features",
+           "predict_cells", "predict_total", "owner_of", "format_resources", "BOARD_CORE",
+           "RAM_KINDS", "RESOURCE_NAMES"]
 
 #: The part of a build that is not a layer: the board top's protocol core and UART.
 BOARD_CORE = "board core"
@@ -139,6 +140,16 @@ def map_memory(mem: MemoryUse, family: str) -> Placement:
     return chosen
 
 
+def board_top(network: Network, info, net_plan: NetworkPlan):
+    """The board top ``hwgen build`` synthesizes for ``network`` on board ``info`` as
+    ``net_plan`` plans it, at the oscillator and the board's link rate (what this module
+    counts does not depend on the clock)."""
+    from .rtl.board import BoardTop
+
+    return BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
+                    clock_hz=None, family=info.family, net_plan=net_plan)
+
+
 def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[MemoryUse], Counter]:
     """Every memory of the board top ``hwgen build`` would synthesize for ``network`` on board
     ``info`` as ``net_plan`` plans it, and the counted primitives (:data:`PRIMITIVES`) by
@@ -147,8 +158,6 @@ def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[Memory
 
     from amaranth.hdl import Fragment, Instance, Shape
     from amaranth.hdl._mem import MemoryInstance
-
-    from .rtl.board import BoardTop
 
     found: list[MemoryUse] = []
     primitives: Counter = Counter()
@@ -172,8 +181,7 @@ def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[Memory
         for sub, name, _ in fragment.subfragments:
             walk(sub, (*path, str(name)))
 
-    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
-                   clock_hz=None, family=info.family, net_plan=net_plan)
+    top = board_top(network, info, net_plan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         walk(Fragment.get(top, info.platform()), ())

@@ -15,6 +15,7 @@ import hwgen
 from hwgen.resources import (
     MemoryUse,
     Placement,
+    board_top,
     estimate,
     estimate_logic,
     format_resources,
@@ -117,15 +118,11 @@ def test_a_memory_is_placed_as_yosys_places_it(tmp_path, family, width, depth, r
 def test_a_board_top_takes_what_yosys_maps(tmp_path, name, board_name):
     """Every block RAM, SPRAM, DSP and distributed RAM cell of the board top ``hwgen build``
     synthesizes, predicted before synthesis = counted by Yosys."""
-    from hwgen.rtl.board import BoardTop
-
     network = hwgen.load(DESIGNS / f"{name}.toml")
     info = board(board_name)
     net_plan = board_plan(network, info)
     use = estimate(network, info, net_plan)
-    top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=info.baud,
-                   clock_hz=None, family=info.family, net_plan=net_plan)
-    il = info.platform().prepare(top, name="top").files["top.il"]
+    il = info.platform().prepare(board_top(network, info, net_plan), name="top").files["top.il"]
     yosys = yosys_cells(il, info.family, tmp_path)
     keys = ["bram", "spram", "dsp"] + (["lutram"] if info.family == "ecp5" else [])
     assert {k: use.total[k] for k in keys} == {k: yosys[k] for k in keys}

@@ -727,7 +727,8 @@ class _Reader:
                               np.full(c, float(x.beta)))
 
     def pool_window(self, node) -> tuple[int, int]:
-        """(size, stride) of a MaxPool with a square window, equal strides and no padding."""
+        """(size, stride) of a MaxPool or AveragePool with a square window, equal strides and
+        no padding."""
         k = list(self.attr(node, "kernel_shape"))
         strides = list(self.attr(node, "strides", [1, 1]))
         if len(k) != 2 or k[0] != k[1] or strides[0] != strides[1]:
@@ -735,7 +736,8 @@ class _Reader:
                              f"windows with equal strides")
         if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
                 or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
-            raise self.error(node, "padding, ceil_mode or dilation; hwgen's maxpool has none")
+            raise self.error(node, f"padding, ceil_mode or dilation; hwgen reads a "
+                             f"{node.op_type} without them")
         return k[0], strides[0]
 
     def op_AveragePool(self, node) -> None:
@@ -746,17 +748,8 @@ class _Reader:
         if not isinstance(x, _Act) or x.source is None or len(x.shape) != 3:
             raise self.error(node, "AveragePool on a tensor that is not a quantized (C, H, W) "
                              "activation")
-        k = list(self.attr(node, "kernel_shape"))
-        strides = list(self.attr(node, "strides", [1, 1]))
-        if len(k) != 2 or k[0] != k[1] or strides[0] != strides[1]:
-            raise self.error(node, f"kernel {k}, strides {strides}; hwgen pools square "
-                             f"windows with equal strides")
-        if any(self.attr(node, "pads", [0, 0, 0, 0])) or self.attr(node, "ceil_mode", 0) \
-                or any(d != 1 for d in self.attr(node, "dilations", [1, 1])):
-            raise self.error(node, "padding, ceil_mode or dilation; hwgen reads an "
-                             "AveragePool without them")
+        size, stride = self.pool_window(node)
         c, h, w = x.shape
-        size, stride = k[0], strides[0]
         name = self.layer_name(node.name)
 
         def build(weights, bits, thresholds, bias):

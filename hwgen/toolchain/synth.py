@@ -32,6 +32,7 @@ from amaranth._toolchain import tool_env_var
 
 from ..outdir import OutputDir
 from ..plan import NetworkPlan, plan
+from ..resources import RESOURCE_NAMES
 from ..rtl.memory import COLLISION_FREE_ATTR
 from ..spec import Network
 from .block_ram_registers import absorb_output_registers_in
@@ -652,7 +653,6 @@ _SYNTH_CELLS = {
     "ice40": {"SB_RAM40_4K": "bram", "SB_SPRAM256KA": "spram", "SB_MAC16": "dsp"},
     "ecp5": {"DP16KD": "bram", "MULT18X18D": "dsp"},
 }
-_RESOURCE_NAMES = {"bram": "block RAMs", "spram": "SPRAMs", "dsp": "DSPs"}
 
 
 def check_dsp(network: Network, info: Board, net_plan: NetworkPlan | None = None) -> None:
@@ -688,7 +688,7 @@ def _check_fit(network: Network, info: Board, stat_path: Path) -> None:
     for cell, key in _SYNTH_CELLS[info.family].items():
         used, available = int(cells.get(cell, 0)), info.resources.get(key, 0)
         if used > available:
-            raise ToolError(f"{network.name} needs {used} {_RESOURCE_NAMES[key]} ({cell}) "
+            raise ToolError(f"{network.name} needs {used} {RESOURCE_NAMES[key]} ({cell}) "
                             f"after synthesis; {info.name} ({info.device}) has {available} "
                             f"(weights and line buffers live in block RAM; see "
                             f"hwgen check's memory report)")
