@@ -178,7 +178,7 @@ def measure(network, family: str, work: Path) -> dict:
     run_yosys(yosys[1:], work, env, lambda line: None)  # with the build's retry
     if family == "ecp5":  # as the build: block-RAM read registers into the block RAMs
         absorb_output_registers_in(work / "top.json")
-    rows = row_cells(work / "top.json", family, [lp.name for lp in net_plan.layers])
+    rows, units = row_cells(work / "top.json", family, [lp.name for lp in net_plan.layers])
     pnr = next(c for c in commands if c[0].startswith("nextpnr"))
     args, skip = [], False  # no bitstream output: a packed design is not placed
     for a in pnr[1:]:
@@ -195,7 +195,7 @@ def measure(network, family: str, work: Path) -> dict:
             out[key] = int(util[cell]["used"])
     if family == "ice40":  # flip-flops: Yosys' SB_DFF* cells (an LC holds one)
         out["ffs"] = sum(int(r.get("ffs", 0)) for r in rows.values())
-    return {"packed": out, "rows": rows}
+    return {"packed": out, "rows": rows, "units": units}
 
 
 #: Yosys' logic cells → the model's cell kinds, per family.
@@ -206,11 +206,14 @@ CELL_KINDS = {
 }
 
 
-def row_cells(netlist: Path, family: str, layers: list[str]) -> dict[str, dict[str, int]]:
-    """Yosys' logic cells and flip-flops per :class:`hwgen.resources.ResourceUse` row, by
-    the hierarchy in each cell's name; on iCE40 also ``unpaired_ffs``, the flip-flops whose D
-    no LUT drives (nextpnr packs a LUT and the flip-flop it drives into one LC; these take
-    an LC of their own)."""
+def row_cells(netlist: Path, family: str, layers: list[str]
+              ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Yosys' logic cells and flip-flops per logic-model row (layers, the converters and FIFOs
+    in front of each, board core; by the hierarchy in each cell's name), and the same per
+    unit two levels deep (kept in the JSON, so that a later model can split rows without
+    synthesizing again); on iCE40 also ``unpaired_ffs``, the flip-flops whose D no LUT
+    drives (nextpnr packs a LUT and the flip-flop it drives into one LC; these take an LC of
+    their own)."""
     module = next(m for m in json.loads(netlist.read_text())["modules"].values()
                   if m.get("attributes", {}).get("top"))
     cells = module["cells"]
@@ -221,17 +224,22 @@ def row_cells(netlist: Path, family: str, layers: list[str]) -> dict[str, dict[s
                 for bit in cell["connections"][port]:
                     drivers[bit] = cell["type"]
     rows: dict[str, dict[str, int]] = {}
+    units: dict[str, dict[str, int]] = {}
     for name, cell in cells.items():
         kind = CELL_KINDS[family].get(cell["type"])
         ff = cell["type"].startswith("SB_DFF") or cell["type"] == "TRELLIS_FF"
         if kind is None and not ff:
             continue
-        row = rows.setdefault(owner_of(name, layers), {})
-        key = "ffs" if ff else kind
-        row[key] = row.get(key, 0) + 1
+        keys = ["ffs" if ff else kind]
         if ff and family == "ice40" and drivers.get(cell["connections"]["D"][0]) != "SB_LUT4":
-            row["unpaired_ffs"] = row.get("unpaired_ffs", 0) + 1
-    return rows
+            keys.append("unpaired_ffs")
+        path = name.lstrip("\\").split(".")[:-1]  # the modules the cell is in
+        unit = ".".join(path[:path.index("network") + 3] if "network" in path else path[:2])
+        for table, key in ((rows, owner_of(name, layers, links=True)), (units, unit)):
+            row = table.setdefault(key, {})
+            for k in keys:
+                row[k] = row.get(k, 0) + 1
+    return rows, units
 
 
 def features(network, family: str) -> dict[str, dict[str, float]]:
@@ -242,7 +250,7 @@ def features(network, family: str) -> dict[str, dict[str, float]]:
     rows = logic_features(network, net_plan)
     for name, row in memory_features(use).items():
         for k, v in row.items():
-            rows[name][k] = rows[name].get(k, 0.0) + v
+            rows.setdefault(name, {})[k] = rows.get(name, {}).get(k, 0.0) + v
     return rows
 
 
@@ -317,7 +325,7 @@ def main() -> int:
     if Path(args.out).is_file() and not args.remeasure:
         old = json.loads(Path(args.out).read_text())
         earlier = {(e["name"], e["family"]): e["measured"]
-                   for e in old["sweep"] + old["designs"] if "rows" in e.get("measured", {})}
+                   for e in old["sweep"] + old["designs"] if "units" in e.get("measured", {})}
     jobs = [(name, family, build_network(name, inp, specs), earlier.get((name, family)))
             for name, inp, specs in sweep() for family in BOARDS]
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -272,24 +272,100 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_fold(args) -> int:
+    """``hwgen fold``: the folding that fits a board (docs/fold.md); writes the folded spec
+    with ``-o``."""
+    network = _load(args.spec)
+    toml_out = _spec_output(args.output, "-o", FOLD_MARK)[0] if args.output else None
+    result = _fold(network, args.board, args.fps, args.clock_mhz, args.headroom)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    if toml_out is not None:
+        how = f"{args.fps:g} inferences/s" if args.fps else "the most inferences/s"
+        _write_spec(result.network, toml_out, header=(
+            f"{FOLD_MARK[2:]} from {args.spec} for {args.board} ({how}, headroom "
+            f"{args.headroom:g}); hwgen fold replaces this file and its NPZ."))
+    return 0
+
+
+def _fold(network: Network, board_name: str, fps: float | None, clock_mhz: float | None,
+          headroom: float, quiet: bool = False):
+    """:func:`hwgen.fold.fold` with its table printed (and its search's progress on
+    stderr)."""
+    from .fold import fold, format_fold
+    from .toolchain.boards import board
+
+    board(board_name)  # an unknown board: its one error line before any work
+    print(f"folding {network.name} for {board_name}: pricing each layer's ways and solving "
+          "for the fastest that fits ..." if fps is None else
+          f"folding {network.name} for {board_name}: the least resources for {fps:g} "
+          "inferences/s ...", file=sys.stderr)
+    result = fold(network, board_name, fps=fps, clock_mhz=clock_mhz, headroom=headroom,
+                  log=lambda line: print(line, file=sys.stderr))
+    if not quiet:
+        print(format_fold(result, clock_mhz))
+    return result
+
+
 #: The first line of every spec ``hwgen import`` writes: a spec that starts with it may be
 #: replaced by another import.
 IMPORT_MARK = "# Written by hwgen import"
 
 
-def _is_import(path: Path) -> bool:
-    """Whether ``path`` is a spec ``hwgen import`` wrote."""
+#: The first line of every spec ``hwgen fold`` writes.
+FOLD_MARK = "# Written by hwgen fold"
+
+
+def _written_by(path: Path, mark: str) -> bool:
+    """Whether ``path`` is a spec whose first line is ``mark`` (a hwgen command wrote it)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return f.readline().startswith(IMPORT_MARK)
+            return f.readline().startswith(mark)
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def _is_import(path: Path) -> bool:
+    """Whether ``path`` is a spec ``hwgen import`` wrote."""
+    return _written_by(path, IMPORT_MARK)
+
+
+def _spec_output(given: str, option: str, mark: str) -> tuple[Path, Path]:
+    """The TOML and NPZ a command writing a spec (``-o``) may replace: new files, or files
+    whose spec starts with ``mark``; checked before any work."""
+    toml_out = Path(given)
+    if toml_out.suffix.lower() != ".toml":
+        raise UsageError(f"{option} {given}: expected a .toml file name (the NPZ goes beside "
+                         f"it)")
+    npz_out = toml_out.with_suffix(".npz")
+    check_output_file(str(toml_out), option, lambda path: _written_by(path, mark))
+    # the NPZ beside the spec is hwgen's if the spec is: the command wrote both
+    check_output_file(str(npz_out), f"{option} (its NPZ)",
+                      lambda path: _written_by(toml_out, mark) and toml_out.exists())
+    return toml_out, npz_out
+
+
+def _write_spec(network: Network, toml_out: Path, header: str) -> None:
+    """Write ``network`` as ``toml_out`` and its NPZ, both at once (staged beside them, then
+    renamed): never half a spec. A test split not beside ``toml_out`` is dropped, with a
+    note."""
+    from .spec import save
+
+    dataset = network.dataset
+    if dataset is not None and dataset.parent.resolve() != toml_out.parent.resolve():
+        network = dataclasses.replace(network, dataset=None)
+        print(f"note: the test split {dataset} is not beside {toml_out}; the spec names none")
+    with tempfile.TemporaryDirectory(prefix=".hwgen-partial-", dir=toml_out.parent) as tmp:
+        staged = Path(tmp) / toml_out.name
+        save(network, staged, header=header)
+        os.replace(staged.with_suffix(".npz"), toml_out.with_suffix(".npz"))
+        os.replace(staged, toml_out)
+    print(f"wrote {toml_out} and {toml_out.with_suffix('.npz')}")
 
 
 def cmd_import(args) -> int:
     """``hwgen import``: a QONNX/ONNX model → spec TOML + NPZ (docs/import.md)."""
     from .importers.qonnx import FloatOptions, InputFormat, import_onnx, input_codes, verify
-    from .spec import save
 
     if Path(args.model).suffix.lower() != ".onnx":
         raise UsageError(f"MODEL {args.model}: expected an .onnx file")
@@ -298,15 +374,8 @@ def cmd_import(args) -> int:
         fmt = InputFormat(args.input_bits, args.input_signed, args.input_scale)
     elif args.input_signed or args.input_scale != 1.0:
         raise UsageError("--input-signed and --input-scale need --input-bits")
-    toml_out = Path(args.output) if args.output else Path(args.model).with_suffix(".toml")
-    if toml_out.suffix.lower() != ".toml":
-        raise UsageError(f"-o {args.output}: expected a .toml file name (the NPZ goes beside "
-                         f"it)")
-    npz_out = toml_out.with_suffix(".npz")
-    check_output_file(str(toml_out), "-o", _is_import)
-    # the NPZ beside the spec is hwgen's if the spec is: an import wrote both
-    check_output_file(str(npz_out), "-o (its NPZ)",
-                      lambda p: _is_import(toml_out) and toml_out.exists())
+    toml_out, _ = _spec_output(args.output or str(Path(args.model).with_suffix(".toml")),
+                               "-o", IMPORT_MARK)
     options = calibration = labels = None
     if (args.bits is None) != (args.calibration is None):
         raise UsageError("--bits and --calibration go together (post-training quantization of "
@@ -351,17 +420,8 @@ def cmd_import(args) -> int:
             print("import not exact on these inputs (docs/import.md, \"Exactness\"); no spec "
                   "written", file=sys.stderr)
             return 1
-    dataset = network.dataset
-    if dataset is not None and dataset.parent.resolve() != toml_out.parent.resolve():
-        network = dataclasses.replace(network, dataset=None)
-        print(f"note: the test split {dataset} is not beside {toml_out}; the spec names none")
-    with tempfile.TemporaryDirectory(prefix=".hwgen-partial-", dir=toml_out.parent) as tmp:
-        staged = Path(tmp) / toml_out.name
-        save(network, staged, header=f"{IMPORT_MARK[2:]} from {args.model}; hwgen import "
-             f"replaces this file and its NPZ.")
-        os.replace(staged.with_suffix(".npz"), npz_out)
-        os.replace(staged, toml_out)
-    print(f"wrote {toml_out} and {npz_out}")
+    _write_spec(network, toml_out, header=f"{IMPORT_MARK[2:]} from {args.model}; hwgen "
+                f"import replaces this file and its NPZ.")
     return 0
 
 
@@ -568,11 +628,12 @@ def cmd_build(args) -> int:
 
     network = _load(args.spec)
     seeds = _seeds(args)
-    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
+    network, extra = _folded_for_build(network, args)
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   seeds=seeds, log=_progress)
+                   seeds=seeds, log=_progress, report_extra=extra)
     _print_report(report, out.shown)
     return 0
 
@@ -720,14 +781,52 @@ def _add_clock_options(p) -> None:
                    "hwgen boards)")
 
 
+def _folded_for_build(network: Network, args) -> tuple[Network, dict]:
+    """The network ``build``/``flow`` build: folded for the board with ``--fold`` (its table
+    printed, its choice recorded in report.json under ``fold``), else as written."""
+    if args.fold is None:
+        return network, {}
+    fps = None if args.fold == "max" else args.fold
+    clock = args.clock_mhz if isinstance(args.clock_mhz, float) else None
+    result = _fold(network, args.board, fps, clock, args.headroom)
+    print()
+    return result.network, {"fold": result.to_json()}
+
+
+def _fold_value(text: str) -> str | float:
+    """``--fold``'s value: ``max`` or a frame rate."""
+    if text == "max":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected max or inferences per second above 0, "
+                                         f"got {text!r}")
+    return value
+
+
+def _add_fold_options(p, build: bool) -> None:
+    if build:
+        p.add_argument("--fold", type=_fold_value, metavar="max|FPS",
+                       help="fold the network for the board first (hwgen fold): max, the "
+                       "fastest that fits; FPS, the least resources for that many "
+                       "inferences/s at --clock-mhz (default the oscillator)")
+    p.add_argument("--headroom", type=_bounded("a fraction", 0, 1, low_open=True),
+                   default=0.9, metavar="H", help="fill at most H of the device's logic and "
+                   "flip-flops (default 0.9; the logic model's error and room to place)")
+
+
 def cmd_flow(args) -> int:
     from .toolchain.synth import build, check_build
 
     network = _load(args.spec)
     seeds = _seeds(args)
-    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
+    network, extra = _folded_for_build(network, args)
+    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     job = prepare_sim(network, args)
     if job.work is not None:
         for folder in (out.path, out.failed.path):
@@ -745,7 +844,7 @@ def cmd_flow(args) -> int:
                   "cycles_per_inference": result.cycles_per_inference,
                   "latency_cycles": result.latency_cycles}
     report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   seeds=seeds, log=_progress, report_extra={"simulation": simulation})
+                   seeds=seeds, log=_progress, report_extra={**extra, "simulation": simulation})
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"
@@ -968,6 +1067,31 @@ def parser() -> argparse.ArgumentParser:
                    "against the device (exit 2 when they do not fit)")
     p.set_defaults(func=cmd_check)
 
+    p = sub.add_parser("fold", help="choose the folding that fits a board",
+                       description="Choose each layer's PE, SIMD, mac mapping and weight "
+                       "memory for BOARD: the most inferences per second that fit (default), "
+                       "or the least resources for --fps. Each way of building each layer is "
+                       "priced (block RAMs, SPRAMs and DSPs exactly, logic by the fitted "
+                       "model, width converters between layers included) and an integer "
+                       "program picks one per layer (docs/fold.md). Prints one table: "
+                       "folding, cycles, the bottleneck, resources against the device and "
+                       "the resource that stops a faster fold; exit 2 when nothing fits.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--board", required=True, metavar="BOARD")
+    goal = p.add_mutually_exclusive_group()
+    goal.add_argument("--max", action="store_true", help="the fastest folding that fits "
+                      "(the default)")
+    goal.add_argument("--fps", type=_bounded("inferences per second", 0, 1e12, low_open=True),
+                      metavar="F", help="the least resources for F inferences per second")
+    p.add_argument("--clock-mhz", type=_bounded("a frequency in MHz", 0, 1000, low_open=True),
+                   metavar="C", help="the clock --fps counts at and the table reports "
+                   "(default the board's oscillator)")
+    _add_fold_options(p, build=False)
+    p.add_argument("-o", "--output", metavar="FOLDED.toml", help="write the folded spec "
+                   "(and its NPZ beside it; replaces only files hwgen fold wrote)")
+    p.add_argument("--json", action="store_true", help="also print the choice as JSON")
+    p.set_defaults(func=cmd_fold)
+
     p = sub.add_parser("import", help="read a QONNX/ONNX model into a spec",
                        description="Read a trained QONNX/ONNX model (Brevitas, FINN, hls4ml "
                        "exports) into an hwgen spec, exact in integers (docs/import.md), print "
@@ -1033,6 +1157,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, metavar="BOARD", help=f"one of: {boards}")
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_clock_options(p)
+    _add_fold_options(p, build=True)
     p.add_argument("--seed", type=_PNR_SEED, metavar="S", dest="pnr_seed",
                    help=f"place once, with nextpnr seed S (1 to {MAX_PNR_SEED}), instead of "
                    f"--seeds: reproduces a report's nextpnr_seed")
@@ -1077,6 +1202,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-<board>")
     _add_sim_options(p)
     _add_clock_options(p)
+    _add_fold_options(p, build=True)
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("run", help="run inferences on a board over its UART",

@@ -36,7 +36,8 @@ from .spec import Network
 
 __all__ = ["MemoryUse", "Placement", "ResourceUse", "RamKind", "memories", "map_memory",
            "board_top", "estimate", "estimate_logic", "logic_features", "memory_features",
-           "predict_cells", "predict_total", "owner_of", "format_resources", "BOARD_CORE",
+           "predict_cells", "predict_row", "predict_total", "unit_use", "owner_of", "links_row",
+           "format_resources", "BOARD_CORE",
            "RAM_KINDS", "RESOURCE_NAMES"]
 
 #: The part of a build that is not a layer: the board top's protocol core and UART.
@@ -154,6 +155,11 @@ def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[Memory
     """Every memory of the board top ``hwgen build`` would synthesize for ``network`` on board
     ``info`` as ``net_plan`` plans it, and the counted primitives (:data:`PRIMITIVES`) by
     hierarchy: ``{(where, resource key): count}``."""
+    return _memories_of(board_top(network, info, net_plan), info.platform())
+
+
+def _memories_of(top, platform) -> tuple[list[MemoryUse], Counter]:
+    """:func:`memories` of any elaboratable ``top``, hierarchy from ``top`` down."""
     import warnings
 
     from amaranth.hdl import Fragment, Instance, Shape
@@ -181,11 +187,37 @@ def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[Memory
         for sub, name, _ in fragment.subfragments:
             walk(sub, (*path, str(name)))
 
-    top = board_top(network, info, net_plan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        walk(Fragment.get(top, info.platform()), ())
+        walk(Fragment.get(top, platform), ())
     return found, primitives
+
+
+def _charge(row: Counter, mem: MemoryUse, placed: Placement) -> None:
+    """Count ``mem``, placed as ``placed``, in ``row``: block RAMs, LUT RAM cells, or bits in
+    logic (also as ``logic_rom_bits``/``logic_ram_bits``, the logic model's features)."""
+    key = {"bram": "bram", "lutram": "lutram", "logic": "logic_bits"}[placed.kind]
+    row[key] += placed.count
+    if placed.kind == "logic":
+        row["logic_rom_bits" if mem.rom else "logic_ram_bits"] += placed.count
+
+
+def unit_use(layer, lp, info) -> Counter:
+    """What :func:`estimate` charges to one layer's row, for its unit alone built as ``lp``
+    on board ``info``: block RAMs, SPRAMs, DSPs, LUT RAM cells and memory bits in logic (the
+    FIFOs and converters in front of it not included). What ``hwgen fold`` prices each way
+    of building a layer with."""
+    from .rtl.network import component
+
+    found, primitives = _memories_of(component(layer, lp), info.platform())
+    row: Counter = Counter()
+    for mem in found:
+        _charge(row, mem, map_memory(mem, info.family))
+    for (_, key), count in primitives.items():
+        row[key] += count
+    if lp.dsps:
+        row["dsp"] += layer_dsps(layer, lp.in_type, lp.pe, lp.simd, DSP_OPERAND_BITS[info.family])
+    return row
 
 
 @dataclass
@@ -224,10 +256,10 @@ class ResourceUse:
         }
 
 
-def owner_of(where: str, layers: list[str]) -> str:
+def owner_of(where: str, layers: list[str], links: bool = False) -> str:
     """The row a memory or cell at hierarchy ``where`` belongs to: the network unit it is in, or
-    the layer a network-level FIFO/converter named ``<layer>_…`` feeds; else the board
-    core."""
+    the layer a network-level FIFO/converter named ``<layer>_…`` feeds (with ``links``, that
+    layer's :func:`links_row`); else the board core."""
     parts = where.split(".")
     if "network" not in parts:
         return BOARD_CORE
@@ -236,8 +268,15 @@ def owner_of(where: str, layers: list[str]) -> str:
         return unit
     for name in sorted(layers, key=len, reverse=True):
         if unit.startswith(f"{name}_"):
-            return name
+            link = unit[len(name) + 1:].startswith(("fifo", "converter"))
+            return links_row(name) if links and link else name
     return BOARD_CORE
+
+
+def links_row(layer: str) -> str:
+    """The logic model's row for the width converters and FIFOs in front of ``layer`` (their
+    cells are measured apart from the layer's own)."""
+    return f"{layer} links"
 
 
 def estimate_logic(network: Network, net_plan: NetworkPlan, use: ResourceUse
@@ -249,7 +288,7 @@ def estimate_logic(network: Network, net_plan: NetworkPlan, use: ResourceUse
     features = logic_features(network, net_plan)
     for name, row in memory_features(use).items():
         for key, value in row.items():
-            features[name][key] = features[name].get(key, 0.0) + value
+            features.setdefault(name, {})[key] = features.get(name, {}).get(key, 0.0) + value
     logic = predict_total(features, use.family, model)
     key = "lut4" if use.family == "ecp5" else "lcs"
     error = (model or {}).get("families", {}).get(use.family, {}).get(
@@ -269,10 +308,7 @@ def estimate(network: Network, info, net_plan: NetworkPlan) -> ResourceUse:
         placed = map_memory(mem, info.family)
         owner = owner_of(mem.where, names)
         use.memories.append((owner, mem, placed))
-        key = {"bram": "bram", "lutram": "lutram", "logic": "logic_bits"}[placed.kind]
-        use.rows[owner][key] += placed.count
-        if placed.kind == "logic":
-            use.rows[owner]["logic_rom_bits" if mem.rom else "logic_ram_bits"] += placed.count
+        _charge(use.rows[owner], mem, placed)
     for (where, key), count in primitives.items():
         use.rows[owner_of(where, names)][key] += count
     for layer, lp in zip(network.layers, net_plan.layers, strict=True):
@@ -298,24 +334,36 @@ def logic_features(network: Network, net_plan: NetworkPlan) -> dict[str, dict[st
     for conv in net_plan.converters:
         lp = by_name[conv.before]
         bits = (lp.in_types or (lp.in_type,))[conv.port].bits
-        row = rows[conv.before]
+        row = rows.setdefault(links_row(conv.before), {})
         row["converter"] = row.get("converter", 0.0) + 1.0
         row["converter_bits"] = row.get("converter_bits", 0.0) + conv.capacity * bits
     for (before, port), depth in net_plan.fifos.items():  # logic, whatever memory holds them
         lp = by_name[before]
         bits = (lp.in_types or (lp.in_type,))[port].bits * lp.in_lanes
-        rows[before]["fifo_bits"] = rows[before].get("fifo_bits", 0.0) + depth * bits
+        row = rows.setdefault(links_row(before), {})
+        row["fifo"] = row.get("fifo", 0.0) + 1.0
+        row["fifo_bits"] = row.get("fifo_bits", 0.0) + depth * bits
     scores = net_plan.layers[-2].out_type if len(net_plan.layers) > 1 else net_plan.input_type
     rows[BOARD_CORE] = {"core": 1.0, "core_scores": float(scores.size * scores.bits)}
     return rows
 
 
 def memory_features(use: ResourceUse) -> dict[str, dict[str, float]]:
-    """Per row, the logic its memories take outside block RAM: ROM and RAM bits left to
-    soft logic, and distributed RAM cells (with their write and read logic)."""
-    return {name: {k: float(row[k]) for k in ("logic_rom_bits", "logic_ram_bits", "lutram")
-                   if row[k]}
-            for name, row in use.rows.items()}
+    """Per logic-model row (layers, their :func:`links_row`, board core), the logic its
+    memories take outside block RAM: ROM and RAM bits left to soft logic, and distributed
+    RAM cells (with their write and read logic)."""
+    names = [name for name in use.rows if name != BOARD_CORE]
+    rows: dict[str, dict[str, float]] = {}
+    for _, mem, placed in use.memories:
+        if placed.kind == "logic":
+            key = "logic_rom_bits" if mem.rom else "logic_ram_bits"
+        elif placed.kind == "lutram":
+            key = "lutram"
+        else:
+            continue
+        row = rows.setdefault(owner_of(mem.where, names, links=True), {})
+        row[key] = row.get(key, 0.0) + placed.count
+    return rows
 
 
 def load_logic_model(path: Path = LOGIC_MODEL) -> dict | None:
@@ -339,23 +387,32 @@ def predict_cells(features: dict[str, dict[str, float]], family: str,
             for name, row in features.items()}
 
 
+def predict_row(row: dict[str, float], family: str, model: dict | None = None
+                ) -> dict[str, float]:
+    """One row's share of :func:`predict_total` (the model is linear, so rows add up):
+    logic cells after packing (``lcs`` or ``lut4``) and flip-flops; ``{}`` without a
+    model."""
+    model = load_logic_model() if model is None else model
+    cells = predict_cells({"row": row}, family, model).get("row")
+    if cells is None:
+        return {}
+    cells["lutram"] = cells.get("lutram", 0.0) + row.get("lutram", 0.0)
+    packing = model["families"][family]["packing"]
+    return {key: sum(c * cells.get(kind, 0.0) for kind, c in coefficients.items())
+            for key, coefficients in packing.items()}
+
+
 def predict_total(features: dict[str, dict[str, float]], family: str,
                   model: dict | None = None) -> dict[str, float]:
     """The whole build's logic cells after nextpnr's packing (``lcs`` on iCE40, ``lut4`` on
     ECP5) and flip-flops: the rows' predicted cells summed, the ECP5's distributed RAM
     cells added (exact, from the memory placement), through the fitted packing."""
     model = load_logic_model() if model is None else model
-    rows = predict_cells(features, family, model)
-    if not rows:
-        return {}
     totals: dict[str, float] = {}
-    for name, row in rows.items():
-        for kind, value in row.items():
-            totals[kind] = totals.get(kind, 0.0) + value
-        totals["lutram"] = totals.get("lutram", 0.0) + features[name].get("lutram", 0.0)
-    packing = model["families"][family]["packing"]
-    return {key: sum(c * totals.get(kind, 0.0) for kind, c in coefficients.items())
-            for key, coefficients in packing.items()}
+    for row in features.values():
+        for key, value in predict_row(row, family, model).items():
+            totals[key] = totals.get(key, 0.0) + value
+    return totals
 
 
 def format_resources(use: ResourceUse, board_name: str, device: str,

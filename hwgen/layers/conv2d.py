@@ -13,7 +13,7 @@ from ..errors import Where
 from ..numeric import TensorType
 from .base import LayerPlan
 from .tables import require_positive
-from .weighted import Requantize, WeightedLayer, default_simd
+from .weighted import Requantize, WeightedLayer, default_simd, divisors
 from .window import Window, check_kernel_size
 
 __all__ = ["Conv2d"]
@@ -114,6 +114,9 @@ class Conv2d(Window, WeightedLayer):
 
     def folding(self, x: TensorType) -> tuple[int, int]:
         return self.pe or 1, self.simd or default_simd(x.shape[-1])
+
+    def simd_options(self, x: TensorType) -> list[int | None]:
+        return divisors(x.shape[-1])
 
     def lanes_wanted(self, inputs: Sequence[TensorType], upstream: int) -> int:
         return self.folding(inputs[0])[1]

@@ -12,7 +12,7 @@ from ..errors import Where
 from ..numeric import TensorType
 from .base import LayerPlan
 from .tables import require_positive
-from .weighted import Requantize, WeightedLayer, default_simd
+from .weighted import Requantize, WeightedLayer, default_simd, divisors
 
 __all__ = ["Dense"]
 
@@ -88,6 +88,9 @@ class Dense(WeightedLayer):
 
     def folding(self, x: TensorType) -> tuple[int, int]:
         return self.pe or 1, self.simd or default_simd(self.in_features)
+
+    def simd_options(self, x: TensorType) -> list[int | None]:
+        return divisors(self.in_features)
 
     def lanes_wanted(self, inputs: Sequence[TensorType], upstream: int) -> int:
         return self.folding(inputs[0])[1]

@@ -121,6 +121,9 @@ class DepthwiseConv2d(Window, WeightedLayer):
     def folding(self, x: TensorType) -> tuple[int, int]:
         return self.pe or 1, 1
 
+    def simd_options(self, x: TensorType) -> list[int | None]:
+        return [None]
+
     def lanes_wanted(self, inputs: Sequence[TensorType], upstream: int) -> int:
         return self.pe or 1
 

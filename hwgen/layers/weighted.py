@@ -8,7 +8,8 @@ Thresholds are shared with the add layer. NumPy only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -33,7 +34,7 @@ __all__ = ["Requantize", "REQUANTIZE_PRODUCT_BITS", "MAX_SHIFT", "WeightedLayer"
            "dsp_product_problem", "dsp_operand_problem", "dsp_packing", "packed_operand_bits",
            "layer_dsp_pack", "threshold_bits", "check_thresholds", "thresholds_from_toml",
            "quantize_thresholds", "requantize", "mac_kind", "lut_mac_cost", "requantize_factors",
-           "output_steps", "layer_dsps", "default_simd", "DEFAULT_MAX_SIMD"]
+           "output_steps", "layer_dsps", "default_simd", "divisors", "DEFAULT_MAX_SIMD"]
 
 #: Signed bits that every reachable ``acc·multiplier + rounding`` of a requantize fits in.
 REQUANTIZE_PRODUCT_BITS = 48
@@ -296,6 +297,12 @@ def layer_dsps(layer: WeightedLayer, x: TensorType, pe: int, simd: int,
         fbits = signed_bits(requantize_factors(layer, x).tolist())
         count += pe * -(-qbits // operand_bits) * -(-fbits // operand_bits)
     return count
+
+
+def divisors(n: int) -> list[int]:
+    """The positive divisors of ``n``, ascending."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
 
 
 def default_simd(in_features: int) -> int:
@@ -618,6 +625,23 @@ class WeightedLayer(Layer):
     def folding(self, x: TensorType) -> tuple[int, int]:
         """(PE, SIMD) with the defaults resolved."""
         raise NotImplementedError
+
+    def simd_options(self, x: TensorType) -> list[int | None]:
+        """The SIMD values the kind allows (``[None]`` for a kind without SIMD)."""
+        raise NotImplementedError
+
+    def fold_options(self, inputs: Sequence[TensorType], *, dsps: bool,
+                     spram: bool) -> list[dict]:
+        """Every PE dividing its output channels × every SIMD of :meth:`simd_options`; its
+        multi-bit products in logic or (``dsps``) on DSPs; its weights in ROM or
+        (``spram``) SPRAM."""
+        x = inputs[0]
+        products = self.weight_bits > 1 and not x.binary  # multi-bit: logic or DSPs
+        macs = (["lut", "dsp"] if dsps else ["lut"]) if products else ["auto"]
+        memories = ["rom", "spram"] if spram else ["rom"]
+        return [{"pe": pe, "simd": simd, "mac": mac, "weight_memory": memory}
+                for pe in divisors(self.out_features) for simd in self.simd_options(x)
+                for mac in macs for memory in memories]
 
     def held(self, lp: LayerPlan) -> int:
         """Its two buffered input vectors (a window of every channel where channels do not
