@@ -277,7 +277,8 @@ def cmd_fold(args) -> int:
     with ``-o``."""
     network = _load(args.spec)
     toml_out = _spec_output(args.output, "-o", FOLD_MARK)[0] if args.output else None
-    result = _fold(network, args.board, args.fps, args.clock_mhz, args.headroom)
+    result = _fold(network, args.board, args.fps, args.clock_mhz, args.headroom,
+                   quiet=args.json)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     if toml_out is not None:
@@ -290,18 +291,18 @@ def cmd_fold(args) -> int:
 
 def _fold(network: Network, board_name: str, fps: float | None, clock_mhz: float | None,
           headroom: float, quiet: bool = False):
-    """:func:`hwgen.fold.fold` with its table printed (and its search's progress on
-    stderr)."""
+    """:func:`hwgen.fold.fold` with its search's progress and its table printed."""
     from .fold import fold, format_fold
     from .toolchain.boards import board
 
     board(board_name)  # an unknown board: its one error line before any work
-    print(f"folding {network.name} for {board_name}: pricing each layer's ways and solving "
-          "for the fastest that fits ..." if fps is None else
-          f"folding {network.name} for {board_name}: the least resources for {fps:g} "
-          "inferences/s ...", file=sys.stderr)
+    say = (lambda line: None) if quiet else _progress
+    say(f"folding {network.name} for {board_name}: pricing each layer's ways and solving for "
+        "the fastest that fits ..." if fps is None else
+        f"folding {network.name} for {board_name}: the least resources for {fps:g} "
+        "inferences/s ...")
     result = fold(network, board_name, fps=fps, clock_mhz=clock_mhz, headroom=headroom,
-                  log=lambda line: print(line, file=sys.stderr))
+                  log=say)
     if not quiet:
         print(format_fold(result, clock_mhz))
     return result
@@ -1089,7 +1090,8 @@ def parser() -> argparse.ArgumentParser:
     _add_fold_options(p, build=False)
     p.add_argument("-o", "--output", metavar="FOLDED.toml", help="write the folded spec "
                    "(and its NPZ beside it; replaces only files hwgen fold wrote)")
-    p.add_argument("--json", action="store_true", help="also print the choice as JSON")
+    p.add_argument("--json", action="store_true", help="print the choice as JSON instead of "
+                   "the table")
     p.set_defaults(func=cmd_fold)
 
     p = sub.add_parser("import", help="read a QONNX/ONNX model into a spec",

@@ -124,7 +124,7 @@ def test_sim_inputs_out_of_range(mini_spec, tmp_path, capsys):
     assert "x.npy" in err and "300" in err
 
 
-@pytest.mark.parametrize("command", ["check", "generate", "sim", "build", "flow"])
+@pytest.mark.parametrize("command", ["check", "fold", "generate", "sim", "build", "flow"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -874,3 +874,37 @@ def test_import_quantizes_a_float_model_and_prints_both_accuracies(tmp_path, cap
     assert "--bits and --calibration go together" in error_line(capsys)
     assert main(["import", str(model), "--act-bits", "4"]) == 2
     assert "need --bits and --calibration" in error_line(capsys)
+
+
+def test_fold_writes_a_spec_it_may_replace_and_no_one_elses(mini_spec, tmp_path, capsys):
+    out = tmp_path / "folded.toml"
+    assert main(["fold", str(mini_spec), "--board", "icebreaker", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "mini folded for icebreaker" in text and "bottleneck:" in text
+    folded = spec.load(out)
+    assert out.read_text().startswith("# Written by hwgen fold")
+    assert [layer.name for layer in folded.layers] == ["fc0", "fc1", "argmax"]
+    assert folded.layers[0].pe * folded.layers[0].simd > 2 * 4  # faster than written
+    assert main(["fold", str(mini_spec), "--board", "icebreaker", "-o", str(out),
+                 "--fps", "1000"]) == 0  # its own file: replaced
+    assert "(1000 inferences/s" in out.read_text().splitlines()[0]
+    theirs = tmp_path / "theirs.toml"
+    theirs.write_text("name = 'x'\n")
+    assert main(["fold", str(mini_spec), "--board", "icebreaker", "-o", str(theirs)]) == 2
+    assert "was not written by hwgen" in error_line(capsys)
+    assert theirs.read_text() == "name = 'x'\n"
+
+
+def test_fold_json_is_the_choice(mini_spec, capsys):
+    assert main(["fold", str(mini_spec), "--board", "ulx3s-85f", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["board"] == "ulx3s-85f" and doc["bottleneck"] in ("fc0", "fc1", "argmax")
+    assert [row["name"] for row in doc["layers"]] == ["fc0", "fc1", "argmax"]
+    assert doc["use"]["bram"] <= doc["available"]["bram"]
+
+
+def test_fold_that_cannot_fit_is_one_line_exit_2(mini_spec, capsys):
+    assert main(["fold", str(mini_spec), "--board", "icebreaker", "--headroom", "0.01"]) == 2
+    err = error_line(capsys)
+    assert err.startswith("hwgen: error: mini does not fit icebreaker (iCE40UP5K) at any "
+                          "folding") and err.endswith("bind)")
