@@ -10,12 +10,14 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import golden
+from .executor import default_jobs
 from .outdir import OutputDir, OutputError, check_output_file, write_file
 from .plan import format_table, plan
 from .spec import Network, SpecError, load_npz
@@ -287,6 +289,48 @@ def cmd_fold(args) -> int:
             f"{FOLD_MARK[2:]} from {args.spec} for {args.board} ({how}, headroom "
             f"{args.headroom:g}); hwgen fold replaces this file and its NPZ."))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    """``hwgen sweep``: boards × foldings × seeds built on the executor (docs/sweep.md)."""
+    from .executor import run_all
+    from .sweep import Point, pareto, plot_pareto, run_point, write_table
+    from .toolchain.boards import board
+
+    network = _load(args.spec)
+    boards = args.board
+    for name in boards:
+        board(name)  # an unknown board: one line before any work
+    out = _output_dir(args, network, kind="sweep", default=f"build/{network.name}-sweep")
+    started = time.monotonic()
+    with out.staged() as tmp:
+        points = [Point(os.path.abspath(args.spec), b, f, seed, str(tmp / "points"))
+                  for b in boards for f in args.fold for seed in args.seeds]
+        where = f"Ray ({args.ray})" if args.ray else f"{args.jobs or default_jobs()} workers"
+        print(f"sweep of {network.name}: {len(points)} builds on {where}", flush=True)
+        rows = run_all(run_point, points, jobs=args.jobs, ray=args.ray)
+        pareto(rows)
+        meta = {"spec": args.spec, "network": network.name, "boards": boards,
+                "folds": [str(f) for f in args.fold], "seeds": args.seeds,
+                "executor": {"ray": args.ray} if args.ray else {"jobs": args.jobs
+                                                                 or default_jobs()},
+                "seconds": round(time.monotonic() - started, 1)}
+        files = [*write_table(rows, tmp, meta)]
+        plotted = plot_pareto(rows, tmp / "pareto.png", f"{network.name}: hwgen sweep")
+        out.commit()
+    for row in rows:
+        if row.get("built"):
+            print(f"  {row['label']:40s} {row['logic']:>7,} logic  {row['fmax_mhz']:>7} MHz  "
+                  f"{row['cycles_per_inference']:>9,} cycles  "
+                  f"{row['inferences_per_second_at_fmax']:>12,.1f} inferences/s"
+                  + ("  pareto" if row["pareto"] else ""))
+        else:
+            print(f"  {row['label']:40s} not built: {row['error']}")
+    names = [f.name for f in files] + (["pareto.png"] if plotted else [])
+    print(f"wrote {', '.join(str(out.shown / n) for n in names)} in "
+          f"{meta['seconds']:,.0f} s" + ("" if plotted else
+                                          " (no pareto.png: pip install 'hwgen[plot]')"))
+    return 0 if any(r.get("built") for r in rows) else 1
 
 
 def _fold(network: Network, board_name: str, fps: float | None, clock_mhz: float | None,
@@ -808,6 +852,19 @@ def _fold_value(text: str) -> str | float:
     return value
 
 
+def _sweep_folds(text: str) -> list[str | float]:
+    """``--fold`` of a sweep: hand, max or frame rates, comma-separated."""
+    folds: list[str | float] = []
+    for item in text.split(","):
+        folds.append(item if item == "hand" else _fold_value(item))
+    return folds
+
+
+def _sweep_seeds(text: str) -> list[int]:
+    """``--seeds`` of a sweep: nextpnr seeds, comma-separated."""
+    return [_PNR_SEED(item) for item in text.split(",")]
+
+
 def _add_fold_options(p, build: bool) -> None:
     if build:
         p.add_argument("--fold", type=_fold_value, metavar="max|FPS",
@@ -1093,6 +1150,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the choice as JSON instead of "
                    "the table")
     p.set_defaults(func=cmd_fold)
+
+    p = sub.add_parser("sweep", help="many builds of one spec, one table, a Pareto plot",
+                       description="Build SPEC for every board × folding × nextpnr seed "
+                       "(each at the board's oscillator, one seed), on a local process pool "
+                       "or a Ray cluster, and write sweep.json, sweep.csv and pareto.png "
+                       "(inferences/s at fmax against logic; needs matplotlib) in the "
+                       "output folder (docs/sweep.md).")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--board", required=True, action="append", metavar="BOARD",
+                   help="a board (repeat for several)")
+    p.add_argument("--fold", type=_sweep_folds, default=["hand", "max"], metavar="LIST",
+                   help="comma-separated foldings: hand (as written), max, or inferences/s "
+                   "(default hand,max)")
+    p.add_argument("--seeds", type=_sweep_seeds, default=[1], metavar="LIST",
+                   help="comma-separated nextpnr seeds (default 1)")
+    p.add_argument("--jobs", type=_bounded("a number of workers", 1, 1024, integer=True),
+                   metavar="N", help="local worker processes (default: the CPUs)")
+    p.add_argument("--ray", metavar="local|auto|ADDRESS", help="run the builds as Ray tasks: "
+                   "local (a new cluster on this machine), auto (the cluster this machine "
+                   "belongs to) or a cluster address; needs pip install 'hwgen[scale]'")
+    p.add_argument("-o", "--output", metavar="DIR", help="default build/<network>-sweep")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("import", help="read a QONNX/ONNX model into a spec",
                        description="Read a trained QONNX/ONNX model (Brevitas, FINN, hls4ml "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from hwgen.spec import (
     Input,
     Network,
     Requantize,
+    save,
 )
 
 
@@ -278,3 +280,18 @@ class RegisteredReads:
     at most 4 words, so every folded weight memory deeper than that is split."""
 
     hwgen_block_ram = BlockRam("tiny", ((4, 64), (2, 128)))
+
+
+def save_mini_spec(folder: Path) -> Path:
+    """A three-layer binary MLP with argmax, saved as ``folder``/mini.toml + NPZ, with a
+    labelled test split."""
+    rng = np.random.default_rng(7)
+    net, x = chain(rng, Input((16,), 8, lanes=4), [
+        dict(out=8, weight_bits=1, out_bits=1, pe=2, simd=4),
+        dict(out=4, weight_bits=16, out_bits=None, pe=1, simd=8, bias=True)],
+        count=6, argmax=True, name="mini")
+    path = folder / "mini.toml"
+    np.savez(folder / "mini.test.npz", x=x, y=np.arange(len(x)) % 4)
+    net.dataset = folder / "mini.test.npz"
+    save(net, path)
+    return path

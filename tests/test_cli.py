@@ -14,22 +14,12 @@ import hwgen_sim.runner as runner
 from hwgen import spec
 from hwgen.cli import main
 from hwgen.spec import Input
-from tests.helpers import chain, error_line
+from tests.helpers import chain, error_line, save_mini_spec
 
 
 @pytest.fixture
 def mini_spec(tmp_path) -> Path:
-    """A three-layer binary MLP with argmax, saved as TOML + NPZ, with a labelled test split."""
-    rng = np.random.default_rng(7)
-    net, x = chain(rng, Input((16,), 8, lanes=4), [
-        dict(out=8, weight_bits=1, out_bits=1, pe=2, simd=4),
-        dict(out=4, weight_bits=16, out_bits=None, pe=1, simd=8, bias=True)],
-        count=6, argmax=True, name="mini")
-    path = tmp_path / "mini.toml"
-    np.savez(tmp_path / "mini.test.npz", x=x, y=np.arange(len(x)) % 4)
-    net.dataset = tmp_path / "mini.test.npz"
-    spec.save(net, path)
-    return path
+    return save_mini_spec(tmp_path)
 
 
 

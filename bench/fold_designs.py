@@ -1,0 +1,114 @@
+"""Hand folding against ``hwgen fold`` on every reference design and both boards.
+
+For each design in designs/ and each of the iCEBreaker (UP5K) and the ULX3S-85F this builds
+the design as shipped (its hand folding) and as ``hwgen fold --max`` folds it (``hwgen build
+--fold max``), each at the board's oscillator with one nextpnr seed (fit and fmax are
+measured, not the clock), and records per build: LCs or LUT4s, flip-flops, block RAMs,
+SPRAMs, DSPs, fmax, cycles and inferences per second at fmax, the fraction of the device
+bound it reaches (bench/conv_designs.py: the capacity bound and the first, ports-only one),
+and for the fold its predicted logic and flip-flops next to the placed ones and its own
+wall time. A design that does not fit is recorded with the message (for the fold: the
+resource that binds). Jobs run on hwgen's executor (a process pool, ``--jobs``).
+
+Usage::
+
+    python bench/fold_designs.py [--out bench/results/fold_designs.json] [--jobs 2]
+        [--only DESIGN ...] [--boards icebreaker,ulx3s-85f] [--keep build/fold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from conv_designs import bounds  # noqa: E402
+
+import hwgen  # noqa: E402
+from hwgen.executor import run_all  # noqa: E402
+from hwgen.fold import FoldError, fold  # noqa: E402
+from hwgen.toolchain.boards import BoardError  # noqa: E402
+from hwgen.toolchain.synth import build  # noqa: E402
+from hwgen.toolchain.tools import ToolError  # noqa: E402
+
+BOARDS = ("icebreaker", "ulx3s-85f")
+
+
+def designs() -> list[Path]:
+    return sorted((ROOT / "designs").glob("*.toml")) + sorted((ROOT / "designs").glob("*.onnx"))
+
+
+def run_case(job: tuple[str, str, str, str]) -> dict:
+    """One design (path) on one board, ``hand`` or ``fold``, built under ``keep``."""
+    path, board_name, variant, keep = job
+    network = hwgen.load(path)
+    record = {"design": Path(path).name, "board": board_name, "variant": variant}
+    started = time.monotonic()
+    try:
+        if variant == "fold":
+            result = fold(network, board_name)
+            network = result.network
+            record.update(fold_seconds=round(time.monotonic() - started, 1),
+                          predicted={k: round(v, 1) for k, v in result.use.items()},
+                          folding={lp.name: [lp.pe, lp.simd] for lp in result.plan.layers
+                                   if lp.pe},
+                          bottleneck=result.bottleneck, binding=result.binding)
+        record.update(bounds(network, board_name))
+        out = Path(keep) / f"{network.name}-{board_name}-{variant}"
+        report = build(network, board_name, out, clock_mhz="osc", seeds=(1,))
+    except (FoldError, BoardError, ToolError) as exc:
+        lines = str(exc).splitlines() or [repr(exc)]
+        record.update(built=False, error=next((x for x in lines if "ERROR" in x), lines[0]),
+                      seconds=round(time.monotonic() - started, 1))
+        print(f"{record['design']:22s} {board_name:11s} {variant:4s} not built: "
+              f"{record['error']}", flush=True)
+        return record
+    fmax = report["fmax_mhz"]
+    key = "lut4" if report.get("lut4") else "lcs"
+    record.update(
+        built=True, logic=report[key]["used"], logic_available=report[key]["available"],
+        ffs=(report.get("ffs") or {}).get("used"), bram=(report.get("bram") or {}).get("used"),
+        spram=(report.get("spram") or {}).get("used"), dsp=(report.get("dsp") or {}).get("used"),
+        fmax_mhz=fmax, inferences_per_second_at_fmax=report["inferences_per_second_at_fmax"],
+        achieved_fraction=(round(record["bound_cycles"] / record["cycles_per_inference"], 4)
+                           if record["bound_cycles"] else None),
+        seconds=round(time.monotonic() - started, 1))
+    if variant == "fold":
+        record["logic_error_percent"] = round(
+            100 * (record["predicted"]["logic"] - record["logic"]) / record["logic"], 1)
+    print(f"{record['design']:22s} {board_name:11s} {variant:4s} {record['logic']:>6} logic "
+          f"{record['cycles_per_inference']:>8} cycles {fmax} MHz "
+          f"{record['inferences_per_second_at_fmax']:>10} inf/s", flush=True)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/fold_designs.json")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", action="append", help="a design's file name (repeatable)")
+    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--keep", default="build/fold", help="build folder (default build/fold)")
+    args = ap.parse_args(argv)
+    jobs = [(str(path), b, variant, args.keep) for path in designs()
+            if not args.only or path.name in args.only
+            for b in args.boards.split(",") for variant in ("fold", "hand")]
+    started = time.monotonic()
+    records = run_all(run_case, jobs, jobs=args.jobs)
+    result = {"command": "python bench/fold_designs.py " + " ".join(argv or sys.argv[1:]),
+              "jobs": args.jobs, "seconds": round(time.monotonic() - started, 1),
+              "builds": records}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

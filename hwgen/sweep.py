@@ -1,0 +1,137 @@
+"""``hwgen sweep``: many builds of one spec — boards × foldings × nextpnr seeds — run on
+:mod:`hwgen.executor` (a process pool, or Ray), collected in one table (JSON and CSV) with
+a Pareto plot of inferences per second against logic.
+
+Each point builds at the board's oscillator with its one seed, as ``hwgen build --clock-mhz
+osc --seed S`` does (fit and fmax are measured, not a clock), into ``<out>/points/<label>``.
+A folding is ``hand`` (the spec as written), ``max`` (``hwgen fold --max``) or a frame rate
+(``hwgen fold --fps F``). A point that does not fit or fails is a row with its message.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Point", "run_point", "pareto", "write_table", "plot_pareto", "COLUMNS"]
+
+#: The table's columns, in order.
+COLUMNS = ("label", "board", "fold", "seed", "built", "logic", "logic_available", "ffs",
+           "bram", "spram", "dsp", "fmax_mhz", "cycles_per_inference",
+           "inferences_per_second_at_fmax", "pareto", "seconds", "error")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One build of the sweep: the spec (a path, so that a worker loads it), board, folding
+    (``"hand"``, ``"max"`` or inferences per second) and nextpnr seed, built in ``out``."""
+
+    spec: str
+    board: str
+    fold: str | float
+    seed: int
+    out: str
+
+    @property
+    def label(self) -> str:
+        fold = self.fold if isinstance(self.fold, str) else f"{self.fold:g}fps"
+        return f"{self.board}-{fold}-seed{self.seed}"
+
+
+def run_point(point: Point) -> dict:
+    """Fold (unless ``hand``) and build one point; its table row."""
+    from . import load
+    from .fold import fold
+    from .toolchain.boards import BoardError
+    from .toolchain.synth import build
+    from .toolchain.tools import ToolError
+
+    row: dict = {"label": point.label, "board": point.board, "fold": str(point.fold),
+                 "seed": point.seed}
+    started = time.monotonic()
+    try:
+        network = load(point.spec)
+        if point.fold != "hand":
+            fps = None if point.fold == "max" else float(point.fold)
+            network = fold(network, point.board, fps=fps).network
+        report = build(network, point.board, Path(point.out) / point.label, clock_mhz="osc",
+                       seeds=(point.seed,), jobs=1)
+    except (BoardError, ToolError, ValueError) as exc:
+        lines = str(exc).splitlines() or [repr(exc)]
+        row.update(built=False, error=next((x for x in lines if "ERROR" in x), lines[0]),
+                   seconds=round(time.monotonic() - started, 1))
+        return row
+    key = "lut4" if report.get("lut4") else "lcs"
+    row.update(built=True, logic=report[key]["used"], logic_available=report[key]["available"],
+               ffs=(report.get("ffs") or {}).get("used"),
+               bram=(report.get("bram") or {}).get("used"),
+               spram=(report.get("spram") or {}).get("used"),
+               dsp=(report.get("dsp") or {}).get("used"), fmax_mhz=report["fmax_mhz"],
+               cycles_per_inference=report["cycles_per_inference"],
+               inferences_per_second_at_fmax=report["inferences_per_second_at_fmax"],
+               seconds=round(time.monotonic() - started, 1))
+    return row
+
+
+def pareto(rows: list[dict]) -> None:
+    """Mark each built row ``pareto`` when no other built row of its board has at least its
+    inferences/s with less logic, or more inferences/s with as little."""
+    built = [r for r in rows if r.get("built")]
+    for r in rows:
+        r["pareto"] = bool(r.get("built")) and not any(
+            o["board"] == r["board"] and o is not r
+            and o["inferences_per_second_at_fmax"] >= r["inferences_per_second_at_fmax"]
+            and o["logic"] <= r["logic"]
+            and (o["inferences_per_second_at_fmax"] > r["inferences_per_second_at_fmax"]
+                 or o["logic"] < r["logic"])
+            for o in built)
+
+
+def write_table(rows: list[dict], folder: Path, meta: dict) -> tuple[Path, Path]:
+    """``sweep.json`` (``meta`` and the rows) and ``sweep.csv`` (:data:`COLUMNS`) in
+    ``folder``."""
+    json_path, csv_path = folder / "sweep.json", folder / "sweep.csv"
+    json_path.write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return json_path, csv_path
+
+
+def plot_pareto(rows: list[dict], path: Path, title: str) -> bool:
+    """Inferences/s at fmax against the fraction of the device's logic, one colour per
+    board, the Pareto front joined; ``False`` (nothing written) without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for board in sorted({r["board"] for r in rows if r.get("built")}):
+        mine = [r for r in rows if r.get("built") and r["board"] == board]
+        xs = [r["logic"] / r["logic_available"] for r in mine]
+        ys = [r["inferences_per_second_at_fmax"] for r in mine]
+        dots = ax.scatter(xs, ys, label=board, alpha=0.7)
+        front = sorted((r["logic"] / r["logic_available"], r["inferences_per_second_at_fmax"])
+                       for r in mine if r["pareto"])
+        if front:
+            ax.plot(*zip(*front, strict=True), color=dots.get_facecolor()[0], linewidth=1)
+        for r, x, y in zip(mine, xs, ys, strict=True):
+            ax.annotate(str(r["fold"]), (x, y), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xlabel("logic used (fraction of the device)")
+    ax.set_ylabel("inferences/s at fmax")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
