@@ -233,6 +233,8 @@ def cmd_boards(args) -> int:
 
 def cmd_check(args) -> int:
     network = _load(args.spec)
+    if args.board is None and args.plot is not None:
+        raise UsageError("--plot needs --board (the device the shares are of)")
     if args.board is None:
         p = plan(network)
         print(json.dumps(p.to_json(), indent=2) if args.json else format_table(p))
@@ -243,6 +245,13 @@ def cmd_check(args) -> int:
     from .toolchain.synth import board_plan, check_dsp
 
     info = board(args.board)
+    plot = None
+    if args.plot is not None:
+        from .plots import written_by_hwgen
+
+        if not args.plot.lower().endswith(".png"):
+            raise UsageError(f"--plot {args.plot}: expected a .png file name")
+        plot = check_output_file(args.plot, "--plot", written_by_hwgen)
     p = board_plan(network, info)
     check_dsp(network, info, p)
     try:
@@ -267,6 +276,8 @@ def cmd_check(args) -> int:
         print(format_resources(use, info.name, info.device, logic,
                                info.resources.get("lcs") or info.resources.get("lut4"),
                                error))
+    if plot is not None:
+        _plot_check(network, p, use, info, plot)
     if use.over():
         raise BoardError(f"{network.name} does not fit {info.name} ({info.device}): "
                          + ", ".join(f"needs {use.total[k]} {RESOURCE_NAMES[k]}, the device "
@@ -294,7 +305,8 @@ def cmd_fold(args) -> int:
 def cmd_sweep(args) -> int:
     """``hwgen sweep``: boards × foldings × seeds built on the executor (docs/sweep.md)."""
     from .executor import run_all
-    from .sweep import Point, pareto, plot_pareto, run_point, write_table
+    from .plots import plot_pareto
+    from .sweep import Point, pareto, run_point, write_table
     from .toolchain.boards import board
 
     network = _load(args.spec)
@@ -350,6 +362,22 @@ def _fold(network: Network, board_name: str, fps: float | None, clock_mhz: float
     if not quiet:
         print(format_fold(result, clock_mhz))
     return result
+
+
+def _plot_check(network: Network, p, use, info, path: Path) -> None:
+    """``check --plot``: per-layer cycles and shares of the device, as a PNG."""
+    from .plots import plot_check
+    from .resources import layer_shares
+
+    key = "lut4" if info.family == "ecp5" else "lcs"
+    available = {"logic": info.resources[key], "ffs": info.resources.get("ffs", 0),
+                 **{k: info.resources.get(k, 0) for k in ("bram", "spram", "dsp")}}
+    unit = "LUT4s" if key == "lut4" else "LCs"
+    if plot_check(p, layer_shares(network, p, use), available, path,
+                  f"{network.name} on {info.name}", f"{unit} (model)"):
+        print(f"wrote {path}")
+    else:
+        print("no plot written: pip install 'hwgen[plot]'")
 
 
 #: The first line of every spec ``hwgen import`` writes: a spec that starts with it may be
@@ -1123,6 +1151,9 @@ def parser() -> argparse.ArgumentParser:
                    "BOARD would (its DSPs), refuse what it would refuse, and print the block "
                    "RAMs, SPRAMs and DSPs each layer takes there, as Yosys will map them, "
                    "against the device (exit 2 when they do not fit)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --board: draw each layer's cycles "
+                   "(the bottleneck marked) and its share of the device's logic, flip-flops, "
+                   "block RAMs, SPRAMs and DSPs (needs matplotlib: hwgen[plot])")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("fold", help="choose the folding that fits a board",

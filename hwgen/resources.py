@@ -36,9 +36,9 @@ from .spec import Network
 
 __all__ = ["MemoryUse", "Placement", "ResourceUse", "RamKind", "memories", "map_memory",
            "board_top", "estimate", "estimate_logic", "logic_features", "memory_features",
-           "predict_cells", "predict_row", "predict_total", "unit_use", "owner_of", "links_row",
-           "format_resources", "BOARD_CORE",
-           "RAM_KINDS", "RESOURCE_NAMES"]
+           "predict_cells", "predict_row", "predict_total", "unit_use", "layer_shares",
+           "owner_of", "links_row", "format_resources", "BOARD_CORE", "RAM_KINDS",
+           "RESOURCE_NAMES"]
 
 #: The part of a build that is not a layer: the board top's protocol core and UART.
 BOARD_CORE = "board core"
@@ -294,6 +294,27 @@ def estimate_logic(network: Network, net_plan: NetworkPlan, use: ResourceUse
     error = (model or {}).get("families", {}).get(use.family, {}).get(
         "held_out_error_percent", {}).get(key)
     return logic, error
+
+
+def layer_shares(network: Network, net_plan: NetworkPlan, use: ResourceUse,
+                 model: dict | None = None) -> dict[str, dict[str, float]]:
+    """Per layer (its converters and FIFOs included) and the board core: ``logic`` (LCs or
+    LUT4s) and ``ffs`` by the fitted model, ``bram``, ``spram`` and ``dsp`` exactly."""
+    features = logic_features(network, net_plan)
+    for name, row in memory_features(use).items():
+        for key, value in row.items():
+            features.setdefault(name, {})[key] = features.get(name, {}).get(key, 0.0) + value
+    key = "lut4" if use.family == "ecp5" else "lcs"
+    names = [lp.name for lp in net_plan.layers] + [BOARD_CORE]
+    shares = {name: {"logic": 0.0, "ffs": 0.0,
+                     **{k: float(use.rows[name][k]) for k in ("bram", "spram", "dsp")}}
+              for name in names}
+    for row, values in features.items():
+        owner = next((n for n in names if row in (n, links_row(n))), BOARD_CORE)
+        logic = predict_row(values, use.family, model)
+        shares[owner]["logic"] += logic.get(key, 0.0)
+        shares[owner]["ffs"] += logic.get("ffs", 0.0)
+    return shares
 
 
 def estimate(network: Network, info, net_plan: NetworkPlan) -> ResourceUse:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Point", "run_point", "pareto", "write_table", "plot_pareto", "COLUMNS"]
+__all__ = ["Point", "run_point", "pareto", "write_table", "COLUMNS"]
 
 #: The table's columns, in order.
 COLUMNS = ("label", "board", "fold", "seed", "built", "logic", "logic_available", "ffs",
@@ -100,38 +100,3 @@ def write_table(rows: list[dict], folder: Path, meta: dict) -> tuple[Path, Path]
         writer.writeheader()
         writer.writerows(rows)
     return json_path, csv_path
-
-
-def plot_pareto(rows: list[dict], path: Path, title: str) -> bool:
-    """Inferences/s at fmax against the fraction of the device's logic, one colour per
-    board, the Pareto front joined; ``False`` (nothing written) without matplotlib."""
-    try:
-        import matplotlib
-    except ImportError:
-        return False
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for board in sorted({r["board"] for r in rows if r.get("built")}):
-        mine = [r for r in rows if r.get("built") and r["board"] == board]
-        xs = [r["logic"] / r["logic_available"] for r in mine]
-        ys = [r["inferences_per_second_at_fmax"] for r in mine]
-        dots = ax.scatter(xs, ys, label=board, alpha=0.7)
-        front = sorted((r["logic"] / r["logic_available"], r["inferences_per_second_at_fmax"])
-                       for r in mine if r["pareto"])
-        if front:
-            ax.plot(*zip(*front, strict=True), color=dots.get_facecolor()[0], linewidth=1)
-        for r, x, y in zip(mine, xs, ys, strict=True):
-            ax.annotate(str(r["fold"]), (x, y), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-    ax.set_xlabel("logic used (fraction of the device)")
-    ax.set_ylabel("inferences/s at fmax")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True

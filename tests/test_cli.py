@@ -898,3 +898,24 @@ def test_fold_that_cannot_fit_is_one_line_exit_2(mini_spec, capsys):
     err = error_line(capsys)
     assert err.startswith("hwgen: error: mini does not fit icebreaker (iCE40UP5K) at any "
                           "folding") and err.endswith("bind)")
+
+
+def test_check_plot_draws_cycles_and_shares_and_replaces_only_its_own(mini_spec, tmp_path,
+                                                                      capsys):
+    from hwgen.plots import written_by_hwgen
+
+    png = tmp_path / "check.png"
+    for _ in range(2):  # the second run replaces its own picture
+        assert main(["check", str(mini_spec), "--board", "icebreaker", "--plot",
+                     str(png)]) == 0
+        assert f"wrote {png}" in capsys.readouterr().out
+        assert written_by_hwgen(png)
+    theirs = tmp_path / "theirs.png"
+    theirs.write_bytes(b"\x89PNG not ours")
+    assert main(["check", str(mini_spec), "--board", "icebreaker", "--plot",
+                 str(theirs)]) == 2
+    assert "was not written by hwgen" in error_line(capsys)
+    assert theirs.read_bytes() == b"\x89PNG not ours"
+    assert main(["check", str(mini_spec), "--plot", str(png)]) == 2
+    assert error_line(capsys) == ("hwgen: error: --plot needs --board (the device the shares "
+                                  "are of)")

@@ -146,3 +146,19 @@ def test_the_report_charges_layers_and_says_whether_it_fits():
     assert over.over() == ["bram"]
     assert format_resources(over, "icebreaker", info.device).endswith(
         f"does not fit: {over.total['bram']:,} block RAMs of 30")
+
+
+def test_layer_shares_add_up_to_the_estimate():
+    from hwgen.resources import BOARD_CORE, layer_shares
+
+    network = hwgen.load(DESIGNS / "digits_bnn.toml")
+    info = board("ulx3s-85f")
+    net_plan = board_plan(network, info)
+    use = estimate(network, info, net_plan)
+    shares = layer_shares(network, net_plan, use)
+    assert list(shares) == [lp.name for lp in net_plan.layers] + [BOARD_CORE]
+    logic, _ = estimate_logic(network, net_plan, use)
+    assert sum(s["logic"] for s in shares.values()) == pytest.approx(logic["lut4"])
+    assert sum(s["ffs"] for s in shares.values()) == pytest.approx(logic["ffs"])
+    for key in ("bram", "spram", "dsp"):
+        assert sum(s[key] for s in shares.values()) == use.total[key]
