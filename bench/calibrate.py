@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hwgen  # noqa: E402
+from hwgen.executor import run_all  # noqa: E402
 from hwgen.resources import (  # noqa: E402
     LOGIC_MODEL,
     board_top,
@@ -328,8 +328,7 @@ def main() -> int:
                    for e in old["sweep"] + old["designs"] if "units" in e.get("measured", {})}
     jobs = [(name, family, build_network(name, inp, specs), earlier.get((name, family)))
             for name, inp, specs in sweep() for family in BOARDS]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        samples = list(pool.map(run_case, jobs))
+    samples = run_all(run_case, jobs, jobs=args.jobs)
     sweep_seconds = round(time.monotonic() - start, 1)
     model = {"fitted_from": "bench/calibrate.py (the sweep in bench/results/calibrate.json)",
              "families": {f: fit(samples, f) for f in BOARDS}}
@@ -338,8 +337,7 @@ def main() -> int:
     start = time.monotonic()
     jobs = [(name, family, net, earlier.get((name, family))) for name, net in designs()
             for family in BOARDS]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        held = list(pool.map(run_case, jobs))
+    held = run_all(run_case, jobs, jobs=args.jobs)
     for entry in held:
         if "measured" not in entry:
             continue

@@ -12,8 +12,8 @@ costs a width converter, priced by the same model, and takes cycles of its own.
 For a target initiation interval T (cycles per inference), an integer program picks one way
 per layer and one (producer lanes, consumer lanes) pair per connection such that every stage
 and converter takes at most T cycles, block RAMs, SPRAMs and DSPs fit the device and logic
-and flip-flops fit ``headroom`` × the device, and the largest fraction of any resource used
-is least (SciPy's ``milp``, HiGHS). ``--max`` bisects the smallest T that is feasible over the
+and flip-flops fit ``headroom`` × the device, and the largest share of any of these caps
+used is least (SciPy's ``milp``, HiGHS). ``--max`` bisects the smallest T that is feasible over the
 stages' cycle counts; ``--fps F`` takes T = clock / F. Per layer only the ways with at most T
 cycles and at most :data:`PARALLELISM_WINDOW` × the least parallelism that reaches T are
 priced (more parallel ways cost more of everything but block RAM, whose count the window
@@ -32,9 +32,10 @@ import numpy as np
 
 from .errors import SpecError, Where
 from .layers.base import INPUT, Layer, LayerPlan
-from .plan import NetworkPlan, converter_capacity
+from .plan import NetworkPlan
 from .resources import (
     BOARD_CORE,
+    converter_features,
     estimate,
     estimate_logic,
     load_logic_model,
@@ -172,8 +173,7 @@ class _Pricer:
 
     def converter(self, elements: int, bits: int, a: int, b: int) -> dict[str, float]:
         """A width converter from ``a`` to ``b`` lanes of ``bits``-bit elements."""
-        row = {"converter": 1.0, "converter_bits": float(converter_capacity(a, b) * bits)}
-        logic = predict_row(row, self.family, self.model)
+        logic = predict_row(converter_features(a, b, bits), self.family, self.model)
         return {"logic": logic.get(self.logic_key, 0.0), "ffs": logic.get("ffs", 0.0)}
 
 
@@ -226,7 +226,7 @@ def _solve(pricer: _Pricer, ways: list[list[Way]], target: int, caps: dict[str, 
            fixed: dict[str, float]) -> list[Way] | None:
     """The integer program for one target: one way per layer and one lanes pair per
     connection, every stage and converter within ``target`` cycles, ``fixed`` plus the
-    chosen ways' use within ``caps``, the largest fraction of a resource least. ``None``
+    chosen ways' use within ``caps``, the largest share of a cap least. ``None``
     when infeasible."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -275,7 +275,7 @@ def _solve(pricer: _Pricer, ways: list[list[Way]], target: int, caps: dict[str, 
                     row = {c: 1.0 for pair, c in pairs.items() if pair[side] == lanes}
                     row.update({j: -1.0 for j, v in lanes_of.items() if v == lanes})
                     eq_rows.append(row)
-    n = len(columns) + 1  # and z, the largest fraction of a resource
+    n = len(columns) + 1  # and z, the largest share of a cap
     z = n - 1
     eq_rhs = [1.0] * len(x_index) + [0.0] * (len(eq_rows) - len(x_index))
     a_eq = np.zeros((len(eq_rows), n))

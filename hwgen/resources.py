@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .layers.weighted import layer_dsps
-from .plan import NetworkPlan
+from .plan import NetworkPlan, converter_capacity
 from .spec import Network
 
 __all__ = ["MemoryUse", "Placement", "ResourceUse", "RamKind", "memories", "map_memory",
            "board_top", "estimate", "estimate_logic", "logic_features", "memory_features",
            "predict_cells", "predict_row", "predict_total", "unit_use", "layer_shares",
-           "owner_of", "links_row", "format_resources", "BOARD_CORE", "RAM_KINDS",
-           "RESOURCE_NAMES"]
+           "converter_features", "owner_of", "links_row", "format_resources", "BOARD_CORE",
+           "RAM_KINDS", "RESOURCE_NAMES"]
 
 #: The part of a build that is not a layer: the board top's protocol core and UART.
 BOARD_CORE = "board core"
@@ -356,8 +356,8 @@ def logic_features(network: Network, net_plan: NetworkPlan) -> dict[str, dict[st
         lp = by_name[conv.before]
         bits = (lp.in_types or (lp.in_type,))[conv.port].bits
         row = rows.setdefault(links_row(conv.before), {})
-        row["converter"] = row.get("converter", 0.0) + 1.0
-        row["converter_bits"] = row.get("converter_bits", 0.0) + conv.capacity * bits
+        for key, value in converter_features(conv.in_lanes, conv.out_lanes, bits).items():
+            row[key] = row.get(key, 0.0) + value
     for (before, port), depth in net_plan.fifos.items():  # logic, whatever memory holds them
         lp = by_name[before]
         bits = (lp.in_types or (lp.in_type,))[port].bits * lp.in_lanes
@@ -367,6 +367,22 @@ def logic_features(network: Network, net_plan: NetworkPlan) -> dict[str, dict[st
     scores = net_plan.layers[-2].out_type if len(net_plan.layers) > 1 else net_plan.input_type
     rows[BOARD_CORE] = {"core": 1.0, "core_scores": float(scores.size * scores.bits)}
     return rows
+
+
+def converter_features(in_lanes: int, out_lanes: int, bits: int) -> dict[str, float]:
+    """The logic features of a width converter (:class:`hwgen.rtl.stream.WidthConverter`)
+    from ``in_lanes`` to ``out_lanes`` elements of ``bits`` bits: one unit, its buffer's
+    bits, and the bits of its input multiplexers. Buffer element j takes input lane j − ℓ at
+    every fill level ℓ that puts one there; the fill level only takes multiples of
+    gcd(in, out) (Yosys finds the low bits of the count constant), so a converter whose
+    output is a multiple of its input has one source per element, and one that narrows
+    many lanes to few has many."""
+    cap = converter_capacity(in_lanes, out_lanes)
+    levels = range(0, cap - in_lanes + 1, math.gcd(in_lanes, out_lanes))
+    extra = sum(max(sum(lvl <= j < lvl + in_lanes for lvl in levels) - 1, 0)
+                for j in range(cap))
+    return {"converter": 1.0, "converter_bits": float(cap * bits),
+            "converter_mux_bits": float(extra * bits)}
 
 
 def memory_features(use: ResourceUse) -> dict[str, dict[str, float]]:
