@@ -252,6 +252,11 @@ def cmd_check(args) -> int:
         if not args.plot.lower().endswith(".png"):
             raise UsageError(f"--plot {args.plot}: expected a .png file name")
         plot = check_output_file(args.plot, "--plot", written_by_hwgen)
+    if _leaves_folding(network):
+        network = _fold(network, args.board, None, None, 0.9, quiet=args.json,
+                        keep=True).network
+        if not args.json:
+            print()
     p = board_plan(network, info)
     check_dsp(network, info, p)
     try:
@@ -346,19 +351,21 @@ def cmd_sweep(args) -> int:
 
 
 def _fold(network: Network, board_name: str, fps: float | None, clock_mhz: float | None,
-          headroom: float, quiet: bool = False):
+          headroom: float, quiet: bool = False, keep: bool = False):
     """:func:`hwgen.fold.fold` with its search's progress and its table printed."""
     from .fold import fold, format_fold
     from .toolchain.boards import board
 
     board(board_name)  # an unknown board: its one error line before any work
     say = (lambda line: None) if quiet else _progress
-    say(f"folding {network.name} for {board_name}: pricing each layer's ways and solving for "
-        "the fastest that fits ..." if fps is None else
+    say(f"folding {network.name} for {board_name}"
+        + (" (its \"auto\" fields)" if keep else "")
+        + ": pricing each layer's ways and solving for the fastest that fits ..."
+        if fps is None else
         f"folding {network.name} for {board_name}: the least resources for {fps:g} "
         "inferences/s ...")
     result = fold(network, board_name, fps=fps, clock_mhz=clock_mhz, headroom=headroom,
-                  log=say)
+                  keep=keep, log=say)
     if not quiet:
         print(format_fold(result, clock_mhz))
     return result
@@ -855,15 +862,20 @@ def _add_clock_options(p) -> None:
 
 
 def _folded_for_build(network: Network, args) -> tuple[Network, dict]:
-    """The network ``build``/``flow`` build: folded for the board with ``--fold`` (its table
-    printed, its choice recorded in report.json under ``fold``), else as written."""
-    if args.fold is None:
+    """The network ``build``/``flow`` build: folded for the board with ``--fold``, or only
+    its ``"auto"`` fields when the spec has some (the fold's table printed, its choice
+    recorded in report.json under ``fold``); else as written."""
+    if args.fold is None and not _leaves_folding(network):
         return network, {}
-    fps = None if args.fold == "max" else args.fold
+    fps = None if args.fold in (None, "max") else args.fold
     clock = args.clock_mhz if isinstance(args.clock_mhz, float) else None
-    result = _fold(network, args.board, fps, clock, args.headroom)
+    result = _fold(network, args.board, fps, clock, args.headroom, keep=args.fold is None)
     print()
     return result.network, {"fold": result.to_json()}
+
+
+def _leaves_folding(network: Network) -> bool:
+    return any(layer.leaves_folding() for layer in network.layers)
 
 
 def _fold_value(text: str) -> str | float:

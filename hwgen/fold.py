@@ -125,14 +125,15 @@ class Fold:
 class _Pricer:
     """Ways of each layer of ``network`` on board ``info``, priced once each."""
 
-    def __init__(self, network: Network, info, model: dict | None):
+    def __init__(self, network: Network, info, model: dict | None, keep: bool = False):
         self.network, self.info, self.model = network, info, model
         self.family = info.family
         self.logic_key = "lut4" if info.family == "ecp5" else "lcs"
         self.cache: dict = {}
         self.priced = 0
         dsps, spram = bool(info.resources.get("dsp")), bool(info.resources.get("spram"))
-        self.options = [layer.fold_options(network.input_types(i), dsps=dsps, spram=spram)
+        self.options = [layer.fold_options(network.input_types(i), dsps=dsps, spram=spram,
+                                           keep=keep)
                         for i, layer in enumerate(network.layers)]
         self.checked: dict = {}
 
@@ -339,11 +340,12 @@ def _cycle_grid(pricer: _Pricer) -> tuple[list[int], int]:
 
 def fold(network: Network, board_name: str, *, fps: float | None = None,
          clock_mhz: float | None = None, headroom: float = DEFAULT_HEADROOM,
-         log=None) -> Fold:
+         keep: bool = False, log=None) -> Fold:
     """``network`` folded for board ``board_name``: the fastest that fits (``fps`` ``None``),
     or the least resources that run ``fps`` inferences per second at ``clock_mhz`` (default
-    the board's oscillator); logic and flip-flops within ``headroom`` × the device.
-    :class:`FoldError` when nothing fits, naming the binding resource."""
+    the board's oscillator); logic and flip-flops within ``headroom`` × the device. With
+    ``keep``, only what the spec leaves to hwgen (``pe``/``simd``/``mac`` = ``"auto"``)
+    is chosen. :class:`FoldError` when nothing fits, naming the binding resource."""
     from .rtl.board import check_network
     from .toolchain.boards import board
     from .toolchain.synth import board_plan
@@ -358,7 +360,7 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
     except ValueError as exc:
         raise FoldError(f"cannot fold {network.name} for {info.name}: {exc}") from None
     say = log or (lambda text: None)
-    pricer = _Pricer(network, info, model)
+    pricer = _Pricer(network, info, model, keep)
     logic_key = pricer.logic_key
     available = {"logic": float(info.resources[logic_key]),
                  "ffs": float(info.resources.get("ffs", info.resources[logic_key])),

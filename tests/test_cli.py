@@ -919,3 +919,12 @@ def test_check_plot_draws_cycles_and_shares_and_replaces_only_its_own(mini_spec,
     assert main(["check", str(mini_spec), "--plot", str(png)]) == 2
     assert error_line(capsys) == ("hwgen: error: --plot needs --board (the device the shares "
                                   "are of)")
+
+
+def test_check_board_folds_the_auto_fields(mini_spec, capsys):
+    text = mini_spec.read_text().replace("pe = 2\n", 'pe = "auto"\n', 1)
+    mini_spec.write_text(text)
+    assert main(["check", str(mini_spec), "--board", "icebreaker"]) == 0
+    out = capsys.readouterr().out
+    assert 'folding mini for icebreaker (its "auto" fields)' in out
+    assert "mini folded for icebreaker" in out and "fits: block RAMs" in out

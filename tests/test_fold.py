@@ -177,3 +177,19 @@ def test_reference_designs_fold_faster_than_by_hand(design):
     network = hwgen.load(hwgen.__path__[0] + f"/../designs/{design}")
     result = fold(network, "ulx3s-85f")
     assert result.plan.cycles_per_inference < plan(network).cycles_per_inference
+
+
+def test_keep_folds_only_the_auto_fields():
+    import dataclasses
+
+    network, _ = tiny()
+    first, second, last = network.layers
+    spec = dataclasses.replace(network, layers=[
+        dataclasses.replace(first, pe="auto", simd="auto"),
+        dataclasses.replace(second, pe=2, simd=2), last])
+    result = fold(spec, "icebreaker", keep=True)
+    fc0, fc1 = result.plan.layers[:2]
+    assert (fc1.pe, fc1.simd) == (2, 2)  # as written
+    assert fc0.cycles <= fc1.cycles  # the free layer keeps pace with the fixed one
+    assert result.plan.cycles_per_inference == fc1.cycles
+    assert result.network.layers[0].pe != "auto" and not result.network.layers[0].leaves_folding()

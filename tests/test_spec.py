@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hwgen.plan import plan
 from hwgen.spec import (
     Argmax,
     Conv2d,
@@ -506,7 +507,29 @@ def test_simd_does_not_divide(files):
 def test_pe_not_positive(files):
     toml, _ = files
     edit_toml(toml, "pe = 2\n", "pe = 0\n")
-    assert str(load_error(toml)) == f"{toml}: layers[0].pe: expected a positive integer, got 0"
+    assert str(load_error(toml)) == (f"{toml}: layers[0].pe: expected a positive integer or "
+                                     f'"auto", got 0')
+
+
+def test_pe_and_simd_auto_load_save_and_plan_with_the_defaults(files, tmp_path):
+    toml, _ = files
+    edit_toml(toml, "pe = 2\n", 'pe = "auto"\n')
+    edit_toml(toml, "simd = 4\n", 'simd = "auto"\n')
+    net = load(toml)
+    assert (net.layers[0].pe, net.layers[0].simd) == ("auto", "auto")
+    assert net.layers[0].leaves_folding() and not net.layers[1].leaves_folding()
+    lp = plan(net).layers[0]  # without a board: PE 1 and the default SIMD
+    assert (lp.pe, lp.simd) == (1, 16)
+    save(net, tmp_path / "again.toml")
+    assert 'pe = "auto"' in (tmp_path / "again.toml").read_text()
+    assert_networks_equal(load(tmp_path / "again.toml"), net)
+
+
+def test_pe_neither_number_nor_auto(files):
+    toml, _ = files
+    edit_toml(toml, "pe = 2\n", 'pe = "fast"\n')
+    assert str(load_error(toml)) == (f"{toml}: layers[0].pe: expected a positive integer or "
+                                     f"\"auto\", got 'fast'")
 
 
 def test_lanes_do_not_divide(files):
@@ -930,7 +953,8 @@ def test_depthwise_outputs_thresholds_and_requantize():
     (Input((25,), 8), {}, "layers[0].kind: depthwise_conv2d needs an (H, W, C) input, got "
      "shape (25,)"),
     (Input((5, 5, 4), 8), dict(pe=3), "layers[0].pe: 3 does not divide channels 4"),
-    (Input((5, 5, 4), 8), dict(pe=0), "layers[0].pe: expected a positive integer, got 0"),
+    (Input((5, 5, 4), 8), dict(pe=0),
+     "layers[0].pe: expected a positive integer or \"auto\", got 0"),
     (Input((5, 5, 4), 8), dict(weight_bits=0),
      "layers[0].weight_bits: expected an integer 1..16, got 0"),
     (Input((5, 5, 4), 8), dict(weight_bits=17),
@@ -1443,7 +1467,8 @@ def test_integer_geometry_fields_must_be_positive(tmp_path, layer, key, kind, va
     toml, _ = every_kind_files(tmp_path)
     set_field(toml, layer, key, value)
     where = "input" if layer == "input" else f"layers[{layer}]"
-    message = f"{toml}: {where}.{key}: expected a positive integer, got {value}"
+    folding = ' or "auto"' if key in ("pe", "simd") else ""
+    message = f"{toml}: {where}.{key}: expected a positive integer{folding}, got {value}"
     assert str(load_error(toml)) == message
     assert check_error(toml) == message
 
@@ -1587,9 +1612,9 @@ W4 = np.ones((2, 4), int)
      "input.shape: (4096, 4096, 2) has 33,554,432 elements, more than the 16,777,216 a "
      "tensor may hold"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, pe=2.0)]),
-     "layers[0].pe: expected a positive integer, got 2.0"),
+     "layers[0].pe: expected a positive integer or \"auto\", got 2.0"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, simd=True)]),
-     "layers[0].simd: expected a positive integer, got True"),
+     "layers[0].simd: expected a positive integer or \"auto\", got True"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2.0)]),
      "layers[0].weight_bits: expected an integer 1..16, got 2.0"),
     (lambda: Network("n", Input((4,), 8), [Dense("d", W4, 2, mac=None)]),

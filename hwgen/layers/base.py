@@ -200,12 +200,17 @@ class Layer:
         bits = sum(t.bits for t in (lp.in_types or (lp.in_type,))) * lp.in_lanes
         return {self.kind: 1.0, f"{self.kind}_bits": float(bits)}
 
-    def fold_options(self, inputs: Sequence[TensorType], *, dsps: bool,
-                     spram: bool) -> list[dict]:
+    def fold_options(self, inputs: Sequence[TensorType], *, dsps: bool, spram: bool,
+                     keep: bool = False) -> list[dict]:
         """The ways ``hwgen fold`` may build it, as field values to replace (unchecked: the
-        fold checks each); ``dsps``/``spram``: whether the board has DSPs / SPRAMs. A layer
-        without weights has one: as it is (its lanes follow its input's)."""
+        fold checks each); ``dsps``/``spram``: whether the board has DSPs / SPRAMs; ``keep``:
+        vary only what the spec leaves to hwgen. A layer without weights has one way: as it
+        is (its lanes follow its input's)."""
         return [{}]
+
+    def leaves_folding(self) -> bool:
+        """Whether the spec leaves part of its folding to hwgen (``"auto"``)."""
+        return False
 
     def cost(self, inputs: Sequence[TensorType], out: TensorType, lanes: int,
              dsp: bool) -> LayerPlan:

@@ -13,7 +13,7 @@ from ..errors import Where
 from ..numeric import TensorType
 from .base import LayerPlan
 from .tables import require_positive
-from .weighted import Requantize, WeightedLayer, default_simd, divisors
+from .weighted import Requantize, WeightedLayer, default_simd, divisors, fixed
 from .window import Window, check_kernel_size
 
 __all__ = ["Conv2d"]
@@ -113,7 +113,7 @@ class Conv2d(Window, WeightedLayer):
         return [self.quantize_output(self.accumulate(self.window_values(x)))]
 
     def folding(self, x: TensorType) -> tuple[int, int]:
-        return self.pe or 1, self.simd or default_simd(x.shape[-1])
+        return fixed(self.pe, 1), fixed(self.simd, default_simd(x.shape[-1]))
 
     def simd_options(self, x: TensorType) -> list[int | None]:
         return divisors(x.shape[-1])

@@ -12,7 +12,7 @@ from ..errors import Where
 from ..numeric import TensorType
 from .base import LayerPlan
 from .tables import require_positive
-from .weighted import Requantize, WeightedLayer, default_simd, divisors
+from .weighted import Requantize, WeightedLayer, default_simd, divisors, fixed
 
 __all__ = ["Dense"]
 
@@ -87,7 +87,7 @@ class Dense(WeightedLayer):
         return [f"out_features = {self.out_features}"] + lines, arrays
 
     def folding(self, x: TensorType) -> tuple[int, int]:
-        return self.pe or 1, self.simd or default_simd(self.in_features)
+        return fixed(self.pe, 1), fixed(self.simd, default_simd(self.in_features))
 
     def simd_options(self, x: TensorType) -> list[int | None]:
         return divisors(self.in_features)

@@ -14,7 +14,7 @@ from ..numeric import TensorType
 from .base import LayerPlan
 from .conv2d import WINDOW_KEYS
 from .tables import require_positive
-from .weighted import Requantize, WeightedLayer
+from .weighted import Requantize, WeightedLayer, fixed
 from .window import Window, check_kernel_size
 
 __all__ = ["DepthwiseConv2d"]
@@ -119,18 +119,18 @@ class DepthwiseConv2d(Window, WeightedLayer):
         return [self.quantize_output(self.accumulate(self.window_values(x)))]
 
     def folding(self, x: TensorType) -> tuple[int, int]:
-        return self.pe or 1, 1
+        return fixed(self.pe, 1), 1
 
     def simd_options(self, x: TensorType) -> list[int | None]:
         return [None]
 
     def lanes_wanted(self, inputs: Sequence[TensorType], upstream: int) -> int:
-        return self.pe or 1
+        return fixed(self.pe, 1)
 
     def cost(self, inputs: Sequence[TensorType], out: TensorType, lanes: int,
              dsp: bool) -> LayerPlan:
         x = inputs[0]
-        pe = self.pe or 1
+        pe = fixed(self.pe, 1)
         pixels = out.size // self.channels
         fold = (self.channels // pe) * self.in_features  # NF · k·k, one kernel position a cycle
         return self.folded_plan(x, out, pe=pe, simd=1,

@@ -22,7 +22,7 @@ from ..errors import (
     check_bool,
     check_choice,
     check_int_array,
-    check_positive,
+    is_int,
     show,
 )
 from ..numeric import TensorType, dot_bounds, value_range, width_for
@@ -34,7 +34,8 @@ __all__ = ["Requantize", "REQUANTIZE_PRODUCT_BITS", "MAX_SHIFT", "WeightedLayer"
            "dsp_product_problem", "dsp_operand_problem", "dsp_packing", "packed_operand_bits",
            "layer_dsp_pack", "threshold_bits", "check_thresholds", "thresholds_from_toml",
            "quantize_thresholds", "requantize", "mac_kind", "lut_mac_cost", "requantize_factors",
-           "output_steps", "layer_dsps", "default_simd", "divisors", "DEFAULT_MAX_SIMD"]
+           "output_steps", "layer_dsps", "default_simd", "divisors", "AUTO", "fixed",
+           "DEFAULT_MAX_SIMD"]
 
 #: Signed bits that every reachable ``acc·multiplier + rounding`` of a requantize fits in.
 REQUANTIZE_PRODUCT_BITS = 48
@@ -299,6 +300,24 @@ def layer_dsps(layer: WeightedLayer, x: TensorType, pe: int, simd: int,
     return count
 
 
+#: ``pe``/``simd`` left to hwgen: chosen for the board by ``hwgen fold`` whenever a command
+#: knows the board (build, flow, check --board), the defaults (PE 1, SIMD
+#: :func:`default_simd`) otherwise.
+AUTO = "auto"
+
+
+def fixed(value: int | str | None, default: int) -> int:
+    """A ``pe``/``simd`` field's value, ``default`` when unset or ``"auto"``."""
+    return default if value is None or value == AUTO else value
+
+
+def check_fold_field(value: object, key: str, where: Where) -> int:
+    """A ``pe``/``simd`` given as a number: a positive integer."""
+    if not is_int(value) or value < 1:
+        raise where.spec_error(key, f'expected a positive integer or "auto", got {show(value)}')
+    return int(value)
+
+
 def divisors(n: int) -> list[int]:
     """The positive divisors of ``n``, ascending."""
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
@@ -435,12 +454,12 @@ class WeightedLayer(Layer):
                             f"64-bit signed integers; quantize the input (thresholds or "
                             f"requantize on the layer before)")
         check_choice(self.weight_memory, "weight_memory", where, WEIGHT_MEMORIES)
-        if self.pe is not None:
-            changes["pe"] = check_positive(self.pe, "pe", where)
+        if self.pe is not None and self.pe != AUTO:
+            changes["pe"] = check_fold_field(self.pe, "pe", where)
             if out % changes["pe"]:
                 raise where.spec_error("pe", f"{self.pe} does not divide {pe_what} {out}")
-        if getattr(self, "simd", None) is not None:
-            changes["simd"] = check_positive(self.simd, "simd", where)
+        if getattr(self, "simd", None) is not None and self.simd != AUTO:
+            changes["simd"] = check_fold_field(self.simd, "simd", where)
             if simd_divides % changes["simd"]:
                 raise where.spec_error("simd", f"{self.simd} does not divide {simd_what} "
                                        f"{simd_divides}")
@@ -570,7 +589,7 @@ class WeightedLayer(Layer):
             arrays[f"{self.name}.bias"] = self.bias
         for key in ("pe", "simd"):
             if getattr(self, key, None) is not None:
-                lines.append(f"{key} = {getattr(self, key)}")
+                lines.append(f"{key} = {toml_value(getattr(self, key))}")
         if self.weight_memory != "rom":
             lines.append(f"weight_memory = {toml_value(self.weight_memory)}")
         if self.mac != "auto":
@@ -630,18 +649,30 @@ class WeightedLayer(Layer):
         """The SIMD values the kind allows (``[None]`` for a kind without SIMD)."""
         raise NotImplementedError
 
-    def fold_options(self, inputs: Sequence[TensorType], *, dsps: bool,
-                     spram: bool) -> list[dict]:
+    def fold_options(self, inputs: Sequence[TensorType], *, dsps: bool, spram: bool,
+                     keep: bool = False) -> list[dict]:
         """Every PE dividing its output channels × every SIMD of :meth:`simd_options`; its
         multi-bit products in logic or (``dsps``) on DSPs; its weights in ROM or
-        (``spram``) SPRAM."""
+        (``spram``) SPRAM. With ``keep``, only what the spec leaves to hwgen varies
+        (``pe``/``simd`` = ``"auto"``, ``mac = "auto"``); the rest stays as written."""
         x = inputs[0]
         products = self.weight_bits > 1 and not x.binary  # multi-bit: logic or DSPs
         macs = (["lut", "dsp"] if dsps else ["lut"]) if products else ["auto"]
         memories = ["rom", "spram"] if spram else ["rom"]
+        pes, simds = divisors(self.out_features), self.simd_options(x)
+        if keep:
+            if self.pe != AUTO:
+                pes = [self.folding(x)[0]]
+            if getattr(self, "simd", None) != AUTO and simds != [None]:
+                simds = [self.folding(x)[1]]
+            macs = macs if self.mac == "auto" else [self.mac]
+            memories = [self.weight_memory]
         return [{"pe": pe, "simd": simd, "mac": mac, "weight_memory": memory}
-                for pe in divisors(self.out_features) for simd in self.simd_options(x)
-                for mac in macs for memory in memories]
+                for pe in pes for simd in simds for mac in macs for memory in memories]
+
+    def leaves_folding(self) -> bool:
+        """Whether the spec leaves its ``pe`` or ``simd`` to hwgen (``"auto"``)."""
+        return AUTO in (self.pe, getattr(self, "simd", None))
 
     def held(self, lp: LayerPlan) -> int:
         """Its two buffered input vectors (a window of every channel where channels do not

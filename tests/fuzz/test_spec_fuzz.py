@@ -869,5 +869,6 @@ def test_spec_error_is_what_load_raises_for_a_mutant(seeds, tmp_path):
     doc["weights"] = "spec.npz"
     toml.write_text(dump(doc))
     np.savez(tmp_path / "spec.npz", **seeds[0].arrays)
-    with pytest.raises(SpecError, match=r"layers\[0\]\.pe: expected a positive integer, got 0"):
+    with pytest.raises(SpecError, match=r"layers\[0\]\.pe: expected a positive integer or "
+                       r"\"auto\", got 0"):
         load(toml)
