@@ -928,3 +928,14 @@ def test_check_board_folds_the_auto_fields(mini_spec, capsys):
     out = capsys.readouterr().out
     assert 'folding mini for icebreaker (its "auto" fields)' in out
     assert "mini folded for icebreaker" in out and "fits: block RAMs" in out
+
+
+@pytest.mark.synth
+def test_build_fold_max_builds_the_fold_and_records_it(mini_spec, tmp_path, capsys):
+    out = tmp_path / "built"
+    assert main(["build", str(mini_spec), "--board", "icebreaker", "--fold", "max",
+                 "--clock-mhz", "osc", "--seeds", "1", "-o", str(out)]) == 0
+    assert "mini folded for icebreaker" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["fold"]["cycles_per_inference"] == report["cycles_per_inference"] < 16
+    assert report["lcs"]["used"] <= report["lcs"]["available"]
