@@ -306,9 +306,14 @@ def layer_dsps(layer: WeightedLayer, x: TensorType, pe: int, simd: int,
 AUTO = "auto"
 
 
+def is_auto(value: object) -> bool:
+    """Whether a ``pe``/``simd`` field is ``"auto"`` (whatever else it holds)."""
+    return isinstance(value, str) and value == AUTO
+
+
 def fixed(value: int | str | None, default: int) -> int:
     """A ``pe``/``simd`` field's value, ``default`` when unset or ``"auto"``."""
-    return default if value is None or value == AUTO else value
+    return default if value is None or is_auto(value) else value
 
 
 def check_fold_field(value: object, key: str, where: Where) -> int:
@@ -454,11 +459,11 @@ class WeightedLayer(Layer):
                             f"64-bit signed integers; quantize the input (thresholds or "
                             f"requantize on the layer before)")
         check_choice(self.weight_memory, "weight_memory", where, WEIGHT_MEMORIES)
-        if self.pe is not None and self.pe != AUTO:
+        if self.pe is not None and not is_auto(self.pe):
             changes["pe"] = check_fold_field(self.pe, "pe", where)
             if out % changes["pe"]:
                 raise where.spec_error("pe", f"{self.pe} does not divide {pe_what} {out}")
-        if getattr(self, "simd", None) is not None and self.simd != AUTO:
+        if getattr(self, "simd", None) is not None and not is_auto(self.simd):
             changes["simd"] = check_fold_field(self.simd, "simd", where)
             if simd_divides % changes["simd"]:
                 raise where.spec_error("simd", f"{self.simd} does not divide {simd_what} "
@@ -661,9 +666,9 @@ class WeightedLayer(Layer):
         memories = ["rom", "spram"] if spram else ["rom"]
         pes, simds = divisors(self.out_features), self.simd_options(x)
         if keep:
-            if self.pe != AUTO:
+            if not is_auto(self.pe):
                 pes = [self.folding(x)[0]]
-            if getattr(self, "simd", None) != AUTO and simds != [None]:
+            if not is_auto(getattr(self, "simd", None)) and simds != [None]:
                 simds = [self.folding(x)[1]]
             macs = macs if self.mac == "auto" else [self.mac]
             memories = [self.weight_memory]
@@ -672,7 +677,7 @@ class WeightedLayer(Layer):
 
     def leaves_folding(self) -> bool:
         """Whether the spec leaves its ``pe`` or ``simd`` to hwgen (``"auto"``)."""
-        return AUTO in (self.pe, getattr(self, "simd", None))
+        return is_auto(self.pe) or is_auto(getattr(self, "simd", None))
 
     def held(self, lp: LayerPlan) -> int:
         """Its two buffered input vectors (a window of every channel where channels do not
