@@ -50,7 +50,7 @@ from hwgen.resources import (  # noqa: E402
 from hwgen.spec import Input, SpecError  # noqa: E402
 from hwgen.toolchain.block_ram_registers import absorb_output_registers_in  # noqa: E402
 from hwgen.toolchain.boards import board  # noqa: E402
-from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, board_plan  # noqa: E402
+from hwgen.toolchain.synth import COLLISION_FREE_SCRIPT, board_plan, synth_opts  # noqa: E402
 from hwgen.toolchain.synth import _run_yosys as run_yosys  # noqa: E402
 from hwgen.toolchain.tools import ToolError, run_tool, tool_env  # noqa: E402
 from tests.helpers import chain  # noqa: E402
@@ -168,7 +168,8 @@ def measure(network, family: str, work: Path) -> dict:
     net_plan = board_plan(network, info)
     plan = info.platform().prepare(board_top(network, info, net_plan), name="top",
                                    script_after_read=COLLISION_FREE_SCRIPT,
-                                   script_after_synth="tee -q -o stat.json stat -json")
+                                   script_after_synth="tee -q -o stat.json stat -json",
+                                   synth_opts=synth_opts(info))
     for file, content in plan.files.items():
         (work / file).write_text(content) if isinstance(content, str) else \
             (work / file).write_bytes(content)
@@ -195,7 +196,7 @@ def measure(network, family: str, work: Path) -> dict:
             out[key] = int(util[cell]["used"])
     if family == "ice40":  # flip-flops: Yosys' SB_DFF* cells (an LC holds one)
         out["ffs"] = sum(int(r.get("ffs", 0)) for r in rows.values())
-    return {"packed": out, "rows": rows, "units": units}
+    return {"packed": out, "rows": rows, "units": units, "synth_opts": synth_opts(info)}
 
 
 #: Yosys' logic cells → the model's cell kinds, per family.
@@ -312,6 +313,17 @@ def designs() -> list[tuple[str, object]]:
     return out
 
 
+def still_valid(measured: dict | None, network, family: str) -> dict | None:
+    """An earlier measurement, unless it was synthesized with other options than a build's
+    and the difference matters (iCE40 multipliers mapped without ``-dsp``)."""
+    if measured is None:
+        return None
+    info = board(BOARDS[family])
+    if measured.get("synth_opts", "") == synth_opts(info):
+        return measured
+    return None if any(lp.dsps for lp in board_plan(network, info).layers) else measured
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "bench/results/calibrate.json"))
@@ -326,8 +338,9 @@ def main() -> int:
         old = json.loads(Path(args.out).read_text())
         earlier = {(e["name"], e["family"]): e["measured"]
                    for e in old["sweep"] + old["designs"] if "units" in e.get("measured", {})}
-    jobs = [(name, family, build_network(name, inp, specs), earlier.get((name, family)))
-            for name, inp, specs in sweep() for family in BOARDS]
+    jobs = [(name, family, network, still_valid(earlier.get((name, family)), network, family))
+            for name, inp, specs in sweep() for family in BOARDS
+            for network in [build_network(name, inp, specs)]]
     samples = run_all(run_case, jobs, jobs=args.jobs)
     sweep_seconds = round(time.monotonic() - start, 1)
     model = {"fitted_from": "bench/calibrate.py (the sweep in bench/results/calibrate.json)",
@@ -335,8 +348,8 @@ def main() -> int:
     LOGIC_MODEL.parent.mkdir(exist_ok=True)
     LOGIC_MODEL.write_text(json.dumps(model, indent=2) + "\n")
     start = time.monotonic()
-    jobs = [(name, family, net, earlier.get((name, family))) for name, net in designs()
-            for family in BOARDS]
+    jobs = [(name, family, net, still_valid(earlier.get((name, family)), net, family))
+            for name, net in designs() for family in BOARDS]
     held = run_all(run_case, jobs, jobs=args.jobs)
     for entry in held:
         if "measured" not in entry:

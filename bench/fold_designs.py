@@ -66,6 +66,9 @@ def run_case(job: tuple[str, str, str, str]) -> dict:
         lines = str(exc).splitlines() or [repr(exc)]
         record.update(built=False, error=next((x for x in lines if "ERROR" in x), lines[0]),
                       seconds=round(time.monotonic() - started, 1))
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        Path(keep, f"{network.name}-{board_name}-{variant}.record.json").write_text(
+            json.dumps(record, indent=2) + "\n")
         print(f"{record['design']:22s} {board_name:11s} {variant:4s} not built: "
               f"{record['error']}", flush=True)
         return record
@@ -82,6 +85,8 @@ def run_case(job: tuple[str, str, str, str]) -> dict:
     if variant == "fold":
         record["logic_error_percent"] = round(
             100 * (record["predicted"]["logic"] - record["logic"]) / record["logic"], 1)
+    Path(keep, f"{network.name}-{board_name}-{variant}.record.json").write_text(
+        json.dumps(record, indent=2) + "\n")  # kept as it comes: a long run can be read early
     print(f"{record['design']:22s} {board_name:11s} {variant:4s} {record['logic']:>6} logic "
           f"{record['cycles_per_inference']:>8} cycles {fmax} MHz "
           f"{record['inferences_per_second_at_fmax']:>10} inf/s", flush=True)
@@ -96,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--keep", default="build/fold", help="build folder (default build/fold)")
     args = ap.parse_args(argv)
-    jobs = [(str(path), b, variant, args.keep) for path in designs()
-            if not args.only or path.name in args.only
-            for b in args.boards.split(",") for variant in ("fold", "hand")]
+    # the small boards first, the ULX3S's folds (the largest designs) last
+    jobs = [(str(path), b, variant, args.keep) for b in args.boards.split(",")
+            for variant in ("hand", "fold") for path in designs()
+            if not args.only or path.name in args.only]
     started = time.monotonic()
     records = run_all(run_case, jobs, jobs=args.jobs)
     result = {"command": "python bench/fold_designs.py " + " ".join(argv or sys.argv[1:]),

@@ -192,6 +192,13 @@ def check_build(network: Network, board_name: str, *, clock_mhz: ClockRequest = 
     return _checked(network, board_name, clock_mhz=clock_mhz, baud=baud, seeds=seeds)[0]
 
 
+def synth_opts(info: Board) -> str:
+    """The options of the family's ``synth_*`` command in a build. iCE40 synthesis maps
+    multipliers to SB_MAC16 only when asked; hwgen's logic-mapped products have no $mul
+    cells, so only the layers planned on DSPs get them."""
+    return "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
+
+
 def board_plan(network: Network, info: Board) -> NetworkPlan:
     """The network planned for a board: ``mac = "auto"`` layers on the device's DSPs where
     they fit (:func:`hwgen.plan.plan` with its DSP budget)."""
@@ -496,12 +503,9 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
     platform = info.platform()
     top = BoardTop(network, clk_hz=info.clk_hz, uart=info.uart, baud=baud, clock_hz=clock_hz,
                    family=info.family, net_plan=net_plan)
-    # iCE40 synthesis maps multipliers to SB_MAC16 only when asked; hwgen's logic-mapped
-    # products have no $mul cells, so only the layers planned on DSPs get them.
-    synth_opts = "-dsp" if info.family == "ice40" and info.resources.get("dsp") else ""
     build_plan = platform.prepare(top, name="top", nextpnr_opts=" ".join(_NEXTPNR_REPORT),
                                   script_after_read=COLLISION_FREE_SCRIPT,
-                                  script_after_synth=_YOSYS_STAT, synth_opts=synth_opts)
+                                  script_after_synth=_YOSYS_STAT, synth_opts=synth_opts(info))
     # Only the synthesis chain: a platform's extra steps (the OrangeCrab's dfu-suffix, which
     # marks the bitstream for dfu-util) are not needed by hwgen flash (openFPGALoader).
     commands = [argv for argv in json.loads(build_plan.files["build_top.json"])["commands"]
