@@ -32,7 +32,7 @@ from conv_designs import bounds  # noqa: E402
 
 import hwgen  # noqa: E402
 from hwgen.executor import run_all  # noqa: E402
-from hwgen.fold import FoldError, fold  # noqa: E402
+from hwgen.fold import FoldError, build_fold  # noqa: E402
 from hwgen.toolchain.boards import BoardError  # noqa: E402
 from hwgen.toolchain.synth import build  # noqa: E402
 from hwgen.toolchain.tools import ToolError  # noqa: E402
@@ -50,18 +50,17 @@ def run_case(job: tuple[str, str, str, str]) -> dict:
     network = hwgen.load(path)
     record = {"design": Path(path).name, "board": board_name, "variant": variant}
     started = time.monotonic()
+    out = Path(keep) / f"{network.name}-{board_name}-{variant}"
     try:
-        if variant == "fold":
-            result = fold(network, board_name)
-            network = result.network
-            record.update(fold_seconds=round(time.monotonic() - started, 1),
-                          predicted={k: round(v, 1) for k, v in result.use.items()},
-                          folding={lp.name: [lp.pe, lp.simd] for lp in result.plan.layers
-                                   if lp.pe},
+        if variant == "fold":  # folded again smaller when the placed design does not fit
+            result, report = build_fold(network, board_name, out, clock_mhz="osc", seeds=(1,))
+            record.update(predicted={k: round(v, 1) for k, v in result.use.items()},
+                          fold=report["fold"], refolds=report["refolds"],
                           bottleneck=result.bottleneck, binding=result.binding)
-        record.update(bounds(network, board_name))
-        out = Path(keep) / f"{network.name}-{board_name}-{variant}"
-        report = build(network, board_name, out, clock_mhz="osc", seeds=(1,))
+            record.update(bounds(result.network, board_name))
+        else:
+            record.update(bounds(network, board_name))
+            report = build(network, board_name, out, clock_mhz="osc", seeds=(1,))
     except (FoldError, BoardError, ToolError) as exc:
         lines = str(exc).splitlines() or [repr(exc)]
         record.update(built=False, error=next((x for x in lines if "ERROR" in x), lines[0]),
@@ -100,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="a design's file name (repeatable)")
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--keep", default="build/fold", help="build folder (default build/fold)")
+    ap.add_argument("--variants", default="hand,fold", help="hand, fold or both (default)")
     args = ap.parse_args(argv)
     # the small boards first, the ULX3S's folds (the largest designs) last
     jobs = [(str(path), b, variant, args.keep) for b in args.boards.split(",")
-            for variant in ("hand", "fold") for path in designs()
+            for variant in args.variants.split(",") for path in designs()
             if not args.only or path.name in args.only]
     started = time.monotonic()
     records = run_all(run_case, jobs, jobs=args.jobs)

@@ -710,12 +710,28 @@ def cmd_build(args) -> int:
     seeds = _seeds(args)
     out = _output_dir(args, network, kind="build",
                       default=f"build/{network.name}-{args.board}", failed=True)
-    network, extra = _folded_for_build(network, args)
-    check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
-    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   seeds=seeds, log=_progress, report_extra=extra)
+    if args.fold is None and not _leaves_folding(network):
+        check_build(network, args.board, clock_mhz=args.clock_mhz, baud=args.baud,
+                    seeds=seeds)
+        report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
+                       seeds=seeds, log=_progress)
+    else:  # folded, and folded again smaller if the placed design does not fit
+        from .fold import build_fold
+
+        _fold_board_first(args.board)
+        _, report = build_fold(
+            network, args.board, out, fps=None if args.fold in (None, "max") else args.fold,
+            fps_clock_mhz=args.clock_mhz if isinstance(args.clock_mhz, float) else None,
+            headroom=args.headroom, keep=args.fold is None, log=_progress,
+            clock_mhz=args.clock_mhz, baud=args.baud, seeds=seeds)
     _print_report(report, out.shown)
     return 0
+
+
+def _fold_board_first(board_name: str) -> None:
+    from .toolchain.boards import board
+
+    board(board_name)  # an unknown board: its one error line before any work
 
 
 def cmd_flash(args) -> int:
@@ -918,6 +934,7 @@ def _add_fold_options(p, build: bool) -> None:
 
 def cmd_flow(args) -> int:
     from .toolchain.synth import build, check_build
+    from .toolchain.tools import ToolError
 
     network = _load(args.spec)
     seeds = _seeds(args)
@@ -941,8 +958,21 @@ def cmd_flow(args) -> int:
     simulation = {"inferences": result.frames, "bit_exact": True, "accuracy": accuracy,
                   "cycles_per_inference": result.cycles_per_inference,
                   "latency_cycles": result.latency_cycles}
-    report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                   seeds=seeds, log=_progress, report_extra={**extra, "simulation": simulation})
+    try:
+        report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
+                       seeds=seeds, log=_progress,
+                       report_extra={**extra, "simulation": simulation})
+    except ToolError as exc:
+        from .fold import placed_overflow
+
+        needed = placed_overflow(str(exc)) if extra else False
+        if needed is False:
+            raise
+        lower = args.headroom * 0.9 if needed is True else \
+            args.headroom * 0.97 * extra["fold"]["available"]["logic"] / needed
+        raise ToolError(f"{exc}\nthe fold's logic model under-estimated the design; fold it "
+                        f"smaller with --headroom {lower:.2f} (hwgen build --fold refolds by "
+                        f"itself)") from None
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"

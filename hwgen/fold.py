@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +46,8 @@ from .resources import (
 from .spec import Network, output_names
 from .toolchain.boards import BoardError
 
-__all__ = ["FoldError", "Fold", "Way", "fold", "format_fold", "binds", "RESOURCES",
+__all__ = ["FoldError", "Fold", "Way", "fold", "build_fold", "placed_overflow", "format_fold",
+           "binds", "RESOURCES", "REFOLDS",
            "PARALLELISM_WINDOW", "DEFAULT_HEADROOM"]
 
 #: The resources the fold keeps within the device, in the order it reports them.
@@ -441,6 +443,63 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
     solves = result.solves = solves
     result.priced = pricer.priced
     return result
+
+
+#: How many times a fold whose placed design did not fit is folded again, smaller.
+REFOLDS = 2
+#: nextpnr's words for a design with more logic cells than the device (the count, where it
+#: gives one).
+_NO_ROOM = re.compile(r"Failed to expand region|no BELs remaining|Unable to place cell")
+_NEEDED = re.compile(r"of (\d+) ICESTORM_LCs")
+
+
+def placed_overflow(message: str) -> int | bool:
+    """From a failed build's message: the logic cells nextpnr needed (an int), ``True`` when
+    it ran out of them without saying how many, ``False`` when the failure is another."""
+    if _NO_ROOM.search(message) is None:
+        return False
+    needed = _NEEDED.search(message)
+    return int(needed.group(1)) if needed else True
+
+
+def build_fold(network: Network, board_name: str, out, *, fps: float | None = None,
+               fps_clock_mhz: float | None = None, headroom: float = DEFAULT_HEADROOM,
+               keep: bool = False, log=None, report_extra: dict | None = None,
+               **build_args) -> tuple[Fold, dict]:
+    """Fold ``network`` for the board (:func:`fold`; ``fps`` at ``fps_clock_mhz``) and build
+    it into ``out`` (:func:`hwgen.toolchain.synth.build` with ``build_args``). When the
+    placed design does not fit (the logic model under-estimated it), fold again with the
+    headroom scaled by the cells available over the cells needed, at most :data:`REFOLDS`
+    times. The report holds the fold (``fold``) and the attempts that did not fit
+    (``refolds``)."""
+    from .toolchain.boards import board
+    from .toolchain.synth import build
+    from .toolchain.tools import ToolError
+
+    say = log or (lambda text: None)
+    info = board(board_name)
+    available = info.resources["lut4" if info.family == "ecp5" else "lcs"]
+    refolds: list[dict] = []
+    while True:
+        result = fold(network, board_name, fps=fps, clock_mhz=fps_clock_mhz,
+                      headroom=headroom, keep=keep, log=log)
+        say(format_fold(result, fps_clock_mhz))
+        extra = {**(report_extra or {}), "fold": {**result.to_json(), "headroom": headroom},
+                 "refolds": refolds}
+        try:
+            return result, build(result.network, board_name, out, report_extra=extra,
+                                 log=log, **build_args)
+        except ToolError as exc:
+            needed = placed_overflow(str(exc))
+            if needed is False or len(refolds) == REFOLDS:
+                raise
+            scale = available / needed if needed is not True else 0.9
+            refolds.append({"headroom": headroom, "cycles": result.plan.cycles_per_inference,
+                            "predicted_logic": round(result.use["logic"]),
+                            "placed_logic_needed": None if needed is True else needed})
+            headroom = round(headroom * min(0.97 * scale, 0.95), 3)
+            say(f"the fold did not fit when placed ({needed if needed is not True else 'more'}"
+                f" logic cells of {available:,}); folding again with headroom {headroom:g}")
 
 
 def _binding(attempt, target: int, caps: dict[str, float]) -> list[str]:

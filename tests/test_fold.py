@@ -193,3 +193,36 @@ def test_keep_folds_only_the_auto_fields():
     assert fc0.cycles <= fc1.cycles  # the free layer keeps pace with the fixed one
     assert result.plan.cycles_per_inference == fc1.cycles
     assert result.network.layers[0].pe != "auto" and not result.network.layers[0].leaves_folding()
+
+
+@pytest.mark.synth
+def test_a_fold_that_does_not_fit_when_placed_is_folded_again(tmp_path, monkeypatch):
+    from hwgen.fold import build_fold
+    from hwgen.toolchain.tools import tool_env, tool_path
+
+    # a user's nextpnr (NEXTPNR_ICE40=...) that, the first time, runs out of LCs as the real
+    # one does on an under-estimated fold; then the real nextpnr
+    real = tool_path("NEXTPNR_ICE40", tool_env(["NEXTPNR_ICE40"]))
+    wrapper = tmp_path / "nextpnr-once"
+    wrapper.write_text(f"""#!/bin/sh
+if [ ! -e {tmp_path}/failed-once ]; then
+    touch {tmp_path}/failed-once
+    echo "ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6000 ICESTORM_LCs"
+    exit 1
+fi
+exec {real} "$@"
+""")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("NEXTPNR_ICE40", str(wrapper))
+    network, _ = tiny()
+    said = []
+    result, report = build_fold(network, "icebreaker", tmp_path / "out", clock_mhz="osc",
+                                seeds=(1,), log=said.append)
+    first = report["refolds"]
+    assert len(first) == 1 and first[0]["placed_logic_needed"] == 6000
+    assert first[0]["headroom"] == DEFAULT_HEADROOM
+    headroom = round(DEFAULT_HEADROOM * 0.97 * 5280 / 6000, 3)
+    assert report["fold"]["headroom"] == headroom
+    assert result.use["logic"] <= headroom * 5280
+    assert report["cycles_per_inference"] == result.plan.cycles_per_inference
+    assert any("folding again with headroom" in line for line in said)
