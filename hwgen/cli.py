@@ -963,16 +963,16 @@ def cmd_flow(args) -> int:
                        seeds=seeds, log=_progress,
                        report_extra={**extra, "simulation": simulation})
     except ToolError as exc:
-        from .fold import placed_overflow
+        from .fold import TOO_LARGE_SCALE, placed_overflow
 
         needed = placed_overflow(str(exc)) if extra else False
         if needed is False:
             raise
-        lower = args.headroom * 0.9 if needed is True else \
+        lower = args.headroom * TOO_LARGE_SCALE if needed is True else \
             args.headroom * 0.97 * extra["fold"]["available"]["logic"] / needed
-        raise ToolError(f"{exc}\nthe fold's logic model under-estimated the design; fold it "
-                        f"smaller with --headroom {lower:.2f} (hwgen build --fold refolds by "
-                        f"itself)") from None
+        raise ToolError(f"{exc}\nthe folded design was too large for the board or the tools; "
+                        f"fold it smaller with --headroom {lower:.2f} (hwgen build --fold "
+                        f"folds again by itself)") from None
     print()
     print(f"flow summary for {network.name} on {args.board}:")
     print(f"  simulated {result.frames} inferences bit-exact"

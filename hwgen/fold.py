@@ -47,7 +47,7 @@ from .spec import Network, output_names
 from .toolchain.boards import BoardError
 
 __all__ = ["FoldError", "Fold", "Way", "fold", "build_fold", "placed_overflow", "format_fold",
-           "binds", "RESOURCES", "REFOLDS",
+           "binds", "RESOURCES", "REFOLDS", "TOO_LARGE_SCALE",
            "PARALLELISM_WINDOW", "DEFAULT_HEADROOM"]
 
 #: The resources the fold keeps within the device, in the order it reports them.
@@ -451,12 +451,17 @@ REFOLDS = 2
 #: gives one).
 _NO_ROOM = re.compile(r"Failed to expand region|no BELs remaining|Unable to place cell")
 _NEEDED = re.compile(r"of (\d+) ICESTORM_LCs")
+#: YoWASP Yosys (32-bit WebAssembly, at most 4 GiB of memory) stopping on a design too large
+#: for it: the fold is folded again smaller, by :data:`TOO_LARGE_SCALE`.
+_TOO_LARGE = re.compile(r"thrown Wasm exception|out of bounds memory access|std::bad_alloc")
+TOO_LARGE_SCALE = 0.7
 
 
 def placed_overflow(message: str) -> int | bool:
     """From a failed build's message: the logic cells nextpnr needed (an int), ``True`` when
-    it ran out of them without saying how many, ``False`` when the failure is another."""
-    if _NO_ROOM.search(message) is None:
+    it ran out of them without saying how many or the synthesis ran out of memory on the
+    design (:data:`_TOO_LARGE`), ``False`` when the failure is another."""
+    if _NO_ROOM.search(message) is None and _TOO_LARGE.search(message) is None:
         return False
     needed = _NEEDED.search(message)
     return int(needed.group(1)) if needed else True
@@ -493,13 +498,15 @@ def build_fold(network: Network, board_name: str, out, *, fps: float | None = No
             needed = placed_overflow(str(exc))
             if needed is False or len(refolds) == REFOLDS:
                 raise
-            scale = available / needed if needed is not True else 0.9
+            scale = available / needed if needed is not True else TOO_LARGE_SCALE
             refolds.append({"headroom": headroom, "cycles": result.plan.cycles_per_inference,
                             "predicted_logic": round(result.use["logic"]),
                             "placed_logic_needed": None if needed is True else needed})
             headroom = round(headroom * min(0.97 * scale, 0.95), 3)
-            say(f"the fold did not fit when placed ({needed if needed is not True else 'more'}"
-                f" logic cells of {available:,}); folding again with headroom {headroom:g}")
+            why = (f"{needed:,} logic cells of {available:,}" if needed is not True else
+                   "the tools ran out of room or memory on it")
+            say(f"the fold did not fit when built ({why}); folding again with headroom "
+                f"{headroom:g}")
 
 
 def _binding(attempt, target: int, caps: dict[str, float]) -> list[str]:
