@@ -92,6 +92,41 @@ def run_case(job: tuple[str, str, str, str]) -> dict:
     return record
 
 
+def markdown(records: list[dict]) -> str:
+    """The table docs/results.md carries: per design and board, the hand folding and the
+    fold side by side."""
+    by = {(r["design"], r["board"], r["variant"]): r for r in records}
+    lines = ["| design → board | hand: logic, fmax, cycles, inferences/s | fold: logic placed "
+             "(predicted), fmax, cycles, inferences/s | fold ÷ hand | fraction of the device "
+             "bound, hand → fold (first bound) |", "|---|---|---|---|---|"]
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "not run"
+        if not r.get("built"):
+            return "does not fit: " + r["error"].replace("|", "/")[:120]
+        predicted = f" ({r['predicted']['logic']:,.0f})" if "predicted" in r else ""
+        return (f"{r['logic']:,}{predicted} / {r['logic_available']:,}, {r['fmax_mhz']} MHz, "
+                f"{r['cycles_per_inference']:,}, {r['inferences_per_second_at_fmax']:,.1f}")
+
+    def fraction(r: dict | None) -> str:
+        if r is None or not r.get("built") or r.get("achieved_fraction") is None:
+            return "–"
+        return f"{r['achieved_fraction']:.3f} ({r['achieved_fraction_ports']:.3f})"
+
+    for design, board_name in sorted({(r["design"], r["board"]) for r in records},
+                                     key=lambda k: (k[1], k[0])):
+        hand, folded = by.get((design, board_name, "hand")), by.get((design, board_name, "fold"))
+        ratio = "–"
+        if hand and folded and hand.get("built") and folded.get("built"):
+            gain = (folded["inferences_per_second_at_fmax"]
+                    / hand["inferences_per_second_at_fmax"])
+            ratio = f"{gain:.2f}×"
+        lines.append(f"| {design} → {board_name} | {cell(hand)} | {cell(folded)} | {ratio} | "
+                     f"{fraction(hand)} → {fraction(folded)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/fold_designs.json")
@@ -100,7 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--keep", default="build/fold", help="build folder (default build/fold)")
     ap.add_argument("--variants", default="hand,fold", help="hand, fold or both (default)")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --out "
+                    "and of the records under --keep (newest first), build nothing")
     args = ap.parse_args(argv)
+    if args.table:
+        records = {}
+        if args.out.is_file():
+            for r in json.loads(args.out.read_text())["builds"]:
+                records[(r["design"], r["board"], r["variant"])] = r
+        for path in sorted(Path(args.keep).glob("*.record.json"), key=lambda p: p.stat().st_mtime):
+            r = json.loads(path.read_text())
+            records[(r["design"], r["board"], r["variant"])] = r
+        print(markdown(list(records.values())))
+        return 0
     # the small boards first, the ULX3S's folds (the largest designs) last
     jobs = [(str(path), b, variant, args.keep) for b in args.boards.split(",")
             for variant in args.variants.split(",") for path in designs()
