@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,10 +77,6 @@ class Way:
     lp: LayerPlan
     use: dict[str, float]
 
-    @property
-    def parallelism(self) -> int:
-        """Products (or elements) a cycle: PE × SIMD, else its input lanes."""
-        return (self.lp.pe or 1) * (self.lp.simd or 1) if self.lp.pe else self.lp.in_lanes
 
 
 @dataclass
@@ -99,7 +95,6 @@ class Fold:
     faster_cycles: int | None = None
     solves: int = 0
     priced: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def bottleneck(self) -> str:
@@ -120,7 +115,7 @@ class Fold:
                         "use": {k: round(v, 1) for k, v in self.rows.get(lp.name, {}).items()}}
                        for layer, lp in zip(self.network.layers, self.plan.layers,
                                             strict=True)],
-            "solves": self.solves, "ways_priced": self.priced, "notes": self.notes,
+            "solves": self.solves, "ways_priced": self.priced,
         }
 
 
@@ -440,8 +435,7 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
     if fps is None and faster:
         result.faster_cycles = faster[-1]
         result.binding = _binding(attempt, faster[-1], caps)
-    solves = result.solves = solves
-    result.priced = pricer.priced
+    result.solves, result.priced = solves, pricer.priced
     return result
 
 
