@@ -405,11 +405,6 @@ def _written_by(path: Path, mark: str) -> bool:
         return False
 
 
-def _is_import(path: Path) -> bool:
-    """Whether ``path`` is a spec ``hwgen import`` wrote."""
-    return _written_by(path, IMPORT_MARK)
-
-
 def _spec_output(given: str, option: str, mark: str) -> tuple[Path, Path]:
     """The TOML and NPZ a command writing a spec (``-o``) may replace: new files, or files
     whose spec starts with ``mark``; checked before any work."""

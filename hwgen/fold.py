@@ -40,6 +40,7 @@ from .resources import (
     estimate,
     estimate_logic,
     load_logic_model,
+    logic_features,
     predict_row,
     unit_use,
 )
@@ -148,6 +149,16 @@ class _Pricer:
             self.checked[key] = layer
         return self.checked[key]
 
+    def plans(self, index: int, upstreams: list[int]):
+        """Every valid way of layer ``index`` as (fields, checked layer, plan): one per
+        upstream lanes value of ``upstreams`` for a layer whose lanes follow its input's."""
+        for fields in self.options[index]:
+            checked = self.layer(index, fields)
+            if checked is None:
+                continue
+            for up in upstreams if not fields else [1]:
+                yield fields, checked, self.plan_of(index, checked, up)
+
     def plan_of(self, index: int, layer: Layer, upstream: int) -> LayerPlan:
         inputs = self.network.input_types(index)
         lanes = layer.lanes_wanted(inputs, upstream)
@@ -186,18 +197,13 @@ def _ways(pricer: _Pricer, target: int, upstream_lanes: dict[str, set[int]]
     for index, layer in enumerate(net.layers):
         sources = net.sources[index]
         ups = sorted(upstream_lanes[sources[0]])
-        found: list[Way] = []
-        for fields in pricer.options[index]:
-            checked = pricer.layer(index, fields)
-            if checked is None:
+        found, seen = [], set()
+        for fields, checked, lp in pricer.plans(index, ups):
+            key = (tuple(sorted(fields.items())), lp.in_lanes)
+            if key in seen or lp.cycles > target:
                 continue
-            seen = set()
-            for up in ups if not fields else [1]:
-                lp = pricer.plan_of(index, checked, up)
-                if lp.in_lanes in seen or lp.cycles > target:
-                    continue
-                seen.add(lp.in_lanes)
-                found.append((fields, checked, lp))
+            seen.add(key)
+            found.append((fields, checked, lp))
         if found:
             least = min(_parallelism(lp) for _, _, lp in found)
             found = [f for f in found if _parallelism(f[2]) <= PARALLELISM_WINDOW * least]
@@ -319,14 +325,9 @@ def _cycle_grid(pricer: _Pricer) -> tuple[list[int], int]:
     floor = 0
     for index, layer in enumerate(net.layers):
         cycles, outs = [], set()
-        for fields in pricer.options[index]:
-            checked = pricer.layer(index, fields)
-            if checked is None:
-                continue
-            for up in sorted(lanes[net.sources[index][0]]) if not fields else [1]:
-                lp = pricer.plan_of(index, checked, up)
-                cycles.append(lp.cycles)
-                outs.add(lp.out_lanes)
+        for _, _, lp in pricer.plans(index, sorted(lanes[net.sources[index][0]])):
+            cycles.append(lp.cycles)
+            outs.add(lp.out_lanes)
         if not cycles:
             raise FoldError(f"{layer.name}: none of its ways of being built is valid")
         grid.update(cycles)
@@ -368,7 +369,6 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
     base_plan = board_plan(network, info)
     base_use = estimate(network, info, base_plan)
     core = base_use.rows[BOARD_CORE]
-    from .resources import logic_features
     core_logic = predict_row(logic_features(network, base_plan)[BOARD_CORE], info.family,
                              model)
     fixed = {"logic": core_logic.get(logic_key, 0.0), "ffs": core_logic.get("ffs", 0.0),
