@@ -953,18 +953,24 @@ def cmd_flow(args) -> int:
     simulation = {"inferences": result.frames, "bit_exact": True, "accuracy": accuracy,
                   "cycles_per_inference": result.cycles_per_inference,
                   "latency_cycles": result.latency_cycles}
+    limit = None
+    if extra:  # folded: stop after synthesis beyond the routable logic, as build --fold does
+        from .fold import routable_logic
+        from .toolchain.boards import board
+
+        limit = routable_logic(board(args.board))
     try:
         report = build(network, args.board, out, clock_mhz=args.clock_mhz, baud=args.baud,
-                       seeds=seeds, log=_progress,
+                       seeds=seeds, log=_progress, logic_limit=limit,
                        report_extra={**extra, "simulation": simulation})
     except ToolError as exc:
-        from .fold import TOO_LARGE_SCALE, placed_overflow
+        from .fold import refold_scale, refolded_headroom
 
-        needed = placed_overflow(str(exc)) if extra else False
-        if needed is False:
+        overflow = refold_scale(str(exc), extra["fold"]["available"]["logic"]) if extra \
+            else None
+        if overflow is None:
             raise
-        lower = args.headroom * TOO_LARGE_SCALE if needed is True else \
-            args.headroom * 0.97 * extra["fold"]["available"]["logic"] / needed
+        lower = refolded_headroom(args.headroom, overflow[0])
         raise ToolError(f"{exc}\nthe folded design was too large for the board or the tools; "
                         f"fold it smaller with --headroom {lower:.2f} (hwgen build --fold "
                         f"folds again by itself)") from None

@@ -47,9 +47,9 @@ from .resources import (
 from .spec import Network, output_names
 from .toolchain.boards import BoardError
 
-__all__ = ["FoldError", "Fold", "Way", "fold", "build_fold", "placed_overflow", "format_fold",
+__all__ = ["FoldError", "Fold", "Way", "fold", "build_fold", "format_fold",
            "binds", "RESOURCES", "REFOLDS", "TOO_LARGE_SCALE",
-           "PARALLELISM_WINDOW", "DEFAULT_HEADROOM"]
+           "PARALLELISM_WINDOW", "DEFAULT_HEADROOM", "ROUTABLE", "routable_logic", "refold_scale"]
 
 #: The resources the fold keeps within the device, in the order it reports them.
 RESOURCES = ("logic", "ffs", "bram", "spram", "dsp")
@@ -62,6 +62,11 @@ PARALLELISM_WINDOW = 4
 #: The default share of the device's logic and flip-flops the fold may fill (the rest is
 #: the logic model's error and room for placement).
 DEFAULT_HEADROOM = 0.9
+#: The share of a device's logic cells its nextpnr router closes in reasonable time, per
+#: family; the fold's headroom is taken of it. Two ECP5-85F folds synthesized to 93 and 95 %
+#: of its LUT4 cells were still routing after an hour (docs/fold.md); iCE40 folds route
+#: at 96.5 % of the UP5K.
+ROUTABLE = {"ice40": 1.0, "ecp5": 0.85}
 
 
 class FoldError(BoardError):
@@ -341,7 +346,8 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
          keep: bool = False, log=None) -> Fold:
     """``network`` folded for board ``board_name``: the fastest that fits (``fps`` ``None``),
     or the least resources that run ``fps`` inferences per second at ``clock_mhz`` (default
-    the board's oscillator); logic and flip-flops within ``headroom`` × the device. With
+    the board's oscillator); logic within ``headroom`` × the routable logic
+    (:func:`routable_logic`), flip-flops within ``headroom`` × the device. With
     ``keep``, only what the spec leaves to hwgen (``pe``/``simd``/``mac`` = ``"auto"``)
     is chosen. :class:`FoldError` when nothing fits, naming the binding resource."""
     from .rtl.board import check_network
@@ -366,6 +372,7 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
                  "spram": float(info.resources.get("spram", 0)),
                  "dsp": float(info.resources.get("dsp", 0))}
     caps = {k: v * headroom if k in ("logic", "ffs") else v for k, v in available.items()}
+    caps["logic"] = routable_logic(info) * headroom
     base_plan = board_plan(network, info)
     base_use = estimate(network, info, base_plan)
     core = base_use.rows[BOARD_CORE]
@@ -445,20 +452,42 @@ REFOLDS = 2
 #: gives one).
 _NO_ROOM = re.compile(r"Failed to expand region|no BELs remaining|Unable to place cell")
 _NEEDED = re.compile(r"of (\d+) ICESTORM_LCs")
+#: The build's own check after synthesis (``logic_limit``): cells needed, cells allowed.
+_SYNTH_NEEDED = re.compile(r"needs at least (\d+) logic cells after synthesis; the build "
+                           r"allows (\d+)")
 #: YoWASP Yosys (32-bit WebAssembly, at most 4 GiB of memory) stopping on a design too large
 #: for it: the fold is folded again smaller, by :data:`TOO_LARGE_SCALE`.
 _TOO_LARGE = re.compile(r"thrown Wasm exception|out of bounds memory access|std::bad_alloc")
 TOO_LARGE_SCALE = 0.7
 
 
-def placed_overflow(message: str) -> int | bool:
-    """From a failed build's message: the logic cells nextpnr needed (an int), ``True`` when
-    it ran out of them without saying how many or the synthesis ran out of memory on the
-    design (:data:`_TOO_LARGE`), ``False`` when the failure is another."""
+def routable_logic(info) -> int:
+    """The logic cells of board ``info``'s device a fold may fill: :data:`ROUTABLE` of them."""
+    key = "lut4" if info.family == "ecp5" else "lcs"
+    return int(info.resources[key] * ROUTABLE[info.family])
+
+
+def refold_scale(message: str, available: int) -> tuple[float, int | None] | None:
+    """From a failed build's message: how much smaller to fold (the cells there was room for
+    over the cells needed, ``available`` being the device's when nextpnr ran out of them) and
+    the cells needed (``None`` when not said: :data:`TOO_LARGE_SCALE`); ``None`` when the
+    failure is another."""
+    synthesized = _SYNTH_NEEDED.search(message)
+    if synthesized:
+        needed, room = int(synthesized.group(1)), int(synthesized.group(2))
+        return room / needed, needed
     if _NO_ROOM.search(message) is None and _TOO_LARGE.search(message) is None:
-        return False
-    needed = _NEEDED.search(message)
-    return int(needed.group(1)) if needed else True
+        return None
+    placed = _NEEDED.search(message)
+    if placed is None:
+        return TOO_LARGE_SCALE, None
+    return available / int(placed.group(1)), int(placed.group(1))
+
+
+def refolded_headroom(headroom: float, scale: float) -> float:
+    """The headroom to fold again with after a build :func:`refold_scale` scaled by
+    ``scale``: 3 % under it, and at least 5 % smaller."""
+    return round(headroom * min(0.97 * scale, 0.95), 3)
 
 
 def build_fold(network: Network, board_name: str, out, *, fps: float | None = None,
@@ -466,11 +495,11 @@ def build_fold(network: Network, board_name: str, out, *, fps: float | None = No
                keep: bool = False, log=None, report_extra: dict | None = None,
                **build_args) -> tuple[Fold, dict]:
     """Fold ``network`` for the board (:func:`fold`; ``fps`` at ``fps_clock_mhz``) and build
-    it into ``out`` (:func:`hwgen.toolchain.synth.build` with ``build_args``). When the
-    placed design does not fit (the logic model under-estimated it), fold again with the
-    headroom scaled by the cells available over the cells needed, at most :data:`REFOLDS`
-    times. The report holds the fold (``fold``) and the attempts that did not fit
-    (``refolds``)."""
+    it into ``out`` (:func:`hwgen.toolchain.synth.build` with ``build_args``, stopping after
+    synthesis beyond the routable logic). When the synthesized or placed design does not
+    fit (the logic model under-estimated it), fold again smaller (:func:`refold_scale`), at
+    most :data:`REFOLDS` times. The report holds the fold (``fold``) and the attempts that
+    did not fit (``refolds``)."""
     from .toolchain.boards import board
     from .toolchain.synth import build
     from .toolchain.tools import ToolError
@@ -487,17 +516,17 @@ def build_fold(network: Network, board_name: str, out, *, fps: float | None = No
                  "refolds": refolds}
         try:
             return result, build(result.network, board_name, out, report_extra=extra,
-                                 log=log, **build_args)
+                                 log=log, logic_limit=routable_logic(info), **build_args)
         except ToolError as exc:
-            needed = placed_overflow(str(exc))
-            if needed is False or len(refolds) == REFOLDS:
+            overflow = refold_scale(str(exc), available)
+            if overflow is None or len(refolds) == REFOLDS:
                 raise
-            scale = available / needed if needed is not True else TOO_LARGE_SCALE
+            scale, needed = overflow
             refolds.append({"headroom": headroom, "cycles": result.plan.cycles_per_inference,
                             "predicted_logic": round(result.use["logic"]),
-                            "placed_logic_needed": None if needed is True else needed})
-            headroom = round(headroom * min(0.97 * scale, 0.95), 3)
-            why = (f"{needed:,} logic cells of {available:,}" if needed is not True else
+                            "logic_needed": needed})
+            headroom = refolded_headroom(headroom, scale)
+            why = (f"it needs {needed:,} logic cells" if needed is not None else
                    "the tools ran out of room or memory on it")
             say(f"the fold did not fit when built ({why}); folding again with headroom "
                 f"{headroom:g}")

@@ -195,6 +195,22 @@ def test_keep_folds_only_the_auto_fields():
     assert result.network.layers[0].pe != "auto" and not result.network.layers[0].leaves_folding()
 
 
+def test_refold_scale_reads_the_cells_needed_from_the_tools():
+    from hwgen.fold import TOO_LARGE_SCALE, refold_scale, refolded_headroom
+
+    synthesized = ("sfc_w1a1 needs at least 76180 logic cells after synthesis; the build "
+                   "allows 71094 of the 83,640 LUT4 cells of ulx3s-85f (LFE5U-85F)")
+    assert refold_scale(synthesized, 83640) == (71094 / 76180, 76180)
+    placed = "ERROR: Failed to expand region (0, 0) |_> (25, 31) of 5470 ICESTORM_LCs"
+    assert refold_scale(placed, 5280) == (5280 / 5470, 5470)
+    assert refold_scale("ERROR: Unable to place cell 'x', no BELs remaining", 5280) == (
+        TOO_LARGE_SCALE, None)
+    assert refold_scale("yosys: thrown Wasm exception", 83640) == (TOO_LARGE_SCALE, None)
+    assert refold_scale("ERROR: Max frequency 20 MHz below 25 MHz", 5280) is None
+    assert refolded_headroom(0.9, 5280 / 5470) == round(0.9 * 0.97 * 5280 / 5470, 3)
+    assert refolded_headroom(0.9, 1.0) == 0.855  # at least 5 % smaller
+
+
 @pytest.mark.synth
 def test_a_fold_that_does_not_fit_when_placed_is_folded_again(tmp_path, monkeypatch):
     from hwgen.fold import build_fold
@@ -219,7 +235,7 @@ exec {real} "$@"
     result, report = build_fold(network, "icebreaker", tmp_path / "out", clock_mhz="osc",
                                 seeds=(1,), log=said.append)
     first = report["refolds"]
-    assert len(first) == 1 and first[0]["placed_logic_needed"] == 6000
+    assert len(first) == 1 and first[0]["logic_needed"] == 6000
     assert first[0]["headroom"] == DEFAULT_HEADROOM
     headroom = round(DEFAULT_HEADROOM * 0.97 * 5280 / 6000, 3)
     assert report["fold"]["headroom"] == headroom

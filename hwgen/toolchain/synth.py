@@ -41,8 +41,8 @@ from .timing import best_seed, critical_path, describe_seeds, fmax_of, seed_summ
 from .tools import ToolError, run_tool, tool_env, tool_path
 
 __all__ = ["build", "check_build", "check_dsp", "check_seeds", "clock_mode", "board_plan",
-           "spec_files", "FAMILY_CELLS", "DEFAULT_SEEDS", "MAX_PNR_SEED", "MAX_SEEDS",
-           "AUTO_REBUILDS", "CLOCK_WORDS", "AutoClock"]
+           "spec_files", "synthesized_logic", "FAMILY_CELLS", "DEFAULT_SEEDS", "MAX_PNR_SEED",
+           "MAX_SEEDS", "AUTO_REBUILDS", "CLOCK_WORDS", "AutoClock"]
 
 #: nextpnr's cell types (its --report "utilization") → report.json keys, per family.
 FAMILY_CELLS = {
@@ -241,7 +241,7 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
           clock_mhz: ClockRequest = None, baud: int | None = None, log=None,
           force: bool = False, report_extra: dict | None = None,
           seeds: Sequence[int] = DEFAULT_SEEDS,
-          jobs: int | None = None) -> dict:
+          jobs: int | None = None, logic_limit: int | None = None) -> dict:
     """Synthesize ``network`` in a :class:`~hwgen.rtl.board.BoardTop` for ``board_name``.
 
     Writes the bitstream, the tools' logs and ``report.json`` (with ``report_extra`` added)
@@ -267,7 +267,10 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
     a clock the PLL cannot make, a rate the board's USB-UART does not carry or the clock does
     not make, or a network the board top cannot serve, ValueError for bad seeds,
     :class:`ToolError` when a tool is missing or fails or timing is not met. ``log`` (a
-    callable taking a line) hears about each step.
+    callable taking a line) hears about each step. ``logic_limit``: stop after synthesis,
+    before nextpnr (ToolError naming both counts), when the netlist needs more logic cells
+    than that (:func:`synthesized_logic`; ``hwgen build --fold`` sets it to the board's
+    routable logic).
     """
     info, net_plan, mode, seeds, baud = _checked(network, board_name, clock_mhz=clock_mhz,
                                                  baud=baud, seeds=seeds)
@@ -282,11 +285,12 @@ def build(network: Network, board_name: str, out_dir: str | Path | OutputDir, *,
         try:
             if mode == "auto":
                 report = _auto(network, net_plan, info, tmp, baud=baud, log=log, seeds=seeds,
-                               jobs=jobs)
+                               jobs=jobs, logic_limit=logic_limit)
             else:
                 report = _synthesize(network, net_plan, info, tmp,
                                      clock_mhz=None if mode == "osc" else mode, baud=baud,
-                                     log=log, seeds=seeds, jobs=jobs)
+                                     log=log, seeds=seeds, jobs=jobs,
+                                     logic_limit=logic_limit)
                 _check_timing(report, tmp)
                 report.update({"clock_mode": "oscillator" if mode == "osc" else "fixed",
                                "auto_clock": None})
@@ -426,7 +430,7 @@ class AutoClock:
 
 
 def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, baud: int,
-          log, seeds: tuple[int, ...], jobs: int) -> dict:
+          log, seeds: tuple[int, ...], jobs: int, logic_limit: int | None = None) -> dict:
     """``clock_mhz="auto"`` driven by :class:`AutoClock`: a first pass at the oscillator (in
     ``tmp/auto-1``), then rebuilds from the PLL (``auto-2``, …) until the shipped seed meets
     the clock; the shipping pass's files are moved up into ``tmp``, the others keep their
@@ -449,7 +453,7 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
     passes[0].mkdir()
     say(f"clock auto: first pass at the {info.clock_mhz:g} MHz oscillator")
     first = _synthesize(network, net_plan, info, passes[0], clock_mhz=None, baud=baud, log=log,
-                        seeds=seeds, jobs=jobs)
+                        seeds=seeds, jobs=jobs, logic_limit=logic_limit)
     reports = [first]
     request = auto.start(first)
     while request is not None:
@@ -490,7 +494,7 @@ def _auto(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *, ba
 
 def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path, *,
                 clock_mhz: float | None, baud: int, log, seeds: Sequence[int] = DEFAULT_SEEDS,
-                jobs: int = 1) -> dict:
+                jobs: int = 1, logic_limit: int | None = None) -> dict:
     """One pass of the board's synthesis chain in ``tmp`` on the network as ``net_plan``
     plans it, at ``clock_mhz`` from the PLL (``None``: the oscillator): Yosys once, nextpnr
     once per seed in ``tmp/seed-N`` (``jobs`` at a time), the packer on the best seed, whose
@@ -521,7 +525,7 @@ def _synthesize(network: Network, net_plan: NetworkPlan, info: Board, tmp: Path,
         else:
             _run_step(argv[0], list(argv[1:]), tmp, env, say)
         if argv[0] == "yosys":
-            _check_fit(network, info, tmp / "synth_stat.json")
+            _check_fit(network, info, tmp / "synth_stat.json", logic_limit)
             if info.family == "ecp5":
                 moved = absorb_output_registers_in(tmp / "top.json")
                 say(f"  {moved} block-RAM read registers moved into the block RAMs")
@@ -681,9 +685,21 @@ def check_dsp(network: Network, info: Board, net_plan: NetworkPlan | None = None
                          f"mac = \"lut\" or fold them further (smaller pe/simd)")
 
 
-def _check_fit(network: Network, info: Board, stat_path: Path) -> None:
+def synthesized_logic(cells: dict[str, int], family: str) -> int:
+    """The logic cells a synthesized netlist (Yosys' cell counts) needs at least: iCE40 one
+    LC per SB_LUT4; ECP5 one TRELLIS_COMB per LUT4, two per CCU2C carry and four per
+    TRELLIS_DPR16X4 LUT RAM (nextpnr adds route-through LUTs on top)."""
+    if family == "ice40":
+        return int(cells.get("SB_LUT4", 0))
+    return (int(cells.get("LUT4", 0)) + 2 * int(cells.get("CCU2C", 0))
+            + 4 * int(cells.get("TRELLIS_DPR16X4", 0)))
+
+
+def _check_fit(network: Network, info: Board, stat_path: Path,
+               logic_limit: int | None = None) -> None:
     """Stop after synthesis, with the counts, when the design needs more block RAMs (or
-    SPRAMs, DSPs) than the device has: placement could only fail later, less clearly."""
+    SPRAMs, DSPs) than the device has, or more logic cells than ``logic_limit``: placement
+    could only fail later, less clearly (or route for hours)."""
     try:
         stat = json.loads(stat_path.read_text())
     except (OSError, ValueError):
@@ -696,6 +712,12 @@ def _check_fit(network: Network, info: Board, stat_path: Path) -> None:
                             f"after synthesis; {info.name} ({info.device}) has {available} "
                             f"(weights and line buffers live in block RAM; see "
                             f"hwgen check's memory report)")
+    needed = synthesized_logic(cells, info.family)
+    if logic_limit is not None and needed > logic_limit:
+        unit, key = ("LUT4 cells", "lut4") if info.family == "ecp5" else ("LCs", "lcs")
+        raise ToolError(f"{network.name} needs at least {needed} logic cells after synthesis; "
+                        f"the build allows {logic_limit} of the {info.resources[key]:,} "
+                        f"{unit} of {info.name} ({info.device})")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -291,6 +291,32 @@ def test_a_design_needing_more_block_ram_than_the_device_stops_after_synthesis(t
     assert not (tmp_path / "out.failed" / "nextpnr-ice40.log").exists()
 
 
+@pytest.mark.synth
+def test_a_design_beyond_the_logic_limit_stops_after_synthesis(tmp_path):
+    from hwgen.toolchain.synth import synthesized_logic
+
+    out = tmp_path / "out"
+    with pytest.raises(ToolError) as exc:
+        build(tiny(), "icebreaker", out, clock_mhz="osc", seeds=(1,), logic_limit=10)
+    failed = tmp_path / "out.failed"
+    cells = json.loads((failed / "synth_stat.json").read_text())["design"]["num_cells_by_type"]
+    needed = cells["SB_LUT4"]
+    assert needed > 10 and synthesized_logic(cells, "ice40") == needed
+    assert str(exc.value) == (f"tiny needs at least {needed} logic cells after synthesis; the "
+                              f"build allows 10 of the 5,280 LCs of icebreaker (iCE40UP5K)")
+    assert not out.exists() and not (failed / "nextpnr-ice40.log").exists()
+
+
+def test_synthesized_logic_counts_carries_and_lut_rams_on_ecp5():
+    from hwgen.toolchain.synth import synthesized_logic
+
+    # sfc_w1a1 folded for the ULX3S at headroom 0.9: nextpnr packed 77,842 TRELLIS_COMB
+    cells = {"LUT4": 71860, "CCU2C": 1616, "TRELLIS_DPR16X4": 272, "L6MUX21": 8443,
+             "PFUMX": 21419, "TRELLIS_FF": 14981}
+    assert synthesized_logic(cells, "ecp5") == 71860 + 2 * 1616 + 4 * 272 == 76180
+    assert synthesized_logic({"SB_LUT4": 40, "SB_CARRY": 9, "SB_DFF": 30}, "ice40") == 40
+
+
 def test_spram_weights_need_a_board_with_spram(tmp_path):
     from tests.rtl.test_weights import SPRAM_NETWORKS
 
