@@ -5,6 +5,10 @@ bench, on the trained convolutional design (cocotb + Verilator).
     :func:`hwgen_sim.runner.verify_bulk`: stimulus, random gaps and backpressure and the
     comparison of every output and score beat run inside the simulated design; Python starts
     the clock and waits for ``done``. All ``--count`` test images.
+``bulk`` in shards
+    The same, with the inputs split into K shards, each built and simulated by a worker
+    process of hwgen's executor (``hwgen sim --bulk --jobs K``); one record per ``--shards``
+    value, against one shard in the same run.
 ``every_beat`` (the baseline)
     :func:`hwgen_sim.runner.simulate`: the cocotb bench that drives, samples and checks every
     layer's every beat from Python on each clock edge. The first ``--baseline-count`` images.
@@ -13,7 +17,7 @@ Each record has the build and simulation seconds, cycles, and inferences per min
 simulation alone and including the build. Usage::
 
     python bench/verify_speed.py [--spec designs/mnist_cnn.toml] [--count 10000]
-        [--baseline-count 20] [--out bench/results/verify_speed.json]
+        [--baseline-count 20] [--shards 1,2] [--out bench/results/verify_speed.json]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-count", type=int, default=20)
     parser.add_argument("--gaps", type=float, default=0.25)
     parser.add_argument("--backpressure", type=float, default=0.25)
+    parser.add_argument("--shards", default="1,2", help="bulk shard counts (default 1,2)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/verify_speed.json")
     args = parser.parse_args(argv)
     network = load(args.spec)
@@ -51,17 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     p = plan(network)
     records = []
     with tempfile.TemporaryDirectory(prefix="hwgen-verify-speed-") as work:
-        bulk = verify_bulk(network, x, Path(work) / "bulk", gaps=args.gaps,
-                           backpressure=args.backpressure)
-        records.append({
-            "bench": "bulk", "inferences": len(x), "ok": bulk.ok, "cycles": bulk.cycles,
-            "build_seconds": round(bulk.seconds - bulk.sim_seconds, 1),
-            "sim_seconds": round(bulk.sim_seconds, 1),
-            "cycles_per_second": round(bulk.cycles / bulk.sim_seconds),
-            "inferences_per_minute_sim": round(len(x) / bulk.sim_seconds * 60),
-            "inferences_per_minute_total": round(len(x) / bulk.seconds * 60),
-        })
-        print(json.dumps(records[-1]))
+        for shards in (int(k) for k in args.shards.split(",")):
+            bulk = verify_bulk(network, x, Path(work) / f"bulk-{shards}", gaps=args.gaps,
+                               backpressure=args.backpressure, shards=shards, jobs=shards)
+            records.append({
+                "bench": "bulk", "shards": shards, "inferences": len(x), "ok": bulk.ok,
+                "cycles": bulk.cycles, "total_seconds": round(bulk.seconds, 1),
+                "build_seconds": round(bulk.seconds - bulk.sim_seconds, 1),
+                "sim_seconds": round(bulk.sim_seconds, 1),
+                "cycles_per_second": round(bulk.cycles / bulk.sim_seconds),
+                "inferences_per_minute_sim": round(len(x) / bulk.sim_seconds * 60),
+                "inferences_per_minute_total": round(len(x) / bulk.seconds * 60),
+            })
+            print(json.dumps(records[-1]), flush=True)
         xb = x[:args.baseline_count]
         started = time.monotonic()
         every = simulate(network, xb, Path(work) / "every_beat", gaps=args.gaps,

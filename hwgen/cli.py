@@ -586,6 +586,10 @@ def prepare_sim(network: Network, args) -> SimJob:
                          f"(no --bulk); add --count N")
     if args.bulk and args.simulator != "verilator":
         raise UsageError("--bulk runs on verilator only")
+    if (getattr(args, "jobs", None) or getattr(args, "ray", None)) and not args.bulk \
+            and len(x) <= BULK_ABOVE:
+        raise UsageError(f"--jobs and --ray split a bulk check (--bulk, or more than "
+                         f"{BULK_ABOVE} inputs)")
     work = None
     if args.work_dir is not None:
         work = OutputDir(args.work_dir, kind="sim", command=args.command, spec=args.spec,
@@ -611,6 +615,20 @@ def run_sim(network: Network, args, job: SimJob, log=print):
     return result
 
 
+def _bulk_shards(inputs: int, args) -> int:
+    """Shards of a bulk check: ``--jobs`` when given, else one per local CPU (with ``--ray``:
+    as many as the inputs allow), at least :data:`hwgen_sim.runner.BULK_SHARD_MIN` inputs
+    each."""
+    from hwgen_sim.runner import BULK_SHARD_MIN, bulk_shards
+
+    from .executor import default_jobs
+
+    jobs, ray = getattr(args, "jobs", None), getattr(args, "ray", None)
+    if jobs is not None:
+        return min(jobs, inputs)
+    return bulk_shards(inputs, inputs // BULK_SHARD_MIN if ray else default_jobs())
+
+
 def _simulate(network: Network, args, job: SimJob, work: Path, log, final: Path | None = None):
     from hwgen_sim.runner import simulate
 
@@ -626,8 +644,14 @@ def _simulate(network: Network, args, job: SimJob, work: Path, log, final: Path 
     if args.bulk:
         from hwgen_sim.runner import verify_bulk
 
+        shards = _bulk_shards(len(x), args)
+        if shards > 1:
+            log(f"bulk: {len(x)} inferences in {shards} shards, each built and simulated "
+                + (f"as a Ray task ({args.ray})" if getattr(args, "ray", None) else
+                   "by a worker process"))
         bulk = verify_bulk(network, x, work / "bulk", gaps=args.gaps,
-                           backpressure=args.backpressure, seed=args.seed)
+                           backpressure=args.backpressure, seed=args.seed, shards=shards,
+                           jobs=getattr(args, "jobs", None), ray=getattr(args, "ray", None))
         rate = len(x) / bulk.seconds * 60
         if bulk.ok:
             log(f"bulk: every output and score of {len(x)} inferences matched the golden "
@@ -1139,6 +1163,13 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
                    "inside the simulated design (Verilator, no Python per clock edge) and run "
                    "the every-layer, every-beat bench and the cycle check on the first N "
                    "inputs only (default 8); on by default above 500 inputs")
+    p.add_argument("--jobs", type=_WORKERS, metavar="N",
+                   help="--bulk: split the inputs over N local worker processes, each with a "
+                   "Verilator build of its own (default: the CPUs, at most one per "
+                   "2,000 inputs)")
+    p.add_argument("--ray", metavar="local|auto|ADDRESS", help="--bulk: run the shards as "
+                   "Ray tasks (local, auto or a cluster address; --jobs shards, by default "
+                   "one per 2,000 inputs); needs pip install 'hwgen[scale]'")
     p.add_argument("--work-dir", metavar="DIR", help="keep sources, logs and results here "
                    "(a new or empty folder, or hwgen's earlier --work-dir of this spec)")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -1155,6 +1186,7 @@ def _positive(text: str) -> int:
 
 
 _SEED = _bounded("a seed", 0, MAX_SEED, integer=True)
+_WORKERS = _bounded("a number of workers", 1, 1024, integer=True)
 #: ``hwgen build --seed``: nextpnr's seed, a positive 32-bit signed integer.
 MAX_PNR_SEED = 2**31 - 1  # = hwgen.toolchain.synth.MAX_PNR_SEED (not imported at start-up)
 _PNR_SEED = _bounded("a nextpnr seed", 1, MAX_PNR_SEED, integer=True)
@@ -1239,8 +1271,8 @@ def parser() -> argparse.ArgumentParser:
                    "(default hand,max)")
     p.add_argument("--seeds", type=_sweep_seeds, default=[1], metavar="LIST",
                    help="comma-separated nextpnr seeds (default 1)")
-    p.add_argument("--jobs", type=_bounded("a number of workers", 1, 1024, integer=True),
-                   metavar="N", help="local worker processes (default: the CPUs)")
+    p.add_argument("--jobs", type=_WORKERS, metavar="N",
+                   help="local worker processes (default: the CPUs)")
     p.add_argument("--ray", metavar="local|auto|ADDRESS", help="run the builds as Ray tasks: "
                    "local (a new cluster on this machine), auto (the cluster this machine "
                    "belongs to) or a cluster address; needs pip install 'hwgen[scale]'")

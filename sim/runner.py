@@ -24,7 +24,7 @@ from hwgen.toolchain.boards import BOARDS
 from hwgen.toolchain.tools import ToolError, verilator_dir
 
 __all__ = ["SIMULATORS", "SimError", "SimResult", "BulkResult", "BoardSession", "simulate",
-           "verify_bulk", "board_session", "stream_beats"]
+           "verify_bulk", "bulk_shards", "BULK_SHARD_MIN", "board_session", "stream_beats"]
 
 SIMULATORS = ("verilator", "icarus")
 TOPLEVEL = "hwgen_top"
@@ -37,7 +37,8 @@ class SimError(Exception):
 
 @dataclass
 class BulkResult:
-    """Verdict of one bulk run: every output (and score) beat compared inside the design."""
+    """Verdict of one bulk run: every output (and score) beat compared inside the design.
+    ``cycles`` and ``sim_seconds`` are summed and the longest over the run's shards."""
 
     inferences: int
     errors: int
@@ -47,6 +48,7 @@ class BulkResult:
     seconds: float
     sim_seconds: float
     work_dir: Path
+    shards: int = 1
 
     @property
     def ok(self) -> bool:
@@ -393,15 +395,67 @@ def _bulk_harness(streams: list[dict], in_width: int, in_beats: int, in_hex: Pat
     return "\n".join(lines)
 
 
+#: ``hwgen sim --bulk`` splits its inputs over the executor's workers only when each shard
+#: gets at least this many (each shard pays a Verilator build of its own).
+BULK_SHARD_MIN = 2000
+
+
+def bulk_shards(inputs: int, workers: int) -> int:
+    """How many shards :func:`verify_bulk` splits ``inputs`` into for ``workers``: one per
+    worker, with at least :data:`BULK_SHARD_MIN` inputs each (at least one shard)."""
+    return max(1, min(workers, inputs // BULK_SHARD_MIN))
+
+
 def verify_bulk(network: Network, x: np.ndarray, work_dir: str | Path, *,
-                gaps: float = 0.1, backpressure: float = 0.1, seed: int = 0) -> BulkResult:
+                gaps: float = 0.1, backpressure: float = 0.1, seed: int = 0,
+                shards: int = 1, jobs: int | None = None, ray: str | None = None
+                ) -> BulkResult:
     """Check the network's RTL on every input of ``x`` with the comparison inside the design.
 
     Every beat of the network's output, and of the layer before a final argmax (the scores),
     is compared with the golden model under LFSR-random input gaps and output backpressure.
     Much faster than :func:`simulate` (no Python per clock edge); it checks fewer taps and
     no cycle figures, so :func:`simulate` on a few inputs complements it.
+
+    With ``shards`` > 1 the inputs are split in that many consecutive parts, each checked by
+    a build of its own in ``work_dir/shard-K`` (LFSR seed ``seed + K``) on hwgen's executor
+    (:func:`hwgen.executor.run_all`: ``jobs`` local processes, or the Ray cluster ``ray``);
+    the verdict is theirs together, mismatches numbered by inference in ``x``.
     """
+    if shards <= 1:
+        return _verify_bulk_one(network, x, work_dir, gaps=gaps, backpressure=backpressure,
+                                seed=seed)
+    from hwgen.executor import run_all
+
+    started = time.monotonic()
+    work_dir, x = _prepare(work_dir, x)
+    parts = np.array_split(np.arange(len(x)), min(shards, len(x)))
+    jobs_args = [(network, x[part], str(work_dir / f"shard-{k}"), gaps, backpressure, seed + k)
+                 for k, part in enumerate(parts)]
+    results = run_all(_bulk_shard, jobs_args, jobs=jobs or len(parts), ray=ray)
+    first = None
+    for part, result in zip(parts, results, strict=True):
+        if first is None and result.first_mismatch is not None:
+            first = dict(result.first_mismatch)
+            if isinstance(first["frame"], int):
+                first["frame"] += int(part[0])
+            first["shard"] = str(result.work_dir)
+    return BulkResult(inferences=len(x), errors=sum(r.errors for r in results),
+                      first_mismatch=first, cycles=sum(r.cycles for r in results),
+                      timed_out=any(r.timed_out for r in results),
+                      seconds=time.monotonic() - started,
+                      sim_seconds=max(r.sim_seconds for r in results), work_dir=work_dir,
+                      shards=len(parts))
+
+
+def _bulk_shard(job: tuple) -> BulkResult:
+    network, x, work_dir, gaps, backpressure, seed = job
+    return _verify_bulk_one(network, x, work_dir, gaps=gaps, backpressure=backpressure,
+                            seed=seed)
+
+
+def _verify_bulk_one(network: Network, x: np.ndarray, work_dir: str | Path, *,
+                     gaps: float, backpressure: float, seed: int) -> BulkResult:
     started = time.monotonic()
     work_dir, x = _prepare(work_dir, x)
     net_plan = plan(network)

@@ -131,10 +131,20 @@ def test_sim_default_split_is_bit_exact(mini_spec, tmp_path, capsys):
 
 @pytest.mark.cocotb
 def test_sim_bulk_checks_the_split_inside_the_simulator(mini_spec, tmp_path, capsys):
-    assert main(["sim", str(mini_spec), "--bulk", "2", "--work-dir", str(tmp_path / "w")]) == 0
+    assert main(["sim", str(mini_spec), "--bulk", "2", "--jobs", "2",
+                 "--work-dir", str(tmp_path / "w")]) == 0
     out = capsys.readouterr().out
+    assert "in 2 shards, each built and simulated by a worker process" in out
     assert "bulk: every output and score of" in out
     assert "every-beat bench on the first 2 inference(s)" in out and "accuracy" in out
+
+
+def test_sim_jobs_split_only_a_bulk_check(mini_spec, tmp_path, capsys):
+    assert main(["sim", str(mini_spec), "--count", "3", "--jobs", "2",
+                 "--work-dir", str(tmp_path / "w")]) == 2
+    assert "--jobs and --ray split a bulk check (--bulk, or more than 500 inputs)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
 
 
 def test_sim_bulk_needs_verilator(mini_spec, tmp_path, capsys):

@@ -127,6 +127,38 @@ def test_bulk_verification_locates_a_wrong_weight(tmp_path, monkeypatch):
     assert result.first_mismatch["expected"] != result.first_mismatch["got"]
 
 
+def test_bulk_verification_in_shards_on_worker_processes(tmp_path):
+    net, x = _small_cnn(30)
+    result = runner.verify_bulk(net, x, tmp_path, gaps=0.3, backpressure=0.3, seed=2,
+                                shards=2, jobs=2)
+    assert result.ok and result.shards == 2 and result.inferences == 30
+    assert result.cycles > 30 * plan_cycles(net)
+    assert {p.name for p in tmp_path.glob("shard-*")} == {"shard-0", "shard-1"}
+
+
+def test_bulk_shards_number_a_mismatch_by_its_inference_in_the_whole_set(tmp_path,
+                                                                         monkeypatch):
+    net, x = _small_cnn(12)
+    real_write = runner.write_verilog
+
+    def wrong_in_the_second_shard(network, path, net_plan):
+        real_write(_mutated(network, "fc3") if "shard-1" in str(path) else network, path)
+
+    monkeypatch.setattr(runner, "write_verilog", wrong_in_the_second_shard)
+    # jobs=1: the shards run one after the other in this process (the patch applies)
+    result = runner.verify_bulk(net, x, tmp_path, seed=1, shards=3, jobs=1)
+    assert not result.ok and result.shards == 3
+    bad = result.first_mismatch
+    assert bad["layer"] == "fc3" and 4 <= bad["frame"] < 8
+    assert bad["shard"] == str(tmp_path / "shard-1")
+
+
+def test_bulk_shards_need_enough_inputs_each():
+    assert runner.bulk_shards(10_000, 2) == 2
+    assert runner.bulk_shards(10_000, 8) == 10_000 // runner.BULK_SHARD_MIN
+    assert runner.bulk_shards(1_000, 4) == 1
+
+
 def plan_cycles(net: Network) -> int:
     from hwgen.plan import plan
 
