@@ -421,7 +421,7 @@ def fold(network: Network, board_name: str, *, fps: float | None = None,
         worst = candidates[-1]
         raise FoldError(f"{network.name} does not fit {info.name} ({info.device}) "
                         + (f"at {fps:g} inferences/s " if fps else "at any folding ")
-                        + _binding_text(attempt, worst, caps))
+                        + _binding_text(attempt, worst, caps, slowest=fps is None))
     target, chosen = best
     folded = dataclasses.replace(network, layers=[w.layer for w in chosen])
     net_plan = board_plan(folded, info)
@@ -558,9 +558,10 @@ def binds(keys: list[str]) -> str:
     return text + (" binds" if keys == ["logic"] else " bind")
 
 
-def _binding_text(attempt, target: int, caps: dict[str, float]) -> str:
-    return (f"(even at {target:,} cycles per inference, the slowest folding: "
-            f"{binds(_binding(attempt, target, caps))})")
+def _binding_text(attempt, target: int, caps: dict[str, float], slowest: bool) -> str:
+    at = (f"even at {target:,} cycles per inference, the slowest folding" if slowest else
+          f"at {target:,} cycles per inference")
+    return f"({at}: {binds(_binding(attempt, target, caps))})"
 
 
 def format_fold(result: Fold, clock_mhz: float | None = None) -> str:

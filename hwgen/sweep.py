@@ -5,7 +5,9 @@ a Pareto plot of inferences per second against logic.
 Each point builds at the board's oscillator with its one seed, as ``hwgen build --clock-mhz
 osc --seed S`` does (fit and fmax are measured, not a clock), into ``<out>/points/<label>``.
 A folding is ``hand`` (the spec as written), ``max`` (``hwgen fold --max``) or a frame rate
-(``hwgen fold --fps F``). A point that does not fit or fails is a row with its message.
+(``hwgen fold --fps F``), built as ``hwgen build --fold`` builds it (folded again smaller
+when it does not fit; ``refolds`` counts the times). A point that does not fit or fails is
+a row with its message.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ __all__ = ["Point", "run_point", "pareto", "write_table", "COLUMNS"]
 #: The table's columns, in order.
 COLUMNS = ("label", "board", "fold", "seed", "built", "logic", "logic_available", "ffs",
            "bram", "spram", "dsp", "fmax_mhz", "cycles_per_inference",
-           "inferences_per_second_at_fmax", "pareto", "seconds", "error")
+           "inferences_per_second_at_fmax", "pareto", "refolds", "seconds", "error")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Point:
 def run_point(point: Point) -> dict:
     """Fold (unless ``hand``) and build one point; its table row."""
     from . import load
-    from .fold import fold
+    from .fold import build_fold
     from .toolchain.boards import BoardError
     from .toolchain.synth import build
     from .toolchain.tools import ToolError
@@ -52,13 +54,17 @@ def run_point(point: Point) -> dict:
     row: dict = {"label": point.label, "board": point.board, "fold": str(point.fold),
                  "seed": point.seed}
     started = time.monotonic()
+    out = Path(point.out) / point.label
     try:
         network = load(point.spec)
-        if point.fold != "hand":
+        if point.fold == "hand":
+            report = build(network, point.board, out, clock_mhz="osc", seeds=(point.seed,),
+                           jobs=1)
+        else:  # as hwgen build --fold builds it: folded again when it does not fit
             fps = None if point.fold == "max" else float(point.fold)
-            network = fold(network, point.board, fps=fps).network
-        report = build(network, point.board, Path(point.out) / point.label, clock_mhz="osc",
-                       seeds=(point.seed,), jobs=1)
+            _, report = build_fold(network, point.board, out, fps=fps, clock_mhz="osc",
+                                   seeds=(point.seed,), jobs=1)
+            row["refolds"] = len(report["refolds"])
     except (BoardError, ToolError, ValueError) as exc:
         lines = str(exc).splitlines() or [repr(exc)]
         row.update(built=False, error=next((x for x in lines if "ERROR" in x), lines[0]),

@@ -142,6 +142,11 @@ def test_nothing_fits_names_the_binding_resource():
                        r"folding \(even at 128 cycles per inference, the slowest folding: "
                        r"logic and flip-flops bind\)$"):
         fold(network, "icebreaker", headroom=0.05)
+    clock = board("icebreaker").clk_hz
+    with pytest.raises(FoldError, match=r"^tiny does not fit icebreaker \(iCE40UP5K\) at "
+                       r"6000 inferences/s \(at 2,000 cycles per inference: logic and "
+                       r"flip-flops bind\)$"):
+        fold(network, "icebreaker", fps=clock / 2000, headroom=0.05)
 
 
 def test_a_network_without_argmax_is_refused():

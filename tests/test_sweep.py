@@ -39,6 +39,7 @@ def test_sweep_builds_every_point_on_the_pool(tmp_path, capsys):
     doc = json.loads((out / "sweep.json").read_text())
     hand, folded = doc["rows"]
     assert hand["built"] and folded["built"]
+    assert "refolds" not in hand and folded["refolds"] == 0  # built as build --fold builds
     assert folded["cycles_per_inference"] < hand["cycles_per_inference"]
     assert hand["pareto"] and folded["pareto"]  # less logic / more inferences per second
     with open(out / "sweep.csv") as f:
@@ -48,3 +49,6 @@ def test_sweep_builds_every_point_on_the_pool(tmp_path, capsys):
     for r in doc["rows"]:
         assert json.loads((out / "points" / r["label"] / "report.json").read_text())[
             "cycles_per_inference"] == r["cycles_per_inference"]
+    report = json.loads((out / "points" / folded["label"] / "report.json").read_text())
+    assert report["refolds"] == [] and report["fold"]["cycles_per_inference"] == \
+        folded["cycles_per_inference"]
