@@ -2,9 +2,10 @@
 
     python designs/make_synthetic.py [--out designs]
 
-writes face32_bnn.toml/.npz and cnv_w1a1.toml/.npz. No face or CIFAR-10 data ships here, so
-their weights are random ±1 with thresholds near the middle of each channel's range: the
-networks are exact in topology, bit widths, folding, resources and cycles, not in accuracy.
+writes face32_bnn.toml/.npz, cnv_w1a1.toml/.npz and human_detect.toml/.npz. No face, CIFAR-10
+or person data ships here, so their weights are random (±1 with thresholds near the middle of
+each channel's range; human_detect's n-bit with power-of-two requantization): the networks
+are exact in topology, bit widths, folding, resources and cycles, not in accuracy.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwgen import spec  # noqa: E402
-from hwgen.builders import POOL, bnn_cnn  # noqa: E402
+from hwgen.builders import POOL, bnn_cnn, requantized_cnn  # noqa: E402
 
 SYNTHETIC = "Synthetic weights (random ±1 from seed {seed}, thresholds mid-range): resources, " \
             "timing and bit-exactness are real, accuracy is not.\nMade by " \
@@ -47,6 +48,22 @@ def cnv_w1a1(seed: int = 0):
                    name="cnv_w1a1", seed=seed)
 
 
+#: Lattice's human-detection CNN, per layer "C" (16-bit weights) or "B" (1-bit): the mixes
+#: of its reference table, whose weights total 1371 / 1169 / 899 / 831 / 291 KiB.
+HUMAN_DETECT_MIXES = ("CCCCCCC", "CCBBCCC", "CCBBBCC", "CBBBBCC", "CBBBBBC")
+
+
+def human_detect(seed: int = 0, mix: str = "CBBBBBC"):
+    """Lattice's human-detection CNN on 128×128×3 u8: 3×3 convs 64, pool, 64, 64, pool,
+    128, 128, pool, 256, pool and a 3×3 conv of 48 (the detection map, 8×8×48), activations
+    u8 (requantized); per layer 16-bit ("C") or 1-bit ("B") weights as ``mix`` says. Shipped
+    as CBBBBBC, the mix with the least weight memory (291 KiB)."""
+    return requantized_cnn((128, 128, 3), [64, POOL, 64, 64, POOL, 128, 128, POOL, 256, POOL,
+                                           48],
+                           [16 if m == "C" else 1 for m in mix], name="human_detect",
+                           seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent),
@@ -55,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for make in (face32_bnn, cnv_w1a1):
+    for make in (face32_bnn, cnv_w1a1, human_detect):
         network = make(args.seed)
         spec.save(network, out / f"{network.name}.toml",
                   header=SYNTHETIC.format(seed=args.seed))

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .numeric import TensorType, dot_bounds, value_range
-from .spec import Argmax, Conv2d, Dense, Flatten, Input, MaxPool, Network
+from .spec import Argmax, Conv2d, Dense, Flatten, Input, MaxPool, Network, Requantize
 
-__all__ = ["bnn_cnn", "POOL"]
+__all__ = ["bnn_cnn", "requantized_cnn", "POOL"]
 
 #: The entry of ``bnn_cnn(channels=...)`` that places a maxpool.
 POOL = "pool"
@@ -115,4 +115,43 @@ def bnn_cnn(input: tuple[int, int, int] = (32, 32, 3),
                         **fold("classifier")))
     if argmax:
         layers.append(Argmax("argmax"))
+    return Network(name, net_input, layers)
+
+
+def requantized_cnn(input: tuple[int, int, int], channels: Sequence[int | str],
+                    weight_bits: Sequence[int], *, kernels: Sequence[int] | None = None,
+                    act_bits: int = 8, input_bits: int = 8, padding: str = "same",
+                    pool: int = 2, name: str = "requantized_cnn", seed: int = 0) -> Network:
+    """A fully convolutional network of multi-bit activations: k×k convolutions (``kernels``,
+    default 3) with ``weight_bits[i]``-bit weights (1: ±1), each followed by a requantize to
+    ``act_bits`` unsigned bits (a ReLU with a power-of-two scale), and :data:`POOL` entries
+    (``pool``×``pool`` maxpools). Synthetic weights from ``seed``; each shift is set so the
+    typical accumulator of a random input spans the output range. No classifier or argmax:
+    the last convolution's map is the output (a detection head)."""
+    rng = np.random.default_rng(seed)
+    x = TensorType(tuple(input), input_bits, False)
+    net_input = Input(tuple(input), input_bits)
+    convs = [c for c in channels if c != POOL]
+    if len(weight_bits) != len(convs):
+        raise ValueError(f"{len(convs)} convolutions, {len(weight_bits)} weight widths")
+    kernels = list(kernels or [3] * len(convs))
+    layers: list = []
+    index = pools = 0
+    for entry in channels:
+        if entry == POOL:
+            pools += 1
+            layers.append(MaxPool(f"pool{pools}", pool))
+        else:
+            bits, k, c, out = weight_bits[index], kernels[index], x.shape[-1], int(entry)
+            index += 1
+            w = _weights(rng, (out, k, k, c), bits)
+            # the accumulator's typical magnitude: √(fan-in) × weight rms × input rms
+            spread = np.sqrt(k * k * c) * np.sqrt(np.mean(w.astype(np.float64) ** 2)) \
+                * (2 ** x.bits) / 2
+            shift = max(0, int(np.ceil(np.log2(spread))) - act_bits + 1)
+            layers.append(Conv2d(
+                f"conv{index}", weights=w, weight_bits=bits, padding=padding, pad_value=0,
+                requantize=Requantize(np.ones(out, dtype=np.int64),
+                                      np.full(out, shift, dtype=np.int64), act_bits)))
+        x = Network(name, net_input, list(layers)).output_type
     return Network(name, net_input, layers)

@@ -1,9 +1,10 @@
 """Model builders: topology, width multipliers, folding, given weights, synthetic ranges."""
 
 import numpy as np
+import pytest
 
 from hwgen import golden
-from hwgen.builders import POOL, bnn_cnn
+from hwgen.builders import POOL, bnn_cnn, requantized_cnn
 from hwgen.spec import Conv2d, Dense, MaxPool
 
 
@@ -51,3 +52,20 @@ def test_synthetic_activations_vary_and_seed_is_reproducible():
     out = golden.run(a, x)
     for name in ("conv1", "conv2"):
         assert 0.2 < (out[name] > 0).mean() < 0.8
+
+
+def test_requantized_cnn_spans_its_activations():
+    net = requantized_cnn((12, 12, 3), [8, POOL, 8, 4], [16, 1, 4], name="rq")
+    assert [layer.kind for layer in net.layers] == ["conv2d", "maxpool", "conv2d", "conv2d"]
+    assert [layer.weight_bits for layer in net.layers if layer.kind == "conv2d"] == [16, 1, 4]
+    assert net.output_type.shape == (6, 6, 4) and net.output_type.bits == 8
+    x = np.random.default_rng(1).integers(0, 256, size=(4, 12, 12, 3))
+    outputs = golden.run(net, x)
+    for name in ("conv1", "conv2", "conv3"):  # neither all clamped at 0 nor at 255
+        y = outputs[name]
+        assert 0.05 < np.mean(y > 0) and np.mean(y == 255) < 0.5 and len(np.unique(y)) > 20
+
+
+def test_requantized_cnn_needs_one_width_per_convolution():
+    with pytest.raises(ValueError, match="2 convolutions, 3 weight widths"):
+        requantized_cnn((8, 8, 1), [4, POOL, 4], [8, 8, 8])

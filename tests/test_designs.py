@@ -21,7 +21,7 @@ DESIGNS = Path(__file__).resolve().parents[1] / "designs"
 STATED_CORRECT = {"digits_bnn": (435, 450), "mnist_cnn": (9773, 10000),
                   "mnist_mixed": (9831, 10000)}
 #: Designs with synthetic weights: RTL checked on this many random inputs.
-SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200}
+SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200, "human_detect": 2}
 
 
 #: The QONNX models trained with Brevitas (designs/train_brevitas.py); their accuracy under
@@ -35,6 +35,36 @@ def test_every_shipped_design_is_listed_here():
     shipped = {p.stem for p in DESIGNS.glob("*.toml")}
     assert shipped == set(STATED_CORRECT) | set(SYNTHETIC)
     assert {p.stem for p in DESIGNS.glob("*.onnx")} == set(IMPORTED)
+
+
+#: Lattice's human-detection CNN: per mix of 16-bit (C) and 1-bit (B) layers, its table's
+#: weight memory in KiB; and each layer's at 16 bits.
+HUMAN_DETECT_KIB = {"CCCCCCC": 1371, "CCBBCCC": 1169, "CCBBBCC": 899, "CBBBBCC": 831,
+                    "CBBBBBC": 291}
+HUMAN_DETECT_LAYER_KIB_AT_16 = [3.4, 72, 72, 144, 288, 576, 216]
+
+
+@pytest.mark.parametrize("mix", list(HUMAN_DETECT_KIB))
+def test_hwgen_check_gives_lattices_human_detection_weight_totals(mix, tmp_path, capsys):
+    import dataclasses
+
+    from hwgen.cli import main
+
+    shipped = spec.load(DESIGNS / "human_detect.toml")  # CBBBBBC; ±1 are 16-bit weights too
+    convs = [layer for layer in shipped.layers if layer.kind == "conv2d"]
+    bits = dict(zip([c.name for c in convs], [16 if m == "C" else 1 for m in mix],
+                    strict=True))
+    network = dataclasses.replace(shipped, layers=[
+        dataclasses.replace(layer, weight_bits=bits[layer.name]) if layer.name in bits
+        else layer for layer in shipped.layers])
+    spec.save(network, tmp_path / f"{mix}.toml")
+    assert main(["check", str(tmp_path / f"{mix}.toml")]) == 0
+    memory = capsys.readouterr().out.split("memory (KB")[1].splitlines()
+    rows = {line.split()[0]: line.split() for line in memory[3:] if line.strip()
+            and not line.startswith("-") and not line.startswith("peak")}
+    assert round(float(rows["total"][2])) == HUMAN_DETECT_KIB[mix]  # W KB, as built
+    at_16 = [float(rows[c.name][3]) for c in convs]
+    assert [round(kib, 1) for kib in at_16] == HUMAN_DETECT_LAYER_KIB_AT_16
 
 
 def _imported(name: str):
