@@ -51,7 +51,8 @@ def run_point(point: Point) -> dict:
     from .toolchain.synth import build
     from .toolchain.tools import ToolError
 
-    row: dict = {"label": point.label, "board": point.board, "fold": str(point.fold),
+    fold = point.fold if isinstance(point.fold, str) else f"{point.fold:g} fps"
+    row: dict = {"label": point.label, "board": point.board, "fold": fold,
                  "seed": point.seed}
     started = time.monotonic()
     out = Path(point.out) / point.label

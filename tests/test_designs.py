@@ -31,10 +31,30 @@ IMPORTED = {"tfc_w1a1": ["dense"] * 4, "sfc_w1a1": ["dense"] * 4,
                                "dense"]}
 
 
+#: Float models (no quantizer) for hwgen allocate, by designs/train_mnist_float.py.
+FLOAT = ("mnist_float",)
+
+
 def test_every_shipped_design_is_listed_here():
     shipped = {p.stem for p in DESIGNS.glob("*.toml")}
     assert shipped == set(STATED_CORRECT) | set(SYNTHETIC)
-    assert {p.stem for p in DESIGNS.glob("*.onnx")} == set(IMPORTED)
+    assert {p.stem for p in DESIGNS.glob("*.onnx")} == set(IMPORTED) | set(FLOAT)
+
+
+@pytest.mark.parametrize("name", FLOAT)
+def test_float_model_accuracy_is_as_stated(name):
+    """By onnxruntime, independent of hwgen and QONNX, on the whole test split."""
+    import json
+
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(DESIGNS / f"{name}.onnx"))
+    with np.load(DESIGNS / "mnist_cnn.test.npz") as data:
+        x = data["x"].reshape(len(data["x"]), -1).astype(np.float32) / 255
+        y = data["y"]
+    predicted = np.array([np.argmax(session.run(None, {"x": row[None]})[0]) for row in x])
+    stated = json.loads((DESIGNS / f"{name}.json").read_text())["float_test_accuracy"]
+    assert round(float(np.mean(predicted == y)), 4) == stated
 
 
 #: Lattice's human-detection CNN: per mix of 16-bit (C) and 1-bit (B) layers, its table's

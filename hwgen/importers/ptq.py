@@ -5,12 +5,14 @@ A float model (no ``Quant``, ``BipolarQuant`` or ``MultiThreshold`` node) gets t
 hwgen's export helpers (:mod:`hwgen.quant`) would choose:
 
 - every weight of a ``MatMul``, ``Gemm`` or ``Conv``: a signed, narrow, per-output-channel
-  ``Quant`` of ``weight_bits`` with :func:`hwgen.quant.quantize_weights`' step (the largest
+  ``Quant`` of ``weight_bits`` (one width, or one per weighted op before the classifier in
+  graph order) with :func:`hwgen.quant.quantize_weights`' step (the largest
   magnitude of the channel on the largest code; 1 bit: a ``BipolarQuant`` whose per-channel
   scale is the mean magnitude); the last weighted layer (the classifier) takes
   ``classifier_bits``;
-- every ``Relu`` output: an unsigned ``Quant`` of ``act_bits`` with the min/max step of
-  :func:`hwgen.quant.calibrate` on the calibration inputs' float activations;
+- every ``Relu`` output: an unsigned ``Quant`` of ``act_bits`` (one width, or one per
+  ``Relu`` in graph order) with the min/max step of :func:`hwgen.quant.calibrate` on the
+  calibration inputs' float activations;
 - the model input, unless its format is given: a ``Quant`` of ``input_bits``, unsigned when
   the calibration inputs hold no negative value, with the min/max step.
 
@@ -21,13 +23,15 @@ ordinary QONNX model: the import is exact against it, as for a model trained wit
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import SpecError
 from ..quant import calibrate, quantize_weights
 
-__all__ = ["WEIGHTED_OPS", "is_float_model", "quantize_float_model"]
+__all__ = ["WEIGHTED_OPS", "is_float_model", "quantize_float_model", "weighted_ops",
+           "relu_activations"]
 
 #: The ops whose second input is a weight.
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
@@ -81,14 +85,50 @@ def _input_step(model, tensor: str, steps: dict[str, float]) -> float | None:
     return steps[tensor]
 
 
-def quantize_float_model(model, calibration: np.ndarray, *, source: str, weight_bits: int,
-                         act_bits: int, classifier_bits: int, input_bits: int | None):
+def weighted_ops(model) -> list[str]:
+    """The names of ``model``'s ops with constant weights (``MatMul``, ``Gemm``, ``Conv``), in
+    graph order; the last is the classifier."""
+    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS
+            and model.get_initializer(n.input[1]) is not None]
+
+
+def relu_activations(model, calibration: np.ndarray) -> dict[str, np.ndarray]:
+    """Every ``Relu`` output of ``model`` (a cleaned float ModelWrapper) over the
+    ``calibration`` rows (N × the input shape without the batch), flattened: what the
+    inserted activation quantizers are calibrated on, computed once by QONNX's executor."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    input_name = model.graph.input[0].name
+    seen: dict[str, list] = {n.output[0]: [] for n in model.graph.node if n.op_type == "Relu"}
+    for row in calibration:
+        context = execute_onnx(model, {input_name: row[None].astype(np.float32)},
+                               return_full_exec_context=True)
+        for name, values in seen.items():
+            values.append(np.asarray(context[name]).reshape(-1))
+    return {name: np.concatenate(values) for name, values in seen.items()}
+
+
+def _per_op(bits: int | Sequence[int], names: list[str], what: str,
+            source: str) -> dict[str, int]:
+    if isinstance(bits, int):
+        return dict.fromkeys(names, bits)
+    bits = list(bits)
+    if len(bits) != len(names):
+        raise SpecError(source, "", f"{len(bits)} {what} widths for {len(names)} "
+                        f"{what}s ({', '.join(names)})")
+    return dict(zip(names, bits, strict=True))
+
+
+def quantize_float_model(model, calibration: np.ndarray, *, source: str,
+                         weight_bits: int | Sequence[int], act_bits: int | Sequence[int],
+                         classifier_bits: int, input_bits: int | None,
+                         activations: dict[str, np.ndarray] | None = None):
     """``model`` (a cleaned float ModelWrapper) with quantizers inserted as the module
     docstring says, calibrated on ``calibration`` (N × the model's input shape without the
     batch, floats); ``input_bits`` None leaves the input float (its format then comes from
-    the import's options). Returns ``(model, notes)``."""
+    the import's options). ``activations``: :func:`relu_activations` of the same model and
+    calibration, when already computed. Returns ``(model, notes)``."""
     from onnx import helper, numpy_helper
-    from qonnx.core.onnx_exec import execute_onnx
 
     graph = model.graph
     input_name = graph.input[0].name
@@ -100,18 +140,13 @@ def quantize_float_model(model, calibration: np.ndarray, *, source: str, weight_
                 return helper.get_attribute_value(a)
         return default
 
-    weighted = [n.name for n in graph.node if n.op_type in WEIGHTED_OPS
-                and model.get_initializer(n.input[1]) is not None]
+    weighted = weighted_ops(model)
     if not weighted:
         raise SpecError(source, "", "no MatMul, Gemm or Conv with constant weights to quantize")
     relus = [n for n in graph.node if n.op_type == "Relu"]
-    # the float activations each inserted quantizer is calibrated on
-    seen: dict[str, list] = {n.output[0]: [] for n in relus}
-    for row in calibration:
-        context = execute_onnx(model, {input_name: row[None].astype(np.float32)},
-                               return_full_exec_context=True)
-        for name, values in seen.items():
-            values.append(np.asarray(context[name]))
+    widths = _per_op(weight_bits, weighted[:-1], "weighted op", source)
+    act_widths = _per_op(act_bits, [n.output[0] for n in relus], "Relu", source)
+    seen = activations if activations is not None else relu_activations(model, calibration)
 
     consts = []
 
@@ -168,7 +203,7 @@ def quantize_float_model(model, calibration: np.ndarray, *, source: str, weight_
                 notes.append("the classifier's bias stays float: its input's scale is not "
                              "known here")
         elif n.name in weighted:
-            bits = weight_bits
+            bits = widths[n.name]
             w = model.get_initializer(n.input[1]).astype(np.float64)
             axis = _out_axis(n, attr)
             moved = np.moveaxis(w, axis, 0)
@@ -189,16 +224,19 @@ def quantize_float_model(model, calibration: np.ndarray, *, source: str, weight_
             n.input[1] = out
         if n.op_type == "Relu":
             name = n.output[0]
-            step = calibrate(np.concatenate([v.reshape(-1) for v in seen[name]]), act_bits,
-                             False)
+            step = calibrate(seen[name], act_widths[name], False)
             n.output[0] = f"{name}_float"
-            nodes += [n, quant_node(n.output[0], name, step, act_bits, False, False)]
+            nodes += [n, quant_node(n.output[0], name, step, act_widths[name], False, False)]
             steps[name] = step
         else:
             nodes.append(n)
-    notes.append(f"post-training quantization: weights {weight_bits}-bit per channel, the "
-                 f"classifier {classifier_bits}-bit, {len(relus)} Relu output(s) {act_bits}-bit "
-                 f"unsigned (min/max over {len(calibration)} calibration inputs)")
+    def described(bits) -> str:
+        return f"{bits}" if isinstance(bits, int) else "/".join(map(str, bits))
+
+    notes.append(f"post-training quantization: weights {described(weight_bits)}-bit per "
+                 f"channel, the classifier {classifier_bits}-bit, {len(relus)} Relu output(s) "
+                 f"{described(act_bits)}-bit unsigned (min/max over {len(calibration)} "
+                 f"calibration inputs)")
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(consts)

@@ -1335,15 +1335,18 @@ def _cleaned(model):
 @dataclass(frozen=True)
 class FloatOptions:
     """Post-training quantization of a float model (:mod:`hwgen.importers.ptq`): bits of the
-    weights, the Relu outputs, the classifier's weights and the input (ignored when the
-    input's format is given), and the float calibration inputs (N × the model's input shape
-    without the batch)."""
+    weights (one width, or one per weighted op before the classifier), the Relu outputs (one,
+    or one per Relu), the classifier's weights and the input (ignored when the input's
+    format is given), and the float calibration inputs (N × the model's input shape without
+    the batch); ``activations``, the Relu outputs over them when already computed
+    (:func:`hwgen.importers.ptq.relu_activations`)."""
 
     calibration: np.ndarray
-    weight_bits: int = 8
-    act_bits: int = 8
+    weight_bits: int | tuple[int, ...] = 8
+    act_bits: int | tuple[int, ...] = 8
     classifier_bits: int = 8
     input_bits: int = 8
+    activations: dict | None = None
 
 
 def _calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
@@ -1382,7 +1385,8 @@ def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = N
         model, notes = quantize_float_model(
             model, calibration, source=source, weight_bits=float_options.weight_bits,
             act_bits=float_options.act_bits, classifier_bits=float_options.classifier_bits,
-            input_bits=None if input_format is not None else float_options.input_bits)
+            input_bits=None if input_format is not None else float_options.input_bits,
+            activations=float_options.activations)
     elif float_options is not None:
         raise SpecError(source, "", "the model is already quantized (it has Quant nodes); "
                         "--bits and --calibration are for float models")
