@@ -35,6 +35,7 @@ other op is refused with one line naming the node.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -1076,9 +1077,14 @@ class _Reader:
             row_lo, row_hi = int(lo[o]), int(hi[o])  # the range is symmetric under negation
             if sign < 0:
                 row_lo, row_hi = -int(hi[o]), -int(lo[o])
+            exact = functools.partial(code, o=o, sign=sign)
+            guesses = _float_thresholds(x.A[o] * sign, x.B[o], o, x.post, quantizer, levels,
+                                        row_lo, row_hi)
             row, start = [], row_lo
             for k in range(1, levels + 1):
-                t = _first_reaching(lambda a, o=o, s=sign: code(a, o, s), k, start, row_hi)
+                t = None if guesses is None else int(guesses[k - 1])
+                if t is None or not _is_first_reaching(exact, k, t, start, row_hi):
+                    t = _first_reaching(exact, k, start, row_hi)
                 row.append(t)
                 start = min(t, row_hi + 1)
             thresholds.append(row)
@@ -1245,6 +1251,57 @@ def _post(z: Fraction, o: int, post: list[tuple]) -> Fraction:
         else:
             z = op[1][o] * z + op[2][o]
     return z
+
+
+def _is_first_reaching(code, k: int, t: int, lo: int, hi: int) -> bool:
+    """Whether ``t`` is :func:`_first_reaching`'s answer (checked exactly, two calls)."""
+    if t == hi + 1:
+        return code(hi) < k
+    return lo <= t <= hi and code(t) >= k and (t == lo or code(t - 1) < k)
+
+
+def _float_thresholds(a: Fraction, b: Fraction, o: int, post: list[tuple], quantizer: tuple,
+                      levels: int, lo: int, hi: int) -> np.ndarray | None:
+    """For each level k = 1 … ``levels``, a guess of the least accumulation in lo … hi whose
+    code (of ``a·acc + b`` through ``post`` and ``quantizer``) reaches k, by a bisection of
+    every level at once in float64. Only a guess: the caller checks each exactly
+    (:func:`_is_first_reaching`) and searches exactly where it is wrong. None for a
+    quantizer without a float form."""
+    kind = quantizer[0]
+    if kind == "function":
+        return None
+    af, bf = float(a), float(b)
+
+    def codes(acc: np.ndarray) -> np.ndarray:
+        z = af * acc + bf
+        for op in post:
+            if op[0] == "relu":
+                z = np.maximum(z, 0.0)
+            elif op[0] == "clip":
+                z = np.clip(z, float(op[1]), float(op[2]))
+            else:
+                z = float(op[1][o]) * z + float(op[2][o])
+        if kind == "bipolar":
+            return (z >= 0).astype(np.int64)
+        if kind == "quant":
+            _, step, q_lo, q_hi, mode = quantizer
+            u = np.clip(z / float(step), q_lo, q_hi)
+            rounded = {"FLOOR": np.floor, "CEIL": np.ceil}.get(mode, np.round)(u)
+            return rounded.astype(np.int64) - q_lo
+        table = np.array([float(t) for t in quantizer[1][o]])
+        return np.searchsorted(table, z, side="right")
+
+    k = np.arange(1, levels + 1)
+    low = np.full(levels, float(lo))
+    high = np.full(levels, float(hi + 1))  # hi + 1: not reached
+    reached = codes(np.array([float(hi)]))[0] >= k
+    high = np.where(reached, float(hi), high)
+    for _ in range(int(hi - lo).bit_length() + 1):
+        mid = np.floor((low + high) / 2)
+        ok = codes(mid) >= k
+        high = np.where(reached & ok, mid, high)
+        low = np.where(reached & ~ok, mid + 1, low)
+    return np.where(reached, low, float(hi + 1)).astype(np.int64)
 
 
 def _first_reaching(code, k: int, lo: int, hi: int) -> int:

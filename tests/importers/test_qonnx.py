@@ -567,3 +567,39 @@ def test_imported_network_is_bit_exact_in_rtl(tmp_path, model):
                       backpressure=0.4)
     assert result.mismatches == [] and result.ok
     assert result.cycles_per_inference == result.model_cycles_per_inference
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float_guided_thresholds_equal_the_exact_search(seed):
+    """The import's thresholds come from a float64 guess checked exactly; they must be the
+    exact bisection's, also where float rounding misleads the guess (ties at half a step,
+    scales of a third, large accumulations)."""
+    from fractions import Fraction
+
+    from hwgen.importers import qonnx
+
+    _code, _first_reaching = qonnx._code, qonnx._first_reaching
+    _float_thresholds, _is_first_reaching = qonnx._float_thresholds, qonnx._is_first_reaching
+
+    rng = np.random.default_rng(seed)
+    a = Fraction(int(rng.integers(1, 50)), int(rng.choice([3, 7, 1024, 3 * 2 ** 20])))
+    b = Fraction(int(rng.integers(-10_000, 10_000)), int(rng.choice([2, 3, 1 << 12])))
+    post = [("relu",)] if seed % 2 else [("affine", [Fraction(3, 2)], [Fraction(-1, 3)]),
+                                         ("clip", -5.0, 1e6)]
+    bits = int(rng.integers(2, 9))
+    quantizer = ("quant", Fraction(int(rng.integers(1, 9)), 3), 0, (1 << bits) - 1, "ROUND")
+    levels, lo, hi = (1 << bits) - 1, -(1 << 22), 1 << 22
+
+    def code(acc: int) -> int:
+        return _code(a * acc + b, 0, post, quantizer)
+
+    guesses = _float_thresholds(a, b, 0, post, quantizer, levels, lo, hi)
+    start, wrong = lo, 0
+    for k in range(1, levels + 1):
+        t = int(guesses[k - 1])
+        if not _is_first_reaching(code, k, t, start, hi):
+            wrong += 1
+            t = _first_reaching(code, k, start, hi)
+        assert t == _first_reaching(code, k, start, hi)
+        start = min(t, hi + 1)
+    assert wrong <= levels // 8  # mostly right: the import's speed comes from them
