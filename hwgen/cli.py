@@ -307,6 +307,85 @@ def cmd_fold(args) -> int:
     return 0
 
 
+#: The first line of every spec ``hwgen allocate`` writes.
+ALLOCATE_MARK = "# Written by hwgen allocate"
+
+
+def cmd_allocate(args) -> int:
+    """``hwgen allocate``: per-layer widths of a float model against budgets
+    (docs/allocation.md); writes the spec."""
+    from .allocation.allocate import allocate, format_allocation, front
+    from .allocation.float_model import FloatModel
+    from .plots import plot_allocation_front, written_by_hwgen
+
+    if Path(args.model).suffix.lower() != ".onnx":
+        raise UsageError(f"MODEL {args.model}: expected an .onnx file")
+    given = args.output or str(Path(args.model).with_name(
+        f"{Path(args.model).stem}_allocated.toml"))
+    toml_out = _spec_output(given, "-o", ALLOCATE_MARK)[0]
+    pareto = None
+    if args.pareto is not None:
+        suffix = Path(args.pareto).suffix.lower()
+        if suffix not in (".json", ".png"):
+            raise UsageError(f"--pareto {args.pareto}: expected a .json or .png file name")
+        pareto = check_output_file(args.pareto, "--pareto", written_by_hwgen if
+                                   suffix == ".png" else _written_front)
+    if args.board is not None:
+        from .toolchain.boards import board
+
+        board(args.board)  # an unknown board: one line before any work
+    elif args.fps is not None:
+        raise UsageError("--fps needs --board (the folding is the board's)")
+    x = _load_array(args.calibration, "--calibration")
+    labels = None
+    if args.labels is not None:
+        labels = check_labels(_load_array(args.labels, "--labels"), len(x), None,
+                              f"--labels {args.labels}")
+    model = FloatModel(args.model, x, labels, log=_progress)
+    result = allocate(model, method=args.method, weight_kb=args.weight_kb,
+                      activation_kb=args.activation_kb, board=args.board, fps=args.fps,
+                      clock_mhz=args.clock_mhz, log=_progress)
+    print()
+    print(format_allocation(result, None if labels is None else
+                            float(np.mean(model.float_classes == labels))))
+    if result.fold is not None:
+        from .fold import format_fold
+
+        print()
+        print(format_fold(result.fold, args.clock_mhz))
+    if pareto is not None:
+        total = sum(s.elements for s in model.slots if s.kind == "weights")
+        least = sum(s.elements * min(s.candidates) for s in model.slots if s.kind == "weights")
+        budgets = [float(kb) for kb in np.geomspace(least, total * 8, 8) / 8192]
+        print(f"the front: {len(budgets)} weight budgets from {budgets[0]:,.1f} to "
+              f"{budgets[-1]:,.1f} KiB, against uniform widths", flush=True)
+        rows = front(model, result.sensitivity, budgets, method=args.method,
+                     activation_kb=args.activation_kb)
+        if pareto.suffix.lower() == ".json":
+            write_file(pareto, json.dumps({"written_by": ALLOCATE_MARK[2:],
+                                           "model": args.model, "calibration_inputs": len(x),
+                                           "rows": rows}, indent=2) + "\n")
+            print(f"wrote {pareto}")
+        elif plot_allocation_front(rows, pareto, f"{model.path.stem}: allocated against "
+                                   f"uniform widths"):
+            print(f"wrote {pareto}")
+        else:
+            print("no plot written: pip install 'hwgen[plot]'")
+    _write_spec(result.network, toml_out, header=(
+        f"{ALLOCATE_MARK[2:]} from {args.model} ({args.method}"
+        + (f", for {args.board}" if args.board else "") + "); hwgen allocate replaces this "
+        "file and its NPZ."))
+    return 0
+
+
+def _written_front(path: Path) -> bool:
+    """Whether ``path`` is a front ``hwgen allocate --pareto`` wrote (JSON naming it)."""
+    try:
+        return json.loads(path.read_text()).get("written_by") == ALLOCATE_MARK[2:]
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def cmd_sweep(args) -> int:
     """``hwgen sweep``: boards × foldings × seeds built on the executor (docs/sweep.md)."""
     from .executor import run_all
@@ -1313,6 +1392,37 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration: print the float "
                    "and the integer accuracy")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("allocate", help="choose per-layer widths of a float model",
+                       description="Choose each layer's weight and activation widths of a "
+                       "float ONNX model against weight and activation memory budgets (and a "
+                       "board), from the calibration loss each width adds "
+                       "(docs/allocation.md); print the choice, fold it for the board and "
+                       "write SPEC.toml + SPEC.npz.")
+    p.add_argument("model", metavar="MODEL", help="the float .onnx file (no quantizer)")
+    p.add_argument("--calibration", required=True, metavar="X.npy", help="float inputs of "
+                   "the model (N × its input shape): the sensitivities are measured on them")
+    p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration (default: the "
+                   "float model's own classes)")
+    p.add_argument("--board", help="fold the choice for this board; its block RAM and SPRAM "
+                   "are the weight budget unless --weight-kb says otherwise")
+    p.add_argument("--fps", type=_bounded("a frame rate", 0, 1e12, low_open=True),
+                   metavar="F", help="with --board: fold for F inferences/s (default: the "
+                   "most)")
+    p.add_argument("--clock-mhz", type=_bounded("a clock", 0, 1000, low_open=True),
+                   metavar="C", help="with --fps: the clock (default: the oscillator)")
+    p.add_argument("--weight-kb", type=_bounded("a budget", 0, 1e9, low_open=True),
+                   metavar="W", help="weight memory budget in KiB")
+    p.add_argument("--activation-kb", type=_bounded("a budget", 0, 1e9, low_open=True),
+                   metavar="A", help="budget in KiB of the largest working set (a layer's "
+                   "input and output activations)")
+    p.add_argument("--method", choices=["ilp", "qbr"], default="ilp", help="ilp: least total "
+                   "sensitivity (integer program); qbr: the QBR rule (default ilp)")
+    p.add_argument("--pareto", metavar="FILE", help="also the accuracy-against-weight-memory "
+                   "front over 8 budgets and the uniform widths, as .json or .png")
+    p.add_argument("-o", "--output", metavar="SPEC.toml", help="default MODEL_allocated.toml "
+                   "(replaces only files hwgen allocate wrote)")
+    p.set_defaults(func=cmd_allocate)
 
     p = sub.add_parser("generate", help="write the network's Verilog",
                        description="Elaborate SPEC into Verilog (module named after the "

@@ -1,11 +1,13 @@
-"""Pictures: ``hwgen sweep``'s Pareto plot and ``hwgen check --plot``. Each returns ``False``
+"""Pictures: ``hwgen sweep``'s Pareto plot, ``hwgen check --plot`` and ``hwgen allocate
+--pareto``. Each returns ``False``
 and writes nothing without matplotlib (``pip install 'hwgen[plot]'``, in ``[dev]``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["plot_pareto", "plot_check", "written_by_hwgen", "SOFTWARE"]
+__all__ = ["plot_pareto", "plot_check", "plot_allocation_front", "written_by_hwgen",
+           "SOFTWARE"]
 
 #: The PNG text field every picture hwgen writes carries (so that it may replace it).
 SOFTWARE = "hwgen"
@@ -96,6 +98,36 @@ def plot_check(net_plan, rows: dict[str, dict[str, float]], available: dict[str,
     bottom.set_xticks(range(len(names)), names, rotation=45, ha="right")
     bottom.legend(fontsize=8)
     bottom.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": SOFTWARE})
+    plt.close(fig)
+    return True
+
+
+def plot_allocation_front(rows: list[dict], path: Path, title: str) -> bool:
+    """Accuracy against weight memory: the allocated widths per budget (joined) and the
+    uniform widths (labelled W=A=b); ``rows`` as :func:`hwgen.allocation.allocate.front`
+    gives them."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    allocated = sorted((r["weight_kb"], r["accuracy"]) for r in rows
+                       if r["kind"] == "allocated" and r.get("fits"))
+    if allocated:
+        ax.plot(*zip(*allocated, strict=True), marker="o", label="allocated (per layer)")
+    uniform = [r for r in rows if r["kind"] == "uniform"]
+    ax.scatter([r["weight_kb"] for r in uniform], [r["accuracy"] for r in uniform],
+               marker="s", color="grey", label="uniform")
+    for r in uniform:
+        ax.annotate(f"{r['bits']}", (r["weight_kb"], r["accuracy"]), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("weight memory (KiB)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": SOFTWARE})
     plt.close(fig)

@@ -95,17 +95,21 @@ def weighted_ops(model) -> list[str]:
 def relu_activations(model, calibration: np.ndarray) -> dict[str, np.ndarray]:
     """Every ``Relu`` output of ``model`` (a cleaned float ModelWrapper) over the
     ``calibration`` rows (N × the input shape without the batch), flattened: what the
-    inserted activation quantizers are calibrated on, computed once by QONNX's executor."""
+    inserted activation quantizers are calibrated on, computed once by QONNX's executor.
+    The model's output is there too, under its name, one row per input."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    input_name = model.graph.input[0].name
+    input_name, output = model.graph.input[0].name, model.graph.output[0].name
     seen: dict[str, list] = {n.output[0]: [] for n in model.graph.node if n.op_type == "Relu"}
+    outputs = []
     for row in calibration:
         context = execute_onnx(model, {input_name: row[None].astype(np.float32)},
                                return_full_exec_context=True)
         for name, values in seen.items():
             values.append(np.asarray(context[name]).reshape(-1))
-    return {name: np.concatenate(values) for name, values in seen.items()}
+        outputs.append(np.asarray(context[output]).reshape(-1))
+    return {**{name: np.concatenate(values) for name, values in seen.items()},
+            output: np.array(outputs)}
 
 
 def _per_op(bits: int | Sequence[int], names: list[str], what: str,

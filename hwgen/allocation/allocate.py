@@ -1,0 +1,223 @@
+"""``hwgen allocate``: per-layer widths for a float model, chosen against budgets, and the
+integer network they make, folded for the board (docs/allocation.md).
+
+1. Every slot's sensitivity is measured on the calibration data
+   (:meth:`FloatModel.sensitivities`).
+2. One choice of widths is solved within the budgets (:mod:`.solve`: ``ilp`` or ``qbr``).
+   The weight budget is ``weight_kb``, else the board's block RAM and SPRAM; the activation
+   budget bounds the largest working set.
+3. The choice is imported (post-training quantization, exact) and measured.
+4. With a board, the network is folded for it (:func:`hwgen.fold.fold`, ``fps`` at
+   ``clock_mhz``). When no folding fits, the weight budget is lowered to 85 % of the
+   choice's weights and the widths solved again, at most :data:`REFITS` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..toolchain.boards import BoardError
+from .float_model import INPUT_BITS, FloatModel
+from .proxies import qe_score
+from .solve import Budgets, solve_ilp, solve_qbr, weight_memory_bits, working_set_bits
+
+__all__ = ["AllocationError", "Allocation", "allocate", "format_allocation", "board_memory_kb",
+           "REFITS", "KIB"]
+
+#: How many times a choice that no folding fits is solved again with less weight memory.
+REFITS = 3
+#: Bits in a KiB.
+KIB = 8192
+
+
+class AllocationError(BoardError):
+    """No widths fit the budgets (or no folding of them fits the board)."""
+
+
+@dataclass
+class Allocation:
+    """What :func:`allocate` chose and measured."""
+
+    model: FloatModel
+    method: str
+    budgets: Budgets
+    sensitivity: dict[str, dict[int, float]]
+    widths: dict[str, int]
+    imported: object
+    network: object
+    loss: float
+    accuracy: float
+    fold: object | None = None
+    refits: list[dict] = field(default_factory=list)
+
+    @property
+    def weight_kb(self) -> float:
+        return weight_memory_bits(self.model.slots, self.widths) / KIB
+
+    @property
+    def working_set_kb(self) -> float:
+        return working_set_bits(self.model.working_sets, self.widths, INPUT_BITS) / KIB
+
+    @property
+    def qe(self) -> float:
+        return qe_score(self.network)
+
+    def to_json(self) -> dict:
+        return {
+            "model": str(self.model.path), "method": self.method,
+            "budgets_kb": {"weights": None if self.budgets.weights is None
+                           else self.budgets.weights / KIB,
+                           "activations": None if self.budgets.activations is None
+                           else self.budgets.activations / KIB},
+            "widths": self.widths, "weight_kb": round(self.weight_kb, 3),
+            "working_set_kb": round(self.working_set_kb, 3), "qe_score": round(self.qe, 4),
+            "calibration": {"inputs": len(self.model.x), "loss": round(self.loss, 5),
+                            "accuracy": round(self.accuracy, 5)},
+            "sensitivity": self.sensitivity, "refits": self.refits,
+            "fold": None if self.fold is None else self.fold.to_json()}
+
+
+def board_memory_kb(board_name: str) -> float:
+    """The weight memory a board offers: its block RAMs' and SPRAMs' bits, in KiB."""
+    from ..toolchain.boards import board
+
+    info = board(board_name)
+    block = 4096 if info.family == "ice40" else 18432
+    return (info.resources.get("bram", 0) * block
+            + info.resources.get("spram", 0) * 256 * 1024) / KIB
+
+
+def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None = None,
+             activation_kb: float | None = None, board: str | None = None,
+             fps: float | None = None, clock_mhz: float | None = None,
+             sensitivity: dict | None = None,
+             log: Callable[[str], None] | None = None) -> Allocation:
+    """Widths for ``model`` (module docstring); ``sensitivity`` when already measured.
+    :class:`AllocationError` when nothing fits."""
+    from ..fold import FoldError, fold
+
+    say = log or (lambda text: None)
+    solve = {"ilp": solve_ilp, "qbr": solve_qbr}[method]
+    if sensitivity is None:
+        say(f"measuring the sensitivity of {len(model.slots)} widths, each alone, on "
+            f"{len(model.x)} calibration inputs")
+        sensitivity = model.sensitivities(log=say)
+    if weight_kb is None and board is not None:
+        weight_kb = board_memory_kb(board)
+        say(f"weight budget: {board}'s block RAM and SPRAM, {weight_kb:,.1f} KiB")
+    budgets = Budgets(None if weight_kb is None else weight_kb * KIB,
+                      None if activation_kb is None else activation_kb * KIB)
+    refits: list[dict] = []
+    while True:
+        choice = solve(model.slots, model.working_sets, sensitivity, budgets, INPUT_BITS)
+        if choice is None:
+            least = model.widths({s.key: min(s.candidates) for s in model.slots})
+            raise AllocationError(
+                f"no widths of {model.path.name} fit "
+                + _budget_text(budgets)
+                + f": the narrowest need {weight_memory_bits(model.slots, least) / KIB:,.2f} "
+                f"KiB of weights and a working set of "
+                f"{working_set_bits(model.working_sets, least, INPUT_BITS) / KIB:,.2f} KiB")
+        widths = model.widths(choice)
+        imported = model.imported(widths)
+        loss, accuracy = model.measure(imported)
+        result = Allocation(model, method, budgets, sensitivity, widths, imported,
+                            imported.network, loss, accuracy, refits=refits)
+        if board is None:
+            return result
+        try:
+            result.fold = fold(imported.network, board, fps=fps, clock_mhz=clock_mhz)
+        except FoldError as exc:
+            if len(refits) == REFITS:
+                raise AllocationError(f"{exc} (after {REFITS} smaller weight budgets)") \
+                    from None
+            lower = 0.85 * weight_memory_bits(model.slots, widths)
+            refits.append({"weight_kb": round(result.weight_kb, 3), "why": str(exc)})
+            say(f"no folding of these widths fits {board} ({exc}); solving again within "
+                f"{lower / KIB:,.1f} KiB of weights")
+            budgets = Budgets(lower, budgets.activations)
+            continue
+        result.network = result.fold.network
+        return result
+
+
+def _budget_text(budgets: Budgets) -> str:
+    parts = []
+    if budgets.weights is not None:
+        parts.append(f"{budgets.weights / KIB:,.2f} KiB of weights")
+    if budgets.activations is not None:
+        parts.append(f"a working set of {budgets.activations / KIB:,.2f} KiB")
+    return "within " + " and ".join(parts) if parts else "without budgets"
+
+
+def format_allocation(result: Allocation, float_accuracy: float | None = None) -> str:
+    """One table: per weighted layer its weights' and output's widths with the sensitivity
+    measured for each, then the totals against the budgets, the QE-Score and the accuracy."""
+    m, w, sens = result.model, result.widths, result.sensitivity
+    head = ["layer", "weights", "W", "ΔL(W)", "weight KiB", "out", "A", "ΔL(A)"]
+    rows = []
+    for name in m.weighted:
+        ws = m.slot(f"w:{name}")
+        act = f"a:{name}"
+        has_act = any(s.key == act for s in m.slots)
+        rows.append([name, f"{ws.elements:,}", str(w[ws.key]), f"{sens[ws.key][w[ws.key]]:.4f}",
+                     f"{ws.elements * w[ws.key] / KIB:.2f}",
+                     f"{m.slot(act).elements:,}" if has_act else "scores",
+                     str(w[act]) if has_act else "-",
+                     f"{sens[act][w[act]]:.4f}" if has_act else "-"])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(c.ljust(wd) if i == 0 else c.rjust(wd)
+                         for i, (c, wd) in enumerate(zip(row, widths, strict=True)))
+
+    lines = [fmt(head), "  ".join("-" * wd for wd in widths)] + [fmt(r) for r in rows]
+    b = result.budgets
+    lines.append(f"weights {result.weight_kb:,.2f} KiB"
+                 + (f" of {b.weights / KIB:,.2f}" if b.weights is not None else "")
+                 + f"; largest working set {result.working_set_kb:,.2f} KiB"
+                 + (f" of {b.activations / KIB:,.2f}" if b.activations is not None else ""))
+    lines.append(f"method {result.method}: least total ΔL (the calibration loss each width "
+                 f"adds alone, {sum(sens[k][v] for k, v in w.items()):.4f} in all); QE-Score "
+                 f"{result.qe:.2f}")
+    acc = f"integer network {result.accuracy:.4f} (loss {result.loss:.4f})"
+    if float_accuracy is not None:
+        acc = f"float model {float_accuracy:.4f}, " + acc
+    lines.append(f"accuracy on the {len(m.x)} calibration inputs: {acc}")
+    return "\n".join(lines)
+
+
+def uniform_widths(model: FloatModel, bits: int) -> dict[str, int]:
+    """Every slot at ``bits`` (clamped into its candidates): the uniform baseline."""
+    return model.widths(default=bits)
+
+
+def front(model: FloatModel, sensitivity: dict, budgets_kb: list[float], *, method: str,
+          x: np.ndarray | None = None, labels: np.ndarray | None = None,
+          activation_kb: float | None = None) -> list[dict]:
+    """Per weight budget: the allocated widths' weights and accuracy on ``x``/``labels``
+    (default the calibration data), and each uniform width's, for the accuracy-against-
+    memory front (``--pareto``)."""
+    solve = {"ilp": solve_ilp, "qbr": solve_qbr}[method]
+    rows = []
+    for kb in budgets_kb:
+        budgets = Budgets(kb * KIB, None if activation_kb is None else activation_kb * KIB)
+        choice = solve(model.slots, model.working_sets, sensitivity, budgets, INPUT_BITS)
+        if choice is None:
+            rows.append({"kind": "allocated", "budget_kb": kb, "fits": False})
+            continue
+        widths = model.widths(choice)
+        _, accuracy = model.measure(model.imported(widths), x, labels)
+        rows.append({"kind": "allocated", "budget_kb": kb, "fits": True, "widths": widths,
+                     "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
+                     "accuracy": accuracy})
+    for bits in sorted({b for s in model.slots for b in s.candidates}):
+        widths = uniform_widths(model, bits)
+        _, accuracy = model.measure(model.imported(widths), x, labels)
+        rows.append({"kind": "uniform", "bits": bits, "widths": widths,
+                     "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
+                     "accuracy": accuracy})
+    return rows
