@@ -155,9 +155,9 @@ def _budget_text(budgets: Budgets) -> str:
 
 def format_allocation(result: Allocation, float_accuracy: float | None = None) -> str:
     """One table: per weighted layer its weights' and output's widths with the sensitivity
-    measured for each, then the totals against the budgets, the QE-Score and the accuracy."""
+    (ΔKL) measured for each, then the totals against the budgets, the QE-Score and the accuracy."""
     m, w, sens = result.model, result.widths, result.sensitivity
-    head = ["layer", "weights", "W", "ΔL(W)", "weight KiB", "out", "A", "ΔL(A)"]
+    head = ["layer", "weights", "W", "ΔKL(W)", "weight KiB", "out", "A", "ΔKL(A)"]
     rows = []
     for name in m.weighted:
         ws = m.slot(f"w:{name}")
@@ -180,9 +180,9 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
                  + (f" of {b.weights / KIB:,.2f}" if b.weights is not None else "")
                  + f"; largest working set {result.working_set_kb:,.2f} KiB"
                  + (f" of {b.activations / KIB:,.2f}" if b.activations is not None else ""))
-    lines.append(f"method {result.method}: least total ΔL (the calibration loss each width "
-                 f"adds alone, {sum(sens[k][v] for k, v in w.items()):.4f} in all); QE-Score "
-                 f"{result.qe:.2f}")
+    lines.append(f"method {result.method}: least total ΔKL (the divergence from the float "
+                 f"model each width adds alone, {sum(sens[k][v] for k, v in w.items()):.4f} in "
+                 f"all); QE-Score {result.qe:.2f}")
     acc = f"integer network {result.accuracy:.4f} (loss {result.loss:.4f})"
     if float_accuracy is not None:
         acc = f"float model {float_accuracy:.4f}, " + acc

@@ -174,15 +174,13 @@ class FloatModel:
             input_bits=INPUT_BITS, activations=self.activations)
         return import_onnx(self.path, float_options=options)
 
-    def measure(self, imported, x: np.ndarray | None = None,
-                labels: np.ndarray | None = None) -> tuple[float, float]:
-        """(mean cross-entropy of the dequantized scores, accuracy) of the imported network
-        on ``x``/``labels`` (default: the calibration inputs and labels)."""
+    def scores(self, imported, x: np.ndarray | None = None) -> np.ndarray:
+        """The imported network's class scores on ``x`` (default: the calibration inputs),
+        dequantized to the float model's scale (``imported.scores``)."""
         from .. import golden
         from ..importers.qonnx import input_codes
 
         x = self.x if x is None else x
-        labels = self.labels if labels is None else labels
         network = imported.network
         scores_layer = network.layers[-2] if network.layers[-1].kind == "argmax" else \
             network.layers[-1]
@@ -191,20 +189,39 @@ class FloatModel:
         if imported.scores is not None:
             _, a, b = imported.scores
             scores = scores * np.asarray(a, np.float64) + np.asarray(b, np.float64)
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = float(-np.mean(log_p[np.arange(len(x)), labels]))
+        return scores
+
+    def measure(self, imported, x: np.ndarray | None = None,
+                labels: np.ndarray | None = None) -> tuple[float, float]:
+        """(mean cross-entropy of the dequantized scores, accuracy) of the imported network
+        on ``x``/``labels`` (default: the calibration inputs and labels)."""
+        labels = self.labels if labels is None else labels
+        scores = self.scores(imported, x)
+        log_p = _log_softmax(scores)
+        loss = float(-np.mean(log_p[np.arange(len(scores)), labels]))
         return loss, float(np.mean(np.argmax(scores, axis=1) == labels))
+
+    def divergence(self, imported) -> float:
+        """The mean KL divergence of the imported network's class distribution from the
+        float model's, on the calibration inputs: how far the quantization moves the output,
+        with no label noise in it."""
+        reference = _log_softmax(self.activations[self.model.graph.output[0].name]
+                                 .astype(np.float64))
+        log_q = _log_softmax(self.scores(imported))
+        return float(np.mean(np.sum(np.exp(reference) * (reference - log_q), axis=1)))
 
     def sensitivities(self, log: Callable[[str], None] | None = None
                       ) -> dict[str, dict[int, float]]:
-        """Per slot and candidate width: the calibration loss with that slot alone at that
-        width and every other at :data:`REFERENCE_BITS`, less the loss with all at the
-        reference: measured, not smoothed (a 2-bit layer, ternary with the largest weight on
-        its one step, can lose more than the same layer at 1 bit, scaled by the mean)."""
+        """Per slot and candidate width: the divergence from the float model
+        (:meth:`divergence`) with that slot alone at that width and every other at
+        :data:`REFERENCE_BITS`, less the divergence with all at the reference, and at least
+        0 (a width that moves the output less than the reference does is as good as it, no
+        better: the difference is the calibration set's noise). Not smoothed across widths:
+        a 2-bit layer (ternary, the largest weight on its one step) can move the output more
+        than the same layer at 1 bit (±1 scaled by the mean magnitude)."""
         say = log or (lambda text: None)
         reference = self.widths()
-        base, _ = self.measure(self.imported(reference))
+        base = self.divergence(self.imported(reference))
         table: dict[str, dict[int, float]] = {}
         for s in self.slots:
             row = {}
@@ -212,8 +229,13 @@ class FloatModel:
                 if bits == reference[s.key]:
                     row[bits] = 0.0
                     continue
-                loss, _ = self.measure(self.imported({**reference, s.key: bits}))
-                row[bits] = loss - base
+                row[bits] = max(0.0, self.divergence(self.imported({**reference,
+                                                                     s.key: bits})) - base)
             table[s.key] = row
             say(f"  {s.key:<24s} " + "  ".join(f"{b}:{row[b]:.4f}" for b in s.candidates))
         return table
+
+
+def _log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
