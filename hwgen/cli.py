@@ -407,7 +407,8 @@ def cmd_sweep(args) -> int:
         rows = run_all(run_point, points, jobs=args.jobs, ray=args.ray)
         pareto(rows)
         meta = {"spec": args.spec, "network": network.name, "boards": boards,
-                "folds": [str(f) for f in args.fold], "seeds": args.seeds,
+                "folds": [f if isinstance(f, str) else f"{f:g} fps" for f in args.fold],
+                "seeds": args.seeds,
                 "executor": {"ray": args.ray} if args.ray else {"jobs": args.jobs
                                                                  or default_jobs()},
                 "seconds": round(time.monotonic() - started, 1)}
