@@ -71,7 +71,7 @@ class FloatModel:
                  *, log: Callable[[str], None] | None = None):
         from ..errors import SpecError
         from ..importers.ptq import is_float_model, relu_activations, weighted_ops
-        from ..importers.qonnx import _calibration_inputs, load_model
+        from ..importers.qonnx import calibration_inputs, load_model
 
         say = log or (lambda text: None)
         self.path = Path(path)
@@ -80,7 +80,7 @@ class FloatModel:
         if not is_float_model(self.model):
             raise SpecError(source, "", "the model is already quantized (it has Quant "
                             "nodes); hwgen allocate chooses the widths of a float model")
-        self.x = _calibration_inputs(self.model, x, source)
+        self.x = calibration_inputs(self.model, x, source)
         self.weighted = weighted_ops(self.model)
         if len(self.weighted) < 2:
             raise SpecError(source, "", "one weighted op: nothing to allocate but the "

@@ -65,7 +65,8 @@ from ..numeric import dot_bounds, value_range, width_for
 from ..spec import INPUT, Input, Network
 
 __all__ = ["InputFormat", "FloatOptions", "Imported", "SUPPORTED_OPS", "OPSET_RANGE",
-           "import_onnx", "load_model", "input_codes", "verify", "VerifyResult"]
+           "import_onnx", "load_model", "calibration_inputs", "input_codes", "verify",
+           "VerifyResult"]
 
 #: The ops the import reads, by the name ONNX gives them.
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Sign", "MatMul", "Gemm",
@@ -1406,7 +1407,7 @@ class FloatOptions:
     activations: dict | None = None
 
 
-def _calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
+def calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
     """Calibration inputs shaped as the model's input without the batch (N rows)."""
     shape = tuple(model.get_tensor_shape(model.graph.input[0].name)[1:])
     x = np.asarray(x)
@@ -1438,7 +1439,7 @@ def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = N
             raise SpecError(source, "", "a float model (no Quant, BipolarQuant or "
                             "MultiThreshold node); give --bits and --calibration to quantize "
                             "it after training")
-        calibration = _calibration_inputs(model, float_options.calibration, source)
+        calibration = calibration_inputs(model, float_options.calibration, source)
         model, notes = quantize_float_model(
             model, calibration, source=source, weight_bits=float_options.weight_bits,
             act_bits=float_options.act_bits, classifier_bits=float_options.classifier_bits,
