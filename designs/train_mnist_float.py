@@ -5,7 +5,10 @@ Pure NumPy, reproducible from ``--seed``; about a minute on two cores::
 
     python designs/train_mnist_float.py --mnist ../shared/data/mnist.npz [--epochs 6]
 
-writes ``mnist_float.onnx`` and ``mnist_float.json`` (the command and accuracy) (no quantizer: MatMul + Add + Relu three times, then a Gemm
+writes ``mnist_float.onnx`` and ``mnist_float.json`` (the command and accuracy), and
+``mnist_float.calibration.npy`` / ``mnist_float.calibration_labels.npy``: the last 200
+training images as the model takes them (float16 pixels / 255) and their labels, for
+``hwgen allocate --calibration`` (the model: MatMul + Add + Relu three times, then a Gemm
 classifier; input 1 × 784 pixels scaled to [0, 1]) and prints its test accuracy. Its test
 split is mnist_cnn.test.npz's (uint8 images: divide by 255). ``--mnist`` takes any NPZ in
 mnist.npz's layout (x_train, y_train, x_test, y_test); nothing is downloaded.
@@ -118,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     params = train(x_train, y_train, epochs=args.epochs, seed=args.seed)
     accuracy = float(np.mean(predict(params, x_test.astype(np.float32)) == y_test))
     export(params, Path(args.out))
+    calibration = Path(args.out).with_suffix(".calibration.npy")
+    np.save(calibration, x_train[-200:].astype(np.float16))
+    np.save(calibration.with_name(calibration.name.replace(".calibration.npy",
+                                                           ".calibration_labels.npy")),
+            y_train[-200:].astype(np.uint8))
     Path(args.out).with_suffix(".json").write_text(json.dumps({
         "command": "python designs/train_mnist_float.py " + " ".join(argv or sys.argv[1:]),
         "seed": args.seed, "epochs": args.epochs, "float_test_accuracy": round(accuracy, 4),
