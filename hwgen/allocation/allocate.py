@@ -102,8 +102,9 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
     say = log or (lambda text: None)
     solve = {"ilp": solve_ilp, "qbr": solve_qbr}[method]
     if sensitivity is None:
-        say(f"measuring the sensitivity of {len(model.slots)} widths, each alone, on "
-            f"{len(model.x)} calibration inputs")
+        widths = sum(len(s.candidates) for s in model.slots)
+        say(f"measuring the sensitivity of {len(model.slots)} slots' {widths} widths, each "
+            f"alone, on {len(model.x)} calibration inputs")
         sensitivity = model.sensitivities(log=say)
     if weight_kb is None and board is not None:
         weight_kb = board_memory_kb(board)
