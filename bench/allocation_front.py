@@ -5,8 +5,9 @@ path: per-layer widths, min/max calibration, exact import). Its sensitivities ar
 ``--calibration`` training images; every accuracy is the integer golden model's (bit-exact
 with the RTL) on the 10,000 test images. The budgets are the smallest feasible weight memory
 and each uniform width's own (W = A = b for every layer, the classifier at least 2 bits), so
-each uniform point has an allocated point at the same budget beside it, for ``--method``
-``ilp`` and ``qbr``. Writes JSON (``--out``) and, with matplotlib, the front as a PNG.
+each uniform point has an allocated point at the same budget beside it, for each
+``--method`` (``ilp``, ``qbr``, ``search``). Writes JSON (``--out``) and, with matplotlib,
+the front as a PNG.
 
 Usage::
 
@@ -31,9 +32,8 @@ from hwgen.allocation.allocate import KIB, uniform_widths  # noqa: E402
 from hwgen.allocation.float_model import INPUT_BITS, FloatModel  # noqa: E402
 from hwgen.allocation.proxies import qe_score  # noqa: E402
 from hwgen.allocation.solve import (  # noqa: E402
+    SOLVERS,
     Budgets,
-    solve_ilp,
-    solve_qbr,
     weight_memory_bits,
     working_set_bits,
 )
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             for bits in (2, 3, 4, 5, 6, 8)]
     least = model.widths({s.key: min(s.candidates) for s in model.slots})
     budgets = [weight_memory_bits(model.slots, least) / KIB] + [r["weight_kb"] for r in rows]
-    for method, solve in (("ilp", solve_ilp), ("qbr", solve_qbr)):
+    for method, solve in SOLVERS.items():
         for kb in budgets:
             choice = solve(model.slots, model.working_sets, sensitivity, Budgets(kb * KIB),
                            INPUT_BITS)

@@ -1417,8 +1417,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--activation-kb", type=_bounded("a budget", 0, 1e9, low_open=True),
                    metavar="A", help="budget in KiB of the largest working set (a layer's "
                    "input and output activations)")
-    p.add_argument("--method", choices=["ilp", "qbr"], default="ilp", help="ilp: least total "
-                   "sensitivity (integer program); qbr: the QBR rule (default ilp)")
+    p.add_argument("--method", choices=["ilp", "qbr", "search"], default="ilp",
+                   help="ilp: least total sensitivity (integer program); qbr: the QBR rule; "
+                   "search: the highest QE-Score by an evolutionary search, no sensitivity "
+                   "measured (default ilp)")
     p.add_argument("--pareto", metavar="FILE", help="also the accuracy-against-weight-memory "
                    "front over 8 budgets and the uniform widths, as .json or .png")
     p.add_argument("-o", "--output", metavar="SPEC.toml", help="default MODEL_allocated.toml "

@@ -2,8 +2,9 @@
 integer network they make, folded for the board (docs/allocation.md).
 
 1. Every slot's sensitivity is measured on the calibration data
-   (:meth:`FloatModel.sensitivities`).
-2. One choice of widths is solved within the budgets (:mod:`.solve`: ``ilp`` or ``qbr``).
+   (:meth:`FloatModel.sensitivities`), except for ``search``, scored by the QE-Score.
+2. One choice of widths is solved within the budgets (:mod:`.solve`: ``ilp``, ``qbr`` or
+   ``search``).
    The weight budget is ``weight_kb``, else the board's block RAM and SPRAM; the activation
    budget bounds the largest working set.
 3. The choice is imported (post-training quantization, exact) and measured.
@@ -22,7 +23,7 @@ import numpy as np
 from ..toolchain.boards import BoardError
 from .float_model import INPUT_BITS, FloatModel
 from .proxies import qe_score
-from .solve import Budgets, solve_ilp, solve_qbr, weight_memory_bits, working_set_bits
+from .solve import SOLVERS, Budgets, weight_memory_bits, working_set_bits
 
 __all__ = ["AllocationError", "Allocation", "allocate", "format_allocation", "board_memory_kb",
            "REFITS", "KIB"]
@@ -44,7 +45,7 @@ class Allocation:
     model: FloatModel
     method: str
     budgets: Budgets
-    sensitivity: dict[str, dict[int, float]]
+    sensitivity: dict[str, dict[int, float]] | None
     widths: dict[str, int]
     imported: object
     network: object
@@ -100,8 +101,8 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
     from ..fold import FoldError, fold
 
     say = log or (lambda text: None)
-    solve = {"ilp": solve_ilp, "qbr": solve_qbr}[method]
-    if sensitivity is None:
+    solve = SOLVERS[method]
+    if sensitivity is None and method != "search":  # the search's proxy needs none
         widths = sum(len(s.candidates) for s in model.slots)
         say(f"measuring the sensitivity of {len(model.slots)} slots' {widths} widths, each "
             f"alone, on {len(model.x)} calibration inputs")
@@ -156,19 +157,23 @@ def _budget_text(budgets: Budgets) -> str:
 
 def format_allocation(result: Allocation, float_accuracy: float | None = None) -> str:
     """One table: per weighted layer its weights' and output's widths with the sensitivity
-    (ΔKL) measured for each, then the totals against the budgets, the QE-Score and the accuracy."""
+    (ΔKL) measured for each ("-" for the search, which measures none), then the totals
+    against the budgets, the QE-Score and the accuracy."""
     m, w, sens = result.model, result.widths, result.sensitivity
+
+    def delta(key: str) -> str:
+        return "-" if sens is None else f"{sens[key][w[key]]:.4f}"
+
     head = ["layer", "weights", "W", "ΔKL(W)", "weight KiB", "out", "A", "ΔKL(A)"]
     rows = []
     for name in m.weighted:
         ws = m.slot(f"w:{name}")
         act = f"a:{name}"
         has_act = any(s.key == act for s in m.slots)
-        rows.append([name, f"{ws.elements:,}", str(w[ws.key]), f"{sens[ws.key][w[ws.key]]:.4f}",
+        rows.append([name, f"{ws.elements:,}", str(w[ws.key]), delta(ws.key),
                      f"{ws.elements * w[ws.key] / KIB:.2f}",
                      f"{m.slot(act).elements:,}" if has_act else "scores",
-                     str(w[act]) if has_act else "-",
-                     f"{sens[act][w[act]]:.4f}" if has_act else "-"])
+                     str(w[act]) if has_act else "-", delta(act) if has_act else "-"])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 
     def fmt(row: list[str]) -> str:
@@ -181,9 +186,13 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
                  + (f" of {b.weights / KIB:,.2f}" if b.weights is not None else "")
                  + f"; largest working set {result.working_set_kb:,.2f} KiB"
                  + (f" of {b.activations / KIB:,.2f}" if b.activations is not None else ""))
-    lines.append(f"method {result.method}: least total ΔKL (the divergence from the float "
-                 f"model each width adds alone, {sum(sens[k][v] for k, v in w.items()):.4f} in "
-                 f"all); QE-Score {result.qe:.2f}")
+    if sens is None:
+        lines.append(f"method search: the highest QE-Score found, {result.qe:.2f}")
+    else:
+        lines.append(f"method {result.method}: least total ΔKL (the divergence from the float "
+                     f"model each width adds alone, "
+                     f"{sum(sens[k][v] for k, v in w.items()):.4f} in all); QE-Score "
+                     f"{result.qe:.2f}")
     acc = f"integer network {result.accuracy:.4f} (loss {result.loss:.4f})"
     if float_accuracy is not None:
         acc = f"float model {float_accuracy:.4f}, " + acc
@@ -196,13 +205,14 @@ def uniform_widths(model: FloatModel, bits: int) -> dict[str, int]:
     return model.widths(default=bits)
 
 
-def front(model: FloatModel, sensitivity: dict, budgets_kb: list[float], *, method: str,
+def front(model: FloatModel, sensitivity: dict | None, budgets_kb: list[float], *,
+          method: str,
           x: np.ndarray | None = None, labels: np.ndarray | None = None,
           activation_kb: float | None = None) -> list[dict]:
     """Per weight budget: the allocated widths' weights and accuracy on ``x``/``labels``
     (default the calibration data), and each uniform width's, for the accuracy-against-
     memory front (``--pareto``)."""
-    solve = {"ilp": solve_ilp, "qbr": solve_qbr}[method]
+    solve = SOLVERS[method]
     rows = []
     for kb in budgets_kb:
         budgets = Budgets(kb * KIB, None if activation_kb is None else activation_kb * KIB)

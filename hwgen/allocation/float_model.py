@@ -39,14 +39,15 @@ _PASS_THROUGH = ("MaxPool", "Flatten", "Reshape", "Transpose", "Identity", "Sque
 @dataclass(frozen=True)
 class Slot:
     """One width to choose: ``kind`` ``"weights"`` (of weighted op ``layer``: ``elements``
-    weights) or ``"activations"`` (the Relu after ``layer``: ``elements`` values per
-    inference), among ``candidates``."""
+    weights, ``fan_in`` = k_h·k_w·C inputs per output) or ``"activations"`` (the Relu after
+    ``layer``: ``elements`` values per inference), among ``candidates``."""
 
     key: str
     kind: str
     layer: str
     elements: int
     candidates: tuple[int, ...]
+    fan_in: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,12 @@ class FloatModel:
         nodes = {n.name: n for n in self.model.graph.node}
         self.slots: list[Slot] = []
         relu_of: dict[str, str] = {}
-        for name in self.weighted[:-1]:
-            weights = self.model.get_initializer(nodes[name].input[1])
+        for name in self.weighted:
+            node = nodes[name]
+            weights = self.model.get_initializer(node.input[1])
             self.slots.append(Slot(f"w:{name}", "weights", name, int(weights.size),
-                                   WEIGHT_BITS))
-        classifier = self.weighted[-1]
-        weights = self.model.get_initializer(nodes[classifier].input[1])
-        self.slots.append(Slot(f"w:{classifier}", "weights", classifier, int(weights.size),
-                               CLASSIFIER_BITS))
+                                   CLASSIFIER_BITS if name == self.weighted[-1] else
+                                   WEIGHT_BITS, fan_in=_fan_in(node, weights)))
         for n in self.model.graph.node:
             if n.op_type != "Relu":
                 continue
@@ -234,6 +233,15 @@ class FloatModel:
             table[s.key] = row
             say(f"  {s.key:<24s} " + "  ".join(f"{b}:{row[b]:.4f}" for b in s.candidates))
         return table
+
+
+def _fan_in(node, weights: np.ndarray) -> int:
+    """Inputs per output of a weighted op: MatMul (in, out), Gemm (out, in) with transB else
+    (in, out), Conv (O, C/groups, k, k)."""
+    if node.op_type == "Conv":
+        return int(np.prod(weights.shape[1:]))
+    trans_b = any(a.name == "transB" and a.i for a in node.attribute)
+    return int(weights.shape[1] if node.op_type == "Gemm" and trans_b else weights.shape[0])
 
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-__all__ = ["sigma_hat", "qe_score", "layer_qe_terms", "SIGMA_A", "SIGMA_W"]
+__all__ = ["sigma_hat", "qe_term", "qe_score", "layer_qe_terms", "SIGMA_A", "SIGMA_W"]
 
 #: The QE-Score's standard deviations of activations and weights before rounding.
 SIGMA_A = 5.0
@@ -44,9 +44,16 @@ def sigma_hat(sigma: float, bits: int) -> float:
     return math.sqrt(float(np.dot(p, (k - mean) ** 2)))
 
 
+def qe_term(fan_in: int, in_bits: int, weight_bits: int) -> float:
+    """One layer's term of the QE-Score: ``log(fan_in·σ̂²(σ_A, N_x)·σ̂²(σ_W, N_W)/σ_A²)``,
+    ``fan_in`` = k_h·k_w·C_{l−1} (1 channel for a depthwise layer)."""
+    return math.log(fan_in * sigma_hat(SIGMA_A, in_bits) ** 2
+                    * sigma_hat(SIGMA_W, weight_bits) ** 2 / SIGMA_A ** 2)
+
+
 def layer_qe_terms(network) -> list[tuple[str, float]]:
     """Per layer with weights of ``network`` (an hwgen Network): its name and its term of
-    the QE-Score, ``log(k²·C·σ̂²(σ_A, N_x)·σ̂²(σ_W, N_W)/σ_A²)``."""
+    the QE-Score (:func:`qe_term`)."""
     from ..layers.weighted import WeightedLayer
     from ..plan import plan
 
@@ -56,9 +63,8 @@ def layer_qe_terms(network) -> list[tuple[str, float]]:
             continue
         kernel = getattr(layer, "kernel", 1)
         channels = 1 if layer.kind == "depthwise_conv2d" else lp.in_type.shape[-1]
-        terms.append((layer.name, math.log(
-            kernel * kernel * channels * sigma_hat(SIGMA_A, lp.in_type.bits) ** 2
-            * sigma_hat(SIGMA_W, lp.weight_bits) ** 2 / SIGMA_A ** 2)))
+        terms.append((layer.name, qe_term(kernel * kernel * channels, lp.in_type.bits,
+                                          lp.weight_bits)))
     return terms
 
 

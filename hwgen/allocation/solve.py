@@ -1,5 +1,6 @@
 """Choosing one width per slot under budgets: an integer program over the measured
-sensitivities (HAWQ-V3 style) and the QBR rule. Pure NumPy/SciPy over the slots' tables
+sensitivities (HAWQ-V3 style), the QBR rule, and an evolutionary search scored by the
+QE-Score (training-free: no sensitivity measured). Pure NumPy/SciPy over the slots' tables
 (:class:`~hwgen.allocation.float_model.Slot`, ``WorkingSet``); docs/allocation.md.
 
 A choice maps each slot's key to a width. Its costs:
@@ -17,10 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Budgets", "weight_memory_bits", "working_set_bits", "solve_ilp", "solve_qbr",
-           "METHODS"]
-
-#: ``hwgen allocate --method``.
-METHODS = ("ilp", "qbr")
+           "solve_search", "choice_qe_score", "METHODS", "SOLVERS"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +155,64 @@ def solve_qbr(slots: Sequence, working_sets: Sequence,
             _, key, new = max(ups)
             choice[key] = new
     return choice if fits(slots, working_sets, choice, budgets, input_bits) else None
+
+
+def choice_qe_score(slots: Sequence, working_sets: Sequence, choice: Mapping[str, int],
+                    input_bits: int) -> float:
+    """The QE-Score (:mod:`.proxies`) of a choice, from the slots' fan-ins and widths: each
+    weighted layer's input width is its input slot's (the model input's ``input_bits``)."""
+    import math
+
+    from .proxies import SIGMA_A, qe_term
+
+    by_layer = {s.layer: s for s in slots if s.kind == "weights"}
+    total = math.log(SIGMA_A ** 2)
+    for w in working_sets:
+        weights = by_layer[w.layer]
+        in_bits = input_bits if w.in_slot is None else choice[w.in_slot]
+        total += qe_term(weights.fan_in, in_bits, choice[weights.key])
+    return total
+
+
+def solve_search(slots: Sequence, working_sets: Sequence,
+                 sensitivity: Mapping[str, Mapping[int, float]] | None, budgets: Budgets,
+                 input_bits: int, *, population: int = 24, generations: int = 60,
+                 seed: int = 0) -> dict[str, int] | None:
+    """A small evolutionary search for the choice of highest QE-Score within the budgets
+    (``sensitivity`` is not used: the proxy is training-free). It starts from the uniform
+    choices that fit and random ones; each generation every member has a child with one slot
+    moved one width up or down, children over budget are dropped, and the best
+    ``population`` stay. Seeded: the same answer every run. None when nothing fits."""
+    rng = np.random.default_rng(seed)
+    keys = [s.key for s in slots]
+    widths = {s.key: sorted(s.candidates) for s in slots}
+
+    def ok(choice) -> bool:
+        return fits(slots, working_sets, choice, budgets, input_bits)
+
+    def score(choice) -> float:
+        return choice_qe_score(slots, working_sets, choice, input_bits)
+
+    start = [{k: min(widths[k], key=lambda b: (abs(b - u), -b)) for k in keys}
+             for u in sorted({b for s in slots for b in s.candidates})]
+    start += [{k: widths[k][int(rng.integers(len(widths[k])))] for k in keys}
+              for _ in range(population)]
+    members = {tuple(c[k] for k in keys): c for c in start if ok(c)}
+    if not members:
+        return None
+    for _ in range(generations):
+        for choice in list(members.values()):
+            key = keys[int(rng.integers(len(keys)))]
+            i = widths[key].index(choice[key]) + int(rng.choice([-1, 1]))
+            if 0 <= i < len(widths[key]):
+                child = {**choice, key: widths[key][i]}
+                if ok(child):
+                    members[tuple(child[k] for k in keys)] = child
+        ranked = sorted(members.items(), key=lambda item: (-score(item[1]), item[0]))
+        members = dict(ranked[:population])
+    return max(members.values(), key=lambda c: (score(c), -weight_memory_bits(slots, c)))
+
+
+#: ``hwgen allocate --method``: the solver of each.
+SOLVERS = {"ilp": solve_ilp, "qbr": solve_qbr, "search": solve_search}
+METHODS = tuple(SOLVERS)

@@ -54,6 +54,20 @@ def test_allocation_meets_the_weight_budget_and_measures_the_imported_network(ml
     assert total <= sum(sensitivity[k][b] for k, b in qbr.widths.items()) + 1e-12
 
 
+def test_the_search_needs_no_sensitivity_and_scores_the_network_it_makes(mlp):
+    from hwgen.allocation.float_model import INPUT_BITS
+    from hwgen.allocation.proxies import qe_score
+    from hwgen.allocation.solve import choice_qe_score
+
+    _, _, model, _ = mlp
+    result = allocate(model, method="search", weight_kb=1800 / KIB)
+    assert result.sensitivity is None
+    assert weight_memory_bits(model.slots, result.widths) <= 1800
+    # the QE-Score from the slots is the imported network's
+    assert choice_qe_score(model.slots, model.working_sets, result.widths, INPUT_BITS) == \
+        pytest.approx(qe_score(result.network))
+
+
 def test_a_budget_below_the_narrowest_widths_is_refused(mlp):
     _, _, model, sensitivity = mlp
     with pytest.raises(AllocationError, match=r"^no widths of mlp.onnx fit within 0\.05 KiB "

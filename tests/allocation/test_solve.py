@@ -9,8 +9,10 @@ import pytest
 from hwgen.allocation.float_model import Slot, WorkingSet
 from hwgen.allocation.solve import (
     Budgets,
+    choice_qe_score,
     solve_ilp,
     solve_qbr,
+    solve_search,
     weight_memory_bits,
     working_set_bits,
 )
@@ -22,9 +24,9 @@ def table(seed: int):
     """Three weight slots and two activation slots of a chain, with random sensitivities
     that fall as the widths grow."""
     rng = np.random.default_rng(seed)
-    slots = [Slot("w:a", "weights", "a", 1000, (1, 2, 4, 8)),
-             Slot("w:b", "weights", "b", 300, (1, 2, 4, 8)),
-             Slot("w:c", "weights", "c", 50, (2, 4, 8)),
+    slots = [Slot("w:a", "weights", "a", 1000, (1, 2, 4, 8), fan_in=100),
+             Slot("w:b", "weights", "b", 300, (1, 2, 4, 8), fan_in=64),
+             Slot("w:c", "weights", "c", 50, (2, 4, 8), fan_in=32),
              Slot("a:a", "activations", "a", 64, (2, 4, 8)),
              Slot("a:b", "activations", "b", 32, (2, 4, 8))]
     working = [WorkingSet("a", None, 100, "a:a", 64), WorkingSet("b", "a:a", 64, "a:b", 32),
@@ -89,3 +91,32 @@ def test_qbr_lowers_the_largest_working_set_first_then_the_cheapest_weights():
     # (1000·2 + 300·8 + 50·8 = 4,800), then rises again while it fits: 4 bits = 6,800 > 6,000
     choice = solve_qbr(slots, working, sensitivity, Budgets(6000), INPUT_BITS)
     assert (choice["w:a"], choice["w:b"], choice["w:c"]) == (2, 8, 8)
+
+
+@pytest.mark.parametrize("weights, activations", [(3000, None), (6000, 1400), (None, None)])
+def test_the_search_finds_the_highest_qe_score_within_the_budgets(weights, activations):
+    slots, working, _ = table(0)
+    budgets = Budgets(weights, activations)
+    best = max((choice_qe_score(slots, working, dict(zip([s.key for s in slots], widths,
+                                                          strict=True)), INPUT_BITS), widths)
+               for widths in itertools.product(*(s.candidates for s in slots))
+               if (weights is None or sum(s.elements * b for s, b in zip(
+                   slots, widths, strict=True) if s.kind == "weights") <= weights)
+               and (activations is None or working_set_bits(working, dict(zip(
+                   [s.key for s in slots], widths, strict=True)), INPUT_BITS) <= activations))
+    choice = solve_search(slots, working, None, budgets, INPUT_BITS)
+    assert choice_qe_score(slots, working, choice, INPUT_BITS) == pytest.approx(best[0])
+    assert choice == solve_search(slots, working, None, budgets, INPUT_BITS)  # seeded
+
+
+def test_qe_score_of_a_choice_worked_by_hand():
+    import math
+
+    from hwgen.allocation.proxies import SIGMA_A, sigma_hat
+
+    slots, working, _ = table(0)
+    choice = {"w:a": 2, "w:b": 4, "w:c": 8, "a:a": 4, "a:b": 2}
+    expected = math.log(SIGMA_A ** 2) + sum(
+        math.log(fan * sigma_hat(5, x) ** 2 * sigma_hat(4, w) ** 2 / 25)
+        for fan, x, w in ((100, 8, 2), (64, 4, 4), (32, 2, 8)))
+    assert choice_qe_score(slots, working, choice, INPUT_BITS) == pytest.approx(expected)
