@@ -62,11 +62,13 @@ PARALLELISM_WINDOW = 4
 #: The default share of the device's logic and flip-flops the fold may fill (the rest is
 #: the logic model's error and room for placement).
 DEFAULT_HEADROOM = 0.9
-#: The share of a device's logic cells its nextpnr router closes in reasonable time, per
-#: family; the fold's headroom is taken of it. Two ECP5-85F folds synthesized to 93 and 95 %
-#: of its LUT4 cells were still routing after an hour (docs/fold.md); iCE40 folds route
-#: at 96.5 % of the UP5K.
-ROUTABLE = {"ice40": 1.0, "ecp5": 0.85}
+#: The share of a device's logic cells a fold may fill so that nextpnr routes it in
+#: reasonable time, per family; the fold's headroom is taken of it. ECP5-85F folds at 39–45 %
+#: of the LUT4 cells routed (digits_bnn, cnv_w1a1); at 80–81 % (sfc_w1a1, tfc_w1a1) YoWASP
+#: nextpnr's router1 had routed 13 % of the arcs after 44 min, and router2 still had 26 k
+#: wires over capacity after 20 min (docs/results.md). iCE40 folds route at 96.5 % of the
+#: UP5K (face32_bnn).
+ROUTABLE = {"ice40": 1.0, "ecp5": 0.5}
 
 
 class FoldError(BoardError):

@@ -204,8 +204,8 @@ def test_refold_scale_reads_the_cells_needed_from_the_tools():
     from hwgen.fold import TOO_LARGE_SCALE, refold_scale, refolded_headroom
 
     synthesized = ("sfc_w1a1 needs at least 76180 logic cells after synthesis; the build "
-                   "allows 71094 of the 83,640 LUT4 cells of ulx3s-85f (LFE5U-85F)")
-    assert refold_scale(synthesized, 83640) == (71094 / 76180, 76180)
+                   "allows 41820 of the 83,640 LUT4 cells of ulx3s-85f (LFE5U-85F)")
+    assert refold_scale(synthesized, 83640) == (41820 / 76180, 76180)
     placed = "ERROR: Failed to expand region (0, 0) |_> (25, 31) of 5470 ICESTORM_LCs"
     assert refold_scale(placed, 5280) == (5280 / 5470, 5470)
     assert refold_scale("ERROR: Unable to place cell 'x', no BELs remaining", 5280) == (
