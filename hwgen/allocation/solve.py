@@ -54,18 +54,20 @@ def solve_ilp(slots: Sequence, working_sets: Sequence,
               sensitivity: Mapping[str, Mapping[int, float]], budgets: Budgets,
               input_bits: int) -> dict[str, int] | None:
     """The choice of least total sensitivity within the budgets (SciPy ``milp``: one binary
-    per slot and width, one width per slot; ties to the least weight memory); None when no
-    choice fits."""
+    per slot and width, one width per slot; ties to the least weight memory, then the
+    narrowest activations); None when no choice fits."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     columns = [(s, b) for s in slots for b in s.candidates]
     index = {(s.key, b): i for i, (s, b) in enumerate(columns)}
     n = len(columns)
-    total_weights = sum(s.elements * max(s.candidates) for s in slots if s.kind == "weights")
-    # sensitivity first; the weight memory breaks ties (scaled below any sensitivity step)
+    totals = {kind: max(1, sum(s.elements * max(s.candidates) for s in slots
+                               if s.kind == kind)) for kind in ("weights", "activations")}
+    # sensitivity first; ties go to the least weight memory, then the narrowest activations
+    # (fewer thresholds to build), each scaled below any sensitivity step
     cost = np.array([sensitivity[s.key][b] for s, b in columns], dtype=np.float64)
-    tie = np.array([s.elements * b if s.kind == "weights" else 0 for s, b in columns],
-                   dtype=np.float64) / max(total_weights, 1) * 1e-6
+    tie = np.array([s.elements * b / totals[s.kind] * (1e-6 if s.kind == "weights" else 1e-7)
+                    for s, b in columns], dtype=np.float64)
     rows, lower, upper = [], [], []
     for s in slots:  # one width per slot
         row = np.zeros(n)
