@@ -4,13 +4,14 @@ integer network they make, folded for the board (docs/allocation.md).
 1. Every slot's sensitivity is measured on the calibration data
    (:meth:`FloatModel.sensitivities`), except for ``search``, scored by the QE-Score.
 2. One choice of widths is solved within the budgets (:mod:`.solve`: ``ilp``, ``qbr`` or
-   ``search``).
-   The weight budget is ``weight_kb``, else the board's block RAM and SPRAM; the activation
-   budget bounds the largest working set.
+   ``search``): ``weight_kb`` bounds the weights; with a board and no ``weight_kb``, its
+   block RAM and SPRAM bound the weights and the thresholds together; ``activation_kb``
+   bounds the largest working set.
 3. The choice is imported (post-training quantization, exact) and measured.
 4. With a board, the network is folded for it (:func:`hwgen.fold.fold`, ``fps`` at
-   ``clock_mhz``). When no folding fits, the weight budget is lowered to 85 % of the
-   choice's weights and the widths solved again, at most :data:`REFITS` times.
+   ``clock_mhz``). When no folding fits, the parameter budget (weights and thresholds) is
+   lowered to 85 % of the choice's and the widths solved again, at most :data:`REFITS`
+   times.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from ..toolchain.boards import BoardError
 from .float_model import INPUT_BITS, FloatModel
 from .proxies import qe_score
-from .solve import SOLVERS, Budgets, weight_memory_bits, working_set_bits
+from .solve import SOLVERS, Budgets, parameter_bits, weight_memory_bits, working_set_bits
 
 __all__ = ["AllocationError", "Allocation", "allocate", "format_allocation", "board_memory_kb",
            "REFITS", "KIB"]
@@ -59,6 +60,11 @@ class Allocation:
         return weight_memory_bits(self.model.slots, self.widths) / KIB
 
     @property
+    def parameter_kb(self) -> float:
+        """Weights and thresholds."""
+        return parameter_bits(self.model.slots, self.widths) / KIB
+
+    @property
     def working_set_kb(self) -> float:
         return working_set_bits(self.model.working_sets, self.widths, INPUT_BITS) / KIB
 
@@ -69,11 +75,11 @@ class Allocation:
     def to_json(self) -> dict:
         return {
             "model": str(self.model.path), "method": self.method,
-            "budgets_kb": {"weights": None if self.budgets.weights is None
-                           else self.budgets.weights / KIB,
-                           "activations": None if self.budgets.activations is None
-                           else self.budgets.activations / KIB},
+            "budgets_kb": {k: None if v is None else v / KIB for k, v in (
+                ("weights", self.budgets.weights), ("activations", self.budgets.activations),
+                ("parameters", self.budgets.parameters))},
             "widths": self.widths, "weight_kb": round(self.weight_kb, 3),
+            "parameter_kb": round(self.parameter_kb, 3),
             "working_set_kb": round(self.working_set_kb, 3), "qe_score": round(self.qe, 4),
             "calibration": {"inputs": len(self.model.x), "loss": round(self.loss, 5),
                             "accuracy": round(self.accuracy, 5)},
@@ -107,11 +113,13 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
         say(f"measuring the sensitivity of {len(model.slots)} slots' {widths} widths, each "
             f"alone, on {len(model.x)} calibration inputs")
         sensitivity = model.sensitivities(log=say)
+    parameters = None
     if weight_kb is None and board is not None:
-        weight_kb = board_memory_kb(board)
-        say(f"weight budget: {board}'s block RAM and SPRAM, {weight_kb:,.1f} KiB")
+        parameters = board_memory_kb(board) * KIB
+        say(f"parameter budget: {board}'s block RAM and SPRAM, {parameters / KIB:,.1f} KiB "
+            f"for the weights and the thresholds")
     budgets = Budgets(None if weight_kb is None else weight_kb * KIB,
-                      None if activation_kb is None else activation_kb * KIB)
+                      None if activation_kb is None else activation_kb * KIB, parameters)
     refits: list[dict] = []
     while True:
         choice = solve(model.slots, model.working_sets, sensitivity, budgets, INPUT_BITS)
@@ -121,7 +129,8 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
                 f"no widths of {model.path.name} fit "
                 + _budget_text(budgets)
                 + f": the narrowest need {weight_memory_bits(model.slots, least) / KIB:,.2f} "
-                f"KiB of weights and a working set of "
+                f"KiB of weights ({parameter_bits(model.slots, least) / KIB:,.2f} with the "
+                f"thresholds) and a working set of "
                 f"{working_set_bits(model.working_sets, least, INPUT_BITS) / KIB:,.2f} KiB")
         widths = model.widths(choice)
         imported = model.imported(widths)
@@ -134,13 +143,13 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
             result.fold = fold(imported.network, board, fps=fps, clock_mhz=clock_mhz)
         except FoldError as exc:
             if len(refits) == REFITS:
-                raise AllocationError(f"{exc} (after {REFITS} smaller weight budgets)") \
+                raise AllocationError(f"{exc} (after {REFITS} smaller parameter budgets)") \
                     from None
-            lower = 0.85 * weight_memory_bits(model.slots, widths)
-            refits.append({"weight_kb": round(result.weight_kb, 3), "why": str(exc)})
+            lower = 0.85 * parameter_bits(model.slots, widths)
+            refits.append({"parameter_kb": round(result.parameter_kb, 3), "why": str(exc)})
             say(f"no folding of these widths fits {board} ({exc}); solving again within "
-                f"{lower / KIB:,.1f} KiB of weights")
-            budgets = Budgets(lower, budgets.activations)
+                f"{lower / KIB:,.1f} KiB of weights and thresholds")
+            budgets = Budgets(budgets.weights, budgets.activations, lower)
             continue
         result.network = result.fold.network
         return result
@@ -150,6 +159,8 @@ def _budget_text(budgets: Budgets) -> str:
     parts = []
     if budgets.weights is not None:
         parts.append(f"{budgets.weights / KIB:,.2f} KiB of weights")
+    if budgets.parameters is not None:
+        parts.append(f"{budgets.parameters / KIB:,.2f} KiB of weights and thresholds")
     if budgets.activations is not None:
         parts.append(f"a working set of {budgets.activations / KIB:,.2f} KiB")
     return "within " + " and ".join(parts) if parts else "without budgets"
@@ -184,6 +195,8 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
     b = result.budgets
     lines.append(f"weights {result.weight_kb:,.2f} KiB"
                  + (f" of {b.weights / KIB:,.2f}" if b.weights is not None else "")
+                 + f"; with the thresholds {result.parameter_kb:,.2f} KiB"
+                 + (f" of {b.parameters / KIB:,.2f}" if b.parameters is not None else "")
                  + f"; largest working set {result.working_set_kb:,.2f} KiB"
                  + (f" of {b.activations / KIB:,.2f}" if b.activations is not None else ""))
     if sens is None:

@@ -40,7 +40,8 @@ _PASS_THROUGH = ("MaxPool", "Flatten", "Reshape", "Transpose", "Identity", "Sque
 class Slot:
     """One width to choose: ``kind`` ``"weights"`` (of weighted op ``layer``: ``elements``
     weights, ``fan_in`` = k_h·k_w·C inputs per output) or ``"activations"`` (the Relu after
-    ``layer``: ``elements`` values per inference), among ``candidates``."""
+    ``layer``: ``elements`` values per inference; ``level_bits``, one threshold per output
+    channel in bits: a width b stores 2^b − 1 of them), among ``candidates``."""
 
     key: str
     kind: str
@@ -48,6 +49,7 @@ class Slot:
     elements: int
     candidates: tuple[int, ...]
     fan_in: int = 0
+    level_bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class FloatModel:
             self.slots.append(Slot(f"a:{owner}", "activations", owner,
                                    int(np.prod(shape[1:])), ACTIVATION_BITS))
         self.relus = [n.output[0] for n in self.model.graph.node if n.op_type == "Relu"]
+        self._with_threshold_widths()
         self.working_sets = []
         input_elements = int(np.prod(self.x.shape[1:]))
         for name in self.weighted:
@@ -123,6 +126,22 @@ class FloatModel:
             out = f"a:{name}" if name in relu_of else None
             self.working_sets.append(WorkingSet(
                 name, in_slot, in_elements, out, 0 if out is None else self.slot(out).elements))
+
+    def _with_threshold_widths(self) -> None:
+        """Each activation slot's ``level_bits``: its layer's output channels × the bits of
+        its thresholds in the network at :data:`REFERENCE_BITS` everywhere (an upper bound
+        for narrower inputs and weights, whose accumulators are narrower)."""
+        import dataclasses
+
+        network = self.imported(self.widths()).network
+        layers = {layer.name: layer for layer in network.layers}
+        for i, s in enumerate(self.slots):
+            layer = layers.get(s.layer)
+            thresholds = getattr(layer, "thresholds", None)
+            if s.kind != "activations" or thresholds is None:
+                continue
+            width = int(np.abs(thresholds).max()).bit_length() + 1  # signed
+            self.slots[i] = dataclasses.replace(s, level_bits=thresholds.shape[0] * width)
 
     def _upstream(self, tensor: str, stop: tuple[str, ...]) -> str | None:
         """Walking up from ``tensor``: the weighted op it comes from (``"weighted"``: through

@@ -6,6 +6,8 @@ QE-Score (training-free: no sensitivity measured). Pure NumPy/SciPy over the slo
 A choice maps each slot's key to a width. Its costs:
 
 - weight memory: Σ over weight slots of elements × width, in bits;
+- parameter memory: the weight memory and the thresholds, Σ over activation slots of
+  ``level_bits`` × (2^width − 1): what a board's block RAM and SPRAM must hold;
 - activation memory: the largest working set, over the weighted layers, of input elements ×
   input width + output elements × output width, in bits (the model input's width is fixed).
 """
@@ -17,21 +19,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Budgets", "weight_memory_bits", "working_set_bits", "solve_ilp", "solve_qbr",
+__all__ = ["Budgets", "weight_memory_bits", "parameter_bits", "slot_memory_bits",
+           "working_set_bits", "solve_ilp", "solve_qbr",
            "solve_search", "choice_qe_score", "METHODS", "SOLVERS"]
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Upper bounds in bits (None: no bound) on the weight memory and the largest
-    activation working set."""
+    """Upper bounds in bits (None: no bound) on the weight memory, the largest activation
+    working set and the parameter memory (weights and thresholds)."""
 
     weights: float | None = None
     activations: float | None = None
+    parameters: float | None = None
+
+
+def slot_memory_bits(slot, bits: int) -> int:
+    """What one slot at ``bits`` stores: its weights, or its thresholds."""
+    return slot.elements * bits if slot.kind == "weights" else slot.level_bits * ((1 << bits) - 1)
 
 
 def weight_memory_bits(slots: Sequence, choice: Mapping[str, int]) -> int:
     return sum(s.elements * choice[s.key] for s in slots if s.kind == "weights")
+
+
+def parameter_bits(slots: Sequence, choice: Mapping[str, int]) -> int:
+    return sum(slot_memory_bits(s, choice[s.key]) for s in slots)
 
 
 def working_set_bits(working_sets: Sequence, choice: Mapping[str, int],
@@ -46,6 +59,8 @@ def working_set_bits(working_sets: Sequence, choice: Mapping[str, int],
 def fits(slots, working_sets, choice, budgets: Budgets, input_bits: int) -> bool:
     return ((budgets.weights is None
              or weight_memory_bits(slots, choice) <= budgets.weights)
+            and (budgets.parameters is None
+                 or parameter_bits(slots, choice) <= budgets.parameters)
             and (budgets.activations is None
                  or working_set_bits(working_sets, choice, input_bits) <= budgets.activations))
 
@@ -81,6 +96,10 @@ def solve_ilp(slots: Sequence, working_sets: Sequence,
                               for s, b in columns], dtype=np.float64))
         lower.append(-np.inf)
         upper.append(budgets.weights)
+    if budgets.parameters is not None:
+        rows.append(np.array([slot_memory_bits(s, b) for s, b in columns], dtype=np.float64))
+        lower.append(-np.inf)
+        upper.append(budgets.parameters)
     if budgets.activations is not None:
         for w in working_sets:
             row = np.zeros(n)
@@ -105,9 +124,10 @@ def solve_qbr(slots: Sequence, working_sets: Sequence,
               input_bits: int, start: int = 8) -> dict[str, int] | None:
     """The QBR rule from every slot at ``start`` bits: while the largest working set is over
     the activation budget, lower the wider of its activation widths by one step; then while
-    the weights are over their budget, take the step down of least sensitivity added per
-    bit saved; then, while a step up of most sensitivity removed per bit added fits, take
-    it. None when the rule cannot get within the budgets."""
+    the weights (or the parameters: weights and thresholds) are over their budget, take the
+    step down of least sensitivity added per bit saved; then, while a step up of most
+    sensitivity removed per bit added fits, take it. None when the rule cannot get within
+    the budgets."""
     by_key = {s.key: s for s in slots}
     choice = {s.key: min(s.candidates, key=lambda b: (abs(b - start), -b)) for s in slots}
 
@@ -128,34 +148,44 @@ def solve_qbr(slots: Sequence, working_sets: Sequence,
                 return None
             key = max(keys, key=lambda k: choice[k])
             choice[key] = step(key, -1)
-    weights = [s for s in slots if s.kind == "weights"]
+    def memory(trial) -> tuple[int, int]:
+        return weight_memory_bits(slots, trial), parameter_bits(slots, trial)
+
+    def over(trial) -> tuple[bool, bool]:
+        weights, parameters = memory(trial)
+        return (budgets.weights is not None and weights > budgets.weights,
+                budgets.parameters is not None and parameters > budgets.parameters)
 
     def price(key: str, new: int) -> float:
-        bits = abs(new - choice[key]) * by_key[key].elements
-        return abs(sensitivity[key][new] - sensitivity[key][choice[key]]) / bits
+        bits = abs(slot_memory_bits(by_key[key], new) - slot_memory_bits(by_key[key],
+                                                                          choice[key]))
+        return abs(sensitivity[key][new] - sensitivity[key][choice[key]]) / max(bits, 1)
 
-    if budgets.weights is not None:
-        while weight_memory_bits(slots, choice) > budgets.weights:
-            downs = [(price(s.key, step(s.key, -1)), s.key) for s in weights
-                     if step(s.key, -1) is not None]
-            if not downs:
-                return None
-            _, key = min(downs)
-            choice[key] = step(key, -1)
-        while True:
-            ups = []
-            for s in weights:
-                new = step(s.key, +1)
-                if new is None:
-                    continue
-                trial = {**choice, s.key: new}
-                if weight_memory_bits(slots, trial) <= budgets.weights and \
-                        sensitivity[s.key][new] < sensitivity[s.key][choice[s.key]]:
-                    ups.append((price(s.key, new), s.key, new))
-            if not ups:
-                break
-            _, key, new = max(ups)
-            choice[key] = new
+    if budgets.weights is None and budgets.parameters is None:
+        return choice if fits(slots, working_sets, choice, budgets, input_bits) else None
+    while any(over(choice)):
+        weights_over, _ = over(choice)
+        # over the weight budget: only weights help; over the parameters: thresholds too
+        movable = [s for s in slots if (s.kind == "weights" or not weights_over)
+                   and (s.kind == "weights" or s.level_bits) and step(s.key, -1) is not None]
+        if not movable:
+            return None
+        _, key = min((price(s.key, step(s.key, -1)), s.key) for s in movable)
+        choice[key] = step(key, -1)
+    while True:
+        ups = []
+        for s in slots:
+            new = step(s.key, +1)
+            if new is None or (s.kind == "activations" and budgets.activations is not None):
+                continue
+            trial = {**choice, s.key: new}
+            if not any(over(trial)) and \
+                    sensitivity[s.key][new] < sensitivity[s.key][choice[s.key]]:
+                ups.append((price(s.key, new), s.key, new))
+        if not ups:
+            break
+        _, key, new = max(ups)
+        choice[key] = new
     return choice if fits(slots, working_sets, choice, budgets, input_bits) else None
 
 

@@ -71,8 +71,8 @@ def test_the_search_needs_no_sensitivity_and_scores_the_network_it_makes(mlp):
 def test_a_budget_below_the_narrowest_widths_is_refused(mlp):
     _, _, model, sensitivity = mlp
     with pytest.raises(AllocationError, match=r"^no widths of mlp.onnx fit within 0\.05 KiB "
-                       r"of weights: the narrowest need 0\.06 KiB of weights and a working "
-                       r"set of 0\.02 KiB$"):
+                       r"of weights: the narrowest need 0\.06 KiB of weights \(0\.\d\d with "
+                       r"the thresholds\) and a working set of 0\.02 KiB$"):
         allocate(model, weight_kb=400 / KIB, sensitivity=sensitivity)
 
 

@@ -10,6 +10,7 @@ from hwgen.allocation.float_model import Slot, WorkingSet
 from hwgen.allocation.solve import (
     Budgets,
     choice_qe_score,
+    parameter_bits,
     solve_ilp,
     solve_qbr,
     solve_search,
@@ -27,8 +28,8 @@ def table(seed: int):
     slots = [Slot("w:a", "weights", "a", 1000, (1, 2, 4, 8), fan_in=100),
              Slot("w:b", "weights", "b", 300, (1, 2, 4, 8), fan_in=64),
              Slot("w:c", "weights", "c", 50, (2, 4, 8), fan_in=32),
-             Slot("a:a", "activations", "a", 64, (2, 4, 8)),
-             Slot("a:b", "activations", "b", 32, (2, 4, 8))]
+             Slot("a:a", "activations", "a", 64, (2, 4, 8), level_bits=64 * 12),
+             Slot("a:b", "activations", "b", 32, (2, 4, 8), level_bits=32 * 10)]
     working = [WorkingSet("a", None, 100, "a:a", 64), WorkingSet("b", "a:a", 64, "a:b", 32),
                WorkingSet("c", "a:b", 32, None, 0)]
     sensitivity = {s.key: dict(zip(s.candidates, sorted(rng.random(len(s.candidates)),
@@ -43,6 +44,9 @@ def exhaustive(slots, working, sensitivity, budgets):
         choice = {s.key: b for s, b in zip(slots, widths, strict=True)}
         if budgets.weights is not None and weight_memory_bits(slots, choice) > budgets.weights:
             continue
+        if budgets.parameters is not None and parameter_bits(slots, choice) > \
+                budgets.parameters:
+            continue
         if budgets.activations is not None and working_set_bits(
                 working, choice, INPUT_BITS) > budgets.activations:
             continue
@@ -53,17 +57,28 @@ def exhaustive(slots, working, sensitivity, budgets):
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("weights, activations", [(3000, None), (6000, 1400), (None, 1000),
-                                                  (12000, 2000)])
-def test_the_integer_program_finds_the_exhaustive_optimum(seed, weights, activations):
+@pytest.mark.parametrize("weights, activations, parameters", [
+    (3000, None, None), (6000, 1400, None), (None, 1000, None), (12000, 2000, None),
+    (None, None, 40_000), (6000, None, 30_000)])
+def test_the_integer_program_finds_the_exhaustive_optimum(seed, weights, activations,
+                                                          parameters):
     slots, working, sensitivity = table(seed)
-    budgets = Budgets(weights, activations)
+    budgets = Budgets(weights, activations, parameters)
     best = exhaustive(slots, working, sensitivity, budgets)
     choice = solve_ilp(slots, working, sensitivity, budgets, INPUT_BITS)
     assert best is not None and choice is not None
     assert sum(sensitivity[k][b] for k, b in choice.items()) == pytest.approx(best[0])
     assert weights is None or weight_memory_bits(slots, choice) <= weights
     assert activations is None or working_set_bits(working, choice, INPUT_BITS) <= activations
+    assert parameters is None or parameter_bits(slots, choice) <= parameters
+
+
+def test_qbr_lowers_thresholds_too_when_the_parameters_are_over():
+    slots, working, sensitivity = table(1)
+    # at 8 bits: weights 10,800 bits, thresholds (768 + 320) × 255 = 277,440
+    choice = solve_qbr(slots, working, sensitivity, Budgets(None, None, 40_000), INPUT_BITS)
+    assert parameter_bits(slots, choice) <= 40_000
+    assert choice["a:a"] < 8 and choice["a:b"] < 8
 
 
 def test_nothing_fits_below_the_narrowest_choice():
