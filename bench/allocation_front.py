@@ -28,15 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwgen.allocation.allocate import KIB, uniform_widths  # noqa: E402
-from hwgen.allocation.float_model import INPUT_BITS, FloatModel  # noqa: E402
-from hwgen.allocation.proxies import qe_score  # noqa: E402
-from hwgen.allocation.solve import (  # noqa: E402
-    SOLVERS,
-    Budgets,
-    weight_memory_bits,
-    working_set_bits,
-)
+from hwgen.allocation.allocate import KIB, front  # noqa: E402
+from hwgen.allocation.float_model import FloatModel  # noqa: E402
+from hwgen.allocation.solve import SOLVERS, weight_memory_bits  # noqa: E402
 from hwgen.plots import plot_allocation_front  # noqa: E402
 
 
@@ -62,31 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     sensitivity = model.sensitivities(log=lambda line: print(line, flush=True))
     sensitivity_seconds = time.monotonic() - started
 
-    def record(kind: str, widths: dict, **extra) -> dict:
-        imported = model.imported(widths)
-        _, accuracy = model.measure(imported, x_test, y_test)
-        row = {"kind": kind, **extra, "widths": widths,
-               "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
-               "working_set_kb": round(working_set_bits(model.working_sets, widths,
-                                                        INPUT_BITS) / KIB, 3),
-               "sensitivity_sum": round(sum(sensitivity[k][b] for k, b in widths.items()), 5),
-               "qe_score": round(qe_score(imported.network), 3),
-               "test_accuracy": accuracy}
-        print(json.dumps({k: v for k, v in row.items() if k != "widths"}), flush=True)
-        return row
-
-    rows = [record("uniform", uniform_widths(model, bits), bits=bits)
-            for bits in (2, 3, 4, 5, 6, 8)]
-    least = model.widths({s.key: min(s.candidates) for s in model.slots})
-    budgets = [weight_memory_bits(model.slots, least) / KIB] + [r["weight_kb"] for r in rows]
-    for method, solve in SOLVERS.items():
-        for kb in budgets:
-            choice = solve(model.slots, model.working_sets, sensitivity, Budgets(kb * KIB),
-                           INPUT_BITS)
-            if choice is None:
-                rows.append({"kind": method, "budget_kb": kb, "fits": False})
-                continue
-            rows.append(record(method, model.widths(choice), budget_kb=round(kb, 3)))
+    uniform = (2, 3, 4, 5, 6, 8)
+    narrowest = model.widths({s.key: min(s.candidates) for s in model.slots})
+    budgets = [weight_memory_bits(model.slots, widths) / KIB for widths in
+               [narrowest] + [model.widths(default=b) for b in uniform]]
+    rows = front(model, sensitivity, methods=tuple(SOLVERS), budgets_kb=budgets, bits=uniform,
+                 x=x_test, labels=y_test, log=lambda line: print(line, flush=True))
     result = {"command": "python bench/allocation_front.py " + " ".join(argv or sys.argv[1:]),
               "model": str(args.model.relative_to(ROOT)), "calibration_images": len(x_cal),
               "test_images": len(x_test),
@@ -97,13 +72,9 @@ def main(argv: list[str] | None = None) -> int:
               "sensitivity": sensitivity, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    front = [{"kind": "allocated" if r["kind"] == "ilp" else "uniform", "fits": True,
-              "bits": r.get("bits"), "weight_kb": r["weight_kb"],
-              "accuracy": r["test_accuracy"]}
-             for r in rows if r["kind"] in ("ilp", "uniform") and "test_accuracy" in r]
     png = args.out.with_suffix(".png")
-    if plot_allocation_front(front, png, "mnist_float: allocated (ilp) against uniform, "
-                             "10,000 test images"):
+    if plot_allocation_front(rows, png, "mnist_float: allocated against uniform, 10,000 test "
+                             "images"):
         print(f"wrote {png}")
     print(f"wrote {args.out}")
     return 0

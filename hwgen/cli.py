@@ -354,20 +354,17 @@ def cmd_allocate(args) -> int:
         print()
         print(format_fold(result.fold, args.clock_mhz))
     if pareto is not None:
-        total = sum(s.elements for s in model.slots if s.kind == "weights")
-        least = sum(s.elements * min(s.candidates) for s in model.slots if s.kind == "weights")
-        budgets = [float(kb) for kb in np.geomspace(least, total * 8, 8) / 8192]
-        print(f"the front: {len(budgets)} weight budgets from {budgets[0]:,.1f} to "
-              f"{budgets[-1]:,.1f} KiB, against uniform widths", flush=True)
-        rows = front(model, result.sensitivity, budgets, method=args.method,
+        print("the front: the uniform widths, and the allocation at weight budgets from the "
+              "narrowest widths' to 8 bits everywhere", flush=True)
+        rows = front(model, result.sensitivity, methods=(args.method,),
                      activation_kb=args.activation_kb)
         if pareto.suffix.lower() == ".json":
             write_file(pareto, json.dumps({"written_by": ALLOCATE_MARK[2:],
                                            "model": args.model, "calibration_inputs": len(x),
                                            "rows": rows}, indent=2) + "\n")
             print(f"wrote {pareto}")
-        elif plot_allocation_front(rows, pareto, f"{model.path.stem}: allocated against "
-                                   f"uniform widths"):
+        elif plot_allocation_front(rows, pareto, f"{model.path.stem}: allocated "
+                                   f"({args.method}) against uniform widths"):
             print(f"wrote {pareto}")
         else:
             print("no plot written: pip install 'hwgen[plot]'")

@@ -56,12 +56,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> bool:
     ax.set_xlabel("logic used (fraction of the device)")
     ax.set_ylabel("inferences/s at fmax")
     ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": SOFTWARE})
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title)
     return True
 
 
@@ -98,24 +93,23 @@ def plot_check(net_plan, rows: dict[str, dict[str, float]], available: dict[str,
     bottom.set_xticks(range(len(names)), names, rotation=45, ha="right")
     bottom.legend(fontsize=8)
     bottom.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": SOFTWARE})
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
 def plot_allocation_front(rows: list[dict], path: Path, title: str) -> bool:
-    """Accuracy against weight memory: the allocated widths per budget (joined) and the
-    uniform widths (labelled W=A=b); ``rows`` as :func:`hwgen.allocation.allocate.front`
-    gives them."""
+    """Accuracy against weight memory: each method's allocations over its budgets (joined)
+    and the uniform widths (labelled by their width); ``rows`` as
+    :func:`hwgen.allocation.allocate.front` gives them."""
     plt = _pyplot()
     if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    allocated = sorted((r["weight_kb"], r["accuracy"]) for r in rows
-                       if r["kind"] == "allocated" and r.get("fits"))
-    if allocated:
-        ax.plot(*zip(*allocated, strict=True), marker="o", label="allocated (per layer)")
+    for method in dict.fromkeys(r["kind"] for r in rows if r["kind"] != "uniform"):
+        points = sorted((r["weight_kb"], r["accuracy"]) for r in rows
+                        if r["kind"] == method and r["fits"])
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=f"allocated ({method})")
     uniform = [r for r in rows if r["kind"] == "uniform"]
     ax.scatter([r["weight_kb"] for r in uniform], [r["accuracy"] for r in uniform],
                marker="s", color="grey", label="uniform")
@@ -125,10 +119,20 @@ def plot_allocation_front(rows: list[dict], path: Path, title: str) -> bool:
     ax.set_xscale("log")
     ax.set_xlabel("weight memory (KiB)")
     ax.set_ylabel("accuracy")
+    _finish(plt, fig, ax, path, title)
+    return True
+
+
+def _finish(plt, fig, ax, path: Path, title: str) -> None:
+    """One-panel pictures: the title, grid and legend, then :func:`_save`."""
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+    _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> None:
+    """The figure as a PNG that says hwgen wrote it (:data:`SOFTWARE`), then closed."""
     fig.tight_layout()
     fig.savefig(path, dpi=120, metadata={"Software": SOFTWARE})
     plt.close(fig)
-    return True

@@ -9,9 +9,9 @@ import pytest
 
 from hwgen.plots import plot_allocation_front, written_by_hwgen
 
-ROWS = [{"kind": "allocated", "fits": True, "weight_kb": 57.1, "accuracy": 0.933},
-        {"kind": "allocated", "fits": False},
-        {"kind": "allocated", "fits": True, "weight_kb": 117.6, "accuracy": 0.9825},
+ROWS = [{"kind": "ilp", "fits": True, "weight_kb": 57.1, "accuracy": 0.933},
+        {"kind": "ilp", "fits": False},
+        {"kind": "ilp", "fits": True, "weight_kb": 117.6, "accuracy": 0.9825},
         {"kind": "uniform", "bits": 2, "weight_kb": 59.2, "accuracy": 0.0997},
         {"kind": "uniform", "bits": 4, "weight_kb": 118.3, "accuracy": 0.979}]
 

@@ -16,6 +16,7 @@ integer network they make, folded for the board (docs/allocation.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from .proxies import qe_score
 from .solve import SOLVERS, Budgets, parameter_bits, weight_memory_bits, working_set_bits
 
 __all__ = ["AllocationError", "Allocation", "allocate", "format_allocation", "board_memory_kb",
-           "REFITS", "KIB"]
+           "front", "REFITS", "KIB", "FRONT_BUDGETS"]
 
 #: How many times a choice that no folding fits is solved again with less weight memory.
 REFITS = 3
@@ -72,29 +73,20 @@ class Allocation:
     def qe(self) -> float:
         return qe_score(self.network)
 
-    def to_json(self) -> dict:
-        return {
-            "model": str(self.model.path), "method": self.method,
-            "budgets_kb": {k: None if v is None else v / KIB for k, v in (
-                ("weights", self.budgets.weights), ("activations", self.budgets.activations),
-                ("parameters", self.budgets.parameters))},
-            "widths": self.widths, "weight_kb": round(self.weight_kb, 3),
-            "parameter_kb": round(self.parameter_kb, 3),
-            "working_set_kb": round(self.working_set_kb, 3), "qe_score": round(self.qe, 4),
-            "calibration": {"inputs": len(self.model.x), "loss": round(self.loss, 5),
-                            "accuracy": round(self.accuracy, 5)},
-            "sensitivity": self.sensitivity, "refits": self.refits,
-            "fold": None if self.fold is None else self.fold.to_json()}
-
 
 def board_memory_kb(board_name: str) -> float:
-    """The weight memory a board offers: its block RAMs' and SPRAMs' bits, in KiB."""
+    """The weight memory a board offers: its block RAMs' bits (the widest unit of the
+    family's block RAM in :data:`hwgen.resources.RAM_KINDS`) and its SPRAMs' (16 k × 16), in
+    KiB."""
+    from ..resources import RAM_KINDS
     from ..toolchain.boards import board
+    from ..weight_image import SPRAM_DEPTH, SPRAM_WIDTH
 
     info = board(board_name)
-    block = 4096 if info.family == "ice40" else 18432
+    block = max(words * bits for kind in RAM_KINDS[info.family] if kind.kind == "bram"
+                for words, bits, _ in kind.units)
     return (info.resources.get("bram", 0) * block
-            + info.resources.get("spram", 0) * 256 * 1024) / KIB
+            + info.resources.get("spram", 0) * SPRAM_DEPTH * SPRAM_WIDTH) / KIB
 
 
 def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None = None,
@@ -213,35 +205,51 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
     return "\n".join(lines)
 
 
-def uniform_widths(model: FloatModel, bits: int) -> dict[str, int]:
-    """Every slot at ``bits`` (clamped into its candidates): the uniform baseline."""
-    return model.widths(default=bits)
+#: ``--pareto``: weight budgets on the front, spaced evenly in log from the narrowest widths'
+#: weights to 8 bits everywhere.
+FRONT_BUDGETS = 8
 
 
-def front(model: FloatModel, sensitivity: dict | None, budgets_kb: list[float], *,
-          method: str,
+def front(model: FloatModel, sensitivity: dict | None, *, methods: tuple[str, ...] = ("ilp",),
+          budgets_kb: list[float] | None = None, bits: tuple[int, ...] | None = None,
           x: np.ndarray | None = None, labels: np.ndarray | None = None,
-          activation_kb: float | None = None) -> list[dict]:
-    """Per weight budget: the allocated widths' weights and accuracy on ``x``/``labels``
-    (default the calibration data), and each uniform width's, for the accuracy-against-
-    memory front (``--pareto``)."""
-    solve = SOLVERS[method]
-    rows = []
-    for kb in budgets_kb:
-        budgets = Budgets(kb * KIB, None if activation_kb is None else activation_kb * KIB)
-        choice = solve(model.slots, model.working_sets, sensitivity, budgets, INPUT_BITS)
-        if choice is None:
-            rows.append({"kind": "allocated", "budget_kb": kb, "fits": False})
-            continue
-        widths = model.widths(choice)
-        _, accuracy = model.measure(model.imported(widths), x, labels)
-        rows.append({"kind": "allocated", "budget_kb": kb, "fits": True, "widths": widths,
-                     "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
-                     "accuracy": accuracy})
-    for bits in sorted({b for s in model.slots for b in s.candidates}):
-        widths = uniform_widths(model, bits)
-        _, accuracy = model.measure(model.imported(widths), x, labels)
-        rows.append({"kind": "uniform", "bits": bits, "widths": widths,
-                     "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
-                     "accuracy": accuracy})
+          activation_kb: float | None = None, log: Callable[[str], None] | None = None
+          ) -> list[dict]:
+    """The accuracy-against-memory front: a row (``kind`` ``"uniform"``) per uniform width
+    of ``bits`` (default: every candidate width), then a row per method and weight budget
+    (``kind``: the method; default budgets :data:`FRONT_BUDGETS`); each with its widths,
+    weight and parameter memory, largest working set, total sensitivity (None without a
+    table), QE-Score and accuracy on ``x``/``labels`` (default: the calibration data). A
+    budget nothing fits is a row with ``fits`` false. ``log`` hears each row."""
+    say = log or (lambda text: None)
+
+    def row(kind: str, widths: dict[str, int], **extra) -> dict:
+        imported = model.imported(widths)
+        _, accuracy = model.measure(imported, x, labels)
+        out = {"kind": kind, **extra, "fits": True, "widths": widths,
+               "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
+               "parameter_kb": round(parameter_bits(model.slots, widths) / KIB, 3),
+               "working_set_kb": round(working_set_bits(model.working_sets, widths,
+                                                        INPUT_BITS) / KIB, 3),
+               "sensitivity_sum": None if sensitivity is None else round(
+                   sum(sensitivity[k][b] for k, b in widths.items()), 5),
+               "qe_score": round(qe_score(imported.network), 3), "accuracy": accuracy}
+        say(json.dumps({k: v for k, v in out.items() if k != "widths"}))
+        return out
+
+    bits = bits or tuple(sorted({b for s in model.slots for b in s.candidates}))
+    rows = [row("uniform", model.widths(default=b), bits=b) for b in bits]
+    if budgets_kb is None:
+        narrowest = model.widths({s.key: min(s.candidates) for s in model.slots})
+        budgets_kb = [float(kb) for kb in np.geomspace(
+            weight_memory_bits(model.slots, narrowest),
+            weight_memory_bits(model.slots, model.widths(default=8)), FRONT_BUDGETS) / KIB]
+    for method in methods:
+        for kb in budgets_kb:
+            budgets = Budgets(kb * KIB, None if activation_kb is None else activation_kb * KIB)
+            choice = SOLVERS[method](model.slots, model.working_sets, sensitivity, budgets,
+                                     INPUT_BITS)
+            rows.append(row(method, model.widths(choice), budget_kb=round(kb, 3))
+                        if choice is not None else
+                        {"kind": method, "budget_kb": round(kb, 3), "fits": False})
     return rows

@@ -114,7 +114,9 @@ class FloatModel:
             relu_of[owner] = n.output[0]
             self.slots.append(Slot(f"a:{owner}", "activations", owner,
                                    int(np.prod(shape[1:])), ACTIVATION_BITS))
-        self.relus = [n.output[0] for n in self.model.graph.node if n.op_type == "Relu"]
+        #: Each Relu's activation slot, in graph order (the import's ``act_bits`` order).
+        self.relu_slots = [f"a:{self._upstream(n.output[0], stop=('relu',))}"
+                           for n in self.model.graph.node if n.op_type == "Relu"]
         self._with_threshold_widths()
         self.working_sets = []
         input_elements = int(np.prod(self.x.shape[1:]))
@@ -182,13 +184,10 @@ class FloatModel:
         """The :class:`~hwgen.importers.qonnx.Imported` network these widths make."""
         from ..importers.qonnx import FloatOptions, import_onnx
 
-        relu_widths = []
-        for relu in self.relus:
-            owner = self._upstream(relu, stop=("relu",))
-            relu_widths.append(widths[f"a:{owner}"])
         options = FloatOptions(
             self.x, weight_bits=tuple(widths[f"w:{n}"] for n in self.weighted[:-1]),
-            act_bits=tuple(relu_widths), classifier_bits=widths[f"w:{self.weighted[-1]}"],
+            act_bits=tuple(widths[key] for key in self.relu_slots),
+            classifier_bits=widths[f"w:{self.weighted[-1]}"],
             input_bits=INPUT_BITS, activations=self.activations)
         return import_onnx(self.path, float_options=options)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["Budgets", "weight_memory_bits", "parameter_bits", "slot_memory_bits",
            "working_set_bits", "solve_ilp", "solve_qbr",
-           "solve_search", "choice_qe_score", "METHODS", "SOLVERS"]
+           "solve_search", "choice_qe_score", "SOLVERS"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,6 @@ def solve_search(slots: Sequence, working_sets: Sequence,
     return max(members.values(), key=lambda c: (score(c), -weight_memory_bits(slots, c)))
 
 
-#: ``hwgen allocate --method``: the solver of each.
+#: ``hwgen allocate --method``: the solver of each (the CLI names them without importing
+#: this module, to start fast).
 SOLVERS = {"ilp": solve_ilp, "qbr": solve_qbr, "search": solve_search}
-METHODS = tuple(SOLVERS)

@@ -99,7 +99,7 @@ def test_cli_writes_the_spec_and_the_front(mlp, tmp_path, capsys):
                if hasattr(layer, "weight_bits")) <= 0.2 * KIB
     doc = json.loads((tmp_path / "front.json").read_text())
     kinds = {r["kind"] for r in doc["rows"]}
-    assert kinds == {"allocated", "uniform"} and len(doc["rows"]) >= 8 + 7
+    assert kinds == {"ilp", "uniform"} and len(doc["rows"]) == 8 + 8  # widths, budgets
     # run again: hwgen replaces what it wrote
     assert main(["allocate", str(path), "--calibration", str(tmp_path / "x.npy"),
                  "-o", str(out)]) == 0
