@@ -311,15 +311,24 @@ def cmd_fold(args) -> int:
 ALLOCATE_MARK = "# Written by hwgen allocate"
 
 
+#: ``hwgen allocate`` on a spec without ``--calibration``: this many of its test split's
+#: inputs, else this many random inputs (seed 0), and the random inputs' count.
+SPEC_CALIBRATION = 200
+SPEC_RANDOM_CALIBRATION = 4
+
+
 def cmd_allocate(args) -> int:
-    """``hwgen allocate``: per-layer widths of a float model against budgets
-    (docs/allocation.md); writes the spec."""
-    from .allocation.allocate import allocate, format_allocation, front
+    """``hwgen allocate``: per-layer widths of a float model (or of an hwgen spec's weights)
+    against budgets (docs/allocation.md); writes the spec."""
+    from .allocation.allocate import allocate, format_allocation, front, restrict_candidates
     from .allocation.float_model import FloatModel
+    from .allocation.spec_model import SpecModel
     from .plots import plot_allocation_front, written_by_hwgen
 
-    if Path(args.model).suffix.lower() != ".onnx":
-        raise UsageError(f"MODEL {args.model}: expected an .onnx file")
+    suffix = Path(args.model).suffix.lower()
+    if suffix not in (".onnx", ".toml"):
+        raise UsageError(f"MODEL {args.model}: expected a float .onnx model or an hwgen "
+                         f".toml spec")
     given = args.output or str(Path(args.model).with_name(
         f"{Path(args.model).stem}_allocated.toml"))
     toml_out = _spec_output(given, "-o", ALLOCATE_MARK)[0]
@@ -336,17 +345,35 @@ def cmd_allocate(args) -> int:
         board(args.board)  # an unknown board: one line before any work
     elif args.fps is not None:
         raise UsageError("--fps needs --board (the folding is the board's)")
-    x = _load_array(args.calibration, "--calibration")
+    network = None
+    if Path(args.model).suffix.lower() == ".toml":
+        network = _load(args.model)
+        if args.activation_kb is not None:
+            raise UsageError("--activation-kb: a spec's activations keep their widths "
+                             "(hwgen allocate chooses its weights' only)")
+        x = _spec_calibration(network, args.calibration)
+    elif args.calibration is None:
+        raise UsageError("--calibration X.npy is needed for a float model (its inputs, "
+                         "N × the model's input shape)")
+    else:
+        x = _load_array(args.calibration, "--calibration")
     labels = None
     if args.labels is not None:
         labels = check_labels(_load_array(args.labels, "--labels"), len(x), None,
                               f"--labels {args.labels}")
-    model = FloatModel(args.model, x, labels, log=_progress)
+    if network is None:
+        model = FloatModel(args.model, x, labels, log=_progress)
+    else:
+        if labels is not None and network.layers[-1].kind != "argmax":
+            raise UsageError(f"--labels {args.labels}: {args.model} ends in "
+                             f"{network.layers[-1].kind}, not an argmax: it has no classes")
+        model = SpecModel(args.model, network, x, labels, log=_progress)
+    restrict_candidates(model, args.weight_bits, args.activation_bits)
     result = allocate(model, method=args.method, weight_kb=args.weight_kb,
                       activation_kb=args.activation_kb, board=args.board, fps=args.fps,
                       clock_mhz=args.clock_mhz, log=_progress)
     print()
-    print(format_allocation(result, None if labels is None else
+    print(format_allocation(result, None if labels is None or network is not None else
                             float(np.mean(model.float_classes == labels))))
     if result.fold is not None:
         from .fold import format_fold
@@ -355,7 +382,7 @@ def cmd_allocate(args) -> int:
         print(format_fold(result.fold, args.clock_mhz))
     if pareto is not None:
         print("the front: the uniform widths, and the allocation at weight budgets from the "
-              "narrowest widths' to 8 bits everywhere", flush=True)
+              "narrowest widths' to the reference's", flush=True)
         rows = front(model, result.sensitivity, methods=(args.method,),
                      activation_kb=args.activation_kb)
         if pareto.suffix.lower() == ".json":
@@ -373,6 +400,42 @@ def cmd_allocate(args) -> int:
         + (f", for {args.board}" if args.board else "") + "); hwgen allocate replaces this "
         "file and its NPZ."))
     return 0
+
+
+def _spec_calibration(network: Network, given: str | None) -> np.ndarray:
+    """``hwgen allocate``'s calibration inputs for a spec: ``--calibration``'s integer
+    codes, else the first :data:`SPEC_CALIBRATION` of its test split, else
+    :data:`SPEC_RANDOM_CALIBRATION` random inputs (seed 0); :class:`UsageError` for inputs
+    the spec cannot take."""
+    from .spec import load_npz
+
+    if given is not None:
+        x, where = _load_array(given, "--calibration"), f"--calibration {given}"
+    elif network.dataset is not None:
+        x = load_npz(network.dataset, network.source, "test split",
+                     max_elements=MAX_DATASET_VALUES, what="test split").get("x")
+        if x is None:
+            raise SpecError(str(network.dataset), "x", "the test split holds no inputs (x)")
+        x, where = x[:SPEC_CALIBRATION], f"the test split {network.dataset}"
+        print(f"calibration: the first {len(x)} inputs of {network.dataset}")
+    else:
+        lo, hi = network.input_type.range
+        shape = (SPEC_RANDOM_CALIBRATION, *network.input_type.shape)
+        rng = np.random.default_rng(0)
+        x = (rng.choice([-1, 1], size=shape) if network.input_type.binary
+             else rng.integers(lo, hi + 1, size=shape))
+        where = "random inputs"
+        print(f"calibration: {len(x)} random inputs (seed 0): {network.source} names no test "
+              f"split; --calibration X.npy gives yours")
+    if len(x) and x.size == len(x) * network.input_type.size:
+        x = x.reshape(len(x), *network.input_type.shape)
+    try:
+        x = golden.check_inputs(network, x)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if not len(x):
+        raise UsageError(f"{where}: no inputs")
+    return x
 
 
 def _written_front(path: Path) -> bool:
@@ -942,6 +1005,16 @@ def _bounded(what: str, lo: float, hi: float, *, integer: bool = False, low_open
     return parse
 
 
+def _bits_list(text: str) -> tuple[int, ...]:
+    """``--weight-bits`` / ``--activation-bits``: comma-separated widths from 1 to 16."""
+    parse = _bounded("widths", 1, 16, integer=True)
+    try:
+        return tuple(sorted({parse(part.strip()) for part in text.split(",")}))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths from 1 to 16, "
+                                         f"got {text!r}") from None
+
+
 def _clock(text: str) -> float | str:
     """``--clock-mhz``: ``auto``, ``osc`` or a frequency in MHz above 0 and at most
     :data:`MAX_CLOCK_MHZ`."""
@@ -1396,12 +1469,17 @@ def parser() -> argparse.ArgumentParser:
                        "float ONNX model against weight and activation memory budgets (and a "
                        "board), from the calibration loss each width adds "
                        "(docs/allocation.md); print the choice, fold it for the board and "
-                       "write SPEC.toml + SPEC.npz.")
-    p.add_argument("model", metavar="MODEL", help="the float .onnx file (no quantizer)")
-    p.add_argument("--calibration", required=True, metavar="X.npy", help="float inputs of "
-                   "the model (N × its input shape): the sensitivities are measured on them")
+                       "write SPEC.toml + SPEC.npz. Given an hwgen spec, choose narrower "
+                       "widths of its weights, measured against its own outputs.")
+    p.add_argument("model", metavar="MODEL", help="the float .onnx file (no quantizer), or "
+                   "an hwgen .toml spec")
+    p.add_argument("--calibration", metavar="X.npy", help="inputs of the model (N × its "
+                   "input shape; floats for an .onnx model, integer codes for a spec): the "
+                   "sensitivities are measured on them. Needed for an .onnx model; a spec "
+                   f"defaults to the first {SPEC_CALIBRATION} inputs of its test split, else "
+                   f"{SPEC_RANDOM_CALIBRATION} random inputs")
     p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration (default: the "
-                   "float model's own classes)")
+                   "float model's, or the spec's, own classes)")
     p.add_argument("--board", help="fold the choice for this board; its block RAM and SPRAM "
                    "are the weight budget unless --weight-kb says otherwise")
     p.add_argument("--fps", type=_bounded("a frame rate", 0, 1e12, low_open=True),
@@ -1414,6 +1492,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--activation-kb", type=_bounded("a budget", 0, 1e9, low_open=True),
                    metavar="A", help="budget in KiB of the largest working set (a layer's "
                    "input and output activations)")
+    p.add_argument("--weight-bits", type=_bits_list, metavar="B,B,...", help="the weight "
+                   "widths to choose from (default 1,2,3,4,5,6,8,16; e.g. 1,16 for Lattice's "
+                   "16-bit/1-bit mixes)")
+    p.add_argument("--activation-bits", type=_bits_list, metavar="B,B,...", help="the "
+                   "activation widths to choose from (default 2,3,4,5,6,8)")
     p.add_argument("--method", choices=["ilp", "qbr", "search"], default="ilp",
                    help="ilp: least total sensitivity (integer program); qbr: the QBR rule; "
                    "search: the highest QE-Score by an evolutionary search, no sensitivity "

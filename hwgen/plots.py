@@ -98,27 +98,32 @@ def plot_check(net_plan, rows: dict[str, dict[str, float]], available: dict[str,
 
 
 def plot_allocation_front(rows: list[dict], path: Path, title: str) -> bool:
-    """Accuracy against weight memory: each method's allocations over its budgets (joined)
-    and the uniform widths (labelled by their width); ``rows`` as
-    :func:`hwgen.allocation.allocate.front` gives them."""
+    """Accuracy (or, for a network without classes, the output error) against weight memory:
+    each method's allocations over its budgets (joined) and the uniform widths (labelled by
+    their width); ``rows`` as :func:`hwgen.allocation.allocate.front` gives them."""
     plt = _pyplot()
     if plt is None:
         return False
+    fitting = [r for r in rows if r.get("fits", True)]
+    measure = "accuracy" if all(r.get("accuracy") is not None for r in fitting) else "loss"
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in dict.fromkeys(r["kind"] for r in rows if r["kind"] != "uniform"):
-        points = sorted((r["weight_kb"], r["accuracy"]) for r in rows
+        points = sorted((r["weight_kb"], r[measure]) for r in rows
                         if r["kind"] == method and r["fits"])
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=f"allocated ({method})")
     uniform = [r for r in rows if r["kind"] == "uniform"]
-    ax.scatter([r["weight_kb"] for r in uniform], [r["accuracy"] for r in uniform],
+    ax.scatter([r["weight_kb"] for r in uniform], [r[measure] for r in uniform],
                marker="s", color="grey", label="uniform")
     for r in uniform:
-        ax.annotate(f"{r['bits']}", (r["weight_kb"], r["accuracy"]), fontsize=7,
+        ax.annotate(f"{r['bits']}", (r["weight_kb"], r[measure]), fontsize=7,
                     xytext=(3, -9), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("weight memory (KiB)")
-    ax.set_ylabel("accuracy")
+    if measure == "loss":
+        ax.set_yscale("symlog", linthresh=1e-4)
+    ax.set_ylabel("accuracy" if measure == "accuracy" else
+                  "output error (mean square, relative)")
     _finish(plt, fig, ax, path, title)
     return True
 

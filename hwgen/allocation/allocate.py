@@ -1,8 +1,9 @@
-"""``hwgen allocate``: per-layer widths for a float model, chosen against budgets, and the
-integer network they make, folded for the board (docs/allocation.md).
+"""``hwgen allocate``: per-layer widths for a float model (or an hwgen spec), chosen against
+budgets, and the integer network they make, folded for the board (docs/allocation.md).
 
 1. Every slot's sensitivity is measured on the calibration data
-   (:meth:`FloatModel.sensitivities`), except for ``search``, scored by the QE-Score.
+   (:meth:`FloatModel.sensitivities`, or for an hwgen spec :meth:`SpecModel.sensitivities`),
+   except for ``search``, scored by the QE-Score.
 2. One choice of widths is solved within the budgets (:mod:`.solve`: ``ilp``, ``qbr`` or
    ``search``): ``weight_kb`` bounds the weights; with a board and no ``weight_kb``, its
    block RAM and SPRAM bound the weights and the thresholds together; ``activation_kb``
@@ -23,12 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..toolchain.boards import BoardError
-from .float_model import INPUT_BITS, FloatModel
+from .float_model import FloatModel
 from .proxies import qe_score
 from .solve import SOLVERS, Budgets, parameter_bits, weight_memory_bits, working_set_bits
+from .spec_model import SpecModel
 
 __all__ = ["AllocationError", "Allocation", "allocate", "format_allocation", "board_memory_kb",
-           "front", "REFITS", "KIB", "FRONT_BUDGETS"]
+           "front", "restrict_candidates", "REFITS", "KIB", "FRONT_BUDGETS"]
 
 #: How many times a choice that no folding fits is solved again with less weight memory.
 REFITS = 3
@@ -44,7 +46,7 @@ class AllocationError(BoardError):
 class Allocation:
     """What :func:`allocate` chose and measured."""
 
-    model: FloatModel
+    model: FloatModel | SpecModel
     method: str
     budgets: Budgets
     sensitivity: dict[str, dict[int, float]] | None
@@ -52,7 +54,7 @@ class Allocation:
     imported: object
     network: object
     loss: float
-    accuracy: float
+    accuracy: float | None
     fold: object | None = None
     refits: list[dict] = field(default_factory=list)
 
@@ -67,7 +69,8 @@ class Allocation:
 
     @property
     def working_set_kb(self) -> float:
-        return working_set_bits(self.model.working_sets, self.widths, INPUT_BITS) / KIB
+        return working_set_bits(self.model.working_sets, self.widths,
+                                self.model.input_bits) / KIB
 
     @property
     def qe(self) -> float:
@@ -89,7 +92,7 @@ def board_memory_kb(board_name: str) -> float:
             + info.resources.get("spram", 0) * SPRAM_DEPTH * SPRAM_WIDTH) / KIB
 
 
-def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None = None,
+def allocate(model: FloatModel | SpecModel, *, method: str = "ilp", weight_kb: float | None = None,
              activation_kb: float | None = None, board: str | None = None,
              fps: float | None = None, clock_mhz: float | None = None,
              sensitivity: dict | None = None,
@@ -114,7 +117,8 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
                       None if activation_kb is None else activation_kb * KIB, parameters)
     refits: list[dict] = []
     while True:
-        choice = solve(model.slots, model.working_sets, sensitivity, budgets, INPUT_BITS)
+        choice = solve(model.slots, model.working_sets, sensitivity, budgets,
+                       model.input_bits)
         if choice is None:
             least = model.widths({s.key: min(s.candidates) for s in model.slots})
             raise AllocationError(
@@ -123,7 +127,7 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
                 + f": the narrowest need {weight_memory_bits(model.slots, least) / KIB:,.2f} "
                 f"KiB of weights ({parameter_bits(model.slots, least) / KIB:,.2f} with the "
                 f"thresholds) and a working set of "
-                f"{working_set_bits(model.working_sets, least, INPUT_BITS) / KIB:,.2f} KiB")
+                f"{working_set_bits(model.working_sets, least, model.input_bits) / KIB:,.2f} KiB")
         widths = model.widths(choice)
         imported = model.imported(widths)
         loss, accuracy = model.measure(imported)
@@ -147,6 +151,27 @@ def allocate(model: FloatModel, *, method: str = "ilp", weight_kb: float | None 
         return result
 
 
+def restrict_candidates(model: FloatModel | SpecModel, weights: tuple[int, ...] | None = None,
+                        activations: tuple[int, ...] | None = None) -> None:
+    """Keep only ``weights`` (``--weight-bits``) among the weight slots' candidate widths and
+    ``activations`` (``--activation-bits``) among the activation slots'; :class:`AllocationError`
+    naming the option when a slot would have none left (the classifier of a float model
+    needs 2 bits or more, a spec's layer no more than its own width)."""
+    import dataclasses
+
+    for i, s in enumerate(model.slots):
+        keep, option = ((weights, "--weight-bits") if s.kind == "weights" else
+                        (activations, "--activation-bits"))
+        if keep is None:
+            continue
+        left = tuple(b for b in s.candidates if b in keep)
+        if not left:
+            raise AllocationError(
+                f"{option} {','.join(map(str, keep))}: none of these widths is one "
+                f"{s.layer}'s {s.kind} can take ({', '.join(map(str, s.candidates))})")
+        model.slots[i] = dataclasses.replace(s, candidates=left)
+
+
 def _budget_text(budgets: Budgets) -> str:
     parts = []
     if budgets.weights is not None:
@@ -160,23 +185,30 @@ def _budget_text(budgets: Budgets) -> str:
 
 def format_allocation(result: Allocation, float_accuracy: float | None = None) -> str:
     """One table: per weighted layer its weights' and output's widths with the sensitivity
-    (ΔKL) measured for each ("-" for the search, which measures none), then the totals
-    against the budgets, the QE-Score and the accuracy."""
+    measured for each (the model's :attr:`sensitivity_name`; "-" for the search, which
+    measures none, and for a width not chosen), then the totals against the budgets, the
+    QE-Score and the accuracy (or, for a network without classes, the output error)."""
     m, w, sens = result.model, result.widths, result.sensitivity
+    name = m.sensitivity_name
 
     def delta(key: str) -> str:
         return "-" if sens is None else f"{sens[key][w[key]]:.4f}"
 
-    head = ["layer", "weights", "W", "ΔKL(W)", "weight KiB", "out", "A", "ΔKL(A)"]
+    head = ["layer", "weights", "W", f"{name}(W)", "weight KiB", "out", "A", f"{name}(A)"]
     rows = []
-    for name in m.weighted:
-        ws = m.slot(f"w:{name}")
-        act = f"a:{name}"
-        has_act = any(s.key == act for s in m.slots)
-        rows.append([name, f"{ws.elements:,}", str(w[ws.key]), delta(ws.key),
-                     f"{ws.elements * w[ws.key] / KIB:.2f}",
-                     f"{m.slot(act).elements:,}" if has_act else "scores",
-                     str(w[act]) if has_act else "-", delta(act) if has_act else "-"])
+    for ws in m.working_sets:
+        if f"w:{ws.layer}" not in w:
+            continue
+        weights = m.slot(f"w:{ws.layer}")
+        if ws.out_slot is not None:
+            out = [f"{ws.out_elements:,}", str(w[ws.out_slot]), delta(ws.out_slot)]
+        elif ws.out_bits:
+            out = [f"{ws.out_elements:,}", f"{ws.out_bits} (fixed)", "-"]
+        else:
+            out = ["scores", "-", "-"]
+        rows.append([ws.layer, f"{weights.elements:,}", str(w[weights.key]),
+                     delta(weights.key), f"{weights.elements * w[weights.key] / KIB:.2f}",
+                     *out])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 
     def fmt(row: list[str]) -> str:
@@ -194,10 +226,13 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
     if sens is None:
         lines.append(f"method search: the highest QE-Score found, {result.qe:.2f}")
     else:
-        lines.append(f"method {result.method}: least total ΔKL (the divergence from the float "
-                     f"model each width adds alone, "
+        lines.append(f"method {result.method}: least total {name} ({m.sensitivity_text}, "
                      f"{sum(sens[k][v] for k, v in w.items()):.4f} in all); QE-Score "
                      f"{result.qe:.2f}")
+    if result.accuracy is None:
+        lines.append(f"on the {len(m.x)} calibration inputs: output error {result.loss:.4f} "
+                     f"(mean square, relative to the reference's; no classes to count)")
+        return "\n".join(lines)
     acc = f"integer network {result.accuracy:.4f} (loss {result.loss:.4f})"
     if float_accuracy is not None:
         acc = f"float model {float_accuracy:.4f}, " + acc
@@ -206,11 +241,12 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
 
 
 #: ``--pareto``: weight budgets on the front, spaced evenly in log from the narrowest widths'
-#: weights to 8 bits everywhere.
+#: weights to the reference's (8 bits everywhere for a float model, the spec's own widths).
 FRONT_BUDGETS = 8
 
 
-def front(model: FloatModel, sensitivity: dict | None, *, methods: tuple[str, ...] = ("ilp",),
+def front(model: FloatModel | SpecModel, sensitivity: dict | None, *,
+          methods: tuple[str, ...] = ("ilp",),
           budgets_kb: list[float] | None = None, bits: tuple[int, ...] | None = None,
           x: np.ndarray | None = None, labels: np.ndarray | None = None,
           activation_kb: float | None = None, log: Callable[[str], None] | None = None
@@ -219,21 +255,23 @@ def front(model: FloatModel, sensitivity: dict | None, *, methods: tuple[str, ..
     of ``bits`` (default: every candidate width), then a row per method and weight budget
     (``kind``: the method; default budgets :data:`FRONT_BUDGETS`); each with its widths,
     weight and parameter memory, largest working set, total sensitivity (None without a
-    table), QE-Score and accuracy on ``x``/``labels`` (default: the calibration data). A
-    budget nothing fits is a row with ``fits`` false. ``log`` hears each row."""
+    table), QE-Score, loss and accuracy on ``x``/``labels`` (default: the calibration data;
+    accuracy None for a network without classes). A budget nothing fits is a row with
+    ``fits`` false. ``log`` hears each row."""
     say = log or (lambda text: None)
 
     def row(kind: str, widths: dict[str, int], **extra) -> dict:
         imported = model.imported(widths)
-        _, accuracy = model.measure(imported, x, labels)
+        loss, accuracy = model.measure(imported, x, labels)
         out = {"kind": kind, **extra, "fits": True, "widths": widths,
                "weight_kb": round(weight_memory_bits(model.slots, widths) / KIB, 3),
                "parameter_kb": round(parameter_bits(model.slots, widths) / KIB, 3),
                "working_set_kb": round(working_set_bits(model.working_sets, widths,
-                                                        INPUT_BITS) / KIB, 3),
+                                                        model.input_bits) / KIB, 3),
                "sensitivity_sum": None if sensitivity is None else round(
                    sum(sensitivity[k][b] for k, b in widths.items()), 5),
-               "qe_score": round(qe_score(imported.network), 3), "accuracy": accuracy}
+               "qe_score": round(qe_score(imported.network), 3), "loss": round(loss, 6),
+               "accuracy": accuracy}
         say(json.dumps({k: v for k, v in out.items() if k != "widths"}))
         return out
 
@@ -243,12 +281,12 @@ def front(model: FloatModel, sensitivity: dict | None, *, methods: tuple[str, ..
         narrowest = model.widths({s.key: min(s.candidates) for s in model.slots})
         budgets_kb = [float(kb) for kb in np.geomspace(
             weight_memory_bits(model.slots, narrowest),
-            weight_memory_bits(model.slots, model.widths(default=8)), FRONT_BUDGETS) / KIB]
+            weight_memory_bits(model.slots, model.widths()), FRONT_BUDGETS) / KIB]
     for method in methods:
         for kb in budgets_kb:
             budgets = Budgets(kb * KIB, None if activation_kb is None else activation_kb * KIB)
             choice = SOLVERS[method](model.slots, model.working_sets, sensitivity, budgets,
-                                     INPUT_BITS)
+                                     model.input_bits)
             rows.append(row(method, model.widths(choice), budget_kb=round(kb, 3))
                         if choice is not None else
                         {"kind": method, "budget_kb": round(kb, 3), "fits": False})

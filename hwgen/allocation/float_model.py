@@ -54,21 +54,27 @@ class Slot:
 
 @dataclass(frozen=True)
 class WorkingSet:
-    """A weighted layer's activations in flight: its input (``in_slot``'s width, or the
-    model input's :data:`INPUT_BITS` when None) and its output (``out_slot``; None: the
-    classifier's scores, not counted)."""
+    """A weighted layer's activations in flight: its input (``in_slot``'s width; when None,
+    ``in_bits``, default the model input's) and its output (``out_slot``'s width; when None,
+    ``out_bits``, default 0: the classifier's scores, not counted)."""
 
     layer: str
     in_slot: str | None
     in_elements: int
     out_slot: str | None
     out_elements: int
+    in_bits: int | None = None
+    out_bits: int = 0
 
 
 class FloatModel:
     """The float ONNX model at ``path`` with its calibration inputs ``x`` (N × the model's
     input shape without the batch, floats) and their ``labels`` (default: the float model's
     own classes). :class:`~hwgen.spec.SpecError` for a model hwgen cannot quantize."""
+
+    #: What :meth:`sensitivities` measures, for tables.
+    sensitivity_name = "ΔKL"
+    sensitivity_text = "the divergence from the float model each width adds alone"
 
     def __init__(self, path: str | Path, x: np.ndarray, labels: np.ndarray | None = None,
                  *, log: Callable[[str], None] | None = None):
@@ -78,6 +84,7 @@ class FloatModel:
 
         say = log or (lambda text: None)
         self.path = Path(path)
+        self.input_bits = INPUT_BITS
         source = str(path)
         self.model = load_model(self.path, source)
         if not is_float_model(self.model):

@@ -52,8 +52,9 @@ def working_set_bits(working_sets: Sequence, choice: Mapping[str, int],
     def bits(key: str | None, elements: int, fixed: int) -> int:
         return elements * (fixed if key is None else choice[key])
 
-    return max(bits(w.in_slot, w.in_elements, input_bits)
-               + bits(w.out_slot, w.out_elements, 0) for w in working_sets)
+    return max((bits(w.in_slot, w.in_elements, w.in_bits or input_bits)
+                + bits(w.out_slot, w.out_elements, w.out_bits) for w in working_sets),
+               default=0)
 
 
 def fits(slots, working_sets, choice, budgets: Budgets, input_bits: int) -> bool:
@@ -103,7 +104,8 @@ def solve_ilp(slots: Sequence, working_sets: Sequence,
     if budgets.activations is not None:
         for w in working_sets:
             row = np.zeros(n)
-            fixed = w.in_elements * input_bits if w.in_slot is None else 0
+            fixed = ((w.in_elements * (w.in_bits or input_bits) if w.in_slot is None else 0)
+                     + (w.out_elements * w.out_bits if w.out_slot is None else 0))
             for key, elements in ((w.in_slot, w.in_elements), (w.out_slot, w.out_elements)):
                 if key is None:
                     continue
@@ -201,7 +203,9 @@ def choice_qe_score(slots: Sequence, working_sets: Sequence, choice: Mapping[str
     total = math.log(SIGMA_A ** 2)
     for w in working_sets:
         weights = by_layer[w.layer]
-        in_bits = input_bits if w.in_slot is None else choice[w.in_slot]
+        if w.layer not in by_layer:
+            continue  # a layer whose width is not chosen (an hwgen spec's raw output)
+        in_bits = (w.in_bits or input_bits) if w.in_slot is None else choice[w.in_slot]
         total += qe_term(weights.fan_in, in_bits, choice[weights.key])
     return total
 

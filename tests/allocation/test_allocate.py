@@ -111,7 +111,7 @@ def test_cli_refusals_name_the_argument(tmp_path, capsys):
     model = float_mlp(tmp_path / "m.onnx")
     cases = [
         (["allocate", str(tmp_path / "m.txt"), "--calibration", "x.npy"],
-         "MODEL " + str(tmp_path / "m.txt") + ": expected an .onnx file"),
+         "MODEL " + str(tmp_path / "m.txt") + ": expected a float .onnx model"),
         (["allocate", str(model), "--calibration", str(tmp_path / "x.npy"), "-o",
           str(tmp_path / "mine.toml")], "-o"),
         (["allocate", str(model), "--calibration", str(tmp_path / "x.npy"), "--fps", "10"],
