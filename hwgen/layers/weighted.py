@@ -672,7 +672,9 @@ class WeightedLayer(Layer):
                 simds = [self.folding(x)[1]]
             macs = macs if self.mac == "auto" else [self.mac]
             memories = [self.weight_memory]
-        return [{"pe": pe, "simd": simd, "mac": mac, "weight_memory": memory}
+        # a kind without SIMD (depthwise) has no such field to replace
+        return [{"pe": pe, **({} if simd is None else {"simd": simd}), "mac": mac,
+                 "weight_memory": memory}
                 for pe in pes for simd in simds for mac in macs for memory in memories]
 
     def leaves_folding(self) -> bool:
