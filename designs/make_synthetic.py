@@ -2,10 +2,11 @@
 
     python designs/make_synthetic.py [--out designs]
 
-writes face32_bnn.toml/.npz, cnv_w1a1.toml/.npz and human_detect.toml/.npz. No face, CIFAR-10
-or person data ships here, so their weights are random (±1 with thresholds near the middle of
-each channel's range; human_detect's n-bit with power-of-two requantization): the networks
-are exact in topology, bit widths, folding, resources and cycles, not in accuracy.
+writes face32_bnn.toml/.npz, cnv_w1a1.toml/.npz, human_detect.toml/.npz and
+vww_shufflenet.toml/.npz. No face, CIFAR-10 or person data ships here, so their weights are
+random (±1 with thresholds near the middle of each channel's range; human_detect's and
+vww_shufflenet's n-bit with power-of-two requantization): the networks are exact in topology,
+bit widths, folding, resources and cycles, not in accuracy.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwgen import spec  # noqa: E402
-from hwgen.builders import POOL, bnn_cnn, requantized_cnn  # noqa: E402
+from hwgen.builders import POOL, bnn_cnn, requantized_cnn, shufflenet_v2  # noqa: E402
 
 SYNTHETIC = "Synthetic weights (random ±1 from seed {seed}, thresholds mid-range): resources, " \
             "timing and bit-exactness are real, accuracy is not.\nMade by " \
             "designs/make_synthetic.py with hwgen.builders.bnn_cnn."
+#: vww_shufflenet's header: its weights are n-bit and its scales powers of two.
+SYNTHETIC_REQUANTIZED = "Synthetic weights (random n-bit from seed {seed}, power-of-two " \
+    "requantization): resources, timing and bit-exactness are real, accuracy is not.\nMade " \
+    "by designs/make_synthetic.py with hwgen.builders.shufflenet_v2."
 
 
 def face32_bnn(seed: int = 0):
@@ -64,6 +69,26 @@ def human_detect(seed: int = 0, mix: str = "CBBBBBC"):
                            seed=seed)
 
 
+#: The HAWQ report's Visual Wake Words ShuffleNetV2-0.5× bits, per layer (glob patterns on
+#: hwgen.builders.shufflenet_v2's layer names, first match): conv3×3 W8, stage1 W8, stage2
+#: W6/8 (depthwise 8, pointwise 6), stage3 W5/6/8 (depthwise 8, the stride-2 unit's pointwise
+#: 6, the other units' 5), conv1×1 W6; the 2-way classifier (not in the report) W8.
+VWW_WEIGHT_BITS = {"conv1": 8, "s1*": 8, "s2*_dw*": 8, "s2*": 6, "s3*_dw*": 8, "s3u1_*": 6,
+                   "s3*": 5, "conv5": 6, "fc": 8}
+
+
+def vww_shufflenet(seed: int = 0):
+    """The HAWQ report's Visual Wake Words ShuffleNetV2-0.5×: 96×96×3 input read at 6 bits
+    (conv3×3 W8A6: A is what a layer reads), a stride-1 3×3 conv of 24, a 2×2 maxpool (the
+    original's 3×3 stride-2 pool padded 1 gives the same 48×48), stages of 4, 8, 4 units to
+    48, 96, 192 channels, a 1×1 conv of 192 (not 1024: the report's 1.3 M MACs are 6·6·192·192),
+    a global sum pool and a 2-way (person / no person) classifier. Activations 8-bit:
+    pointwise outputs unsigned (ReLU), depthwise outputs signed (no ReLU)."""
+    return shufflenet_v2((96, 96, 3), (24, 48, 96, 192), (4, 8, 4), last=192, classes=2,
+                         first_stride=1, pool=2, weight_bits=VWW_WEIGHT_BITS, act_bits=8,
+                         input_bits=6, classifier_bits=8, name="vww_shufflenet", seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent),
@@ -72,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for make in (face32_bnn, cnv_w1a1, human_detect):
+    for make in (face32_bnn, cnv_w1a1, human_detect, vww_shufflenet):
         network = make(args.seed)
-        spec.save(network, out / f"{network.name}.toml",
-                  header=SYNTHETIC.format(seed=args.seed))
+        header = SYNTHETIC_REQUANTIZED if make is vww_shufflenet else SYNTHETIC
+        spec.save(network, out / f"{network.name}.toml", header=header.format(seed=args.seed))
         print(f"wrote {out / network.name}.toml and .npz")
     return 0
 

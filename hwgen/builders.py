@@ -10,13 +10,28 @@ and verification work, not for accuracy.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 
 import numpy as np
 
+from .layers.channel_shuffle import ChannelShuffle
+from .layers.channel_split import ChannelSplit
+from .layers.concat import Concat
 from .numeric import TensorType, dot_bounds, value_range
-from .spec import Argmax, Conv2d, Dense, Flatten, Input, MaxPool, Network, Requantize
+from .spec import (
+    Argmax,
+    Conv2d,
+    Dense,
+    DepthwiseConv2d,
+    Flatten,
+    GlobalSumPool,
+    Input,
+    MaxPool,
+    Network,
+    Requantize,
+)
 
-__all__ = ["bnn_cnn", "requantized_cnn", "POOL"]
+__all__ = ["bnn_cnn", "requantized_cnn", "shufflenet_v2", "POOL"]
 
 #: The entry of ``bnn_cnn(channels=...)`` that places a maxpool.
 POOL = "pool"
@@ -154,4 +169,113 @@ def requantized_cnn(input: tuple[int, int, int], channels: Sequence[int | str],
                 requantize=Requantize(np.ones(out, dtype=np.int64),
                                       np.full(out, shift, dtype=np.int64), act_bits)))
         x = Network(name, net_input, list(layers)).output_type
+    return Network(name, net_input, layers)
+
+
+def _bits_for(name: str, bits: int | Mapping[str, int], what: str) -> int:
+    """``bits`` itself, or the value of the first of its glob patterns that matches ``name``."""
+    if isinstance(bits, int):
+        return bits
+    for pattern, value in bits.items():
+        if fnmatchcase(name, pattern):
+            return int(value)
+    raise ValueError(f"no {what} pattern matches layer {name!r}")
+
+
+def shufflenet_v2(input: tuple[int, int, int] = (96, 96, 3),
+                  channels: Sequence[int] = (24, 48, 96, 192),
+                  units: Sequence[int] = (4, 8, 4), *, last: int = 1024, classes: int = 2,
+                  first_stride: int = 2, pool: int = 2,
+                  weight_bits: int | Mapping[str, int] = 8,
+                  act_bits: int | Mapping[str, int] = 8, input_bits: int = 8,
+                  classifier_bits: int = 8, name: str = "shufflenet_v2",
+                  seed: int = 0) -> Network:
+    """ShuffleNetV2 on multi-bit activations: a 3×3 convolution of ``channels[0]`` (stride
+    ``first_stride``), a ``pool``×``pool`` maxpool, one stage per ``units`` entry, a 1×1
+    convolution of ``last``, a global sum pool and a ``classifier_bits`` classifier of
+    ``classes`` (raw scores) with argmax.
+
+    Stage s (outputs ``channels[s]``, b = half of them) starts with a stride-2 unit: the
+    input read by two branches, 3×3 stride-2 depthwise → 1×1 conv of b (``sSu1_dwl``,
+    ``sSu1_pwl``) and 1×1 conv of b → 3×3 stride-2 depthwise → 1×1 conv of b (``sSu1_pw1``,
+    ``sSu1_dw``, ``sSu1_pw2``), concatenated and shuffled (groups 2). Its other units split
+    the channels (``sSuU_split``), run the second half through ``pw1`` → ``dw`` → ``pw2`` and
+    concatenate the first half before it (``sSuU_cat``, ``sSuU_shuffle``). The rest are named
+    ``conv1``, ``pool1``, ``conv5``, ``pool5`` (the global sum), ``fc`` and ``argmax``. 3×3
+    layers pad 1 on every side (PyTorch's ``padding=1``).
+
+    BatchNorm is folded into each layer's requantize; ReLU is an unsigned requantize (every
+    convolution but the depthwise ones), a depthwise output (no ReLU) a signed one.
+    ``weight_bits`` and ``act_bits`` (output bits of each layer that requantizes) are one
+    width or glob patterns on layer names, the first match counting (``{"s3*_dw*": 8,
+    "s3*": 5}``). Synthetic weights from ``seed``; each requantize is a power-of-two scale
+    (multiplier 1) set so a random input's accumulator, whose spread is estimated from its
+    fan-in and the input's mean square, spans about a quarter of the output range per
+    standard deviation.
+    """
+    if len(channels) != len(units) + 1:
+        raise ValueError(f"{len(units)} stages need {len(units) + 1} channel counts, "
+                         f"got {len(channels)}")
+    rng = np.random.default_rng(seed)
+    net_input = Input(tuple(input), input_bits, lanes=input[-1])
+    # per tensor: channels and the mean square of its values (for the synthetic scales)
+    square = {"input": (2 ** input_bits - 1) ** 2 / 3}
+    chans = {"input": input[-1]}
+    layers: list = []
+
+    def weighted(kind, layer_name: str, source: str, out: int, k: int = 1, stride: int = 1,
+                 signed: bool = False):
+        bits = _bits_for(layer_name, weight_bits, "weight_bits")
+        a_bits = _bits_for(layer_name, act_bits, "act_bits")
+        c = chans[source]
+        depthwise = kind is DepthwiseConv2d
+        w = _weights(rng, (c, k, k) if depthwise else (out, k, k, c), bits)
+        fan_in = k * k * (1 if depthwise else c)
+        spread = np.sqrt(fan_in * np.mean(w.astype(np.float64) ** 2) * square[source])
+        lo, hi = value_range(a_bits, signed)
+        sigma = (hi - lo + 1) / 4 if not signed else (hi - lo + 1) / 8
+        shift = max(0, int(round(np.log2(spread / sigma))))
+        rq = Requantize(np.ones(w.shape[0], dtype=np.int64),
+                        np.full(w.shape[0], shift, dtype=np.int64), a_bits, signed)
+        window = {"stride": stride, "padding": (1, 1, 1, 1) if k == 3 else "valid"}
+        layers.append(kind(layer_name, weights=w, weight_bits=bits, requantize=rq,
+                           inputs=(source,), **window))
+        chans[layer_name] = w.shape[0]
+        # a zero-mean Gaussian of std sigma: signed keeps sigma², ReLU halves it
+        square[layer_name] = sigma ** 2 if signed else sigma ** 2 / 2
+        return layer_name
+
+    def alias(layer_name: str, source: str, count: int | None = None) -> str:
+        chans[layer_name], square[layer_name] = count or chans[source], square[source]
+        return layer_name
+
+    x = weighted(Conv2d, "conv1", "input", channels[0], k=3, stride=first_stride)
+    layers.append(MaxPool("pool1", pool, inputs=(x,)))
+    x = alias("pool1", x)
+    for s, (count, out) in enumerate(zip(units, channels[1:], strict=True), start=1):
+        half = out // 2
+        for u in range(1, count + 1):
+            p = f"s{s}u{u}_"
+            if u == 1:
+                left = weighted(DepthwiseConv2d, p + "dwl", x, 0, k=3, stride=2, signed=True)
+                left = weighted(Conv2d, p + "pwl", left, half)
+                right = weighted(Conv2d, p + "pw1", x, half)
+            else:
+                layers.append(ChannelSplit(p + "split", inputs=(x,)))
+                left = alias(p + "split.0", x, chans[x] // 2)
+                right = weighted(Conv2d, p + "pw1", alias(p + "split.1", x, chans[x] // 2),
+                                 half)
+            right = weighted(DepthwiseConv2d, p + "dw", right, 0, k=3, stride=2 if u == 1
+                             else 1, signed=True)
+            right = weighted(Conv2d, p + "pw2", right, half)
+            layers.append(Concat(p + "cat", (left, right)))
+            alias(p + "cat", right, out)
+            layers.append(ChannelShuffle(p + "shuffle", 2, inputs=(p + "cat",)))
+            x = alias(p + "shuffle", p + "cat")
+    x = weighted(Conv2d, "conv5", x, last)
+    layers.append(GlobalSumPool("pool5", inputs=(x,)))
+    pooled = Network(name, net_input, list(layers)).output_type
+    fc = _weights(rng, (classes, pooled.size), classifier_bits)
+    layers.append(Dense("fc", weights=fc, weight_bits=classifier_bits))
+    layers.append(Argmax("argmax"))
     return Network(name, net_input, layers)

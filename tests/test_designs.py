@@ -21,7 +21,7 @@ DESIGNS = Path(__file__).resolve().parents[1] / "designs"
 STATED_CORRECT = {"digits_bnn": (435, 450), "mnist_cnn": (9773, 10000),
                   "mnist_mixed": (9831, 10000)}
 #: Designs with synthetic weights: RTL checked on this many random inputs.
-SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200, "human_detect": 2}
+SYNTHETIC = {"cnv_w1a1": 300, "face32_bnn": 200, "human_detect": 2, "vww_shufflenet": 2}
 
 
 #: The QONNX models trained with Brevitas (designs/train_brevitas.py); their accuracy under
@@ -85,6 +85,64 @@ def test_hwgen_check_gives_lattices_human_detection_weight_totals(mix, tmp_path,
     assert round(float(rows["total"][2])) == HUMAN_DETECT_KIB[mix]  # W KB, as built
     at_16 = [float(rows[c.name][3]) for c in convs]
     assert [round(kib, 1) for kib in at_16] == HUMAN_DETECT_LAYER_KIB_AT_16
+
+
+#: The HAWQ report's Visual Wake Words ShuffleNetV2-0.5×, per stage (hwgen's layer-name
+#: prefix): MACs in millions and the schemes (W bits, A bits read) of its bit table.
+VWW_STAGES = {"conv3x3": "conv1", "stage1": "s1u", "stage2": "s2u", "stage3": "s3u",
+              "conv1x1": "conv5"}
+VWW_REPORT_MMACS = {"conv3x3": 6.0, "stage1": 4.6, "stage2": 7.2, "stage3": 4.1,
+                    "conv1x1": 1.3}
+VWW_REPORT_SCHEMES = {"conv3x3": {"W8A6"}, "stage1": {"W8A8"}, "stage2": {"W6A8", "W8A8"},
+                      "stage3": {"W5A8", "W6A8", "W8A8"}, "conv1x1": {"W6A8"}}
+
+
+def _vww_check(capsys) -> dict:
+    import json
+
+    from hwgen.cli import main
+
+    assert main(["check", "--json", str(DESIGNS / "vww_shufflenet.toml")]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _vww_stage(name: str) -> str | None:
+    return next((stage for stage, prefix in VWW_STAGES.items() if name.startswith(prefix)),
+                None)
+
+
+def test_hwgen_check_gives_the_vww_reports_per_stage_macs_and_bits(capsys):
+    report = _vww_check(capsys)
+    macs = dict.fromkeys(VWW_STAGES, 0)
+    schemes = {stage: set() for stage in VWW_STAGES}
+    for layer in report["layers"]:
+        stage = _vww_stage(layer["name"])
+        if stage is not None:
+            macs[stage] += layer["macs"]
+            if layer["scheme"] != "-":
+                schemes[stage].add(layer["scheme"])
+    assert macs == {"conv3x3": 5_971_968, "stage1": 4_603_392, "stage2": 7_195_392,
+                    "stage3": 4_136_832, "conv1x1": 1_327_104}
+    assert {stage: round(m / 1e6, 1) for stage, m in macs.items()} == VWW_REPORT_MMACS
+    assert schemes == VWW_REPORT_SCHEMES
+    assert report["totals"]["macs"] == sum(macs.values()) + 192 * 2  # + the classifier
+
+
+def test_the_vww_reports_peak_activation_is_the_first_convs_input_and_output_at_8_bits(
+        capsys):
+    """The report's 243 KB is conv3×3's 96×96×3 input and 96×96×24 output at 8 bits
+    (KiB); hwgen's largest pair is the maxpool's (216 + 54 KiB), which the report does not
+    count."""
+    report = _vww_check(capsys)
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    conv = layers["conv1"]["memory"]["out_activations_kb"]
+    image = {"actual": 96 * 96 * 3 * 6 / 8 / 1024, "8": 96 * 96 * 3 / 1024}
+    assert image["8"] + conv["8"] == 243.0
+    assert image["actual"] + conv["actual"] == 236.25
+    pool = layers["pool1"]["memory"]["out_activations_kb"]
+    assert conv["actual"] + pool["actual"] == 270.0
+    totals = report["totals"]["memory"]
+    assert totals["peak_working_set_kb"]["actual"] == totals["weights_kb"]["actual"] + 270.0
 
 
 def _imported(name: str):
