@@ -348,9 +348,12 @@ def cmd_allocate(args) -> int:
     network = None
     if Path(args.model).suffix.lower() == ".toml":
         network = _load(args.model)
-        if args.activation_kb is not None:
-            raise UsageError("--activation-kb: a spec's activations keep their widths "
-                             "(hwgen allocate chooses its weights' only)")
+        for given, option in ((args.activation_kb, "--activation-kb"),
+                              (args.activation_bits, "--activation-bits"),
+                              (args.act_calibration, "--act-calibration")):
+            if given is not None:
+                raise UsageError(f"{option}: a spec's activations keep their widths and "
+                                 f"steps (hwgen allocate chooses its weights' widths only)")
         x = _spec_calibration(network, args.calibration)
     elif args.calibration is None:
         raise UsageError("--calibration X.npy is needed for a float model (its inputs, "
@@ -362,7 +365,8 @@ def cmd_allocate(args) -> int:
         labels = check_labels(_load_array(args.labels, "--labels"), len(x), None,
                               f"--labels {args.labels}")
     if network is None:
-        model = FloatModel(args.model, x, labels, log=_progress)
+        model = FloatModel(args.model, x, labels,
+                           act_calibration=args.act_calibration or "minmax", log=_progress)
     else:
         if labels is not None and network.layers[-1].kind != "argmax":
             raise UsageError(f"--labels {args.labels}: {args.model} ends in "
@@ -595,9 +599,10 @@ def cmd_import(args) -> int:
     if (args.bits is None) != (args.calibration is None):
         raise UsageError("--bits and --calibration go together (post-training quantization of "
                          "a float model)")
-    if args.bits is None and (args.act_bits or args.classifier_bits or args.labels):
-        raise UsageError("--act-bits, --classifier-bits and --labels need --bits and "
-                         "--calibration")
+    if args.bits is None and (args.act_bits or args.classifier_bits or args.labels
+                              or args.act_calibration):
+        raise UsageError("--act-bits, --classifier-bits, --act-calibration and --labels need "
+                         "--bits and --calibration")
     if args.bits is not None:
         calibration = _load_array(args.calibration, "--calibration")
         if args.labels is not None:
@@ -605,7 +610,8 @@ def cmd_import(args) -> int:
                                   f"--labels {args.labels}")
         options = FloatOptions(calibration, weight_bits=args.bits,
                                act_bits=args.act_bits or args.bits,
-                               classifier_bits=args.classifier_bits or 8)
+                               classifier_bits=args.classifier_bits or 8,
+                               act_calibration=args.act_calibration or "minmax")
     imported = import_onnx(args.model, input_format=fmt, float_options=options)
     network = imported.network
     if labels is not None:
@@ -1003,6 +1009,18 @@ def _bounded(what: str, lo: float, hi: float, *, integer: bool = False, low_open
             raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
         return value
     return parse
+
+
+#: ``--act-calibration``'s choices: :data:`hwgen.quant.CALIBRATIONS` (named here so that the
+#: CLI starts without importing it).
+ACT_CALIBRATIONS = ("minmax", "percentile", "mse")
+
+
+def _act_calibration_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--act-calibration", choices=ACT_CALIBRATIONS, default=None,
+                   help="how a Relu output's step is chosen on the calibration inputs: the "
+                   "largest value (minmax, the default), the 99.99th percentile, or the step "
+                   "of least squared rounding and saturation error (mse)")
 
 
 def _bits_list(text: str) -> tuple[int, ...]:
@@ -1462,6 +1480,7 @@ def parser() -> argparse.ArgumentParser:
                    "model (N × its input shape) to calibrate the activations on")
     p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration: print the float "
                    "and the integer accuracy")
+    _act_calibration_argument(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("allocate", help="choose per-layer widths of a float model",
@@ -1497,6 +1516,7 @@ def parser() -> argparse.ArgumentParser:
                    "16-bit/1-bit mixes)")
     p.add_argument("--activation-bits", type=_bits_list, metavar="B,B,...", help="the "
                    "activation widths to choose from (default 2,3,4,5,6,8)")
+    _act_calibration_argument(p)
     p.add_argument("--method", choices=["ilp", "qbr", "search"], default="ilp",
                    help="ilp: least total sensitivity (integer program); qbr: the QBR rule; "
                    "search: the highest QE-Score by an evolutionary search, no sensitivity "

@@ -874,6 +874,12 @@ def test_import_quantizes_a_float_model_and_prints_both_accuracies(tmp_path, cap
     assert "--bits and --calibration go together" in error_line(capsys)
     assert main(["import", str(model), "--act-bits", "4"]) == 2
     assert "need --bits and --calibration" in error_line(capsys)
+    assert main(["import", str(model), "--act-calibration", "mse"]) == 2
+    assert "need --bits and --calibration" in error_line(capsys)
+    assert main(["import", str(model), "--bits", "4", "--calibration",
+                 str(tmp_path / "x.npy"), "--act-calibration", "mse", "-o",
+                 str(tmp_path / "g.toml")]) == 0
+    assert "(mse over 60 calibration inputs)" in capsys.readouterr().out
 
 
 def test_fold_writes_a_spec_it_may_replace_and_no_one_elses(mini_spec, tmp_path, capsys):

@@ -226,6 +226,33 @@ def test_calibrate_and_quantize_activations():
                                   [0, 1, 2])  # half up, also below zero
 
 
+def test_percentile_calibration_lets_outliers_saturate():
+    x = np.concatenate([np.linspace(0.0, 1.0, 100_000), [50.0]])  # one outlier
+    assert quant.calibrate(x, 4, False, "minmax") == 50.0 / 15
+    # NumPy's linear percentile of 0..1 (and the outlier) at 99.99 %: about 0.9999
+    assert quant.calibrate(x, 4, False, "percentile") == pytest.approx(0.9999 / 15, rel=1e-3)
+    with pytest.raises(ValueError, match="expected one of minmax, percentile, mse"):
+        quant.calibrate(x, 4, False, "entropy")
+
+
+def test_mse_calibration_finds_the_step_of_least_error():
+    """Brute force over a fine grid of steps is the oracle: the search's step is within its
+    grid's spacing of the best, and at least as good as min/max."""
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal(20_000)) ** 2  # a ReLU-like long tail
+    bits = 3
+
+    def error(step: float) -> float:
+        return float(np.sum((x - step * np.clip(np.rint(x / step), 0, 7)) ** 2))
+
+    grid = np.linspace(0.01, x.max() / 7, 4000)
+    best = grid[np.argmin([error(s) for s in grid])]
+    step = quant.calibrate(x, bits, False, "mse")
+    assert error(step) <= error(quant.calibrate(x, bits, False)) / 2  # min/max wastes codes
+    assert error(step) <= error(best) * 1.01
+    assert quant.CALIBRATIONS == ("minmax", "percentile", "mse")
+
+
 def test_uniform_levels_fold_is_the_quantizer_on_every_accumulator():
     # BatchNorm then the unsigned n-bit quantizer, with per-channel weight steps: the folded
     # thresholds reproduce the float path exactly on every reachable integer accumulator.

@@ -70,14 +70,17 @@ class WorkingSet:
 class FloatModel:
     """The float ONNX model at ``path`` with its calibration inputs ``x`` (N × the model's
     input shape without the batch, floats) and their ``labels`` (default: the float model's
-    own classes). :class:`~hwgen.spec.SpecError` for a model hwgen cannot quantize."""
+    own classes); ``act_calibration`` chooses the Relu outputs' steps
+    (:data:`hwgen.quant.CALIBRATIONS`). :class:`~hwgen.spec.SpecError` for a model hwgen
+    cannot quantize."""
 
     #: What :meth:`sensitivities` measures, for tables.
     sensitivity_name = "ΔKL"
     sensitivity_text = "the divergence from the float model each width adds alone"
 
     def __init__(self, path: str | Path, x: np.ndarray, labels: np.ndarray | None = None,
-                 *, log: Callable[[str], None] | None = None):
+                 *, act_calibration: str = "minmax",
+                 log: Callable[[str], None] | None = None):
         from ..errors import SpecError
         from ..importers.ptq import is_float_model, relu_activations, weighted_ops
         from ..importers.qonnx import calibration_inputs, load_model
@@ -85,6 +88,7 @@ class FloatModel:
         say = log or (lambda text: None)
         self.path = Path(path)
         self.input_bits = INPUT_BITS
+        self.act_calibration = act_calibration
         source = str(path)
         self.model = load_model(self.path, source)
         if not is_float_model(self.model):
@@ -195,7 +199,8 @@ class FloatModel:
             self.x, weight_bits=tuple(widths[f"w:{n}"] for n in self.weighted[:-1]),
             act_bits=tuple(widths[key] for key in self.relu_slots),
             classifier_bits=widths[f"w:{self.weighted[-1]}"],
-            input_bits=INPUT_BITS, activations=self.activations)
+            input_bits=INPUT_BITS, activations=self.activations,
+            act_calibration=self.act_calibration)
         return import_onnx(self.path, float_options=options)
 
     def scores(self, imported, x: np.ndarray | None = None) -> np.ndarray:

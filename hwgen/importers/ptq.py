@@ -11,7 +11,8 @@ hwgen's export helpers (:mod:`hwgen.quant`) would choose:
   scale is the mean magnitude); the last weighted layer (the classifier) takes
   ``classifier_bits``;
 - every ``Relu`` output: an unsigned ``Quant`` of ``act_bits`` (one width, or one per
-  ``Relu`` in graph order) with the min/max step of :func:`hwgen.quant.calibrate` on the
+  ``Relu`` in graph order) with the step :func:`hwgen.quant.calibrate` chooses
+  (``act_calibration``: min/max by default, a percentile or the least squared error) on the
   calibration inputs' float activations;
 - the model input, unless its format is given: a ``Quant`` of ``input_bits``, unsigned when
   the calibration inputs hold no negative value, with the min/max step.
@@ -126,7 +127,8 @@ def _per_op(bits: int | Sequence[int], names: list[str], what: str,
 def quantize_float_model(model, calibration: np.ndarray, *, source: str,
                          weight_bits: int | Sequence[int], act_bits: int | Sequence[int],
                          classifier_bits: int, input_bits: int | None,
-                         activations: dict[str, np.ndarray] | None = None):
+                         activations: dict[str, np.ndarray] | None = None,
+                         act_calibration: str = "minmax"):
     """``model`` (a cleaned float ModelWrapper) with quantizers inserted as the module
     docstring says, calibrated on ``calibration`` (N × the model's input shape without the
     batch, floats); ``input_bits`` None leaves the input float (its format then comes from
@@ -228,7 +230,7 @@ def quantize_float_model(model, calibration: np.ndarray, *, source: str,
             n.input[1] = out
         if n.op_type == "Relu":
             name = n.output[0]
-            step = calibrate(seen[name], act_widths[name], False)
+            step = calibrate(seen[name], act_widths[name], False, act_calibration)
             n.output[0] = f"{name}_float"
             nodes += [n, quant_node(n.output[0], name, step, act_widths[name], False, False)]
             steps[name] = step
@@ -239,8 +241,8 @@ def quantize_float_model(model, calibration: np.ndarray, *, source: str,
 
     notes.append(f"post-training quantization: weights {described(weight_bits)}-bit per "
                  f"channel, the classifier {classifier_bits}-bit, {len(relus)} Relu output(s) "
-                 f"{described(act_bits)}-bit unsigned (min/max over {len(calibration)} "
-                 f"calibration inputs)")
+                 f"{described(act_bits)}-bit unsigned ({act_calibration} over "
+                 f"{len(calibration)} calibration inputs)")
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(consts)

@@ -1397,7 +1397,8 @@ class FloatOptions:
     or one per Relu), the classifier's weights and the input (ignored when the input's
     format is given), and the float calibration inputs (N × the model's input shape without
     the batch); ``activations``, the Relu outputs over them when already computed
-    (:func:`hwgen.importers.ptq.relu_activations`)."""
+    (:func:`hwgen.importers.ptq.relu_activations`); ``act_calibration``, how the Relu outputs'
+    steps are chosen (:data:`hwgen.quant.CALIBRATIONS`)."""
 
     calibration: np.ndarray
     weight_bits: int | tuple[int, ...] = 8
@@ -1405,6 +1406,7 @@ class FloatOptions:
     classifier_bits: int = 8
     input_bits: int = 8
     activations: dict | None = None
+    act_calibration: str = "minmax"
 
 
 def calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
@@ -1444,7 +1446,8 @@ def import_onnx(path: str | os.PathLike, *, input_format: InputFormat | None = N
             model, calibration, source=source, weight_bits=float_options.weight_bits,
             act_bits=float_options.act_bits, classifier_bits=float_options.classifier_bits,
             input_bits=None if input_format is not None else float_options.input_bits,
-            activations=float_options.activations)
+            activations=float_options.activations,
+            act_calibration=float_options.act_calibration)
     elif float_options is not None:
         raise SpecError(source, "", "the model is already quantized (it has Quant nodes); "
                         "--bits and --calibration are for float models")

@@ -144,6 +144,7 @@ def test_allocate_on_a_spec_refuses_what_it_cannot_do(tmp_path, capsys):
     base = ["allocate", str(tmp_path / "net.toml"), "-o", str(tmp_path / "o.toml")]
     for extra, expected in [
             (["--activation-kb", "1"], "--activation-kb: a spec's activations keep"),
+            (["--act-calibration", "mse"], "--act-calibration: a spec's activations keep"),
             (["--calibration", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")],
              "not an argmax: it has no classes"),
             (["--calibration", str(tmp_path / "bad.npy")], f"--calibration {tmp_path}"),

@@ -66,3 +66,32 @@ def test_float_model_needs_bits_and_a_quantized_one_refuses_them(tmp_path):
                     float_options=FloatOptions(np.zeros((2, 23), np.float32)))
     with pytest.raises(SpecError, match=r"calibration inputs of shape \(3, 7\)"):
         import_onnx(path, float_options=FloatOptions(np.zeros((3, 7), np.float32)))
+
+
+@pytest.mark.parametrize("method", [pytest.param("percentile", marks=pytest.mark.slow), "mse"])
+def test_activation_calibration_method_is_exact_and_chooses_the_step(tmp_path, method):
+    """Each method's import stays exact against QONNX's executor of the quantized model; the
+    Relu quantizers carry the step hwgen.quant.calibrate chose for that method on the Relu
+    outputs, which the float model's executor gives independently."""
+    from hwgen.importers.ptq import quantize_float_model, relu_activations
+    from hwgen.quant import calibrate
+
+    path = float_mlp(tmp_path / "f.onnx")
+    calibration = np.random.default_rng(1).random((200, 20)).astype(np.float32)
+    imported = import_onnx(path, float_options=FloatOptions(
+        calibration, weight_bits=4, act_bits=3, act_calibration=method))
+    assert any(f"({method} over 200 calibration inputs)" in n for n in imported.notes)
+    assert verify(imported, input_codes(imported, calibration)[:50]).exact
+    model = load_model(Path(path), "f")
+    relus = relu_activations(model, calibration)
+    quantized, _ = quantize_float_model(load_model(Path(path), "f"), calibration, source="f",
+                                        weight_bits=4, act_bits=3, classifier_bits=8,
+                                        input_bits=8, act_calibration=method)
+    relu_quants = [n for n in quantized.graph.node if n.name.endswith("_quant")
+                   and n.input[0].endswith("_float")]
+    assert len(relu_quants) == 2
+    for node in relu_quants:
+        relu_out = node.output[0]
+        step = float(quantized.get_initializer(node.input[1]))
+        assert step == pytest.approx(calibrate(relus[relu_out], 3, False, method), rel=1e-6)
+        assert step < calibrate(relus[relu_out], 3, False, "minmax")
