@@ -22,10 +22,8 @@ Yosys on the reference designs, both families.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,15 +156,21 @@ def memories(network: Network, info, net_plan: NetworkPlan) -> tuple[list[Memory
     return _memories_of(board_top(network, info, net_plan), info.platform())
 
 
-def _memories_of(top, platform) -> tuple[list[MemoryUse], Counter]:
-    """:func:`memories` of any elaboratable ``top``, hierarchy from ``top`` down."""
+def _memories_of(top, platform, *, fill_roms: bool = False) -> tuple[list[MemoryUse], Counter]:
+    """:func:`memories` of any elaboratable ``top``, hierarchy from ``top`` down. Its ROMs
+    are built empty (:func:`hwgen.rtl.memory.roms_for_pricing`) unless ``fill_roms``: the
+    same answer, without filling them word by word."""
     import warnings
+    from contextlib import nullcontext
 
     from amaranth.hdl import Fragment, Instance, Shape
     from amaranth.hdl._mem import MemoryInstance
 
+    from .rtl.memory import roms_for_pricing, varying_bits
+
     found: list[MemoryUse] = []
     primitives: Counter = Counter()
+    priced: dict[int, int] = {}
 
     def walk(fragment, path: tuple[str, ...]) -> None:
         if isinstance(fragment, MemoryInstance):
@@ -174,10 +178,8 @@ def _memories_of(top, platform) -> tuple[list[MemoryUse], Counter]:
             width = Shape.cast(data.shape).width
             rom = not fragment._write_ports
             if rom:  # Yosys drops the bit columns a ROM holds constant
-                mask = (1 << width) - 1
-                raw = [int(v) & mask for v in data.init._raw]
-                width = bin(functools.reduce(operator.or_, (v ^ raw[0] for v in raw),
-                                             0)).count("1")
+                width = priced[id(data)] if id(data) in priced else varying_bits(
+                    data.init._raw, width, int(data.depth))
             if width:
                 found.append(MemoryUse(
                     where=".".join(path), width=int(width), depth=int(data.depth), rom=rom,
@@ -187,9 +189,12 @@ def _memories_of(top, platform) -> tuple[list[MemoryUse], Counter]:
         for sub, name, _ in fragment.subfragments:
             walk(sub, (*path, str(name)))
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), (nullcontext({}) if fill_roms else roms_for_pricing()) \
+            as recorded:
         warnings.simplefilter("ignore")
-        walk(Fragment.get(top, platform), ())
+        fragment = Fragment.get(top, platform)
+        priced.update(recorded)
+        walk(fragment, ())
     return found, primitives
 
 

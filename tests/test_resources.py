@@ -162,3 +162,21 @@ def test_layer_shares_add_up_to_the_estimate():
     assert sum(s["ffs"] for s in shares.values()) == pytest.approx(logic["ffs"])
     for key in ("bram", "spram", "dsp"):
         assert sum(s[key] for s in shares.values()) == use.total[key]
+
+
+@pytest.mark.parametrize("design, board_name", [("mnist_mixed", "ulx3s-85f"),
+                                                ("digits_bnn", "icebreaker")])
+def test_roms_built_empty_for_pricing_price_as_filled(design, board_name):
+    """Pricing builds every ROM empty and records its varying columns; the memories found
+    are those of the same design with its ROMs filled word by word (multi-bit thresholds,
+    banked weights on ECP5, logic ROMs)."""
+    from hwgen.resources import _memories_of
+
+    network = hwgen.load(DESIGNS / f"{design}.toml")
+    info = board(board_name)
+    top = board_top(network, info, board_plan(network, info))
+    priced = _memories_of(top, info.platform())
+    filled = _memories_of(board_top(network, info, board_plan(network, info)),
+                          info.platform(), fill_roms=True)
+    assert priced == filled
+    assert sum(m.rom for m in priced[0]) >= 3

@@ -21,7 +21,7 @@ from ..numeric import TensorType
 from ..weight_image import pack_rows, spram_shape, weight_words
 from .arith import Stage, registered, sum_tree
 from .datapath import Datapath, Mode, check_mac, check_weights, int_shape, signed_shape
-from .memory import COLLISION_FREE, bank_depth, block_ram
+from .memory import COLLISION_FREE, bank_depth, block_ram, rom
 from .output_stage import OutputStage
 from .stream import check_positive, lanes_signature, output_buffer
 from .weights import LOAD_PORTS, SpramWeights
@@ -209,8 +209,7 @@ class FoldedUnit(wiring.Component):
         low = per_bank.bit_length() - 1 if per_bank < depth else len(ahead)
         held = []
         for b, first in enumerate(range(0, depth, per_bank)):
-            bank = Memory(shape=unsigned(width), depth=min(per_bank, depth - first),
-                          init=words[first:first + per_bank])
+            bank = rom(width, min(per_bank, depth - first), words[first:first + per_bank])
             m.submodules[f"weights_bank{b}"] = bank
             port = bank.read_port()
             m.d.comb += port.addr.eq(ahead[:low])
@@ -354,8 +353,7 @@ class FoldedUnit(wiring.Component):
                     w_r_data = self._banked_weights(m, init, width,
                                                     bank_depth(ram, width, depth), go, w_addr)
                 else:
-                    m.submodules.weights = weights = Memory(shape=unsigned(width), depth=depth,
-                                                            init=init)
+                    m.submodules.weights = weights = rom(width, depth, init)
                     w_r = weights.read_port()
                     w_r_data = w_r.data
                     m.d.comb += w_r.addr.eq(w_addr)

@@ -11,14 +11,67 @@ so the reads there stay as they are.
 Which family a unit is built for comes from the platform it is elaborated with
 (:func:`block_ram`); a platform object with a ``hwgen_block_ram`` attribute names the
 :class:`BlockRam` directly (tests simulate the ECP5 read paths that way).
+
+Every ROM is made by :func:`rom`. Pricing a unit (:mod:`hwgen.resources`) needs a ROM's
+shape and how many of its bit columns vary, not its words, and filling an Amaranth memory
+costs about 16 µs a word: inside :func:`roms_for_pricing` a ROM is built empty and its
+varying columns recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE", "COLLISION_FREE_ATTR"]
+__all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE", "COLLISION_FREE_ATTR",
+           "rom", "roms_for_pricing", "varying_bits"]
+
+#: While :func:`roms_for_pricing` runs: the varying bit columns of each ROM built, by the
+#: ``id`` of its MemoryData.
+_PRICED_ROMS: ContextVar[dict[int, int] | None] = ContextVar("hwgen_priced_roms", default=None)
+
+
+def varying_bits(words: Sequence[int], width: int, depth: int) -> int:
+    """How many of the ``width`` bit columns of a ROM of ``depth`` words holding ``words``
+    (the rest 0) are not constant: what Yosys keeps of it."""
+    mask = (1 << width) - 1
+    first = (words[0] & mask) if len(words) else 0
+    varying = functools.reduce(operator.or_, ((int(w) & mask) ^ first for w in words), 0)
+    if len(words) < depth:
+        varying |= first  # the words after ``words`` are 0
+    return bin(varying).count("1")
+
+
+def rom(width: int, depth: int, words: Sequence[int]):
+    """An Amaranth memory of ``depth`` words of ``width`` bits holding ``words`` (the rest
+    0), to be read only; inside :func:`roms_for_pricing`, empty, with its
+    :func:`varying_bits` recorded."""
+    from amaranth import unsigned
+    from amaranth.lib.memory import Memory
+
+    priced = _PRICED_ROMS.get()
+    if priced is None:
+        return Memory(shape=unsigned(width), depth=depth, init=words)
+    memory = Memory(shape=unsigned(width), depth=depth, init=[])
+    priced[id(memory.data)] = varying_bits(words, width, depth)
+    return memory
+
+
+@contextmanager
+def roms_for_pricing() -> Iterator[dict[int, int]]:
+    """While it runs, :func:`rom` builds empty ROMs; yields their varying bit columns by the
+    ``id`` of each one's MemoryData (valid while the memories live)."""
+    priced: dict[int, int] = {}
+    token = _PRICED_ROMS.set(priced)
+    try:
+        yield priced
+    finally:
+        _PRICED_ROMS.reset(token)
 
 #: Attributes of a memory with one write and one read port whose read is never used in a
 #: cycle that writes the address it reads (a double buffer read in the other half, a ring of

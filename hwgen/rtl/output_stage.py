@@ -6,14 +6,14 @@ the raw accumulator; and the lane ROMs its tables live in."""
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib.memory import Memory
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 
 from ..layers import Mac
 from ..layers.weighted import WeightMatrix
 from ..numeric import TensorType
 from .arith import dot_lut, sum_tree
 from .datapath import Datapath, signed_shape
+from .memory import rom
 
 __all__ = ["OutputStage", "lane_rom", "MAX_WORD_BITS"]
 
@@ -53,11 +53,10 @@ def lane_rom(m: Module, name: str, lane_bits: int, lanes: int, words: list[int],
         count = min(per, lanes - first)
         width = count * lane_bits
         mask = (1 << width) - 1
-        rom = Memory(shape=unsigned(width), depth=len(words),
-                     init=[(w >> (first * lane_bits)) & mask for w in words])
+        memory = rom(width, len(words), [(w >> (first * lane_bits)) & mask for w in words])
         part_name = name if per >= lanes else f"{name}_{k}"
-        m.submodules[part_name] = rom
-        port = rom.read_port()
+        m.submodules[part_name] = memory
+        port = memory.read_port()
         m.d.comb += port.addr.eq(addr)
         data = port.data
         if capture is not None:
@@ -268,9 +267,9 @@ class OutputStage:
                                 index |= ((slot >> (ahead - 1 - t)) & 1) << (n - 1 - i)
                         word |= (group[index] & mask) << (slot * tbits)
                 words.append(word)
-        rom = Memory(shape=unsigned(slots * tbits), depth=self.nf << (n - 1), init=words)
-        m.submodules[f"thresholds{p}"] = rom
-        t_r = rom.read_port()
+        table = rom(slots * tbits, self.nf << (n - 1), words)
+        m.submodules[f"thresholds{p}"] = table
+        t_r = table.read_port()
         data = t_r.data
         if self.registered_reads:
             data = Signal(len(t_r.data), name=f"thresholds{p}_held", reset_less=True)

@@ -120,3 +120,18 @@ class Colliding(wiring.Component):
 def test_the_collision_check_sees_a_collision():
     with pytest.raises(AssertionError, match="reads address 0 as it writes it"):
         run_stream(Colliding(), [1, 2, 3], 3, checks=[no_collisions([])])
+
+
+def test_a_rom_for_pricing_is_empty_and_records_its_varying_columns():
+    from hwgen.rtl.memory import rom, roms_for_pricing, varying_bits
+
+    words = [0b1010, 0b1000, 0b1110]
+    assert varying_bits(words, 4, 3) == 2  # bits 2 and 1 change, bit 3 is always 1
+    assert varying_bits(words, 4, 4) == 3  # a fourth word of 0: bit 3 changes too
+    assert varying_bits([-1, 7], 4, 2) == 1  # two's complement, masked to the width
+    filled = rom(4, 4, words)
+    assert list(filled.data.init) == words + [0]
+    with roms_for_pricing() as priced:
+        empty = rom(4, 4, words)
+    assert list(empty.data.init) == [0] * 4 and priced == {id(empty.data): 3}
+    assert list(rom(4, 4, words).data.init) == words + [0]  # outside: filled again
