@@ -6,6 +6,7 @@ write in the same cycle."""
 import numpy as np
 import pytest
 from amaranth import Module, Signal
+from amaranth.hdl import Fragment
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -134,4 +135,7 @@ def test_a_rom_for_pricing_is_empty_and_records_its_varying_columns():
     with roms_for_pricing() as priced:
         empty = rom(4, 4, words)
     assert list(empty.data.init) == [0] * 4 and priced == {id(empty.data): 3}
-    assert list(rom(4, 4, words).data.init) == words + [0]  # outside: filled again
+    again = rom(4, 4, words)
+    assert list(again.data.init) == words + [0]  # outside: filled again
+    for memory in (filled, empty, again):  # used: no UnusedElaboratable warning later
+        Fragment.get(memory, None)
