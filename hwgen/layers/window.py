@@ -61,8 +61,12 @@ class Window:
 
     def logic_features(self, lp) -> dict[str, float]:
         """The kind's own features (the next class in line) and the window generator's: its
-        control and the k·k window positions of one beat's input bits it assembles."""
-        return {**super().logic_features(lp), "window": 1.0,  # type: ignore[misc]
+        control and the k·k window positions of one beat's input bits it assembles (none
+        for a pointwise window, which has no generator)."""
+        own = super().logic_features(lp)  # type: ignore[misc]
+        if self.geometry(lp.in_type, lp.in_lanes).pointwise:
+            return own
+        return {**own, "window": 1.0,
                 "window_bits": float(self.kernel ** 2 * lp.in_lanes * lp.in_type.bits)}
 
     def pads(self, height: int, width: int) -> tuple[int, int, int, int]:
@@ -168,6 +172,12 @@ class WindowGeometry:
         return self.channels // self.lanes
 
     @property
+    def pointwise(self) -> bool:
+        """A 1×1 window with stride 1 and no padding: every input beat is a window beat, in
+        order, so no line buffer is needed (the unit reads the input stream itself)."""
+        return self.kernel == 1 and self.stride == 1 and not any(self.pads)
+
+    @property
     def out_height(self) -> int:
         top, _, bottom, _ = self.pads
         return (self.height + top + bottom - self.kernel) // self.stride + 1
@@ -204,4 +214,5 @@ class WindowGeometry:
 
     @property
     def buffer_words(self) -> int:
-        return self.rows * self.width * self.chunks
+        """Words of the line buffer (none when :attr:`pointwise`)."""
+        return 0 if self.pointwise else self.rows * self.width * self.chunks

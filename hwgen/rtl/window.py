@@ -211,7 +211,9 @@ class WindowedUnit(wiring.Component):
     :class:`~hwgen.rtl.window.SlidingWindow` into ``unit`` (a folded compute unit) one beat per
     cycle at most, and the unit's output is this component's. Timing and backpressure are the
     window generator's at the input and the unit's at the output; ``i_stream.ready`` depends
-    on registered state only. Subclasses name the unit's submodule (``unit_name``).
+    on registered state only. A pointwise window (1×1, stride 1, no padding) has no
+    generator: the input stream is the unit's. Subclasses name the unit's submodule
+    (``unit_name``).
 
     Parameters
     ----------
@@ -268,11 +270,14 @@ class WindowedUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.window = window = SlidingWindow(element_shape(self.in_type), self.geometry,
-                                                     pad_code=self.pad_code)
         m.submodules[self.unit_name] = self.unit
-        wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
-        wiring.connect(m, window.o_stream, self.unit.i_stream)
+        if self.geometry.pointwise:  # every input beat is a window beat: no generator
+            wiring.connect(m, wiring.flipped(self.i_stream), self.unit.i_stream)
+        else:
+            m.submodules.window = window = SlidingWindow(element_shape(self.in_type),
+                                                         self.geometry, pad_code=self.pad_code)
+            wiring.connect(m, wiring.flipped(self.i_stream), window.i_stream)
+            wiring.connect(m, window.o_stream, self.unit.i_stream)
         wiring.connect(m, self.unit.o_stream, wiring.flipped(self.o_stream))
         if self.spram:
             for port in LOAD_PORTS:
