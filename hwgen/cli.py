@@ -11,6 +11,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,7 +304,8 @@ def cmd_fold(args) -> int:
         how = f"{args.fps:g} inferences/s" if args.fps else "the most inferences/s"
         _write_spec(result.network, toml_out, header=(
             f"{FOLD_MARK[2:]} from {args.spec} for {args.board} ({how}, headroom "
-            f"{args.headroom:g}); hwgen fold replaces this file and its NPZ."))
+            f"{args.headroom:g}); hwgen fold replaces this file and its NPZ."),
+            say=(lambda text: print(text, file=sys.stderr)) if args.json else print)
     return 0
 
 
@@ -362,15 +364,18 @@ def cmd_allocate(args) -> int:
         x = _load_array(args.calibration, "--calibration")
     labels = None
     if args.labels is not None:
-        labels = check_labels(_load_array(args.labels, "--labels"), len(x), None,
+        if network is not None and _classes(network) is None:
+            raise UsageError(f"--labels {args.labels}: {args.model} ends in "
+                             f"{network.layers[-1].kind}, not an argmax: it has no classes")
+        labels = check_labels(_load_array(args.labels, "--labels"), len(x),
+                              None if network is None else _classes(network),
                               f"--labels {args.labels}")
     if network is None:
         model = FloatModel(args.model, x, labels,
                            act_calibration=args.act_calibration or "minmax", log=_progress)
+        if labels is not None:  # the float model's scores say how many classes it has
+            check_labels(labels, len(x), model.classes, f"--labels {args.labels}")
     else:
-        if labels is not None and network.layers[-1].kind != "argmax":
-            raise UsageError(f"--labels {args.labels}: {args.model} ends in "
-                             f"{network.layers[-1].kind}, not an argmax: it has no classes")
         model = SpecModel(args.model, network, x, labels, log=_progress)
     restrict_candidates(model, args.weight_bits, args.activation_bits)
     result = allocate(model, method=args.method, weight_kb=args.weight_kb,
@@ -557,29 +562,31 @@ def _spec_output(given: str, option: str, mark: str) -> tuple[Path, Path]:
         raise UsageError(f"{option} {given}: expected a .toml file name (the NPZ goes beside "
                          f"it)")
     npz_out = toml_out.with_suffix(".npz")
-    check_output_file(str(toml_out), option, lambda path: _written_by(path, mark))
+    writer = mark.removeprefix("# Written by ")
+    check_output_file(str(toml_out), option, lambda path: _written_by(path, mark), writer)
     # the NPZ beside the spec is hwgen's if the spec is: the command wrote both
     check_output_file(str(npz_out), f"{option} (its NPZ)",
-                      lambda path: _written_by(toml_out, mark) and toml_out.exists())
+                      lambda path: _written_by(toml_out, mark) and toml_out.exists(), writer)
     return toml_out, npz_out
 
 
-def _write_spec(network: Network, toml_out: Path, header: str) -> None:
+def _write_spec(network: Network, toml_out: Path, header: str,
+                say: Callable[[str], None] = print) -> None:
     """Write ``network`` as ``toml_out`` and its NPZ, both at once (staged beside them, then
     renamed): never half a spec. A test split not beside ``toml_out`` is dropped, with a
-    note."""
+    note; ``say`` hears the note and what was written (stderr when stdout is JSON)."""
     from .spec import save
 
     dataset = network.dataset
     if dataset is not None and dataset.parent.resolve() != toml_out.parent.resolve():
         network = dataclasses.replace(network, dataset=None)
-        print(f"note: the test split {dataset} is not beside {toml_out}; the spec names none")
+        say(f"note: the test split {dataset} is not beside {toml_out}; the spec names none")
     with tempfile.TemporaryDirectory(prefix=".hwgen-partial-", dir=toml_out.parent) as tmp:
         staged = Path(tmp) / toml_out.name
         save(network, staged, header=header)
         os.replace(staged.with_suffix(".npz"), toml_out.with_suffix(".npz"))
         os.replace(staged, toml_out)
-    print(f"wrote {toml_out} and {toml_out.with_suffix('.npz')}")
+    say(f"wrote {toml_out} and {toml_out.with_suffix('.npz')}")
 
 
 def cmd_import(args) -> int:

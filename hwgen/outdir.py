@@ -312,10 +312,11 @@ def _remove_tree(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_output_file(path: str, option: str, ours: Callable[[Path], bool]) -> Path:
+def check_output_file(path: str, option: str, ours: Callable[[Path], bool],
+                      writer: str = "hwgen") -> Path:
     """:class:`OutputError` unless ``path`` may be written as one file: its folder exists and
-    takes files, and ``path`` is absent or a regular file for which ``ours`` (hwgen wrote it)
-    is true. Returns the path."""
+    takes files, and ``path`` is absent or a regular file for which ``ours`` (``writer``
+    wrote it) is true. Returns the path."""
     label = f"{option} {path}"
     if path == "":
         raise OutputError(f"{option} '': expected a file name")
@@ -328,8 +329,8 @@ def check_output_file(path: str, option: str, ours: Callable[[Path], bool]) -> P
         if not out.is_file():
             raise OutputError(f"{label}: exists and is not a regular file")
         if not ours(out):
-            raise OutputError(f"{label}: exists and was not written by hwgen; choose another "
-                              f"file")
+            raise OutputError(f"{label}: exists and was not written by {writer}; choose "
+                              f"another file")
     parent = out.parent
     if not parent.is_dir():
         raise OutputError(f"{label}: {parent} is not "

@@ -132,7 +132,8 @@ def _finish(plt, fig, ax, path: Path, title: str) -> None:
     """One-panel pictures: the title, grid and legend, then :func:`_save`."""
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[1]:  # nothing labelled (no point built): no legend
+        ax.legend()
     _save(plt, fig, path)
 
 

@@ -897,8 +897,14 @@ def test_fold_writes_a_spec_it_may_replace_and_no_one_elses(mini_spec, tmp_path,
     theirs = tmp_path / "theirs.toml"
     theirs.write_text("name = 'x'\n")
     assert main(["fold", str(mini_spec), "--board", "icebreaker", "-o", str(theirs)]) == 2
-    assert "was not written by hwgen" in error_line(capsys)
+    assert "was not written by hwgen fold" in error_line(capsys)
     assert theirs.read_text() == "name = 'x'\n"
+    # with --json, stdout is the JSON alone: what was written goes to stderr
+    assert main(["fold", str(mini_spec), "--board", "icebreaker", "-o", str(out),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["board"] == "icebreaker"
+    assert f"wrote {out}" in captured.err
 
 
 def test_fold_json_is_the_choice(mini_spec, capsys):

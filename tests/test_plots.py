@@ -36,3 +36,17 @@ def test_no_matplotlib_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_matplotlib)
     assert not plot_allocation_front(ROWS, tmp_path / "front.png", "front")
     assert not (tmp_path / "front.png").exists()
+
+
+def test_a_sweep_with_no_point_built_plots_without_a_warning(tmp_path):
+    """No labelled artist, no legend (matplotlib warns of an empty one)."""
+    import warnings
+
+    pytest.importorskip("matplotlib")
+    from hwgen.plots import plot_pareto
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_pareto([{"board": "icebreaker", "built": False}], tmp_path / "p.png",
+                           "nothing built")
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")

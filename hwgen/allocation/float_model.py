@@ -177,6 +177,11 @@ class FloatModel:
             tensor = next((t for t in node.input if self.model.get_initializer(t) is None),
                           node.input[0])
 
+    @property
+    def classes(self) -> int:
+        """How many class scores the model gives."""
+        return int(self.activations[self.model.graph.output[0].name].shape[1])
+
     def slot(self, key: str) -> Slot:
         return next(s for s in self.slots if s.key == key)
 

@@ -1415,7 +1415,7 @@ def calibration_inputs(model, x: np.ndarray, source: str) -> np.ndarray:
     x = np.asarray(x)
     size = int(np.prod(shape))
     if x.ndim < 1 or len(x) == 0 or x.size != len(x) * size or not np.issubdtype(
-            x.dtype, np.number):
+            x.dtype, np.number) or np.iscomplexobj(x):
         raise SpecError(source, "calibration", f"calibration inputs of shape {x.shape}; "
                         f"expected N × {shape} numbers")
     if not np.all(np.isfinite(x)):

@@ -108,6 +108,8 @@ def test_cli_writes_the_spec_and_the_front(mlp, tmp_path, capsys):
 def test_cli_refusals_name_the_argument(tmp_path, capsys):
     (tmp_path / "mine.toml").write_text("# my own spec\n")
     np.save(tmp_path / "x.npy", np.zeros((4, 20), np.float32))
+    np.save(tmp_path / "xc.npy", np.zeros((4, 20), np.complex64))
+    np.save(tmp_path / "y7.npy", np.array([0, 1, 2, 7]))
     model = float_mlp(tmp_path / "m.onnx")
     cases = [
         (["allocate", str(tmp_path / "m.txt"), "--calibration", "x.npy"],
@@ -120,6 +122,11 @@ def test_cli_refusals_name_the_argument(tmp_path, capsys):
           str(tmp_path / "f.txt")], "--pareto " + str(tmp_path / "f.txt")),
         (["allocate", str(model), "--calibration", str(tmp_path / "none.npy")],
          "--calibration"),
+        (["allocate", str(model)], "--calibration X.npy is needed for a float model"),
+        (["allocate", str(model), "--calibration", str(tmp_path / "x.npy"), "--labels",
+          str(tmp_path / "y7.npy")], "labels must be class numbers 0..3, found 7 at 3"),
+        (["allocate", str(model), "--calibration", str(tmp_path / "xc.npy")],
+         "calibration inputs of shape (4, 20); expected N × (20,) numbers"),
     ]
     for argv, words in cases:
         assert main(argv) == 2, argv

@@ -49,9 +49,7 @@ import json
 import os
 import shutil
 import stat
-import sys
 import tempfile
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,17 +187,14 @@ def float_mlp(path: Path, seed: int = 0) -> Path:
     return g.save(path, out, [1, MLP_CLASSES])
 
 
-#: The float model's --calibration files: name → (verdict, rows). Left out, an hwgen bug: a
-#: complex array (xf.astype(complex)) is taken, its imaginary part dropped with NumPy's
-#: ComplexWarning (under warnings-as-errors, as here: "internal error: ComplexWarning").
+#: The float model's --calibration files: name → (verdict, rows); a complex array is refused.
 FLOAT_INPUTS = {"xf.npy": (GOOD, 6), "xf_1row.npy": (GOOD, 1), "xf_3d.npy": (GOOD, 6),
                 "xf_int.npy": (GOOD, 6), "xf_zero.npy": (MAYBE, 6), "xf_huge.npy": (MAYBE, 6),
-                "xf_nan.npy": (BAD, 0), "xf_inf.npy": (BAD, 0)}
-#: The float model's --labels files (for 6 inputs): name → verdict. Left out, an hwgen bug:
-#: labels ≥ the model's 3 classes (y.npy, y_col.npy, y_u8.npy, y_class.npy) end in "internal
-#: error: IndexError" (exit 3) after the sensitivities. Negative ones (y_neg; y_u64max wraps
-#: to −1) are taken and index the scores from the end: either verdict passes.
-FLOAT_LABELS = {"yf.npy": GOOD, "y_neg.npy": MAYBE, "y_u64max.npy": MAYBE, "y_str.npy": BAD,
+                "xf_nan.npy": (BAD, 0), "xf_inf.npy": (BAD, 0), "xf_c.npy": (BAD, 0)}
+#: The float model's --labels files (for 6 inputs): name → verdict; labels outside the
+#: model's 3 classes (y.npy holds a 3, y_class 4…7, y_neg a −1, y_u64max 2^64 − 1) refused.
+FLOAT_LABELS = {"yf.npy": GOOD, "y.npy": BAD, "y_col.npy": BAD, "y_u8.npy": BAD,
+                "y_class.npy": BAD, "y_neg.npy": BAD, "y_u64max.npy": BAD, "y_str.npy": BAD,
                 "y_2col.npy": BAD, "y_short.npy": BAD, "y_float.npy": BAD, "y_0d.npy": BAD,
                 "y_obj.npy": BAD, "y.npz": BAD, "missing.npy": BAD, ".": BAD}
 
@@ -213,6 +208,7 @@ def float_arrays(folder: Path) -> None:
     save("xf_int.npy", (xf * 10).astype(np.int64))
     save("xf_zero.npy", np.zeros_like(xf))
     save("xf_huge.npy", xf * 1e30)
+    save("xf_c.npy", xf.astype(np.complex64))
     for name, value in (("xf_nan.npy", np.nan), ("xf_inf.npy", np.inf)):
         bad = xf.copy()
         bad[0, 0] = value
@@ -1011,10 +1007,8 @@ BAD_WIDTHS = ["0,3", "", "a", "17", "1,,2", "1.5", "-1", "1,a", ",", "0"]
 BAD_MODELS = ["file.txt", "proj/net", "proj/net/mini.npz", "", "missing.onnx", "missing.toml",
               "arr/x.npy", "proj/net/mini.test.npz", "/dev/null", "prev-run.json",
               "user/bad.onnx", "proj/mlp.ONNX", "link"]
-#: --labels of a spec: as for sim, except that hwgen allocate does not check them against
-#: the spec's classes (negative, ≥ 4 or uint64's largest are taken): either verdict passes.
-SPEC_LABELS = {**{k: GOOD if v else BAD for k, v in LABELS.items()},
-               "y_class.npy": MAYBE, "y_neg.npy": MAYBE, "y_u64max.npy": MAYBE}
+#: --labels of a spec: as for sim (checked against the spec's 4 classes).
+SPEC_LABELS = {k: GOOD if v else BAD for k, v in LABELS.items()}
 
 
 def widths(text: str) -> tuple[int, ...] | None:
@@ -1186,11 +1180,6 @@ def _prefixes(folders: list[str], before: dict) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _warn_on_stderr(message, category, filename, lineno, file=None, line=None) -> None:
-    """Python's own way of showing a warning (pytest records them instead)."""
-    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
 def _in_workspace(ws: Path, name: str) -> str:
     """A file argument as :func:`tree` names it: relative to ``ws``, symbolic links
     followed."""
@@ -1212,18 +1201,9 @@ def run_case(seed: int, ws: Path, base: Path, scratch: Path, monkeypatch, counts
     work = Work(fail=case.fail)
     install_stubs(monkeypatch, work, scratch)
     before = tree(ws)
-    with warnings.catch_warnings():
-        # An hwgen bug: a sweep that built no point draws pareto.png with an empty legend,
-        # and matplotlib warns "No artists with labels found to put in legend"; under
-        # warnings-as-errors (pytest's, here) that is "internal error" (exit 3), in a shell a
-        # stray warning on standard error. Shown here as in a shell, and counted.
-        warnings.filterwarnings("always", "No artists with labels found", UserWarning)
-        warnings.showwarning = _warn_on_stderr
-        outcome = run_main(case.argv)
+    outcome = run_main(case.argv)
     where = f"seed {seed}: {case.argv} ({case.verdict}; {case.why})"
     counts["cases"] += 1
-    if "No artists with labels found" in outcome.err:
-        counts[LEGEND_BUG] += 1
     assert_no_traceback(outcome)
     assert "internal error" not in outcome.err, f"{where}\n{outcome.describe()}"
     counts[f"exit {outcome.code}"] += 1
@@ -1306,7 +1286,6 @@ def _fuzz(workspace, monkeypatch, seeds) -> Counter:
 
 
 QUIET = "quiet failures (exit 1: hwgen sweep built no point)"
-LEGEND_BUG = "sweeps that printed matplotlib's empty-legend warning"
 
 
 def _report(name: str, counts: Counter) -> str:
@@ -1315,8 +1294,8 @@ def _report(name: str, counts: Counter) -> str:
     return (f"CLI fuzz ({name}): {counts['cases']} cases, {counts['clean errors']} clean "
             f"errors (exit 2), {counts['successes']} successes, "
             f"{counts['clean errors (exit 1: a stub failed)']} clean failures of the work "
-            f"(exit 1), {counts[QUIET]} sweeps that built no point (exit 1, their table; "
-            f"{counts[LEGEND_BUG]} printed matplotlib's empty-legend warning), 0 tracebacks, "
+            f"(exit 1), {counts[QUIET]} sweeps that built no point (exit 1, their table), "
+            f"0 tracebacks, "
             f"0 internal errors; good/bad per command: {per}")
 
 
