@@ -58,3 +58,28 @@ def test_windowed_unit_rejects_bad_arguments():
         kwargs = dict(in_type=x, out_type=y, unit=unit, lanes=2, out_lanes=2) | changes
         with pytest.raises(error, match=f"^{re.escape(message)}$"):
             WindowedUnit(kernel=3, stride=1, **kwargs)
+
+
+def test_a_pointwise_convolution_has_no_window_generator():
+    """1×1, stride 1, no padding: the unit reads the input stream itself (no line buffer);
+    bit-exact under stalls in tests/rtl/test_network.py ("cnn"'s second convolution)."""
+    from amaranth.hdl import Fragment
+
+    from hwgen.plan import plan
+
+    for kernel, stride, padding, pointwise in [(1, 1, "valid", True), (1, 2, "valid", False),
+                                               (3, 1, "same", False)]:
+        net, _ = chain(np.random.default_rng(0), Input((5, 5, 4), 4),
+                       [dict(kind="conv2d", out=4, kernel=kernel, stride=stride,
+                             padding=padding, weight_bits=2, out_bits=2, pe=2, simd=2)],
+                       count=1)
+        layer, x, y = net.layers[0], net.types[0], net.types[1]
+        lp = plan(net).layers[0]
+        geometry = layer.geometry(x, 2)
+        assert geometry.pointwise == pointwise
+        assert (geometry.buffer_words == 0) == pointwise
+        assert ("window" in layer.logic_features(lp)) != pointwise
+        unit = ConvUnit(layer.weight_matrix(), x, y, kernel=kernel, stride=stride,
+                        pads=layer.pads(5, 5), pe=2, simd=2)
+        names = [name for _, name, _ in Fragment.get(unit, None).subfragments]
+        assert ("window" in names) != pointwise and "mvu" in names
