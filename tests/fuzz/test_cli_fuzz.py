@@ -1059,17 +1059,20 @@ def gen_allocate(rng, ws: Path) -> Case:
             rows = 0
         elif onnx:
             pool = {**{k: (BAD, 0) for k in INPUTS}, **FLOAT_INPUTS}
-            name = pick(rng, [k for k, v in pool.items() if (v[0] == BAD) == case.roll(rng)])
+            bad = case.roll(rng)  # one roll for the option, not one per file
+            name = pick(rng, [k for k, v in pool.items() if (v[0] == BAD) == bad])
             case.add(["--calibration", f"arr/{name}"], pool[name][0])
             rows = pool[name][1]
         else:
-            name = pick(rng, [k for k, v in INPUTS.items() if (v is None) == case.roll(rng)]
+            bad = case.roll(rng)
+            name = pick(rng, [k for k, v in INPUTS.items() if (v is None) == bad]
                         + ["xf.npy"])
             case.add(["--calibration", f"arr/{name}"], GOOD if INPUTS.get(name) else BAD)
             rows = INPUTS.get(name) or 0
     if chance(rng, 0.25):
         pool = FLOAT_LABELS if onnx else SPEC_LABELS
-        name = pick(rng, [k for k, v in pool.items() if (v == BAD) == case.roll(rng)])
+        bad = case.roll(rng)
+        name = pick(rng, [k for k, v in pool.items() if (v == BAD) == bad])
         case.add(["--labels", f"arr/{name}"], pool[name] if rows == 6 else BAD)
     board = add_board(case, rng, required=False) if chance(rng, 0.4) else None
     if "--board" in case.argv:
