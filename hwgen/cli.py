@@ -364,6 +364,9 @@ def cmd_allocate(args) -> int:
         x = _load_array(args.calibration, "--calibration")
     labels = None
     if args.labels is not None:
+        if network is not None and args.calibration is None:
+            raise UsageError(f"--labels {args.labels}: needs --calibration (the inputs they "
+                             f"label)")
         if network is not None and _classes(network) is None:
             raise UsageError(f"--labels {args.labels}: {args.model} ends in "
                              f"{network.layers[-1].kind}, not an argmax: it has no classes")

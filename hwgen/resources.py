@@ -170,7 +170,6 @@ def _memories_of(top, platform, *, fill_roms: bool = False) -> tuple[list[Memory
 
     found: list[MemoryUse] = []
     primitives: Counter = Counter()
-    priced: dict[int, int] = {}
 
     def walk(fragment, path: tuple[str, ...]) -> None:
         if isinstance(fragment, MemoryInstance):
@@ -178,7 +177,7 @@ def _memories_of(top, platform, *, fill_roms: bool = False) -> tuple[list[Memory
             width = Shape.cast(data.shape).width
             rom = not fragment._write_ports
             if rom:  # Yosys drops the bit columns a ROM holds constant
-                width = priced[id(data)] if id(data) in priced else varying_bits(
+                width = recorded[id(data)][1] if id(data) in recorded else varying_bits(
                     data.init._raw, width, int(data.depth))
             if width:
                 found.append(MemoryUse(
@@ -192,9 +191,7 @@ def _memories_of(top, platform, *, fill_roms: bool = False) -> tuple[list[Memory
     with warnings.catch_warnings(), (nullcontext({}) if fill_roms else roms_for_pricing()) \
             as recorded:
         warnings.simplefilter("ignore")
-        fragment = Fragment.get(top, platform)
-        priced.update(recorded)
-        walk(fragment, ())
+        walk(Fragment.get(top, platform), ())
     return found, primitives
 
 

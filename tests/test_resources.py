@@ -180,3 +180,27 @@ def test_roms_built_empty_for_pricing_price_as_filled(design, board_name):
                           info.platform(), fill_roms=True)
     assert priced == filled
     assert sum(m.rom for m in priced[0]) >= 3
+
+
+def test_a_rom_is_priced_by_the_columns_that_vary():
+    """Hand-worked: words 1010, 1000, 1110 and a fourth of 0 vary in bits 3, 2 and 1; bit 0
+    is always 0. Priced empty or filled, the ROM is 3 bits wide."""
+    from amaranth import Module, Signal
+
+    from hwgen.resources import _memories_of
+    from hwgen.rtl.memory import rom
+
+    class OneRom(Elaboratable):
+        def __init__(self):
+            self.addr, self.data = Signal(2), Signal(4)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.table = table = rom(4, 4, [0b1010, 0b1000, 0b1110])
+            port = table.read_port()
+            m.d.comb += [port.addr.eq(self.addr), self.data.eq(port.data)]
+            return m
+
+    for fill in (False, True):
+        found, _ = _memories_of(OneRom(), None, fill_roms=fill)
+        assert [(m.where, m.width, m.depth, m.rom) for m in found] == [("table", 3, 4, True)]

@@ -236,7 +236,8 @@ def format_allocation(result: Allocation, float_accuracy: float | None = None) -
     acc = f"integer network {result.accuracy:.4f} (loss {result.loss:.4f})"
     if float_accuracy is not None:
         acc = f"float model {float_accuracy:.4f}, " + acc
-    lines.append(f"accuracy on the {len(m.x)} calibration inputs: {acc}")
+    lines.append(f"accuracy on the {len(m.x)} calibration inputs, against "
+                 f"{m.accuracy_against}: {acc}")
     return "\n".join(lines)
 
 

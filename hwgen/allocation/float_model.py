@@ -105,6 +105,9 @@ class FloatModel:
         self.float_classes = np.argmax(self.activations[self.model.graph.output[0].name],
                                        axis=1)
         self.labels = self.float_classes if labels is None else np.asarray(labels)
+        #: What the accuracy is counted against, for tables.
+        self.accuracy_against = ("the float model's own classes" if labels is None else
+                                 "the labels")
         nodes = {n.name: n for n in self.model.graph.node}
         self.slots: list[Slot] = []
         relu_of: dict[str, str] = {}

@@ -203,8 +203,6 @@ def choice_qe_score(slots: Sequence, working_sets: Sequence, choice: Mapping[str
     total = math.log(SIGMA_A ** 2)
     for w in working_sets:
         weights = by_layer[w.layer]
-        if w.layer not in by_layer:
-            continue  # a layer whose width is not chosen (an hwgen spec's raw output)
         in_bits = (w.in_bits or input_bits) if w.in_slot is None else choice[w.in_slot]
         total += qe_term(weights.fan_in, in_bits, choice[weights.key])
     return total

@@ -18,7 +18,6 @@ network's scores keep their order). Activations keep the spec's widths.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +39,16 @@ class Requantized:
 
 
 #: The steps :func:`_scales` tries below the largest weight's, as fractions of it.
-STEP_FRACTIONS = np.linspace(0.5, 1.0, 11)
+STEP_FRACTIONS = np.geomspace(0.1, 1.0, 40)
 
 
 def _scales(matrix: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
     """Per output channel, the step ``α`` of ``bits``-bit weights for ``matrix`` (rows are
     channels; one value for all when not ``per_channel``): at one bit the mean magnitude (a
-    sign's least-squares scale); else, of the steps ``max|W|/(2^(b−1) − 1)`` ×
-    :data:`STEP_FRACTIONS` (clipping the largest weights for finer steps) and the powers of
-    two from 1 up to the first that holds ``max|W|``, the one of least squared rounding and
-    clipping error (an exact power of two, when the weights share one, is lossless)."""
+    sign's least-squares scale); else, of the powers of two from 1 up to the first that holds
+    ``max|W|`` and the steps ``max|W|/(2^(b−1) − 1)`` × :data:`STEP_FRACTIONS` (clipping the
+    largest weights for finer steps), the one of least squared rounding and clipping error,
+    a power of two on a tie (weights that share one, or already fit, keep every value)."""
     w = np.abs(matrix.astype(np.float64))
     if not per_channel:
         w = w.reshape(1, -1)
@@ -58,9 +57,9 @@ def _scales(matrix: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
     else:
         top = (1 << (bits - 1)) - 1
         peak = np.maximum(w.max(axis=1), 1.0)
-        powers = 2.0 ** np.arange(0, int(np.ceil(np.log2(peak.max() / top))) + 1)
-        steps = np.concatenate([peak[:, None] / top * STEP_FRACTIONS,
-                                np.broadcast_to(powers, (len(w), len(powers)))], axis=1)
+        powers = 2.0 ** np.arange(0, max(0, int(np.ceil(np.log2(peak.max() / top)))) + 1)
+        steps = np.concatenate([np.broadcast_to(powers, (len(w), len(powers))),
+                                peak[:, None] / top * STEP_FRACTIONS], axis=1)
         errors = np.stack([np.sum((w - np.minimum(np.rint(w / steps[:, j, None]), top)
                                    * steps[:, j, None]) ** 2, axis=1)
                            for j in range(steps.shape[1])], axis=1)
@@ -71,9 +70,12 @@ def _scales(matrix: np.ndarray, bits: int, per_channel: bool) -> np.ndarray:
 
 def requantized_layer(layer, bits: int, in_type) -> tuple[object, float]:
     """``layer`` (a dense, conv2d or depthwise_conv2d of the spec, input of type
-    ``in_type``) with ``bits``-bit weights (module docstring) and its output stage rescaled;
-    and the factor its raw output is to be multiplied by (1.0 for thresholds or requantize).
-    The layer itself at ``bits ≥`` its width."""
+    ``in_type``) with ``bits``-bit weights (module docstring) and its output stage rescaled,
+    checked (a ``mac`` the spec pins that the new width refuses becomes ``"auto"``); and the
+    factor its raw output is to be multiplied by (1.0 for thresholds or requantize). The
+    layer itself at ``bits ≥`` its width. ``ValueError`` when no valid layer has these
+    widths (no multiplier and shift hold the rescaled requantize)."""
+    from ..errors import SpecError, Where
     from ..layers.weighted import MAX_SHIFT, REQUANTIZE_PRODUCT_BITS, Requantize
 
     if bits >= layer.weight_bits:
@@ -96,28 +98,38 @@ def requantized_layer(layer, bits: int, in_type) -> tuple[object, float]:
     if layer.requantize is not None:
         rq = layer.requantize
         lo, hi = rescaled.acc_bounds(in_type)
-        acc = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64) + 1
+        acc = [max(abs(int(a)), abs(int(b))) for a, b in zip(lo, hi, strict=True)]
         multiplier, shift = [], []
         for o in range(len(alpha)):
             factor = alpha[o] * float(rq.multiplier[o])
             s = int(rq.shift[o])
-            if factor == 0:
-                multiplier.append(0)
-                shift.append(s)
-                continue
-            # about 16 significant bits, the shift within 0..MAX_SHIFT, every product in
-            # REQUANTIZE_PRODUCT_BITS signed bits (and the multiplier below 2^31)
-            k = 15 - math.floor(math.log2(abs(factor)))
-            k = max(-s, min(k, MAX_SHIFT - s))
-            while k > -s and (abs(round(factor * 2.0 ** k)) * acc[o] + 2.0 ** (s + k)
-                              >= 2.0 ** (REQUANTIZE_PRODUCT_BITS - 1)
-                              or abs(round(factor * 2.0 ** k)) >= 2 ** 31):
-                k -= 1
-            multiplier.append(int(round(factor * 2.0 ** k)))
+            # the largest shift (the most precise multiplier) with |M| < 2^31 and every
+            # acc·M + rounding within REQUANTIZE_PRODUCT_BITS signed bits; for α = 2^p, M·2^p
+            # itself (exact) when it fits
+            for k in range(MAX_SHIFT - s, -s - 1, -1):
+                m = int(round(factor * 2.0 ** k))
+                rounding = 1 << (s + k - 1) if s + k > 0 else 0
+                if abs(m) < 1 << 31 and abs(m) * acc[o] + rounding < \
+                        1 << (REQUANTIZE_PRODUCT_BITS - 1):
+                    break
+            else:
+                raise ValueError(f"{layer.name} at {bits} bits: no multiplier and shift hold "
+                                 f"channel {o}'s requantize")
+            multiplier.append(m)
             shift.append(s + k)
         rescaled = dataclasses.replace(rescaled, requantize=Requantize(
             np.array(multiplier, dtype=np.int64), np.array(shift, dtype=np.int64), rq.bits,
             rq.signed))
+    where = Where("<allocate>", "<allocate>", layer.name)
+    try:
+        rescaled, _ = rescaled.check([in_type], where)
+    except SpecError as first:
+        if layer.mac == "auto":
+            raise ValueError(str(first)) from None
+        try:
+            rescaled, _ = dataclasses.replace(rescaled, mac="auto").check([in_type], where)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
     return rescaled, float(alpha[0]) if raw else 1.0
 
 
@@ -144,8 +156,8 @@ class SpecModel:
         self.x = golden.check_inputs(network, x)
         self.input_bits = network.input_type.bits
         layers = network.layers
-        self.classes = layers[-1].kind == "argmax"
-        self.scores_layer = layers[-2].name if self.classes else layers[-1].name
+        self.has_classes = layers[-1].kind == "argmax"
+        self.scores_layer = layers[-2].name if self.has_classes else layers[-1].name
         readers: dict[str, list[str]] = {}
         for layer, sources in zip(layers, network.sources, strict=True):
             for source in sources:
@@ -160,14 +172,18 @@ class SpecModel:
             raw = layer.thresholds is None and layer.requantize is None
             in_type = network.input_types(i)[0]
             out_type = network.types[i + 1]
+            read_by = readers.get(layer.name, [])
+            only_argmax = bool(read_by) and all(kind == "argmax" for kind in read_by)
+            scores = raw and all(kind == "argmax" for kind in read_by)  # not counted
             self.working_sets.append(WorkingSet(
                 layer.name, None, in_type.size, None, out_type.size, in_bits=in_type.bits,
-                out_bits=out_type.bits))
-            only_argmax = all(kind == "argmax" for kind in readers.get(layer.name, []))
+                out_bits=0 if scores else out_type.bits))
             self.weighted.append(layer.name)
-            # a raw output another layer reads keeps its width: its scale would reach them
-            candidates = (layer.weight_bits,) if raw and not only_argmax else tuple(sorted(
-                {b for b in WEIGHT_BITS if b < layer.weight_bits} | {layer.weight_bits}))
+            # a raw output read by another layer, or the network's output, keeps its width:
+            # its scale would reach the readers, or the scores
+            candidates = [layer.weight_bits] if raw and not only_argmax else [
+                b for b in WEIGHT_BITS if b < layer.weight_bits] + [layer.weight_bits]
+            candidates = tuple(b for b in candidates if self._valid(i, b))
             self.slots.append(Slot(f"w:{layer.name}", "weights", layer.name,
                                    int(layer.weights.size), candidates,
                                    fan_in=layer.in_features))
@@ -178,9 +194,20 @@ class SpecModel:
                             "weighted layer is at 1 bit, or a raw output read by another layer")
         say(f"running the spec's golden model on {len(self.x)} calibration inputs")
         self.reference = self._scores(network, 1.0)
-        self.float_classes = np.argmax(self.reference, axis=1) if self.classes else None
+        self.float_classes = np.argmax(self.reference, axis=1) if self.has_classes else None
+        #: What the accuracy is counted against, for tables.
+        self.accuracy_against = "the spec's own classes" if labels is None else "the labels"
         self.labels = (self.float_classes if labels is None else np.asarray(labels)) \
-            if self.classes else None
+            if self.has_classes else None
+
+    def _valid(self, index: int, bits: int) -> bool:
+        """Whether layer ``index`` has a valid layer at ``bits`` (:func:`requantized_layer`)."""
+        try:
+            requantized_layer(self.network.layers[index], bits,
+                              self.network.input_types(index)[0])
+        except ValueError:
+            return False
+        return True
 
     def slot(self, key: str) -> Slot:
         return next(s for s in self.slots if s.key == key)
@@ -232,7 +259,7 @@ class SpecModel:
         """(relative output error (:meth:`error`), accuracy against ``labels`` — default
         the calibration labels — or None for a network without classes)."""
         loss = self.error(imported, x)
-        if not self.classes:
+        if not self.has_classes:
             return loss, None
         labels = (self.labels if x is None else labels)
         if labels is None:

@@ -135,10 +135,11 @@ class Window:
         return WindowGeometry(h, w, c, lanes, self.kernel, self.stride, self.pads(h, w))
 
     def held(self, lp) -> int:
-        """Its line buffer, on top of what its compute unit holds (the next class's
-        ``held``)."""
-        return (self.geometry(lp.in_type, lp.in_lanes).buffer_words * lp.in_lanes
-                + super().held(lp))
+        """Its line buffer (none for a pointwise window), on top of what its compute unit
+        holds (the next class's ``held``)."""
+        geometry = self.geometry(lp.in_type, lp.in_lanes)
+        line_buffer = 0 if geometry.pointwise else geometry.buffer_words * lp.in_lanes
+        return line_buffer + super().held(lp)  # type: ignore[misc]
 
     def window_values(self, x: np.ndarray) -> np.ndarray:
         """Its windows of a batch of input values (see :func:`windows`)."""
@@ -214,5 +215,6 @@ class WindowGeometry:
 
     @property
     def buffer_words(self) -> int:
-        """Words of the line buffer (none when :attr:`pointwise`)."""
-        return 0 if self.pointwise else self.rows * self.width * self.chunks
+        """Words of a sliding-window generator's line buffer (a convolution's
+        :class:`~hwgen.rtl.window.WindowedUnit` builds none when :attr:`pointwise`)."""
+        return self.rows * self.width * self.chunks

@@ -31,9 +31,11 @@ from dataclasses import dataclass
 __all__ = ["BlockRam", "DP16KD", "block_ram", "bank_depth", "COLLISION_FREE", "COLLISION_FREE_ATTR",
            "rom", "roms_for_pricing", "varying_bits"]
 
-#: While :func:`roms_for_pricing` runs: the varying bit columns of each ROM built, by the
-#: ``id`` of its MemoryData.
-_PRICED_ROMS: ContextVar[dict[int, int] | None] = ContextVar("hwgen_priced_roms", default=None)
+#: While :func:`roms_for_pricing` runs: each ROM built, by the ``id`` of its MemoryData, with
+#: that MemoryData (held, so that no other object takes its ``id``) and its varying bit
+#: columns.
+_PRICED_ROMS: ContextVar[dict[int, tuple[object, int]] | None] = ContextVar(
+    "hwgen_priced_roms", default=None)
 
 
 def varying_bits(words: Sequence[int], width: int, depth: int) -> int:
@@ -58,15 +60,15 @@ def rom(width: int, depth: int, words: Sequence[int]):
     if priced is None:
         return Memory(shape=unsigned(width), depth=depth, init=words)
     memory = Memory(shape=unsigned(width), depth=depth, init=[])
-    priced[id(memory.data)] = varying_bits(words, width, depth)
+    priced[id(memory.data)] = (memory.data, varying_bits(words, width, depth))
     return memory
 
 
 @contextmanager
-def roms_for_pricing() -> Iterator[dict[int, int]]:
-    """While it runs, :func:`rom` builds empty ROMs; yields their varying bit columns by the
-    ``id`` of each one's MemoryData (valid while the memories live)."""
-    priced: dict[int, int] = {}
+def roms_for_pricing() -> Iterator[dict[int, tuple[object, int]]]:
+    """While it runs, :func:`rom` builds empty ROMs; yields, by the ``id`` of each one's
+    MemoryData, that MemoryData and its varying bit columns."""
+    priced: dict[int, tuple[object, int]] = {}
     token = _PRICED_ROMS.set(priced)
     try:
         yield priced

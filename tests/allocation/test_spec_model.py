@@ -156,3 +156,55 @@ def test_allocate_on_a_spec_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main(base + ["--weight-kb", "0.05"]) == 0
     assert "4 random inputs (seed 0)" in capsys.readouterr().out
     assert (tmp_path / "o.toml").exists()
+
+
+def test_a_fine_requantize_is_rescaled_exactly():
+    """A 30-bit multiplier to a u16 output: at α = 16 (weights multiples of 16) every
+    reachable accumulator gives the spec's output, by hwgen's requantize arithmetic."""
+    from hwgen.layers.weighted import Requantize, requantize
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-7, 8, size=(3, 4)) * 16
+    w[:, 0] = 112
+    multiplier = np.array([507_270_299, 400_000_001, 300_000_007])
+    shift = np.array([30, 29, 28])
+    layer = spec.Dense("fc", w, 8, requantize=Requantize(multiplier, shift, 16))
+    x = spec.TensorType((4,), 4, False)
+    new, _ = requantized_layer(layer, 4, x)
+    assert np.array_equal(new.weights * 16, w)
+    lo, hi = layer.acc_bounds(x)
+    for o in range(3):
+        acc = np.arange(lo[o], hi[o] + 1, 16)
+        before = requantize(acc[:, None], multiplier[o:o + 1], shift[o:o + 1], 0, 65535)
+        after = requantize(acc[:, None] // 16, new.requantize.multiplier[o:o + 1],
+                           new.requantize.shift[o:o + 1], 0, 65535)
+        assert np.array_equal(before, after), o
+
+
+def test_weights_that_already_fit_keep_their_values():
+    network, x = _network()
+    conv = network.layers[0]
+    small = np.clip(conv.weights, -3, 3) // 16 + 1  # every weight in -1 … 1 (8-bit field)
+    conv = dataclasses.replace(conv, weights=small)
+    new, _ = requantized_layer(conv, 4, network.input_type)
+    assert np.array_equal(new.weights, small)
+
+
+def test_a_pinned_mac_the_new_width_refuses_is_left_to_hwgen():
+    network, x = _network()
+    layers = [dataclasses.replace(layer, mac="lut") if layer.name == "fc3" else layer
+              for layer in network.layers]
+    pinned = spec.Network(network.name, network.input, layers)
+    model = SpecModel("net.toml", pinned, x)
+    assert 1 in model.slot("w:fc3").candidates
+    at_1 = model.imported({**model.widths(), "w:fc3": 1}).network
+    assert next(layer for layer in at_1.layers if layer.name == "fc3").mac == "auto"
+
+
+def test_a_raw_network_output_keeps_its_width():
+    """Its scale would reach the scores the spec gives: only an argmax may read a narrowed
+    raw output."""
+    network, x = _network(argmax=False)
+    model = SpecModel("net.toml", network, x)
+    assert model.slot("w:fc4").candidates == (8,)
+    assert model.slot("w:fc3").candidates == (1, 2, 3, 4, 5, 6, 8)

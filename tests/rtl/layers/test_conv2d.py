@@ -65,6 +65,7 @@ def test_a_pointwise_convolution_has_no_window_generator():
     bit-exact under stalls in tests/rtl/test_network.py ("cnn"'s second convolution)."""
     from amaranth.hdl import Fragment
 
+    from hwgen.layers.weighted import WeightedLayer
     from hwgen.plan import plan
 
     for kernel, stride, padding, pointwise in [(1, 1, "valid", True), (1, 2, "valid", False),
@@ -77,7 +78,8 @@ def test_a_pointwise_convolution_has_no_window_generator():
         lp = plan(net).layers[0]
         geometry = layer.geometry(x, 2)
         assert geometry.pointwise == pointwise
-        assert (geometry.buffer_words == 0) == pointwise
+        unit_holds = WeightedLayer.held(layer, lp)  # the matrix-vector unit's own
+        assert layer.held(lp) == (0 if pointwise else geometry.buffer_words * 2) + unit_holds
         assert ("window" in layer.logic_features(lp)) != pointwise
         unit = ConvUnit(layer.weight_matrix(), x, y, kernel=kernel, stride=stride,
                         pads=layer.pads(5, 5), pe=2, simd=2)

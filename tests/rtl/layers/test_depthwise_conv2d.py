@@ -54,6 +54,9 @@ CASES = [
      False),
     ("xnor-k3s2-valid-raw-peC", ((7, 5, 4), 1, False), 3, 2, "valid", -1, 1, None, 4, "auto",
      True),
+    # pointwise (1×1, stride 1, no padding): no window generator, the stream goes straight in
+    ("k1s1-valid-W8u8-rq_u8-pe2-lut", ((4, 5, 4), 8, False), 1, 1, "valid", 0, 8, "u8", 2,
+     "lut", True),
     ("signx-W1u4-raw-peC", ((5, 5, 4), 4, False), 3, 1, "same", 15, 1, None, 4, "auto", True),
     ("signx-W1s6-thr3-pe1", ((4, 5, 2), 6, True), 3, 1, "same", -32, 1, 3, 1, "auto", False),
     ("maskw-W2bin-rq_s4-pe2", ((5, 5, 4), 1, False), 3, 1, "same", -1, 2, "s4", 2, "auto",
