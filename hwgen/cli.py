@@ -348,15 +348,18 @@ def cmd_allocate(args) -> int:
     elif args.fps is not None:
         raise UsageError("--fps needs --board (the folding is the board's)")
     network = None
-    if Path(args.model).suffix.lower() == ".toml":
+    quantized = Path(args.model).suffix.lower() == ".onnx" and _quantized_onnx(args.model)
+    if Path(args.model).suffix.lower() == ".toml" or quantized:
+        # a spec, or a QONNX model trained with its quantizers: its integer network, exact
         network = _load(args.model)
         for given, option in ((args.activation_kb, "--activation-kb"),
                               (args.activation_bits, "--activation-bits"),
                               (args.act_calibration, "--act-calibration")):
             if given is not None:
-                raise UsageError(f"{option}: a spec's activations keep their widths and "
-                                 f"steps (hwgen allocate chooses its weights' widths only)")
-        x = _spec_calibration(network, args.calibration)
+                raise UsageError(f"{option}: a spec's (or a quantized model's) activations "
+                                 f"keep their widths and steps (hwgen allocate chooses its "
+                                 f"weights' widths only)")
+        x = _spec_calibration(network, args.calibration, args.model if quantized else None)
     elif args.calibration is None:
         raise UsageError("--calibration X.npy is needed for a float model (its inputs, "
                          "N × the model's input shape)")
@@ -414,14 +417,31 @@ def cmd_allocate(args) -> int:
     return 0
 
 
-def _spec_calibration(network: Network, given: str | None) -> np.ndarray:
+def _quantized_onnx(path: str) -> bool:
+    """Whether the ONNX model at ``path`` holds quantizers (QONNX, trained with them)."""
+    from .importers.ptq import is_float_model
+    from .importers.qonnx import load_model
+
+    return not is_float_model(load_model(Path(path), path))
+
+
+def _spec_calibration(network: Network, given: str | None,
+                      quantized_model: str | None = None) -> np.ndarray:
     """``hwgen allocate``'s calibration inputs for a spec: ``--calibration``'s integer
-    codes, else the first :data:`SPEC_CALIBRATION` of its test split, else
+    codes (for ``quantized_model``, a QONNX file, its float inputs, through its input
+    quantizer), else the first :data:`SPEC_CALIBRATION` of its test split, else
     :data:`SPEC_RANDOM_CALIBRATION` random inputs (seed 0); :class:`UsageError` for inputs
     the spec cannot take."""
     from .spec import load_npz
 
-    if given is not None:
+    if given is not None and quantized_model is not None:
+        from .importers.qonnx import calibration_inputs, import_onnx, input_codes, load_model
+
+        floats = calibration_inputs(load_model(Path(quantized_model), quantized_model),
+                                    _load_array(given, "--calibration"),
+                                    f"--calibration {given}")
+        x, where = input_codes(import_onnx(quantized_model), floats), f"--calibration {given}"
+    elif given is not None:
         x, where = _load_array(given, "--calibration"), f"--calibration {given}"
     elif network.dataset is not None:
         x = load_npz(network.dataset, network.source, "test split",
@@ -1498,10 +1518,11 @@ def parser() -> argparse.ArgumentParser:
                        "float ONNX model against weight and activation memory budgets (and a "
                        "board), from the calibration loss each width adds "
                        "(docs/allocation.md); print the choice, fold it for the board and "
-                       "write SPEC.toml + SPEC.npz. Given an hwgen spec, choose narrower "
-                       "widths of its weights, measured against its own outputs.")
-    p.add_argument("model", metavar="MODEL", help="the float .onnx file (no quantizer), or "
-                   "an hwgen .toml spec")
+                       "write SPEC.toml + SPEC.npz. Given an hwgen spec or a QONNX model "
+                       "trained with its quantizers, choose narrower widths of its weights, "
+                       "measured against its own outputs.")
+    p.add_argument("model", metavar="MODEL", help="a float .onnx model (no quantizer), a "
+                   "QONNX .onnx model, or an hwgen .toml spec")
     p.add_argument("--calibration", metavar="X.npy", help="inputs of the model (N × its "
                    "input shape; floats for an .onnx model, integer codes for a spec): the "
                    "sensitivities are measured on them. Needed for an .onnx model; a spec "

@@ -208,3 +208,37 @@ def test_a_raw_network_output_keeps_its_width():
     model = SpecModel("net.toml", network, x)
     assert model.slot("w:fc4").candidates == (8,)
     assert model.slot("w:fc3").candidates == (1, 2, 3, 4, 5, 6, 8)
+
+
+def test_allocate_on_a_qonnx_model_narrows_its_imported_weights(tmp_path, capsys):
+    """A model trained with its quantizers is imported exactly and its weights narrowed as a
+    spec's; --calibration takes its float inputs, through its own input quantizer."""
+    from hwgen.importers.qonnx import import_onnx, input_codes
+    from tests.importers.test_qonnx import multibit_mlp
+
+    path = multibit_mlp(tmp_path / "m.onnx")
+    x = np.random.default_rng(2).uniform(-3, 3, (40, 19)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "m_allocated.toml"
+    assert main(["allocate", str(path), "--calibration", str(tmp_path / "x.npy"),
+                 "--weight-kb", "0.1", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy on the 40 calibration inputs, against the spec's own classes" in printed
+    chosen = {layer.name: layer.weight_bits for layer in spec.load(out).layers
+              if hasattr(layer, "weight_bits")}
+    assert chosen["gemm"] <= 4 and chosen["mm3"] <= 4 and chosen["mmb"] == 1
+    assert sum(layer.weights.size * layer.weight_bits for layer in spec.load(out).layers
+               if hasattr(layer, "weights")) <= 0.1 * KIB
+    # the inputs it measures on are the model's own codes of x: on them the chosen network
+    # agrees with the model as often as the command printed
+    imported = import_onnx(path)
+    codes = input_codes(imported, x)
+    agree = np.mean(golden.predict(spec.load(out), codes)
+                    == golden.predict(imported.network, codes))
+    assert f"integer network {agree:.4f}" in printed
+    np.save(tmp_path / "bad.npy", x[:, :5])
+    assert main(["allocate", str(path), "--calibration", str(tmp_path / "bad.npy"),
+                 "-o", str(out)]) == 2
+    assert f"--calibration {tmp_path / 'bad.npy'}" in error_line(capsys)
+    assert main(["allocate", str(path), "--act-calibration", "mse", "-o", str(out)]) == 2
+    assert "a quantized model's) activations keep" in error_line(capsys)
