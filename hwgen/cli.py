@@ -359,17 +359,18 @@ def cmd_allocate(args) -> int:
                 raise UsageError(f"{option}: a spec's (or a quantized model's) activations "
                                  f"keep their widths and steps (hwgen allocate chooses its "
                                  f"weights' widths only)")
-        x = _spec_calibration(network, args.calibration, args.model if quantized else None)
+        if args.labels is not None and args.calibration is None:
+            raise UsageError(f"--labels {args.labels}: needs --calibration (the inputs they "
+                             f"label; without it, the test split's own labels are used)")
+        x, split_labels = _spec_calibration(network, args.calibration,
+                                            args.model if quantized else None)
     elif args.calibration is None:
         raise UsageError("--calibration X.npy is needed for a float model (its inputs, "
                          "N × the model's input shape)")
     else:
         x = _load_array(args.calibration, "--calibration")
-    labels = None
+    labels = None if network is None else split_labels
     if args.labels is not None:
-        if network is not None and args.calibration is None:
-            raise UsageError(f"--labels {args.labels}: needs --calibration (the inputs they "
-                             f"label)")
         if network is not None and _classes(network) is None:
             raise UsageError(f"--labels {args.labels}: {args.model} ends in "
                              f"{network.layers[-1].kind}, not an argmax: it has no classes")
@@ -426,14 +427,17 @@ def _quantized_onnx(path: str) -> bool:
 
 
 def _spec_calibration(network: Network, given: str | None,
-                      quantized_model: str | None = None) -> np.ndarray:
-    """``hwgen allocate``'s calibration inputs for a spec: ``--calibration``'s integer
-    codes (for ``quantized_model``, a QONNX file, its float inputs, through its input
-    quantizer), else the first :data:`SPEC_CALIBRATION` of its test split, else
-    :data:`SPEC_RANDOM_CALIBRATION` random inputs (seed 0); :class:`UsageError` for inputs
-    the spec cannot take."""
+                      quantized_model: str | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``hwgen allocate``'s calibration inputs for a spec, and their labels where they come
+    with them: ``--calibration``'s integer codes (for ``quantized_model``, a QONNX file, its
+    float inputs, through its input quantizer; no labels), else the first
+    :data:`SPEC_CALIBRATION` of its test split (with its labels, when it holds a ``y``),
+    else :data:`SPEC_RANDOM_CALIBRATION` random inputs (seed 0; no labels);
+    :class:`UsageError` for inputs the spec cannot take."""
     from .spec import load_npz
 
+    y = None
     if given is not None and quantized_model is not None:
         from .importers.qonnx import calibration_inputs, import_onnx, input_codes, load_model
 
@@ -444,12 +448,17 @@ def _spec_calibration(network: Network, given: str | None,
     elif given is not None:
         x, where = _load_array(given, "--calibration"), f"--calibration {given}"
     elif network.dataset is not None:
-        x = load_npz(network.dataset, network.source, "test split",
-                     max_elements=MAX_DATASET_VALUES, what="test split").get("x")
+        split = load_npz(network.dataset, network.source, "test split",
+                         max_elements=MAX_DATASET_VALUES, what="test split")
+        x = split.get("x")
         if x is None:
             raise SpecError(str(network.dataset), "x", "the test split holds no inputs (x)")
         x, where = x[:SPEC_CALIBRATION], f"the test split {network.dataset}"
-        print(f"calibration: the first {len(x)} inputs of {network.dataset}")
+        if split.get("y") is not None and _classes(network) is not None:
+            y = check_labels(split["y"][:SPEC_CALIBRATION], len(x), _classes(network),
+                             f"the test split {network.dataset} (y)")
+        print(f"calibration: the first {len(x)} inputs of {network.dataset}"
+              + (" and their labels" if y is not None else ""))
     else:
         lo, hi = network.input_type.range
         shape = (SPEC_RANDOM_CALIBRATION, *network.input_type.shape)
@@ -467,7 +476,7 @@ def _spec_calibration(network: Network, given: str | None,
         raise UsageError(f"{where}: {exc}") from None
     if not len(x):
         raise UsageError(f"{where}: no inputs")
-    return x
+    return x, y
 
 
 def _written_front(path: Path) -> bool:

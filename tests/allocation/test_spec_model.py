@@ -143,8 +143,10 @@ def test_allocate_on_a_spec_refuses_what_it_cannot_do(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", x[:, :5])
     base = ["allocate", str(tmp_path / "net.toml"), "-o", str(tmp_path / "o.toml")]
     for extra, expected in [
-            (["--activation-kb", "1"], "--activation-kb: a spec's activations keep"),
-            (["--act-calibration", "mse"], "--act-calibration: a spec's activations keep"),
+            (["--activation-kb", "1"], "--activation-kb: a spec's (or a quantized model's) "
+             "activations keep"),
+            (["--act-calibration", "mse"], "--act-calibration: a spec's (or a quantized "
+             "model's) activations keep"),
             (["--calibration", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")],
              "not an argmax: it has no classes"),
             (["--calibration", str(tmp_path / "bad.npy")], f"--calibration {tmp_path}"),
@@ -242,3 +244,17 @@ def test_allocate_on_a_qonnx_model_narrows_its_imported_weights(tmp_path, capsys
     assert f"--calibration {tmp_path / 'bad.npy'}" in error_line(capsys)
     assert main(["allocate", str(path), "--act-calibration", "mse", "-o", str(out)]) == 2
     assert "a quantized model's) activations keep" in error_line(capsys)
+
+
+def test_a_spec_with_a_test_split_is_measured_against_its_labels(tmp_path, capsys):
+    from tests.helpers import save_mini_spec
+
+    path = save_mini_spec(tmp_path)
+    assert main(["allocate", str(path), "--weight-kb", "0.03", "-o",
+                 str(tmp_path / "o.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "calibration: the first 6 inputs of" in out and "and their labels" in out
+    assert "calibration inputs, against the labels:" in out
+    assert main(["allocate", str(path), "--labels", str(tmp_path / "y.npy"), "-o",
+                 str(tmp_path / "o.toml")]) == 2
+    assert "needs --calibration" in error_line(capsys)

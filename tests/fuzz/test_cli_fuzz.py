@@ -1073,7 +1073,10 @@ def gen_allocate(rng, ws: Path) -> Case:
         pool = FLOAT_LABELS if onnx else SPEC_LABELS
         bad = case.roll(rng)
         name = pick(rng, [k for k, v in pool.items() if (v == BAD) == bad])
-        case.add(["--labels", f"arr/{name}"], pool[name] if rows == 6 else BAD)
+        # a spec's --labels label its --calibration (without it, the test split's own y)
+        calibrated = onnx or "--calibration" in case.argv
+        case.add(["--labels", f"arr/{name}"],
+                 pool[name] if rows == 6 and calibrated else BAD)
     board = add_board(case, rng, required=False) if chance(rng, 0.4) else None
     if "--board" in case.argv:
         add_frame_rate(case, rng, board, clock_p=0.15, fps_p=0.3)
