@@ -1534,9 +1534,10 @@ def parser() -> argparse.ArgumentParser:
                    "QONNX .onnx model, or an hwgen .toml spec")
     p.add_argument("--calibration", metavar="X.npy", help="inputs of the model (N × its "
                    "input shape; floats for an .onnx model, integer codes for a spec): the "
-                   "sensitivities are measured on them. Needed for an .onnx model; a spec "
-                   f"defaults to the first {SPEC_CALIBRATION} inputs of its test split, else "
-                   f"{SPEC_RANDOM_CALIBRATION} random inputs")
+                   "sensitivities are measured on them. Needed for a float model; a spec or "
+                   f"a QONNX model defaults to the first {SPEC_CALIBRATION} inputs of its "
+                   f"test split (with its labels), else {SPEC_RANDOM_CALIBRATION} random "
+                   "inputs")
     p.add_argument("--labels", metavar="Y.npy", help="labels of --calibration (default: the "
                    "float model's, or the spec's, own classes)")
     p.add_argument("--board", help="fold the choice for this board; its block RAM and SPRAM "
