@@ -179,27 +179,39 @@ def sim_inputs(network: Network, args) -> tuple[np.ndarray, np.ndarray | None, s
             raise UsageError(f"--random {count}: at most {MAX_RANDOM_VALUES // size:,} random "
                              f"inputs of {size:,} values each ({MAX_RANDOM_VALUES:,} values in "
                              f"all)")
-        lo, hi = network.input_type.range
-        rng = np.random.default_rng(args.seed)
-        if network.input_type.binary:
-            x = rng.choice([-1, 1], size=(count, *network.input_type.shape))
-        else:
-            x = rng.integers(lo, hi + 1, size=(count, *network.input_type.shape))
+        x = _random_inputs(network, count, args.seed)
         where = input_where = f"{count} random inputs (seed {args.seed})"
-    if len(x) and x.size == len(x) * network.input_type.size:
-        x = x.reshape(len(x), *network.input_type.shape)
     if labels is not None:
         labels = check_labels(labels, len(x), _classes(network), label_where)
     if args.count is not None:
         x = x[:args.count]
         labels = labels[:args.count] if labels is not None else None
+    return _checked_inputs(network, x, input_where), labels, where
+
+
+def _random_inputs(network: Network, count: int, seed: int) -> np.ndarray:
+    """``count`` random input values for ``network`` (±1 for a binary input), from ``seed``."""
+    lo, hi = network.input_type.range
+    rng = np.random.default_rng(seed)
+    shape = (count, *network.input_type.shape)
+    if network.input_type.binary:
+        return rng.choice([-1, 1], size=shape)
+    return rng.integers(lo, hi + 1, size=shape)
+
+
+def _checked_inputs(network: Network, x: np.ndarray, where: str) -> np.ndarray:
+    """Input values ``x`` shaped as ``network``'s input (a flat row per input is
+    reshaped) and checked (:func:`hwgen.golden.check_inputs`); :class:`UsageError` naming
+    ``where`` for values it cannot take or for no inputs."""
+    if len(x) and x.size == len(x) * network.input_type.size:
+        x = x.reshape(len(x), *network.input_type.shape)
     try:
         x = golden.check_inputs(network, x)
     except ValueError as exc:
-        raise UsageError(f"{input_where}: {exc}") from None
+        raise UsageError(f"{where}: {exc}") from None
     if not len(x):
-        raise UsageError(f"{input_where}: no inputs")
-    return x, labels, where
+        raise UsageError(f"{where}: no inputs")
+    return x
 
 
 def cmd_boards(args) -> int:
@@ -460,23 +472,10 @@ def _spec_calibration(network: Network, given: str | None,
         print(f"calibration: the first {len(x)} inputs of {network.dataset}"
               + (" and their labels" if y is not None else ""))
     else:
-        lo, hi = network.input_type.range
-        shape = (SPEC_RANDOM_CALIBRATION, *network.input_type.shape)
-        rng = np.random.default_rng(0)
-        x = (rng.choice([-1, 1], size=shape) if network.input_type.binary
-             else rng.integers(lo, hi + 1, size=shape))
-        where = "random inputs"
+        x, where = _random_inputs(network, SPEC_RANDOM_CALIBRATION, 0), "random inputs"
         print(f"calibration: {len(x)} random inputs (seed 0): {network.source} names no test "
               f"split; --calibration X.npy gives yours")
-    if len(x) and x.size == len(x) * network.input_type.size:
-        x = x.reshape(len(x), *network.input_type.shape)
-    try:
-        x = golden.check_inputs(network, x)
-    except ValueError as exc:
-        raise UsageError(f"{where}: {exc}") from None
-    if not len(x):
-        raise UsageError(f"{where}: no inputs")
-    return x, y
+    return _checked_inputs(network, x, where), y
 
 
 def _written_front(path: Path) -> bool:
@@ -696,11 +695,7 @@ def _verify_inputs(network: Network, args) -> np.ndarray:
         if x is None:
             raise SpecError(str(network.dataset), "x", "the test split holds no inputs (x)")
     else:
-        lo, hi = network.input_type.range
-        rng = np.random.default_rng(args.seed)
-        shape = (args.verify, *network.input_type.shape)
-        x = (rng.choice([-1, 1], size=shape) if network.input_type.binary
-             else rng.integers(lo, hi + 1, size=shape))
+        x = _random_inputs(network, args.verify, args.seed)
     x = x[:args.verify]
     if len(x) and x.size == len(x) * network.input_type.size:
         x = x.reshape(len(x), *network.input_type.shape)

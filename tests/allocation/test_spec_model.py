@@ -197,8 +197,15 @@ def test_a_pinned_mac_the_new_width_refuses_is_left_to_hwgen():
     layers = [dataclasses.replace(layer, mac="lut") if layer.name == "fc3" else layer
               for layer in network.layers]
     pinned = spec.Network(network.name, network.input, layers)
+    # the spec's own check refuses "lut" on 1-bit weights (±1: no multiplications)
+    fc3 = next(layer for layer in pinned.layers if layer.name == "fc3")
+    narrowed = dataclasses.replace(fc3, weights=np.where(fc3.weights >= 0, 1, -1),
+                                   weight_bits=1, thresholds=fc3.thresholds // 16)
+    with pytest.raises(spec.SpecError, match="mac"):
+        spec.Network(pinned.name, pinned.input, [narrowed if layer is fc3 else layer
+                                                 for layer in pinned.layers])
     model = SpecModel("net.toml", pinned, x)
-    assert 1 in model.slot("w:fc3").candidates
+    assert model.slot("w:fc3").candidates == (1, 2, 3, 4, 5, 6, 8)  # 1 bit is not dropped
     at_1 = model.imported({**model.widths(), "w:fc3": 1}).network
     assert next(layer for layer in at_1.layers if layer.name == "fc3").mac == "auto"
 
